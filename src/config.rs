@@ -1,0 +1,228 @@
+//! The relay's settings, read once at start from the environment (and `.env`, loaded by dotenvy
+//! before this runs), validated, and typed. Names match Marzban's own where they mean the same
+//! thing. An empty variable counts as unset, as in `.env.example`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::deliver::DeliverySettings;
+use crate::discord::WebhookUrl;
+use crate::render::Lang;
+use crate::secret::Secret;
+
+/// 64 MiB: a burst of ~40,000 Marzban events in one request.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// A setting that cannot be used, named, with what is wrong. Never contains a secret value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{var} {message}")]
+    Invalid { var: &'static str, message: String },
+    #[error(
+        "DISCORD_WEBHOOK_URL is set but WEBHOOK_SECRET is not, so anyone who can reach the relay could post to \
+         your Discord channel. Set WEBHOOK_SECRET to the same value as Marzban's WEBHOOK_SECRET, or set \
+         ALLOW_NO_SECRET=true to accept requests without a secret"
+    )]
+    MissingSecret,
+}
+
+fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { var, message: message.into() }
+}
+
+/// Everything the relay needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `LISTEN_ADDR`, default `0.0.0.0:9000`: where the panel POSTs.
+    pub listen_addr: SocketAddr,
+    /// `DATA_DIR`, default `./data`: where the SQLite outbox lives. Created if missing.
+    pub data_dir: PathBuf,
+    /// `TEMPLATES_DIR`, default `./templates`: files here replace the built-in template of the same
+    /// name. A missing folder means built-in templates only.
+    pub templates_dir: PathBuf,
+    /// `TEMPLATE_LANG`, default `en`: the language of the built-in templates.
+    pub template_lang: Lang,
+    /// `MAX_BODY_BYTES`, default 64 MiB: larger requests are answered 413 and nothing is stored.
+    pub max_body_bytes: usize,
+    /// `WEBHOOK_SECRET`: what the panel sends in `x-webhook-secret`. `None` only when the relay runs
+    /// dry or `ALLOW_NO_SECRET=true`; then every request is accepted.
+    pub webhook_secret: Option<Secret>,
+    /// `DISCORD_WEBHOOK_URL`: where events go. `None` runs dry: messages are logged, not sent.
+    pub discord_webhook_url: Option<WebhookUrl>,
+    /// How delivery retries, paces and gives up.
+    pub delivery: DeliverySettings,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the given variables only (for tests and tools).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let webhook_secret =
+            env.get("WEBHOOK_SECRET").map(Secret::parse).transpose().map_err(|e| invalid("WEBHOOK_SECRET", e.to_string()))?;
+        let discord_webhook_url = env
+            .get("DISCORD_WEBHOOK_URL")
+            .map(|url| WebhookUrl::parse(&url))
+            .transpose()
+            .map_err(|e| invalid("DISCORD_WEBHOOK_URL", format!("is not a usable webhook URL: {e}")))?;
+        let allow_no_secret = env.parse_or("ALLOW_NO_SECRET", false, parse_bool)?;
+        if discord_webhook_url.is_some() && webhook_secret.is_none() && !allow_no_secret {
+            return Err(ConfigError::MissingSecret);
+        }
+        Ok(Self {
+            listen_addr: env.parse_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9000)), |s| {
+                s.parse().map_err(|_| "must be an address and port such as 0.0.0.0:9000 or 127.0.0.1:9000".to_owned())
+            })?,
+            data_dir: env.get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
+            templates_dir: env.get("TEMPLATES_DIR").map_or_else(|| PathBuf::from("./templates"), PathBuf::from),
+            template_lang: env.parse_or("TEMPLATE_LANG", Lang::default(), |s| s.parse())?,
+            max_body_bytes: env.parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, parse_size)?,
+            webhook_secret,
+            discord_webhook_url,
+            delivery: DeliverySettings::default(),
+        })
+    }
+
+    /// Whether the relay only logs what it would send.
+    pub fn is_dry_run(&self) -> bool {
+        self.discord_webhook_url.is_none()
+    }
+}
+
+/// Typed access to variables; empty values count as unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse_or<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => parse(value.trim()).map_err(|message| invalid(name, message)),
+        }
+    }
+}
+
+/// `true/false`, `1/0`, `yes/no`, `on/off`.
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("must be true or false, not {value:?}")),
+    }
+}
+
+/// A byte size: a number, optionally with a unit `B`, `K`/`KiB`, `M`/`MiB`, `G`/`GiB` (binary).
+pub fn parse_size(value: &str) -> Result<usize, String> {
+    let bad = || format!("must be a size such as 67108864, 64MiB or 512K, not {value:?}");
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let number: usize = digits.parse().map_err(|_| bad())?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let size = number.checked_mul(factor).ok_or_else(bad)?;
+    if size == 0 {
+        return Err("must be more than 0".into());
+    }
+    Ok(size)
+}
+
+/// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`, `10m`, `72h`, `7d`).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let bad = || format!("must be a duration such as 30s, 10m, 72h or 7d, not {value:?}");
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86_400.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://discord.com/api/webhooks/1/tok-en_123";
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_vars(&vars)
+    }
+
+    #[test]
+    fn starts_dry_with_nothing_set() {
+        let config = config(&[]).unwrap();
+        assert!(config.is_dry_run());
+        assert!(config.webhook_secret.is_none());
+        assert_eq!(config.listen_addr.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.templates_dir, PathBuf::from("./templates"));
+        assert_eq!(config.max_body_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn refuses_a_webhook_without_a_secret_unless_allowed() {
+        assert_eq!(config(&[("DISCORD_WEBHOOK_URL", URL)]).unwrap_err(), ConfigError::MissingSecret);
+        assert!(config(&[("DISCORD_WEBHOOK_URL", URL), ("ALLOW_NO_SECRET", "true")]).is_ok());
+        assert!(config(&[("DISCORD_WEBHOOK_URL", URL), ("WEBHOOK_SECRET", "s")]).is_ok());
+    }
+
+    #[test]
+    fn names_the_variable_and_hides_the_token() {
+        let err = config(&[("DISCORD_WEBHOOK_URL", "https://discord.com/webhooks/1/SECRETTOKEN")]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("DISCORD_WEBHOOK_URL is not a usable webhook URL"), "{message}");
+        assert!(!message.contains("SECRETTOKEN"), "{message}");
+        let err = config(&[("LISTEN_ADDR", "nine thousand")]).unwrap_err();
+        assert!(err.to_string().starts_with("LISTEN_ADDR must be"), "{err}");
+        let err = config(&[("MAX_BODY_BYTES", "lots")]).unwrap_err();
+        assert!(err.to_string().starts_with("MAX_BODY_BYTES must be"), "{err}");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = config(&[("WEBHOOK_SECRET", ""), ("DISCORD_WEBHOOK_URL", " ")]).unwrap();
+        assert!(config.is_dry_run() && config.webhook_secret.is_none());
+    }
+
+    #[test]
+    fn parses_sizes_and_durations() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert!(parse_size("0").is_err() && parse_size("1T").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("72h"), Ok(Duration::from_secs(72 * 3600)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("10").is_err() && parse_duration("5w").is_err());
+    }
+}

@@ -1,0 +1,510 @@
+//! The Marzban-family payload model and its normalisation.
+//!
+//! Marzban 0.8 POSTs a JSON array of notifications; PasarGuard posts objects or arrays with ISO
+//! `expire` and `proxy_settings`; Marzneshin posts one object with no top-level `username`, an
+//! `expire_date` and flags instead of `status`. [`parse_batch`] turns any of those into [`Event`]s
+//! whose shape is the same for every panel, so templates and routing never care where an event came
+//! from.
+//!
+//! Secret fields (see [`SECRET_KEYS`]) are removed here, at the edge: nothing after this module can
+//! see a subscription link, a proxy credential or an admin's own Discord webhook, except the one
+//! field [`Event::owner_webhook`] that per-admin delivery needs and that is never serialised.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// Keys removed from every payload, at any depth, before anything else sees it.
+pub const SECRET_KEYS: &[&str] =
+    &["links", "subscription_url", "proxies", "proxy_settings", "key", "discord_webhook", "telegram_id"];
+
+/// Keys that change between re-sends of the same notification and so are left out of its
+/// fingerprint.
+const RESEND_KEYS: &[&str] = &["tries", "send_at"];
+
+/// The longest action name accepted. Real ones are under 25 characters.
+const ACTION_MAX_CHARS: usize = 64;
+
+/// An action name: 1 to 64 characters of ASCII letters, digits, `_` and `-`. Unknown names are
+/// fine; they are rendered with the default template.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Action(String);
+
+impl Action {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let valid_chars = value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if value.is_empty() || value.len() > ACTION_MAX_CHARS || !valid_chars {
+            return Err(format!(
+                "`action` must be 1 to {ACTION_MAX_CHARS} characters of letters, digits, '_' or '-'"
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One user event, normalised. Serialising it gives exactly the template context.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub action: Action,
+    /// The user's name: the top-level `username`, or `user.username` (Marzneshin). Empty if neither.
+    pub username: String,
+    /// The label of the panel that sent it, when the relay serves several.
+    pub panel: Option<String>,
+    /// When the relay received it (the panels' own timestamps are not event times).
+    #[serde(rename = "event_time", serialize_with = "serialize_unix")]
+    pub received_at: OffsetDateTime,
+    /// The user as the panel described it; `None` for `user_deleted`.
+    pub user: Option<User>,
+    /// The admin who acted; `None` for events the panel raised by itself.
+    pub by: Option<Admin>,
+    /// The admin who owns the user (`user.admin`, or Marzneshin's `owner_username`).
+    pub admin: Option<Admin>,
+    /// `reached_usage_percent`: the usage that triggered it, in percent.
+    pub used_percent: Option<f64>,
+    /// `reached_days_left`: whole days left.
+    pub days_left: Option<i64>,
+    /// `user_disabled`: the panel's reason, when it gives one.
+    pub reason: Option<String>,
+    /// The owning admin's own Discord webhook (or the acting admin's when the user is gone), for
+    /// per-admin delivery. Never serialised, never logged.
+    #[serde(skip)]
+    pub owner_webhook: Option<String>,
+    /// Identifies a re-send of the same notification (same content apart from `tries`/`send_at`).
+    #[serde(skip)]
+    pub fingerprint: String,
+}
+
+/// A panel user. Every field a default template uses is always present (null when unknown), so a
+/// strict template can tell a typo from a missing value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct User {
+    pub username: Option<String>,
+    /// `active`, `disabled`, `limited`, `expired` or `on_hold` (derived from Marzneshin's flags).
+    pub status: Option<String>,
+    /// Bytes used in the current period.
+    pub used_traffic: Option<i64>,
+    pub lifetime_used_traffic: Option<i64>,
+    /// Bytes allowed per period; `None` means unlimited (the panels' 0 and null both become `None`).
+    pub data_limit: Option<i64>,
+    pub data_limit_reset_strategy: Option<String>,
+    /// Expiry as unix seconds, whatever form the panel sent; `None` means never.
+    pub expire: Option<i64>,
+    pub created_at: Option<String>,
+    pub online_at: Option<String>,
+    pub sub_updated_at: Option<String>,
+    pub sub_last_user_agent: Option<String>,
+    pub on_hold_timeout: Option<String>,
+    /// Seconds an on-hold user gets once activated.
+    pub on_hold_expire_duration: Option<i64>,
+    pub auto_delete_in_days: Option<i64>,
+    pub next_plan: Option<Value>,
+    /// Free text written by admins.
+    pub note: Option<String>,
+    /// The admin who owns the user (Marzneshin: only `owner_username` is known).
+    pub admin: Option<Admin>,
+    /// Everything else the panel sent, minus secrets (e.g. PasarGuard's `group_names`).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A panel admin (`by`, `user.admin`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Admin {
+    pub username: Option<String>,
+    pub is_sudo: Option<bool>,
+    pub users_usage: Option<i64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A request body that is not a batch of events at all.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("body is not valid JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("body must be a JSON array of events or a single event object, not {0}")]
+    NotEventOrBatch(&'static str),
+}
+
+/// One element of a batch that could not be turned into an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub error: String,
+}
+
+/// A parsed request body: the good events, in order, and what was wrong with the bad elements.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    pub rejected: Vec<Rejection>,
+}
+
+/// Parses a webhook body (an array or a single object) into events. Only a body that is not JSON,
+/// or JSON that is neither an array nor an object, fails as a whole.
+pub fn parse_batch(body: &[u8], received_at: OffsetDateTime, panel: Option<&str>) -> Result<Batch, BodyError> {
+    let elements = match serde_json::from_slice::<Value>(body)? {
+        Value::Array(elements) => elements,
+        object @ Value::Object(_) => vec![object],
+        other => return Err(BodyError::NotEventOrBatch(kind_of(&other))),
+    };
+    let mut batch = Batch::default();
+    for (index, element) in elements.into_iter().enumerate() {
+        match Event::from_value(element, received_at, panel) {
+            Ok(event) => batch.events.push(event),
+            Err(error) => batch.rejected.push(Rejection { index, error }),
+        }
+    }
+    Ok(batch)
+}
+
+impl Event {
+    /// Normalises one notification. Errors say what is wrong without quoting any value.
+    pub fn from_value(element: Value, received_at: OffsetDateTime, panel: Option<&str>) -> Result<Self, String> {
+        let Value::Object(mut map) = element else {
+            return Err(format!("element must be an object, not {}", kind_of(&element)));
+        };
+        let owner_webhook = owner_webhook(&map);
+        strip_secrets(&mut map);
+        let fingerprint = fingerprint(&map, panel);
+
+        let action = match map.remove("action") {
+            Some(Value::String(action)) => Action::parse(&action)?,
+            Some(Value::Null) | None => return Err("missing `action`".into()),
+            Some(other) => return Err(format!("`action` must be a string, not {}", kind_of(&other))),
+        };
+        let user = match map.remove("user") {
+            Some(Value::Object(user)) => Some(User::from_map(user)),
+            Some(Value::Null) | None => None,
+            Some(other) => return Err(format!("`user` must be an object or null, not {}", kind_of(&other))),
+        };
+        let by = match map.remove("by") {
+            Some(Value::Object(by)) => Some(Admin::from_map(by)),
+            Some(Value::Null) | None => None,
+            Some(other) => return Err(format!("`by` must be an object or null, not {}", kind_of(&other))),
+        };
+        let username = match map.remove("username") {
+            Some(Value::String(name)) => name,
+            Some(Value::Null) | None => user.as_ref().and_then(|u| u.username.clone()).unwrap_or_default(),
+            Some(other) => return Err(format!("`username` must be a string, not {}", kind_of(&other))),
+        };
+        let admin = user.as_ref().and_then(|u| u.admin.clone());
+        Ok(Self {
+            action,
+            username,
+            panel: panel.map(str::to_owned),
+            received_at,
+            admin,
+            user,
+            by,
+            used_percent: map.get("used_percent").and_then(Value::as_f64).filter(|p| p.is_finite()),
+            days_left: map.get("days_left").and_then(as_int),
+            reason: map.get("reason").and_then(Value::as_str).map(str::to_owned),
+            owner_webhook,
+            fingerprint,
+        })
+    }
+
+    /// The event time as unix seconds.
+    pub fn event_time(&self) -> f64 {
+        self.received_at.unix_timestamp_nanos() as f64 / 1e9
+    }
+}
+
+impl User {
+    fn from_map(mut map: Map<String, Value>) -> Self {
+        let status = take_str(&mut map, "status").or_else(|| marzneshin_status(&map));
+        let expire = map.remove("expire").or_else(|| map.remove("expire_date"));
+        let admin = match map.remove("admin") {
+            Some(Value::Object(admin)) => Some(Admin::from_map(admin)),
+            _ => take_str(&mut map, "owner_username")
+                .map(|name| Admin { username: Some(name), ..Admin::default() }),
+        };
+        User {
+            username: take_str(&mut map, "username"),
+            status,
+            used_traffic: take_int(&mut map, "used_traffic"),
+            lifetime_used_traffic: take_int(&mut map, "lifetime_used_traffic"),
+            // Marzban means 0 as "no limit", the same as null.
+            data_limit: take_int(&mut map, "data_limit").filter(|limit| *limit > 0),
+            data_limit_reset_strategy: take_str(&mut map, "data_limit_reset_strategy"),
+            expire: expire.as_ref().and_then(unix_seconds),
+            created_at: take_str(&mut map, "created_at"),
+            online_at: take_str(&mut map, "online_at"),
+            sub_updated_at: take_str(&mut map, "sub_updated_at"),
+            sub_last_user_agent: take_str(&mut map, "sub_last_user_agent"),
+            on_hold_timeout: take_str(&mut map, "on_hold_timeout"),
+            on_hold_expire_duration: take_int(&mut map, "on_hold_expire_duration"),
+            auto_delete_in_days: take_int(&mut map, "auto_delete_in_days"),
+            next_plan: map.remove("next_plan").filter(|v| !v.is_null()),
+            note: take_str(&mut map, "note"),
+            admin,
+            extra: map,
+        }
+    }
+}
+
+impl Admin {
+    fn from_map(mut map: Map<String, Value>) -> Self {
+        Self {
+            username: take_str(&mut map, "username"),
+            is_sudo: map.remove("is_sudo").and_then(|v| v.as_bool()),
+            users_usage: take_int(&mut map, "users_usage"),
+            extra: map,
+        }
+    }
+}
+
+/// Marzneshin sends flags instead of a status; map them to Marzban's status names.
+fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
+    let flag = |key: &str| map.get(key).and_then(Value::as_bool);
+    let status = match (flag("enabled")?, flag("expired"), flag("data_limit_reached"), flag("activated")) {
+        (false, ..) => "disabled",
+        (true, Some(true), ..) => "expired",
+        (true, _, Some(true), _) => "limited",
+        (true, _, _, Some(false)) => "on_hold",
+        _ => "active",
+    };
+    Some(status.to_owned())
+}
+
+/// The per-admin webhook, read before secrets are stripped: the owning admin's, or the acting
+/// admin's when the event has no user (a deletion).
+fn owner_webhook(map: &Map<String, Value>) -> Option<String> {
+    let from = |admin: Option<&Value>| {
+        admin.and_then(|a| a.get("discord_webhook")).and_then(Value::as_str).map(str::to_owned)
+    };
+    match map.get("user").filter(|u| u.is_object()) {
+        Some(user) => from(user.get("admin")),
+        None => from(map.get("by")),
+    }
+    .filter(|url| !url.trim().is_empty())
+}
+
+/// Removes every key in [`SECRET_KEYS`] from `map`, recursively.
+pub fn strip_secrets(map: &mut Map<String, Value>) {
+    map.retain(|key, _| !SECRET_KEYS.contains(&key.as_str()));
+    for value in map.values_mut() {
+        strip_value(value);
+    }
+}
+
+fn strip_value(value: &mut Value) {
+    match value {
+        Value::Object(map) => strip_secrets(map),
+        Value::Array(items) => items.iter_mut().for_each(strip_value),
+        _ => {}
+    }
+}
+
+/// A hash of the sanitised notification without the keys that change between re-sends.
+fn fingerprint(map: &Map<String, Value>, panel: Option<&str>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(panel.unwrap_or_default().as_bytes());
+    hasher.update([0]);
+    let stable: Map<String, Value> =
+        map.iter().filter(|(k, _)| !RESEND_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    // serde_json's Map is ordered by key, so equal content always serialises the same.
+    hasher.update(serde_json::to_vec(&stable).unwrap_or_default());
+    hex::encode(hasher.finalize())
+}
+
+fn take_str(map: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match map.remove(key)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn take_int(map: &mut Map<String, Value>, key: &str) -> Option<i64> {
+    map.remove(key).as_ref().and_then(as_int)
+}
+
+/// An integer from a JSON number; floats are truncated, anything else is no value.
+fn as_int(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+}
+
+/// Unix seconds from a number (unix seconds) or an ISO 8601 datetime, with or without an offset
+/// (without one it is UTC, as the panels mean it).
+pub fn unix_seconds(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(_) => as_int(value),
+        Value::String(text) => parse_datetime(text).map(OffsetDateTime::unix_timestamp),
+        _ => None,
+    }
+}
+
+/// Parses an ISO 8601 datetime as the panels send it: RFC 3339 with `Z` or an offset, or without
+/// any offset (UTC), with or without fractional seconds; a bare date is midnight UTC.
+pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
+    let text = text.trim();
+    if let Ok(dt) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(dt);
+    }
+    let naive = time::macros::format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T] [ ]][hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
+    );
+    if let Ok(dt) = PrimitiveDateTime::parse(text, naive) {
+        return Some(dt.assume_utc());
+    }
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, date).ok().map(|d| d.midnight().assume_utc())
+}
+
+fn serialize_unix<S: serde::Serializer>(at: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(at.unix_timestamp_nanos() as f64 / 1e9)
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn one(value: Value) -> Result<Event, String> {
+        Event::from_value(value, now(), None)
+    }
+
+    #[test]
+    fn accepts_an_array_or_a_single_object() {
+        let batch = parse_batch(br#"[{"action":"user_created","username":"a"}]"#, now(), None).unwrap();
+        assert_eq!(batch.events.len(), 1);
+        let batch = parse_batch(br#"{"action":"user_created","username":"a"}"#, now(), None).unwrap();
+        assert_eq!(batch.events.len(), 1);
+    }
+
+    #[test]
+    fn refuses_bodies_that_are_not_batches() {
+        assert!(matches!(parse_batch(b"hello", now(), None), Err(BodyError::NotJson(_))));
+        assert!(matches!(parse_batch(b"[{", now(), None), Err(BodyError::NotJson(_))));
+        assert!(matches!(parse_batch(b"42", now(), None), Err(BodyError::NotEventOrBatch("a number"))));
+    }
+
+    #[test]
+    fn rejects_bad_elements_and_keeps_good_ones() {
+        let body = br#"[{"action":"user_created","username":"a"}, 5, {"username":"b"}, {"action":7},
+                        {"action":"x","user":"nope"}, {"action":"user_deleted","username":"c"}]"#;
+        let batch = parse_batch(body, now(), None).unwrap();
+        assert_eq!(batch.events.iter().map(|e| e.username.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        let indexes: Vec<usize> = batch.rejected.iter().map(|r| r.index).collect();
+        assert_eq!(indexes, [1, 2, 3, 4]);
+        assert_eq!(batch.rejected[1].error, "missing `action`");
+    }
+
+    #[test]
+    fn takes_the_username_from_the_user_when_absent() {
+        let event = one(json!({"action":"user_deactivated","user":{"username":"kate"}})).unwrap();
+        assert_eq!(event.username, "kate");
+    }
+
+    #[test]
+    fn normalises_expire_from_int_or_iso() {
+        for (expire, expected) in [
+            (json!(1798393156), Some(1798393156)),
+            (json!("2026-01-31T20:30:00Z"), Some(1769891400)),
+            (json!("2026-01-31T20:30:00"), Some(1769891400)),
+            (json!("2026-01-31T23:30:00+03:00"), Some(1769891400)),
+            (json!("2026-01-31T20:30:00.123456"), Some(1769891400)),
+            (json!(null), None),
+            (json!("soon"), None),
+        ] {
+            let event = one(json!({"action":"a","user":{"expire": expire}})).unwrap();
+            assert_eq!(event.user.unwrap().expire, expected, "{expire}");
+        }
+    }
+
+    #[test]
+    fn removes_every_secret_at_any_depth() {
+        let event = one(json!({
+            "action": "user_created",
+            "by": {"username": "root", "telegram_id": 1, "discord_webhook": "https://discord.com/api/webhooks/1/x"},
+            "user": {
+                "username": "u", "links": ["vless://x"], "subscription_url": "/sub/x",
+                "proxies": {"vless": {"id": "x"}}, "proxy_settings": {}, "key": "k",
+                "next_plan": {"nested": {"subscription_url": "/sub/y"}},
+                "admin": {"username": "owner", "discord_webhook": "https://discord.com/api/webhooks/2/y"}
+            }
+        }))
+        .unwrap();
+        let context = serde_json::to_string(&event).unwrap();
+        for secret in ["links", "subscription_url", "proxies", "proxy_settings", "\"key\"", "telegram_id", "discord_webhook"] {
+            assert!(!context.contains(secret), "{secret} in {context}");
+        }
+        assert_eq!(event.owner_webhook.as_deref(), Some("https://discord.com/api/webhooks/2/y"));
+        assert_eq!(event.admin.unwrap().username.as_deref(), Some("owner"));
+    }
+
+    #[test]
+    fn a_deleted_users_webhook_is_the_acting_admins() {
+        let event = one(json!({"action":"user_deleted","by":{"discord_webhook":"https://discord.com/api/webhooks/3/z"}}))
+            .unwrap();
+        assert_eq!(event.owner_webhook.as_deref(), Some("https://discord.com/api/webhooks/3/z"));
+    }
+
+    #[test]
+    fn derives_a_status_from_marzneshin_flags() {
+        let flags = |enabled, expired, limited, activated| {
+            let user = json!({"enabled":enabled,"expired":expired,"data_limit_reached":limited,"activated":activated});
+            one(json!({"action":"a","user":user})).unwrap().user.unwrap().status.unwrap()
+        };
+        assert_eq!(flags(false, true, true, true), "disabled");
+        assert_eq!(flags(true, true, false, true), "expired");
+        assert_eq!(flags(true, false, true, true), "limited");
+        assert_eq!(flags(true, false, false, false), "on_hold");
+        assert_eq!(flags(true, false, false, true), "active");
+    }
+
+    #[test]
+    fn tolerates_wrong_types_in_detail_fields() {
+        let event = one(json!({"action":"a","used_percent":"x","days_left":[1],"user":{"used_traffic":"lots","note":5}}))
+            .unwrap();
+        assert_eq!(event.used_percent, None);
+        assert_eq!(event.days_left, None);
+        let user = event.user.unwrap();
+        assert_eq!(user.used_traffic, None);
+        assert_eq!(user.note, None);
+    }
+
+    #[test]
+    fn a_resend_has_the_same_fingerprint() {
+        let first = one(json!({"action":"a","username":"u","tries":0,"send_at":1.0,"user":{"subscription_url":"/sub/1"}}))
+            .unwrap();
+        let resent = one(json!({"action":"a","username":"u","tries":1,"send_at":2.0,"user":{"subscription_url":"/sub/2"}}))
+            .unwrap();
+        let other = one(json!({"action":"a","username":"v","tries":0})).unwrap();
+        assert_eq!(first.fingerprint, resent.fingerprint);
+        assert_ne!(first.fingerprint, other.fingerprint);
+        let other_panel = Event::from_value(json!({"action":"a","username":"u"}), now(), Some("eu1")).unwrap();
+        let same_panel = Event::from_value(json!({"action":"a","username":"u"}), now(), None).unwrap();
+        assert_ne!(other_panel.fingerprint, same_panel.fingerprint);
+    }
+}

@@ -1,0 +1,424 @@
+//! The outbox: one SQLite file (WAL) holding one row per (event, destination) until Discord has it.
+//! The only module that speaks SQL.
+//!
+//! One thread owns the connection. Every call is a job sent to it; the thread takes all jobs that
+//! are waiting, runs them in one transaction (each inside its own savepoint, so one failing job
+//! does not undo the others), commits once, and only then answers each caller. So many concurrent
+//! requests share one fsync (group commit), and an answer always means "committed".
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many queued jobs one transaction takes at most.
+const JOBS_PER_TRANSACTION: usize = 512;
+
+/// How many jobs may wait for the writer before callers wait to enqueue.
+const QUEUE_DEPTH: usize = 4096;
+
+/// The file name inside `DATA_DIR`.
+pub const FILE_NAME: &str = "outbox.sqlite3";
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination     TEXT    NOT NULL,
+    state           TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+    received_at     INTEGER NOT NULL,
+    action          TEXT    NOT NULL,
+    username        TEXT    NOT NULL,
+    panel           TEXT,
+    part            TEXT    NOT NULL,
+    fingerprint     TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    finished_at     INTEGER
+);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (destination, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS messages_fingerprint ON messages (fingerprint, received_at) WHERE fingerprint IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_finished ON messages (state, finished_at) WHERE state <> 'pending';
+";
+
+/// Why the outbox could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox storage error: {0}")]
+    Storage(String),
+    #[error("the outbox is closed")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for OutboxError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Storage(err.to_string())
+    }
+}
+
+/// A message part to store for one destination.
+#[derive(Debug, Clone)]
+pub struct NewRow {
+    pub destination: String,
+    pub received_at_ms: i64,
+    pub action: String,
+    pub username: String,
+    pub panel: Option<String>,
+    /// The rendered part as JSON (see `render::Part`).
+    pub part: String,
+    /// Identifies re-sends of the same notification, for de-duplication.
+    pub fingerprint: Option<String>,
+}
+
+/// A stored row waiting for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: i64,
+    pub destination: String,
+    pub received_at_ms: i64,
+    pub action: String,
+    pub username: String,
+    pub panel: Option<String>,
+    pub part: String,
+    pub attempts: u32,
+}
+
+/// What `enqueue` stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enqueued {
+    pub stored: usize,
+    /// Rows skipped because the same notification was stored for the same destination within the
+    /// de-duplication window.
+    pub duplicates: usize,
+}
+
+type Completion = Box<dyn FnOnce(Result<(), OutboxError>) + Send>;
+/// A unit of work for the writer thread. It gets no connection when the transaction could not be
+/// opened; it then must not touch storage and only hands back its completion.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
+
+/// A handle to the outbox. Cheap to clone; the writer thread stops when the last handle is dropped.
+#[derive(Clone)]
+pub struct Outbox {
+    jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox in `data_dir` and starts its writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, OutboxError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}", data_dir.display())))?;
+        let path = data_dir.join(FILE_NAME);
+        let conn = open_connection(&path)?;
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("outbox-writer".into())
+            .spawn(move || writer_loop(conn, queue))
+            .map_err(|err| OutboxError::Storage(format!("cannot start the writer thread: {err}")))?;
+        Ok(Self { jobs, path })
+    }
+
+    /// The SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread inside the next group transaction and returns its result once
+    /// that transaction has committed.
+    async fn call<R, F>(&self, f: F) -> Result<R, OutboxError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => f(conn).map_err(OutboxError::from),
+                None => Err(OutboxError::Storage("no transaction could be opened".into())),
+            };
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit| {
+                let _ = reply.send(commit.and(result));
+            });
+            (ok, completion)
+        });
+        self.jobs.send(job).await.map_err(|_| OutboxError::Closed)?;
+        answer.await.map_err(|_| OutboxError::Closed)?
+    }
+
+    /// Stores `rows` durably, in order. Rows whose fingerprint was stored for the same destination
+    /// within `dedup_window` are skipped.
+    pub async fn enqueue(&self, rows: Vec<NewRow>, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
+        self.call(move |conn| insert_rows(conn, &rows, dedup_window)).await
+    }
+
+    /// The oldest pending rows of `destination`, at most `limit`, in the order they were received.
+    pub async fn due(&self, destination: &str, limit: usize) -> Result<Vec<Row>, OutboxError> {
+        let destination = destination.to_owned();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, destination, received_at, action, username, panel, part, attempts
+                 FROM messages WHERE destination = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![destination, limit as i64], |r| {
+                Ok(Row {
+                    id: r.get(0)?,
+                    destination: r.get(1)?,
+                    received_at_ms: r.get(2)?,
+                    action: r.get(3)?,
+                    username: r.get(4)?,
+                    panel: r.get(5)?,
+                    part: r.get(6)?,
+                    attempts: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Marks rows delivered.
+    pub async fn mark_delivered(&self, ids: Vec<i64>) -> Result<(), OutboxError> {
+        self.finish(ids, "delivered", None).await
+    }
+
+    /// Marks rows dead (kept, never sent again unless retried by hand) with the reason.
+    pub async fn mark_dead(&self, ids: Vec<i64>, reason: String) -> Result<(), OutboxError> {
+        self.finish(ids, "dead", Some(reason)).await
+    }
+
+    async fn finish(&self, ids: Vec<i64>, state: &'static str, reason: Option<String>) -> Result<(), OutboxError> {
+        let now = now_ms();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE messages SET state = ?2, finished_at = ?3, last_error = COALESCE(?4, last_error)
+                 WHERE id = ?1 AND state = 'pending'",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, state, now, reason])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Counts a failed attempt on rows that stay pending.
+    pub async fn record_attempt(&self, ids: Vec<i64>, error: String) -> Result<(), OutboxError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE messages SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND state = 'pending'",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, error])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Destinations that have pending rows.
+    pub async fn pending_destinations(&self) -> Result<Vec<String>, OutboxError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare("SELECT DISTINCT destination FROM messages WHERE state = 'pending'")?;
+            let names = stmt.query_map([], |r| r.get(0))?;
+            names.collect()
+        })
+        .await
+    }
+
+    /// Checks that the outbox can commit a write right now.
+    pub async fn probe(&self) -> Result<(), OutboxError> {
+        self.call(|conn| conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS probe (x); DELETE FROM probe;")).await
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, OutboxError> {
+    let conn = Connection::open(path)
+        .map_err(|err| OutboxError::Storage(format!("cannot open {}: {err}", path.display())))?;
+    // FULL: a commit is on disk before the panel hears 200. Group commit keeps this cheap.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), OutboxError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(OutboxError::Storage(format!(
+            "the outbox was written by a newer version of the relay (schema {version}, this one knows {SCHEMA_VERSION})"
+        )));
+    }
+    conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(())
+}
+
+fn insert_rows(conn: &Connection, rows: &[NewRow], dedup_window: Option<Duration>) -> rusqlite::Result<Enqueued> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut seen = conn.prepare_cached(
+        "SELECT 1 FROM messages WHERE fingerprint = ?1 AND destination = ?2 AND received_at >= ?3 LIMIT 1",
+    )?;
+    let mut result = Enqueued::default();
+    for row in rows {
+        if let (Some(window), Some(fingerprint)) = (dedup_window, &row.fingerprint) {
+            let since = row.received_at_ms - window.as_millis() as i64;
+            let duplicate = seen.query_row(params![fingerprint, row.destination, since], |_| Ok(())).optional()?;
+            if duplicate.is_some() {
+                result.duplicates += 1;
+                continue;
+            }
+        }
+        insert.execute(params![
+            row.destination,
+            row.received_at_ms,
+            row.action,
+            row.username,
+            row.panel,
+            row.part,
+            row.fingerprint
+        ])?;
+        result.stored += 1;
+    }
+    Ok(result)
+}
+
+fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < JOBS_PER_TRANSACTION {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        run_group(&conn, jobs);
+    }
+}
+
+/// Runs `jobs` in one transaction, each in a savepoint, then answers them all with the commit's
+/// outcome.
+fn run_group(conn: &Connection, jobs: Vec<Job>) {
+    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = OutboxError::from(err);
+        for job in jobs {
+            let (_, complete) = job(None);
+            complete(Err(err.clone()));
+        }
+        return;
+    }
+    let mut completions = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let (ok, complete) = match conn.execute_batch("SAVEPOINT job") {
+            Ok(()) => job(Some(conn)),
+            Err(_) => job(None),
+        };
+        let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        if let Err(err) = conn.execute_batch(end) {
+            log::error!("outbox: could not end a savepoint: {err}");
+        }
+        completions.push(complete);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(OutboxError::from);
+    if let Err(err) = &commit {
+        log::error!("outbox: commit failed, nothing of this group was stored: {err}");
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for complete in completions {
+        complete(commit.clone());
+    }
+}
+
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(destination: &str, username: &str, fingerprint: Option<&str>) -> NewRow {
+        NewRow {
+            destination: destination.into(),
+            received_at_ms: now_ms(),
+            action: "user_created".into(),
+            username: username.into(),
+            panel: None,
+            part: "{}".into(),
+            fingerprint: fingerprint.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_rows_in_order_per_destination_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let rows = vec![row("a", "1", None), row("b", "x", None), row("a", "2", None), row("a", "3", None)];
+        assert_eq!(outbox.enqueue(rows, None).await.unwrap().stored, 4);
+        drop(outbox);
+
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let due = outbox.due("a", 10).await.unwrap();
+        assert_eq!(due.iter().map(|r| r.username.as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+        outbox.mark_delivered(vec![due[0].id]).await.unwrap();
+        outbox.record_attempt(vec![due[1].id], "HTTP 502".into()).await.unwrap();
+        outbox.mark_dead(vec![due[2].id], "HTTP 400".into()).await.unwrap();
+        let due = outbox.due("a", 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].username.as_str(), due[0].attempts), ("2", 1));
+        let mut pending = outbox.pending_destinations().await.unwrap();
+        pending.sort();
+        assert_eq!(pending, ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_enqueues_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let outbox = outbox.clone();
+                tokio::spawn(async move { outbox.enqueue(vec![row("a", &i.to_string(), None)], None).await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap().stored, 1);
+        }
+        assert_eq!(outbox.due("a", 1000).await.unwrap().len(), 200);
+    }
+
+    #[tokio::test]
+    async fn skips_a_resent_notification_within_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let window = Some(Duration::from_secs(600));
+        let first = outbox.enqueue(vec![row("a", "u", Some("f1")), row("b", "u", Some("f1"))], window).await.unwrap();
+        assert_eq!(first, Enqueued { stored: 2, duplicates: 0 });
+        let again = outbox.enqueue(vec![row("a", "u", Some("f1")), row("a", "v", Some("f2"))], window).await.unwrap();
+        assert_eq!(again, Enqueued { stored: 1, duplicates: 1 });
+        let without_window = outbox.enqueue(vec![row("a", "u", Some("f1"))], None).await.unwrap();
+        assert_eq!(without_window.stored, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_does_not_undo_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let bad = outbox.call(|conn| conn.execute_batch("INSERT INTO no_such_table VALUES (1)"));
+        let good = outbox.enqueue(vec![row("a", "1", None)], None);
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        assert_eq!(good.unwrap().stored, 1);
+        assert_eq!(outbox.due("a", 10).await.unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,454 @@
+//! Render: an event in, a Discord message part out. Pure: no I/O but reading the templates folder
+//! once at load.
+//!
+//! Each action has a template file (`user_created.toml`, …) and `default` covers unknown actions.
+//! The built-in files are compiled into the binary; a file of the same name in `TEMPLATES_DIR`
+//! replaces one. Every string of a template is its own minijinja template, rendered with the event
+//! as context, so no user text can break the embed's structure. `{{ … }}` output is escaped for
+//! Discord markdown unless marked safe; URL and colour leaves are not escaped.
+//!
+//! Rendering never fails: an admin's template that errors is replaced by the built-in one for the
+//! action (and the error logged once with file, line and reason); if even that fails, a minimal
+//! embed naming the action and user is sent.
+
+mod builtin;
+mod draft;
+pub mod filters;
+pub mod limits;
+pub mod template;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+pub use builtin::Lang;
+pub use draft::{Draft, Field, Part};
+use template::{ColorSpec, Format, Leaf, Spec};
+
+use crate::event::Event;
+
+/// The name of the template used for actions without one of their own.
+pub const DEFAULT_TEMPLATE: &str = "default";
+
+/// The custom auto-escape mode applied to text leaves.
+const MARKDOWN_ESCAPE: &str = "discord-markdown";
+
+/// A problem with a template: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (or `built-in <lang>/<name>`).
+    pub origin: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.origin, line, self.message),
+            None => write!(f, "{}: {}", self.origin, self.message),
+        }
+    }
+}
+
+/// A compiled leaf: the name of its template in the environment, where it came from.
+#[derive(Debug, Clone)]
+struct LeafRef {
+    name: String,
+    path: String,
+    line: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum CompiledColor {
+    Fixed(u32),
+    Template(LeafRef),
+}
+
+#[derive(Debug, Clone)]
+struct CompiledField {
+    name: LeafRef,
+    value: LeafRef,
+    inline: bool,
+}
+
+/// One template file, compiled.
+#[derive(Debug)]
+struct Compiled {
+    origin: String,
+    content: Option<LeafRef>,
+    title: Option<LeafRef>,
+    description: Option<LeafRef>,
+    url: Option<LeafRef>,
+    color: Option<CompiledColor>,
+    author_name: Option<LeafRef>,
+    author_url: Option<LeafRef>,
+    author_icon_url: Option<LeafRef>,
+    footer_text: Option<LeafRef>,
+    footer_icon_url: Option<LeafRef>,
+    thumbnail_url: Option<LeafRef>,
+    image_url: Option<LeafRef>,
+    fields: Vec<CompiledField>,
+    timestamp: bool,
+}
+
+/// The loaded template set. Cheap to share (`Arc`); replaced as a whole on reload.
+pub struct Renderer {
+    env: Environment<'static>,
+    lang: Lang,
+    /// Action name → the template in use (the admin's, or the built-in one).
+    active: HashMap<String, Arc<Compiled>>,
+    /// Action name → the built-in template, the fallback when the admin's fails.
+    builtin: HashMap<String, Arc<Compiled>>,
+    /// Template files whose render failures were already logged at error level.
+    reported: Mutex<HashSet<String>>,
+}
+
+/// A freshly loaded template set and the problems met while loading it.
+pub struct Loaded {
+    pub renderer: Renderer,
+    pub problems: Vec<Problem>,
+    /// Files in the templates folder that replaced a built-in template or added one.
+    pub overrides: Vec<String>,
+}
+
+impl Renderer {
+    /// Only the built-in templates of `lang`.
+    pub fn builtin(lang: Lang) -> Self {
+        let mut renderer = Self::empty(lang);
+        for &(name, source) in builtin::templates(lang) {
+            let origin = format!("built-in {}/{name}.toml", lang.code());
+            let compiled = template::parse(source, Format::Toml)
+                .map_err(|message| Problem { origin: origin.clone(), line: None, message })
+                .and_then(|spec| renderer.compile(&origin, spec))
+                .unwrap_or_else(|problem| panic!("built-in template is broken: {problem}"));
+            let compiled = Arc::new(compiled);
+            renderer.builtin.insert(name.to_owned(), compiled.clone());
+            renderer.active.insert(name.to_owned(), compiled);
+        }
+        renderer
+    }
+
+    /// The built-in templates of `lang`, replaced file by file by the `.toml` and `.json` files of
+    /// `dir` (if it exists). A file that fails to load is reported and the built-in one is kept.
+    pub fn load(dir: &Path, lang: Lang) -> Loaded {
+        let mut renderer = Self::builtin(lang);
+        let mut problems = Vec::new();
+        let mut overrides = Vec::new();
+        for file in template_files(dir, &mut problems) {
+            let origin = file.path.display().to_string();
+            let loaded = std::fs::read_to_string(&file.path)
+                .map_err(|err| Problem { origin: origin.clone(), line: None, message: format!("cannot read: {err}") })
+                .and_then(|text| {
+                    template::parse(&text, file.format).map_err(|message| Problem {
+                        origin: origin.clone(),
+                        line: None,
+                        message,
+                    })
+                })
+                .and_then(|spec| renderer.compile(&origin, spec));
+            match loaded {
+                Ok(compiled) => {
+                    renderer.active.insert(file.name, Arc::new(compiled));
+                    overrides.push(origin);
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
+        Loaded { renderer, problems, overrides }
+    }
+
+    fn empty(lang: Lang) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_keep_trailing_newline(false);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with("url") || name.ends_with("#color") {
+                AutoEscape::None
+            } else {
+                AutoEscape::Custom(MARKDOWN_ESCAPE)
+            }
+        });
+        env.set_formatter(|out, state, value| {
+            if value.is_none() {
+                return Ok(());
+            }
+            if value.is_safe() || matches!(state.auto_escape(), AutoEscape::None) {
+                write!(out, "{value}").map_err(Into::into)
+            } else {
+                out.write_str(&filters::escape_markdown(&value.to_string())).map_err(Into::into)
+            }
+        });
+        let labels = lang.labels();
+        env.add_filter("bytes", move |value: Value| filters::bytes(&value, labels.unlimited));
+        env.add_filter("ts", |value: Value, style: Option<String>| filters::ts(&value, style.as_deref()));
+        env.add_filter("duration", |value: Value| filters::duration(&value));
+        Self {
+            env,
+            lang,
+            active: HashMap::new(),
+            builtin: HashMap::new(),
+            reported: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The language of the built-in templates.
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    /// Names of every template in use (actions, plus `default`), sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.active.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Where the template used for `action` comes from.
+    pub fn origin_for(&self, action: &str) -> &str {
+        &self.template_for(action).origin
+    }
+
+    fn template_for(&self, action: &str) -> &Arc<Compiled> {
+        self.active
+            .get(action)
+            .or_else(|| self.active.get(DEFAULT_TEMPLATE))
+            .expect("the built-in set always has a default template")
+    }
+
+    /// Renders `event` with its action's template, falling back as the module docs describe.
+    pub fn render(&self, event: &Event) -> Part {
+        let context = Value::from_serialize(event);
+        let chosen = self.template_for(event.action.as_str());
+        let problem = match self.render_compiled(chosen, &context, event) {
+            Ok(part) => return part,
+            Err(problem) => problem,
+        };
+        self.report(&problem, event);
+        let builtin = self
+            .builtin
+            .get(event.action.as_str())
+            .or_else(|| self.builtin.get(DEFAULT_TEMPLATE))
+            .expect("the built-in set always has a default template");
+        if !Arc::ptr_eq(builtin, chosen) {
+            match self.render_compiled(builtin, &context, event) {
+                Ok(part) => return part,
+                Err(problem) => self.report(&problem, event),
+            }
+        }
+        minimal_part(event)
+    }
+
+    /// Renders `event` with exactly the template in use for its action, without any fallback.
+    /// For `check` and previews.
+    pub fn try_render(&self, event: &Event) -> Result<Part, Problem> {
+        let context = Value::from_serialize(event);
+        self.render_compiled(self.template_for(event.action.as_str()), &context, event)
+    }
+
+    fn report(&self, problem: &Problem, event: &Event) {
+        let first = self.reported.lock().map(|mut seen| seen.insert(problem.origin.clone())).unwrap_or(true);
+        if first {
+            log::error!(
+                "template {problem} (action {}); using the built-in template instead. Further failures of this \
+                 file are logged at debug level until the templates are reloaded",
+                event.action
+            );
+        } else {
+            log::debug!("template {problem} (action {})", event.action);
+        }
+    }
+
+    fn render_compiled(&self, template: &Compiled, context: &Value, event: &Event) -> Result<Part, Problem> {
+        let text = |leaf: &Option<LeafRef>| match leaf {
+            Some(leaf) => self.render_leaf(template, leaf, context),
+            None => Ok(String::new()),
+        };
+        let color = match &template.color {
+            None => None,
+            Some(CompiledColor::Fixed(color)) => Some(*color),
+            Some(CompiledColor::Template(leaf)) => {
+                let rendered = self.render_leaf(template, leaf, context)?;
+                match rendered.is_empty() {
+                    true => None,
+                    false => Some(template::parse_color(&rendered).map_err(|message| problem_at(template, leaf, message))?),
+                }
+            }
+        };
+        let mut fields = Vec::with_capacity(template.fields.len());
+        for field in &template.fields {
+            fields.push(Field {
+                name: self.render_leaf(template, &field.name, context)?,
+                value: self.render_leaf(template, &field.value, context)?,
+                inline: field.inline,
+            });
+        }
+        let mut draft = Draft {
+            content: text(&template.content)?,
+            title: text(&template.title)?,
+            description: text(&template.description)?,
+            url: text(&template.url)?,
+            color,
+            author_name: text(&template.author_name)?,
+            author_url: text(&template.author_url)?,
+            author_icon_url: text(&template.author_icon_url)?,
+            footer_text: text(&template.footer_text)?,
+            footer_icon_url: text(&template.footer_icon_url)?,
+            thumbnail_url: text(&template.thumbnail_url)?,
+            image_url: text(&template.image_url)?,
+            fields,
+            timestamp: template.timestamp.then_some(event.received_at),
+        };
+        draft.clamp();
+        if !draft.is_visible() {
+            return Err(Problem {
+                origin: template.origin.clone(),
+                line: None,
+                message: "renders an empty message for this event (Discord would refuse it)".into(),
+            });
+        }
+        Ok(draft.into_part())
+    }
+
+    fn render_leaf(&self, template: &Compiled, leaf: &LeafRef, context: &Value) -> Result<String, Problem> {
+        let rendered = self.env.get_template(&leaf.name).and_then(|t| t.render(context));
+        match rendered {
+            Ok(text) => Ok(text.trim().to_owned()),
+            Err(err) => Err(jinja_problem(template, leaf, &err)),
+        }
+    }
+
+    /// Adds every leaf of `spec` to the environment, checking its syntax.
+    fn compile(&mut self, origin: &str, spec: Spec) -> Result<Compiled, Problem> {
+        let mut add = |path: &str, leaf: Option<Leaf>| -> Result<Option<LeafRef>, Problem> {
+            let Some(leaf) = leaf else { return Ok(None) };
+            let name = format!("{origin}#{path}");
+            let leaf_ref = LeafRef { name: name.clone(), path: path.to_owned(), line: leaf.line };
+            self.env.add_template_owned(name, leaf.source).map_err(|err| Problem {
+                origin: origin.to_owned(),
+                line: leaf_line(leaf.line, err.line()),
+                message: format!("{path}: {}", jinja_reason(&err)),
+            })?;
+            Ok(Some(leaf_ref))
+        };
+        let color = match spec.color {
+            None => None,
+            Some(ColorSpec::Fixed(color)) => Some(CompiledColor::Fixed(color)),
+            Some(ColorSpec::Template(leaf)) => add("color", Some(leaf))?.map(CompiledColor::Template),
+        };
+        let mut fields = Vec::with_capacity(spec.fields.len());
+        for (i, field) in spec.fields.into_iter().enumerate() {
+            let name = add(&format!("fields[{i}].name"), Some(field.name))?.expect("leaf given");
+            let value = add(&format!("fields[{i}].value"), Some(field.value))?.expect("leaf given");
+            fields.push(CompiledField { name, value, inline: field.inline });
+        }
+        Ok(Compiled {
+            origin: origin.to_owned(),
+            content: add("content", spec.content)?,
+            title: add("title", spec.title)?,
+            description: add("description", spec.description)?,
+            url: add("url", spec.url)?,
+            color,
+            author_name: add("author.name", spec.author.name)?,
+            author_url: add("author.url", spec.author.url)?,
+            author_icon_url: add("author.icon_url", spec.author.icon_url)?,
+            footer_text: add("footer.text", spec.footer.text)?,
+            footer_icon_url: add("footer.icon_url", spec.footer.icon_url)?,
+            thumbnail_url: add("thumbnail.url", spec.thumbnail)?,
+            image_url: add("image.url", spec.image)?,
+            fields,
+            timestamp: spec.timestamp,
+        })
+    }
+}
+
+/// A template file found in the templates folder.
+struct TemplateFile {
+    /// The action it is for (the file stem).
+    name: String,
+    path: std::path::PathBuf,
+    format: Format,
+}
+
+/// The `.toml` and `.json` files directly in `dir`, sorted; none if `dir` does not exist.
+fn template_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<TemplateFile> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(err) => {
+            problems.push(Problem {
+                origin: dir.display().to_string(),
+                line: None,
+                message: format!("cannot read the templates folder: {err}"),
+            });
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<TemplateFile> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
+        .filter_map(|entry| {
+            let file_name = entry.file_name().into_string().ok()?;
+            let format = Format::of(&file_name)?;
+            let name = file_name.rsplit_once('.')?.0.to_owned();
+            Some(TemplateFile { name, path: entry.path(), format })
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut seen = HashSet::new();
+    files.retain(|file| {
+        let first = seen.insert(file.name.clone());
+        if !first {
+            problems.push(Problem {
+                origin: file.path.display().to_string(),
+                line: None,
+                message: format!("another file is already the template for {:?}; this one is ignored", file.name),
+            });
+        }
+        first
+    });
+    files
+}
+
+fn leaf_line(leaf_line: Option<usize>, error_line: Option<usize>) -> Option<usize> {
+    match (leaf_line, error_line) {
+        (Some(start), Some(within)) => Some(start + within.saturating_sub(1)),
+        (start, _) => start,
+    }
+}
+
+fn jinja_reason(err: &minijinja::Error) -> String {
+    match err.detail() {
+        Some(detail) => format!("{}: {detail}", err.kind()),
+        None => err.kind().to_string(),
+    }
+}
+
+fn jinja_problem(template: &Compiled, leaf: &LeafRef, err: &minijinja::Error) -> Problem {
+    Problem {
+        origin: template.origin.clone(),
+        line: leaf_line(leaf.line, err.line()),
+        message: format!("{}: {}", leaf.path, jinja_reason(err)),
+    }
+}
+
+fn problem_at(template: &Compiled, leaf: &LeafRef, message: String) -> Problem {
+    Problem { origin: template.origin.clone(), line: leaf.line, message: format!("{}: {message}", leaf.path) }
+}
+
+/// The last resort when no template renders: the action and the user, nothing else.
+fn minimal_part(event: &Event) -> Part {
+    let mut draft = Draft {
+        title: format!("{} · {}", event.action, filters::escape_markdown(&event.username)),
+        description: "This event could not be rendered with its template; the relay's log says why.".into(),
+        color: Some(0x95A5A6),
+        timestamp: Some(event.received_at),
+        ..Draft::default()
+    };
+    draft.clamp();
+    draft.into_part()
+}

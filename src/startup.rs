@@ -1,0 +1,135 @@
+//! Wiring: builds every stage from a [`Config`], binds the listener (or takes one, so tests can
+//! bind port 0), and runs until a shutdown token is cancelled.
+
+use std::net::TcpListener;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::deliver::Delivery;
+use crate::discord;
+use crate::ingest::{self, State};
+use crate::outbox::Outbox;
+use crate::render::Renderer;
+use crate::routing::{Router, Target};
+
+/// How long in-flight requests get to finish at shutdown.
+const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// Re-sends of the same notification within this window are stored once.
+const DEDUP_WINDOW: Duration = Duration::from_secs(600);
+
+/// The relay, built and listening, not yet running.
+pub struct Application {
+    server: Server,
+    port: u16,
+    delivery: Delivery,
+}
+
+impl Application {
+    /// Builds the relay and binds `config.listen_addr`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen_addr)
+            .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// Builds the relay on an already bound listener. Must run inside a tokio runtime.
+    pub async fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let outbox = Outbox::open(&config.data_dir).context("cannot open the outbox (DATA_DIR)")?;
+        let renderer = load_templates(&config);
+        let router = Router::single(match &config.discord_webhook_url {
+            Some(url) => Target::Webhook(url.clone()),
+            None => Target::DryRun,
+        });
+        announce(&config, &outbox, &router).await;
+
+        let client = discord::Client::new(config.delivery.timeouts).context("cannot build the HTTP client")?;
+        let delivery = Delivery::start(&router, &outbox, &client, config.delivery.clone());
+        let state = web::Data::new(State {
+            secret: config.webhook_secret.clone(),
+            renderer: RwLock::new(Arc::new(renderer)),
+            router,
+            outbox,
+            waker: delivery.waker(),
+            max_body_bytes: config.max_body_bytes,
+            dedup_window: Some(DEDUP_WINDOW),
+        });
+
+        let app_state = state.clone();
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(ingest::routes))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
+            .listen(listener)?
+            .run();
+        log::info!("listening on port {port}");
+        Ok(Self { server, port, delivery })
+    }
+
+    /// The port the relay listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled: then stops accepting, lets requests in flight finish
+    /// (each answers only after its commit), and stops delivery, leaving unsent rows pending.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = shutdown.cancelled() => {
+                log::info!("shutting down: no new requests; waiting for requests in flight");
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        self.delivery.stop().await;
+        log::info!("stopped");
+        served.context("the HTTP server task failed")?.context("the HTTP server failed")
+    }
+}
+
+fn load_templates(config: &Config) -> Renderer {
+    let loaded = Renderer::load(&config.templates_dir, config.template_lang);
+    for problem in &loaded.problems {
+        log::error!("template {problem}; the built-in template is used instead");
+    }
+    if loaded.overrides.is_empty() {
+        log::info!("using the built-in {} templates", config.template_lang);
+    } else {
+        log::info!("templates from {}: {}", config.templates_dir.display(), loaded.overrides.join(", "));
+    }
+    loaded.renderer
+}
+
+async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
+    for destination in router.destinations() {
+        match &destination.target {
+            Target::DryRun => log::warn!(
+                "DISCORD_WEBHOOK_URL is not set: running dry. Events are accepted, stored and logged as the Discord \
+                 messages they would be; nothing is delivered"
+            ),
+            Target::Webhook(url) if url.is_discord_host() => log::info!("delivering to {url}"),
+            Target::Webhook(url) => log::warn!("delivering to {url}: {} is not Discord's own host", url.host()),
+        }
+    }
+    if config.webhook_secret.is_none() {
+        log::warn!("WEBHOOK_SECRET is not set: every request is accepted without a secret");
+    }
+    if let Ok(pending) = outbox.pending_destinations().await {
+        let known: Vec<&str> = router.destinations().iter().map(|d| d.name.as_str()).collect();
+        for name in pending.iter().filter(|name| !known.contains(&name.as_str())) {
+            log::warn!("the outbox has pending rows for destination {name:?}, which is no longer configured; they are kept");
+        }
+    }
+    log::info!("outbox at {}", outbox.path().display());
+}
