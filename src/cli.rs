@@ -1,7 +1,10 @@
 //! The command line: `serve` (the default) runs the relay; the other commands inspect and operate
 //! it. Every command reads the same configuration (environment and `.env`).
 
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -22,12 +25,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the relay (what happens with no command).
     Serve,
+    /// Ask the running relay (at LISTEN_ADDR) whether it is alive; exit 0 if so. For container
+    /// health checks: the image needs no curl.
+    Healthcheck,
 }
 
 /// Runs the command and turns its result into the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
+        Command::Healthcheck => healthcheck(),
     };
     match result {
         Ok(code) => code,
@@ -62,7 +69,10 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             log::error!("cannot listen for SIGTERM/SIGINT; stop the relay with SIGKILL");
             return;
         };
@@ -76,4 +86,44 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         let _ = tokio::signal::ctrl_c().await;
     }
     shutdown.cancel();
+}
+
+fn healthcheck() -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let mut addr = config.listen_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    match probe(addr, "/healthz") {
+        Ok(200) => Ok(ExitCode::SUCCESS),
+        Ok(status) => {
+            eprintln!("http://{addr}/healthz answered {status}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(err) => {
+            eprintln!("http://{addr}/healthz: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A minimal HTTP/1.0 GET returning the status code.
+fn probe(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
+    let timeout = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut head = [0u8; 64];
+    let read = stream.read(&mut head)?;
+    let status_line = String::from_utf8_lossy(&head[..read]);
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer"))
 }

@@ -17,8 +17,15 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// Keys removed from every payload, at any depth, before anything else sees it.
-pub const SECRET_KEYS: &[&str] =
-    &["links", "subscription_url", "proxies", "proxy_settings", "key", "discord_webhook", "telegram_id"];
+pub const SECRET_KEYS: &[&str] = &[
+    "links",
+    "subscription_url",
+    "proxies",
+    "proxy_settings",
+    "key",
+    "discord_webhook",
+    "telegram_id",
+];
 
 /// Keys that change between re-sends of the same notification and so are left out of its
 /// fingerprint.
@@ -35,7 +42,9 @@ pub struct Action(String);
 
 impl Action {
     pub fn parse(value: &str) -> Result<Self, String> {
-        let valid_chars = value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let valid_chars = value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if value.is_empty() || value.len() > ACTION_MAX_CHARS || !valid_chars {
             return Err(format!(
                 "`action` must be 1 to {ACTION_MAX_CHARS} characters of letters, digits, '_' or '-'"
@@ -155,7 +164,11 @@ pub struct Batch {
 
 /// Parses a webhook body (an array or a single object) into events. Only a body that is not JSON,
 /// or JSON that is neither an array nor an object, fails as a whole.
-pub fn parse_batch(body: &[u8], received_at: OffsetDateTime, panel: Option<&str>) -> Result<Batch, BodyError> {
+pub fn parse_batch(
+    body: &[u8],
+    received_at: OffsetDateTime,
+    panel: Option<&str>,
+) -> Result<Batch, BodyError> {
     let elements = match serde_json::from_slice::<Value>(body)? {
         Value::Array(elements) => elements,
         object @ Value::Object(_) => vec![object],
@@ -173,33 +186,65 @@ pub fn parse_batch(body: &[u8], received_at: OffsetDateTime, panel: Option<&str>
 
 impl Event {
     /// Normalises one notification. Errors say what is wrong without quoting any value.
-    pub fn from_value(element: Value, received_at: OffsetDateTime, panel: Option<&str>) -> Result<Self, String> {
+    pub fn from_value(
+        element: Value,
+        received_at: OffsetDateTime,
+        panel: Option<&str>,
+    ) -> Result<Self, String> {
         let Value::Object(mut map) = element else {
-            return Err(format!("element must be an object, not {}", kind_of(&element)));
+            return Err(format!(
+                "element must be an object, not {}",
+                kind_of(&element)
+            ));
         };
         let owner_webhook = owner_webhook(&map);
-        strip_secrets(&mut map);
+        // Before stripping: the subscription token is made when the panel builds the event, so it
+        // tells two identical-looking events apart while a re-send keeps it.
         let fingerprint = fingerprint(&map, panel);
+        strip_secrets(&mut map);
 
         let action = match map.remove("action") {
             Some(Value::String(action)) => Action::parse(&action)?,
             Some(Value::Null) | None => return Err("missing `action`".into()),
-            Some(other) => return Err(format!("`action` must be a string, not {}", kind_of(&other))),
+            Some(other) => {
+                return Err(format!(
+                    "`action` must be a string, not {}",
+                    kind_of(&other)
+                ))
+            }
         };
         let user = match map.remove("user") {
             Some(Value::Object(user)) => Some(User::from_map(user)),
             Some(Value::Null) | None => None,
-            Some(other) => return Err(format!("`user` must be an object or null, not {}", kind_of(&other))),
+            Some(other) => {
+                return Err(format!(
+                    "`user` must be an object or null, not {}",
+                    kind_of(&other)
+                ))
+            }
         };
         let by = match map.remove("by") {
             Some(Value::Object(by)) => Some(Admin::from_map(by)),
             Some(Value::Null) | None => None,
-            Some(other) => return Err(format!("`by` must be an object or null, not {}", kind_of(&other))),
+            Some(other) => {
+                return Err(format!(
+                    "`by` must be an object or null, not {}",
+                    kind_of(&other)
+                ))
+            }
         };
         let username = match map.remove("username") {
             Some(Value::String(name)) => name,
-            Some(Value::Null) | None => user.as_ref().and_then(|u| u.username.clone()).unwrap_or_default(),
-            Some(other) => return Err(format!("`username` must be a string, not {}", kind_of(&other))),
+            Some(Value::Null) | None => user
+                .as_ref()
+                .and_then(|u| u.username.clone())
+                .unwrap_or_default(),
+            Some(other) => {
+                return Err(format!(
+                    "`username` must be a string, not {}",
+                    kind_of(&other)
+                ))
+            }
         };
         let admin = user.as_ref().and_then(|u| u.admin.clone());
         Ok(Self {
@@ -210,7 +255,10 @@ impl Event {
             admin,
             user,
             by,
-            used_percent: map.get("used_percent").and_then(Value::as_f64).filter(|p| p.is_finite()),
+            used_percent: map
+                .get("used_percent")
+                .and_then(Value::as_f64)
+                .filter(|p| p.is_finite()),
             days_left: map.get("days_left").and_then(as_int),
             reason: map.get("reason").and_then(Value::as_str).map(str::to_owned),
             owner_webhook,
@@ -230,8 +278,10 @@ impl User {
         let expire = map.remove("expire").or_else(|| map.remove("expire_date"));
         let admin = match map.remove("admin") {
             Some(Value::Object(admin)) => Some(Admin::from_map(admin)),
-            _ => take_str(&mut map, "owner_username")
-                .map(|name| Admin { username: Some(name), ..Admin::default() }),
+            _ => take_str(&mut map, "owner_username").map(|name| Admin {
+                username: Some(name),
+                ..Admin::default()
+            }),
         };
         User {
             username: take_str(&mut map, "username"),
@@ -271,7 +321,12 @@ impl Admin {
 /// Marzneshin sends flags instead of a status; map them to Marzban's status names.
 fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
     let flag = |key: &str| map.get(key).and_then(Value::as_bool);
-    let status = match (flag("enabled")?, flag("expired"), flag("data_limit_reached"), flag("activated")) {
+    let status = match (
+        flag("enabled")?,
+        flag("expired"),
+        flag("data_limit_reached"),
+        flag("activated"),
+    ) {
         (false, ..) => "disabled",
         (true, Some(true), ..) => "expired",
         (true, _, Some(true), _) => "limited",
@@ -285,7 +340,10 @@ fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
 /// admin's when the event has no user (a deletion).
 fn owner_webhook(map: &Map<String, Value>) -> Option<String> {
     let from = |admin: Option<&Value>| {
-        admin.and_then(|a| a.get("discord_webhook")).and_then(Value::as_str).map(str::to_owned)
+        admin
+            .and_then(|a| a.get("discord_webhook"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     };
     match map.get("user").filter(|u| u.is_object()) {
         Some(user) => from(user.get("admin")),
@@ -310,13 +368,17 @@ fn strip_value(value: &mut Value) {
     }
 }
 
-/// A hash of the sanitised notification without the keys that change between re-sends.
+/// A hash of the notification without the keys that change between re-sends. Only the hash is
+/// kept, so the secrets it covers cannot be read back from it.
 fn fingerprint(map: &Map<String, Value>, panel: Option<&str>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(panel.unwrap_or_default().as_bytes());
     hasher.update([0]);
-    let stable: Map<String, Value> =
-        map.iter().filter(|(k, _)| !RESEND_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let stable: Map<String, Value> = map
+        .iter()
+        .filter(|(k, _)| !RESEND_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     // serde_json's Map is ordered by key, so equal content always serialises the same.
     hasher.update(serde_json::to_vec(&stable).unwrap_or_default());
     hex::encode(hasher.finalize())
@@ -335,7 +397,9 @@ fn take_int(map: &mut Map<String, Value>, key: &str) -> Option<i64> {
 
 /// An integer from a JSON number; floats are truncated, anything else is no value.
 fn as_int(value: &Value) -> Option<i64> {
-    value.as_i64().or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+    value
+        .as_i64()
+        .or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
 }
 
 /// Unix seconds from a number (unix seconds) or an ISO 8601 datetime, with or without an offset
@@ -363,7 +427,9 @@ pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
         return Some(dt.assume_utc());
     }
     let date = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(text, date).ok().map(|d| d.midnight().assume_utc())
+    time::Date::parse(text, date)
+        .ok()
+        .map(|d| d.midnight().assume_utc())
 }
 
 fn serialize_unix<S: serde::Serializer>(at: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -396,25 +462,48 @@ mod tests {
 
     #[test]
     fn accepts_an_array_or_a_single_object() {
-        let batch = parse_batch(br#"[{"action":"user_created","username":"a"}]"#, now(), None).unwrap();
+        let batch = parse_batch(
+            br#"[{"action":"user_created","username":"a"}]"#,
+            now(),
+            None,
+        )
+        .unwrap();
         assert_eq!(batch.events.len(), 1);
-        let batch = parse_batch(br#"{"action":"user_created","username":"a"}"#, now(), None).unwrap();
+        let batch =
+            parse_batch(br#"{"action":"user_created","username":"a"}"#, now(), None).unwrap();
         assert_eq!(batch.events.len(), 1);
     }
 
     #[test]
     fn refuses_bodies_that_are_not_batches() {
-        assert!(matches!(parse_batch(b"hello", now(), None), Err(BodyError::NotJson(_))));
-        assert!(matches!(parse_batch(b"[{", now(), None), Err(BodyError::NotJson(_))));
-        assert!(matches!(parse_batch(b"42", now(), None), Err(BodyError::NotEventOrBatch("a number"))));
+        assert!(matches!(
+            parse_batch(b"hello", now(), None),
+            Err(BodyError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"[{", now(), None),
+            Err(BodyError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"42", now(), None),
+            Err(BodyError::NotEventOrBatch("a number"))
+        ));
     }
 
     #[test]
     fn rejects_bad_elements_and_keeps_good_ones() {
-        let body = br#"[{"action":"user_created","username":"a"}, 5, {"username":"b"}, {"action":7},
+        let body =
+            br#"[{"action":"user_created","username":"a"}, 5, {"username":"b"}, {"action":7},
                         {"action":"x","user":"nope"}, {"action":"user_deleted","username":"c"}]"#;
         let batch = parse_batch(body, now(), None).unwrap();
-        assert_eq!(batch.events.iter().map(|e| e.username.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(
+            batch
+                .events
+                .iter()
+                .map(|e| e.username.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "c"]
+        );
         let indexes: Vec<usize> = batch.rejected.iter().map(|r| r.index).collect();
         assert_eq!(indexes, [1, 2, 3, 4]);
         assert_eq!(batch.rejected[1].error, "missing `action`");
@@ -456,10 +545,21 @@ mod tests {
         }))
         .unwrap();
         let context = serde_json::to_string(&event).unwrap();
-        for secret in ["links", "subscription_url", "proxies", "proxy_settings", "\"key\"", "telegram_id", "discord_webhook"] {
+        for secret in [
+            "links",
+            "subscription_url",
+            "proxies",
+            "proxy_settings",
+            "\"key\"",
+            "telegram_id",
+            "discord_webhook",
+        ] {
             assert!(!context.contains(secret), "{secret} in {context}");
         }
-        assert_eq!(event.owner_webhook.as_deref(), Some("https://discord.com/api/webhooks/2/y"));
+        assert_eq!(
+            event.owner_webhook.as_deref(),
+            Some("https://discord.com/api/webhooks/2/y")
+        );
         assert_eq!(event.admin.unwrap().username.as_deref(), Some("owner"));
     }
 
@@ -467,14 +567,22 @@ mod tests {
     fn a_deleted_users_webhook_is_the_acting_admins() {
         let event = one(json!({"action":"user_deleted","by":{"discord_webhook":"https://discord.com/api/webhooks/3/z"}}))
             .unwrap();
-        assert_eq!(event.owner_webhook.as_deref(), Some("https://discord.com/api/webhooks/3/z"));
+        assert_eq!(
+            event.owner_webhook.as_deref(),
+            Some("https://discord.com/api/webhooks/3/z")
+        );
     }
 
     #[test]
     fn derives_a_status_from_marzneshin_flags() {
         let flags = |enabled, expired, limited, activated| {
             let user = json!({"enabled":enabled,"expired":expired,"data_limit_reached":limited,"activated":activated});
-            one(json!({"action":"a","user":user})).unwrap().user.unwrap().status.unwrap()
+            one(json!({"action":"a","user":user}))
+                .unwrap()
+                .user
+                .unwrap()
+                .status
+                .unwrap()
         };
         assert_eq!(flags(false, true, true, true), "disabled");
         assert_eq!(flags(true, true, false, true), "expired");
@@ -498,13 +606,19 @@ mod tests {
     fn a_resend_has_the_same_fingerprint() {
         let first = one(json!({"action":"a","username":"u","tries":0,"send_at":1.0,"user":{"subscription_url":"/sub/1"}}))
             .unwrap();
-        let resent = one(json!({"action":"a","username":"u","tries":1,"send_at":2.0,"user":{"subscription_url":"/sub/2"}}))
+        let resent = one(json!({"action":"a","username":"u","tries":1,"send_at":2.0,"user":{"subscription_url":"/sub/1"}}))
+            .unwrap();
+        // The same change made again later: the panel built a new subscription token for it.
+        let again = one(json!({"action":"a","username":"u","tries":0,"send_at":1.0,"user":{"subscription_url":"/sub/2"}}))
             .unwrap();
         let other = one(json!({"action":"a","username":"v","tries":0})).unwrap();
         assert_eq!(first.fingerprint, resent.fingerprint);
+        assert_ne!(first.fingerprint, again.fingerprint);
         assert_ne!(first.fingerprint, other.fingerprint);
-        let other_panel = Event::from_value(json!({"action":"a","username":"u"}), now(), Some("eu1")).unwrap();
-        let same_panel = Event::from_value(json!({"action":"a","username":"u"}), now(), None).unwrap();
+        let other_panel =
+            Event::from_value(json!({"action":"a","username":"u"}), now(), Some("eu1")).unwrap();
+        let same_panel =
+            Event::from_value(json!({"action":"a","username":"u"}), now(), None).unwrap();
         assert_ne!(other_panel.fingerprint, same_panel.fingerprint);
     }
 }

@@ -42,7 +42,10 @@ pub struct State {
 impl State {
     /// The template set in use now.
     pub fn renderer(&self) -> Arc<Renderer> {
-        self.renderer.read().map(|r| r.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.renderer
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 }
 
@@ -120,15 +123,26 @@ async fn receive(
         .await
         .map_err(|_| IngestError::Unavailable)??;
 
-    let enqueued = state.outbox.enqueue(prepared.rows, dedup_window).await.map_err(|err| {
-        log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);
-        IngestError::Unavailable
-    })?;
+    let enqueued = state
+        .outbox
+        .enqueue(prepared.rows, dedup_window)
+        .await
+        .map_err(|err| {
+            log::error!(
+                "could not store {} events, answering 503 so the panel retries: {err}",
+                prepared.accepted
+            );
+            IngestError::Unavailable
+        })?;
     for destination in &prepared.destinations {
         state.waker.wake(destination);
     }
     for rejection in &prepared.rejected {
-        log::warn!("rejected element {} of a batch: {}", rejection.index, rejection.error);
+        log::warn!(
+            "rejected element {} of a batch: {}",
+            rejection.index,
+            rejection.error
+        );
     }
     log::info!(
         "received {} events ({} rejected, {} duplicates)",
@@ -146,7 +160,11 @@ async fn receive(
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as it
 /// streams in) and bodies that take too long.
-async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, IngestError> {
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, IngestError> {
     let declared = request
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -166,24 +184,40 @@ async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usiz
         }
         Ok(body)
     };
-    tokio::time::timeout(BODY_TIMEOUT, read).await.map_err(|_| IngestError::BodyTimeout)?
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| IngestError::BodyTimeout)?
 }
 
-fn authorize(request: &HttpRequest, body: &[u8], secret: Option<&Secret>) -> Result<(), IngestError> {
+fn authorize(
+    request: &HttpRequest,
+    body: &[u8],
+    secret: Option<&Secret>,
+) -> Result<(), IngestError> {
     let Some(secret) = secret else {
         return Ok(());
     };
-    let presented = request.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let presented = request
+        .headers()
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     if secret.verify(presented, body) {
         Ok(())
     } else {
-        log::warn!("refused a request from {}: missing or wrong {SECRET_HEADER}", peer(request));
+        log::warn!(
+            "refused a request from {}: missing or wrong {SECRET_HEADER}",
+            peer(request)
+        );
         Err(IngestError::Unauthorized)
     }
 }
 
 fn peer(request: &HttpRequest) -> String {
-    request.peer_addr().map_or_else(|| "an unknown address".to_owned(), |addr| addr.ip().to_string())
+    request.peer_addr().map_or_else(
+        || "an unknown address".to_owned(),
+        |addr| addr.ip().to_string(),
+    )
 }
 
 /// A parsed and rendered batch, ready to store.
@@ -195,7 +229,12 @@ struct Prepared {
 }
 
 /// Parses and renders a body: CPU work, run off the async workers.
-fn prepare(body: &[u8], received_at: OffsetDateTime, renderer: &Renderer, router: &Router) -> Result<Prepared, IngestError> {
+fn prepare(
+    body: &[u8],
+    received_at: OffsetDateTime,
+    renderer: &Renderer,
+    router: &Router,
+) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, None)?;
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut rows = Vec::with_capacity(batch.events.len());
@@ -218,5 +257,10 @@ fn prepare(body: &[u8], received_at: OffsetDateTime, renderer: &Renderer, router
             });
         }
     }
-    Ok(Prepared { accepted: batch.events.len(), rejected: batch.rejected, rows, destinations })
+    Ok(Prepared {
+        accepted: batch.events.len(),
+        rejected: batch.rejected,
+        rows,
+        destinations,
+    })
 }

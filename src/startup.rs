@@ -40,7 +40,10 @@ impl Application {
     }
 
     /// Builds the relay on an already bound listener. Must run inside a tokio runtime.
-    pub async fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+    pub async fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let outbox = Outbox::open(&config.data_dir).context("cannot open the outbox (DATA_DIR)")?;
         let renderer = load_templates(&config);
@@ -50,7 +53,8 @@ impl Application {
         });
         announce(&config, &outbox, &router).await;
 
-        let client = discord::Client::new(config.delivery.timeouts).context("cannot build the HTTP client")?;
+        let client = discord::Client::new(config.delivery.timeouts)
+            .context("cannot build the HTTP client")?;
         let delivery = Delivery::start(&router, &outbox, &client, config.delivery.clone());
         let state = web::Data::new(State {
             secret: config.webhook_secret.clone(),
@@ -64,14 +68,22 @@ impl Application {
 
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(ingest::routes))
-            .workers(workers)
-            .disable_signals()
-            .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
-            .listen(listener)?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(ingest::routes)
+        })
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
+        .listen(listener)?
+        .run();
         log::info!("listening on port {port}");
-        Ok(Self { server, port, delivery })
+        Ok(Self {
+            server,
+            port,
+            delivery,
+        })
     }
 
     /// The port the relay listens on.
@@ -94,7 +106,9 @@ impl Application {
         };
         self.delivery.stop().await;
         log::info!("stopped");
-        served.context("the HTTP server task failed")?.context("the HTTP server failed")
+        served
+            .context("the HTTP server task failed")?
+            .context("the HTTP server failed")
     }
 }
 
@@ -106,7 +120,11 @@ fn load_templates(config: &Config) -> Renderer {
     if loaded.overrides.is_empty() {
         log::info!("using the built-in {} templates", config.template_lang);
     } else {
-        log::info!("templates from {}: {}", config.templates_dir.display(), loaded.overrides.join(", "));
+        log::info!(
+            "templates from {}: {}",
+            config.templates_dir.display(),
+            loaded.overrides.join(", ")
+        );
     }
     loaded.renderer
 }
@@ -126,8 +144,15 @@ async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
         log::warn!("WEBHOOK_SECRET is not set: every request is accepted without a secret");
     }
     if let Ok(pending) = outbox.pending_destinations().await {
-        let known: Vec<&str> = router.destinations().iter().map(|d| d.name.as_str()).collect();
-        for name in pending.iter().filter(|name| !known.contains(&name.as_str())) {
+        let known: Vec<&str> = router
+            .destinations()
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        for name in pending
+            .iter()
+            .filter(|name| !known.contains(&name.as_str()))
+        {
             log::warn!("the outbox has pending rows for destination {name:?}, which is no longer configured; they are kept");
         }
     }

@@ -29,7 +29,9 @@ impl Lang {
 
     pub fn labels(self) -> Labels {
         match self {
-            Lang::En => Labels { unlimited: "Unlimited" },
+            Lang::En => Labels {
+                unlimited: "Unlimited",
+            },
         }
     }
 }

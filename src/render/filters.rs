@@ -20,8 +20,10 @@ pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     let mut line_start = true;
     for ch in text.chars() {
-        let special = matches!(ch, '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<' | '>' | '@' | '#')
-            || (line_start && matches!(ch, '-' | '+'));
+        let special = matches!(
+            ch,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<' | '>' | '@' | '#'
+        ) || (line_start && matches!(ch, '-' | '+'));
         if special {
             out.push('\\');
         }
@@ -33,7 +35,10 @@ pub fn escape_markdown(text: &str) -> String {
 
 fn undefined_check(value: &Value) -> Result<(), Error> {
     if value.is_undefined() {
-        return Err(Error::new(ErrorKind::UndefinedError, "the filter was given an undefined value"));
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "the filter was given an undefined value",
+        ));
     }
     Ok(())
 }
@@ -45,12 +50,18 @@ fn number(value: &Value, filter: &str) -> Result<Option<f64>, Error> {
     }
     if let Some(text) = value.as_str() {
         return text.trim().parse::<f64>().map(Some).map_err(|_| {
-            Error::new(ErrorKind::InvalidOperation, format!("{filter} expects a number, not the text {text:?}"))
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{filter} expects a number, not the text {text:?}"),
+            )
         });
     }
-    f64::try_from(value.clone())
-        .map(Some)
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("{filter} expects a number, not {}", value.kind())))
+    f64::try_from(value.clone()).map(Some).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{filter} expects a number, not {}", value.kind()),
+        )
+    })
 }
 
 /// `{{ user.data_limit | bytes }}` → `10 GiB`; none → `unlimited_label`.
@@ -111,9 +122,14 @@ pub fn unix_seconds(value: &Value) -> Result<Option<i64>, Error> {
         if let Ok(n) = text.trim().parse::<f64>() {
             return Ok(Some(n.floor() as i64));
         }
-        return parse_datetime(text).map(|dt| Some(dt.unix_timestamp())).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidOperation, format!("{text:?} is neither unix seconds nor an ISO datetime"))
-        });
+        return parse_datetime(text)
+            .map(|dt| Some(dt.unix_timestamp()))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{text:?} is neither unix seconds nor an ISO datetime"),
+                )
+            });
     }
     number(value, "ts").map(|n| n.map(|n| n.floor() as i64))
 }
@@ -155,10 +171,16 @@ mod tests {
 
     #[test]
     fn escapes_markdown_and_mentions() {
-        assert_eq!(escape_markdown("**bold** _x_ `c`"), r"\*\*bold\*\* \_x\_ \`c\`");
+        assert_eq!(
+            escape_markdown("**bold** _x_ `c`"),
+            r"\*\*bold\*\* \_x\_ \`c\`"
+        );
         assert_eq!(escape_markdown("@everyone <@&1>"), r"\@everyone \<\@&1\>");
         assert_eq!(escape_markdown("[link](http://x)"), r"\[link\](http://x)");
-        assert_eq!(escape_markdown("# head\n- item\n> quote"), "\\# head\n\\- item\n\\> quote");
+        assert_eq!(
+            escape_markdown("# head\n- item\n> quote"),
+            "\\# head\n\\- item\n\\> quote"
+        );
         assert_eq!(escape_markdown("a-b"), "a-b");
         assert_eq!(escape_markdown("ünïcødé 🚀"), "ünïcødé 🚀");
     }
@@ -171,7 +193,10 @@ mod tests {
         assert_eq!(format_bytes(10_737_418_240.0), "10 GiB");
         assert_eq!(format_bytes(921_600.0), "900 KiB");
         assert_eq!(format_bytes(1_228_800.0), "1.17 MiB");
-        assert_eq!(bytes(&Value::from(()), "Unlimited").unwrap().to_string(), "Unlimited");
+        assert_eq!(
+            bytes(&Value::from(()), "Unlimited").unwrap().to_string(),
+            "Unlimited"
+        );
         assert!(bytes(&Value::UNDEFINED, "Unlimited").is_err());
     }
 
@@ -179,10 +204,22 @@ mod tests {
     fn formats_discord_timestamps_from_every_input() {
         let show = |v: Value, style: Option<&str>| ts(&v, style).unwrap().to_string();
         assert_eq!(show(Value::from(1798393156), None), "<t:1798393156:R>");
-        assert_eq!(show(Value::from(1798393156.9), Some("F")), "<t:1798393156:F>");
-        assert_eq!(show(Value::from("2026-11-27T17:34:50.056027"), Some("f")), "<t:1795800890:f>");
-        assert_eq!(show(Value::from("2026-11-27T17:34:50Z"), Some("d")), "<t:1795800890:d>");
-        assert_eq!(show(Value::from("2026-11-27T20:34:50+03:00"), Some("T")), "<t:1795800890:T>");
+        assert_eq!(
+            show(Value::from(1798393156.9), Some("F")),
+            "<t:1798393156:F>"
+        );
+        assert_eq!(
+            show(Value::from("2026-11-27T17:34:50.056027"), Some("f")),
+            "<t:1795800890:f>"
+        );
+        assert_eq!(
+            show(Value::from("2026-11-27T17:34:50Z"), Some("d")),
+            "<t:1795800890:d>"
+        );
+        assert_eq!(
+            show(Value::from("2026-11-27T20:34:50+03:00"), Some("T")),
+            "<t:1795800890:T>"
+        );
         assert_eq!(show(Value::from(()), None), "");
         assert!(ts(&Value::from(1), Some("x")).is_err());
         assert!(ts(&Value::from("tomorrow"), None).is_err());

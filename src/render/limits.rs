@@ -27,7 +27,10 @@ pub fn truncate(text: &str, max: usize) -> String {
         None => text.to_owned(),
         Some(_) if max == 0 => String::new(),
         Some(_) => {
-            let keep = text.char_indices().nth(max - 1).map_or(text.len(), |(i, _)| i);
+            let keep = text
+                .char_indices()
+                .nth(max - 1)
+                .map_or(text.len(), |(i, _)| i);
             let mut cut = text[..keep].trim_end().to_owned();
             cut.push(ELLIPSIS);
             cut
@@ -45,7 +48,11 @@ pub fn embed_chars(embed: &Embed) -> usize {
     let opt = |s: &Option<String>| s.as_deref().map_or(0, chars);
     opt(&embed.title)
         + opt(&embed.description)
-        + embed.fields.iter().map(|f| chars(&f.name) + chars(&f.value)).sum::<usize>()
+        + embed
+            .fields
+            .iter()
+            .map(|f| chars(&f.name) + chars(&f.value))
+            .sum::<usize>()
         + embed.footer.as_ref().map_or(0, |f| chars(&f.text))
         + embed.author.as_ref().map_or(0, |a| chars(&a.name))
 }
@@ -56,22 +63,62 @@ pub fn violations(content: Option<&str>, embed: &Embed) -> Vec<String> {
     let mut found = Vec::new();
     let over = |found: &mut Vec<String>, what: &str, len: usize, max: usize| {
         if len > max {
-            found.push(format!("{what} has {len} characters, more than Discord's {max}"));
+            found.push(format!(
+                "{what} has {len} characters, more than Discord's {max}"
+            ));
         }
     };
     over(&mut found, "content", content.map_or(0, chars), CONTENT);
-    over(&mut found, "title", embed.title.as_deref().map_or(0, chars), TITLE);
-    over(&mut found, "description", embed.description.as_deref().map_or(0, chars), DESCRIPTION);
-    over(&mut found, "footer", embed.footer.as_ref().map_or(0, |f| chars(&f.text)), FOOTER);
-    over(&mut found, "author name", embed.author.as_ref().map_or(0, |a| chars(&a.name)), AUTHOR);
-    over(&mut found, "url", embed.url.as_deref().map_or(0, chars), URL);
+    over(
+        &mut found,
+        "title",
+        embed.title.as_deref().map_or(0, chars),
+        TITLE,
+    );
+    over(
+        &mut found,
+        "description",
+        embed.description.as_deref().map_or(0, chars),
+        DESCRIPTION,
+    );
+    over(
+        &mut found,
+        "footer",
+        embed.footer.as_ref().map_or(0, |f| chars(&f.text)),
+        FOOTER,
+    );
+    over(
+        &mut found,
+        "author name",
+        embed.author.as_ref().map_or(0, |a| chars(&a.name)),
+        AUTHOR,
+    );
+    over(
+        &mut found,
+        "url",
+        embed.url.as_deref().map_or(0, chars),
+        URL,
+    );
     over(&mut found, "embed", embed_chars(embed), MESSAGE_EMBED_CHARS);
     if embed.fields.len() > FIELDS {
-        found.push(format!("{} fields, more than Discord's {FIELDS}", embed.fields.len()));
+        found.push(format!(
+            "{} fields, more than Discord's {FIELDS}",
+            embed.fields.len()
+        ));
     }
     for (i, field) in embed.fields.iter().enumerate() {
-        over(&mut found, &format!("field {} name", i + 1), chars(&field.name), FIELD_NAME);
-        over(&mut found, &format!("field {} value", i + 1), chars(&field.value), FIELD_VALUE);
+        over(
+            &mut found,
+            &format!("field {} name", i + 1),
+            chars(&field.name),
+            FIELD_NAME,
+        );
+        over(
+            &mut found,
+            &format!("field {} value", i + 1),
+            chars(&field.value),
+            FIELD_VALUE,
+        );
         if field.name.trim().is_empty() || field.value.trim().is_empty() {
             found.push(format!("field {} has an empty name or value", i + 1));
         }

@@ -123,7 +123,11 @@ impl Renderer {
         for &(name, source) in builtin::templates(lang) {
             let origin = format!("built-in {}/{name}.toml", lang.code());
             let compiled = template::parse(source, Format::Toml)
-                .map_err(|message| Problem { origin: origin.clone(), line: None, message })
+                .map_err(|message| Problem {
+                    origin: origin.clone(),
+                    line: None,
+                    message,
+                })
                 .and_then(|spec| renderer.compile(&origin, spec))
                 .unwrap_or_else(|problem| panic!("built-in template is broken: {problem}"));
             let compiled = Arc::new(compiled);
@@ -142,7 +146,11 @@ impl Renderer {
         for file in template_files(dir, &mut problems) {
             let origin = file.path.display().to_string();
             let loaded = std::fs::read_to_string(&file.path)
-                .map_err(|err| Problem { origin: origin.clone(), line: None, message: format!("cannot read: {err}") })
+                .map_err(|err| Problem {
+                    origin: origin.clone(),
+                    line: None,
+                    message: format!("cannot read: {err}"),
+                })
                 .and_then(|text| {
                     template::parse(&text, file.format).map_err(|message| Problem {
                         origin: origin.clone(),
@@ -159,7 +167,11 @@ impl Renderer {
                 Err(problem) => problems.push(problem),
             }
         }
-        Loaded { renderer, problems, overrides }
+        Loaded {
+            renderer,
+            problems,
+            overrides,
+        }
     }
 
     fn empty(lang: Lang) -> Self {
@@ -180,12 +192,17 @@ impl Renderer {
             if value.is_safe() || matches!(state.auto_escape(), AutoEscape::None) {
                 write!(out, "{value}").map_err(Into::into)
             } else {
-                out.write_str(&filters::escape_markdown(&value.to_string())).map_err(Into::into)
+                out.write_str(&filters::escape_markdown(&value.to_string()))
+                    .map_err(Into::into)
             }
         });
         let labels = lang.labels();
-        env.add_filter("bytes", move |value: Value| filters::bytes(&value, labels.unlimited));
-        env.add_filter("ts", |value: Value, style: Option<String>| filters::ts(&value, style.as_deref()));
+        env.add_filter("bytes", move |value: Value| {
+            filters::bytes(&value, labels.unlimited)
+        });
+        env.add_filter("ts", |value: Value, style: Option<String>| {
+            filters::ts(&value, style.as_deref())
+        });
         env.add_filter("duration", |value: Value| filters::duration(&value));
         Self {
             env,
@@ -251,7 +268,11 @@ impl Renderer {
     }
 
     fn report(&self, problem: &Problem, event: &Event) {
-        let first = self.reported.lock().map(|mut seen| seen.insert(problem.origin.clone())).unwrap_or(true);
+        let first = self
+            .reported
+            .lock()
+            .map(|mut seen| seen.insert(problem.origin.clone()))
+            .unwrap_or(true);
         if first {
             log::error!(
                 "template {problem} (action {}); using the built-in template instead. Further failures of this \
@@ -263,7 +284,12 @@ impl Renderer {
         }
     }
 
-    fn render_compiled(&self, template: &Compiled, context: &Value, event: &Event) -> Result<Part, Problem> {
+    fn render_compiled(
+        &self,
+        template: &Compiled,
+        context: &Value,
+        event: &Event,
+    ) -> Result<Part, Problem> {
         let text = |leaf: &Option<LeafRef>| match leaf {
             Some(leaf) => self.render_leaf(template, leaf, context),
             None => Ok(String::new()),
@@ -275,7 +301,10 @@ impl Renderer {
                 let rendered = self.render_leaf(template, leaf, context)?;
                 match rendered.is_empty() {
                     true => None,
-                    false => Some(template::parse_color(&rendered).map_err(|message| problem_at(template, leaf, message))?),
+                    false => Some(
+                        template::parse_color(&rendered)
+                            .map_err(|message| problem_at(template, leaf, message))?,
+                    ),
                 }
             }
         };
@@ -314,8 +343,16 @@ impl Renderer {
         Ok(draft.into_part())
     }
 
-    fn render_leaf(&self, template: &Compiled, leaf: &LeafRef, context: &Value) -> Result<String, Problem> {
-        let rendered = self.env.get_template(&leaf.name).and_then(|t| t.render(context));
+    fn render_leaf(
+        &self,
+        template: &Compiled,
+        leaf: &LeafRef,
+        context: &Value,
+    ) -> Result<String, Problem> {
+        let rendered = self
+            .env
+            .get_template(&leaf.name)
+            .and_then(|t| t.render(context));
         match rendered {
             Ok(text) => Ok(text.trim().to_owned()),
             Err(err) => Err(jinja_problem(template, leaf, &err)),
@@ -327,24 +364,36 @@ impl Renderer {
         let mut add = |path: &str, leaf: Option<Leaf>| -> Result<Option<LeafRef>, Problem> {
             let Some(leaf) = leaf else { return Ok(None) };
             let name = format!("{origin}#{path}");
-            let leaf_ref = LeafRef { name: name.clone(), path: path.to_owned(), line: leaf.line };
-            self.env.add_template_owned(name, leaf.source).map_err(|err| Problem {
-                origin: origin.to_owned(),
-                line: leaf_line(leaf.line, err.line()),
-                message: format!("{path}: {}", jinja_reason(&err)),
-            })?;
+            let leaf_ref = LeafRef {
+                name: name.clone(),
+                path: path.to_owned(),
+                line: leaf.line,
+            };
+            self.env
+                .add_template_owned(name, leaf.source)
+                .map_err(|err| Problem {
+                    origin: origin.to_owned(),
+                    line: leaf_line(leaf.line, err.line()),
+                    message: format!("{path}: {}", jinja_reason(&err)),
+                })?;
             Ok(Some(leaf_ref))
         };
         let color = match spec.color {
             None => None,
             Some(ColorSpec::Fixed(color)) => Some(CompiledColor::Fixed(color)),
-            Some(ColorSpec::Template(leaf)) => add("color", Some(leaf))?.map(CompiledColor::Template),
+            Some(ColorSpec::Template(leaf)) => {
+                add("color", Some(leaf))?.map(CompiledColor::Template)
+            }
         };
         let mut fields = Vec::with_capacity(spec.fields.len());
         for (i, field) in spec.fields.into_iter().enumerate() {
             let name = add(&format!("fields[{i}].name"), Some(field.name))?.expect("leaf given");
             let value = add(&format!("fields[{i}].value"), Some(field.value))?.expect("leaf given");
-            fields.push(CompiledField { name, value, inline: field.inline });
+            fields.push(CompiledField {
+                name,
+                value,
+                inline: field.inline,
+            });
         }
         Ok(Compiled {
             origin: origin.to_owned(),
@@ -390,12 +439,20 @@ fn template_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<TemplateFile> 
     };
     let mut files: Vec<TemplateFile> = entries
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
+        .filter(|entry| {
+            entry
+                .file_type()
+                .is_ok_and(|t| t.is_file() || t.is_symlink())
+        })
         .filter_map(|entry| {
             let file_name = entry.file_name().into_string().ok()?;
             let format = Format::of(&file_name)?;
             let name = file_name.rsplit_once('.')?.0.to_owned();
-            Some(TemplateFile { name, path: entry.path(), format })
+            Some(TemplateFile {
+                name,
+                path: entry.path(),
+                format,
+            })
         })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -406,7 +463,10 @@ fn template_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<TemplateFile> 
             problems.push(Problem {
                 origin: file.path.display().to_string(),
                 line: None,
-                message: format!("another file is already the template for {:?}; this one is ignored", file.name),
+                message: format!(
+                    "another file is already the template for {:?}; this one is ignored",
+                    file.name
+                ),
             });
         }
         first
@@ -437,14 +497,23 @@ fn jinja_problem(template: &Compiled, leaf: &LeafRef, err: &minijinja::Error) ->
 }
 
 fn problem_at(template: &Compiled, leaf: &LeafRef, message: String) -> Problem {
-    Problem { origin: template.origin.clone(), line: leaf.line, message: format!("{}: {message}", leaf.path) }
+    Problem {
+        origin: template.origin.clone(),
+        line: leaf.line,
+        message: format!("{}: {message}", leaf.path),
+    }
 }
 
 /// The last resort when no template renders: the action and the user, nothing else.
 fn minimal_part(event: &Event) -> Part {
     let mut draft = Draft {
-        title: format!("{} · {}", event.action, filters::escape_markdown(&event.username)),
-        description: "This event could not be rendered with its template; the relay's log says why.".into(),
+        title: format!(
+            "{} · {}",
+            event.action,
+            filters::escape_markdown(&event.username)
+        ),
+        description:
+            "This event could not be rendered with its template; the relay's log says why.".into(),
         color: Some(0x95A5A6),
         timestamp: Some(event.received_at),
         ..Draft::default()

@@ -1,0 +1,81 @@
+//! The binary's commands, run as a user would run them.
+
+use std::process::{Command, Output};
+
+use crate::fake_discord::FakeDiscord;
+use crate::helpers::spawn_app;
+
+/// Runs the relay's binary in an empty folder (so no `.env` is read) with only `vars` set.
+pub fn relay(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_marzban-discord-relay"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn healthcheck_succeeds_against_a_running_relay_and_fails_without_one() {
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+
+    let listen = format!("127.0.0.1:{port}");
+    let output =
+        tokio::task::spawn_blocking(move || relay(&["healthcheck"], &[("LISTEN_ADDR", &listen)]))
+            .await
+            .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    app.stop().await;
+
+    let listen = format!("0.0.0.0:{port}");
+    let output = relay(&["healthcheck"], &[("LISTEN_ADDR", &listen)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains(&format!("http://127.0.0.1:{port}/healthz")));
+}
+
+#[test]
+fn refuses_to_start_with_a_webhook_but_no_secret() {
+    let output = relay(
+        &["serve"],
+        &[(
+            "DISCORD_WEBHOOK_URL",
+            "https://discord.com/api/webhooks/1/abc",
+        )],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DISCORD_WEBHOOK_URL is set but WEBHOOK_SECRET is not"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn names_a_malformed_webhook_url_without_its_token() {
+    let output = relay(
+        &["serve"],
+        &[
+            (
+                "DISCORD_WEBHOOK_URL",
+                "https://discord.com/webhooks/1/TOKEN123",
+            ),
+            ("WEBHOOK_SECRET", "s"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DISCORD_WEBHOOK_URL is not a usable webhook URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("TOKEN123"), "{stderr}");
+}

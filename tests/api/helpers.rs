@@ -1,0 +1,208 @@
+//! Spawning the relay for a test: port 0, its own data folder, a fake Discord, shrunk delays, and
+//! every log line captured so tests can check what was logged.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use marzban_discord_relay::config::Config;
+use marzban_discord_relay::startup::Application;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::fake_discord::FakeDiscord;
+
+pub const SECRET: &str = "test-secret-7f3a9c";
+
+/// A relay running for one test.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// How to start a relay: environment variables plus direct tweaks of the parsed config.
+pub struct Options {
+    pub vars: HashMap<String, String>,
+    pub tweak: Box<dyn FnOnce(&mut Config)>,
+}
+
+impl Options {
+    /// Secret set, delivering to `discord`, delays shrunk to milliseconds.
+    pub fn delivering_to(discord: &FakeDiscord) -> Self {
+        Self::new()
+            .var("WEBHOOK_SECRET", SECRET)
+            .var("DISCORD_WEBHOOK_URL", &discord.webhook_url())
+    }
+
+    /// No variables at all (a dry run), delays shrunk.
+    pub fn new() -> Self {
+        Self {
+            vars: HashMap::new(),
+            tweak: Box::new(|_| {}),
+        }
+    }
+
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.to_owned(), value.to_owned());
+        self
+    }
+}
+
+/// Starts a relay delivering to `discord`, in a new data folder.
+pub async fn spawn_app(discord: &FakeDiscord) -> (TestApp, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(discord)).await;
+    (app, dir)
+}
+
+/// Starts a relay with `options`, storing its outbox in `data_dir` (reused across restarts).
+pub async fn spawn_app_in(data_dir: &Path, options: Options) -> TestApp {
+    init_logging();
+    let mut vars = options.vars;
+    vars.entry("DATA_DIR".into())
+        .or_insert_with(|| data_dir.display().to_string());
+    vars.entry("TEMPLATES_DIR".into())
+        .or_insert_with(|| data_dir.join("no-templates").display().to_string());
+    let mut config = Config::from_vars(&vars).expect("test configuration is valid");
+    shrink_delays(&mut config);
+    (options.tweak)(&mut config);
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let application = Application::build_with_listener(config, listener)
+        .await
+        .expect("the relay builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        shutdown,
+        task,
+    }
+}
+
+fn shrink_delays(config: &mut Config) {
+    let ms = Duration::from_millis;
+    let delivery = &mut config.delivery;
+    delivery.retry_schedule = vec![ms(50), ms(100), ms(200)];
+    delivery.ban_cooldown = ms(1500);
+    delivery.idle_poll = ms(200);
+    delivery.pause_reminder = ms(500);
+    delivery.shutdown_grace = ms(500);
+}
+
+impl TestApp {
+    /// POSTs `body` to `/` with the test secret.
+    pub async fn post(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_to("/", body, Some(SECRET)).await
+    }
+
+    /// POSTs `body` to `path` with `secret` in `x-webhook-secret` (none: no header).
+    pub async fn post_to(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        secret: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .body(body);
+        if let Some(secret) = secret {
+            request = request.header("x-webhook-secret", secret);
+        }
+        request.send().await.expect("the relay answers")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("the relay answers")
+    }
+
+    /// Stops the relay as SIGTERM would, and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// The text of a fixture in `tests/fixtures/`.
+pub fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// Every Marzban 0.8.4 fixture, by file name.
+pub fn marzban_fixtures() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marzban-0.8.4");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| (name.clone(), fixture(&format!("marzban-0.8.4/{name}"))))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log capture: one logger for the whole test binary, recording every line.
+
+static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static INIT: Once = Once::new();
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.target().starts_with("marzban_discord_relay") || metadata.target() == "dry_run"
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+            if std::env::var_os("TEST_LOG").is_some() {
+                eprintln!("{line}");
+            }
+            LOGS.lock().unwrap().push(line);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+pub fn init_logging() {
+    INIT.call_once(|| {
+        log::set_logger(&Capture).unwrap();
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+}
+
+/// Every line logged so far by any test of this binary.
+pub fn logs() -> Vec<String> {
+    LOGS.lock().unwrap().clone()
+}
+
+/// Waits until `condition` holds, checking every 20 ms; panics after `timeout`.
+pub async fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

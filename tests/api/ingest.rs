@@ -1,0 +1,211 @@
+//! The HTTP surface: secrets, bodies, batches, answers.
+
+use std::time::Duration;
+
+use marzban_discord_relay::secret::Secret;
+use serde_json::{json, Value};
+
+use crate::fake_discord::FakeDiscord;
+use crate::helpers::{fixture, spawn_app, spawn_app_in, Options, SECRET};
+
+#[tokio::test]
+async fn refuses_a_missing_or_wrong_secret_without_detail() {
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let body = fixture("marzban-0.8.4/user_created.json");
+
+    for secret in [None, Some("wrong"), Some("")] {
+        let response = app.post_to("/", body.clone(), secret).await;
+        assert_eq!(response.status(), 401, "secret {secret:?}");
+        assert_eq!(response.text().await.unwrap(), "");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(discord.requests().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn accepts_the_raw_secret_and_the_hmac_of_the_body_on_every_path() {
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let body = fixture("marzban-0.8.4/user_created.json");
+    let hmac = Secret::parse(SECRET).unwrap().hmac_hex(body.as_bytes());
+
+    for path in ["/", "/webhook", "/webhook/"] {
+        assert_eq!(
+            app.post_to(path, body.clone(), Some(SECRET)).await.status(),
+            200,
+            "{path}"
+        );
+    }
+    let response = app.post_to("/", body.clone(), Some(&hmac)).await;
+    assert_eq!(response.status(), 200);
+    // The HMAC of another body does not open this one.
+    let other = Secret::parse(SECRET).unwrap().hmac_hex(b"[]");
+    assert_eq!(app.post_to("/", body, Some(&other)).await.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn answers_400_for_a_body_that_is_not_json() {
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+
+    let response = app.post("user_created for bob").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body is not valid JSON"),
+        "{body}"
+    );
+
+    let response = app
+        .post("[{\"action\": \"user_created\", \"username\": ")
+        .await;
+    assert_eq!(response.status(), 400);
+    let response = app.post("\"user_created\"").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("JSON array of events or a single event object"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn answers_413_over_the_body_limit_and_keeps_what_was_stored() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(
+        dir.path(),
+        Options::delivering_to(&discord).var("MAX_BODY_BYTES", "4KiB"),
+    )
+    .await;
+
+    let small = fixture("marzban-0.8.4/user_deleted.json");
+    assert_eq!(app.post(small).await.status(), 200);
+    let large = fixture("marzban-0.8.4/user_enabled.json");
+    assert!(large.len() > 4096);
+    let response = app.post(large).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "body is larger than MAX_BODY_BYTES (4096 bytes)"
+    );
+
+    let embeds = discord.wait_for_embeds(1, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(discord.embeds().len(), 1);
+    assert!(embeds[0]["title"].as_str().unwrap().contains("deleted"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stores_the_good_elements_of_a_mixed_batch_and_reports_the_bad() {
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let mut batch: Vec<Value> =
+        serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
+    batch.push(json!("not an event"));
+    batch.push(json!({"username": "no-action"}));
+    batch.extend(
+        serde_json::from_str::<Vec<Value>>(&fixture("marzban-0.8.4/user_limited.json")).unwrap(),
+    );
+    batch.push(json!({"action": "user_updated", "user": [1, 2]}));
+
+    let response = app.post(serde_json::to_string(&batch).unwrap()).await;
+    assert_eq!(response.status(), 200);
+    let receipt: Value = response.json().await.unwrap();
+    assert_eq!(receipt["accepted"], 2);
+    assert_eq!(receipt["rejected"], 3);
+    assert_eq!(
+        receipt["errors"],
+        json!([
+            {"index": 1, "error": "element must be an object, not a string"},
+            {"index": 2, "error": "missing `action`"},
+            {"index": 4, "error": "`user` must be an object or null, not an array"},
+        ])
+    );
+    let embeds = discord.wait_for_embeds(2, Duration::from_secs(5)).await;
+    assert!(embeds[0]["title"].as_str().unwrap().contains("created"));
+    assert!(embeds[1]["title"].as_str().unwrap().contains("limit"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn accepts_a_batch_of_ten_thousand_marzban_events_in_one_request() {
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let template: Vec<Value> =
+        serde_json::from_str(&fixture("marzban-0.8.4/user_expired.json")).unwrap();
+    let batch: Vec<Value> = (0..10_000)
+        .map(|i| {
+            let mut event = template[0].clone();
+            event["username"] = json!(format!("user{i:05}"));
+            event["user"]["username"] = json!(format!("user{i:05}"));
+            event
+        })
+        .collect();
+    let body = serde_json::to_vec(&batch).unwrap();
+    assert!(body.len() > 14_000_000, "{} bytes", body.len());
+
+    let response = app.post(body).await;
+    assert_eq!(response.status(), 200);
+    let receipt: Value = response.json().await.unwrap();
+    assert_eq!(receipt["accepted"], 10_000);
+    assert_eq!(receipt["rejected"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn answers_503_when_the_outbox_cannot_commit_and_stores_nothing() {
+    let discord = FakeDiscord::start().await;
+    let (app, dir) = spawn_app(&discord).await;
+    // Another process holding the write lock makes every commit fail (after the busy timeout).
+    let blocker = rusqlite::Connection::open(dir.path().join("outbox.sqlite3")).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+
+    let response = app.post(fixture("marzban-0.8.4/user_created.json")).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "the relay cannot store events right now; send them again later"
+    );
+
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+    assert_eq!(
+        app.post(fixture("marzban-0.8.4/user_deleted.json"))
+            .await
+            .status(),
+        200
+    );
+    discord.wait_for_embeds(1, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let titles: Vec<String> = discord
+        .embeds()
+        .iter()
+        .map(|e| e["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(titles.len(), 1, "{titles:?}");
+    assert!(titles[0].contains("deleted"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_answers_200() {
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
