@@ -29,10 +29,7 @@ pub enum ConfigError {
 }
 
 fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        var,
-        message: message.into(),
-    }
+    ConfigError::Invalid { var, message: message.into() }
 }
 
 /// Everything the relay needs to run.
@@ -47,6 +44,8 @@ pub struct Config {
     pub templates_dir: PathBuf,
     /// `TEMPLATE_LANG`, default `en`: the language of the built-in templates.
     pub template_lang: Lang,
+    /// `PANEL_NAME`: a label for the panel, available to templates as `panel` (e.g. in the footer).
+    pub panel_name: Option<String>,
     /// `MAX_BODY_BYTES`, default 64 MiB: larger requests are answered 413 and nothing is stored.
     pub max_body_bytes: usize,
     /// `WEBHOOK_SECRET`: what the panel sends in `x-webhook-secret`. `None` only when the relay runs
@@ -80,34 +79,19 @@ impl Config {
             .get("DISCORD_WEBHOOK_URL")
             .map(|url| WebhookUrl::parse(&url))
             .transpose()
-            .map_err(|e| {
-                invalid(
-                    "DISCORD_WEBHOOK_URL",
-                    format!("is not a usable webhook URL: {e}"),
-                )
-            })?;
+            .map_err(|e| invalid("DISCORD_WEBHOOK_URL", format!("is not a usable webhook URL: {e}")))?;
         let allow_no_secret = env.parse_or("ALLOW_NO_SECRET", false, parse_bool)?;
         if discord_webhook_url.is_some() && webhook_secret.is_none() && !allow_no_secret {
             return Err(ConfigError::MissingSecret);
         }
         Ok(Self {
-            listen_addr: env.parse_or(
-                "LISTEN_ADDR",
-                SocketAddr::from(([0, 0, 0, 0], 9000)),
-                |s| {
-                    s.parse().map_err(|_| {
-                        "must be an address and port such as 0.0.0.0:9000 or 127.0.0.1:9000"
-                            .to_owned()
-                    })
-                },
-            )?,
-            data_dir: env
-                .get("DATA_DIR")
-                .map_or_else(|| PathBuf::from("./data"), PathBuf::from),
-            templates_dir: env
-                .get("TEMPLATES_DIR")
-                .map_or_else(|| PathBuf::from("./templates"), PathBuf::from),
+            listen_addr: env.parse_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9000)), |s| {
+                s.parse().map_err(|_| "must be an address and port such as 0.0.0.0:9000 or 127.0.0.1:9000".to_owned())
+            })?,
+            data_dir: env.get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
+            templates_dir: env.get("TEMPLATES_DIR").map_or_else(|| PathBuf::from("./templates"), PathBuf::from),
             template_lang: env.parse_or("TEMPLATE_LANG", Lang::default(), |s| s.parse())?,
+            panel_name: env.get("PANEL_NAME").map(|name| name.trim().to_owned()),
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, parse_size)?,
             webhook_secret,
             discord_webhook_url,
@@ -154,9 +138,7 @@ pub fn parse_bool(value: &str) -> Result<bool, String> {
 /// A byte size: a number, optionally with a unit `B`, `K`/`KiB`, `M`/`MiB`, `G`/`GiB` (binary).
 pub fn parse_size(value: &str) -> Result<usize, String> {
     let bad = || format!("must be a size such as 67108864, 64MiB or 512K, not {value:?}");
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
     let (digits, unit) = value.split_at(split);
     let number: usize = digits.parse().map_err(|_| bad())?;
     let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
@@ -177,9 +159,7 @@ pub fn parse_size(value: &str) -> Result<usize, String> {
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let bad = || format!("must be a duration such as 30s, 10m, 72h or 7d, not {value:?}");
     let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(bad)?;
+    let split = value.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
     let (number, unit) = value.split_at(split);
     let number: f64 = number.parse().map_err(|_| bad())?;
     let seconds = match unit.trim() {
@@ -200,10 +180,7 @@ mod tests {
     const URL: &str = "https://discord.com/api/webhooks/1/tok-en_123";
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_vars(&vars)
     }
 
@@ -220,34 +197,21 @@ mod tests {
 
     #[test]
     fn refuses_a_webhook_without_a_secret_unless_allowed() {
-        assert_eq!(
-            config(&[("DISCORD_WEBHOOK_URL", URL)]).unwrap_err(),
-            ConfigError::MissingSecret
-        );
+        assert_eq!(config(&[("DISCORD_WEBHOOK_URL", URL)]).unwrap_err(), ConfigError::MissingSecret);
         assert!(config(&[("DISCORD_WEBHOOK_URL", URL), ("ALLOW_NO_SECRET", "true")]).is_ok());
         assert!(config(&[("DISCORD_WEBHOOK_URL", URL), ("WEBHOOK_SECRET", "s")]).is_ok());
     }
 
     #[test]
     fn names_the_variable_and_hides_the_token() {
-        let err = config(&[(
-            "DISCORD_WEBHOOK_URL",
-            "https://discord.com/webhooks/1/SECRETTOKEN",
-        )])
-        .unwrap_err();
+        let err = config(&[("DISCORD_WEBHOOK_URL", "https://discord.com/webhooks/1/SECRETTOKEN")]).unwrap_err();
         let message = err.to_string();
-        assert!(
-            message.starts_with("DISCORD_WEBHOOK_URL is not a usable webhook URL"),
-            "{message}"
-        );
+        assert!(message.starts_with("DISCORD_WEBHOOK_URL is not a usable webhook URL"), "{message}");
         assert!(!message.contains("SECRETTOKEN"), "{message}");
         let err = config(&[("LISTEN_ADDR", "nine thousand")]).unwrap_err();
         assert!(err.to_string().starts_with("LISTEN_ADDR must be"), "{err}");
         let err = config(&[("MAX_BODY_BYTES", "lots")]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("MAX_BODY_BYTES must be"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("MAX_BODY_BYTES must be"), "{err}");
     }
 
     #[test]

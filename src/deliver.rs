@@ -138,24 +138,16 @@ impl Worker {
         if self.paused.is_some() {
             return Ok(Step::Paused);
         }
-        if let Some(wait) = self
-            .not_before
-            .and_then(|at| at.checked_duration_since(Instant::now()))
-        {
+        if let Some(wait) = self.not_before.and_then(|at| at.checked_duration_since(Instant::now())) {
             if !wait.is_zero() {
                 return Ok(Step::Wait(wait));
             }
         }
-        let rows = self
-            .outbox
-            .due(&self.destination.name, limits::EMBEDS_PER_MESSAGE)
-            .await?;
+        let rows = self.outbox.due(&self.destination.name, limits::EMBEDS_PER_MESSAGE).await?;
         let Some(head) = rows.first() else {
             return Ok(Step::Idle);
         };
-        let isolating = self
-            .isolate_through
-            .is_some_and(|through| head.id <= through);
+        let isolating = self.isolate_through.is_some_and(|through| head.id <= through);
         let (parts, unreadable) = decode(rows);
         if !unreadable.is_empty() {
             log::error!(
@@ -163,16 +155,10 @@ impl Worker {
                 self.destination.name,
                 unreadable.len()
             );
-            self.outbox
-                .mark_dead(unreadable, "the stored message could not be read".into())
-                .await?;
+            self.outbox.mark_dead(unreadable, "the stored message could not be read".into()).await?;
             return Ok(Step::Progress);
         }
-        let max_parts = if isolating {
-            1
-        } else {
-            limits::EMBEDS_PER_MESSAGE
-        };
+        let max_parts = if isolating { 1 } else { limits::EMBEDS_PER_MESSAGE };
         let count = fitting_parts(parts.iter().map(|(_, part)| part), max_parts);
         let batch = &parts[..count];
         let outcome = self.send(batch).await;
@@ -208,11 +194,7 @@ impl Worker {
         self.not_before = Some(self.not_before.map_or(at, |current| current.max(at)));
     }
 
-    async fn settle(
-        &mut self,
-        batch: &[(Row, Part)],
-        outcome: Outcome,
-    ) -> Result<Step, OutboxError> {
+    async fn settle(&mut self, batch: &[(Row, Part)], outcome: Outcome) -> Result<Step, OutboxError> {
         let ids: Vec<i64> = batch.iter().map(|(row, _)| row.id).collect();
         let name = &self.destination.name;
         match outcome {
@@ -221,23 +203,16 @@ impl Worker {
                 self.outbox.mark_delivered(ids).await?;
                 Ok(Step::Progress)
             }
-            Outcome::RateLimited {
-                retry_after: Some(wait),
-                scope,
-            } => {
+            Outcome::RateLimited { retry_after: Some(wait), scope } => {
                 if scope != Scope::Shared {
-                    log::warn!(
-                        "{name}: Discord rate limited us ({scope:?} scope); waiting {wait:?}"
-                    );
+                    log::warn!("{name}: Discord rate limited us ({scope:?} scope); waiting {wait:?}");
                 } else {
                     log::info!("{name}: Discord's shared rate limit applies; waiting {wait:?}");
                 }
                 self.delay(wait);
                 Ok(Step::Wait(wait))
             }
-            Outcome::RateLimited {
-                retry_after: None, ..
-            } => {
+            Outcome::RateLimited { retry_after: None, .. } => {
                 let wait = self.settings.ban_cooldown;
                 log::error!(
                     "{name}: Discord answered 429 without a delay, which means this IP is temporarily banned; \
@@ -270,7 +245,8 @@ impl Worker {
                 Ok(Step::Progress)
             }
             Outcome::Gone { status, detail } => {
-                let reason = format!("Discord answered {status}: the webhook was deleted or its token is wrong ({detail})");
+                let reason =
+                    format!("Discord answered {status}: the webhook was deleted or its token is wrong ({detail})");
                 log::error!(
                     "{name}: {reason}. Nothing more is sent to it; its {} pending rows are kept. Fix the webhook URL \
                      and restart the relay",
@@ -282,17 +258,11 @@ impl Worker {
         }
     }
 
-    async fn retry_later(
-        &mut self,
-        batch: &[(Row, Part)],
-        detail: String,
-    ) -> Result<Step, OutboxError> {
+    async fn retry_later(&mut self, batch: &[(Row, Part)], detail: String) -> Result<Step, OutboxError> {
         self.failures += 1;
         let horizon = now_ms() - self.settings.retry_max_age.as_millis() as i64;
-        let (expired, retry): (Vec<&Row>, Vec<&Row>) = batch
-            .iter()
-            .map(|(row, _)| row)
-            .partition(|row| row.received_at_ms < horizon);
+        let (expired, retry): (Vec<&Row>, Vec<&Row>) =
+            batch.iter().map(|(row, _)| row).partition(|row| row.received_at_ms < horizon);
         if !expired.is_empty() {
             log::error!(
                 "{}: giving up on {} rows older than {:?}; kept as dead letters ({detail})",
@@ -300,20 +270,13 @@ impl Worker {
                 expired.len(),
                 self.settings.retry_max_age
             );
-            let reason = format!(
-                "gave up after {:?} of retries: {detail}",
-                self.settings.retry_max_age
-            );
-            self.outbox
-                .mark_dead(expired.iter().map(|r| r.id).collect(), reason)
-                .await?;
+            let reason = format!("gave up after {:?} of retries: {detail}", self.settings.retry_max_age);
+            self.outbox.mark_dead(expired.iter().map(|r| r.id).collect(), reason).await?;
         }
         if retry.is_empty() {
             return Ok(Step::Progress);
         }
-        self.outbox
-            .record_attempt(retry.iter().map(|r| r.id).collect(), detail.clone())
-            .await?;
+        self.outbox.record_attempt(retry.iter().map(|r| r.id).collect(), detail.clone()).await?;
         let wait = self.settings.backoff(self.failures);
         log::warn!(
             "{}: delivery failed ({detail}); attempt {}, retrying in {wait:?}",
@@ -346,8 +309,7 @@ impl Worker {
                 Ok(Step::Idle) => self.settings.idle_poll,
                 Ok(Step::Wait(wait)) => wait,
                 Ok(Step::Paused) => {
-                    let due =
-                        last_reminder.is_none_or(|at| at.elapsed() >= self.settings.pause_reminder);
+                    let due = last_reminder.is_none_or(|at| at.elapsed() >= self.settings.pause_reminder);
                     if due && last_reminder.is_some() {
                         log::error!(
                             "{}: still paused, rows are waiting: {}",
@@ -396,8 +358,7 @@ pub fn fitting_parts<'a>(parts: impl IntoIterator<Item = &'a Part>, max_parts: u
         let separator = usize::from(content_chars > 0 && part.content.is_some());
         let next_embed = embed_chars + part.embed_chars();
         let next_content = content_chars + separator + part.content_chars();
-        if count > 0 && (next_embed > limits::MESSAGE_EMBED_CHARS || next_content > limits::CONTENT)
-        {
+        if count > 0 && (next_embed > limits::MESSAGE_EMBED_CHARS || next_content > limits::CONTENT) {
             break;
         }
         (count, embed_chars, content_chars) = (count + 1, next_embed, next_content);
@@ -414,9 +375,7 @@ pub fn build_message<'a>(parts: impl IntoIterator<Item = &'a Part>) -> ExecuteWe
         embeds.push(CreateEmbed::from(part.embed.clone()));
         contents.extend(part.content.as_deref());
     }
-    let message = ExecuteWebhook::new()
-        .embeds(embeds)
-        .allowed_mentions(CreateAllowedMentions::new());
+    let message = ExecuteWebhook::new().embeds(embeds).allowed_mentions(CreateAllowedMentions::new());
     if contents.is_empty() {
         message
     } else {
@@ -448,35 +407,19 @@ impl Waker {
 
 impl Delivery {
     /// Starts a task for every destination of `router`.
-    pub fn start(
-        router: &Router,
-        outbox: &Outbox,
-        client: &discord::Client,
-        settings: DeliverySettings,
-    ) -> Self {
+    pub fn start(router: &Router, outbox: &Outbox, client: &discord::Client, settings: DeliverySettings) -> Self {
         let settings = Arc::new(settings);
         let shutdown = CancellationToken::new();
         let mut wakes = HashMap::new();
         let mut tasks = Vec::new();
         for destination in router.destinations() {
             let wake = Arc::new(Notify::new());
-            let worker = Worker::new(
-                destination.clone(),
-                outbox.clone(),
-                client.clone(),
-                settings.clone(),
-                wake.clone(),
-            );
+            let worker =
+                Worker::new(destination.clone(), outbox.clone(), client.clone(), settings.clone(), wake.clone());
             tasks.push(tokio::spawn(worker.run(shutdown.child_token())));
             wakes.insert(destination.name.clone(), wake);
         }
-        Self {
-            waker: Waker {
-                wakes: Arc::new(wakes),
-            },
-            tasks,
-            shutdown,
-        }
+        Self { waker: Waker { wakes: Arc::new(wakes) }, tasks, shutdown }
     }
 
     /// A handle that wakes these tasks.
@@ -553,15 +496,9 @@ mod tests {
         };
         for _ in 0..100 {
             let first = settings.backoff(1);
-            assert!(
-                first >= Duration::from_millis(800) && first <= Duration::from_millis(1200),
-                "{first:?}"
-            );
+            assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200), "{first:?}");
             let later = settings.backoff(7);
-            assert!(
-                later >= Duration::from_secs(8) && later <= Duration::from_secs(12),
-                "{later:?}"
-            );
+            assert!(later >= Duration::from_secs(8) && later <= Duration::from_secs(12), "{later:?}");
         }
     }
 }

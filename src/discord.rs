@@ -73,10 +73,7 @@ impl WebhookUrl {
 
     fn parse_with(input: &str, discord_only: bool) -> Result<Self, WebhookUrlError> {
         let mut url = Url::parse(input.trim()).map_err(|_| WebhookUrlError::NotAUrl)?;
-        let host = url
-            .host_str()
-            .ok_or(WebhookUrlError::NotAUrl)?
-            .to_ascii_lowercase();
+        let host = url.host_str().ok_or(WebhookUrlError::NotAUrl)?.to_ascii_lowercase();
         let on_discord = DISCORD_HOSTS.contains(&host.as_str());
         match url.scheme() {
             "https" => {}
@@ -92,11 +89,7 @@ impl WebhookUrl {
         }
         let (id, token) = webhook_path(&url)?;
         let id: u64 = id.parse().map_err(|_| WebhookUrlError::Id)?;
-        if token.is_empty()
-            || !token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(WebhookUrlError::Token);
         }
         let thread_id = url
@@ -146,11 +139,8 @@ impl WebhookUrl {
 
 /// Splits `/api/webhooks/<id>/<token>` or `/api/v<N>/webhooks/<id>/<token>` (trailing slash allowed).
 fn webhook_path(url: &Url) -> Result<(&str, &str), WebhookUrlError> {
-    let segments: Vec<&str> = url
-        .path_segments()
-        .ok_or(WebhookUrlError::Path)?
-        .filter(|segment| !segment.is_empty())
-        .collect();
+    let segments: Vec<&str> =
+        url.path_segments().ok_or(WebhookUrlError::Path)?.filter(|segment| !segment.is_empty()).collect();
     match segments.as_slice() {
         ["api", "webhooks", id, token] => Ok((id, token)),
         ["api", version, "webhooks", id, token] if is_api_version(version) => Ok((id, token)),
@@ -159,22 +149,13 @@ fn webhook_path(url: &Url) -> Result<(&str, &str), WebhookUrlError> {
 }
 
 fn is_api_version(segment: &str) -> bool {
-    segment.len() > 1
-        && segment.starts_with('v')
-        && segment[1..].bytes().all(|b| b.is_ascii_digit())
+    segment.len() > 1 && segment.starts_with('v') && segment[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 impl fmt::Display for WebhookUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let port = self.url.port().map(|p| format!(":{p}")).unwrap_or_default();
-        write!(
-            f,
-            "{}://{}{}/…/webhooks/{}/[redacted]",
-            self.url.scheme(),
-            self.host(),
-            port,
-            self.id
-        )
+        write!(f, "{}://{}{}/…/webhooks/{}/[redacted]", self.url.scheme(), self.host(), port, self.id)
     }
 }
 
@@ -220,10 +201,7 @@ pub enum Outcome {
     Delivered,
     /// 429: wait `retry_after`. `None` means no `retry_after` and no `Retry-After`: a ban, so cool
     /// down for a long time.
-    RateLimited {
-        retry_after: Option<Duration>,
-        scope: Scope,
-    },
+    RateLimited { retry_after: Option<Duration>, scope: Scope },
     /// 400 and other 4xx but 401/403/404: this payload will never be accepted as it is.
     Rejected { status: u16, detail: String },
     /// 401, 403, 404: the webhook is gone or its token is wrong. Stop sending to it.
@@ -245,14 +223,8 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome
     match status.as_u16() {
         200..=299 => Outcome::Delivered,
         429 => rate_limited(headers, body),
-        401 | 403 | 404 => Outcome::Gone {
-            status: status.as_u16(),
-            detail: detail(),
-        },
-        400..=499 => Outcome::Rejected {
-            status: status.as_u16(),
-            detail: detail(),
-        },
+        401 | 403 | 404 => Outcome::Gone { status: status.as_u16(), detail: detail() },
+        400..=499 => Outcome::Rejected { status: status.as_u16(), detail: detail() },
         _ => Outcome::Transient { detail: detail() },
     }
 }
@@ -265,13 +237,9 @@ fn rate_limited(headers: &HeaderMap, body: &[u8]) -> Outcome {
         global: bool,
     }
     let parsed: Option<TooManyRequests> = serde_json::from_slice(body).ok();
-    let from_body = parsed
-        .as_ref()
-        .and_then(|b| b.retry_after)
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64);
-    let retry_after =
-        from_body.or_else(|| header_str(headers, "retry-after").and_then(parse_seconds));
+    let from_body =
+        parsed.as_ref().and_then(|b| b.retry_after).filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64);
+    let retry_after = from_body.or_else(|| header_str(headers, "retry-after").and_then(parse_seconds));
     let scope = match header_str(headers, "x-ratelimit-scope") {
         Some("shared") => Scope::Shared,
         Some("global") => Scope::Global,
@@ -282,18 +250,11 @@ fn rate_limited(headers: &HeaderMap, body: &[u8]) -> Outcome {
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 fn parse_seconds(value: &str) -> Option<Duration> {
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
 }
 
 fn error_detail(status: StatusCode, body: &[u8]) -> String {
@@ -315,10 +276,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(5),
-            request: Duration::from_secs(15),
-        }
+        Self { connect: Duration::from_secs(5), request: Duration::from_secs(15) }
     }
 }
 
@@ -341,20 +299,12 @@ impl Client {
     }
 
     /// Executes the webhook once with `message` and classifies the answer. Never retries.
-    pub async fn execute(
-        &self,
-        url: &WebhookUrl,
-        thread_id: Option<u64>,
-        message: &ExecuteWebhook,
-    ) -> Reply {
+    pub async fn execute(&self, url: &WebhookUrl, thread_id: Option<u64>, message: &ExecuteWebhook) -> Reply {
         let body = match serde_json::to_vec(message) {
             Ok(body) => body,
             Err(err) => {
                 return Reply {
-                    outcome: Outcome::Rejected {
-                        status: 0,
-                        detail: format!("could not serialise the message: {err}"),
-                    },
+                    outcome: Outcome::Rejected { status: 0, detail: format!("could not serialise the message: {err}") },
                     rate_limit: RateLimit::default(),
                 }
             }
@@ -374,10 +324,7 @@ impl Client {
         let headers = response.headers().clone();
         // A 2xx whose body cannot be read is still delivered; other bodies only feed the detail.
         let body = response.bytes().await.unwrap_or_default();
-        Reply {
-            outcome: classify(status, &headers, &body),
-            rate_limit: RateLimit::from_headers(&headers),
-        }
+        Reply { outcome: classify(status, &headers, &body), rate_limit: RateLimit::from_headers(&headers) }
     }
 }
 
@@ -397,10 +344,7 @@ fn transport_failure(err: reqwest::Error) -> Reply {
         detail.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    Reply {
-        outcome: Outcome::Transient { detail },
-        rate_limit: RateLimit::default(),
-    }
+    Reply { outcome: Outcome::Transient { detail }, rate_limit: RateLimit::default() }
 }
 
 #[cfg(test)]
@@ -413,93 +357,53 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            map.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         map
     }
 
     #[test]
     fn parses_discord_urls_in_all_their_forms() {
-        for host in [
-            "discord.com",
-            "discordapp.com",
-            "canary.discord.com",
-            "ptb.discord.com",
-        ] {
+        for host in ["discord.com", "discordapp.com", "canary.discord.com", "ptb.discord.com"] {
             for path in ["api/webhooks", "api/v10/webhooks", "api/v9/webhooks"] {
-                let url =
-                    WebhookUrl::parse(&format!("https://{host}/{path}/123456/{TOKEN}")).unwrap();
+                let url = WebhookUrl::parse(&format!("https://{host}/{path}/123456/{TOKEN}")).unwrap();
                 assert_eq!(url.id(), 123456);
                 assert!(url.is_discord_host());
             }
         }
-        let url =
-            WebhookUrl::parse(&format!("https://discord.com/api/webhooks/1/{TOKEN}/")).unwrap();
+        let url = WebhookUrl::parse(&format!("https://discord.com/api/webhooks/1/{TOKEN}/")).unwrap();
         assert_eq!(url.id(), 1);
     }
 
     #[test]
     fn accepts_other_origins_with_a_webhook_path() {
-        let url =
-            WebhookUrl::parse(&format!("http://127.0.0.1:8080/api/webhooks/7/{TOKEN}")).unwrap();
+        let url = WebhookUrl::parse(&format!("http://127.0.0.1:8080/api/webhooks/7/{TOKEN}")).unwrap();
         assert!(!url.is_discord_host());
         assert_eq!(url.host(), "127.0.0.1");
-        assert_eq!(
-            url.execute_url(None).as_str(),
-            format!("http://127.0.0.1:8080/api/webhooks/7/{TOKEN}?wait=true")
-        );
+        assert_eq!(url.execute_url(None).as_str(), format!("http://127.0.0.1:8080/api/webhooks/7/{TOKEN}?wait=true"));
     }
 
     #[test]
     fn keeps_a_thread_id_from_the_query() {
-        let url = WebhookUrl::parse(&format!(
-            "https://discord.com/api/webhooks/7/{TOKEN}?thread_id=99&wait=false"
-        ))
-        .unwrap();
+        let url =
+            WebhookUrl::parse(&format!("https://discord.com/api/webhooks/7/{TOKEN}?thread_id=99&wait=false")).unwrap();
         assert_eq!(url.thread_id(), Some(99));
-        assert!(url
-            .execute_url(None)
-            .as_str()
-            .ends_with("?wait=true&thread_id=99"));
-        assert!(url
-            .execute_url(Some(5))
-            .as_str()
-            .ends_with("?wait=true&thread_id=5"));
+        assert!(url.execute_url(None).as_str().ends_with("?wait=true&thread_id=99"));
+        assert!(url.execute_url(Some(5)).as_str().ends_with("?wait=true&thread_id=5"));
     }
 
     #[test]
     fn refuses_malformed_urls_without_echoing_the_token() {
         let cases = [
             ("not a url", WebhookUrlError::NotAUrl),
-            (
-                "ftp://discord.com/api/webhooks/1/abc",
-                WebhookUrlError::Scheme("ftp".into()),
-            ),
-            (
-                "http://discord.com/api/webhooks/1/abc",
-                WebhookUrlError::PlainHttpToDiscord("discord.com".into()),
-            ),
+            ("ftp://discord.com/api/webhooks/1/abc", WebhookUrlError::Scheme("ftp".into())),
+            ("http://discord.com/api/webhooks/1/abc", WebhookUrlError::PlainHttpToDiscord("discord.com".into())),
             ("https://discord.com/webhooks/1/abc", WebhookUrlError::Path),
             ("https://discord.com/api/webhooks/1", WebhookUrlError::Path),
-            (
-                "https://discord.com/api/vX/webhooks/1/abc",
-                WebhookUrlError::Path,
-            ),
-            (
-                "https://discord.com/api/webhooks/abc/abc",
-                WebhookUrlError::Id,
-            ),
-            (
-                "https://discord.com/api/webhooks/1/ab%20c",
-                WebhookUrlError::Token,
-            ),
-            (
-                "https://u:p@discord.com/api/webhooks/1/abc",
-                WebhookUrlError::Credentials,
-            ),
+            ("https://discord.com/api/vX/webhooks/1/abc", WebhookUrlError::Path),
+            ("https://discord.com/api/webhooks/abc/abc", WebhookUrlError::Id),
+            ("https://discord.com/api/webhooks/1/ab%20c", WebhookUrlError::Token),
+            ("https://u:p@discord.com/api/webhooks/1/abc", WebhookUrlError::Credentials),
         ];
         for (input, expected) in cases {
             let err = WebhookUrl::parse(input).unwrap_err();
@@ -510,61 +414,37 @@ mod tests {
 
     #[test]
     fn payload_urls_must_be_on_discord() {
-        let err =
-            WebhookUrl::parse_discord_only(&format!("https://evil.example/api/webhooks/1/{TOKEN}"))
-                .unwrap_err();
+        let err = WebhookUrl::parse_discord_only(&format!("https://evil.example/api/webhooks/1/{TOKEN}")).unwrap_err();
         assert_eq!(err, WebhookUrlError::NotDiscordHost("evil.example".into()));
-        assert!(WebhookUrl::parse_discord_only(&format!(
-            "https://discord.com/api/webhooks/1/{TOKEN}"
-        ))
-        .is_ok());
+        assert!(WebhookUrl::parse_discord_only(&format!("https://discord.com/api/webhooks/1/{TOKEN}")).is_ok());
     }
 
     #[test]
     fn display_and_debug_redact_the_token() {
-        let url =
-            WebhookUrl::parse(&format!("https://discord.com/api/webhooks/42/{TOKEN}")).unwrap();
+        let url = WebhookUrl::parse(&format!("https://discord.com/api/webhooks/42/{TOKEN}")).unwrap();
         for shown in [format!("{url}"), format!("{url:?}")] {
             assert!(!shown.contains(TOKEN), "{shown}");
-            assert!(
-                shown.contains("discord.com") && shown.contains("42"),
-                "{shown}"
-            );
+            assert!(shown.contains("discord.com") && shown.contains("42"), "{shown}");
         }
     }
 
     #[test]
     fn classifies_every_status_class() {
         let none = HeaderMap::new();
-        assert_eq!(
-            classify(StatusCode::OK, &none, b"not json"),
-            Outcome::Delivered
-        );
-        assert_eq!(
-            classify(StatusCode::NO_CONTENT, &none, b""),
-            Outcome::Delivered
-        );
+        assert_eq!(classify(StatusCode::OK, &none, b"not json"), Outcome::Delivered);
+        assert_eq!(classify(StatusCode::NO_CONTENT, &none, b""), Outcome::Delivered);
         assert!(matches!(
             classify(StatusCode::BAD_REQUEST, &none, br#"{"embeds":["0"]}"#),
             Outcome::Rejected { status: 400, ref detail } if detail.contains("embeds")
         ));
-        assert!(matches!(
-            classify(StatusCode::PAYLOAD_TOO_LARGE, &none, b""),
-            Outcome::Rejected { status: 413, .. }
-        ));
+        assert!(matches!(classify(StatusCode::PAYLOAD_TOO_LARGE, &none, b""), Outcome::Rejected { status: 413, .. }));
         for status in [401, 403, 404] {
             let status = StatusCode::from_u16(status).unwrap();
-            assert!(matches!(
-                classify(status, &none, b"{}"),
-                Outcome::Gone { .. }
-            ));
+            assert!(matches!(classify(status, &none, b"{}"), Outcome::Gone { .. }));
         }
         for status in [500, 502, 503, 504] {
             let status = StatusCode::from_u16(status).unwrap();
-            assert!(matches!(
-                classify(status, &none, b"<html>"),
-                Outcome::Transient { .. }
-            ));
+            assert!(matches!(classify(status, &none, b"<html>"), Outcome::Transient { .. }));
         }
     }
 
@@ -574,32 +454,19 @@ mod tests {
         let h = headers(&[("retry-after", "2"), ("x-ratelimit-scope", "user")]);
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS, &h, body),
-            Outcome::RateLimited {
-                retry_after: Some(Duration::from_millis(1500)),
-                scope: Scope::User
-            }
+            Outcome::RateLimited { retry_after: Some(Duration::from_millis(1500)), scope: Scope::User }
         );
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS, &h, b""),
-            Outcome::RateLimited {
-                retry_after: Some(Duration::from_secs(2)),
-                scope: Scope::User
-            }
+            Outcome::RateLimited { retry_after: Some(Duration::from_secs(2)), scope: Scope::User }
         );
     }
 
     #[test]
     fn a_429_without_any_delay_is_a_ban() {
         assert_eq!(
-            classify(
-                StatusCode::TOO_MANY_REQUESTS,
-                &HeaderMap::new(),
-                b"<html>Access denied</html>"
-            ),
-            Outcome::RateLimited {
-                retry_after: None,
-                scope: Scope::User
-            }
+            classify(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), b"<html>Access denied</html>"),
+            Outcome::RateLimited { retry_after: None, scope: Scope::User }
         );
     }
 
@@ -607,41 +474,21 @@ mod tests {
     fn reads_the_scope_of_a_429() {
         let shared = headers(&[("x-ratelimit-scope", "shared")]);
         assert!(matches!(
-            classify(
-                StatusCode::TOO_MANY_REQUESTS,
-                &shared,
-                br#"{"retry_after":1}"#
-            ),
-            Outcome::RateLimited {
-                scope: Scope::Shared,
-                ..
-            }
+            classify(StatusCode::TOO_MANY_REQUESTS, &shared, br#"{"retry_after":1}"#),
+            Outcome::RateLimited { scope: Scope::Shared, .. }
         ));
         assert!(matches!(
-            classify(
-                StatusCode::TOO_MANY_REQUESTS,
-                &HeaderMap::new(),
-                br#"{"retry_after":1,"global":true}"#
-            ),
-            Outcome::RateLimited {
-                scope: Scope::Global,
-                ..
-            }
+            classify(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), br#"{"retry_after":1,"global":true}"#),
+            Outcome::RateLimited { scope: Scope::Global, .. }
         ));
     }
 
     #[test]
     fn reads_the_bucket_headers() {
-        let h = headers(&[
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset-after", "0.75"),
-        ]);
+        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset-after", "0.75")]);
         assert_eq!(
             RateLimit::from_headers(&h),
-            RateLimit {
-                remaining: Some(0),
-                reset_after: Some(Duration::from_millis(750))
-            }
+            RateLimit { remaining: Some(0), reset_after: Some(Duration::from_millis(750)) }
         );
     }
 }

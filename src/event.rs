@@ -17,15 +17,8 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// Keys removed from every payload, at any depth, before anything else sees it.
-pub const SECRET_KEYS: &[&str] = &[
-    "links",
-    "subscription_url",
-    "proxies",
-    "proxy_settings",
-    "key",
-    "discord_webhook",
-    "telegram_id",
-];
+pub const SECRET_KEYS: &[&str] =
+    &["links", "subscription_url", "proxies", "proxy_settings", "key", "discord_webhook", "telegram_id"];
 
 /// Keys that change between re-sends of the same notification and so are left out of its
 /// fingerprint.
@@ -42,13 +35,9 @@ pub struct Action(String);
 
 impl Action {
     pub fn parse(value: &str) -> Result<Self, String> {
-        let valid_chars = value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let valid_chars = value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if value.is_empty() || value.len() > ACTION_MAX_CHARS || !valid_chars {
-            return Err(format!(
-                "`action` must be 1 to {ACTION_MAX_CHARS} characters of letters, digits, '_' or '-'"
-            ));
+            return Err(format!("`action` must be 1 to {ACTION_MAX_CHARS} characters of letters, digits, '_' or '-'"));
         }
         Ok(Self(value.to_owned()))
     }
@@ -83,8 +72,12 @@ pub struct Event {
     pub admin: Option<Admin>,
     /// `reached_usage_percent`: the usage that triggered it, in percent.
     pub used_percent: Option<f64>,
-    /// `reached_days_left`: whole days left.
+    /// Whole days until the user expires: the panel's own count (`reached_days_left`), or computed
+    /// from `user.expire` at receive time (0 once expired); `None` for users who never expire.
     pub days_left: Option<i64>,
+    /// Bytes the user has left this period (`data_limit - used_traffic`, at least 0); `None` when
+    /// unlimited or unknown.
+    pub remaining: Option<i64>,
     /// `user_disabled`: the panel's reason, when it gives one.
     pub reason: Option<String>,
     /// The owning admin's own Discord webhook (or the acting admin's when the user is gone), for
@@ -164,11 +157,7 @@ pub struct Batch {
 
 /// Parses a webhook body (an array or a single object) into events. Only a body that is not JSON,
 /// or JSON that is neither an array nor an object, fails as a whole.
-pub fn parse_batch(
-    body: &[u8],
-    received_at: OffsetDateTime,
-    panel: Option<&str>,
-) -> Result<Batch, BodyError> {
+pub fn parse_batch(body: &[u8], received_at: OffsetDateTime, panel: Option<&str>) -> Result<Batch, BodyError> {
     let elements = match serde_json::from_slice::<Value>(body)? {
         Value::Array(elements) => elements,
         object @ Value::Object(_) => vec![object],
@@ -186,16 +175,9 @@ pub fn parse_batch(
 
 impl Event {
     /// Normalises one notification. Errors say what is wrong without quoting any value.
-    pub fn from_value(
-        element: Value,
-        received_at: OffsetDateTime,
-        panel: Option<&str>,
-    ) -> Result<Self, String> {
+    pub fn from_value(element: Value, received_at: OffsetDateTime, panel: Option<&str>) -> Result<Self, String> {
         let Value::Object(mut map) = element else {
-            return Err(format!(
-                "element must be an object, not {}",
-                kind_of(&element)
-            ));
+            return Err(format!("element must be an object, not {}", kind_of(&element)));
         };
         let owner_webhook = owner_webhook(&map);
         // Before stripping: the subscription token is made when the panel builds the event, so it
@@ -206,47 +188,29 @@ impl Event {
         let action = match map.remove("action") {
             Some(Value::String(action)) => Action::parse(&action)?,
             Some(Value::Null) | None => return Err("missing `action`".into()),
-            Some(other) => {
-                return Err(format!(
-                    "`action` must be a string, not {}",
-                    kind_of(&other)
-                ))
-            }
+            Some(other) => return Err(format!("`action` must be a string, not {}", kind_of(&other))),
         };
         let user = match map.remove("user") {
             Some(Value::Object(user)) => Some(User::from_map(user)),
             Some(Value::Null) | None => None,
-            Some(other) => {
-                return Err(format!(
-                    "`user` must be an object or null, not {}",
-                    kind_of(&other)
-                ))
-            }
+            Some(other) => return Err(format!("`user` must be an object or null, not {}", kind_of(&other))),
         };
         let by = match map.remove("by") {
             Some(Value::Object(by)) => Some(Admin::from_map(by)),
             Some(Value::Null) | None => None,
-            Some(other) => {
-                return Err(format!(
-                    "`by` must be an object or null, not {}",
-                    kind_of(&other)
-                ))
-            }
+            Some(other) => return Err(format!("`by` must be an object or null, not {}", kind_of(&other))),
         };
         let username = match map.remove("username") {
             Some(Value::String(name)) => name,
-            Some(Value::Null) | None => user
-                .as_ref()
-                .and_then(|u| u.username.clone())
-                .unwrap_or_default(),
-            Some(other) => {
-                return Err(format!(
-                    "`username` must be a string, not {}",
-                    kind_of(&other)
-                ))
-            }
+            Some(Value::Null) | None => user.as_ref().and_then(|u| u.username.clone()).unwrap_or_default(),
+            Some(other) => return Err(format!("`username` must be a string, not {}", kind_of(&other))),
         };
         let admin = user.as_ref().and_then(|u| u.admin.clone());
+        let days_left = map.get("days_left").and_then(as_int).or_else(|| {
+            let expire = user.as_ref()?.expire?;
+            Some(((expire - received_at.unix_timestamp()).max(0)) / 86_400)
+        });
+        let remaining = user.as_ref().and_then(|u| Some((u.data_limit? - u.used_traffic.unwrap_or(0)).max(0)));
         Ok(Self {
             action,
             username,
@@ -255,11 +219,9 @@ impl Event {
             admin,
             user,
             by,
-            used_percent: map
-                .get("used_percent")
-                .and_then(Value::as_f64)
-                .filter(|p| p.is_finite()),
-            days_left: map.get("days_left").and_then(as_int),
+            used_percent: map.get("used_percent").and_then(Value::as_f64).filter(|p| p.is_finite()),
+            days_left,
+            remaining,
             reason: map.get("reason").and_then(Value::as_str).map(str::to_owned),
             owner_webhook,
             fingerprint,
@@ -278,10 +240,7 @@ impl User {
         let expire = map.remove("expire").or_else(|| map.remove("expire_date"));
         let admin = match map.remove("admin") {
             Some(Value::Object(admin)) => Some(Admin::from_map(admin)),
-            _ => take_str(&mut map, "owner_username").map(|name| Admin {
-                username: Some(name),
-                ..Admin::default()
-            }),
+            _ => take_str(&mut map, "owner_username").map(|name| Admin { username: Some(name), ..Admin::default() }),
         };
         User {
             username: take_str(&mut map, "username"),
@@ -321,12 +280,7 @@ impl Admin {
 /// Marzneshin sends flags instead of a status; map them to Marzban's status names.
 fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
     let flag = |key: &str| map.get(key).and_then(Value::as_bool);
-    let status = match (
-        flag("enabled")?,
-        flag("expired"),
-        flag("data_limit_reached"),
-        flag("activated"),
-    ) {
+    let status = match (flag("enabled")?, flag("expired"), flag("data_limit_reached"), flag("activated")) {
         (false, ..) => "disabled",
         (true, Some(true), ..) => "expired",
         (true, _, Some(true), _) => "limited",
@@ -339,12 +293,8 @@ fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
 /// The per-admin webhook, read before secrets are stripped: the owning admin's, or the acting
 /// admin's when the event has no user (a deletion).
 fn owner_webhook(map: &Map<String, Value>) -> Option<String> {
-    let from = |admin: Option<&Value>| {
-        admin
-            .and_then(|a| a.get("discord_webhook"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let from =
+        |admin: Option<&Value>| admin.and_then(|a| a.get("discord_webhook")).and_then(Value::as_str).map(str::to_owned);
     match map.get("user").filter(|u| u.is_object()) {
         Some(user) => from(user.get("admin")),
         None => from(map.get("by")),
@@ -374,11 +324,8 @@ fn fingerprint(map: &Map<String, Value>, panel: Option<&str>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(panel.unwrap_or_default().as_bytes());
     hasher.update([0]);
-    let stable: Map<String, Value> = map
-        .iter()
-        .filter(|(k, _)| !RESEND_KEYS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let stable: Map<String, Value> =
+        map.iter().filter(|(k, _)| !RESEND_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     // serde_json's Map is ordered by key, so equal content always serialises the same.
     hasher.update(serde_json::to_vec(&stable).unwrap_or_default());
     hex::encode(hasher.finalize())
@@ -397,9 +344,7 @@ fn take_int(map: &mut Map<String, Value>, key: &str) -> Option<i64> {
 
 /// An integer from a JSON number; floats are truncated, anything else is no value.
 fn as_int(value: &Value) -> Option<i64> {
-    value
-        .as_i64()
-        .or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+    value.as_i64().or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
 }
 
 /// Unix seconds from a number (unix seconds) or an ISO 8601 datetime, with or without an offset
@@ -427,9 +372,7 @@ pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
         return Some(dt.assume_utc());
     }
     let date = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(text, date)
-        .ok()
-        .map(|d| d.midnight().assume_utc())
+    time::Date::parse(text, date).ok().map(|d| d.midnight().assume_utc())
 }
 
 fn serialize_unix<S: serde::Serializer>(at: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -462,48 +405,25 @@ mod tests {
 
     #[test]
     fn accepts_an_array_or_a_single_object() {
-        let batch = parse_batch(
-            br#"[{"action":"user_created","username":"a"}]"#,
-            now(),
-            None,
-        )
-        .unwrap();
+        let batch = parse_batch(br#"[{"action":"user_created","username":"a"}]"#, now(), None).unwrap();
         assert_eq!(batch.events.len(), 1);
-        let batch =
-            parse_batch(br#"{"action":"user_created","username":"a"}"#, now(), None).unwrap();
+        let batch = parse_batch(br#"{"action":"user_created","username":"a"}"#, now(), None).unwrap();
         assert_eq!(batch.events.len(), 1);
     }
 
     #[test]
     fn refuses_bodies_that_are_not_batches() {
-        assert!(matches!(
-            parse_batch(b"hello", now(), None),
-            Err(BodyError::NotJson(_))
-        ));
-        assert!(matches!(
-            parse_batch(b"[{", now(), None),
-            Err(BodyError::NotJson(_))
-        ));
-        assert!(matches!(
-            parse_batch(b"42", now(), None),
-            Err(BodyError::NotEventOrBatch("a number"))
-        ));
+        assert!(matches!(parse_batch(b"hello", now(), None), Err(BodyError::NotJson(_))));
+        assert!(matches!(parse_batch(b"[{", now(), None), Err(BodyError::NotJson(_))));
+        assert!(matches!(parse_batch(b"42", now(), None), Err(BodyError::NotEventOrBatch("a number"))));
     }
 
     #[test]
     fn rejects_bad_elements_and_keeps_good_ones() {
-        let body =
-            br#"[{"action":"user_created","username":"a"}, 5, {"username":"b"}, {"action":7},
+        let body = br#"[{"action":"user_created","username":"a"}, 5, {"username":"b"}, {"action":7},
                         {"action":"x","user":"nope"}, {"action":"user_deleted","username":"c"}]"#;
         let batch = parse_batch(body, now(), None).unwrap();
-        assert_eq!(
-            batch
-                .events
-                .iter()
-                .map(|e| e.username.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "c"]
-        );
+        assert_eq!(batch.events.iter().map(|e| e.username.as_str()).collect::<Vec<_>>(), ["a", "c"]);
         let indexes: Vec<usize> = batch.rejected.iter().map(|r| r.index).collect();
         assert_eq!(indexes, [1, 2, 3, 4]);
         assert_eq!(batch.rejected[1].error, "missing `action`");
@@ -545,44 +465,28 @@ mod tests {
         }))
         .unwrap();
         let context = serde_json::to_string(&event).unwrap();
-        for secret in [
-            "links",
-            "subscription_url",
-            "proxies",
-            "proxy_settings",
-            "\"key\"",
-            "telegram_id",
-            "discord_webhook",
-        ] {
+        for secret in
+            ["links", "subscription_url", "proxies", "proxy_settings", "\"key\"", "telegram_id", "discord_webhook"]
+        {
             assert!(!context.contains(secret), "{secret} in {context}");
         }
-        assert_eq!(
-            event.owner_webhook.as_deref(),
-            Some("https://discord.com/api/webhooks/2/y")
-        );
+        assert_eq!(event.owner_webhook.as_deref(), Some("https://discord.com/api/webhooks/2/y"));
         assert_eq!(event.admin.unwrap().username.as_deref(), Some("owner"));
     }
 
     #[test]
     fn a_deleted_users_webhook_is_the_acting_admins() {
-        let event = one(json!({"action":"user_deleted","by":{"discord_webhook":"https://discord.com/api/webhooks/3/z"}}))
-            .unwrap();
-        assert_eq!(
-            event.owner_webhook.as_deref(),
-            Some("https://discord.com/api/webhooks/3/z")
-        );
+        let event =
+            one(json!({"action":"user_deleted","by":{"discord_webhook":"https://discord.com/api/webhooks/3/z"}}))
+                .unwrap();
+        assert_eq!(event.owner_webhook.as_deref(), Some("https://discord.com/api/webhooks/3/z"));
     }
 
     #[test]
     fn derives_a_status_from_marzneshin_flags() {
         let flags = |enabled, expired, limited, activated| {
             let user = json!({"enabled":enabled,"expired":expired,"data_limit_reached":limited,"activated":activated});
-            one(json!({"action":"a","user":user}))
-                .unwrap()
-                .user
-                .unwrap()
-                .status
-                .unwrap()
+            one(json!({"action":"a","user":user})).unwrap().user.unwrap().status.unwrap()
         };
         assert_eq!(flags(false, true, true, true), "disabled");
         assert_eq!(flags(true, true, false, true), "expired");
@@ -592,9 +496,25 @@ mod tests {
     }
 
     #[test]
+    fn computes_days_left_and_remaining_traffic() {
+        let in_days = |days: i64| now().unix_timestamp() + days * 86_400 + 3_600;
+        let event =
+            one(json!({"action":"a","user":{"expire": in_days(3), "data_limit": 1000, "used_traffic": 300}})).unwrap();
+        assert_eq!((event.days_left, event.remaining), (Some(3), Some(700)));
+        let sent = one(json!({"action":"reached_days_left","days_left":2,"user":{"expire": in_days(3)}})).unwrap();
+        assert_eq!(sent.days_left, Some(2), "the panel's own count wins");
+        let expired =
+            one(json!({"action":"a","user":{"expire": in_days(-5), "data_limit": 10, "used_traffic": 50}})).unwrap();
+        assert_eq!((expired.days_left, expired.remaining), (Some(0), Some(0)));
+        let unlimited = one(json!({"action":"a","user":{"expire": null, "data_limit": 0}})).unwrap();
+        assert_eq!((unlimited.days_left, unlimited.remaining), (None, None));
+    }
+
+    #[test]
     fn tolerates_wrong_types_in_detail_fields() {
-        let event = one(json!({"action":"a","used_percent":"x","days_left":[1],"user":{"used_traffic":"lots","note":5}}))
-            .unwrap();
+        let event =
+            one(json!({"action":"a","used_percent":"x","days_left":[1],"user":{"used_traffic":"lots","note":5}}))
+                .unwrap();
         assert_eq!(event.used_percent, None);
         assert_eq!(event.days_left, None);
         let user = event.user.unwrap();
@@ -604,21 +524,22 @@ mod tests {
 
     #[test]
     fn a_resend_has_the_same_fingerprint() {
-        let first = one(json!({"action":"a","username":"u","tries":0,"send_at":1.0,"user":{"subscription_url":"/sub/1"}}))
-            .unwrap();
-        let resent = one(json!({"action":"a","username":"u","tries":1,"send_at":2.0,"user":{"subscription_url":"/sub/1"}}))
-            .unwrap();
+        let first =
+            one(json!({"action":"a","username":"u","tries":0,"send_at":1.0,"user":{"subscription_url":"/sub/1"}}))
+                .unwrap();
+        let resent =
+            one(json!({"action":"a","username":"u","tries":1,"send_at":2.0,"user":{"subscription_url":"/sub/1"}}))
+                .unwrap();
         // The same change made again later: the panel built a new subscription token for it.
-        let again = one(json!({"action":"a","username":"u","tries":0,"send_at":1.0,"user":{"subscription_url":"/sub/2"}}))
-            .unwrap();
+        let again =
+            one(json!({"action":"a","username":"u","tries":0,"send_at":1.0,"user":{"subscription_url":"/sub/2"}}))
+                .unwrap();
         let other = one(json!({"action":"a","username":"v","tries":0})).unwrap();
         assert_eq!(first.fingerprint, resent.fingerprint);
         assert_ne!(first.fingerprint, again.fingerprint);
         assert_ne!(first.fingerprint, other.fingerprint);
-        let other_panel =
-            Event::from_value(json!({"action":"a","username":"u"}), now(), Some("eu1")).unwrap();
-        let same_panel =
-            Event::from_value(json!({"action":"a","username":"u"}), now(), None).unwrap();
+        let other_panel = Event::from_value(json!({"action":"a","username":"u"}), now(), Some("eu1")).unwrap();
+        let same_panel = Event::from_value(json!({"action":"a","username":"u"}), now(), None).unwrap();
         assert_ne!(other_panel.fingerprint, same_panel.fingerprint);
     }
 }

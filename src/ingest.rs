@@ -5,7 +5,6 @@
 //! rows, and answer 200 only after the outbox committed them. One bad element does not sink the
 //! batch; it is reported in the answer. `GET /healthz` answers 200 while the process serves.
 
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -17,7 +16,7 @@ use time::OffsetDateTime;
 use crate::deliver::Waker;
 use crate::event::{parse_batch, BodyError, Rejection};
 use crate::outbox::{NewRow, Outbox};
-use crate::render::Renderer;
+use crate::render::{Renderer, Templates};
 use crate::routing::Router;
 use crate::secret::Secret;
 
@@ -30,23 +29,15 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// What every request handler shares.
 pub struct State {
     pub secret: Option<Secret>,
-    pub renderer: RwLock<Arc<Renderer>>,
+    pub templates: std::sync::Arc<Templates>,
+    /// The label of the panel (`PANEL_NAME`), for templates.
+    pub panel_name: Option<String>,
     pub router: Router,
     pub outbox: Outbox,
     pub waker: Waker,
     pub max_body_bytes: usize,
     /// Re-sends of a notification within this window are stored once.
     pub dedup_window: Option<Duration>,
-}
-
-impl State {
-    /// The template set in use now.
-    pub fn renderer(&self) -> Arc<Renderer> {
-        self.renderer
-            .read()
-            .map(|r| r.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
-    }
 }
 
 /// Why a request was not accepted. 4xx bodies say exactly what was wrong; 5xx bodies reveal nothing.
@@ -116,33 +107,23 @@ async fn receive(
     let body = read_body(&request, payload, state.max_body_bytes).await?;
     authorize(&request, &body, state.secret.as_ref())?;
 
-    let renderer = state.renderer();
+    let renderer = state.templates.current();
     let router = state.router.clone();
     let dedup_window = state.dedup_window;
-    let prepared = web::block(move || prepare(&body, received_at, &renderer, &router))
+    let panel = state.panel_name.clone();
+    let prepared = web::block(move || prepare(&body, received_at, panel.as_deref(), &renderer, &router))
         .await
         .map_err(|_| IngestError::Unavailable)??;
 
-    let enqueued = state
-        .outbox
-        .enqueue(prepared.rows, dedup_window)
-        .await
-        .map_err(|err| {
-            log::error!(
-                "could not store {} events, answering 503 so the panel retries: {err}",
-                prepared.accepted
-            );
-            IngestError::Unavailable
-        })?;
+    let enqueued = state.outbox.enqueue(prepared.rows, dedup_window).await.map_err(|err| {
+        log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);
+        IngestError::Unavailable
+    })?;
     for destination in &prepared.destinations {
         state.waker.wake(destination);
     }
     for rejection in &prepared.rejected {
-        log::warn!(
-            "rejected element {} of a batch: {}",
-            rejection.index,
-            rejection.error
-        );
+        log::warn!("rejected element {} of a batch: {}", rejection.index, rejection.error);
     }
     log::info!(
         "received {} events ({} rejected, {} duplicates)",
@@ -160,11 +141,7 @@ async fn receive(
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as it
 /// streams in) and bodies that take too long.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Vec<u8>, IngestError> {
+async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, IngestError> {
     let declared = request
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -184,40 +161,24 @@ async fn read_body(
         }
         Ok(body)
     };
-    tokio::time::timeout(BODY_TIMEOUT, read)
-        .await
-        .map_err(|_| IngestError::BodyTimeout)?
+    tokio::time::timeout(BODY_TIMEOUT, read).await.map_err(|_| IngestError::BodyTimeout)?
 }
 
-fn authorize(
-    request: &HttpRequest,
-    body: &[u8],
-    secret: Option<&Secret>,
-) -> Result<(), IngestError> {
+fn authorize(request: &HttpRequest, body: &[u8], secret: Option<&Secret>) -> Result<(), IngestError> {
     let Some(secret) = secret else {
         return Ok(());
     };
-    let presented = request
-        .headers()
-        .get(SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
+    let presented = request.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     if secret.verify(presented, body) {
         Ok(())
     } else {
-        log::warn!(
-            "refused a request from {}: missing or wrong {SECRET_HEADER}",
-            peer(request)
-        );
+        log::warn!("refused a request from {}: missing or wrong {SECRET_HEADER}", peer(request));
         Err(IngestError::Unauthorized)
     }
 }
 
 fn peer(request: &HttpRequest) -> String {
-    request.peer_addr().map_or_else(
-        || "an unknown address".to_owned(),
-        |addr| addr.ip().to_string(),
-    )
+    request.peer_addr().map_or_else(|| "an unknown address".to_owned(), |addr| addr.ip().to_string())
 }
 
 /// A parsed and rendered batch, ready to store.
@@ -232,10 +193,11 @@ struct Prepared {
 fn prepare(
     body: &[u8],
     received_at: OffsetDateTime,
+    panel: Option<&str>,
     renderer: &Renderer,
     router: &Router,
 ) -> Result<Prepared, IngestError> {
-    let batch = parse_batch(body, received_at, None)?;
+    let batch = parse_batch(body, received_at, panel)?;
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut rows = Vec::with_capacity(batch.events.len());
     let mut destinations: Vec<String> = Vec::new();
@@ -257,10 +219,5 @@ fn prepare(
             });
         }
     }
-    Ok(Prepared {
-        accepted: batch.events.len(),
-        rejected: batch.rejected,
-        rows,
-        destinations,
-    })
+    Ok(Prepared { accepted: batch.events.len(), rejected: batch.rejected, rows, destinations })
 }

@@ -109,18 +109,15 @@ pub struct Outbox {
 impl Outbox {
     /// Opens (creating if needed) the outbox in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, OutboxError> {
-        std::fs::create_dir_all(data_dir).map_err(|err| {
-            OutboxError::Storage(format!("cannot create {}: {err}", data_dir.display()))
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}", data_dir.display())))?;
         let path = data_dir.join(FILE_NAME);
         let conn = open_connection(&path)?;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn(move || writer_loop(conn, queue))
-            .map_err(|err| {
-                OutboxError::Storage(format!("cannot start the writer thread: {err}"))
-            })?;
+            .map_err(|err| OutboxError::Storage(format!("cannot start the writer thread: {err}")))?;
         Ok(Self { jobs, path })
     }
 
@@ -140,9 +137,7 @@ impl Outbox {
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Some(conn) => f(conn).map_err(OutboxError::from),
-                None => Err(OutboxError::Storage(
-                    "no transaction could be opened".into(),
-                )),
+                None => Err(OutboxError::Storage("no transaction could be opened".into())),
             };
             let ok = result.is_ok();
             let completion: Completion = Box::new(move |commit| {
@@ -156,13 +151,8 @@ impl Outbox {
 
     /// Stores `rows` durably, in order. Rows whose fingerprint was stored for the same destination
     /// within `dedup_window` are skipped.
-    pub async fn enqueue(
-        &self,
-        rows: Vec<NewRow>,
-        dedup_window: Option<Duration>,
-    ) -> Result<Enqueued, OutboxError> {
-        self.call(move |conn| insert_rows(conn, &rows, dedup_window))
-            .await
+    pub async fn enqueue(&self, rows: Vec<NewRow>, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
+        self.call(move |conn| insert_rows(conn, &rows, dedup_window)).await
     }
 
     /// The oldest pending rows of `destination`, at most `limit`, in the order they were received.
@@ -200,12 +190,7 @@ impl Outbox {
         self.finish(ids, "dead", Some(reason)).await
     }
 
-    async fn finish(
-        &self,
-        ids: Vec<i64>,
-        state: &'static str,
-        reason: Option<String>,
-    ) -> Result<(), OutboxError> {
+    async fn finish(&self, ids: Vec<i64>, state: &'static str, reason: Option<String>) -> Result<(), OutboxError> {
         let now = now_ms();
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
@@ -237,8 +222,7 @@ impl Outbox {
     /// Destinations that have pending rows.
     pub async fn pending_destinations(&self) -> Result<Vec<String>, OutboxError> {
         self.call(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT DISTINCT destination FROM messages WHERE state = 'pending'")?;
+            let mut stmt = conn.prepare("SELECT DISTINCT destination FROM messages WHERE state = 'pending'")?;
             let names = stmt.query_map([], |r| r.get(0))?;
             names.collect()
         })
@@ -247,16 +231,13 @@ impl Outbox {
 
     /// Checks that the outbox can commit a write right now.
     pub async fn probe(&self) -> Result<(), OutboxError> {
-        self.call(|conn| {
-            conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS probe (x); DELETE FROM probe;")
-        })
-        .await
+        self.call(|conn| conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS probe (x); DELETE FROM probe;")).await
     }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, OutboxError> {
-    let conn = Connection::open(path)
-        .map_err(|err| OutboxError::Storage(format!("cannot open {}: {err}", path.display())))?;
+    let conn =
+        Connection::open(path).map_err(|err| OutboxError::Storage(format!("cannot open {}: {err}", path.display())))?;
     // FULL: a commit is on disk before the panel hears 200. Group commit keeps this cheap.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -279,11 +260,7 @@ fn migrate(conn: &Connection) -> Result<(), OutboxError> {
     Ok(())
 }
 
-fn insert_rows(
-    conn: &Connection,
-    rows: &[NewRow],
-    dedup_window: Option<Duration>,
-) -> rusqlite::Result<Enqueued> {
+fn insert_rows(conn: &Connection, rows: &[NewRow], dedup_window: Option<Duration>) -> rusqlite::Result<Enqueued> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -295,9 +272,7 @@ fn insert_rows(
     for row in rows {
         if let (Some(window), Some(fingerprint)) = (dedup_window, &row.fingerprint) {
             let since = row.received_at_ms - window.as_millis() as i64;
-            let duplicate = seen
-                .query_row(params![fingerprint, row.destination, since], |_| Ok(()))
-                .optional()?;
+            let duplicate = seen.query_row(params![fingerprint, row.destination, since], |_| Ok(())).optional()?;
             if duplicate.is_some() {
                 result.duplicates += 1;
                 continue;
@@ -347,11 +322,7 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
             Ok(()) => job(Some(conn)),
             Err(_) => job(None),
         };
-        let end = if ok {
-            "RELEASE job"
-        } else {
-            "ROLLBACK TO job; RELEASE job"
-        };
+        let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
         if let Err(err) = conn.execute_batch(end) {
             log::error!("outbox: could not end a savepoint: {err}");
         }
@@ -369,9 +340,7 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
 
 /// Milliseconds since the unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
@@ -394,30 +363,16 @@ mod tests {
     async fn keeps_rows_in_order_per_destination_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path()).unwrap();
-        let rows = vec![
-            row("a", "1", None),
-            row("b", "x", None),
-            row("a", "2", None),
-            row("a", "3", None),
-        ];
+        let rows = vec![row("a", "1", None), row("b", "x", None), row("a", "2", None), row("a", "3", None)];
         assert_eq!(outbox.enqueue(rows, None).await.unwrap().stored, 4);
         drop(outbox);
 
         let outbox = Outbox::open(dir.path()).unwrap();
         let due = outbox.due("a", 10).await.unwrap();
-        assert_eq!(
-            due.iter().map(|r| r.username.as_str()).collect::<Vec<_>>(),
-            ["1", "2", "3"]
-        );
+        assert_eq!(due.iter().map(|r| r.username.as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
         outbox.mark_delivered(vec![due[0].id]).await.unwrap();
-        outbox
-            .record_attempt(vec![due[1].id], "HTTP 502".into())
-            .await
-            .unwrap();
-        outbox
-            .mark_dead(vec![due[2].id], "HTTP 400".into())
-            .await
-            .unwrap();
+        outbox.record_attempt(vec![due[1].id], "HTTP 502".into()).await.unwrap();
+        outbox.mark_dead(vec![due[2].id], "HTTP 400".into()).await.unwrap();
         let due = outbox.due("a", 10).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].username.as_str(), due[0].attempts), ("2", 1));
@@ -433,11 +388,7 @@ mod tests {
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let outbox = outbox.clone();
-                tokio::spawn(async move {
-                    outbox
-                        .enqueue(vec![row("a", &i.to_string(), None)], None)
-                        .await
-                })
+                tokio::spawn(async move { outbox.enqueue(vec![row("a", &i.to_string(), None)], None).await })
             })
             .collect();
         for task in tasks {
@@ -451,38 +402,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path()).unwrap();
         let window = Some(Duration::from_secs(600));
-        let first = outbox
-            .enqueue(
-                vec![row("a", "u", Some("f1")), row("b", "u", Some("f1"))],
-                window,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            first,
-            Enqueued {
-                stored: 2,
-                duplicates: 0
-            }
-        );
-        let again = outbox
-            .enqueue(
-                vec![row("a", "u", Some("f1")), row("a", "v", Some("f2"))],
-                window,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            again,
-            Enqueued {
-                stored: 1,
-                duplicates: 1
-            }
-        );
-        let without_window = outbox
-            .enqueue(vec![row("a", "u", Some("f1"))], None)
-            .await
-            .unwrap();
+        let first = outbox.enqueue(vec![row("a", "u", Some("f1")), row("b", "u", Some("f1"))], window).await.unwrap();
+        assert_eq!(first, Enqueued { stored: 2, duplicates: 0 });
+        let again = outbox.enqueue(vec![row("a", "u", Some("f1")), row("a", "v", Some("f2"))], window).await.unwrap();
+        assert_eq!(again, Enqueued { stored: 1, duplicates: 1 });
+        let without_window = outbox.enqueue(vec![row("a", "u", Some("f1"))], None).await.unwrap();
         assert_eq!(without_window.stored, 1);
     }
 

@@ -36,12 +36,7 @@ pub struct Router {
 impl Router {
     /// Everything goes to one destination.
     pub fn single(target: Target) -> Self {
-        Self {
-            destinations: vec![Arc::new(Destination {
-                name: DEFAULT_DESTINATION.to_owned(),
-                target,
-            })],
-        }
+        Self { destinations: vec![Arc::new(Destination { name: DEFAULT_DESTINATION.to_owned(), target })] }
     }
 
     /// Every configured destination.

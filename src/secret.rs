@@ -19,9 +19,7 @@ pub struct Secret(String);
 pub enum SecretError {
     #[error("is empty")]
     Empty,
-    #[error(
-        "has leading or trailing whitespace (the panel sends the value exactly as configured)"
-    )]
+    #[error("has leading or trailing whitespace (the panel sends the value exactly as configured)")]
     Whitespace,
 }
 
@@ -58,8 +56,7 @@ impl Secret {
 
     /// The lowercase hex HMAC-SHA256 of `body` keyed by this secret.
     pub fn hmac_hex(&self, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.as_bytes())
-            .expect("HMAC accepts keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.as_bytes()).expect("HMAC accepts keys of any length");
         mac.update(body);
         hex::encode(mac.finalize().into_bytes())
     }

@@ -2,7 +2,7 @@
 //! bind port 0), and runs until a shutdown token is cancelled.
 
 use std::net::TcpListener;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -15,7 +15,7 @@ use crate::deliver::Delivery;
 use crate::discord;
 use crate::ingest::{self, State};
 use crate::outbox::Outbox;
-use crate::render::Renderer;
+use crate::render::Templates;
 use crate::routing::{Router, Target};
 
 /// How long in-flight requests get to finish at shutdown.
@@ -29,6 +29,7 @@ pub struct Application {
     server: Server,
     port: u16,
     delivery: Delivery,
+    templates: Arc<Templates>,
 }
 
 impl Application {
@@ -40,25 +41,22 @@ impl Application {
     }
 
     /// Builds the relay on an already bound listener. Must run inside a tokio runtime.
-    pub async fn build_with_listener(
-        config: Config,
-        listener: TcpListener,
-    ) -> anyhow::Result<Self> {
+    pub async fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let outbox = Outbox::open(&config.data_dir).context("cannot open the outbox (DATA_DIR)")?;
-        let renderer = load_templates(&config);
+        let templates = Arc::new(load_templates(&config));
         let router = Router::single(match &config.discord_webhook_url {
             Some(url) => Target::Webhook(url.clone()),
             None => Target::DryRun,
         });
         announce(&config, &outbox, &router).await;
 
-        let client = discord::Client::new(config.delivery.timeouts)
-            .context("cannot build the HTTP client")?;
+        let client = discord::Client::new(config.delivery.timeouts).context("cannot build the HTTP client")?;
         let delivery = Delivery::start(&router, &outbox, &client, config.delivery.clone());
         let state = web::Data::new(State {
             secret: config.webhook_secret.clone(),
-            renderer: RwLock::new(Arc::new(renderer)),
+            templates: templates.clone(),
+            panel_name: config.panel_name.clone(),
             router,
             outbox,
             waker: delivery.waker(),
@@ -68,22 +66,19 @@ impl Application {
 
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .configure(ingest::routes)
-        })
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
-        .listen(listener)?
-        .run();
+        let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(ingest::routes))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
+            .listen(listener)?
+            .run();
         log::info!("listening on port {port}");
-        Ok(Self {
-            server,
-            port,
-            delivery,
-        })
+        Ok(Self { server, port, delivery, templates })
+    }
+
+    /// The live template set, to reload it.
+    pub fn templates(&self) -> Arc<Templates> {
+        self.templates.clone()
     }
 
     /// The port the relay listens on.
@@ -106,27 +101,21 @@ impl Application {
         };
         self.delivery.stop().await;
         log::info!("stopped");
-        served
-            .context("the HTTP server task failed")?
-            .context("the HTTP server failed")
+        served.context("the HTTP server task failed")?.context("the HTTP server failed")
     }
 }
 
-fn load_templates(config: &Config) -> Renderer {
-    let loaded = Renderer::load(&config.templates_dir, config.template_lang);
-    for problem in &loaded.problems {
+fn load_templates(config: &Config) -> Templates {
+    let (templates, problems, overrides) = Templates::load(config.templates_dir.clone(), config.template_lang);
+    for problem in &problems {
         log::error!("template {problem}; the built-in template is used instead");
     }
-    if loaded.overrides.is_empty() {
+    if overrides.is_empty() {
         log::info!("using the built-in {} templates", config.template_lang);
     } else {
-        log::info!(
-            "templates from {}: {}",
-            config.templates_dir.display(),
-            loaded.overrides.join(", ")
-        );
+        log::info!("using the built-in {} templates, replaced by {}", config.template_lang, overrides.join(", "));
     }
-    loaded.renderer
+    templates
 }
 
 async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
@@ -144,16 +133,11 @@ async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
         log::warn!("WEBHOOK_SECRET is not set: every request is accepted without a secret");
     }
     if let Ok(pending) = outbox.pending_destinations().await {
-        let known: Vec<&str> = router
-            .destinations()
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect();
-        for name in pending
-            .iter()
-            .filter(|name| !known.contains(&name.as_str()))
-        {
-            log::warn!("the outbox has pending rows for destination {name:?}, which is no longer configured; they are kept");
+        let known: Vec<&str> = router.destinations().iter().map(|d| d.name.as_str()).collect();
+        for name in pending.iter().filter(|name| !known.contains(&name.as_str())) {
+            log::warn!(
+                "the outbox has pending rows for destination {name:?}, which is no longer configured; they are kept"
+            );
         }
     }
     log::info!("outbox at {}", outbox.path().display());

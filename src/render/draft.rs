@@ -73,8 +73,7 @@ impl Draft {
     /// 25, URLs that are not http(s) or too long), then shrinks the description and drops trailing
     /// fields until the embed fits 6000 characters.
     pub fn clamp(&mut self) {
-        self.fields
-            .retain(|f| !f.name.trim().is_empty() && !f.value.trim().is_empty());
+        self.fields.retain(|f| !f.name.trim().is_empty() && !f.value.trim().is_empty());
         self.fields.truncate(limits::FIELDS);
         for field in &mut self.fields {
             field.name = truncate(&field.name, limits::FIELD_NAME);
@@ -105,11 +104,7 @@ impl Draft {
             + chars(&self.description)
             + chars(&self.author_name)
             + chars(&self.footer_text)
-            + self
-                .fields
-                .iter()
-                .map(|f| chars(&f.name) + chars(&f.value))
-                .sum::<usize>()
+            + self.fields.iter().map(|f| chars(&f.name) + chars(&f.value)).sum::<usize>()
     }
 
     fn fit_total(&mut self) {
@@ -165,10 +160,7 @@ impl Draft {
         if let Some(at) = self.timestamp {
             embed = embed.timestamp(Timestamp::from(at));
         }
-        Part {
-            content: Some(self.content).filter(|c| !c.is_empty()),
-            embed: into_model(embed),
-        }
+        Part { content: Some(self.content).filter(|c| !c.is_empty()), embed: into_model(embed) }
     }
 }
 
@@ -183,8 +175,7 @@ fn is_usable_url(url: &str) -> bool {
     if url.is_empty() || chars(url) > limits::URL {
         return false;
     }
-    url::Url::parse(url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
 }
 
 #[cfg(test)]
@@ -192,11 +183,7 @@ mod tests {
     use super::*;
 
     fn field(name: &str, value: &str) -> Field {
-        Field {
-            name: name.into(),
-            value: value.into(),
-            inline: false,
-        }
+        Field { name: name.into(), value: value.into(), inline: false }
     }
 
     #[test]
@@ -255,11 +242,7 @@ mod tests {
             author_name: "a".into(),
             author_icon_url: "https://example.com/a.png".into(),
             footer_text: "f".into(),
-            fields: vec![Field {
-                name: "n".into(),
-                value: "v".into(),
-                inline: true,
-            }],
+            fields: vec![Field { name: "n".into(), value: "v".into(), inline: true }],
             timestamp: Some(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()),
             ..Draft::default()
         };
@@ -268,10 +251,7 @@ mod tests {
         assert_eq!(json["embed"]["title"], "Title");
         assert_eq!(json["embed"]["color"], 0x2ECC71);
         assert_eq!(json["embed"]["fields"][0]["inline"], true);
-        assert_eq!(
-            json["embed"]["author"]["icon_url"],
-            "https://example.com/a.png"
-        );
+        assert_eq!(json["embed"]["author"]["icon_url"], "https://example.com/a.png");
         assert_eq!(json["embed"]["timestamp"], "2027-01-15T08:00:00Z");
         assert!(json.get("content").is_none());
     }

@@ -6,6 +6,8 @@
 use minijinja::value::Value;
 use minijinja::{Error, ErrorKind};
 
+use super::builtin::{Labels, RESETS, STATUSES};
+use super::limits;
 use crate::event::parse_datetime;
 
 /// The Discord timestamp styles `ts` accepts.
@@ -20,10 +22,8 @@ pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     let mut line_start = true;
     for ch in text.chars() {
-        let special = matches!(
-            ch,
-            '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<' | '>' | '@' | '#'
-        ) || (line_start && matches!(ch, '-' | '+'));
+        let special = matches!(ch, '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<' | '>' | '@' | '#')
+            || (line_start && matches!(ch, '-' | '+'));
         if special {
             out.push('\\');
         }
@@ -35,10 +35,7 @@ pub fn escape_markdown(text: &str) -> String {
 
 fn undefined_check(value: &Value) -> Result<(), Error> {
     if value.is_undefined() {
-        return Err(Error::new(
-            ErrorKind::UndefinedError,
-            "the filter was given an undefined value",
-        ));
+        return Err(Error::new(ErrorKind::UndefinedError, "the filter was given an undefined value"));
     }
     Ok(())
 }
@@ -50,17 +47,11 @@ fn number(value: &Value, filter: &str) -> Result<Option<f64>, Error> {
     }
     if let Some(text) = value.as_str() {
         return text.trim().parse::<f64>().map(Some).map_err(|_| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("{filter} expects a number, not the text {text:?}"),
-            )
+            Error::new(ErrorKind::InvalidOperation, format!("{filter} expects a number, not the text {text:?}"))
         });
     }
     f64::try_from(value.clone()).map(Some).map_err(|_| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!("{filter} expects a number, not {}", value.kind()),
-        )
+        Error::new(ErrorKind::InvalidOperation, format!("{filter} expects a number, not {}", value.kind()))
     })
 }
 
@@ -122,32 +113,28 @@ pub fn unix_seconds(value: &Value) -> Result<Option<i64>, Error> {
         if let Ok(n) = text.trim().parse::<f64>() {
             return Ok(Some(n.floor() as i64));
         }
-        return parse_datetime(text)
-            .map(|dt| Some(dt.unix_timestamp()))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("{text:?} is neither unix seconds nor an ISO datetime"),
-                )
-            });
+        return parse_datetime(text).map(|dt| Some(dt.unix_timestamp())).ok_or_else(|| {
+            Error::new(ErrorKind::InvalidOperation, format!("{text:?} is neither unix seconds nor an ISO datetime"))
+        });
     }
     number(value, "ts").map(|n| n.map(|n| n.floor() as i64))
 }
 
 /// `{{ user.on_hold_expire_duration | duration }}` → `3d 4h`: the two largest non-zero units.
-pub fn duration(value: &Value) -> Result<Value, Error> {
+pub fn duration(value: &Value, labels: &Labels) -> Result<Value, Error> {
     let Some(seconds) = number(value, "duration")? else {
         return Ok(Value::from_safe_string(String::new()));
     };
-    Ok(Value::from_safe_string(format_duration(seconds)))
+    Ok(Value::from_safe_string(format_duration(seconds, labels)))
 }
 
-/// Seconds as `3d 4h`, `5m 2s`, `0s`.
-pub fn format_duration(seconds: f64) -> String {
+/// Seconds as `3d 4h`, `5m 2s`, `0s` (in English; units and separator come from `labels`).
+pub fn format_duration(seconds: f64, labels: &Labels) -> String {
     let sign = if seconds < 0.0 { "-" } else { "" };
     let mut rest = seconds.abs().round() as u64;
     let mut parts = Vec::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+    let [days, hours, minutes, secs] = labels.duration_units;
+    for (unit, size) in [(days, 86_400), (hours, 3_600), (minutes, 60), (secs, 1)] {
         if rest >= size {
             parts.push(format!("{}{unit}", rest / size));
             rest %= size;
@@ -160,27 +147,125 @@ pub fn format_duration(seconds: f64) -> String {
         }
     }
     if parts.is_empty() {
-        return "0s".to_owned();
+        return format!("0{secs}");
     }
-    format!("{sign}{}", parts.join(" "))
+    format!("{sign}{}", parts.join(labels.duration_separator))
+}
+
+/// `{{ used_percent | percent }}` → `87.9%`; `percent(2)` for two decimals. The value is already in
+/// percent. None prints nothing.
+pub fn percent(value: &Value, decimals: Option<usize>) -> Result<Value, Error> {
+    let Some(n) = number(value, "percent")? else {
+        return Ok(Value::from_safe_string(String::new()));
+    };
+    Ok(Value::from_safe_string(format!("{}%", trim_decimals(n, decimals.unwrap_or(1)))))
+}
+
+/// `{{ user.users_usage | number }}` → `1,234,567` (the separator is the language's); floats keep
+/// up to `decimals` (default 2) decimals.
+pub fn number_filter(value: &Value, decimals: Option<usize>, labels: &Labels) -> Result<Value, Error> {
+    let Some(n) = number(value, "number")? else {
+        return Ok(Value::from_safe_string(String::new()));
+    };
+    Ok(Value::from_safe_string(format_number(n, decimals.unwrap_or(2), labels.thousands)))
+}
+
+/// `n` with `separator` between groups of three digits.
+pub fn format_number(n: f64, decimals: usize, separator: &str) -> String {
+    let text = trim_decimals(n.abs(), decimals);
+    let (whole, fraction) = text.split_once('.').map_or((text.as_str(), None), |(w, f)| (w, Some(f)));
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push_str(separator);
+        }
+        grouped.push(digit);
+    }
+    let sign = if n < 0.0 && !text.trim_matches(['0', '.']).is_empty() { "-" } else { "" };
+    match fraction {
+        Some(fraction) => format!("{sign}{grouped}.{fraction}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// `{{ user.note | truncate(100) }}`: at most `length` characters (code points), ending with `…`
+/// when cut. Still escaped when printed.
+pub fn truncate(value: &Value, length: usize) -> Result<Value, Error> {
+    undefined_check(value)?;
+    if value.is_none() {
+        return Ok(Value::from(""));
+    }
+    Ok(Value::from(limits::truncate(&value.to_string(), length)))
+}
+
+/// `{{ user.note | md }}`: escaped for Discord markdown now (and not again when printed).
+pub fn md(value: &Value) -> Result<Value, Error> {
+    undefined_check(value)?;
+    if value.is_none() {
+        return Ok(Value::from_safe_string(String::new()));
+    }
+    Ok(Value::from_safe_string(escape_markdown(&value.to_string())))
+}
+
+/// `{{ user.note | raw }}`: printed as is, markdown and all (the same as `safe`).
+pub fn raw(value: &Value) -> Result<Value, Error> {
+    undefined_check(value)?;
+    if value.is_none() {
+        return Ok(Value::from_safe_string(String::new()));
+    }
+    Ok(Value::from_safe_string(value.to_string()))
+}
+
+/// `{{ user.status | status_emoji }}` → 🟢 active, 🟡 on hold, 🟠 limited, 🔴 expired,
+/// ⚫ disabled, ⚪ anything else.
+pub fn status_emoji(value: &Value) -> Result<Value, Error> {
+    undefined_check(value)?;
+    let emoji = match value.as_str() {
+        None if value.is_none() => "",
+        Some("active") => "🟢",
+        Some("on_hold") => "🟡",
+        Some("limited") => "🟠",
+        Some("expired") => "🔴",
+        Some("disabled") => "⚫",
+        _ => "⚪",
+    };
+    Ok(Value::from_safe_string(emoji.to_owned()))
+}
+
+/// `{{ user.status | status_text }}` → `Active`, `On hold`… in the template set's language;
+/// unknown statuses print as they are.
+pub fn status_text(value: &Value, labels: &Labels) -> Result<Value, Error> {
+    translate(value, &STATUSES, &labels.statuses)
+}
+
+/// `{{ user.data_limit_reset_strategy | reset_text }}` → `Monthly`… in the template set's language.
+pub fn reset_text(value: &Value, labels: &Labels) -> Result<Value, Error> {
+    translate(value, &RESETS, &labels.resets)
+}
+
+/// The word of `words` at the position of `value` in `keys`; other values print as they are.
+fn translate(value: &Value, keys: &[&str], words: &[&'static str]) -> Result<Value, Error> {
+    undefined_check(value)?;
+    let Some(key) = value.as_str() else {
+        return Ok(if value.is_none() { Value::from_safe_string(String::new()) } else { value.clone() });
+    };
+    Ok(match keys.iter().position(|k| *k == key) {
+        Some(i) => Value::from_safe_string(words[i].to_owned()),
+        None => Value::from(key),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::Lang;
 
     #[test]
     fn escapes_markdown_and_mentions() {
-        assert_eq!(
-            escape_markdown("**bold** _x_ `c`"),
-            r"\*\*bold\*\* \_x\_ \`c\`"
-        );
+        assert_eq!(escape_markdown("**bold** _x_ `c`"), r"\*\*bold\*\* \_x\_ \`c\`");
         assert_eq!(escape_markdown("@everyone <@&1>"), r"\@everyone \<\@&1\>");
         assert_eq!(escape_markdown("[link](http://x)"), r"\[link\](http://x)");
-        assert_eq!(
-            escape_markdown("# head\n- item\n> quote"),
-            "\\# head\n\\- item\n\\> quote"
-        );
+        assert_eq!(escape_markdown("# head\n- item\n> quote"), "\\# head\n\\- item\n\\> quote");
         assert_eq!(escape_markdown("a-b"), "a-b");
         assert_eq!(escape_markdown("ünïcødé 🚀"), "ünïcødé 🚀");
     }
@@ -193,10 +278,7 @@ mod tests {
         assert_eq!(format_bytes(10_737_418_240.0), "10 GiB");
         assert_eq!(format_bytes(921_600.0), "900 KiB");
         assert_eq!(format_bytes(1_228_800.0), "1.17 MiB");
-        assert_eq!(
-            bytes(&Value::from(()), "Unlimited").unwrap().to_string(),
-            "Unlimited"
-        );
+        assert_eq!(bytes(&Value::from(()), "Unlimited").unwrap().to_string(), "Unlimited");
         assert!(bytes(&Value::UNDEFINED, "Unlimited").is_err());
     }
 
@@ -204,22 +286,10 @@ mod tests {
     fn formats_discord_timestamps_from_every_input() {
         let show = |v: Value, style: Option<&str>| ts(&v, style).unwrap().to_string();
         assert_eq!(show(Value::from(1798393156), None), "<t:1798393156:R>");
-        assert_eq!(
-            show(Value::from(1798393156.9), Some("F")),
-            "<t:1798393156:F>"
-        );
-        assert_eq!(
-            show(Value::from("2026-11-27T17:34:50.056027"), Some("f")),
-            "<t:1795800890:f>"
-        );
-        assert_eq!(
-            show(Value::from("2026-11-27T17:34:50Z"), Some("d")),
-            "<t:1795800890:d>"
-        );
-        assert_eq!(
-            show(Value::from("2026-11-27T20:34:50+03:00"), Some("T")),
-            "<t:1795800890:T>"
-        );
+        assert_eq!(show(Value::from(1798393156.9), Some("F")), "<t:1798393156:F>");
+        assert_eq!(show(Value::from("2026-11-27T17:34:50.056027"), Some("f")), "<t:1795800890:f>");
+        assert_eq!(show(Value::from("2026-11-27T17:34:50Z"), Some("d")), "<t:1795800890:d>");
+        assert_eq!(show(Value::from("2026-11-27T20:34:50+03:00"), Some("T")), "<t:1795800890:T>");
         assert_eq!(show(Value::from(()), None), "");
         assert!(ts(&Value::from(1), Some("x")).is_err());
         assert!(ts(&Value::from("tomorrow"), None).is_err());
@@ -227,11 +297,67 @@ mod tests {
 
     #[test]
     fn formats_durations_with_two_units() {
-        assert_eq!(format_duration(0.0), "0s");
-        assert_eq!(format_duration(59.0), "59s");
-        assert_eq!(format_duration(273_600.0), "3d 4h");
-        assert_eq!(format_duration(259_205.0), "3d");
-        assert_eq!(format_duration(3_661.0), "1h 1m");
-        assert_eq!(format_duration(-90.0), "-1m 30s");
+        let en = Lang::En.labels();
+        assert_eq!(format_duration(0.0, &en), "0s");
+        assert_eq!(format_duration(59.0, &en), "59s");
+        assert_eq!(format_duration(273_600.0, &en), "3d 4h");
+        assert_eq!(format_duration(259_205.0, &en), "3d");
+        assert_eq!(format_duration(3_661.0, &en), "1h 1m");
+        assert_eq!(format_duration(-90.0, &en), "-1m 30s");
+        assert_eq!(format_duration(273_600.0, &Lang::Ru.labels()), "3 д 4 ч");
+        assert_eq!(format_duration(273_600.0, &Lang::Fa.labels()), "3 روز و 4 ساعت");
+        assert_eq!(format_duration(273_600.0, &Lang::Zh.labels()), "3天4小时");
+        assert!(duration(&Value::UNDEFINED, &en).is_err());
+        assert_eq!(duration(&Value::from(()), &en).unwrap().to_string(), "");
+    }
+
+    #[test]
+    fn formats_percentages() {
+        assert_eq!(percent(&Value::from(87.890625), None).unwrap().to_string(), "87.9%");
+        assert_eq!(percent(&Value::from(87.890625), Some(2)).unwrap().to_string(), "87.89%");
+        assert_eq!(percent(&Value::from(90), None).unwrap().to_string(), "90%");
+        assert_eq!(percent(&Value::from(()), None).unwrap().to_string(), "");
+    }
+
+    #[test]
+    fn formats_numbers_with_the_languages_separator() {
+        let en = Lang::En.labels();
+        assert_eq!(number_filter(&Value::from(1234567), None, &en).unwrap().to_string(), "1,234,567");
+        assert_eq!(number_filter(&Value::from(999), None, &en).unwrap().to_string(), "999");
+        assert_eq!(number_filter(&Value::from(-1234.5), None, &en).unwrap().to_string(), "-1,234.5");
+        assert_eq!(number_filter(&Value::from(1234567), None, &Lang::Fa.labels()).unwrap().to_string(), "1٬234٬567");
+        assert_eq!(format_number(1_000_000.0, 0, " "), "1 000 000");
+    }
+
+    #[test]
+    fn truncates_by_code_points() {
+        assert_eq!(truncate(&Value::from("ünïcødé 🚀 text"), 9).unwrap().to_string(), "ünïcødé…");
+        assert_eq!(truncate(&Value::from("short"), 10).unwrap().to_string(), "short");
+        assert!(!truncate(&Value::from("**x**"), 10).unwrap().is_safe(), "still escaped when printed");
+    }
+
+    #[test]
+    fn md_escapes_and_raw_does_not() {
+        let md = md(&Value::from("**x** @everyone")).unwrap();
+        assert!(md.is_safe());
+        assert_eq!(md.to_string(), r"\*\*x\*\* \@everyone");
+        let raw = raw(&Value::from("**x**")).unwrap();
+        assert!(raw.is_safe());
+        assert_eq!(raw.to_string(), "**x**");
+    }
+
+    #[test]
+    fn shows_statuses_as_emoji_and_words() {
+        let show = |s: &str| status_emoji(&Value::from(s)).unwrap().to_string();
+        assert_eq!(
+            [show("active"), show("on_hold"), show("limited"), show("expired"), show("disabled")].concat(),
+            "🟢🟡🟠🔴⚫"
+        );
+        assert_eq!(show("archived"), "⚪");
+        assert_eq!(status_text(&Value::from("on_hold"), &Lang::En.labels()).unwrap().to_string(), "On hold");
+        assert_eq!(status_text(&Value::from("expired"), &Lang::Ru.labels()).unwrap().to_string(), "Истёк");
+        assert_eq!(status_text(&Value::from("archived"), &Lang::Zh.labels()).unwrap().to_string(), "archived");
+        assert_eq!(reset_text(&Value::from("month"), &Lang::En.labels()).unwrap().to_string(), "Monthly");
+        assert_eq!(reset_text(&Value::from("week"), &Lang::Fa.labels()).unwrap().to_string(), "هفتگی");
     }
 }

@@ -15,9 +15,11 @@ mod builtin;
 mod draft;
 pub mod filters;
 pub mod limits;
+mod live;
+pub mod samples;
 pub mod template;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -27,9 +29,10 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 pub use builtin::Lang;
 pub use draft::{Draft, Field, Part};
+pub use live::Templates;
 use template::{ColorSpec, Format, Leaf, Spec};
 
-use crate::event::Event;
+use crate::event::{Action, Event};
 
 /// The name of the template used for actions without one of their own.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -106,6 +109,9 @@ pub struct Renderer {
     builtin: HashMap<String, Arc<Compiled>>,
     /// Template files whose render failures were already logged at error level.
     reported: Mutex<HashSet<String>>,
+    /// Template name → a hash of the admin's file that replaced the built-in one, to tell what a
+    /// reload changed.
+    overrides: BTreeMap<String, u64>,
 }
 
 /// A freshly loaded template set and the problems met while loading it.
@@ -123,11 +129,7 @@ impl Renderer {
         for &(name, source) in builtin::templates(lang) {
             let origin = format!("built-in {}/{name}.toml", lang.code());
             let compiled = template::parse(source, Format::Toml)
-                .map_err(|message| Problem {
-                    origin: origin.clone(),
-                    line: None,
-                    message,
-                })
+                .map_err(|message| Problem { origin: origin.clone(), line: None, message })
                 .and_then(|spec| renderer.compile(&origin, spec))
                 .unwrap_or_else(|problem| panic!("built-in template is broken: {problem}"));
             let compiled = Arc::new(compiled);
@@ -145,33 +147,26 @@ impl Renderer {
         let mut overrides = Vec::new();
         for file in template_files(dir, &mut problems) {
             let origin = file.path.display().to_string();
-            let loaded = std::fs::read_to_string(&file.path)
-                .map_err(|err| Problem {
-                    origin: origin.clone(),
-                    line: None,
-                    message: format!("cannot read: {err}"),
-                })
-                .and_then(|text| {
-                    template::parse(&text, file.format).map_err(|message| Problem {
-                        origin: origin.clone(),
-                        line: None,
-                        message,
-                    })
-                })
-                .and_then(|spec| renderer.compile(&origin, spec));
+            let problem = |message: String| Problem { origin: origin.clone(), line: None, message };
+            let text = match std::fs::read_to_string(&file.path) {
+                Ok(text) => text,
+                Err(err) => {
+                    problems.push(problem(format!("cannot read: {err}")));
+                    continue;
+                }
+            };
+            let loaded =
+                template::parse(&text, file.format).map_err(problem).and_then(|spec| renderer.compile(&origin, spec));
             match loaded {
                 Ok(compiled) => {
-                    renderer.active.insert(file.name, Arc::new(compiled));
+                    renderer.active.insert(file.name.clone(), Arc::new(compiled));
+                    renderer.overrides.insert(file.name, hash(&text));
                     overrides.push(origin);
                 }
                 Err(problem) => problems.push(problem),
             }
         }
-        Loaded {
-            renderer,
-            problems,
-            overrides,
-        }
+        Loaded { renderer, problems, overrides }
     }
 
     fn empty(lang: Lang) -> Self {
@@ -185,31 +180,46 @@ impl Renderer {
                 AutoEscape::Custom(MARKDOWN_ESCAPE)
             }
         });
-        env.set_formatter(|out, state, value| {
+        let rtl = lang.is_rtl();
+        env.set_formatter(move |out, state, value| {
             if value.is_none() {
                 return Ok(());
             }
-            if value.is_safe() || matches!(state.auto_escape(), AutoEscape::None) {
-                write!(out, "{value}").map_err(Into::into)
+            let text_leaf = !matches!(state.auto_escape(), AutoEscape::None);
+            let text = if value.is_safe() || !text_leaf {
+                value.to_string()
             } else {
-                out.write_str(&filters::escape_markdown(&value.to_string()))
-                    .map_err(Into::into)
+                filters::escape_markdown(&value.to_string())
+            };
+            if rtl && text_leaf && !text.is_empty() {
+                // First-strong isolate: a Latin username or a number keeps its own direction
+                // inside a right-to-left sentence.
+                write!(out, "\u{2068}{text}\u{2069}").map_err(Into::into)
+            } else {
+                out.write_str(&text).map_err(Into::into)
             }
         });
         let labels = lang.labels();
-        env.add_filter("bytes", move |value: Value| {
-            filters::bytes(&value, labels.unlimited)
+        env.add_filter("bytes", move |value: Value| filters::bytes(&value, labels.unlimited));
+        env.add_filter("ts", |value: Value, style: Option<String>| filters::ts(&value, style.as_deref()));
+        env.add_filter("duration", move |value: Value| filters::duration(&value, &labels));
+        env.add_filter("percent", |value: Value, decimals: Option<usize>| filters::percent(&value, decimals));
+        env.add_filter("number", move |value: Value, decimals: Option<usize>| {
+            filters::number_filter(&value, decimals, &labels)
         });
-        env.add_filter("ts", |value: Value, style: Option<String>| {
-            filters::ts(&value, style.as_deref())
-        });
-        env.add_filter("duration", |value: Value| filters::duration(&value));
+        env.add_filter("truncate", |value: Value, length: usize| filters::truncate(&value, length));
+        env.add_filter("md", |value: Value| filters::md(&value));
+        env.add_filter("raw", |value: Value| filters::raw(&value));
+        env.add_filter("status_emoji", |value: Value| filters::status_emoji(&value));
+        env.add_filter("status_text", move |value: Value| filters::status_text(&value, &labels));
+        env.add_filter("reset_text", move |value: Value| filters::reset_text(&value, &labels));
         Self {
             env,
             lang,
             active: HashMap::new(),
             builtin: HashMap::new(),
             reported: Mutex::new(HashSet::new()),
+            overrides: BTreeMap::new(),
         }
     }
 
@@ -267,12 +277,66 @@ impl Renderer {
         self.render_compiled(self.template_for(event.action.as_str()), &context, event)
     }
 
+    /// Renders every template in use against the sample events (and a stressed copy with long,
+    /// multi-byte, right-to-left text), with no fallback, and checks each result against Discord's
+    /// limits. Empty when all is well.
+    pub fn check(&self) -> Vec<Problem> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut problems = Vec::new();
+        for name in self.names() {
+            let template = &self.active[name];
+            let sample = match samples::event_for(name, now) {
+                Ok(sample) => sample,
+                Err(message) => {
+                    problems.push(Problem { origin: template.origin.clone(), line: None, message });
+                    continue;
+                }
+            };
+            for event in [samples::stressed(&sample), sample] {
+                let rendered = self.render_compiled(template, &Value::from_serialize(&event), &event);
+                match rendered {
+                    Ok(part) => {
+                        problems.extend(
+                            limits::violations(part.content.as_deref(), &part.embed)
+                                .into_iter()
+                                .map(|message| Problem { origin: template.origin.clone(), line: None, message }),
+                        )
+                    }
+                    Err(problem) => problems.push(problem),
+                }
+            }
+        }
+        problems.dedup();
+        problems
+    }
+
+    /// `(name, origin)` of every template in use, sorted by name.
+    pub fn templates(&self) -> Vec<(&str, &str)> {
+        self.names().into_iter().map(|name| (name, self.active[name].origin.as_str())).collect()
+    }
+
+    /// What differs in the admin's templates from `previous` to `self`: lines such as
+    /// `added user_created`, `changed default`, `removed user_expired`.
+    pub fn changes_since(&self, previous: &Renderer) -> Vec<String> {
+        let mut changes = Vec::new();
+        for (name, hash) in &self.overrides {
+            match previous.overrides.get(name) {
+                None => changes.push(format!("added {name}")),
+                Some(old) if old != hash => changes.push(format!("changed {name}")),
+                Some(_) => {}
+            }
+        }
+        for name in previous.overrides.keys().filter(|name| !self.overrides.contains_key(*name)) {
+            changes.push(format!("removed {name} (the built-in template is used again)"));
+        }
+        if previous.lang != self.lang {
+            changes.push(format!("language {} → {}", previous.lang, self.lang));
+        }
+        changes
+    }
+
     fn report(&self, problem: &Problem, event: &Event) {
-        let first = self
-            .reported
-            .lock()
-            .map(|mut seen| seen.insert(problem.origin.clone()))
-            .unwrap_or(true);
+        let first = self.reported.lock().map(|mut seen| seen.insert(problem.origin.clone())).unwrap_or(true);
         if first {
             log::error!(
                 "template {problem} (action {}); using the built-in template instead. Further failures of this \
@@ -284,12 +348,7 @@ impl Renderer {
         }
     }
 
-    fn render_compiled(
-        &self,
-        template: &Compiled,
-        context: &Value,
-        event: &Event,
-    ) -> Result<Part, Problem> {
+    fn render_compiled(&self, template: &Compiled, context: &Value, event: &Event) -> Result<Part, Problem> {
         let text = |leaf: &Option<LeafRef>| match leaf {
             Some(leaf) => self.render_leaf(template, leaf, context),
             None => Ok(String::new()),
@@ -301,10 +360,9 @@ impl Renderer {
                 let rendered = self.render_leaf(template, leaf, context)?;
                 match rendered.is_empty() {
                     true => None,
-                    false => Some(
-                        template::parse_color(&rendered)
-                            .map_err(|message| problem_at(template, leaf, message))?,
-                    ),
+                    false => {
+                        Some(template::parse_color(&rendered).map_err(|message| problem_at(template, leaf, message))?)
+                    }
                 }
             }
         };
@@ -343,16 +401,8 @@ impl Renderer {
         Ok(draft.into_part())
     }
 
-    fn render_leaf(
-        &self,
-        template: &Compiled,
-        leaf: &LeafRef,
-        context: &Value,
-    ) -> Result<String, Problem> {
-        let rendered = self
-            .env
-            .get_template(&leaf.name)
-            .and_then(|t| t.render(context));
+    fn render_leaf(&self, template: &Compiled, leaf: &LeafRef, context: &Value) -> Result<String, Problem> {
+        let rendered = self.env.get_template(&leaf.name).and_then(|t| t.render(context));
         match rendered {
             Ok(text) => Ok(text.trim().to_owned()),
             Err(err) => Err(jinja_problem(template, leaf, &err)),
@@ -364,36 +414,24 @@ impl Renderer {
         let mut add = |path: &str, leaf: Option<Leaf>| -> Result<Option<LeafRef>, Problem> {
             let Some(leaf) = leaf else { return Ok(None) };
             let name = format!("{origin}#{path}");
-            let leaf_ref = LeafRef {
-                name: name.clone(),
-                path: path.to_owned(),
-                line: leaf.line,
-            };
-            self.env
-                .add_template_owned(name, leaf.source)
-                .map_err(|err| Problem {
-                    origin: origin.to_owned(),
-                    line: leaf_line(leaf.line, err.line()),
-                    message: format!("{path}: {}", jinja_reason(&err)),
-                })?;
+            let leaf_ref = LeafRef { name: name.clone(), path: path.to_owned(), line: leaf.line };
+            self.env.add_template_owned(name, leaf.source).map_err(|err| Problem {
+                origin: origin.to_owned(),
+                line: leaf_line(leaf.line, err.line()),
+                message: format!("{path}: {}", jinja_reason(&err)),
+            })?;
             Ok(Some(leaf_ref))
         };
         let color = match spec.color {
             None => None,
             Some(ColorSpec::Fixed(color)) => Some(CompiledColor::Fixed(color)),
-            Some(ColorSpec::Template(leaf)) => {
-                add("color", Some(leaf))?.map(CompiledColor::Template)
-            }
+            Some(ColorSpec::Template(leaf)) => add("color", Some(leaf))?.map(CompiledColor::Template),
         };
         let mut fields = Vec::with_capacity(spec.fields.len());
         for (i, field) in spec.fields.into_iter().enumerate() {
             let name = add(&format!("fields[{i}].name"), Some(field.name))?.expect("leaf given");
             let value = add(&format!("fields[{i}].value"), Some(field.value))?.expect("leaf given");
-            fields.push(CompiledField {
-                name,
-                value,
-                inline: field.inline,
-            });
+            fields.push(CompiledField { name, value, inline: field.inline });
         }
         Ok(Compiled {
             origin: origin.to_owned(),
@@ -439,23 +477,26 @@ fn template_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<TemplateFile> 
     };
     let mut files: Vec<TemplateFile> = entries
         .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_type()
-                .is_ok_and(|t| t.is_file() || t.is_symlink())
-        })
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
         .filter_map(|entry| {
             let file_name = entry.file_name().into_string().ok()?;
             let format = Format::of(&file_name)?;
             let name = file_name.rsplit_once('.')?.0.to_owned();
-            Some(TemplateFile {
-                name,
-                path: entry.path(),
-                format,
-            })
+            Some(TemplateFile { name, path: entry.path(), format })
         })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.retain(|file| {
+        let valid = Action::parse(&file.name).is_ok();
+        if !valid {
+            problems.push(Problem {
+                origin: file.path.display().to_string(),
+                line: None,
+                message: "the file name is not an action name (letters, digits, '_' and '-'); it is ignored".into(),
+            });
+        }
+        valid
+    });
     let mut seen = HashSet::new();
     files.retain(|file| {
         let first = seen.insert(file.name.clone());
@@ -463,15 +504,19 @@ fn template_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<TemplateFile> 
             problems.push(Problem {
                 origin: file.path.display().to_string(),
                 line: None,
-                message: format!(
-                    "another file is already the template for {:?}; this one is ignored",
-                    file.name
-                ),
+                message: format!("another file is already the template for {:?}; this one is ignored", file.name),
             });
         }
         first
     });
     files
+}
+
+fn hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn leaf_line(leaf_line: Option<usize>, error_line: Option<usize>) -> Option<usize> {
@@ -497,23 +542,14 @@ fn jinja_problem(template: &Compiled, leaf: &LeafRef, err: &minijinja::Error) ->
 }
 
 fn problem_at(template: &Compiled, leaf: &LeafRef, message: String) -> Problem {
-    Problem {
-        origin: template.origin.clone(),
-        line: leaf.line,
-        message: format!("{}: {message}", leaf.path),
-    }
+    Problem { origin: template.origin.clone(), line: leaf.line, message: format!("{}: {message}", leaf.path) }
 }
 
 /// The last resort when no template renders: the action and the user, nothing else.
 fn minimal_part(event: &Event) -> Part {
     let mut draft = Draft {
-        title: format!(
-            "{} · {}",
-            event.action,
-            filters::escape_markdown(&event.username)
-        ),
-        description:
-            "This event could not be rendered with its template; the relay's log says why.".into(),
+        title: format!("{} · {}", event.action, filters::escape_markdown(&event.username)),
+        description: "This event could not be rendered with its template; the relay's log says why.".into(),
         color: Some(0x95A5A6),
         timestamp: Some(event.received_at),
         ..Draft::default()

@@ -163,13 +163,8 @@ fn parse_toml(text: &str) -> Result<Spec, String> {
         Some(spanned) => {
             let line = line_at(text, spanned.span().start);
             Some(match spanned.into_inner() {
-                TomlColor::Number(n) => {
-                    ColorSpec::Fixed(fixed_color(n).map_err(|e| format!("line {line}: {e}"))?)
-                }
-                TomlColor::Text(source) => ColorSpec::Template(Leaf {
-                    source,
-                    line: Some(line),
-                }),
+                TomlColor::Number(n) => ColorSpec::Fixed(fixed_color(n).map_err(|e| format!("line {line}: {e}"))?),
+                TomlColor::Text(source) => ColorSpec::Template(Leaf { source, line: Some(line) }),
             })
         }
     };
@@ -184,10 +179,7 @@ fn parse_toml(text: &str) -> Result<Spec, String> {
             url: leaf(raw.author.url),
             icon_url: leaf(raw.author.icon_url),
         },
-        footer: FooterSpec {
-            text: leaf(raw.footer.text),
-            icon_url: leaf(raw.footer.icon_url),
-        },
+        footer: FooterSpec { text: leaf(raw.footer.text), icon_url: leaf(raw.footer.icon_url) },
         thumbnail: leaf(raw.thumbnail),
         image: leaf(raw.image),
         fields: raw
@@ -205,10 +197,7 @@ fn parse_toml(text: &str) -> Result<Spec, String> {
 
 fn spanned_leaf(text: &str, spanned: Spanned<String>) -> Leaf {
     let line = line_at(text, spanned.span().start);
-    Leaf {
-        source: spanned.into_inner(),
-        line: Some(line),
-    }
+    Leaf { source: spanned.into_inner(), line: Some(line) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,60 +265,39 @@ struct JsonField {
 }
 
 fn parse_json(text: &str) -> Result<Spec, String> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|err| format!("line {}: {}", err.line(), strip_position(&err)))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| format!("line {}: {}", err.line(), strip_position(&err)))?;
     let message: JsonMessage = if value.get("messages").is_some() {
         let backup: JsonBackup = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        backup
-            .messages
-            .into_iter()
-            .next()
-            .ok_or("`messages` is empty")?
-            .data
+        backup.messages.into_iter().next().ok_or("`messages` is empty")?.data
     } else {
         serde_json::from_value(value).map_err(|e| e.to_string())?
     };
     let mut embeds = message.embeds.into_iter();
     let embed = embeds.next();
     if embeds.next().is_some() {
-        return Err(
-            "a template describes one embed; this file has several (one event is one embed)".into(),
-        );
+        return Err("a template describes one embed; this file has several (one event is one embed)".into());
     }
-    let leaf = |s: Option<String>| {
-        s.filter(|s| !s.is_empty())
-            .map(|source| json_leaf(text, source))
-    };
+    let leaf = |s: Option<String>| s.filter(|s| !s.is_empty()).map(|source| json_leaf(text, source));
     let Some(embed) = embed else {
-        return Ok(Spec {
-            content: leaf(message.content),
-            timestamp: true,
-            ..Spec::default()
-        });
+        return Ok(Spec { content: leaf(message.content), timestamp: true, ..Spec::default() });
     };
     let color = match embed.color {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => Some(ColorSpec::Fixed(
-            fixed_color(n.as_i64().unwrap_or(-1)).map_err(|e| format!("color: {e}"))?,
-        )),
-        Some(serde_json::Value::String(source)) => {
-            Some(ColorSpec::Template(json_leaf(text, source)))
+        Some(serde_json::Value::Number(n)) => {
+            Some(ColorSpec::Fixed(fixed_color(n.as_i64().unwrap_or(-1)).map_err(|e| format!("color: {e}"))?))
         }
+        Some(serde_json::Value::String(source)) => Some(ColorSpec::Template(json_leaf(text, source))),
         Some(_) => return Err("color must be a number or a string".into()),
     };
-    let author = embed
-        .author
-        .map_or_else(AuthorSpec::default, |a| AuthorSpec {
-            name: leaf(a.name),
-            url: leaf(a.url),
-            icon_url: leaf(a.icon_url),
-        });
+    let author = embed.author.map_or_else(AuthorSpec::default, |a| AuthorSpec {
+        name: leaf(a.name),
+        url: leaf(a.url),
+        icon_url: leaf(a.icon_url),
+    });
     let footer = embed
         .footer
-        .map_or_else(FooterSpec::default, |f| FooterSpec {
-            text: leaf(f.text),
-            icon_url: leaf(f.icon_url),
-        });
+        .map_or_else(FooterSpec::default, |f| FooterSpec { text: leaf(f.text), icon_url: leaf(f.icon_url) });
     Ok(Spec {
         content: leaf(message.content),
         title: leaf(embed.title),
@@ -343,11 +311,7 @@ fn parse_json(text: &str) -> Result<Spec, String> {
         fields: embed
             .fields
             .into_iter()
-            .map(|f| FieldSpec {
-                name: json_leaf(text, f.name),
-                value: json_leaf(text, f.value),
-                inline: f.inline,
-            })
+            .map(|f| FieldSpec { name: json_leaf(text, f.name), value: json_leaf(text, f.value), inline: f.inline })
             .collect(),
         timestamp: embed.timestamp.is_some_and(|t| !t.is_null()),
     })
@@ -369,17 +333,13 @@ fn strip_position(err: &serde_json::Error) -> String {
 }
 
 fn fixed_color(n: i64) -> Result<u32, String> {
-    u32::try_from(n)
-        .ok()
-        .filter(|c| *c <= 0xFF_FFFF)
-        .ok_or_else(|| format!("colour {n} is not between 0 and 0xFFFFFF"))
+    u32::try_from(n).ok().filter(|c| *c <= 0xFF_FFFF).ok_or_else(|| format!("colour {n} is not between 0 and 0xFFFFFF"))
 }
 
 /// Parses a rendered colour: `#RRGGBB`, `#RGB`, `0xRRGGBB` or a decimal number up to 0xFFFFFF.
 pub fn parse_color(text: &str) -> Result<u32, String> {
     let text = text.trim();
-    let bad =
-        || format!("{text:?} is not a colour (use #RRGGBB, 0xRRGGBB or a number up to 16777215)");
+    let bad = || format!("{text:?} is not a colour (use #RRGGBB, 0xRRGGBB or a number up to 16777215)");
     let value = if let Some(hex) = text.strip_prefix('#') {
         let hex = match hex.len() {
             3 => hex.chars().flat_map(|c| [c, c]).collect::<String>(),
@@ -400,11 +360,7 @@ pub fn parse_color(text: &str) -> Result<u32, String> {
 
 /// The 1-based line of byte offset `at` in `text`.
 pub fn line_at(text: &str, at: usize) -> usize {
-    text.as_bytes()[..at.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..at.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 #[cfg(test)]
@@ -428,18 +384,9 @@ inline = true
     #[test]
     fn parses_toml_with_lines() {
         let spec = parse(TOML, Format::Toml).unwrap();
-        assert_eq!(
-            spec.title.as_ref().unwrap().source,
-            "Created {{ username }}"
-        );
+        assert_eq!(spec.title.as_ref().unwrap().source, "Created {{ username }}");
         assert_eq!(spec.title.unwrap().line, Some(3));
-        assert_eq!(
-            spec.color,
-            Some(ColorSpec::Template(Leaf {
-                source: "#2ECC71".into(),
-                line: Some(4)
-            }))
-        );
+        assert_eq!(spec.color, Some(ColorSpec::Template(Leaf { source: "#2ECC71".into(), line: Some(4) })));
         assert_eq!(spec.fields.len(), 1);
         assert!(spec.fields[0].inline);
         assert_eq!(spec.fields[0].value.line, Some(11));
@@ -469,14 +416,7 @@ inline = true
         assert_eq!(spec.thumbnail.unwrap().source, "https://x/y.png");
         assert!(spec.timestamp);
         let backup = format!(r#"{{"messages": [{{"data": {message}}}]}}"#);
-        assert_eq!(
-            parse(&backup, Format::Json)
-                .unwrap()
-                .content
-                .unwrap()
-                .source,
-            "hi {{ username }}"
-        );
+        assert_eq!(parse(&backup, Format::Json).unwrap().content.unwrap().source, "hi {{ username }}");
     }
 
     #[test]

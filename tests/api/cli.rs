@@ -25,57 +25,32 @@ async fn healthcheck_succeeds_against_a_running_relay_and_fails_without_one() {
 
     let listen = format!("127.0.0.1:{port}");
     let output =
-        tokio::task::spawn_blocking(move || relay(&["healthcheck"], &[("LISTEN_ADDR", &listen)]))
-            .await
-            .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        tokio::task::spawn_blocking(move || relay(&["healthcheck"], &[("LISTEN_ADDR", &listen)])).await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     app.stop().await;
 
     let listen = format!("0.0.0.0:{port}");
     let output = relay(&["healthcheck"], &[("LISTEN_ADDR", &listen)]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr)
-        .contains(&format!("http://127.0.0.1:{port}/healthz")));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("http://127.0.0.1:{port}/healthz")));
 }
 
 #[test]
 fn refuses_to_start_with_a_webhook_but_no_secret() {
-    let output = relay(
-        &["serve"],
-        &[(
-            "DISCORD_WEBHOOK_URL",
-            "https://discord.com/api/webhooks/1/abc",
-        )],
-    );
+    let output = relay(&["serve"], &[("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/abc")]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("DISCORD_WEBHOOK_URL is set but WEBHOOK_SECRET is not"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("DISCORD_WEBHOOK_URL is set but WEBHOOK_SECRET is not"), "{stderr}");
 }
 
 #[test]
 fn names_a_malformed_webhook_url_without_its_token() {
     let output = relay(
         &["serve"],
-        &[
-            (
-                "DISCORD_WEBHOOK_URL",
-                "https://discord.com/webhooks/1/TOKEN123",
-            ),
-            ("WEBHOOK_SECRET", "s"),
-        ],
+        &[("DISCORD_WEBHOOK_URL", "https://discord.com/webhooks/1/TOKEN123"), ("WEBHOOK_SECRET", "s")],
     );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("DISCORD_WEBHOOK_URL is not a usable webhook URL"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("DISCORD_WEBHOOK_URL is not a usable webhook URL"), "{stderr}");
     assert!(!stderr.contains("TOKEN123"), "{stderr}");
 }

@@ -15,11 +15,7 @@ fn title(embed: &Value) -> &str {
 }
 
 fn field<'a>(embed: &'a Value, name: &str) -> Option<&'a str> {
-    embed["fields"]
-        .as_array()?
-        .iter()
-        .find(|f| f["name"] == name)?["value"]
-        .as_str()
+    embed["fields"].as_array()?.iter().find(|f| f["name"] == name)?["value"].as_str()
 }
 
 #[tokio::test]
@@ -53,26 +49,17 @@ async fn delivers_every_marzban_action_as_a_valid_embed() {
         ("⛔ Data limit reached: h5b5cf44\\_traffic", "#E67E22"),
     ];
     for (wanted, color) in expect {
-        let embed = embeds
-            .iter()
-            .find(|e| title(e) == wanted)
-            .unwrap_or_else(|| panic!("no embed titled {wanted}"));
+        let embed = embeds.iter().find(|e| title(e) == wanted).unwrap_or_else(|| panic!("no embed titled {wanted}"));
         let color = u64::from_str_radix(&color[1..], 16).unwrap();
         assert_eq!(embed["color"], color, "{wanted}");
-        assert!(
-            embed["timestamp"].is_string(),
-            "{wanted}: the embed carries the receive time"
-        );
+        assert!(embed["timestamp"].is_string(), "{wanted}: the embed carries the receive time");
     }
     // Each message carries an explicit, empty allowed_mentions.
     for message in discord.messages() {
         assert_eq!(message["allowed_mentions"]["parse"], serde_json::json!([]));
     }
     // Every request asked for the created message back.
-    assert!(discord
-        .requests()
-        .iter()
-        .all(|r| r.query.contains("wait=true")));
+    assert!(discord.requests().iter().all(|r| r.query.contains("wait=true")));
     app.stop().await;
 }
 
@@ -80,23 +67,13 @@ async fn delivers_every_marzban_action_as_a_valid_embed() {
 async fn shows_what_an_admin_wants_at_a_glance() {
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;
-    for name in [
-        "user_created",
-        "reached_usage_percent",
-        "reached_days_left",
-        "user_deleted",
-    ] {
-        assert_eq!(
-            app.post(fixture(&format!("marzban-0.8.4/{name}.json")))
-                .await
-                .status(),
-            200
-        );
+    for name in ["user_created", "reached_usage_percent", "reached_days_left", "user_deleted"] {
+        assert_eq!(app.post(fixture(&format!("marzban-0.8.4/{name}.json"))).await.status(), 200);
     }
     let embeds = discord.wait_for_embeds(4, WAIT).await;
 
     let created = &embeds[0];
-    assert_eq!(field(created, "Status"), Some("active"));
+    assert_eq!(field(created, "Status"), Some("🟢 Active"));
     assert_eq!(field(created, "Data limit"), Some("10 GiB"));
     assert_eq!(field(created, "Expires"), Some("<t:1798393156:R>"));
     assert_eq!(field(created, "Created by"), Some("harness"));
@@ -121,29 +98,19 @@ async fn shows_what_an_admin_wants_at_a_glance() {
 async fn delivers_pasarguard_and_marzneshin_bodies() {
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;
-    let response = app
-        .post(fixture(
-            "pasarguard/disabled_and_reset_by_next.reconstructed.json",
-        ))
-        .await;
+    let response = app.post(fixture("pasarguard/disabled_and_reset_by_next.reconstructed.json")).await;
     assert_eq!(response.status(), 200);
-    let response = app
-        .post(fixture("marzneshin/user_deactivated.reconstructed.json"))
-        .await;
+    let response = app.post(fixture("marzneshin/user_deactivated.reconstructed.json")).await;
     assert_eq!(response.status(), 200);
 
     let embeds = discord.wait_for_embeds(3, WAIT).await;
     assert_eq!(title(&embeds[0]), "🚫 User disabled: ivan");
-    assert_eq!(
-        field(&embeds[0], "Expires"),
-        Some("<t:1769891400:R>"),
-        "ISO expire becomes a Discord timestamp"
-    );
+    assert_eq!(field(&embeds[0], "Expires"), Some("<t:1769891400:R>"), "ISO expire becomes a Discord timestamp");
     assert_eq!(field(&embeds[0], "Owner"), Some("reseller1"));
     assert_eq!(title(&embeds[1]), "🔄 Data usage reset: judy");
     assert_eq!(embeds[1]["description"], serde_json::Value::Null);
     assert_eq!(title(&embeds[2]), "⏸️ User deactivated: kate");
-    assert_eq!(field(&embeds[2], "Status"), Some("expired"));
+    assert_eq!(field(&embeds[2], "Status"), Some("🔴 Expired"));
     assert_eq!(field(&embeds[2], "Owner"), Some("admin"));
     assert_eq!(field(&embeds[2], "Traffic"), Some("700 MiB / 10 GiB"));
     app.stop().await;
@@ -157,7 +124,7 @@ async fn renders_unknown_actions_with_the_default_template() {
     assert_eq!(app.post(body).await.status(), 200);
     let embeds = discord.wait_for_embeds(1, WAIT).await;
     assert_eq!(title(&embeds[0]), "ℹ️ user\\_hwid\\_added: zed");
-    assert_eq!(field(&embeds[0], "Status"), Some("active"));
+    assert_eq!(field(&embeds[0], "Status"), Some("🟢 Active"));
     app.stop().await;
 }
 
@@ -167,12 +134,7 @@ async fn retries_after_server_errors_until_delivered() {
     discord.script([Reply::server_error(), Reply::bad_gateway()]);
     let (app, _dir) = spawn_app(&discord).await;
 
-    assert_eq!(
-        app.post(fixture("marzban-0.8.4/user_created.json"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post(fixture("marzban-0.8.4/user_created.json")).await.status(), 200);
     let embeds = discord.wait_for_embeds(1, WAIT).await;
     assert_eq!(embeds.len(), 1);
     let statuses: Vec<u16> = discord.requests().iter().map(|r| r.status).collect();
@@ -186,23 +148,12 @@ async fn waits_the_retry_after_of_a_429() {
     discord.script([Reply::too_many(Duration::from_millis(700))]);
     let (app, _dir) = spawn_app(&discord).await;
 
-    assert_eq!(
-        app.post(fixture("marzban-0.8.4/user_created.json"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post(fixture("marzban-0.8.4/user_created.json")).await.status(), 200);
     discord.wait_for_embeds(1, WAIT).await;
     let requests = discord.requests();
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [429, 200]
-    );
+    assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
     let waited = requests[1].at.duration_since(requests[0].at);
-    assert!(
-        waited >= Duration::from_millis(700),
-        "waited only {waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(700), "waited only {waited:?}");
     assert!(waited < Duration::from_millis(2000), "waited {waited:?}");
     app.stop().await;
 }
@@ -212,34 +163,14 @@ async fn keeps_the_order_received_across_retries() {
     let discord = FakeDiscord::start().await;
     discord.script([Reply::server_error(), Reply::server_error()]);
     let (app, _dir) = spawn_app(&discord).await;
-    for name in [
-        "user_created",
-        "user_updated",
-        "user_limited",
-        "user_expired",
-        "user_deleted",
-    ] {
-        assert_eq!(
-            app.post(fixture(&format!("marzban-0.8.4/{name}.json")))
-                .await
-                .status(),
-            200
-        );
+    for name in ["user_created", "user_updated", "user_limited", "user_expired", "user_deleted"] {
+        assert_eq!(app.post(fixture(&format!("marzban-0.8.4/{name}.json"))).await.status(), 200);
     }
     let embeds = discord.wait_for_embeds(5, WAIT).await;
-    let titles: Vec<&str> = embeds
-        .iter()
-        .map(|e| title(e).split(':').next().unwrap())
-        .collect();
+    let titles: Vec<&str> = embeds.iter().map(|e| title(e).split(':').next().unwrap()).collect();
     assert_eq!(
         titles,
-        [
-            "🆕 User created",
-            "✏️ User updated",
-            "⛔ Data limit reached",
-            "⌛ User expired",
-            "🗑️ User deleted"
-        ]
+        ["🆕 User created", "✏️ User updated", "⛔ Data limit reached", "⌛ User expired", "🗑️ User deleted"]
     );
     app.stop().await;
 }
@@ -251,12 +182,7 @@ async fn delivers_rows_left_pending_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
     for name in ["user_created", "user_limited"] {
-        assert_eq!(
-            app.post(fixture(&format!("marzban-0.8.4/{name}.json")))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(app.post(fixture(&format!("marzban-0.8.4/{name}.json"))).await.status(), 200);
     }
     discord.wait_for_requests(2, WAIT).await;
     app.stop().await;

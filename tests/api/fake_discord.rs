@@ -37,11 +37,7 @@ pub struct ChannelLimit {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            bucket_requests: 5,
-            bucket_window: Duration::from_secs(2),
-            channel: None,
-        }
+        Self { bucket_requests: 5, bucket_window: Duration::from_secs(2), channel: None }
     }
 }
 
@@ -55,18 +51,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16, body: &str) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: body.to_owned(),
-        }
+        Self { status, headers: Vec::new(), body: body.to_owned() }
     }
 
     pub fn server_error() -> Self {
-        Self::status(
-            500,
-            r#"{"message": "500: Internal Server Error", "code": 0}"#,
-        )
+        Self::status(500, r#"{"message": "500: Internal Server Error", "code": 0}"#)
     }
 
     pub fn bad_gateway() -> Self {
@@ -78,29 +67,19 @@ impl Reply {
         let secs = retry_after.as_secs_f64();
         Self {
             status: 429,
-            headers: vec![
-                ("retry-after".into(), secs.ceil().to_string()),
-                ("x-ratelimit-scope".into(), "user".into()),
-            ],
+            headers: vec![("retry-after".into(), secs.ceil().to_string()), ("x-ratelimit-scope".into(), "user".into())],
             body: json!({"message": "You are being rate limited.", "retry_after": secs, "global": false}).to_string(),
         }
     }
 
     /// A 429 that carries the delay only in the `Retry-After` header.
     pub fn too_many_header_only(seconds: u64) -> Self {
-        Self {
-            status: 429,
-            headers: vec![("retry-after".into(), seconds.to_string())],
-            body: String::new(),
-        }
+        Self { status: 429, headers: vec![("retry-after".into(), seconds.to_string())], body: String::new() }
     }
 
     /// A 429 with no delay anywhere and an HTML body: Cloudflare's temporary ban.
     pub fn ban() -> Self {
-        Self::status(
-            429,
-            "<html><body>Error 1015: You are being rate limited</body></html>",
-        )
+        Self::status(429, "<html><body>Error 1015: You are being rate limited</body></html>")
     }
 
     pub fn not_found() -> Self {
@@ -148,30 +127,20 @@ impl FakeDiscord {
     }
 
     pub async fn start_with(limits: Limits) -> Self {
-        Self::start_on(
-            TcpListener::bind("127.0.0.1:0").expect("bind the fake Discord"),
-            limits,
-        )
-        .await
+        Self::start_on(TcpListener::bind("127.0.0.1:0").expect("bind the fake Discord"), limits).await
     }
 
     /// Starts on a given listener (to come back on the same port after a stop).
     pub async fn start_on(listener: TcpListener, limits: Limits) -> Self {
         let port = listener.local_addr().unwrap().port();
-        let inner = Arc::new(Mutex::new(Inner {
-            limits,
-            ..Inner::default()
-        }));
+        let inner = Arc::new(Mutex::new(Inner { limits, ..Inner::default() }));
         let data = web::Data::new(inner.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
                 .route("/api/webhooks/{id}/{token}", web::post().to(execute))
-                .route(
-                    "/api/v{version}/webhooks/{id}/{token}",
-                    web::post().to(execute),
-                )
+                .route("/api/v{version}/webhooks/{id}/{token}", web::post().to(execute))
         })
         .workers(1)
         .disable_signals()
@@ -180,11 +149,7 @@ impl FakeDiscord {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Self {
-            inner,
-            port,
-            server: handle,
-        }
+        Self { inner, port, server: handle }
     }
 
     pub fn port(&self) -> u16 {
@@ -193,10 +158,7 @@ impl FakeDiscord {
 
     /// The webhook URL to configure the relay with.
     pub fn webhook_url(&self) -> String {
-        format!(
-            "http://127.0.0.1:{}/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}",
-            self.port
-        )
+        format!("http://127.0.0.1:{}/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}", self.port)
     }
 
     /// Stops listening (connections are refused afterwards).
@@ -236,21 +198,12 @@ impl FakeDiscord {
 
     /// Every embed of every accepted message, in order.
     pub fn embeds(&self) -> Vec<Value> {
-        self.messages()
-            .iter()
-            .flat_map(|m| m["embeds"].as_array().cloned().unwrap_or_default())
-            .collect()
+        self.messages().iter().flat_map(|m| m["embeds"].as_array().cloned().unwrap_or_default()).collect()
     }
 
     /// How many requests were answered with `status`.
     pub fn count_status(&self, status: u16) -> usize {
-        self.inner
-            .lock()
-            .unwrap()
-            .requests
-            .iter()
-            .filter(|r| r.status == status)
-            .count()
+        self.inner.lock().unwrap().requests.iter().filter(|r| r.status == status).count()
     }
 
     /// Waits until at least `count` embeds were accepted; panics after `timeout`.
@@ -261,11 +214,7 @@ impl FakeDiscord {
             if embeds.len() >= count {
                 return embeds;
             }
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} embeds, got {} after {timeout:?}",
-                embeds.len()
-            );
+            assert!(Instant::now() < deadline, "expected {count} embeds, got {} after {timeout:?}", embeds.len());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -278,11 +227,7 @@ impl FakeDiscord {
             if requests.len() >= count {
                 return requests;
             }
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} requests, got {} after {timeout:?}",
-                requests.len()
-            );
+            assert!(Instant::now() < deadline, "expected {count} requests, got {} after {timeout:?}", requests.len());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -317,28 +262,13 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
         return (reply.status, scripted(reply));
     }
     if inner.down {
-        return (
-            503,
-            error(
-                503,
-                json!({"message": "503: Service Unavailable", "code": 0}),
-            ),
-        );
+        return (503, error(503, json!({"message": "503: Service Unavailable", "code": 0})));
     }
     if id.parse::<u64>() != Ok(WEBHOOK_ID) {
-        return (
-            404,
-            error(404, json!({"message": "Unknown Webhook", "code": 10015})),
-        );
+        return (404, error(404, json!({"message": "Unknown Webhook", "code": 10015})));
     }
     if token != WEBHOOK_TOKEN {
-        return (
-            401,
-            error(
-                401,
-                json!({"message": "Invalid Webhook Token", "code": 50027}),
-            ),
-        );
+        return (401, error(401, json!({"message": "Invalid Webhook Token", "code": 50027})));
     }
     let now = Instant::now();
     let limits = inner.limits.clone();
@@ -350,9 +280,7 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
             now
         }
     };
-    let reset_after = limits
-        .bucket_window
-        .saturating_sub(now.duration_since(window_start));
+    let reset_after = limits.bucket_window.saturating_sub(now.duration_since(window_start));
     if inner.bucket_used >= limits.bucket_requests {
         let mut response = too_many(reset_after, "user");
         add_bucket_headers(&mut response, limits.bucket_requests, 0, reset_after);
@@ -363,15 +291,7 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
 
     let message: Value = match serde_json::from_str(body) {
         Ok(message) => message,
-        Err(_) => {
-            return (
-                400,
-                error(
-                    400,
-                    json!({"message": "Cannot send an empty message", "code": 50006}),
-                ),
-            )
-        }
+        Err(_) => return (400, error(400, json!({"message": "Cannot send an empty message", "code": 50006}))),
     };
     let mut problems = validate(&message);
     if let Some(reject) = &inner.reject_embed {
@@ -383,34 +303,17 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
         }
     }
     if !problems.is_empty() {
-        let mut response = error(
-            400,
-            json!({"code": 50035, "message": "Invalid Form Body", "errors": problems}),
-        );
-        add_bucket_headers(
-            &mut response,
-            limits.bucket_requests,
-            remaining,
-            reset_after,
-        );
+        let mut response = error(400, json!({"code": 50035, "message": "Invalid Form Body", "errors": problems}));
+        add_bucket_headers(&mut response, limits.bucket_requests, remaining, reset_after);
         return (400, response);
     }
     if let Some(channel) = &limits.channel {
-        while inner
-            .channel_sent
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= channel.window)
-        {
+        while inner.channel_sent.front().is_some_and(|at| now.duration_since(*at) >= channel.window) {
             inner.channel_sent.pop_front();
         }
         if inner.channel_sent.len() as u32 >= channel.messages {
             let mut response = too_many(channel.retry_after, "user");
-            add_bucket_headers(
-                &mut response,
-                limits.bucket_requests,
-                remaining,
-                reset_after,
-            );
+            add_bucket_headers(&mut response, limits.bucket_requests, remaining, reset_after);
             return (429, response);
         }
         inner.channel_sent.push_back(now);
@@ -430,12 +333,7 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
     } else {
         HttpResponse::NoContent().finish()
     };
-    add_bucket_headers(
-        &mut response,
-        limits.bucket_requests,
-        remaining,
-        reset_after,
-    );
+    add_bucket_headers(&mut response, limits.bucket_requests, remaining, reset_after);
     (if wait { 200 } else { 204 }, response)
 }
 
@@ -469,18 +367,8 @@ pub fn validate(message: &Value) -> Vec<String> {
         check(&mut problems, "author.name", &embed["author"]["name"], 256);
         let fields = embed["fields"].as_array().cloned().unwrap_or_default();
         for (j, field) in fields.iter().enumerate() {
-            check(
-                &mut problems,
-                &format!("fields.{j}.name"),
-                &field["name"],
-                256,
-            );
-            check(
-                &mut problems,
-                &format!("fields.{j}.value"),
-                &field["value"],
-                1024,
-            );
+            check(&mut problems, &format!("fields.{j}.name"), &field["name"], 256);
+            check(&mut problems, &format!("fields.{j}.value"), &field["value"], 1024);
             for key in ["name", "value"] {
                 if field[key].as_str().is_none_or(|s| s.trim().is_empty()) {
                     problems.push(format!("embeds.{i}.fields.{j}.{key}: must not be empty"));
@@ -500,17 +388,9 @@ pub fn validate(message: &Value) -> Vec<String> {
                 problems.push(format!("embeds.{i}.url: not a URL"));
             }
         }
-        let visible = [
-            "title",
-            "description",
-            "fields",
-            "author",
-            "footer",
-            "image",
-            "thumbnail",
-        ]
-        .iter()
-        .any(|k| !embed[*k].is_null());
+        let visible = ["title", "description", "fields", "author", "footer", "image", "thumbnail"]
+            .iter()
+            .any(|k| !embed[*k].is_null());
         if !visible {
             problems.push(format!("embeds.{i}: empty embed"));
         }
@@ -531,8 +411,7 @@ pub fn validate(message: &Value) -> Vec<String> {
 }
 
 fn scripted(reply: Reply) -> HttpResponse {
-    let mut response =
-        HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
+    let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
     for (name, value) in &reply.headers {
         response.insert_header((name.as_str(), value.as_str()));
     }
@@ -551,17 +430,10 @@ fn too_many(retry_after: Duration, scope: &str) -> HttpResponse {
     HttpResponse::TooManyRequests()
         .insert_header(("retry-after", secs.ceil().max(1.0).to_string()))
         .insert_header(("x-ratelimit-scope", scope))
-        .json(
-            json!({"message": "You are being rate limited.", "retry_after": secs, "global": false}),
-        )
+        .json(json!({"message": "You are being rate limited.", "retry_after": secs, "global": false}))
 }
 
-fn add_bucket_headers(
-    response: &mut HttpResponse,
-    limit: u32,
-    remaining: u32,
-    reset_after: Duration,
-) {
+fn add_bucket_headers(response: &mut HttpResponse, limit: u32, remaining: u32, reset_after: Duration) {
     let reset = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + reset_after;
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: String| {
@@ -573,9 +445,6 @@ fn add_bucket_headers(
     set("x-ratelimit-limit", limit.to_string());
     set("x-ratelimit-remaining", remaining.to_string());
     set("x-ratelimit-reset", format!("{:.3}", reset.as_secs_f64()));
-    set(
-        "x-ratelimit-reset-after",
-        format!("{:.3}", reset_after.as_secs_f64()),
-    );
+    set("x-ratelimit-reset-after", format!("{:.3}", reset_after.as_secs_f64()));
     set("x-ratelimit-bucket", "fakebucket0123".into());
 }

@@ -34,17 +34,12 @@ pub struct Options {
 impl Options {
     /// Secret set, delivering to `discord`, delays shrunk to milliseconds.
     pub fn delivering_to(discord: &FakeDiscord) -> Self {
-        Self::new()
-            .var("WEBHOOK_SECRET", SECRET)
-            .var("DISCORD_WEBHOOK_URL", &discord.webhook_url())
+        Self::new().var("WEBHOOK_SECRET", SECRET).var("DISCORD_WEBHOOK_URL", &discord.webhook_url())
     }
 
     /// No variables at all (a dry run), delays shrunk.
     pub fn new() -> Self {
-        Self {
-            vars: HashMap::new(),
-            tweak: Box::new(|_| {}),
-        }
+        Self { vars: HashMap::new(), tweak: Box::new(|_| {}) }
     }
 
     pub fn var(mut self, name: &str, value: &str) -> Self {
@@ -64,27 +59,18 @@ pub async fn spawn_app(discord: &FakeDiscord) -> (TestApp, TempDir) {
 pub async fn spawn_app_in(data_dir: &Path, options: Options) -> TestApp {
     init_logging();
     let mut vars = options.vars;
-    vars.entry("DATA_DIR".into())
-        .or_insert_with(|| data_dir.display().to_string());
-    vars.entry("TEMPLATES_DIR".into())
-        .or_insert_with(|| data_dir.join("no-templates").display().to_string());
+    vars.entry("DATA_DIR".into()).or_insert_with(|| data_dir.display().to_string());
+    vars.entry("TEMPLATES_DIR".into()).or_insert_with(|| data_dir.join("no-templates").display().to_string());
     let mut config = Config::from_vars(&vars).expect("test configuration is valid");
     shrink_delays(&mut config);
     (options.tweak)(&mut config);
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let application = Application::build_with_listener(config, listener)
-        .await
-        .expect("the relay builds");
+    let application = Application::build_with_listener(config, listener).await.expect("the relay builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        shutdown,
-        task,
-    }
+    TestApp { address, client: reqwest::Client::new(), shutdown, task }
 }
 
 fn shrink_delays(config: &mut Config) {
@@ -104,16 +90,8 @@ impl TestApp {
     }
 
     /// POSTs `body` to `path` with `secret` in `x-webhook-secret` (none: no header).
-    pub async fn post_to(
-        &self,
-        path: &str,
-        body: impl Into<reqwest::Body>,
-        secret: Option<&str>,
-    ) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .body(body);
+    pub async fn post_to(&self, path: &str, body: impl Into<reqwest::Body>, secret: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}{path}", self.address)).body(body);
         if let Some(secret) = secret {
             request = request.header("x-webhook-secret", secret);
         }
@@ -121,11 +99,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("the relay answers")
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("the relay answers")
     }
 
     /// Stops the relay as SIGTERM would, and waits for it.
@@ -137,24 +111,17 @@ impl TestApp {
 
 /// The text of a fixture in `tests/fixtures/`.
 pub fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
 /// Every Marzban 0.8.4 fixture, by file name.
 pub fn marzban_fixtures() -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marzban-0.8.4");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    names
-        .into_iter()
-        .map(|name| (name.clone(), fixture(&format!("marzban-0.8.4/{name}"))))
-        .collect()
+    names.into_iter().map(|name| (name.clone(), fixture(&format!("marzban-0.8.4/{name}")))).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -199,10 +166,7 @@ pub fn logs() -> Vec<String> {
 pub async fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;
     while !condition() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(std::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -32,11 +32,7 @@ async fn accepts_the_raw_secret_and_the_hmac_of_the_body_on_every_path() {
     let hmac = Secret::parse(SECRET).unwrap().hmac_hex(body.as_bytes());
 
     for path in ["/", "/webhook", "/webhook/"] {
-        assert_eq!(
-            app.post_to(path, body.clone(), Some(SECRET)).await.status(),
-            200,
-            "{path}"
-        );
+        assert_eq!(app.post_to(path, body.clone(), Some(SECRET)).await.status(), 200, "{path}");
     }
     let response = app.post_to("/", body.clone(), Some(&hmac)).await;
     assert_eq!(response.status(), 200);
@@ -54,28 +50,14 @@ async fn answers_400_for_a_body_that_is_not_json() {
     let response = app.post("user_created for bob").await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("body is not valid JSON"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().starts_with("body is not valid JSON"), "{body}");
 
-    let response = app
-        .post("[{\"action\": \"user_created\", \"username\": ")
-        .await;
+    let response = app.post("[{\"action\": \"user_created\", \"username\": ").await;
     assert_eq!(response.status(), 400);
     let response = app.post("\"user_created\"").await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("JSON array of events or a single event object"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("JSON array of events or a single event object"), "{body}");
     app.stop().await;
 }
 
@@ -83,11 +65,7 @@ async fn answers_400_for_a_body_that_is_not_json() {
 async fn answers_413_over_the_body_limit_and_keeps_what_was_stored() {
     let discord = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_in(
-        dir.path(),
-        Options::delivering_to(&discord).var("MAX_BODY_BYTES", "4KiB"),
-    )
-    .await;
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("MAX_BODY_BYTES", "4KiB")).await;
 
     let small = fixture("marzban-0.8.4/user_deleted.json");
     assert_eq!(app.post(small).await.status(), 200);
@@ -96,10 +74,7 @@ async fn answers_413_over_the_body_limit_and_keeps_what_was_stored() {
     let response = app.post(large).await;
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body["error"],
-        "body is larger than MAX_BODY_BYTES (4096 bytes)"
-    );
+    assert_eq!(body["error"], "body is larger than MAX_BODY_BYTES (4096 bytes)");
 
     let embeds = discord.wait_for_embeds(1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -112,13 +87,10 @@ async fn answers_413_over_the_body_limit_and_keeps_what_was_stored() {
 async fn stores_the_good_elements_of_a_mixed_batch_and_reports_the_bad() {
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;
-    let mut batch: Vec<Value> =
-        serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
+    let mut batch: Vec<Value> = serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
     batch.push(json!("not an event"));
     batch.push(json!({"username": "no-action"}));
-    batch.extend(
-        serde_json::from_str::<Vec<Value>>(&fixture("marzban-0.8.4/user_limited.json")).unwrap(),
-    );
+    batch.extend(serde_json::from_str::<Vec<Value>>(&fixture("marzban-0.8.4/user_limited.json")).unwrap());
     batch.push(json!({"action": "user_updated", "user": [1, 2]}));
 
     let response = app.post(serde_json::to_string(&batch).unwrap()).await;
@@ -144,8 +116,7 @@ async fn stores_the_good_elements_of_a_mixed_batch_and_reports_the_bad() {
 async fn accepts_a_batch_of_ten_thousand_marzban_events_in_one_request() {
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;
-    let template: Vec<Value> =
-        serde_json::from_str(&fixture("marzban-0.8.4/user_expired.json")).unwrap();
+    let template: Vec<Value> = serde_json::from_str(&fixture("marzban-0.8.4/user_expired.json")).unwrap();
     let batch: Vec<Value> = (0..10_000)
         .map(|i| {
             let mut event = template[0].clone();
@@ -176,26 +147,14 @@ async fn answers_503_when_the_outbox_cannot_commit_and_stores_nothing() {
     let response = app.post(fixture("marzban-0.8.4/user_created.json")).await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body["error"],
-        "the relay cannot store events right now; send them again later"
-    );
+    assert_eq!(body["error"], "the relay cannot store events right now; send them again later");
 
     blocker.execute_batch("ROLLBACK").unwrap();
     drop(blocker);
-    assert_eq!(
-        app.post(fixture("marzban-0.8.4/user_deleted.json"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post(fixture("marzban-0.8.4/user_deleted.json")).await.status(), 200);
     discord.wait_for_embeds(1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let titles: Vec<String> = discord
-        .embeds()
-        .iter()
-        .map(|e| e["title"].as_str().unwrap().to_owned())
-        .collect();
+    let titles: Vec<String> = discord.embeds().iter().map(|e| e["title"].as_str().unwrap().to_owned()).collect();
     assert_eq!(titles.len(), 1, "{titles:?}");
     assert!(titles[0].contains("deleted"));
     app.stop().await;

@@ -9,3 +9,4 @@ mod delivery;
 mod dry_run;
 mod ingest;
 mod safety;
+mod templates;

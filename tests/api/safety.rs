@@ -11,39 +11,25 @@ use crate::helpers::{fixture, logs, marzban_fixtures, spawn_app};
 async fn a_note_with_mentions_neither_pings_nor_renders_as_markdown() {
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;
-    let mut events: Vec<Value> =
-        serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
+    let mut events: Vec<Value> = serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
     events[0]["user"]["note"] = json!("@everyone <@&1> **free** [link](https://x.example)");
     events[0]["username"] = json!("@here");
 
-    assert_eq!(
-        app.post(serde_json::to_string(&events).unwrap())
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post(serde_json::to_string(&events).unwrap()).await.status(), 200);
     discord.wait_for_embeds(1, Duration::from_secs(10)).await;
     let message = &discord.messages()[0];
     assert_eq!(message["allowed_mentions"]["parse"], json!([]));
     let embed = &message["embeds"][0];
-    assert_eq!(
-        embed["description"],
-        r"📝 \@everyone \<\@&1\> \*\*free\*\* \[link\](https://x.example)"
-    );
+    assert_eq!(embed["description"], r"📝 \@everyone \<\@&1\> \*\*free\*\* \[link\](https://x.example)");
     assert_eq!(embed["title"], r"🆕 User created: \@here");
     app.stop().await;
 }
 
 /// Values from the fixtures that must never leave the relay.
-fn secret_values() -> Vec<String> {
+pub fn secret_values() -> Vec<String> {
     let mut secrets = Vec::new();
-    let mut bodies: Vec<String> = marzban_fixtures()
-        .into_iter()
-        .map(|(_, body)| body)
-        .collect();
-    bodies.push(fixture(
-        "pasarguard/disabled_and_reset_by_next.reconstructed.json",
-    ));
+    let mut bodies: Vec<String> = marzban_fixtures().into_iter().map(|(_, body)| body).collect();
+    bodies.push(fixture("pasarguard/disabled_and_reset_by_next.reconstructed.json"));
     bodies.push(fixture("marzneshin/user_deactivated.reconstructed.json"));
     for body in bodies {
         let value: Value = serde_json::from_str(&body).unwrap();
@@ -58,16 +44,9 @@ fn collect(value: &Value, secrets: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             for (key, value) in map {
-                let secret_key = [
-                    "links",
-                    "subscription_url",
-                    "proxies",
-                    "proxy_settings",
-                    "key",
-                    "discord_webhook",
-                    "telegram_id",
-                ]
-                .contains(&key.as_str());
+                let secret_key =
+                    ["links", "subscription_url", "proxies", "proxy_settings", "key", "discord_webhook", "telegram_id"]
+                        .contains(&key.as_str());
                 if secret_key {
                     strings(value, secrets);
                 } else {
@@ -99,20 +78,11 @@ fn strings(value: &Value, secrets: &mut Vec<String>) {
 #[tokio::test]
 async fn no_secret_from_any_fixture_reaches_discord_or_the_logs() {
     let secrets = secret_values();
-    assert!(
-        secrets.len() > 40,
-        "the fixtures hold links, tokens and proxy ids: {}",
-        secrets.len()
-    );
+    assert!(secrets.len() > 40, "the fixtures hold links, tokens and proxy ids: {}", secrets.len());
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;
-    let mut bodies: Vec<String> = marzban_fixtures()
-        .into_iter()
-        .map(|(_, body)| body)
-        .collect();
-    bodies.push(fixture(
-        "pasarguard/disabled_and_reset_by_next.reconstructed.json",
-    ));
+    let mut bodies: Vec<String> = marzban_fixtures().into_iter().map(|(_, body)| body).collect();
+    bodies.push(fixture("pasarguard/disabled_and_reset_by_next.reconstructed.json"));
     bodies.push(fixture("marzneshin/user_deactivated.reconstructed.json"));
     for body in &bodies {
         assert_eq!(app.post(body.clone()).await.status(), 200);
@@ -123,13 +93,7 @@ async fn no_secret_from_any_fixture_reaches_discord_or_the_logs() {
     let sent: Vec<String> = discord.requests().into_iter().map(|r| r.body).collect();
     let logged = logs();
     for secret in &secrets {
-        assert!(
-            !sent.iter().any(|body| body.contains(secret.as_str())),
-            "{secret} was sent to Discord"
-        );
-        assert!(
-            !logged.iter().any(|line| line.contains(secret.as_str())),
-            "{secret} was logged"
-        );
+        assert!(!sent.iter().any(|body| body.contains(secret.as_str())), "{secret} was sent to Discord");
+        assert!(!logged.iter().any(|line| line.contains(secret.as_str())), "{secret} was logged");
     }
 }

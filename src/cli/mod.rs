@@ -1,6 +1,9 @@
 //! The command line: `serve` (the default) runs the relay; the other commands inspect and operate
 //! it. Every command reads the same configuration (environment and `.env`).
 
+mod check;
+mod render;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -11,6 +14,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::render::Templates;
 use crate::startup::Application;
 
 /// Relays Marzban, PasarGuard and Marzneshin user events to Discord.
@@ -25,6 +29,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the relay (what happens with no command).
     Serve,
+    /// Load the configuration and every template, render each against built-in sample events,
+    /// verify the results against Discord's limits, and report. Exit code 0 only when all is well.
+    Check,
+    /// Print the Discord request bodies the relay would send for a webhook body.
+    Render(render::Args),
     /// Ask the running relay (at LISTEN_ADDR) whether it is alive; exit 0 if so. For container
     /// health checks: the image needs no curl.
     Healthcheck,
@@ -34,6 +43,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
+        Command::Check => check::run(),
+        Command::Render(args) => render::run(&args),
         Command::Healthcheck => healthcheck(),
     };
     match result {
@@ -59,9 +70,42 @@ fn serve() -> anyhow::Result<ExitCode> {
         let application = Application::build(config).await?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
+        tokio::spawn(reload_on_sighup(application.templates()));
         application.run_until_stopped(shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reloads the templates on SIGHUP, keeping the current set if the new one fails `check`.
+async fn reload_on_sighup(templates: std::sync::Arc<Templates>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            log::warn!("cannot listen for SIGHUP; templates are reloaded only by a restart");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tokio::task::spawn_blocking({
+                let templates = templates.clone();
+                move || templates.reload()
+            })
+            .await
+            {
+                Ok(Ok(changes)) if changes.is_empty() => log::info!("SIGHUP: templates reloaded, nothing changed"),
+                Ok(Ok(changes)) => log::info!("SIGHUP: templates reloaded: {}", changes.join(", ")),
+                Ok(Err(problems)) => {
+                    for problem in &problems {
+                        log::error!("SIGHUP: template {problem}");
+                    }
+                    log::error!("SIGHUP: the templates were not reloaded; the current ones stay in use");
+                }
+                Err(err) => log::error!("SIGHUP: reloading failed: {err}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(templates);
 }
 
 /// Cancels `shutdown` on SIGTERM (docker stop) or SIGINT (Ctrl-C).
@@ -69,10 +113,7 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
             log::error!("cannot listen for SIGTERM/SIGINT; stop the relay with SIGKILL");
             return;
         };
@@ -92,11 +133,7 @@ fn healthcheck() -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     let mut addr = config.listen_addr;
     if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            Ipv4Addr::LOCALHOST.into()
-        } else {
-            Ipv6Addr::LOCALHOST.into()
-        });
+        addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
     }
     match probe(addr, "/healthz") {
         Ok(200) => Ok(ExitCode::SUCCESS),

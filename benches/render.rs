@@ -1,0 +1,72 @@
+//! Render throughput: a mixed batch of real events (every fixture, repeated to 10,000 events),
+//! parsed, normalised and rendered as ingest does, in each built-in language.
+//!
+//! Run: `cargo bench --bench render`
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use marzban_discord_relay::event::parse_batch;
+use marzban_discord_relay::render::{Lang, Renderer};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+const EVENTS: usize = 10_000;
+const RUNS: usize = 7;
+
+fn mixed_batch() -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut real: Vec<Value> = Vec::new();
+    for dir in ["marzban-0.8.4", "pasarguard", "marzneshin"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for file in files {
+            match serde_json::from_str::<Value>(&std::fs::read_to_string(file).unwrap()).unwrap() {
+                Value::Array(events) => real.extend(events),
+                event => real.push(event),
+            }
+        }
+    }
+    let batch: Vec<Value> = real.iter().cycle().take(EVENTS).cloned().collect();
+    serde_json::to_vec(&batch).unwrap()
+}
+
+/// The median of `RUNS` timings of `f`, after one warm-up run.
+fn median(mut f: impl FnMut()) -> Duration {
+    f();
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[RUNS / 2]
+}
+
+fn main() {
+    let body = mixed_batch();
+    println!("mixed batch: {EVENTS} events from the real fixtures, {} bytes", body.len());
+    let now = OffsetDateTime::now_utc();
+    let parse = median(|| {
+        let batch = parse_batch(&body, now, None).unwrap();
+        assert_eq!(batch.events.len(), EVENTS);
+    });
+    println!("parse + normalise:          {:>9.0} events/s", EVENTS as f64 / parse.as_secs_f64());
+    let events = parse_batch(&body, now, None).unwrap().events;
+    for &lang in Lang::ALL {
+        let renderer = Renderer::builtin(lang);
+        let render = median(|| {
+            for event in &events {
+                std::hint::black_box(serde_json::to_string(&renderer.render(event)).unwrap());
+            }
+        });
+        println!(
+            "render + serialise ({}):    {:>9.0} events/s  ({:.1} µs per event)",
+            lang,
+            EVENTS as f64 / render.as_secs_f64(),
+            render.as_secs_f64() * 1e6 / EVENTS as f64
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! `render`: preview the Discord messages for a webhook body, exactly as the relay would send them.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::deliver::{build_message, fitting_parts};
+use crate::event::parse_batch;
+use crate::render::{samples, Part, Renderer};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A file holding a webhook body (a JSON array of events or one event); `-` or nothing reads
+    /// standard input.
+    #[arg(value_name = "FILE|-", conflicts_with = "action")]
+    file: Option<PathBuf>,
+    /// Render the built-in sample event of this action instead.
+    #[arg(long, value_name = "ACTION")]
+    action: Option<String>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let loaded = Renderer::load(&config.templates_dir, config.template_lang);
+    for problem in &loaded.problems {
+        eprintln!("template {problem}; the built-in template is used instead");
+    }
+    let now = OffsetDateTime::now_utc();
+    let events = match &args.action {
+        Some(action) => {
+            let known = samples::actions();
+            if !known.contains(action) && action != "default" {
+                eprintln!("there is no sample for {action:?}; known actions: {}", known.join(", "));
+                return Ok(ExitCode::FAILURE);
+            }
+            vec![samples::event_for(action, now).map_err(anyhow::Error::msg)?]
+        }
+        None => {
+            let body = read_body(args.file.as_ref())?;
+            let batch = match parse_batch(&body, now, config.panel_name.as_deref()) {
+                Ok(batch) => batch,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            for rejection in &batch.rejected {
+                eprintln!("element {} rejected: {}", rejection.index, rejection.error);
+            }
+            batch.events
+        }
+    };
+    let parts: Vec<Part> = events.iter().map(|event| loaded.renderer.render(event)).collect();
+    let mut rest = parts.as_slice();
+    while !rest.is_empty() {
+        let count = fitting_parts(rest, usize::MAX);
+        let message = build_message(&rest[..count]);
+        println!("{}", serde_json::to_string_pretty(&message)?);
+        rest = &rest[count..];
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_body(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
+    match file {
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+        _ => {
+            let mut body = Vec::new();
+            std::io::stdin().read_to_end(&mut body).context("cannot read standard input")?;
+            Ok(body)
+        }
+    }
+}

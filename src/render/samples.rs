@@ -1,0 +1,57 @@
+//! Sample events shipped with the binary, for `check` and `render --action`: one per known action,
+//! taken from real Marzban 0.8.4 and Marzneshin payloads with the secrets removed and the names
+//! changed.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::event::{parse_batch, Action, Event};
+
+const SAMPLES: &str = include_str!("samples.json");
+
+/// The action used to try the `default` template.
+pub const UNKNOWN_ACTION: &str = "user_hwid_added";
+
+/// One sample event per known action, received at `received_at`.
+pub fn events(received_at: OffsetDateTime) -> Vec<Event> {
+    let batch = parse_batch(SAMPLES.as_bytes(), received_at, None).expect("the samples are a JSON array");
+    debug_assert!(batch.rejected.is_empty(), "every sample is an event");
+    batch.events
+}
+
+/// The sample for `action`. Actions without a sample of their own (`default`, or a custom one)
+/// get the `user_updated` sample under their name.
+pub fn event_for(action: &str, received_at: OffsetDateTime) -> Result<Event, String> {
+    let samples = events(received_at);
+    if let Some(event) = samples.iter().find(|e| e.action.as_str() == action) {
+        return Ok(event.clone());
+    }
+    let name = if action == super::DEFAULT_TEMPLATE { UNKNOWN_ACTION } else { action };
+    let mut event = samples.into_iter().find(|e| e.action.as_str() == "user_updated").expect("a user_updated sample");
+    event.action = Action::parse(name)?;
+    Ok(event)
+}
+
+/// The known actions, in the order of the samples.
+pub fn actions() -> Vec<String> {
+    events(OffsetDateTime::UNIX_EPOCH).into_iter().map(|e| e.action.to_string()).collect()
+}
+
+/// `event` with every free-text value made as long and awkward as the panels allow: multi-byte,
+/// right-to-left, markdown and mentions. Renders of it show whether clamping holds.
+pub fn stressed(event: &Event) -> Event {
+    let long_name = format!("{}*_@everyone", "ü".repeat(300));
+    let mut event = event.clone();
+    event.username = long_name.clone();
+    event.reason = Some("دلیل ".repeat(300));
+    if let Some(user) = &mut event.user {
+        user.username = Some(long_name.clone());
+        user.note = Some(format!("{} <@&1> **bold** {}", "یادداشت ".repeat(60), "汉字".repeat(200)));
+        user.status = Some("on_hold".into());
+        user.extra.insert("group_names".into(), Value::from(vec!["g".repeat(500); 3]));
+    }
+    for admin in [&mut event.by, &mut event.admin].into_iter().flatten() {
+        admin.username = Some("管理员".repeat(200));
+    }
+    event
+}

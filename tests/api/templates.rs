@@ -1,0 +1,280 @@
+//! Templates as admins use them: every built-in language against every real payload, overrides in
+//! both formats, fallbacks, and the `check` and `render` commands.
+
+use std::time::Duration;
+
+use marzban_discord_relay::event::parse_batch;
+use marzban_discord_relay::render::{limits, Lang, Renderer};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::cli::relay;
+use crate::fake_discord::FakeDiscord;
+use crate::helpers::{eventually, fixture, logs, marzban_fixtures, spawn_app_in, Options};
+use crate::safety::secret_values;
+
+fn every_fixture() -> Vec<(String, String)> {
+    let mut all = marzban_fixtures();
+    for name in
+        ["pasarguard/disabled_and_reset_by_next.reconstructed.json", "marzneshin/user_deactivated.reconstructed.json"]
+    {
+        all.push((name.to_owned(), fixture(name)));
+    }
+    all
+}
+
+#[test]
+fn every_language_renders_every_real_payload_validly_and_without_secrets() {
+    let secrets = secret_values();
+    for &lang in Lang::ALL {
+        let renderer = Renderer::builtin(lang);
+        for (name, body) in every_fixture() {
+            let batch = parse_batch(body.as_bytes(), OffsetDateTime::now_utc(), Some("eu-1")).unwrap();
+            for event in &batch.events {
+                let part = renderer
+                    .try_render(event)
+                    .unwrap_or_else(|problem| panic!("{lang} {name} {}: {problem}", event.action));
+                let violations = limits::violations(part.content.as_deref(), &part.embed);
+                assert!(violations.is_empty(), "{lang} {name} {}: {violations:?}", event.action);
+                let json = serde_json::to_string(&part).unwrap();
+                for secret in &secrets {
+                    assert!(!json.contains(secret.as_str()), "{lang} {name}: {secret} in {json}");
+                }
+                assert!(json.contains("eu-1"), "{lang} {name} {}: the panel label is shown", event.action);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_language_passes_check() {
+    for &lang in Lang::ALL {
+        let problems = Renderer::builtin(lang).check();
+        assert!(problems.is_empty(), "{lang}: {problems:?}");
+    }
+}
+
+#[test]
+fn persian_text_keeps_latin_names_isolated_even_when_cut() {
+    let renderer = Renderer::builtin(Lang::Fa);
+    let mut events: Vec<Value> = serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
+    events[0]["user"]["note"] = Value::from(format!("user_{} یادداشت", "x".repeat(5000)));
+    let batch = parse_batch(serde_json::to_vec(&events).unwrap().as_slice(), OffsetDateTime::now_utc(), None).unwrap();
+    let part = renderer.try_render(&batch.events[0]).unwrap();
+    let title = part.embed.title.unwrap();
+    assert!(title.contains("\u{2068}h5b5cf44\\_main\u{2069}"), "{title}");
+    let description = part.embed.description.unwrap();
+    assert_eq!(limits::chars(&description), limits::DESCRIPTION);
+    let opened = description.chars().filter(|c| ('\u{2066}'..='\u{2068}').contains(c)).count();
+    let closed = description.chars().filter(|c| *c == '\u{2069}').count();
+    assert_eq!(opened, closed, "every isolate is closed after the cut");
+}
+
+fn title(embed: &Value) -> &str {
+    embed["title"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn admin_templates_in_toml_and_json_replace_the_built_in_ones() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("user_created.toml"),
+        "title = \"Welcome {{ username }} ({{ user.data_limit | bytes }})\"\ncolor = 255\n",
+    )
+    .unwrap();
+    // As exported from an embed designer, with a placeholder added.
+    std::fs::write(
+        templates.join("user_expired.json"),
+        r#"{"content": null, "embeds": [{"title": "Bye {{ username }}", "color": 16711680,
+            "fields": [{"name": "Was", "value": "{{ user.status | status_text }}", "inline": false}],
+            "footer": {"text": "{{ panel }}"}}], "attachments": []}"#,
+    )
+    .unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("TEMPLATES_DIR", templates.to_str().unwrap())
+        .var("PANEL_NAME", "Main panel");
+    let app = spawn_app_in(dir.path(), options).await;
+
+    for name in ["user_created", "user_expired", "user_deleted"] {
+        assert_eq!(app.post(fixture(&format!("marzban-0.8.4/{name}.json"))).await.status(), 200);
+    }
+    let embeds = discord.wait_for_embeds(3, Duration::from_secs(10)).await;
+    assert_eq!(title(&embeds[0]), "Welcome h5b5cf44\\_main (10 GiB)");
+    assert_eq!(embeds[0]["color"], 255);
+    assert_eq!(title(&embeds[1]), "Bye h5b5cf44\\_expired");
+    assert_eq!(embeds[1]["fields"][0]["value"], "Expired");
+    assert_eq!(embeds[1]["footer"]["text"], "Main panel");
+    assert!(embeds[1].get("timestamp").is_none(), "the JSON template asked for no timestamp");
+    assert_eq!(title(&embeds[2]), "🗑️ User deleted: h5b5cf44\\_main", "the other actions keep the built-in template");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_template_falls_back_to_the_built_in_one_and_says_where() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    // A syntax error (line 2), a typo in a variable name (line 3, strict), and a bad colour.
+    std::fs::write(templates.join("user_created.toml"), "# mine\ntitle = \"{{ username \"\n").unwrap();
+    std::fs::write(templates.join("user_limited.toml"), "# mine\n\ntitle = \"{{ usr.name }}\"\n").unwrap();
+    std::fs::write(templates.join("user_expired.toml"), "title = \"x\"\ncolor = \"{{ 'purple' }}\"\n").unwrap();
+    let options = Options::delivering_to(&discord).var("TEMPLATES_DIR", templates.to_str().unwrap());
+    let app = spawn_app_in(dir.path(), options).await;
+
+    for name in ["user_created", "user_limited", "user_expired"] {
+        assert_eq!(app.post(fixture(&format!("marzban-0.8.4/{name}.json"))).await.status(), 200);
+    }
+    let embeds = discord.wait_for_embeds(3, Duration::from_secs(10)).await;
+    assert_eq!(title(&embeds[0]), "🆕 User created: h5b5cf44\\_main");
+    assert_eq!(title(&embeds[1]), "⛔ Data limit reached: h5b5cf44\\_traffic");
+    assert_eq!(title(&embeds[2]), "⌛ User expired: h5b5cf44\\_expired");
+
+    let created = templates.join("user_created.toml").display().to_string();
+    let limited = templates.join("user_limited.toml").display().to_string();
+    let expired = templates.join("user_expired.toml").display().to_string();
+    eventually(Duration::from_secs(2), "the template errors in the log", || {
+        let logs = logs();
+        let has = |needle: &str| logs.iter().any(|l| l.starts_with("ERROR") && l.contains(needle));
+        has(&format!("{created}:2: title: syntax error"))
+            && has(&format!("{limited}:3: title: undefined value"))
+            && has(&format!("{expired}:2: color: \"purple\" is not a colour"))
+    })
+    .await;
+    app.stop().await;
+}
+
+#[test]
+fn check_passes_on_the_built_in_templates() {
+    let output = relay(&["check"], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("configuration: ok"), "{stdout}");
+    assert!(stdout.contains("ok   user_created           built-in en/user_created.toml"), "{stdout}");
+    assert!(stdout.contains("all templates render valid Discord messages"), "{stdout}");
+}
+
+#[test]
+fn check_reports_each_broken_template_with_file_and_line_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("user_created.toml"), "title = \"ok {{ username }}\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("user_updated.toml"),
+        "title = \"x\"\n\n[[fields]]\nname = \"{{ nope }}\"\nvalue = \"v\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("user_expired.json"), "{\"embeds\": [{\"title\": \"{% if %}\"}]}").unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap()), ("TEMPLATE_LANG", "ru")]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let updated = dir.path().join("user_updated.toml").display().to_string();
+    let expired = dir.path().join("user_expired.json").display().to_string();
+    assert!(stdout.contains(&format!("error: {updated}:4: fields[0].name: undefined value")), "{stdout}");
+    assert!(stdout.contains(&format!("error: {expired}:1: title: syntax error")), "{stdout}");
+    assert!(stdout.contains("ok   user_created"), "{stdout}");
+    assert!(stdout.contains("FAIL user_updated"), "{stdout}");
+    assert!(stdout.contains("built-in ru/user_deleted.toml"), "{stdout}");
+}
+
+#[test]
+fn check_reports_a_bad_configuration() {
+    let output = relay(&["check"], &[("TEMPLATE_LANG", "klingon")]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout.contains("TEMPLATE_LANG \"klingon\" is not one of en, ru, fa, zh"), "{stdout}");
+}
+
+#[test]
+fn render_prints_the_exact_request_bodies_for_a_webhook_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, fixture("marzban-0.8.4/user_enabled.json")).unwrap();
+    let output = relay(&["render", body.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let message: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(message["embeds"].as_array().unwrap().len(), 2, "both events packed in one message");
+    assert_eq!(message["allowed_mentions"]["parse"], serde_json::json!([]));
+    assert_eq!(message["embeds"][1]["title"], "✅ User enabled: h5b5cf44\\_main");
+}
+
+#[test]
+fn render_previews_a_sample_action_and_refuses_unknown_ones() {
+    let output = relay(&["render", "--action", "reached_usage_percent"], &[("TEMPLATE_LANG", "zh")]);
+    assert_eq!(output.status.code(), Some(0));
+    let message: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(message["embeds"][0]["title"].as_str().unwrap().contains("dave"));
+
+    let output = relay(&["render", "--action", "user_exploded"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("known actions: user_created"));
+
+    let output = relay(&["render", "-"], &[]);
+    assert_eq!(output.status.code(), Some(1), "an empty standard input is not JSON");
+}
+
+/// The relay's binary running `serve` in its own folder, logging to a file.
+struct Process {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    port: u16,
+}
+
+impl Process {
+    fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.join("relay.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_marzban-discord-relay"))
+            .current_dir(dir)
+            .env_clear()
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .envs(vars.iter().copied())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log, port }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status();
+        assert!(status.unwrap().success());
+    }
+
+    async fn wait_for_log(&self, needle: &str) {
+        let what = format!("{needle:?} in the log");
+        eventually(Duration::from_secs(10), &what, || self.log().contains(needle)).await;
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_templates_and_keeps_them_if_the_new_ones_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    let mut relay = Process::start(dir.path(), &[("TEMPLATES_DIR", "templates")]);
+    relay.wait_for_log("listening on port").await;
+    let client = reqwest::Client::new();
+    let post = |body: String| client.post(format!("http://127.0.0.1:{}/", relay.port)).body(body).send();
+
+    std::fs::write(templates.join("user_expired.toml"), "title = \"Reloaded {{ username }}\"\n").unwrap();
+    relay.signal("HUP");
+    relay.wait_for_log("SIGHUP: templates reloaded: added user_expired").await;
+    assert_eq!(post(fixture("marzban-0.8.4/user_expired.json")).await.unwrap().status(), 200);
+    relay.wait_for_log(r#""title":"Reloaded h5b5cf44\\_expired""#).await;
+
+    std::fs::write(templates.join("user_expired.toml"), "title = \"{{ broken\"\n").unwrap();
+    relay.signal("HUP");
+    relay.wait_for_log("SIGHUP: the templates were not reloaded; the current ones stay in use").await;
+    assert!(relay.log().contains("user_expired.toml:1: title: syntax error"), "{}", relay.log());
+
+    relay.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || relay.child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+}
