@@ -53,8 +53,14 @@ pub struct Config {
     pub webhook_secret: Option<Secret>,
     /// `DISCORD_WEBHOOK_URL`: where events go. `None` runs dry: messages are logged, not sent.
     pub discord_webhook_url: Option<WebhookUrl>,
-    /// How delivery retries, paces and gives up.
+    /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
+    /// `DIGEST_THRESHOLD`).
     pub delivery: DeliverySettings,
+    /// `DELIVERED_RETENTION`, default 7 days: delivered rows older than this are deleted (hourly).
+    pub delivered_retention: Duration,
+    /// `DEDUP_WINDOW`, default 10 minutes: a notification the panel sends again identically within
+    /// this window is stored once. `0` turns de-duplication off.
+    pub dedup_window: Option<Duration>,
 }
 
 impl Config {
@@ -95,7 +101,14 @@ impl Config {
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, parse_size)?,
             webhook_secret,
             discord_webhook_url,
-            delivery: DeliverySettings::default(),
+            delivery: delivery_settings(&env)?,
+            delivered_retention: env.parse_or(
+                "DELIVERED_RETENTION",
+                Duration::from_secs(7 * 86_400),
+                parse_duration,
+            )?,
+            dedup_window: Some(env.parse_or("DEDUP_WINDOW", Duration::from_secs(600), parse_duration)?)
+                .filter(|window| !window.is_zero()),
         })
     }
 
@@ -103,6 +116,18 @@ impl Config {
     pub fn is_dry_run(&self) -> bool {
         self.discord_webhook_url.is_none()
     }
+}
+
+fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
+    let defaults = DeliverySettings::default();
+    Ok(DeliverySettings {
+        retry_schedule: env.parse_or("RETRY_SCHEDULE", defaults.retry_schedule.clone(), parse_schedule)?,
+        retry_max_age: env.parse_or("RETRY_MAX_AGE", defaults.retry_max_age, parse_duration)?,
+        digest_threshold: env.parse_or("DIGEST_THRESHOLD", defaults.digest_threshold, |s| {
+            s.parse().map_err(|_| format!("must be a whole number (0 turns digests off), not {s:?}"))
+        })?,
+        ..defaults
+    })
 }
 
 /// Typed access to variables; empty values count as unset.
@@ -155,10 +180,14 @@ pub fn parse_size(value: &str) -> Result<usize, String> {
     Ok(size)
 }
 
-/// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`, `10m`, `72h`, `7d`).
+/// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`, `10m`, `72h`, `7d`),
+/// or `0`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let bad = || format!("must be a duration such as 30s, 10m, 72h or 7d, not {value:?}");
     let value = value.trim();
+    if value == "0" {
+        return Ok(Duration::ZERO);
+    }
     let split = value.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
     let (number, unit) = value.split_at(split);
     let number: f64 = number.parse().map_err(|_| bad())?;
@@ -171,6 +200,18 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         _ => return Err(bad()),
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+/// A retry schedule: durations separated by commas (`1s,5s,30s,2m,10m,30m`), each more than 0.
+pub fn parse_schedule(value: &str) -> Result<Vec<Duration>, String> {
+    let steps = value
+        .split(',')
+        .map(|step| parse_duration(step).map_err(|e| format!("step {:?} {e}", step.trim())))
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.iter().any(Duration::is_zero) {
+        return Err("steps must be longer than 0".into());
+    }
+    Ok(steps)
 }
 
 #[cfg(test)]
@@ -230,5 +271,33 @@ mod tests {
         assert_eq!(parse_duration("72h"), Ok(Duration::from_secs(72 * 3600)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("10").is_err() && parse_duration("5w").is_err());
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_schedule("1s, 5s,2m"),
+            Ok(vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(120)])
+        );
+        assert!(parse_schedule("1s,,5s").is_err() && parse_schedule("0").is_err());
+    }
+
+    #[test]
+    fn reads_the_delivery_settings() {
+        let config = config(&[
+            ("RETRY_SCHEDULE", "2s,1m"),
+            ("RETRY_MAX_AGE", "24h"),
+            ("DIGEST_THRESHOLD", "0"),
+            ("DELIVERED_RETENTION", "1d"),
+            ("DEDUP_WINDOW", "0"),
+        ])
+        .unwrap();
+        assert_eq!(config.delivery.retry_schedule, [Duration::from_secs(2), Duration::from_secs(60)]);
+        assert_eq!(config.delivery.retry_max_age, Duration::from_secs(86_400));
+        assert_eq!(config.delivery.digest_threshold, 0);
+        assert_eq!(config.delivered_retention, Duration::from_secs(86_400));
+        assert_eq!(config.dedup_window, None);
+        let defaults = self::config(&[]).unwrap();
+        assert_eq!(defaults.delivery.digest_threshold, 30);
+        assert_eq!(defaults.dedup_window, Some(Duration::from_secs(600)));
+        let err = self::config(&[("RETRY_SCHEDULE", "1s,soon")]).unwrap_err();
+        assert!(err.to_string().starts_with("RETRY_SCHEDULE step \"soon\" must be a duration"), "{err}");
     }
 }

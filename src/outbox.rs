@@ -85,6 +85,46 @@ pub struct Row {
     pub attempts: u32,
 }
 
+/// A pending row without its message part: enough to plan digests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowMeta {
+    pub id: i64,
+    pub action: String,
+    pub username: String,
+    pub panel: Option<String>,
+    pub received_at_ms: i64,
+}
+
+/// Counts of one destination's rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DestinationStats {
+    pub destination: String,
+    pub pending: i64,
+    pub delivered: i64,
+    pub dead: i64,
+    /// When the oldest pending row was received (unix ms).
+    pub oldest_pending_ms: Option<i64>,
+}
+
+/// A dead letter, for listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadRow {
+    pub id: i64,
+    pub destination: String,
+    pub action: String,
+    pub username: String,
+    pub received_at_ms: i64,
+    pub attempts: u32,
+    pub reason: Option<String>,
+}
+
+/// Which dead letters to send again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    One(i64),
+    All,
+}
+
 /// What `enqueue` stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enqueued {
@@ -227,6 +267,99 @@ impl Outbox {
             names.collect()
         })
         .await
+    }
+
+    /// The oldest pending rows of `destination` without their parts, at most `limit`.
+    pub async fn pending_meta(&self, destination: &str, limit: usize) -> Result<Vec<RowMeta>, OutboxError> {
+        let destination = destination.to_owned();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, action, username, panel, received_at FROM messages
+                 WHERE destination = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![destination, limit as i64], |r| {
+                Ok(RowMeta {
+                    id: r.get(0)?,
+                    action: r.get(1)?,
+                    username: r.get(2)?,
+                    panel: r.get(3)?,
+                    received_at_ms: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Pending, delivered and dead counts per destination, and the oldest pending row's age.
+    pub async fn stats(&self) -> Result<Vec<DestinationStats>, OutboxError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT destination,
+                        SUM(state = 'pending'), SUM(state = 'delivered'), SUM(state = 'dead'),
+                        MIN(CASE WHEN state = 'pending' THEN received_at END)
+                 FROM messages GROUP BY destination ORDER BY destination",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(DestinationStats {
+                    destination: r.get(0)?,
+                    pending: r.get(1)?,
+                    delivered: r.get(2)?,
+                    dead: r.get(3)?,
+                    oldest_pending_ms: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Dead letters, oldest first, at most `limit`.
+    pub async fn dead(&self, limit: usize) -> Result<Vec<DeadRow>, OutboxError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, destination, action, username, received_at, attempts, last_error
+                 FROM messages WHERE state = 'dead' ORDER BY id LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok(DeadRow {
+                    id: r.get(0)?,
+                    destination: r.get(1)?,
+                    action: r.get(2)?,
+                    username: r.get(3)?,
+                    received_at_ms: r.get(4)?,
+                    attempts: r.get(5)?,
+                    reason: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Makes dead letters pending again (with their attempts reset). Returns how many.
+    pub async fn retry(&self, which: Retry) -> Result<usize, OutboxError> {
+        self.call(move |conn| {
+            let reset = "UPDATE messages SET state = 'pending', attempts = 0, finished_at = NULL WHERE state = 'dead'";
+            match which {
+                Retry::All => conn.execute(reset, []),
+                Retry::One(id) => conn.execute(&format!("{reset} AND id = ?1"), params![id]),
+            }
+        })
+        .await
+    }
+
+    /// Deletes delivered rows that were delivered before `before_ms`. Returns how many.
+    pub async fn purge_delivered(&self, before_ms: i64) -> Result<usize, OutboxError> {
+        self.call(move |conn| {
+            conn.execute("DELETE FROM messages WHERE state = 'delivered' AND finished_at < ?1", params![before_ms])
+        })
+        .await
+    }
+
+    /// Deletes every dead letter. Returns how many.
+    pub async fn purge_dead(&self) -> Result<usize, OutboxError> {
+        self.call(|conn| conn.execute("DELETE FROM messages WHERE state = 'dead'", [])).await
     }
 
     /// Checks that the outbox can commit a write right now.
@@ -408,6 +541,35 @@ mod tests {
         assert_eq!(again, Enqueued { stored: 1, duplicates: 1 });
         let without_window = outbox.enqueue(vec![row("a", "u", Some("f1"))], None).await.unwrap();
         assert_eq!(without_window.stored, 1);
+    }
+
+    #[tokio::test]
+    async fn counts_lists_retries_and_purges() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let rows = (0..5).map(|i| row(if i < 4 { "a" } else { "b" }, &i.to_string(), None)).collect();
+        outbox.enqueue(rows, None).await.unwrap();
+        let due = outbox.due("a", 10).await.unwrap();
+        outbox.mark_delivered(vec![due[0].id, due[1].id]).await.unwrap();
+        outbox.mark_dead(vec![due[2].id], "HTTP 400: bad".into()).await.unwrap();
+
+        let stats = outbox.stats().await.unwrap();
+        assert_eq!(stats.len(), 2);
+        assert_eq!((stats[0].pending, stats[0].delivered, stats[0].dead), (1, 2, 1));
+        assert_eq!(stats[0].oldest_pending_ms, Some(due[3].received_at_ms));
+        assert_eq!((stats[1].destination.as_str(), stats[1].pending), ("b", 1));
+
+        let dead = outbox.dead(10).await.unwrap();
+        assert_eq!((dead[0].id, dead[0].reason.as_deref()), (due[2].id, Some("HTTP 400: bad")));
+        assert_eq!(outbox.retry(Retry::One(due[2].id)).await.unwrap(), 1);
+        assert_eq!(outbox.retry(Retry::All).await.unwrap(), 0);
+        assert_eq!(outbox.due("a", 10).await.unwrap().len(), 2);
+
+        assert_eq!(outbox.purge_delivered(now_ms() + 1).await.unwrap(), 2);
+        outbox.mark_dead(vec![due[2].id], "again".into()).await.unwrap();
+        assert_eq!(outbox.purge_dead().await.unwrap(), 1);
+        let meta = outbox.pending_meta("a", 10).await.unwrap();
+        assert_eq!(meta.iter().map(|m| m.username.as_str()).collect::<Vec<_>>(), ["3"]);
     }
 
     #[tokio::test]

@@ -3,7 +3,6 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -20,9 +19,6 @@ use crate::routing::{Router, Target};
 
 /// How long in-flight requests get to finish at shutdown.
 const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
-
-/// Re-sends of the same notification within this window are stored once.
-const DEDUP_WINDOW: Duration = Duration::from_secs(600);
 
 /// The relay, built and listening, not yet running.
 pub struct Application {
@@ -52,7 +48,8 @@ impl Application {
         announce(&config, &outbox, &router).await;
 
         let client = discord::Client::new(config.delivery.timeouts).context("cannot build the HTTP client")?;
-        let delivery = Delivery::start(&router, &outbox, &client, config.delivery.clone());
+        let delivery =
+            Delivery::start(&router, &outbox, &client, &templates, config.delivery.clone(), config.delivered_retention);
         let state = web::Data::new(State {
             secret: config.webhook_secret.clone(),
             templates: templates.clone(),
@@ -61,7 +58,7 @@ impl Application {
             outbox,
             waker: delivery.waker(),
             max_body_bytes: config.max_body_bytes,
-            dedup_window: Some(DEDUP_WINDOW),
+            dedup_window: config.dedup_window,
         });
 
         let app_state = state.clone();

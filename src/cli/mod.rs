@@ -2,6 +2,7 @@
 //! it. Every command reads the same configuration (environment and `.env`).
 
 mod check;
+mod outbox;
 mod render;
 
 use std::io::{Read, Write};
@@ -34,6 +35,9 @@ pub enum Command {
     Check,
     /// Print the Discord request bodies the relay would send for a webhook body.
     Render(render::Args),
+    /// Inspect the outbox and manage dead letters.
+    #[command(subcommand)]
+    Outbox(outbox::Command),
     /// Ask the running relay (at LISTEN_ADDR) whether it is alive; exit 0 if so. For container
     /// health checks: the image needs no curl.
     Healthcheck,
@@ -45,6 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(),
         Command::Check => check::run(),
         Command::Render(args) => render::run(&args),
+        Command::Outbox(command) => outbox::run(&command),
         Command::Healthcheck => healthcheck(),
     };
     match result {

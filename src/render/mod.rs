@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use time::OffsetDateTime;
 
 pub use builtin::Lang;
 pub use draft::{Draft, Field, Part};
@@ -37,8 +38,40 @@ use crate::event::{Action, Event};
 /// The name of the template used for actions without one of their own.
 pub const DEFAULT_TEMPLATE: &str = "default";
 
+/// Digest templates are named `digest/<action>` (and `digest/default`), from a `digest/` folder.
+pub const DIGEST_PREFIX: &str = "digest/";
+
 /// The custom auto-escape mode applied to text leaves.
 const MARKDOWN_ESCAPE: &str = "discord-markdown";
+
+/// One event summarised in a digest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DigestEntry {
+    pub username: String,
+    pub panel: Option<String>,
+    /// When the relay received it, unix seconds.
+    pub event_time: f64,
+}
+
+/// What a digest template renders: one embed of a digest message summarising many events of one
+/// action for one destination.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Digest {
+    pub action: String,
+    /// Events summarised in the whole message.
+    pub total: usize,
+    /// Events summarised in this embed.
+    pub count: usize,
+    /// This embed's place in the message (1-based), and how many embeds the message has.
+    pub part: usize,
+    pub parts: usize,
+    pub usernames: Vec<String>,
+    pub events: Vec<DigestEntry>,
+    /// The panel of the first event.
+    pub panel: Option<String>,
+    /// The newest event's receive time, unix seconds; the embed's timestamp.
+    pub event_time: f64,
+}
 
 /// A problem with a template: where, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +178,12 @@ impl Renderer {
         let mut renderer = Self::builtin(lang);
         let mut problems = Vec::new();
         let mut overrides = Vec::new();
-        for file in template_files(dir, &mut problems) {
+        let files = template_files(dir, "", &mut problems).into_iter().chain(template_files(
+            &dir.join("digest"),
+            DIGEST_PREFIX,
+            &mut problems,
+        ));
+        for file in files {
             let origin = file.path.display().to_string();
             let problem = |message: String| Problem { origin: origin.clone(), line: None, message };
             let text = match std::fs::read_to_string(&file.path) {
@@ -241,59 +279,79 @@ impl Renderer {
     }
 
     fn template_for(&self, action: &str) -> &Arc<Compiled> {
-        self.active
-            .get(action)
-            .or_else(|| self.active.get(DEFAULT_TEMPLATE))
-            .expect("the built-in set always has a default template")
+        lookup(&self.active, "", action)
     }
 
     /// Renders `event` with its action's template, falling back as the module docs describe.
     pub fn render(&self, event: &Event) -> Part {
         let context = Value::from_serialize(event);
-        let chosen = self.template_for(event.action.as_str());
-        let problem = match self.render_compiled(chosen, &context, event) {
-            Ok(part) => return part,
-            Err(problem) => problem,
-        };
-        self.report(&problem, event);
-        let builtin = self
-            .builtin
-            .get(event.action.as_str())
-            .or_else(|| self.builtin.get(DEFAULT_TEMPLATE))
-            .expect("the built-in set always has a default template");
-        if !Arc::ptr_eq(builtin, chosen) {
-            match self.render_compiled(builtin, &context, event) {
-                Ok(part) => return part,
-                Err(problem) => self.report(&problem, event),
-            }
-        }
-        minimal_part(event)
+        self.render_or_fall_back("", event.action.as_str(), &context, event.received_at)
+            .unwrap_or_else(|| minimal_part(event.action.as_str(), &event.username, event.received_at))
     }
 
     /// Renders `event` with exactly the template in use for its action, without any fallback.
     /// For `check` and previews.
     pub fn try_render(&self, event: &Event) -> Result<Part, Problem> {
         let context = Value::from_serialize(event);
-        self.render_compiled(self.template_for(event.action.as_str()), &context, event)
+        self.render_compiled(self.template_for(event.action.as_str()), &context, event.received_at)
+    }
+
+    /// Renders one embed of a digest with the digest template of its action (or the default digest
+    /// template), falling back like [`Renderer::render`].
+    pub fn render_digest(&self, digest: &Digest) -> Part {
+        let context = Value::from_serialize(digest);
+        let at = OffsetDateTime::from_unix_timestamp_nanos((digest.event_time * 1e9) as i128)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        self.render_or_fall_back(DIGEST_PREFIX, &digest.action, &context, at).unwrap_or_else(|| {
+            let who = format!("{} × {}", digest.count, digest.usernames.join(", "));
+            minimal_part(&digest.action, &who, at)
+        })
+    }
+
+    /// Renders with the template in use for `action` (under `prefix`), else with the built-in one;
+    /// `None` if both fail.
+    fn render_or_fall_back(&self, prefix: &str, action: &str, context: &Value, at: OffsetDateTime) -> Option<Part> {
+        let chosen = lookup(&self.active, prefix, action);
+        let problem = match self.render_compiled(chosen, context, at) {
+            Ok(part) => return Some(part),
+            Err(problem) => problem,
+        };
+        self.report(&problem, action);
+        let builtin = lookup(&self.builtin, prefix, action);
+        if Arc::ptr_eq(builtin, chosen) {
+            return None;
+        }
+        match self.render_compiled(builtin, context, at) {
+            Ok(part) => Some(part),
+            Err(problem) => {
+                self.report(&problem, action);
+                None
+            }
+        }
     }
 
     /// Renders every template in use against the sample events (and a stressed copy with long,
     /// multi-byte, right-to-left text), with no fallback, and checks each result against Discord's
     /// limits. Empty when all is well.
     pub fn check(&self) -> Vec<Problem> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = OffsetDateTime::now_utc();
         let mut problems = Vec::new();
         for name in self.names() {
             let template = &self.active[name];
-            let sample = match samples::event_for(name, now) {
-                Ok(sample) => sample,
-                Err(message) => {
-                    problems.push(Problem { origin: template.origin.clone(), line: None, message });
-                    continue;
-                }
+            let contexts: Vec<Value> = match name.strip_prefix(DIGEST_PREFIX) {
+                Some(action) => samples::digests(action, now).iter().map(Value::from_serialize).collect(),
+                None => match samples::event_for(name, now) {
+                    Ok(sample) => {
+                        vec![Value::from_serialize(samples::stressed(&sample)), Value::from_serialize(sample)]
+                    }
+                    Err(message) => {
+                        problems.push(Problem { origin: template.origin.clone(), line: None, message });
+                        continue;
+                    }
+                },
             };
-            for event in [samples::stressed(&sample), sample] {
-                let rendered = self.render_compiled(template, &Value::from_serialize(&event), &event);
+            for context in contexts {
+                let rendered = self.render_compiled(template, &context, now);
                 match rendered {
                     Ok(part) => {
                         problems.extend(
@@ -335,20 +393,19 @@ impl Renderer {
         changes
     }
 
-    fn report(&self, problem: &Problem, event: &Event) {
+    fn report(&self, problem: &Problem, action: &str) {
         let first = self.reported.lock().map(|mut seen| seen.insert(problem.origin.clone())).unwrap_or(true);
         if first {
             log::error!(
-                "template {problem} (action {}); using the built-in template instead. Further failures of this \
-                 file are logged at debug level until the templates are reloaded",
-                event.action
+                "template {problem} (action {action}); using the built-in template instead. Further failures of this \
+                 file are logged at debug level until the templates are reloaded"
             );
         } else {
-            log::debug!("template {problem} (action {})", event.action);
+            log::debug!("template {problem} (action {action})");
         }
     }
 
-    fn render_compiled(&self, template: &Compiled, context: &Value, event: &Event) -> Result<Part, Problem> {
+    fn render_compiled(&self, template: &Compiled, context: &Value, at: OffsetDateTime) -> Result<Part, Problem> {
         let text = |leaf: &Option<LeafRef>| match leaf {
             Some(leaf) => self.render_leaf(template, leaf, context),
             None => Ok(String::new()),
@@ -388,7 +445,7 @@ impl Renderer {
             thumbnail_url: text(&template.thumbnail_url)?,
             image_url: text(&template.image_url)?,
             fields,
-            timestamp: template.timestamp.then_some(event.received_at),
+            timestamp: template.timestamp.then_some(at),
         };
         draft.clamp();
         if !draft.is_visible() {
@@ -455,14 +512,16 @@ impl Renderer {
 
 /// A template file found in the templates folder.
 struct TemplateFile {
-    /// The action it is for (the file stem).
+    /// The template's name: the action it is for (the file stem), prefixed with `digest/` for
+    /// digest templates.
     name: String,
     path: std::path::PathBuf,
     format: Format,
 }
 
-/// The `.toml` and `.json` files directly in `dir`, sorted; none if `dir` does not exist.
-fn template_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<TemplateFile> {
+/// The `.toml` and `.json` files directly in `dir`, sorted, named with `prefix`; none if `dir` does
+/// not exist.
+fn template_files(dir: &Path, prefix: &str, problems: &mut Vec<Problem>) -> Vec<TemplateFile> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -482,12 +541,12 @@ fn template_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<TemplateFile> 
             let file_name = entry.file_name().into_string().ok()?;
             let format = Format::of(&file_name)?;
             let name = file_name.rsplit_once('.')?.0.to_owned();
-            Some(TemplateFile { name, path: entry.path(), format })
+            Some(TemplateFile { name: format!("{prefix}{name}"), path: entry.path(), format })
         })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.retain(|file| {
-        let valid = Action::parse(&file.name).is_ok();
+        let valid = Action::parse(file.name.trim_start_matches(prefix)).is_ok();
         if !valid {
             problems.push(Problem {
                 origin: file.path.display().to_string(),
@@ -510,6 +569,13 @@ fn template_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<TemplateFile> 
         first
     });
     files
+}
+
+/// The template named `prefix` + `action` in `set`, or `prefix` + `default`.
+fn lookup<'a>(set: &'a HashMap<String, Arc<Compiled>>, prefix: &str, action: &str) -> &'a Arc<Compiled> {
+    set.get(&format!("{prefix}{action}"))
+        .or_else(|| set.get(&format!("{prefix}{DEFAULT_TEMPLATE}")))
+        .expect("the built-in set always has default templates")
 }
 
 fn hash(text: &str) -> u64 {
@@ -545,13 +611,13 @@ fn problem_at(template: &Compiled, leaf: &LeafRef, message: String) -> Problem {
     Problem { origin: template.origin.clone(), line: leaf.line, message: format!("{}: {message}", leaf.path) }
 }
 
-/// The last resort when no template renders: the action and the user, nothing else.
-fn minimal_part(event: &Event) -> Part {
+/// The last resort when no template renders: the action and who, nothing else.
+fn minimal_part(action: &str, who: &str, at: OffsetDateTime) -> Part {
     let mut draft = Draft {
-        title: format!("{} · {}", event.action, filters::escape_markdown(&event.username)),
+        title: format!("{action} · {}", filters::escape_markdown(who)),
         description: "This event could not be rendered with its template; the relay's log says why.".into(),
         color: Some(0x95A5A6),
-        timestamp: Some(event.received_at),
+        timestamp: Some(at),
         ..Draft::default()
     };
     draft.clamp();

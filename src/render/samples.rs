@@ -5,6 +5,7 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::{Digest, DigestEntry};
 use crate::event::{parse_batch, Action, Event};
 
 const SAMPLES: &str = include_str!("samples.json");
@@ -54,4 +55,31 @@ pub fn stressed(event: &Event) -> Event {
         admin.username = Some("管理员".repeat(200));
     }
     event
+}
+
+/// Digest contexts for `action` (`default`: an action without a digest template of its own): a
+/// message of two embeds with 40 users, and one with 150 long, multi-byte names.
+pub fn digests(action: &str, received_at: OffsetDateTime) -> Vec<Digest> {
+    let action = if action == super::DEFAULT_TEMPLATE { UNKNOWN_ACTION } else { action };
+    let at = received_at.unix_timestamp() as f64;
+    let digest = |names: Vec<String>, part: usize, parts: usize, total: usize| Digest {
+        action: action.to_owned(),
+        total,
+        count: names.len(),
+        part,
+        parts,
+        events: names
+            .iter()
+            .map(|n| DigestEntry { username: n.clone(), panel: Some("eu-1".into()), event_time: at })
+            .collect(),
+        usernames: names,
+        panel: Some("eu-1".into()),
+        event_time: at,
+    };
+    let users = |n: usize, name: &dyn Fn(usize) -> String| (0..n).map(name).collect::<Vec<_>>();
+    vec![
+        digest(users(20, &|i| format!("user_{i:03}")), 1, 2, 40),
+        digest(users(20, &|i| format!("user_{:03}", i + 20)), 2, 2, 40),
+        digest(users(150, &|i| format!("کاربر_{i}_{}", "ü".repeat(20))), 1, 1, 150),
+    ]
 }

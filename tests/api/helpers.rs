@@ -46,6 +46,16 @@ impl Options {
         self.vars.insert(name.to_owned(), value.to_owned());
         self
     }
+
+    /// Changes the parsed configuration after the test delays are applied.
+    pub fn tweak(mut self, tweak: impl FnOnce(&mut Config) + 'static) -> Self {
+        let before = self.tweak;
+        self.tweak = Box::new(move |config| {
+            before(config);
+            tweak(config);
+        });
+        self
+    }
 }
 
 /// Starts a relay delivering to `discord`, in a new data folder.
@@ -62,7 +72,7 @@ pub async fn spawn_app_in(data_dir: &Path, options: Options) -> TestApp {
     vars.entry("DATA_DIR".into()).or_insert_with(|| data_dir.display().to_string());
     vars.entry("TEMPLATES_DIR".into()).or_insert_with(|| data_dir.join("no-templates").display().to_string());
     let mut config = Config::from_vars(&vars).expect("test configuration is valid");
-    shrink_delays(&mut config);
+    shrink_delays(&mut config, !vars.contains_key("RETRY_SCHEDULE"));
     (options.tweak)(&mut config);
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -73,10 +83,12 @@ pub async fn spawn_app_in(data_dir: &Path, options: Options) -> TestApp {
     TestApp { address, client: reqwest::Client::new(), shutdown, task }
 }
 
-fn shrink_delays(config: &mut Config) {
+fn shrink_delays(config: &mut Config, schedule: bool) {
     let ms = Duration::from_millis;
     let delivery = &mut config.delivery;
-    delivery.retry_schedule = vec![ms(50), ms(100), ms(200)];
+    if schedule {
+        delivery.retry_schedule = vec![ms(50), ms(100), ms(200)];
+    }
     delivery.ban_cooldown = ms(1500);
     delivery.idle_poll = ms(200);
     delivery.pause_reminder = ms(500);
@@ -169,4 +181,68 @@ pub async fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut
         assert!(std::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The relay's binary running `serve` as its own process, logging to a file.
+pub struct Process {
+    pub child: std::process::Child,
+    pub port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Process {
+    /// Starts `serve` in `dir` with only `vars` set (and a free port on 127.0.0.1).
+    pub fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.join("relay.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_marzban-discord-relay"))
+            .current_dir(dir)
+            .env_clear()
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .envs(vars.iter().copied())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log, port }
+    }
+
+    /// The relay's address.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status();
+        assert!(status.unwrap().success());
+    }
+
+    pub async fn wait_for_log(&self, needle: &str) {
+        let what = format!("{needle:?} in the log");
+        eventually(Duration::from_secs(10), &what, || self.log().contains(needle)).await;
+    }
+}
+
+/// `n` copies of the first event of a Marzban fixture, as one JSON array body, each changed by
+/// `edit` (given its index), with distinct usernames `{prefix}{index}`.
+pub fn batch_of(fixture_name: &str, n: usize, prefix: &str, edit: impl Fn(usize, &mut serde_json::Value)) -> String {
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture(&format!("marzban-0.8.4/{fixture_name}.json"))).unwrap();
+    let batch: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let mut event = events[0].clone();
+            let name = format!("{prefix}{i}");
+            event["username"] = serde_json::Value::from(name.clone());
+            if event["user"].is_object() {
+                event["user"]["username"] = serde_json::Value::from(name);
+            }
+            edit(i, &mut event);
+            event
+        })
+        .collect();
+    serde_json::to_string(&batch).unwrap()
 }

@@ -7,6 +7,7 @@ mod helpers;
 mod cli;
 mod delivery;
 mod dry_run;
+mod engine;
 mod ingest;
 mod safety;
 mod templates;

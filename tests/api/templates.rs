@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::cli::relay;
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{eventually, fixture, logs, marzban_fixtures, spawn_app_in, Options};
+use crate::helpers::{eventually, fixture, logs, marzban_fixtures, spawn_app_in, Options, Process};
 use crate::safety::secret_values;
 
 fn every_fixture() -> Vec<(String, String)> {
@@ -213,44 +213,6 @@ fn render_previews_a_sample_action_and_refuses_unknown_ones() {
 
     let output = relay(&["render", "-"], &[]);
     assert_eq!(output.status.code(), Some(1), "an empty standard input is not JSON");
-}
-
-/// The relay's binary running `serve` in its own folder, logging to a file.
-struct Process {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    port: u16,
-}
-
-impl Process {
-    fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = dir.join("relay.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_marzban-discord-relay"))
-            .current_dir(dir)
-            .env_clear()
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
-            .envs(vars.iter().copied())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Self { child, log, port }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status();
-        assert!(status.unwrap().success());
-    }
-
-    async fn wait_for_log(&self, needle: &str) {
-        let what = format!("{needle:?} in the log");
-        eventually(Duration::from_secs(10), &what, || self.log().contains(needle)).await;
-    }
 }
 
 #[tokio::test]

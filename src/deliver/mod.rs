@@ -12,21 +12,34 @@
 //! * 400: a packed message is re-sent one embed per message to find the refused one, which alone
 //!   becomes a dead letter with Discord's answer;
 //! * 401/403/404: the webhook is gone; pause the destination, keep its rows, say so loudly.
+//!
+//! Pacing: the task waits when the rate-limit headers say the bucket is empty, and keeps to
+//! Discord's hidden per-channel limit (about 30 messages a minute) on its own. A burst of one action
+//! (more than `digest_threshold` pending) goes out as digest embeds listing the users.
 
-use std::collections::HashMap;
+mod pack;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serenity::builder::{CreateAllowedMentions, CreateEmbed, ExecuteWebhook};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use pack::{build_message, digest_chunks, digest_members, fitting_parts, DIGEST_EMBED_BUDGET};
+
 use crate::discord::{self, Outcome, RateLimit, Scope};
-use crate::outbox::{now_ms, Outbox, OutboxError, Row};
-use crate::render::{limits, Part};
+use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
+use crate::render::{limits, Digest, DigestEntry, Part, Templates};
 use crate::routing::{Destination, Router, Target};
+
+/// How many pending rows are looked at to find a burst for a digest.
+const DIGEST_LOOKAHEAD: usize = 2000;
+
+/// How often delivered rows past their retention are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How delivery retries, paces and gives up.
 #[derive(Debug, Clone)]
@@ -37,6 +50,11 @@ pub struct DeliverySettings {
     pub jitter: f64,
     /// A row that still fails transiently this long after it was received becomes a dead letter.
     pub retry_max_age: Duration,
+    /// More pending events than this of one action go out as a digest; 0 turns digests off.
+    pub digest_threshold: usize,
+    /// At most this many messages per `channel_window` (Discord's hidden per-channel limit).
+    pub channel_messages: usize,
+    pub channel_window: Duration,
     /// Cool-down after a 429 that gives no delay at all (Discord's sign of a temporary ban).
     pub ban_cooldown: Duration,
     /// How often a paused destination is reported again.
@@ -56,6 +74,9 @@ impl Default for DeliverySettings {
             retry_schedule: vec![s(1), s(5), s(30), s(120), s(600), s(1800)],
             jitter: 0.2,
             retry_max_age: s(72 * 3600),
+            digest_threshold: 30,
+            channel_messages: 30,
+            channel_window: s(60),
             ban_cooldown: s(600),
             pause_reminder: s(300),
             idle_poll: s(30),
@@ -95,14 +116,22 @@ pub struct Worker {
     destination: Arc<Destination>,
     outbox: Outbox,
     client: discord::Client,
+    templates: Arc<Templates>,
     settings: Arc<DeliverySettings>,
     wake: Arc<Notify>,
     /// Consecutive transient failures of the head of the queue.
     failures: usize,
     /// No request before this instant (rate-limit bucket empty, 429, backoff).
     not_before: Option<Instant>,
+    /// When the last messages were accepted, for the per-channel limit.
+    sent: VecDeque<Instant>,
     /// Rows up to this id are sent one per message: a packed message with them was refused.
     isolate_through: Option<i64>,
+    /// Rows up to this id are not digested: a digest with them was refused.
+    no_digest_through: Option<i64>,
+    /// The action of the digest sent last, if the last message was a digest: the rest of that
+    /// burst is digested too once it would fill more than one message.
+    digesting: Option<String>,
     /// Why the destination is paused, if it is.
     paused: Option<String>,
 }
@@ -112,6 +141,7 @@ impl Worker {
         destination: Arc<Destination>,
         outbox: Outbox,
         client: discord::Client,
+        templates: Arc<Templates>,
         settings: Arc<DeliverySettings>,
         wake: Arc<Notify>,
     ) -> Self {
@@ -119,18 +149,17 @@ impl Worker {
             destination,
             outbox,
             client,
+            templates,
             settings,
             wake,
             failures: 0,
             not_before: None,
+            sent: VecDeque::new(),
             isolate_through: None,
+            no_digest_through: None,
+            digesting: None,
             paused: None,
         }
-    }
-
-    /// Whether the destination is paused because its webhook is gone.
-    pub fn paused(&self) -> Option<&str> {
-        self.paused.as_deref()
     }
 
     /// Sends at most one message and records the outcome.
@@ -138,10 +167,11 @@ impl Worker {
         if self.paused.is_some() {
             return Ok(Step::Paused);
         }
-        if let Some(wait) = self.not_before.and_then(|at| at.checked_duration_since(Instant::now())) {
-            if !wait.is_zero() {
-                return Ok(Step::Wait(wait));
-            }
+        if let Some(wait) = self.wait_before_sending() {
+            return Ok(Step::Wait(wait));
+        }
+        if let Some(step) = self.try_digest().await? {
+            return Ok(step);
         }
         let rows = self.outbox.due(&self.destination.name, limits::EMBEDS_PER_MESSAGE).await?;
         let Some(head) = rows.first() else {
@@ -160,14 +190,79 @@ impl Worker {
         }
         let max_parts = if isolating { 1 } else { limits::EMBEDS_PER_MESSAGE };
         let count = fitting_parts(parts.iter().map(|(_, part)| part), max_parts);
-        let batch = &parts[..count];
-        let outcome = self.send(batch).await;
-        self.settle(batch, outcome).await
+        let (rows, parts): (Vec<RowMeta>, Vec<Part>) =
+            parts.into_iter().take(count).map(|(row, part)| (meta(&row), part)).unzip();
+        let outcome = self.send(&parts).await;
+        self.settle(&rows, outcome, Sent::Embeds).await
     }
 
-    async fn send(&mut self, batch: &[(Row, Part)]) -> Outcome {
-        let message = build_message(batch.iter().map(|(_, part)| part));
-        match &self.destination.target {
+    /// How long to wait before the next request, if at all: a backoff or rate-limit wait, or the
+    /// per-channel message limit.
+    fn wait_before_sending(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let window = self.settings.channel_window;
+        while self.sent.front().is_some_and(|at| now.duration_since(*at) >= window) {
+            self.sent.pop_front();
+        }
+        let channel = match self.sent.front() {
+            Some(oldest) if self.sent.len() >= self.settings.channel_messages.max(1) => Some(*oldest + window),
+            _ => None,
+        };
+        let until = self.not_before.into_iter().chain(channel).max()?;
+        Some(until.checked_duration_since(now)?).filter(|wait| !wait.is_zero())
+    }
+
+    /// Sends a digest if the head of the queue starts a burst.
+    async fn try_digest(&mut self) -> Result<Option<Step>, OutboxError> {
+        if self.settings.digest_threshold == 0 {
+            return Ok(None);
+        }
+        let window = self.outbox.pending_meta(&self.destination.name, DIGEST_LOOKAHEAD).await?;
+        let Some(head) = window.first() else {
+            return Ok(None);
+        };
+        if self.no_digest_through.is_some_and(|through| head.id <= through) {
+            return Ok(None);
+        }
+        let threshold = match &self.digesting {
+            Some(action) if *action == head.action => self.settings.digest_threshold.min(limits::EMBEDS_PER_MESSAGE),
+            _ => self.settings.digest_threshold,
+        };
+        let Some(members) = digest_members(&window, threshold) else {
+            return Ok(None);
+        };
+        let (rows, parts) = self.render_digest(&digest_chunks(&members, DIGEST_EMBED_BUDGET));
+        log::info!("{}: sending {} {} events as a digest", self.destination.name, rows.len(), rows[0].action);
+        let outcome = self.send(&parts).await;
+        self.settle(&rows, outcome, Sent::Digest).await.map(Some)
+    }
+
+    /// Renders as many digest chunks as fit in one message; returns their rows and embeds.
+    fn render_digest(&self, chunks: &[Vec<&RowMeta>]) -> (Vec<RowMeta>, Vec<Part>) {
+        let renderer = self.templates.current();
+        let render = |chunks: &[Vec<&RowMeta>]| -> Vec<Part> {
+            let total = chunks.iter().map(Vec::len).sum();
+            let parts = chunks.len();
+            chunks
+                .iter()
+                .enumerate()
+                .map(|(i, chunk)| renderer.render_digest(&digest(chunk, total, i + 1, parts)))
+                .collect()
+        };
+        let mut taken = chunks.len().min(limits::EMBEDS_PER_MESSAGE);
+        let mut parts = render(&chunks[..taken]);
+        let fitting = fitting_parts(&parts, taken);
+        if fitting < taken {
+            taken = fitting;
+            parts = render(&chunks[..taken]);
+        }
+        let rows = chunks[..taken].iter().flatten().map(|row| (*row).clone()).collect();
+        (rows, parts)
+    }
+
+    async fn send(&mut self, parts: &[Part]) -> Outcome {
+        let message = build_message(parts);
+        let outcome = match &self.destination.target {
             Target::DryRun => {
                 let body = serde_json::to_string(&message).unwrap_or_default();
                 log::info!(target: "dry_run", "{}: would send {body}", self.destination.name);
@@ -178,7 +273,11 @@ impl Worker {
                 self.pace(&reply.rate_limit);
                 reply.outcome
             }
+        };
+        if outcome == Outcome::Delivered {
+            self.sent.push_back(Instant::now());
         }
+        outcome
     }
 
     /// Waits before the next request when the bucket is empty.
@@ -194,20 +293,21 @@ impl Worker {
         self.not_before = Some(self.not_before.map_or(at, |current| current.max(at)));
     }
 
-    async fn settle(&mut self, batch: &[(Row, Part)], outcome: Outcome) -> Result<Step, OutboxError> {
-        let ids: Vec<i64> = batch.iter().map(|(row, _)| row.id).collect();
+    async fn settle(&mut self, rows: &[RowMeta], outcome: Outcome, sent: Sent) -> Result<Step, OutboxError> {
+        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
         let name = &self.destination.name;
         match outcome {
             Outcome::Delivered => {
                 self.failures = 0;
+                self.digesting = (sent == Sent::Digest).then(|| rows[0].action.clone());
                 self.outbox.mark_delivered(ids).await?;
                 Ok(Step::Progress)
             }
             Outcome::RateLimited { retry_after: Some(wait), scope } => {
-                if scope != Scope::Shared {
-                    log::warn!("{name}: Discord rate limited us ({scope:?} scope); waiting {wait:?}");
-                } else {
+                if scope == Scope::Shared {
                     log::info!("{name}: Discord's shared rate limit applies; waiting {wait:?}");
+                } else {
+                    log::warn!("{name}: Discord rate limited us ({scope:?} scope); waiting {wait:?}");
                 }
                 self.delay(wait);
                 Ok(Step::Wait(wait))
@@ -216,23 +316,28 @@ impl Worker {
                 let wait = self.settings.ban_cooldown;
                 log::error!(
                     "{name}: Discord answered 429 without a delay, which means this IP is temporarily banned; \
-                     pausing this destination for {wait:?}"
+                     sending nothing to this destination for {wait:?}"
                 );
                 self.delay(wait);
                 Ok(Step::Wait(wait))
             }
-            Outcome::Transient { detail } => self.retry_later(batch, detail).await,
-            Outcome::Rejected { status, .. } if batch.len() > 1 => {
+            Outcome::Transient { detail } => self.retry_later(rows, detail).await,
+            Outcome::Rejected { status, detail } if sent == Sent::Digest => {
+                log::warn!("{name}: Discord refused a digest ({status}: {detail}); sending those events one by one");
+                self.no_digest_through = ids.iter().max().copied();
+                Ok(Step::Progress)
+            }
+            Outcome::Rejected { status, .. } if rows.len() > 1 => {
                 log::warn!(
                     "{name}: Discord refused a message of {} embeds ({status}); re-sending them one per message to \
                      find the refused one",
-                    batch.len()
+                    rows.len()
                 );
                 self.isolate_through = ids.last().copied();
                 Ok(Step::Progress)
             }
             Outcome::Rejected { detail, .. } => {
-                let (row, _) = &batch[0];
+                let row = &rows[0];
                 log::error!(
                     "{name}: Discord refused the message for {} of {:?} (row {}) for good: {detail}. It is kept as a \
                      dead letter",
@@ -248,9 +353,8 @@ impl Worker {
                 let reason =
                     format!("Discord answered {status}: the webhook was deleted or its token is wrong ({detail})");
                 log::error!(
-                    "{name}: {reason}. Nothing more is sent to it; its {} pending rows are kept. Fix the webhook URL \
-                     and restart the relay",
-                    batch.len()
+                    "{name}: {reason}. Nothing more is sent to it; its pending rows are kept. Fix the webhook URL and \
+                     restart the relay"
                 );
                 self.paused = Some(reason);
                 Ok(Step::Paused)
@@ -258,11 +362,11 @@ impl Worker {
         }
     }
 
-    async fn retry_later(&mut self, batch: &[(Row, Part)], detail: String) -> Result<Step, OutboxError> {
+    async fn retry_later(&mut self, rows: &[RowMeta], detail: String) -> Result<Step, OutboxError> {
         self.failures += 1;
         let horizon = now_ms() - self.settings.retry_max_age.as_millis() as i64;
-        let (expired, retry): (Vec<&Row>, Vec<&Row>) =
-            batch.iter().map(|(row, _)| row).partition(|row| row.received_at_ms < horizon);
+        let (expired, retry): (Vec<&RowMeta>, Vec<&RowMeta>) =
+            rows.iter().partition(|row| row.received_at_ms < horizon);
         if !expired.is_empty() {
             log::error!(
                 "{}: giving up on {} rows older than {:?}; kept as dead letters ({detail})",
@@ -309,17 +413,15 @@ impl Worker {
                 Ok(Step::Idle) => self.settings.idle_poll,
                 Ok(Step::Wait(wait)) => wait,
                 Ok(Step::Paused) => {
-                    let due = last_reminder.is_none_or(|at| at.elapsed() >= self.settings.pause_reminder);
-                    if due && last_reminder.is_some() {
+                    if last_reminder.is_some_and(|at| at.elapsed() >= self.settings.pause_reminder) {
                         log::error!(
                             "{}: still paused, rows are waiting: {}",
                             self.destination.name,
                             self.paused.as_deref().unwrap_or_default()
                         );
-                    }
-                    if due {
                         last_reminder = Some(Instant::now());
                     }
+                    last_reminder.get_or_insert_with(Instant::now);
                     self.settings.pause_reminder
                 }
                 Err(err) => {
@@ -336,6 +438,46 @@ impl Worker {
     }
 }
 
+/// What a message carried, which decides how a refusal is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Embeds,
+    Digest,
+}
+
+fn meta(row: &Row) -> RowMeta {
+    RowMeta {
+        id: row.id,
+        action: row.action.clone(),
+        username: row.username.clone(),
+        panel: row.panel.clone(),
+        received_at_ms: row.received_at_ms,
+    }
+}
+
+/// The context of one digest embed.
+fn digest(chunk: &[&RowMeta], total: usize, part: usize, parts: usize) -> Digest {
+    let seconds = |ms: i64| ms as f64 / 1000.0;
+    Digest {
+        action: chunk[0].action.clone(),
+        total,
+        count: chunk.len(),
+        part,
+        parts,
+        usernames: chunk.iter().map(|row| row.username.clone()).collect(),
+        events: chunk
+            .iter()
+            .map(|row| DigestEntry {
+                username: row.username.clone(),
+                panel: row.panel.clone(),
+                event_time: seconds(row.received_at_ms),
+            })
+            .collect(),
+        panel: chunk[0].panel.clone(),
+        event_time: seconds(chunk.iter().map(|row| row.received_at_ms).max().unwrap_or_default()),
+    }
+}
+
 /// Parses stored parts; rows whose part cannot be read are returned by id.
 fn decode(rows: Vec<Row>) -> (Vec<(Row, Part)>, Vec<i64>) {
     let mut parts = Vec::with_capacity(rows.len());
@@ -349,41 +491,7 @@ fn decode(rows: Vec<Row>) -> (Vec<(Row, Part)>, Vec<i64>) {
     (parts, unreadable)
 }
 
-/// How many of the leading `parts` fit in one message: at most `max_parts` (and 10) embeds, 6000
-/// embed characters and 2000 content characters. Always at least one: each part fits alone.
-pub fn fitting_parts<'a>(parts: impl IntoIterator<Item = &'a Part>, max_parts: usize) -> usize {
-    let max_parts = max_parts.clamp(1, limits::EMBEDS_PER_MESSAGE);
-    let (mut count, mut embed_chars, mut content_chars) = (0, 0, 0);
-    for part in parts.into_iter().take(max_parts) {
-        let separator = usize::from(content_chars > 0 && part.content.is_some());
-        let next_embed = embed_chars + part.embed_chars();
-        let next_content = content_chars + separator + part.content_chars();
-        if count > 0 && (next_embed > limits::MESSAGE_EMBED_CHARS || next_content > limits::CONTENT) {
-            break;
-        }
-        (count, embed_chars, content_chars) = (count + 1, next_embed, next_content);
-    }
-    count.max(1)
-}
-
-/// The Discord message for `parts`. It never lets anything ping: `allowed_mentions` is always
-/// present and empty.
-pub fn build_message<'a>(parts: impl IntoIterator<Item = &'a Part>) -> ExecuteWebhook {
-    let mut embeds = Vec::new();
-    let mut contents = Vec::new();
-    for part in parts {
-        embeds.push(CreateEmbed::from(part.embed.clone()));
-        contents.extend(part.content.as_deref());
-    }
-    let message = ExecuteWebhook::new().embeds(embeds).allowed_mentions(CreateAllowedMentions::new());
-    if contents.is_empty() {
-        message
-    } else {
-        message.content(contents.join("\n"))
-    }
-}
-
-/// The running delivery tasks, one per destination.
+/// The running delivery tasks, one per destination, and the hourly pruning of delivered rows.
 pub struct Delivery {
     waker: Waker,
     tasks: Vec<JoinHandle<()>>,
@@ -406,19 +514,34 @@ impl Waker {
 }
 
 impl Delivery {
-    /// Starts a task for every destination of `router`.
-    pub fn start(router: &Router, outbox: &Outbox, client: &discord::Client, settings: DeliverySettings) -> Self {
+    /// Starts a task for every destination of `router`, and one that deletes delivered rows older
+    /// than `retention`.
+    pub fn start(
+        router: &Router,
+        outbox: &Outbox,
+        client: &discord::Client,
+        templates: &Arc<Templates>,
+        settings: DeliverySettings,
+        retention: Duration,
+    ) -> Self {
         let settings = Arc::new(settings);
         let shutdown = CancellationToken::new();
         let mut wakes = HashMap::new();
         let mut tasks = Vec::new();
         for destination in router.destinations() {
             let wake = Arc::new(Notify::new());
-            let worker =
-                Worker::new(destination.clone(), outbox.clone(), client.clone(), settings.clone(), wake.clone());
+            let worker = Worker::new(
+                destination.clone(),
+                outbox.clone(),
+                client.clone(),
+                templates.clone(),
+                settings.clone(),
+                wake.clone(),
+            );
             tasks.push(tokio::spawn(worker.run(shutdown.child_token())));
             wakes.insert(destination.name.clone(), wake);
         }
+        tasks.push(tokio::spawn(prune(outbox.clone(), retention, shutdown.child_token())));
         Self { waker: Waker { wakes: Arc::new(wakes) }, tasks, shutdown }
     }
 
@@ -436,56 +559,25 @@ impl Delivery {
     }
 }
 
+/// Deletes delivered rows older than `retention`, now and every hour.
+async fn prune(outbox: Outbox, retention: Duration, shutdown: CancellationToken) {
+    loop {
+        let before = now_ms() - retention.as_millis() as i64;
+        match outbox.purge_delivered(before).await {
+            Ok(0) => {}
+            Ok(deleted) => log::info!("deleted {deleted} delivered rows older than {retention:?}"),
+            Err(err) => log::warn!("could not delete old delivered rows: {err}"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::Draft;
-
-    fn part(description_chars: usize, content: Option<&str>) -> Part {
-        let mut draft = Draft {
-            title: "t".into(),
-            description: "é".repeat(description_chars),
-            content: content.unwrap_or_default().into(),
-            ..Draft::default()
-        };
-        draft.clamp();
-        draft.into_part()
-    }
-
-    #[test]
-    fn packs_up_to_ten_embeds() {
-        let parts: Vec<Part> = (0..12).map(|_| part(10, None)).collect();
-        assert_eq!(fitting_parts(&parts, 10), 10);
-        assert_eq!(fitting_parts(&parts, 1), 1);
-    }
-
-    #[test]
-    fn packs_up_to_6000_characters() {
-        // Each embed is 1 + 1999 = 2000 characters: three fit exactly, a fourth does not.
-        let parts: Vec<Part> = (0..5).map(|_| part(1999, None)).collect();
-        assert_eq!(fitting_parts(&parts, 10), 3);
-        let parts: Vec<Part> = (0..5).map(|_| part(2000, None)).collect();
-        assert_eq!(fitting_parts(&parts, 10), 2);
-        let parts = vec![part(4096, None), part(4096, None)];
-        assert_eq!(fitting_parts(&parts, 10), 1);
-    }
-
-    #[test]
-    fn packs_content_up_to_2000_characters() {
-        let content = "c".repeat(1000);
-        let parts: Vec<Part> = (0..3).map(|_| part(1, Some(&content))).collect();
-        // 1000 + 1 (newline) + 1000 > 2000.
-        assert_eq!(fitting_parts(&parts, 10), 1);
-    }
-
-    #[test]
-    fn messages_never_allow_mentions() {
-        let parts = vec![part(5, Some("<@&1> @everyone"))];
-        let body = serde_json::to_value(build_message(&parts)).unwrap();
-        assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
-        assert_eq!(body["content"], "<@&1> @everyone");
-        assert_eq!(body["embeds"].as_array().unwrap().len(), 1);
-    }
 
     #[test]
     fn backoff_follows_the_schedule_with_jitter() {
