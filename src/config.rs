@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver::DeliverySettings;
 use crate::discord::WebhookUrl;
 use crate::render::Lang;
+use crate::routing::{is_panel_label, Routes, DEFAULT_DESTINATION};
 use crate::secret::Secret;
 
 /// 64 MiB: a burst of ~40,000 Marzban events in one request.
@@ -48,11 +49,23 @@ pub struct Config {
     pub panel_name: Option<String>,
     /// `MAX_BODY_BYTES`, default 64 MiB: larger requests are answered 413 and nothing is stored.
     pub max_body_bytes: usize,
-    /// `WEBHOOK_SECRET`: what the panel sends in `x-webhook-secret`. `None` only when the relay runs
-    /// dry or `ALLOW_NO_SECRET=true`; then every request is accepted.
+    /// `WEBHOOK_SECRET` (or `WEBHOOK_SECRET_FILE`): what the panel sends in `x-webhook-secret` to
+    /// `POST /`. `None` only when the relay runs dry, panels have their own secrets, or
+    /// `ALLOW_NO_SECRET=true`.
     pub webhook_secret: Option<Secret>,
-    /// `DISCORD_WEBHOOK_URL`: where events go. `None` runs dry: messages are logged, not sent.
+    /// `ALLOW_NO_SECRET`: accept requests on `POST /` without a secret even when delivering.
+    pub allow_no_secret: bool,
+    /// `DISCORD_WEBHOOK_URL` (or `DISCORD_WEBHOOK_URL_FILE`): the destination `default`. Without it
+    /// and without a routes file's destinations, the relay runs dry: messages are logged, not sent.
     pub discord_webhook_url: Option<WebhookUrl>,
+    /// `PANELS` (`label:secret,…`) and the routes file's `[panels]`: panels posting to
+    /// `/webhook/<label>` with their own secret; the label is the events' `panel`.
+    pub panels: Vec<(String, Secret)>,
+    /// `ROUTES_FILE`: named destinations, rules, mentions and mutes.
+    pub routes: Option<Routes>,
+    /// `DELIVER_TO_OWNER_ADMIN`, default false: also deliver each event to the Discord webhook of
+    /// the admin who owns the user (Discord's own hosts only).
+    pub deliver_to_owner_admin: bool,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
     /// `DIGEST_THRESHOLD`).
     pub delivery: DeliverySettings,
@@ -77,17 +90,31 @@ impl Config {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let webhook_secret = env
-            .get("WEBHOOK_SECRET")
+            .value_or_file("WEBHOOK_SECRET")?
             .map(Secret::parse)
             .transpose()
             .map_err(|e| invalid("WEBHOOK_SECRET", e.to_string()))?;
         let discord_webhook_url = env
-            .get("DISCORD_WEBHOOK_URL")
+            .value_or_file("DISCORD_WEBHOOK_URL")?
             .map(|url| WebhookUrl::parse(&url))
             .transpose()
             .map_err(|e| invalid("DISCORD_WEBHOOK_URL", format!("is not a usable webhook URL: {e}")))?;
+        let reserved: &[&str] = if discord_webhook_url.is_some() { &[DEFAULT_DESTINATION] } else { &[] };
+        let routes = env
+            .get("ROUTES_FILE")
+            .map(|path| Routes::load(Path::new(&path), reserved))
+            .transpose()
+            .map_err(|problems| invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))?;
+        let mut panels = env.parse_or("PANELS", Vec::new(), parse_panels)?;
+        for (label, secret) in routes.iter().flat_map(|r| r.panels.iter()) {
+            if panels.iter().any(|(known, _)| known == label) {
+                return Err(invalid("PANELS", format!("and the routes file both define panel {label:?}")));
+            }
+            panels.push((label.clone(), secret.clone()));
+        }
+        let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
         let allow_no_secret = env.parse_or("ALLOW_NO_SECRET", false, parse_bool)?;
-        if discord_webhook_url.is_some() && webhook_secret.is_none() && !allow_no_secret {
+        if delivering && webhook_secret.is_none() && panels.is_empty() && !allow_no_secret {
             return Err(ConfigError::MissingSecret);
         }
         Ok(Self {
@@ -100,7 +127,11 @@ impl Config {
             panel_name: env.get("PANEL_NAME").map(|name| name.trim().to_owned()),
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, parse_size)?,
             webhook_secret,
+            allow_no_secret,
             discord_webhook_url,
+            panels,
+            routes,
+            deliver_to_owner_admin: env.parse_or("DELIVER_TO_OWNER_ADMIN", false, parse_bool)?,
             delivery: delivery_settings(&env)?,
             delivered_retention: env.parse_or(
                 "DELIVERED_RETENTION",
@@ -112,9 +143,9 @@ impl Config {
         })
     }
 
-    /// Whether the relay only logs what it would send.
+    /// Whether the relay only logs what it would send: no destination is configured at all.
     pub fn is_dry_run(&self) -> bool {
-        self.discord_webhook_url.is_none()
+        self.discord_webhook_url.is_none() && self.routes.as_ref().is_none_or(|r| r.destinations.is_empty())
     }
 }
 
@@ -138,6 +169,20 @@ impl Env<'_> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
 
+    /// `NAME`, or the contents of the file `NAME_FILE` names (for compose secrets), trailing
+    /// newline removed; setting both is an error.
+    fn value_or_file(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let file_var = format!("{name}_FILE");
+        match (self.get(name), self.get(&file_var)) {
+            (Some(_), Some(_)) => Err(invalid(name, format!("and {file_var} are both set; set one"))),
+            (Some(value), None) => Ok(Some(value)),
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map(|value| Some(value.trim_end_matches(['\n', '\r']).to_owned()).filter(|v| !v.is_empty()))
+                .map_err(|err| invalid(name, format!("cannot be read from {file_var}={path}: {err}"))),
+            (None, None) => Ok(None),
+        }
+    }
+
     fn parse_or<T>(
         &self,
         name: &'static str,
@@ -149,6 +194,24 @@ impl Env<'_> {
             Some(value) => parse(value.trim()).map_err(|message| invalid(name, message)),
         }
     }
+}
+
+/// `label:secret,label:secret`: panels and their secrets (a secret may hold `:` but not `,`).
+pub fn parse_panels(value: &str) -> Result<Vec<(String, Secret)>, String> {
+    let mut panels: Vec<(String, Secret)> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (label, secret) =
+            entry.split_once(':').ok_or_else(|| "must be label:secret pairs separated by commas".to_owned())?;
+        if !is_panel_label(label) {
+            return Err(format!("panel label {label:?} must be 1 to 32 letters, digits, '_' or '-'"));
+        }
+        if panels.iter().any(|(known, _)| known == label) {
+            return Err(format!("names panel {label:?} twice"));
+        }
+        let secret = Secret::parse(secret).map_err(|e| format!("secret of panel {label:?} {e}"))?;
+        panels.push((label.to_owned(), secret));
+    }
+    Ok(panels)
 }
 
 /// `true/false`, `1/0`, `yes/no`, `on/off`.
@@ -259,6 +322,39 @@ mod tests {
     fn empty_values_count_as_unset() {
         let config = config(&[("WEBHOOK_SECRET", ""), ("DISCORD_WEBHOOK_URL", " ")]).unwrap();
         assert!(config.is_dry_run() && config.webhook_secret.is_none());
+    }
+
+    #[test]
+    fn reads_secrets_from_files_but_not_both_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "from-file\n").unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, format!("{URL}\n")).unwrap();
+        let config = config(&[
+            ("WEBHOOK_SECRET_FILE", secret.to_str().unwrap()),
+            ("DISCORD_WEBHOOK_URL_FILE", url.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(config.webhook_secret.unwrap().expose(), "from-file");
+        assert_eq!(config.discord_webhook_url.unwrap().id(), 1);
+        let both = self::config(&[("WEBHOOK_SECRET", "x"), ("WEBHOOK_SECRET_FILE", secret.to_str().unwrap())]);
+        assert_eq!(both.unwrap_err().to_string(), "WEBHOOK_SECRET and WEBHOOK_SECRET_FILE are both set; set one");
+        let missing = self::config(&[("WEBHOOK_SECRET_FILE", "/nonexistent/secret")]).unwrap_err();
+        assert!(
+            missing.to_string().starts_with("WEBHOOK_SECRET cannot be read from WEBHOOK_SECRET_FILE="),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn reads_panels_with_their_own_secrets() {
+        let config = config(&[("PANELS", "eu1:s1, us-2:a:b"), ("DISCORD_WEBHOOK_URL", URL)]).unwrap();
+        let panels: Vec<(&str, &str)> = config.panels.iter().map(|(l, s)| (l.as_str(), s.expose())).collect();
+        assert_eq!(panels, [("eu1", "s1"), ("us-2", "a:b")]);
+        assert!(self::config(&[("PANELS", "eu1")]).is_err());
+        assert!(self::config(&[("PANELS", "e u:s")]).is_err());
+        assert!(self::config(&[("PANELS", "a:1,a:2")]).is_err());
     }
 
     #[test]

@@ -102,6 +102,11 @@ impl WebhookUrl {
         Ok(Self { url, id, thread_id })
     }
 
+    /// The full URL, token included. Only for storing it; never log it.
+    pub fn expose(&self) -> &str {
+        self.url.as_str()
+    }
+
     /// The host requests go to, for logs.
     pub fn host(&self) -> &str {
         self.url.host_str().unwrap_or_default()
@@ -192,6 +197,17 @@ pub enum Scope {
     Global,
     /// A resource shared with others is limited; not counted against us by Discord.
     Shared,
+}
+
+impl Scope {
+    /// The scope as Discord names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Global => "global",
+            Scope::Shared => "shared",
+        }
+    }
 }
 
 /// What the delivery engine should do after one request. Decided here and nowhere else.

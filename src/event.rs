@@ -16,6 +16,24 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+/// The actions the panels send: Marzban's and PasarGuard's twelve and Marzneshin's two more.
+pub const KNOWN_ACTIONS: &[&str] = &[
+    "user_created",
+    "user_updated",
+    "user_deleted",
+    "user_limited",
+    "user_expired",
+    "user_enabled",
+    "user_disabled",
+    "data_usage_reset",
+    "data_reset_by_next",
+    "subscription_revoked",
+    "reached_usage_percent",
+    "reached_days_left",
+    "user_activated",
+    "user_deactivated",
+];
+
 /// Keys removed from every payload, at any depth, before anything else sees it.
 pub const SECRET_KEYS: &[&str] =
     &["links", "subscription_url", "proxies", "proxy_settings", "key", "discord_webhook", "telegram_id"];

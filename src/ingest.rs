@@ -1,10 +1,16 @@
-//! Ingest: the HTTP surface the panel talks to.
+//! Ingest: the HTTP surface the panel talks to, and the operations endpoints.
 //!
-//! `POST /` and `POST /webhook` (Marzban's docs use the root path): check the secret, read the body
-//! (a JSON array or one object, any Content-Type), normalise and render each element, store the
+//! `POST /` and `POST /webhook` (Marzban's docs use the root path) with `WEBHOOK_SECRET`, and
+//! `POST /webhook/<panel>` with that panel's own secret: check the secret, read the body (a JSON
+//! array or one object, any Content-Type), normalise, route and render each element, store the
 //! rows, and answer 200 only after the outbox committed them. One bad element does not sink the
-//! batch; it is reported in the answer. `GET /healthz` answers 200 while the process serves.
+//! batch; it is reported in the answer.
+//!
+//! `GET /healthz` answers 200 while the process serves; `GET /readyz` only while the outbox can
+//! commit and no destination is paused; `GET /metrics` gives the Prometheus metrics.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -13,11 +19,12 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::deliver::Waker;
+use crate::deliver::Dispatch;
 use crate::event::{parse_batch, BodyError, Rejection};
-use crate::outbox::{NewRow, Outbox};
+use crate::metrics::{self, Health, Metrics};
+use crate::outbox::{NewRow, Outbox, StoredDestination};
 use crate::render::{Renderer, Templates};
-use crate::routing::Router;
+use crate::routing::{Destination, Router, Target, OWNER_PREFIX};
 use crate::secret::Secret;
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
@@ -26,15 +33,34 @@ pub const SECRET_HEADER: &str = "x-webhook-secret";
 /// How long a client may take to send its body (slow senders hold a connection otherwise).
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Who may post where.
+pub struct Auth {
+    /// `POST /`: `Some(secret)`, or `None` for no secret at all (dry run or `ALLOW_NO_SECRET`).
+    pub root: RootAuth,
+    /// `POST /webhook/<label>`: each panel's own secret.
+    pub panels: HashMap<String, Secret>,
+}
+
+/// How `POST /` is guarded.
+pub enum RootAuth {
+    Secret(Secret),
+    /// Every request is accepted (no secret configured, and that is allowed).
+    Open,
+    /// Only the panels' own paths take events (panels are configured, `WEBHOOK_SECRET` is not).
+    Closed,
+}
+
 /// What every request handler shares.
 pub struct State {
-    pub secret: Option<Secret>,
-    pub templates: std::sync::Arc<Templates>,
-    /// The label of the panel (`PANEL_NAME`), for templates.
+    pub auth: Auth,
+    pub templates: Arc<Templates>,
+    /// The label of events posted to `POST /` (`PANEL_NAME`), for templates and rules.
     pub panel_name: Option<String>,
-    pub router: Router,
+    pub router: Arc<Router>,
     pub outbox: Outbox,
-    pub waker: Waker,
+    pub dispatch: Dispatch,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
     pub max_body_bytes: usize,
     /// Re-sends of a notification within this window are stored once.
     pub dedup_window: Option<Duration>,
@@ -90,38 +116,103 @@ pub struct Receipt {
 /// Mounts the routes.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
-        .service(web::resource(["/", "/webhook", "/webhook/"]).route(web::post().to(receive)))
-        .service(web::resource("/healthz").route(web::get().to(healthz)));
+        .service(web::resource(["/", "/webhook", "/webhook/"]).route(web::post().to(receive_root)))
+        .service(web::resource(["/webhook/{panel}", "/webhook/{panel}/"]).route(web::post().to(receive_panel)))
+        .service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/readyz").route(web::get().to(readyz)))
+        .service(web::resource("/metrics").route(web::get().to(metrics_text)));
 }
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-async fn receive(
+async fn readyz(state: web::Data<State>) -> HttpResponse {
+    let mut reasons = Vec::new();
+    if let Err(err) = state.outbox.probe().await {
+        log::warn!("readiness: {err}");
+        reasons.push("the outbox cannot commit".to_owned());
+    }
+    for (destination, reason) in state.health.paused() {
+        reasons.push(format!("destination {destination} is paused: {reason}"));
+    }
+    if reasons.is_empty() {
+        HttpResponse::Ok().json(serde_json::json!({ "ready": true }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "ready": false, "reasons": reasons }))
+    }
+}
+
+async fn metrics_text(state: web::Data<State>) -> HttpResponse {
+    let stats = state.outbox.stats().await.unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render(&stats, &state.health))
+}
+
+async fn receive_root(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<State>,
 ) -> Result<HttpResponse, IngestError> {
+    let panel = state.panel_name.clone();
+    let secret = match &state.auth.root {
+        RootAuth::Secret(secret) => Some(secret),
+        RootAuth::Open => None,
+        RootAuth::Closed => {
+            log::warn!("refused a request to / from {}: only the panels' own paths take events", peer(&request));
+            state.metrics.auth_failures.get_or_create(&metrics::panel(panel.as_deref())).inc();
+            return Err(IngestError::Unauthorized);
+        }
+    };
+    receive(request, payload, &state, panel, secret).await
+}
+
+async fn receive_panel(
+    request: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<String>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, IngestError> {
+    let label = path.into_inner();
+    let Some(secret) = state.auth.panels.get(&label) else {
+        log::warn!("refused a request from {} to the unknown panel path /webhook/{label:.40}", peer(&request));
+        state.metrics.auth_failures.get_or_create(&metrics::panel(Some("unknown"))).inc();
+        return Err(IngestError::Unauthorized);
+    };
+    receive(request, payload, &state, Some(label.clone()), Some(secret)).await
+}
+
+async fn receive(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    panel: Option<String>,
+    secret: Option<&Secret>,
+) -> Result<HttpResponse, IngestError> {
     let received_at = OffsetDateTime::now_utc();
     let body = read_body(&request, payload, state.max_body_bytes).await?;
-    authorize(&request, &body, state.secret.as_ref())?;
+    let panel_labels = metrics::panel(panel.as_deref());
+    if let Err(err) = authorize(&request, &body, secret) {
+        state.metrics.auth_failures.get_or_create(&panel_labels).inc();
+        return Err(err);
+    }
 
     let renderer = state.templates.current();
     let router = state.router.clone();
-    let dedup_window = state.dedup_window;
-    let panel = state.panel_name.clone();
     let prepared = web::block(move || prepare(&body, received_at, panel.as_deref(), &renderer, &router))
         .await
         .map_err(|_| IngestError::Unavailable)??;
 
-    let enqueued = state.outbox.enqueue(prepared.rows, dedup_window).await.map_err(|err| {
+    let stored = state.outbox.enqueue_with(prepared.rows, prepared.remember, state.dedup_window).await;
+    let enqueued = stored.map_err(|err| {
         log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);
         IngestError::Unavailable
     })?;
-    for destination in &prepared.destinations {
-        state.waker.wake(destination);
+    for destination in prepared.destinations.values() {
+        state.dispatch.wake(destination);
     }
+    count(&state.metrics, &panel_labels, &prepared.actions, prepared.rejected.len(), enqueued.duplicates);
     for rejection in &prepared.rejected {
         log::warn!("rejected element {} of a batch: {}", rejection.index, rejection.error);
     }
@@ -137,6 +228,17 @@ async fn receive(
         duplicates: enqueued.duplicates,
         errors: prepared.rejected,
     }))
+}
+
+fn count(metrics: &Metrics, panel: &metrics::Labels, actions: &[String], rejected: usize, duplicates: usize) {
+    metrics.events_received.get_or_create(panel).inc_by((actions.len() + rejected) as u64);
+    metrics.events_rejected.get_or_create(panel).inc_by(rejected as u64);
+    metrics.events_duplicate.get_or_create(panel).inc_by(duplicates as u64);
+    for action in actions {
+        let mut labels = panel.clone();
+        labels.push(("action", action.clone()));
+        metrics.events_accepted.get_or_create(&labels).inc();
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as it
@@ -172,7 +274,7 @@ fn authorize(request: &HttpRequest, body: &[u8], secret: Option<&Secret>) -> Res
     if secret.verify(presented, body) {
         Ok(())
     } else {
-        log::warn!("refused a request from {}: missing or wrong {SECRET_HEADER}", peer(request));
+        log::warn!("refused a request to {} from {}: missing or wrong {SECRET_HEADER}", request.path(), peer(request));
         Err(IngestError::Unauthorized)
     }
 }
@@ -181,15 +283,20 @@ fn peer(request: &HttpRequest) -> String {
     request.peer_addr().map_or_else(|| "an unknown address".to_owned(), |addr| addr.ip().to_string())
 }
 
-/// A parsed and rendered batch, ready to store.
+/// A parsed, routed and rendered batch, ready to store.
 struct Prepared {
     accepted: usize,
+    /// The action of each accepted event, for the metrics.
+    actions: Vec<String>,
     rejected: Vec<Rejection>,
     rows: Vec<NewRow>,
-    destinations: Vec<String>,
+    /// Destinations the rows go to, by name, to wake (and start) their tasks.
+    destinations: BTreeMap<String, Arc<Destination>>,
+    /// Owner admins' webhooks to remember with the rows.
+    remember: Vec<StoredDestination>,
 }
 
-/// Parses and renders a body: CPU work, run off the async workers.
+/// Parses, routes and renders a body: CPU work, run off the async workers.
 fn prepare(
     body: &[u8],
     received_at: OffsetDateTime,
@@ -199,25 +306,44 @@ fn prepare(
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
-    let mut rows = Vec::with_capacity(batch.events.len());
-    let mut destinations: Vec<String> = Vec::new();
+    let mut prepared = Prepared {
+        accepted: batch.events.len(),
+        actions: batch.events.iter().map(|e| e.action.to_string()).collect(),
+        rejected: batch.rejected,
+        rows: Vec::with_capacity(batch.events.len()),
+        destinations: BTreeMap::new(),
+        remember: Vec::new(),
+    };
     for event in &batch.events {
-        let part = renderer.render(event);
-        let part = serde_json::to_string(&part).expect("a rendered part always serialises");
-        for destination in router.route(event) {
-            if !destinations.iter().any(|d| d == destination) {
-                destinations.push(destination.to_owned());
+        let routes = router.route(event);
+        if routes.is_empty() {
+            log::debug!("{} of {:?} goes nowhere (muted or no rule matches)", event.action, event.username);
+            continue;
+        }
+        let part = serde_json::to_string(&renderer.render(event)).expect("a rendered part always serialises");
+        for route in routes {
+            let destination = route.destination;
+            if destination.name.starts_with(OWNER_PREFIX) && !prepared.destinations.contains_key(&destination.name) {
+                if let Target::Webhook(url) = &destination.target {
+                    prepared.remember.push(StoredDestination {
+                        name: destination.name.clone(),
+                        url: url.expose().to_owned(),
+                        thread_id: destination.thread_id,
+                    });
+                }
             }
-            rows.push(NewRow {
-                destination: destination.to_owned(),
+            prepared.rows.push(NewRow {
+                destination: destination.name.clone(),
                 received_at_ms,
                 action: event.action.to_string(),
                 username: event.username.clone(),
                 panel: event.panel.clone(),
                 part: part.clone(),
                 fingerprint: Some(event.fingerprint.clone()),
+                mentions: route.mentions,
             });
+            prepared.destinations.entry(destination.name.clone()).or_insert(destination);
         }
     }
-    Ok(Prepared { accepted: batch.events.len(), rejected: batch.rejected, rows, destinations })
+    Ok(prepared)
 }

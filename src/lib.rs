@@ -18,8 +18,9 @@
 //!   place where Discord's answers are classified.
 //!
 //! Around them: [`config`] (typed settings from the environment), [`secret`] (the shared secret and
-//! its constant-time check), [`routing`] (which destinations get an event), [`startup`] (wires the
-//! stages together with an injected listener and shutdown token) and [`cli`] (the commands).
+//! its constant-time check), [`routing`] (which destinations get an event, with which mentions),
+//! [`metrics`] (Prometheus metrics and readiness), [`startup`] (wires the stages together with an
+//! injected listener and shutdown token) and [`cli`] (the commands).
 
 pub mod cli;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod deliver;
 pub mod discord;
 pub mod event;
 pub mod ingest;
+pub mod metrics;
 pub mod outbox;
 pub mod render;
 pub mod routing;

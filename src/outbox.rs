@@ -6,11 +6,14 @@
 //! does not undo the others), commits once, and only then answers each caller. So many concurrent
 //! requests share one fsync (group commit), and an answer always means "committed".
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::routing::Mentions;
 
 /// How many queued jobs one transaction takes at most.
 const JOBS_PER_TRANSACTION: usize = 512;
@@ -21,9 +24,19 @@ const QUEUE_DEPTH: usize = 4096;
 /// The file name inside `DATA_DIR`.
 pub const FILE_NAME: &str = "outbox.sqlite3";
 
-const SCHEMA_VERSION: i64 = 1;
+/// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
-const SCHEMA: &str = "
+const SCHEMA_V2: &str = "
+ALTER TABLE messages ADD COLUMN mentions TEXT;
+CREATE TABLE destinations (
+    name            TEXT    PRIMARY KEY,
+    url             TEXT    NOT NULL,
+    thread_id       INTEGER
+);
+";
+
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     destination     TEXT    NOT NULL,
@@ -70,6 +83,18 @@ pub struct NewRow {
     pub part: String,
     /// Identifies re-sends of the same notification, for de-duplication.
     pub fingerprint: Option<String>,
+    /// Whom the message may ping.
+    pub mentions: Mentions,
+}
+
+/// A destination that is not in the configuration (an owner admin's webhook): remembered so its
+/// pending rows can be delivered after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDestination {
+    pub name: String,
+    /// The full webhook URL, token included.
+    pub url: String,
+    pub thread_id: Option<u64>,
 }
 
 /// A stored row waiting for delivery.
@@ -83,6 +108,7 @@ pub struct Row {
     pub panel: Option<String>,
     pub part: String,
     pub attempts: u32,
+    pub mentions: Mentions,
 }
 
 /// A pending row without its message part: enough to plan digests.
@@ -93,6 +119,7 @@ pub struct RowMeta {
     pub username: String,
     pub panel: Option<String>,
     pub received_at_ms: i64,
+    pub mentions: Mentions,
 }
 
 /// Counts of one destination's rows.
@@ -129,8 +156,8 @@ pub enum Retry {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enqueued {
     pub stored: usize,
-    /// Rows skipped because the same notification was stored for the same destination within the
-    /// de-duplication window.
+    /// Events whose rows were skipped because the same notification was stored for the same
+    /// destination within the de-duplication window.
     pub duplicates: usize,
 }
 
@@ -192,7 +219,46 @@ impl Outbox {
     /// Stores `rows` durably, in order. Rows whose fingerprint was stored for the same destination
     /// within `dedup_window` are skipped.
     pub async fn enqueue(&self, rows: Vec<NewRow>, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
-        self.call(move |conn| insert_rows(conn, &rows, dedup_window)).await
+        self.enqueue_with(rows, Vec::new(), dedup_window).await
+    }
+
+    /// Like [`Outbox::enqueue`], also remembering `destinations` (in the same transaction).
+    pub async fn enqueue_with(
+        &self,
+        rows: Vec<NewRow>,
+        destinations: Vec<StoredDestination>,
+        dedup_window: Option<Duration>,
+    ) -> Result<Enqueued, OutboxError> {
+        self.call(move |conn| {
+            let mut upsert = conn.prepare_cached(
+                "INSERT INTO destinations (name, url, thread_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, thread_id = excluded.thread_id",
+            )?;
+            for destination in &destinations {
+                upsert.execute(params![destination.name, destination.url, destination.thread_id.map(|t| t as i64)])?;
+            }
+            insert_rows(conn, &rows, dedup_window)
+        })
+        .await
+    }
+
+    /// Remembered destinations that still have pending rows.
+    pub async fn stored_destinations(&self) -> Result<Vec<StoredDestination>, OutboxError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT name, url, thread_id FROM destinations
+                 WHERE name IN (SELECT destination FROM messages WHERE state = 'pending') ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredDestination {
+                    name: r.get(0)?,
+                    url: r.get(1)?,
+                    thread_id: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
     }
 
     /// The oldest pending rows of `destination`, at most `limit`, in the order they were received.
@@ -200,7 +266,7 @@ impl Outbox {
         let destination = destination.to_owned();
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, destination, received_at, action, username, panel, part, attempts
+                "SELECT id, destination, received_at, action, username, panel, part, attempts, mentions
                  FROM messages WHERE destination = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![destination, limit as i64], |r| {
@@ -213,6 +279,7 @@ impl Outbox {
                     panel: r.get(5)?,
                     part: r.get(6)?,
                     attempts: r.get(7)?,
+                    mentions: mentions(r.get(8)?),
                 })
             })?;
             rows.collect()
@@ -274,7 +341,7 @@ impl Outbox {
         let destination = destination.to_owned();
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, action, username, panel, received_at FROM messages
+                "SELECT id, action, username, panel, received_at, mentions FROM messages
                  WHERE destination = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![destination, limit as i64], |r| {
@@ -284,6 +351,7 @@ impl Outbox {
                     username: r.get(2)?,
                     panel: r.get(3)?,
                     received_at_ms: r.get(4)?,
+                    mentions: mentions(r.get(5)?),
                 })
             })?;
             rows.collect()
@@ -383,31 +451,38 @@ fn open_connection(path: &Path) -> Result<Connection, OutboxError> {
 
 fn migrate(conn: &Connection) -> Result<(), OutboxError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
         return Err(OutboxError::Storage(format!(
-            "the outbox was written by a newer version of the relay (schema {version}, this one knows {SCHEMA_VERSION})"
+            "the outbox was written by a newer version of the relay (schema {version}, this one knows {})",
+            MIGRATIONS.len()
         )));
     }
-    conn.execute_batch(SCHEMA)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {}; COMMIT;", step + 1))?;
+    }
     Ok(())
 }
 
 fn insert_rows(conn: &Connection, rows: &[NewRow], dedup_window: Option<Duration>) -> rusqlite::Result<Enqueued> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint, mentions)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     let mut seen = conn.prepare_cached(
         "SELECT 1 FROM messages WHERE fingerprint = ?1 AND destination = ?2 AND received_at >= ?3 LIMIT 1",
     )?;
     let mut result = Enqueued::default();
+    // An event has a row per destination; it counts once as a duplicate.
+    let mut duplicated: HashSet<&str> = HashSet::new();
     for row in rows {
         if let (Some(window), Some(fingerprint)) = (dedup_window, &row.fingerprint) {
             let since = row.received_at_ms - window.as_millis() as i64;
             let duplicate = seen.query_row(params![fingerprint, row.destination, since], |_| Ok(())).optional()?;
             if duplicate.is_some() {
-                result.duplicates += 1;
+                if duplicated.insert(fingerprint) {
+                    result.duplicates += 1;
+                }
                 continue;
             }
         }
@@ -418,7 +493,8 @@ fn insert_rows(conn: &Connection, rows: &[NewRow], dedup_window: Option<Duration
             row.username,
             row.panel,
             row.part,
-            row.fingerprint
+            row.fingerprint,
+            (!row.mentions.is_empty()).then(|| serde_json::to_string(&row.mentions).unwrap_or_default()),
         ])?;
         result.stored += 1;
     }
@@ -471,6 +547,11 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
     }
 }
 
+/// Mentions stored as JSON; an unreadable value pings nobody.
+fn mentions(stored: Option<String>) -> Mentions {
+    stored.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default()
+}
+
 /// Milliseconds since the unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -489,6 +570,7 @@ mod tests {
             panel: None,
             part: "{}".into(),
             fingerprint: fingerprint.map(str::to_owned),
+            mentions: Mentions::default(),
         }
     }
 
@@ -570,6 +652,46 @@ mod tests {
         assert_eq!(outbox.purge_dead().await.unwrap(), 1);
         let meta = outbox.pending_meta("a", 10).await.unwrap();
         assert_eq!(meta.iter().map(|m| m.username.as_str()).collect::<Vec<_>>(), ["3"]);
+    }
+
+    #[tokio::test]
+    async fn keeps_mentions_and_remembers_destinations_with_pending_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let mut pinging = row("owner:a:1", "u", None);
+        pinging.mentions.roles.insert(123456789012345678);
+        let destination = StoredDestination {
+            name: "owner:a:1".into(),
+            url: "https://discord.com/api/webhooks/1/x".into(),
+            thread_id: Some(7),
+        };
+        outbox.enqueue_with(vec![pinging, row("b", "v", None)], vec![destination.clone()], None).await.unwrap();
+        let due = outbox.due("owner:a:1", 10).await.unwrap();
+        assert_eq!(due[0].mentions.roles.iter().copied().collect::<Vec<_>>(), [123456789012345678]);
+        assert!(outbox.pending_meta("b", 10).await.unwrap()[0].mentions.is_empty());
+        assert_eq!(outbox.stored_destinations().await.unwrap(), [destination]);
+        outbox.mark_delivered(vec![due[0].id]).await.unwrap();
+        assert!(outbox.stored_destinations().await.unwrap().is_empty(), "nothing pending for it any more");
+    }
+
+    #[tokio::test]
+    async fn upgrades_a_version_1_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            conn.execute(
+                "INSERT INTO messages (destination, received_at, action, username, part) VALUES ('a', 1, 'x', 'old', '{}')",
+                [],
+            )
+            .unwrap();
+        }
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let due = outbox.due("a", 10).await.unwrap();
+        assert_eq!((due[0].username.as_str(), due[0].mentions.is_empty()), ("old", true));
+        outbox.enqueue(vec![row("a", "new", None)], None).await.unwrap();
+        assert_eq!(outbox.due("a", 10).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

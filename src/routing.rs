@@ -1,15 +1,33 @@
-//! Routing: which destinations receive an event.
+//! Routing: which destinations receive an event, and whom they mention.
 //!
-//! A destination is a named target (a Discord webhook, or the dry-run log). Every stored row
-//! belongs to exactly one destination, and each destination is delivered by its own task.
+//! A destination is a named target (a Discord webhook, optionally a thread of its channel and a
+//! display name and avatar, or the dry-run log). Every stored row belongs to exactly one
+//! destination, and each destination is delivered by its own task, so messages never mix
+//! destinations or threads.
+//!
+//! Without a routes file everything goes to `DISCORD_WEBHOOK_URL` (the destination `default`). A
+//! routes file (`ROUTES_FILE`, TOML; see `routes.example.toml`) names destinations and rules: which
+//! actions (and panels, owning admins, usage or days-left thresholds) go where, with which role
+//! and user mentions, and which actions are muted. With `DELIVER_TO_OWNER_ADMIN=true` an event also
+//! goes to the Discord webhook of the admin who owns the user, if that URL is on Discord's own host.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::discord::WebhookUrl;
-use crate::event::Event;
+use crate::event::{Event, KNOWN_ACTIONS};
+use crate::secret::Secret;
 
 /// The name of the destination configured by `DISCORD_WEBHOOK_URL` (or the dry-run log).
 pub const DEFAULT_DESTINATION: &str = "default";
+
+/// Names of owner-admin destinations start with this.
+pub const OWNER_PREFIX: &str = "owner:";
 
 /// Where a destination's messages go.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,27 +43,612 @@ pub enum Target {
 pub struct Destination {
     pub name: String,
     pub target: Target,
+    /// A thread of the webhook's channel to post into.
+    pub thread_id: Option<u64>,
+    /// The name and avatar the messages show instead of the webhook's own.
+    pub username: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+impl Destination {
+    /// A plain destination: the webhook (or dry run) with no thread or display overrides.
+    pub fn new(name: impl Into<String>, target: Target) -> Self {
+        Self { name: name.into(), target, thread_id: None, username: None, avatar_url: None }
+    }
+}
+
+/// Role and user ids a message may ping. They are put into the message's `content` and its
+/// `allowed_mentions` lists exactly them, so nothing else (no text from the panel) can ping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mentions {
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub roles: BTreeSet<u64>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub users: BTreeSet<u64>,
+}
+
+impl Mentions {
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty() && self.users.is_empty()
+    }
+
+    pub fn extend(&mut self, other: &Mentions) {
+        self.roles.extend(&other.roles);
+        self.users.extend(&other.users);
+    }
+
+    /// The mentions as Discord writes them: `<@&role> <@user>`.
+    pub fn to_content(&self) -> String {
+        let roles = self.roles.iter().map(|id| format!("<@&{id}>"));
+        let users = self.users.iter().map(|id| format!("<@{id}>"));
+        roles.chain(users).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// One destination an event goes to, with the mentions its rules asked for.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub destination: Arc<Destination>,
+    pub mentions: Mentions,
+}
+
+/// A rule of the routes file, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// `None`: every action.
+    pub actions: Option<HashSet<String>>,
+    pub panels: Option<HashSet<String>>,
+    /// Usernames of the admins owning the user.
+    pub admins: Option<HashSet<String>>,
+    pub min_used_percent: Option<f64>,
+    pub max_days_left: Option<i64>,
+    /// Destination names.
+    pub to: Vec<String>,
+    pub mentions: Mentions,
+}
+
+impl Rule {
+    fn matches(&self, event: &Event) -> bool {
+        let within = |set: &Option<HashSet<String>>, value: Option<&str>| {
+            set.as_ref().is_none_or(|set| value.is_some_and(|v| set.contains(v)))
+        };
+        within(&self.actions, Some(event.action.as_str()))
+            && within(&self.panels, event.panel.as_deref())
+            && within(&self.admins, event.admin.as_ref().and_then(|a| a.username.as_deref()))
+            && self.min_used_percent.is_none_or(|min| event.used_percent.is_some_and(|p| p >= min))
+            && self.max_days_left.is_none_or(|max| event.days_left.is_some_and(|d| d <= max))
+    }
+}
+
+/// A validated routes file.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    pub panels: Vec<(String, Secret)>,
+    pub destinations: Vec<Destination>,
+    pub rules: Vec<Rule>,
+    pub mute: HashSet<String>,
 }
 
 /// Decides the destinations of each event.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Router {
     destinations: Vec<Arc<Destination>>,
+    rules: Vec<Rule>,
+    mute: HashSet<String>,
+    owner_delivery: bool,
+    /// Admins whose webhook URL was refused, so the warning is logged once each.
+    refused_owners: Mutex<HashSet<String>>,
 }
 
 impl Router {
     /// Everything goes to one destination.
     pub fn single(target: Target) -> Self {
-        Self { destinations: vec![Arc::new(Destination { name: DEFAULT_DESTINATION.to_owned(), target })] }
+        Self::new(vec![Destination::new(DEFAULT_DESTINATION, target)], None, false)
     }
 
-    /// Every configured destination.
+    /// `default` (if given) and the routes file's destinations, with its rules; without a routes
+    /// file, everything goes to `default`.
+    pub fn new(mut destinations: Vec<Destination>, routes: Option<&Routes>, owner_delivery: bool) -> Self {
+        let (rules, mute) = match routes {
+            Some(routes) => {
+                destinations.extend(routes.destinations.iter().cloned());
+                (routes.rules.clone(), routes.mute.clone())
+            }
+            None => {
+                let to = destinations.iter().map(|d| d.name.clone()).collect();
+                let everything = Rule {
+                    actions: None,
+                    panels: None,
+                    admins: None,
+                    min_used_percent: None,
+                    max_days_left: None,
+                    to,
+                    mentions: Mentions::default(),
+                };
+                (vec![everything], HashSet::new())
+            }
+        };
+        Self {
+            destinations: destinations.into_iter().map(Arc::new).collect(),
+            rules,
+            mute,
+            owner_delivery,
+            refused_owners: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Every configured destination (owner-admin destinations are made as events name them).
     pub fn destinations(&self) -> &[Arc<Destination>] {
         &self.destinations
     }
 
-    /// The destinations `event` goes to, by name.
-    pub fn route(&self, _event: &Event) -> Vec<&str> {
-        self.destinations.iter().map(|d| d.name.as_str()).collect()
+    /// Where `event` goes: each destination once, with the union of its matching rules' mentions.
+    pub fn route(&self, event: &Event) -> Vec<Route> {
+        if self.mute.contains(event.action.as_str()) {
+            return Vec::new();
+        }
+        let mut routes: BTreeMap<&str, Mentions> = BTreeMap::new();
+        for rule in self.rules.iter().filter(|rule| rule.matches(event)) {
+            for name in &rule.to {
+                routes.entry(name).or_default().extend(&rule.mentions);
+            }
+        }
+        let mut out: Vec<Route> = routes
+            .into_iter()
+            .filter_map(|(name, mentions)| {
+                let destination = self.destinations.iter().find(|d| d.name == name)?.clone();
+                Some(Route { destination, mentions })
+            })
+            .collect();
+        if self.owner_delivery {
+            out.extend(self.owner_route(event, &out));
+        }
+        out
+    }
+
+    /// The owning admin's own webhook, if it is a Discord webhook not already routed to.
+    fn owner_route(&self, event: &Event, routed: &[Route]) -> Option<Route> {
+        let raw = event.owner_webhook.as_deref()?;
+        let owner = event.admin.as_ref().or(event.by.as_ref()).and_then(|a| a.username.clone()).unwrap_or_default();
+        let url = match WebhookUrl::parse_discord_only(raw) {
+            Ok(url) => url,
+            Err(err) => {
+                let first = self.refused_owners.lock().map(|mut seen| seen.insert(owner.clone())).unwrap_or(false);
+                if first {
+                    log::warn!(
+                        "admin {owner:?} has a discord_webhook that is not a Discord webhook URL ({err}); their \
+                         events are not delivered there"
+                    );
+                }
+                return None;
+            }
+        };
+        let already = routed.iter().any(|r| matches!(&r.destination.target, Target::Webhook(u) if *u == url))
+            || self.destinations.iter().any(|d| matches!(&d.target, Target::Webhook(u) if *u == url));
+        if already {
+            return None;
+        }
+        let mut hash = Sha256::new();
+        hash.update(url.execute_url(None).as_str().as_bytes());
+        let name = format!("{OWNER_PREFIX}{owner}:{}", &hex::encode(hash.finalize())[..12]);
+        let destination = Destination { thread_id: url.thread_id(), ..Destination::new(name, Target::Webhook(url)) };
+        Some(Route { destination: Arc::new(destination), mentions: Mentions::default() })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The routes file
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutesFile {
+    #[serde(default)]
+    mute: Vec<String>,
+    #[serde(default)]
+    panels: BTreeMap<String, PanelSpec>,
+    #[serde(default)]
+    destinations: BTreeMap<String, DestinationSpec>,
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PanelSpec {
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestinationSpec {
+    url: Option<String>,
+    url_file: Option<PathBuf>,
+    thread_id: Option<Id>,
+    username: Option<String>,
+    avatar_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    actions: Option<Vec<String>>,
+    panels: Option<Vec<String>>,
+    admins: Option<Vec<String>>,
+    min_used_percent: Option<f64>,
+    max_days_left: Option<i64>,
+    to: Vec<String>,
+    #[serde(default)]
+    mention_roles: Vec<Id>,
+    #[serde(default)]
+    mention_users: Vec<Id>,
+}
+
+/// A Discord id (snowflake), written as a number or, safer for 19-digit ids, as a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Number(i64),
+    Text(String),
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Number(n) => write!(f, "{n}"),
+            Id::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl Id {
+    /// A snowflake: a positive 64-bit number of at least 15 digits (ids from 2015 on).
+    fn snowflake(&self) -> Option<u64> {
+        let n = match self {
+            Id::Number(n) => u64::try_from(*n).ok()?,
+            Id::Text(s) => s.trim().parse().ok()?,
+        };
+        (n >= 100_000_000_000_000 && n < 1 << 63).then_some(n)
+    }
+}
+
+/// Whether `label` can name a panel (and its path `/webhook/<label>`).
+pub fn is_panel_label(label: &str) -> bool {
+    (1..=32).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Routes {
+    /// Reads and validates a routes file. `reserved` names destinations defined elsewhere
+    /// (`default`, when `DISCORD_WEBHOOK_URL` is set), which rules may use too. Every problem is
+    /// reported, each with where it is.
+    pub fn load(path: &Path, reserved: &[&str]) -> Result<Self, Vec<String>> {
+        let text =
+            std::fs::read_to_string(path).map_err(|err| vec![format!("cannot read {}: {err}", path.display())])?;
+        let file: RoutesFile = toml::from_str(&text).map_err(|err| {
+            let line = err.span().map(|span| crate::render::template::line_at(&text, span.start));
+            vec![match line {
+                Some(line) => format!("line {line}: {}", err.message().trim()),
+                None => err.message().trim().to_owned(),
+            }]
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut problems = Vec::new();
+        let routes = Self::validate(file, base, reserved, &mut problems);
+        if problems.is_empty() {
+            Ok(routes)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn validate(file: RoutesFile, base: &Path, reserved: &[&str], problems: &mut Vec<String>) -> Self {
+        let mut routes = Routes::default();
+        for action in &file.mute {
+            check_action(action, "mute", problems);
+        }
+        routes.mute = file.mute.into_iter().collect();
+        for (label, spec) in file.panels {
+            let at = format!("panels.{label}");
+            if !is_panel_label(&label) {
+                problems.push(format!("{at}: a panel label is 1 to 32 letters, digits, '_' or '-'"));
+            }
+            let secret = one_of(spec.secret, spec.secret_file.as_deref(), base, &at, "secret", problems)
+                .and_then(|value| Secret::parse(value).map_err(|e| problems.push(format!("{at}.secret {e}"))).ok());
+            routes.panels.extend(secret.map(|secret| (label, secret)));
+        }
+        for (name, spec) in file.destinations {
+            if let Some(destination) = destination(&name, spec, base, reserved, problems) {
+                routes.destinations.push(destination);
+            }
+        }
+        let known: Vec<&str> =
+            reserved.iter().copied().chain(routes.destinations.iter().map(|d| d.name.as_str())).collect();
+        let panels: Vec<&str> = routes.panels.iter().map(|(label, _)| label.as_str()).collect();
+        for (i, spec) in file.rules.into_iter().enumerate() {
+            routes.rules.push(rule(i, spec, &known, problems));
+        }
+        if routes.rules.is_empty() {
+            problems.push("there are no [[rules]], so nothing would be delivered".into());
+        }
+        for rule in &routes.rules {
+            for panel in rule.panels.iter().flatten().filter(|p| !panels.contains(&p.as_str())) {
+                log::debug!("routes: rule names panel {panel:?}, which has no secret in the routes file");
+            }
+        }
+        routes
+    }
+}
+
+fn check_action(action: &str, at: &str, problems: &mut Vec<String>) {
+    if !KNOWN_ACTIONS.contains(&action) {
+        problems.push(format!("{at}: unknown action {action:?} (known: {})", KNOWN_ACTIONS.join(", ")));
+    }
+}
+
+/// A value given inline or in a file (trailing newline removed), but not both.
+fn one_of(
+    inline: Option<String>,
+    file: Option<&Path>,
+    base: &Path,
+    at: &str,
+    key: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => problems.push(format!("{at}: set {key} or {key}_file, not both")),
+        (Some(value), None) => return Some(value),
+        (None, Some(file)) => match std::fs::read_to_string(base.join(file)) {
+            Ok(value) => return Some(value.trim_end_matches(['\n', '\r']).to_owned()),
+            Err(err) => problems.push(format!("{at}.{key}_file: cannot read {}: {err}", file.display())),
+        },
+        (None, None) => problems.push(format!("{at}: {key} (or {key}_file) is required")),
+    }
+    None
+}
+
+fn destination(
+    name: &str,
+    spec: DestinationSpec,
+    base: &Path,
+    reserved: &[&str],
+    problems: &mut Vec<String>,
+) -> Option<Destination> {
+    let at = format!("destinations.{name}");
+    if reserved.contains(&name) || name.starts_with(OWNER_PREFIX) || !is_panel_label(name) {
+        problems.push(format!(
+            "{at}: choose another name (1 to 32 letters, digits, '_' or '-'; not {})",
+            reserved.join(", ")
+        ));
+    }
+    let url = one_of(spec.url, spec.url_file.as_deref(), base, &at, "url", problems)?;
+    let url =
+        WebhookUrl::parse(&url).map_err(|e| problems.push(format!("{at}.url is not a usable webhook URL: {e}"))).ok();
+    let thread_id = spec.thread_id.as_ref().and_then(|id| {
+        let parsed = id.snowflake();
+        if parsed.is_none() {
+            problems.push(format!("{at}.thread_id: {id} is not a Discord id"));
+        }
+        parsed
+    });
+    if let Some(username) = &spec.username {
+        let lower = username.to_lowercase();
+        if !(1..=80).contains(&username.chars().count()) || lower.contains("discord") || lower.contains("clyde") {
+            problems.push(format!("{at}.username: 1 to 80 characters, without \"discord\" or \"clyde\""));
+        }
+    }
+    if let Some(avatar) = &spec.avatar_url {
+        if url::Url::parse(avatar).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+            problems.push(format!("{at}.avatar_url: {avatar:?} is not an http(s) URL"));
+        }
+    }
+    Some(Destination {
+        name: name.to_owned(),
+        target: Target::Webhook(url?),
+        thread_id,
+        username: spec.username,
+        avatar_url: spec.avatar_url,
+    })
+}
+
+fn rule(i: usize, spec: RuleSpec, known: &[&str], problems: &mut Vec<String>) -> Rule {
+    let at = format!("rules[{i}]");
+    for action in spec.actions.iter().flatten() {
+        check_action(action, &format!("{at}.actions"), problems);
+    }
+    if spec.to.is_empty() {
+        problems.push(format!("{at}.to: name at least one destination"));
+    }
+    for name in spec.to.iter().filter(|name| !known.contains(&name.as_str())) {
+        problems.push(format!("{at}.to: unknown destination {name:?} (known: {})", known.join(", ")));
+    }
+    let ids = |list: &[Id], key: &str, problems: &mut Vec<String>| -> BTreeSet<u64> {
+        list.iter()
+            .filter_map(|id| {
+                let parsed = id.snowflake();
+                if parsed.is_none() {
+                    problems.push(format!("{at}.{key}: {id} is not a Discord id"));
+                }
+                parsed
+            })
+            .collect()
+    };
+    let mentions = Mentions {
+        roles: ids(&spec.mention_roles, "mention_roles", problems),
+        users: ids(&spec.mention_users, "mention_users", problems),
+    };
+    let set = |list: Option<Vec<String>>| list.map(|items| items.into_iter().collect::<HashSet<_>>());
+    Rule {
+        actions: set(spec.actions),
+        panels: set(spec.panels),
+        admins: set(spec.admins),
+        min_used_percent: spec.min_used_percent,
+        max_days_left: spec.max_days_left,
+        to: spec.to,
+        mentions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::OffsetDateTime;
+
+    const ROLE: u64 = 123456789012345678;
+
+    fn routes(text: &str) -> Result<Routes, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routes.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(dir.path().join("eu.secret"), "from-a-file\n").unwrap();
+        Routes::load(&path, &[DEFAULT_DESTINATION])
+    }
+
+    fn event(value: serde_json::Value) -> Event {
+        Event::from_value(value, OffsetDateTime::now_utc(), value_panel()).unwrap()
+    }
+
+    fn value_panel() -> Option<&'static str> {
+        Some("eu1")
+    }
+
+    const FILE: &str = r#"
+mute = ["user_updated"]
+
+[panels.eu1]
+secret_file = "eu.secret"
+
+[destinations.alerts]
+url = "https://discord.com/api/webhooks/1/aaa"
+thread_id = "223456789012345678"
+username = "Panel alerts"
+
+[[rules]]
+to = ["default"]
+
+[[rules]]
+actions = ["user_limited", "reached_usage_percent"]
+min_used_percent = 90
+to = ["alerts"]
+mention_roles = ["123456789012345678"]
+
+[[rules]]
+actions = ["user_limited"]
+to = ["alerts"]
+mention_users = [323456789012345678]
+"#;
+
+    fn router() -> Router {
+        let routes = routes(FILE).unwrap();
+        let default = Destination::new(DEFAULT_DESTINATION, Target::DryRun);
+        Router::new(vec![default], Some(&routes), false)
+    }
+
+    fn names(routes: &[Route]) -> Vec<&str> {
+        routes.iter().map(|r| r.destination.name.as_str()).collect()
+    }
+
+    #[test]
+    fn reads_a_routes_file() {
+        let routes = routes(FILE).unwrap();
+        assert_eq!(routes.panels[0].0, "eu1");
+        assert_eq!(routes.panels[0].1.expose(), "from-a-file");
+        assert_eq!(routes.destinations[0].thread_id, Some(223456789012345678));
+        assert_eq!(routes.destinations[0].username.as_deref(), Some("Panel alerts"));
+        assert_eq!(routes.rules.len(), 3);
+    }
+
+    #[test]
+    fn routes_by_action_and_condition_with_mentions() {
+        let router = router();
+        let limited = router.route(&event(json!({"action": "user_limited", "used_percent": null})));
+        assert_eq!(names(&limited), ["alerts", "default"]);
+        // The percent condition fails for user_limited, so only the second rule's user mention.
+        assert!(limited[0].mentions.roles.is_empty());
+        assert_eq!(limited[0].mentions.users.iter().copied().collect::<Vec<_>>(), [323456789012345678]);
+
+        let warning = router.route(&event(json!({"action": "reached_usage_percent", "used_percent": 92.5})));
+        assert_eq!(names(&warning), ["alerts", "default"]);
+        assert_eq!(warning[0].mentions.roles.iter().copied().collect::<Vec<_>>(), [ROLE]);
+        let mild = router.route(&event(json!({"action": "reached_usage_percent", "used_percent": 75.0})));
+        assert_eq!(names(&mild), ["default"]);
+    }
+
+    #[test]
+    fn mutes_actions_everywhere() {
+        assert!(router().route(&event(json!({"action": "user_updated"}))).is_empty());
+    }
+
+    #[test]
+    fn filters_by_panel_and_owning_admin() {
+        let text = r#"
+[[rules]]
+panels = ["eu1"]
+admins = ["reseller1"]
+to = ["default"]
+"#;
+        let routes = routes(text).unwrap();
+        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&routes), false);
+        let owned = json!({"action": "user_created", "user": {"admin": {"username": "reseller1"}}});
+        assert_eq!(names(&router.route(&event(owned))), ["default"]);
+        let other = json!({"action": "user_created", "user": {"admin": {"username": "reseller2"}}});
+        assert!(router.route(&event(other)).is_empty());
+    }
+
+    #[test]
+    fn reports_every_problem_with_where_it_is() {
+        let text = r#"
+mute = ["user_explode"]
+
+[destinations.alerts]
+url = "https://discord.com/webhooks/1/aaa"
+thread_id = "12"
+
+[destinations.default]
+url = "https://discord.com/api/webhooks/2/bbb"
+
+[[rules]]
+actions = ["user_expird"]
+to = ["alrets"]
+mention_roles = [5]
+"#;
+        let problems = routes(text).unwrap_err();
+        let expected = [
+            "mute: unknown action \"user_explode\"",
+            "destinations.alerts.url is not a usable webhook URL: must have a path",
+            "destinations.alerts.thread_id: \"12\" is not a Discord id",
+            "destinations.default: choose another name",
+            "rules[0].actions: unknown action \"user_expird\"",
+            "rules[0].to: unknown destination \"alrets\"",
+            "rules[0].mention_roles: 5 is not a Discord id",
+        ];
+        for expected in expected {
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected} not in {problems:#?}");
+        }
+        let problems = routes("[[rules]]\nto = [\"default\"]\nwhen = 1\n").unwrap_err();
+        assert!(problems[0].starts_with("line 3:"), "{problems:?}");
+        let problems = routes("mute = []\n").unwrap_err();
+        assert!(problems[0].contains("no [[rules]]"), "{problems:?}");
+    }
+
+    #[test]
+    fn delivers_to_the_owning_admins_discord_webhook_only() {
+        let router = Router::single(Target::DryRun);
+        let router = Router { owner_delivery: true, ..router };
+        let owned = |url: &str| {
+            event(json!({"action": "user_created", "user": {"admin": {"username": "res", "discord_webhook": url}}}))
+        };
+        let routes = router.route(&owned("https://discord.com/api/webhooks/9/tok"));
+        assert_eq!(routes.len(), 2);
+        assert!(routes[1].destination.name.starts_with("owner:res:"));
+        for bad in ["https://evil.example/api/webhooks/9/tok", "http://127.0.0.1:9/api/webhooks/9/tok", "nonsense"] {
+            assert_eq!(names(&router.route(&owned(bad))), ["default"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn writes_mentions_as_discord_does() {
+        let mentions = Mentions { roles: BTreeSet::from([2, 1]), users: BTreeSet::from([3]) };
+        assert_eq!(mentions.to_content(), "<@&1> <@&2> <@3>");
     }
 }

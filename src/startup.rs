@@ -10,12 +10,13 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::deliver::Delivery;
-use crate::discord;
-use crate::ingest::{self, State};
+use crate::deliver::{Delivery, Services};
+use crate::discord::{self, WebhookUrl};
+use crate::ingest::{self, Auth, RootAuth, State};
+use crate::metrics::{Health, Metrics};
 use crate::outbox::Outbox;
 use crate::render::Templates;
-use crate::routing::{Router, Target};
+use crate::routing::{Destination, Router, Target, DEFAULT_DESTINATION, OWNER_PREFIX};
 
 /// How long in-flight requests get to finish at shutdown.
 const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
@@ -41,22 +42,30 @@ impl Application {
         let port = listener.local_addr()?.port();
         let outbox = Outbox::open(&config.data_dir).context("cannot open the outbox (DATA_DIR)")?;
         let templates = Arc::new(load_templates(&config));
-        let router = Router::single(match &config.discord_webhook_url {
-            Some(url) => Target::Webhook(url.clone()),
-            None => Target::DryRun,
-        });
+        let router = Arc::new(router(&config));
         announce(&config, &outbox, &router).await;
+        let stored = stored_destinations(&outbox).await;
 
-        let client = discord::Client::new(config.delivery.timeouts).context("cannot build the HTTP client")?;
-        let delivery =
-            Delivery::start(&router, &outbox, &client, &templates, config.delivery.clone(), config.delivered_retention);
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::default());
+        let services = Services {
+            outbox: outbox.clone(),
+            client: discord::Client::new(config.delivery.timeouts).context("cannot build the HTTP client")?,
+            templates: templates.clone(),
+            settings: Arc::new(config.delivery.clone()),
+            metrics: metrics.clone(),
+            health: health.clone(),
+        };
+        let delivery = Delivery::start(&router, stored, services, config.delivered_retention);
         let state = web::Data::new(State {
-            secret: config.webhook_secret.clone(),
+            auth: auth(&config),
             templates: templates.clone(),
             panel_name: config.panel_name.clone(),
             router,
             outbox,
-            waker: delivery.waker(),
+            dispatch: delivery.dispatch(),
+            metrics,
+            health,
             max_body_bytes: config.max_body_bytes,
             dedup_window: config.dedup_window,
         });
@@ -102,6 +111,47 @@ impl Application {
     }
 }
 
+/// `default` (from `DISCORD_WEBHOOK_URL`, or the dry-run log when nothing else is configured) and
+/// the routes file's destinations and rules.
+pub fn router(config: &Config) -> Router {
+    let default = match &config.discord_webhook_url {
+        Some(url) => Some(Target::Webhook(url.clone())),
+        None if config.is_dry_run() => Some(Target::DryRun),
+        None => None,
+    };
+    let destinations = default.map(|target| Destination::new(DEFAULT_DESTINATION, target)).into_iter().collect();
+    Router::new(destinations, config.routes.as_ref(), config.deliver_to_owner_admin)
+}
+
+fn auth(config: &Config) -> Auth {
+    let root = match &config.webhook_secret {
+        Some(secret) => RootAuth::Secret(secret.clone()),
+        None if !config.panels.is_empty() && !config.allow_no_secret => RootAuth::Closed,
+        None => RootAuth::Open,
+    };
+    Auth { root, panels: config.panels.iter().cloned().collect() }
+}
+
+/// Owner admins' webhooks that still have pending rows, to deliver them after a restart.
+async fn stored_destinations(outbox: &Outbox) -> Vec<Destination> {
+    let stored = outbox.stored_destinations().await.unwrap_or_else(|err| {
+        log::error!("cannot read the remembered destinations: {err}");
+        Vec::new()
+    });
+    stored
+        .into_iter()
+        .filter_map(|stored| match WebhookUrl::parse_discord_only(&stored.url) {
+            Ok(url) => {
+                Some(Destination { thread_id: stored.thread_id, ..Destination::new(stored.name, Target::Webhook(url)) })
+            }
+            Err(err) => {
+                log::error!("destination {} has an unusable stored URL ({err}); its rows stay pending", stored.name);
+                None
+            }
+        })
+        .collect()
+}
+
 fn load_templates(config: &Config) -> Templates {
     let (templates, problems, overrides) = Templates::load(config.templates_dir.clone(), config.template_lang);
     for problem in &problems {
@@ -117,21 +167,35 @@ fn load_templates(config: &Config) -> Templates {
 
 async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
     for destination in router.destinations() {
+        let name = &destination.name;
         match &destination.target {
             Target::DryRun => log::warn!(
-                "DISCORD_WEBHOOK_URL is not set: running dry. Events are accepted, stored and logged as the Discord \
-                 messages they would be; nothing is delivered"
+                "no DISCORD_WEBHOOK_URL and no routes: running dry. Events are accepted, stored and logged as the \
+                 Discord messages they would be; nothing is delivered"
             ),
-            Target::Webhook(url) if url.is_discord_host() => log::info!("delivering to {url}"),
-            Target::Webhook(url) => log::warn!("delivering to {url}: {} is not Discord's own host", url.host()),
+            Target::Webhook(url) if url.is_discord_host() => log::info!("destination {name}: {url}"),
+            Target::Webhook(url) => log::warn!("destination {name}: {url} ({} is not Discord's own host)", url.host()),
         }
     }
-    if config.webhook_secret.is_none() {
-        log::warn!("WEBHOOK_SECRET is not set: every request is accepted without a secret");
+    match (&config.webhook_secret, config.panels.is_empty()) {
+        (Some(_), _) => {}
+        (None, true) => log::warn!("WEBHOOK_SECRET is not set: every request is accepted without a secret"),
+        (None, false) if config.allow_no_secret => {
+            log::warn!("WEBHOOK_SECRET is not set: POST / accepts every request without a secret")
+        }
+        (None, false) => log::info!("WEBHOOK_SECRET is not set: only the panels' own paths take events"),
+    }
+    for (label, _) in &config.panels {
+        log::info!("panel {label}: POST /webhook/{label}");
+    }
+    if config.deliver_to_owner_admin {
+        log::info!("events also go to the Discord webhook of the admin who owns the user");
     }
     if let Ok(pending) = outbox.pending_destinations().await {
         let known: Vec<&str> = router.destinations().iter().map(|d| d.name.as_str()).collect();
-        for name in pending.iter().filter(|name| !known.contains(&name.as_str())) {
+        let forgotten =
+            pending.iter().filter(|name| !known.contains(&name.as_str()) && !name.starts_with(OWNER_PREFIX));
+        for name in forgotten {
             log::warn!(
                 "the outbox has pending rows for destination {name:?}, which is no longer configured; they are kept"
             );

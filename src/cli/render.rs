@@ -7,10 +7,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use time::OffsetDateTime;
 
+use std::sync::Arc;
+
 use crate::config::Config;
-use crate::deliver::{build_message, fitting_parts};
+use crate::deliver::{build_message, fitting_parts, mention_chars};
 use crate::event::parse_batch;
-use crate::render::{samples, Part, Renderer};
+use crate::render::{limits, samples, Part, Renderer};
+use crate::routing::{Destination, Mentions};
+use crate::startup;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -54,13 +58,35 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             batch.events
         }
     };
-    let parts: Vec<Part> = events.iter().map(|event| loaded.renderer.render(event)).collect();
-    let mut rest = parts.as_slice();
-    while !rest.is_empty() {
-        let count = fitting_parts(rest, usize::MAX);
-        let message = build_message(&rest[..count]);
-        println!("{}", serde_json::to_string_pretty(&message)?);
-        rest = &rest[count..];
+    // As ingest and delivery would: route each event, render it once, pack per destination.
+    let router = startup::router(&config);
+    let mut queues: Vec<(Arc<Destination>, Vec<(Part, Mentions)>)> = Vec::new();
+    for event in &events {
+        let part = loaded.renderer.render(event);
+        for route in router.route(event) {
+            let queue = match queues.iter().position(|(d, _)| d.name == route.destination.name) {
+                Some(i) => &mut queues[i].1,
+                None => {
+                    queues.push((route.destination.clone(), Vec::new()));
+                    &mut queues.last_mut().expect("just pushed").1
+                }
+            };
+            queue.push((part.clone(), route.mentions));
+        }
+    }
+    for (destination, queue) in &queues {
+        let mut rest = queue.as_slice();
+        while !rest.is_empty() {
+            let mut mentions = Mentions::default();
+            rest.iter().take(limits::EMBEDS_PER_MESSAGE).for_each(|(_, m)| mentions.extend(m));
+            let count = fitting_parts(rest.iter().map(|(part, _)| part), usize::MAX, mention_chars(&mentions));
+            let mut mentions = Mentions::default();
+            rest[..count].iter().for_each(|(_, m)| mentions.extend(m));
+            let message = build_message(rest[..count].iter().map(|(part, _)| part), &mentions, destination);
+            eprintln!("# to destination {}", destination.name);
+            println!("{}", serde_json::to_string_pretty(&message)?);
+            rest = &rest[count..];
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -20,7 +20,7 @@
 mod pack;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -28,12 +28,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use pack::{build_message, digest_chunks, digest_members, fitting_parts, DIGEST_EMBED_BUDGET};
+pub use pack::{build_message, digest_chunks, digest_members, fitting_parts, mention_chars, DIGEST_EMBED_BUDGET};
 
 use crate::discord::{self, Outcome, RateLimit, Scope};
+use crate::metrics::{self, Health, Metrics};
 use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part, Templates};
-use crate::routing::{Destination, Router, Target};
+use crate::routing::{Destination, Mentions, Router, Target};
 
 /// How many pending rows are looked at to find a burst for a digest.
 const DIGEST_LOOKAHEAD: usize = 2000;
@@ -111,6 +112,17 @@ pub enum Step {
     Paused,
 }
 
+/// What every delivery task shares.
+#[derive(Clone)]
+pub struct Services {
+    pub outbox: Outbox,
+    pub client: discord::Client,
+    pub templates: Arc<Templates>,
+    pub settings: Arc<DeliverySettings>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
 /// Delivers one destination's rows.
 pub struct Worker {
     destination: Arc<Destination>,
@@ -118,6 +130,10 @@ pub struct Worker {
     client: discord::Client,
     templates: Arc<Templates>,
     settings: Arc<DeliverySettings>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    /// Labels of this destination's metrics.
+    labels: metrics::Labels,
     wake: Arc<Notify>,
     /// Consecutive transient failures of the head of the queue.
     failures: usize,
@@ -137,20 +153,17 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(
-        destination: Arc<Destination>,
-        outbox: Outbox,
-        client: discord::Client,
-        templates: Arc<Templates>,
-        settings: Arc<DeliverySettings>,
-        wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(destination: Arc<Destination>, services: Services, wake: Arc<Notify>) -> Self {
+        let Services { outbox, client, templates, settings, metrics, health } = services;
         Self {
+            labels: metrics::destination(&destination.name),
             destination,
             outbox,
             client,
             templates,
             settings,
+            metrics,
+            health,
             wake,
             failures: 0,
             not_before: None,
@@ -189,11 +202,13 @@ impl Worker {
             return Ok(Step::Progress);
         }
         let max_parts = if isolating { 1 } else { limits::EMBEDS_PER_MESSAGE };
-        let count = fitting_parts(parts.iter().map(|(_, part)| part), max_parts);
+        let mut mentions = Mentions::default();
+        parts.iter().take(max_parts).for_each(|(row, _)| mentions.extend(&row.mentions));
+        let count = fitting_parts(parts.iter().map(|(_, part)| part), max_parts, mention_chars(&mentions));
         let (rows, parts): (Vec<RowMeta>, Vec<Part>) =
             parts.into_iter().take(count).map(|(row, part)| (meta(&row), part)).unzip();
-        let outcome = self.send(&parts).await;
-        self.settle(&rows, outcome, Sent::Embeds).await
+        let outcome = self.send(&parts, &union_of_mentions(&rows)).await;
+        self.settle(&rows, parts.len(), outcome, Sent::Embeds).await
     }
 
     /// How long to wait before the next request, if at all: a backoff or rate-limit wait, or the
@@ -233,8 +248,8 @@ impl Worker {
         };
         let (rows, parts) = self.render_digest(&digest_chunks(&members, DIGEST_EMBED_BUDGET));
         log::info!("{}: sending {} {} events as a digest", self.destination.name, rows.len(), rows[0].action);
-        let outcome = self.send(&parts).await;
-        self.settle(&rows, outcome, Sent::Digest).await.map(Some)
+        let outcome = self.send(&parts, &union_of_mentions(&rows)).await;
+        self.settle(&rows, parts.len(), outcome, Sent::Digest).await.map(Some)
     }
 
     /// Renders as many digest chunks as fit in one message; returns their rows and embeds.
@@ -251,7 +266,9 @@ impl Worker {
         };
         let mut taken = chunks.len().min(limits::EMBEDS_PER_MESSAGE);
         let mut parts = render(&chunks[..taken]);
-        let fitting = fitting_parts(&parts, taken);
+        let mut mentions = Mentions::default();
+        chunks[..taken].iter().flatten().for_each(|row| mentions.extend(&row.mentions));
+        let fitting = fitting_parts(&parts, taken, mention_chars(&mentions));
         if fitting < taken {
             taken = fitting;
             parts = render(&chunks[..taken]);
@@ -260,8 +277,8 @@ impl Worker {
         (rows, parts)
     }
 
-    async fn send(&mut self, parts: &[Part]) -> Outcome {
-        let message = build_message(parts);
+    async fn send(&mut self, parts: &[Part], mentions: &Mentions) -> Outcome {
+        let message = build_message(parts, mentions, &self.destination);
         let outcome = match &self.destination.target {
             Target::DryRun => {
                 let body = serde_json::to_string(&message).unwrap_or_default();
@@ -269,11 +286,21 @@ impl Worker {
                 Outcome::Delivered
             }
             Target::Webhook(url) => {
-                let reply = self.client.execute(url, None, &message).await;
+                let reply = self.client.execute(url, self.destination.thread_id, &message).await;
                 self.pace(&reply.rate_limit);
                 reply.outcome
             }
         };
+        let class = match &outcome {
+            Outcome::Delivered => "2xx",
+            Outcome::RateLimited { .. } => "429",
+            Outcome::Rejected { .. } | Outcome::Gone { .. } => "4xx",
+            Outcome::Transient { detail } if detail.starts_with("HTTP ") => "5xx",
+            Outcome::Transient { .. } => "error",
+        };
+        let mut labels = self.labels.clone();
+        labels.push(("class", class.to_owned()));
+        self.metrics.discord_responses.get_or_create(&labels).inc();
         if outcome == Outcome::Delivered {
             self.sent.push_back(Instant::now());
         }
@@ -293,14 +320,27 @@ impl Worker {
         self.not_before = Some(self.not_before.map_or(at, |current| current.max(at)));
     }
 
-    async fn settle(&mut self, rows: &[RowMeta], outcome: Outcome, sent: Sent) -> Result<Step, OutboxError> {
+    async fn settle(
+        &mut self,
+        rows: &[RowMeta],
+        embeds: usize,
+        outcome: Outcome,
+        sent: Sent,
+    ) -> Result<Step, OutboxError> {
         let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
         let name = &self.destination.name;
+        if let Outcome::RateLimited { retry_after, scope } = &outcome {
+            let scope = if retry_after.is_none() { "ban" } else { scope.label() };
+            let mut labels = self.labels.clone();
+            labels.push(("scope", scope.to_owned()));
+            self.metrics.rate_limited.get_or_create(&labels).inc();
+        }
         match outcome {
             Outcome::Delivered => {
                 self.failures = 0;
                 self.digesting = (sent == Sent::Digest).then(|| rows[0].action.clone());
                 self.outbox.mark_delivered(ids).await?;
+                self.count_delivered(rows, embeds);
                 Ok(Step::Progress)
             }
             Outcome::RateLimited { retry_after: Some(wait), scope } => {
@@ -347,6 +387,7 @@ impl Worker {
                 );
                 self.failures = 0;
                 self.outbox.mark_dead(ids, detail).await?;
+                self.metrics.dead_letters.get_or_create(&self.labels).inc();
                 Ok(Step::Progress)
             }
             Outcome::Gone { status, detail } => {
@@ -356,6 +397,7 @@ impl Worker {
                     "{name}: {reason}. Nothing more is sent to it; its pending rows are kept. Fix the webhook URL and \
                      restart the relay"
                 );
+                self.health.pause(name, &reason);
                 self.paused = Some(reason);
                 Ok(Step::Paused)
             }
@@ -376,11 +418,13 @@ impl Worker {
             );
             let reason = format!("gave up after {:?} of retries: {detail}", self.settings.retry_max_age);
             self.outbox.mark_dead(expired.iter().map(|r| r.id).collect(), reason).await?;
+            self.metrics.dead_letters.get_or_create(&self.labels).inc_by(expired.len() as u64);
         }
         if retry.is_empty() {
             return Ok(Step::Progress);
         }
         self.outbox.record_attempt(retry.iter().map(|r| r.id).collect(), detail.clone()).await?;
+        self.metrics.retries.get_or_create(&self.labels).inc();
         let wait = self.settings.backoff(self.failures);
         log::warn!(
             "{}: delivery failed ({detail}); attempt {}, retrying in {wait:?}",
@@ -389,6 +433,17 @@ impl Worker {
         );
         self.delay(wait);
         Ok(Step::Wait(wait))
+    }
+
+    fn count_delivered(&self, rows: &[RowMeta], embeds: usize) {
+        self.metrics.messages_delivered.get_or_create(&self.labels).inc();
+        self.metrics.embeds_delivered.get_or_create(&self.labels).inc_by(embeds as u64);
+        self.metrics.events_delivered.get_or_create(&self.labels).inc_by(rows.len() as u64);
+        let now = now_ms();
+        let latency = self.metrics.delivery_latency.get_or_create(&self.labels);
+        for row in rows {
+            latency.observe((now - row.received_at_ms).max(0) as f64 / 1000.0);
+        }
     }
 
     /// Delivers until `shutdown` is cancelled. The request in flight then gets
@@ -452,7 +507,14 @@ fn meta(row: &Row) -> RowMeta {
         username: row.username.clone(),
         panel: row.panel.clone(),
         received_at_ms: row.received_at_ms,
+        mentions: row.mentions.clone(),
     }
+}
+
+fn union_of_mentions(rows: &[RowMeta]) -> Mentions {
+    let mut mentions = Mentions::default();
+    rows.iter().for_each(|row| mentions.extend(&row.mentions));
+    mentions
 }
 
 /// The context of one digest embed.
@@ -493,67 +555,76 @@ fn decode(rows: Vec<Row>) -> (Vec<(Row, Part)>, Vec<i64>) {
 
 /// The running delivery tasks, one per destination, and the hourly pruning of delivered rows.
 pub struct Delivery {
-    waker: Waker,
-    tasks: Vec<JoinHandle<()>>,
+    dispatch: Dispatch,
+}
+
+/// Starts and wakes destination tasks. Cheap to clone. A destination named for the first time (an
+/// owner admin's webhook) gets its task then.
+#[derive(Clone)]
+pub struct Dispatch {
+    inner: Arc<DispatchInner>,
+}
+
+struct DispatchInner {
+    services: Services,
+    wakes: Mutex<HashMap<String, Arc<Notify>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     shutdown: CancellationToken,
 }
 
-/// Wakes destination tasks when new rows are stored. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct Waker {
-    wakes: Arc<HashMap<String, Arc<Notify>>>,
-}
-
-impl Waker {
-    /// Tells a destination's task that new rows are waiting.
-    pub fn wake(&self, destination: &str) {
-        if let Some(wake) = self.wakes.get(destination) {
+impl Dispatch {
+    /// Tells `destination`'s task that new rows are waiting, starting the task if it has none.
+    pub fn wake(&self, destination: &Arc<Destination>) {
+        let inner = &self.inner;
+        let Ok(mut wakes) = inner.wakes.lock() else { return };
+        if let Some(wake) = wakes.get(&destination.name) {
             wake.notify_one();
+            return;
+        }
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        let wake = Arc::new(Notify::new());
+        let worker = Worker::new(destination.clone(), inner.services.clone(), wake.clone());
+        let task = tokio::spawn(worker.run(inner.shutdown.child_token()));
+        wakes.insert(destination.name.clone(), wake);
+        if let Ok(mut tasks) = inner.tasks.lock() {
+            tasks.push(task);
         }
     }
 }
 
 impl Delivery {
-    /// Starts a task for every destination of `router`, and one that deletes delivered rows older
-    /// than `retention`.
-    pub fn start(
-        router: &Router,
-        outbox: &Outbox,
-        client: &discord::Client,
-        templates: &Arc<Templates>,
-        settings: DeliverySettings,
-        retention: Duration,
-    ) -> Self {
-        let settings = Arc::new(settings);
+    /// Starts a task for every destination of `router` and for `stored` ones (owner admins' webhooks
+    /// with rows still pending), and one that deletes delivered rows older than `retention`.
+    pub fn start(router: &Router, stored: Vec<Destination>, services: Services, retention: Duration) -> Self {
         let shutdown = CancellationToken::new();
-        let mut wakes = HashMap::new();
-        let mut tasks = Vec::new();
-        for destination in router.destinations() {
-            let wake = Arc::new(Notify::new());
-            let worker = Worker::new(
-                destination.clone(),
-                outbox.clone(),
-                client.clone(),
-                templates.clone(),
-                settings.clone(),
-                wake.clone(),
-            );
-            tasks.push(tokio::spawn(worker.run(shutdown.child_token())));
-            wakes.insert(destination.name.clone(), wake);
+        let prune = tokio::spawn(prune(services.outbox.clone(), retention, shutdown.child_token()));
+        let dispatch = Dispatch {
+            inner: Arc::new(DispatchInner {
+                services,
+                wakes: Mutex::new(HashMap::new()),
+                tasks: Mutex::new(vec![prune]),
+                shutdown,
+            }),
+        };
+        for destination in router.destinations().iter().cloned().chain(stored.into_iter().map(Arc::new)) {
+            dispatch.wake(&destination);
         }
-        tasks.push(tokio::spawn(prune(outbox.clone(), retention, shutdown.child_token())));
-        Self { waker: Waker { wakes: Arc::new(wakes) }, tasks, shutdown }
+        Self { dispatch }
     }
 
-    /// A handle that wakes these tasks.
-    pub fn waker(&self) -> Waker {
-        self.waker.clone()
+    /// A handle that wakes (and starts) destination tasks.
+    pub fn dispatch(&self) -> Dispatch {
+        self.dispatch.clone()
     }
 
     /// Stops every task and waits for them.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        for task in self.tasks {
+        let inner = &self.dispatch.inner;
+        inner.shutdown.cancel();
+        let tasks = inner.tasks.lock().map(|mut tasks| std::mem::take(&mut *tasks)).unwrap_or_default();
+        for task in tasks {
             let _ = task.await;
         }
     }

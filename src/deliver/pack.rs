@@ -5,19 +5,23 @@ use std::collections::HashSet;
 
 use serenity::builder::{CreateAllowedMentions, CreateEmbed, ExecuteWebhook};
 
+use serenity::model::id::{RoleId, UserId};
+
 use crate::outbox::RowMeta;
 use crate::render::filters::escape_markdown;
 use crate::render::{limits, Part};
+use crate::routing::{Destination, Mentions};
 
 /// Characters of (escaped) usernames listed in one digest embed: two such embeds and their titles
 /// fit one message's 6000.
 pub const DIGEST_EMBED_BUDGET: usize = 2800;
 
 /// How many of the leading `parts` fit in one message: at most `max_parts` (and 10) embeds, 6000
-/// embed characters and 2000 content characters. Always at least one: each part fits alone.
-pub fn fitting_parts<'a>(parts: impl IntoIterator<Item = &'a Part>, max_parts: usize) -> usize {
+/// embed characters and 2000 content characters, of which `reserved` are taken (by mentions).
+/// Always at least one: each part fits alone.
+pub fn fitting_parts<'a>(parts: impl IntoIterator<Item = &'a Part>, max_parts: usize, reserved: usize) -> usize {
     let max_parts = max_parts.clamp(1, limits::EMBEDS_PER_MESSAGE);
-    let (mut count, mut embed_chars, mut content_chars) = (0, 0, 0);
+    let (mut count, mut embed_chars, mut content_chars) = (0, 0, reserved);
     for part in parts.into_iter().take(max_parts) {
         let separator = usize::from(content_chars > 0 && part.content.is_some());
         let next_embed = embed_chars + part.embed_chars();
@@ -30,20 +34,45 @@ pub fn fitting_parts<'a>(parts: impl IntoIterator<Item = &'a Part>, max_parts: u
     count.max(1)
 }
 
-/// The Discord message for `parts`. It never lets anything ping: `allowed_mentions` is always
-/// present and empty.
-pub fn build_message<'a>(parts: impl IntoIterator<Item = &'a Part>) -> ExecuteWebhook {
+/// The Discord message for `parts`, shown as `destination` says, pinging `mentions` (written on
+/// the content's first line) and nobody else: `allowed_mentions` is always present and lists
+/// exactly those ids, so no text from the panel can ever ping.
+pub fn build_message<'a>(
+    parts: impl IntoIterator<Item = &'a Part>,
+    mentions: &Mentions,
+    destination: &Destination,
+) -> ExecuteWebhook {
     let mut embeds = Vec::new();
     let mut contents = Vec::new();
+    if !mentions.is_empty() {
+        contents.push(mentions.to_content());
+    }
     for part in parts {
         embeds.push(CreateEmbed::from(part.embed.clone()));
-        contents.extend(part.content.as_deref());
+        contents.extend(part.content.clone());
     }
-    let message = ExecuteWebhook::new().embeds(embeds).allowed_mentions(CreateAllowedMentions::new());
-    if contents.is_empty() {
-        message
+    let allowed = CreateAllowedMentions::new()
+        .roles(mentions.roles.iter().copied().map(RoleId::new))
+        .users(mentions.users.iter().copied().map(UserId::new));
+    let mut message = ExecuteWebhook::new().embeds(embeds).allowed_mentions(allowed);
+    if !contents.is_empty() {
+        message = message.content(contents.join("\n"));
+    }
+    if let Some(username) = &destination.username {
+        message = message.username(username);
+    }
+    if let Some(avatar_url) = &destination.avatar_url {
+        message = message.avatar_url(avatar_url);
+    }
+    message
+}
+
+/// The characters `mentions` take of a message's content, with their line break.
+pub fn mention_chars(mentions: &Mentions) -> usize {
+    if mentions.is_empty() {
+        0
     } else {
-        message.content(contents.join("\n"))
+        limits::chars(&mentions.to_content()) + 1
     }
 }
 
@@ -91,6 +120,7 @@ pub fn digest_chunks<'a>(members: &[&'a RowMeta], budget: usize) -> Vec<Vec<&'a 
 mod tests {
     use super::*;
     use crate::render::Draft;
+    use crate::routing::Target;
 
     fn part(description_chars: usize, content: Option<&str>) -> Part {
         let mut draft = Draft {
@@ -104,25 +134,32 @@ mod tests {
     }
 
     fn meta(id: i64, action: &str, username: &str) -> RowMeta {
-        RowMeta { id, action: action.into(), username: username.into(), panel: None, received_at_ms: 0 }
+        RowMeta {
+            id,
+            action: action.into(),
+            username: username.into(),
+            panel: None,
+            received_at_ms: 0,
+            mentions: Mentions::default(),
+        }
     }
 
     #[test]
     fn packs_up_to_ten_embeds() {
         let parts: Vec<Part> = (0..12).map(|_| part(10, None)).collect();
-        assert_eq!(fitting_parts(&parts, 10), 10);
-        assert_eq!(fitting_parts(&parts, 1), 1);
+        assert_eq!(fitting_parts(&parts, 10, 0), 10);
+        assert_eq!(fitting_parts(&parts, 1, 0), 1);
     }
 
     #[test]
     fn packs_up_to_6000_characters() {
         // Each embed is 1 + 1999 = 2000 characters: three fit exactly, a fourth does not.
         let parts: Vec<Part> = (0..5).map(|_| part(1999, None)).collect();
-        assert_eq!(fitting_parts(&parts, 10), 3);
+        assert_eq!(fitting_parts(&parts, 10, 0), 3);
         let parts: Vec<Part> = (0..5).map(|_| part(2000, None)).collect();
-        assert_eq!(fitting_parts(&parts, 10), 2);
+        assert_eq!(fitting_parts(&parts, 10, 0), 2);
         let parts = vec![part(4096, None), part(4096, None)];
-        assert_eq!(fitting_parts(&parts, 10), 1);
+        assert_eq!(fitting_parts(&parts, 10, 0), 1);
     }
 
     #[test]
@@ -130,16 +167,35 @@ mod tests {
         let content = "c".repeat(1000);
         let parts: Vec<Part> = (0..3).map(|_| part(1, Some(&content))).collect();
         // 1000 + 1 (newline) + 1000 > 2000.
-        assert_eq!(fitting_parts(&parts, 10), 1);
+        assert_eq!(fitting_parts(&parts, 10, 0), 1);
     }
 
     #[test]
-    fn messages_never_allow_mentions() {
+    fn messages_allow_exactly_the_configured_mentions() {
+        let destination = Destination::new("d", Target::DryRun);
         let parts = vec![part(5, Some("<@&1> @everyone"))];
-        let body = serde_json::to_value(build_message(&parts)).unwrap();
-        assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
+        let body = serde_json::to_value(build_message(&parts, &Mentions::default(), &destination)).unwrap();
+        assert_eq!(body["allowed_mentions"], serde_json::json!({"parse": [], "users": [], "roles": []}));
         assert_eq!(body["content"], "<@&1> @everyone");
         assert_eq!(body["embeds"].as_array().unwrap().len(), 1);
+
+        let mentions = Mentions { roles: [123456789012345678].into(), users: [223456789012345678].into() };
+        let display = Destination { username: Some("Panel".into()), ..destination };
+        let body = serde_json::to_value(build_message(&parts, &mentions, &display)).unwrap();
+        assert_eq!(
+            body["allowed_mentions"],
+            serde_json::json!({"parse": [], "users": ["223456789012345678"], "roles": ["123456789012345678"]})
+        );
+        assert_eq!(body["content"], "<@&123456789012345678> <@223456789012345678>\n<@&1> @everyone");
+        assert_eq!(body["username"], "Panel");
+        assert_eq!(fitting_parts(&[part(1, Some(&"c".repeat(1990)))], 10, mention_chars(&mentions)), 1);
+    }
+
+    #[test]
+    fn mentions_take_their_room_in_the_content() {
+        let parts: Vec<Part> = (0..2).map(|_| part(1, Some(&"c".repeat(990)))).collect();
+        assert_eq!(fitting_parts(&parts, 10, 0), 2);
+        assert_eq!(fitting_parts(&parts, 10, 30), 1);
     }
 
     #[test]

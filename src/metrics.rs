@@ -1,0 +1,171 @@
+//! Metrics in the Prometheus / OpenMetrics text format (prometheus-client), served at `/metrics`,
+//! and the shared health state behind `/readyz`.
+//!
+//! Counters are updated where things happen (ingest, delivery); the outbox gauges (pending rows,
+//! oldest pending age) are read from the outbox when scraped.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::outbox::{now_ms, DestinationStats};
+
+/// Label sets are small `(name, value)` lists.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// Seconds from an event's arrival to Discord having it.
+const LATENCY_BUCKETS: [f64; 13] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0];
+
+/// Every metric the relay exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Elements of request bodies, by panel.
+    pub events_received: Family<Labels, Counter>,
+    /// Events stored, by action and panel.
+    pub events_accepted: Family<Labels, Counter>,
+    /// Elements refused (not an event), by panel.
+    pub events_rejected: Family<Labels, Counter>,
+    /// Events recognised as re-sends and stored once, by panel.
+    pub events_duplicate: Family<Labels, Counter>,
+    /// Requests refused for a missing or wrong secret, by panel.
+    pub auth_failures: Family<Labels, Counter>,
+    /// Messages and embeds Discord accepted, by destination.
+    pub messages_delivered: Family<Labels, Counter>,
+    pub embeds_delivered: Family<Labels, Counter>,
+    /// Events delivered (an event in a digest counts once), by destination.
+    pub events_delivered: Family<Labels, Counter>,
+    /// Discord's answers by destination and class (`2xx`, `4xx`, `429`, `5xx`, `error`).
+    pub discord_responses: Family<Labels, Counter>,
+    /// 429 answers by destination and scope (`user`, `global`, `shared`, `ban`).
+    pub rate_limited: Family<Labels, Counter>,
+    /// Failed attempts that will be retried, by destination.
+    pub retries: Family<Labels, Counter>,
+    /// Rows that became dead letters, by destination.
+    pub dead_letters: Family<Labels, Counter>,
+    /// Time from receipt to delivery, by destination.
+    pub delivery_latency: Family<Labels, Histogram>,
+    pending_rows: Family<Labels, Gauge>,
+    oldest_pending_age: Family<Labels, Gauge<f64, AtomicU64>>,
+    paused: Family<Labels, Gauge>,
+}
+
+/// Destinations whose webhook is gone, with why: the relay is not ready while any is.
+#[derive(Debug, Default)]
+pub struct Health {
+    paused: Mutex<BTreeMap<String, String>>,
+}
+
+impl Health {
+    pub fn pause(&self, destination: &str, reason: &str) {
+        if let Ok(mut paused) = self.paused.lock() {
+            paused.insert(destination.to_owned(), reason.to_owned());
+        }
+    }
+
+    /// `(destination, reason)` of every paused destination.
+    pub fn paused(&self) -> Vec<(String, String)> {
+        self.paused.lock().map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+    }
+}
+
+/// `[("destination", name)]`.
+pub fn destination(name: &str) -> Labels {
+    vec![("destination", name.to_owned())]
+}
+
+/// `[("panel", label)]`; `-` when the panel has no label.
+pub fn panel(label: Option<&str>) -> Labels {
+    vec![("panel", label.unwrap_or("-").to_owned())]
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("relay");
+        let latency = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
+        let metrics = Self {
+            registry: Registry::default(),
+            events_received: Family::default(),
+            events_accepted: Family::default(),
+            events_rejected: Family::default(),
+            events_duplicate: Family::default(),
+            auth_failures: Family::default(),
+            messages_delivered: Family::default(),
+            embeds_delivered: Family::default(),
+            events_delivered: Family::default(),
+            discord_responses: Family::default(),
+            rate_limited: Family::default(),
+            retries: Family::default(),
+            dead_letters: Family::default(),
+            delivery_latency: latency,
+            pending_rows: Family::default(),
+            oldest_pending_age: Family::default(),
+            paused: Family::default(),
+        };
+        let m = &metrics;
+        registry.register("events_received", "Elements of webhook bodies received", m.events_received.clone());
+        registry.register("events_accepted", "Events stored for delivery", m.events_accepted.clone());
+        registry.register("events_rejected", "Elements refused because they are not events", m.events_rejected.clone());
+        registry.register(
+            "events_duplicate",
+            "Events recognised as re-sends and stored once",
+            m.events_duplicate.clone(),
+        );
+        registry.register("auth_failures", "Requests refused for a missing or wrong secret", m.auth_failures.clone());
+        registry.register("messages_delivered", "Discord messages delivered", m.messages_delivered.clone());
+        registry.register("embeds_delivered", "Embeds delivered", m.embeds_delivered.clone());
+        registry.register(
+            "events_delivered",
+            "Events delivered (one per event in a digest)",
+            m.events_delivered.clone(),
+        );
+        registry.register("discord_responses", "Discord's answers by class", m.discord_responses.clone());
+        registry.register("rate_limited", "429 answers from Discord by scope", m.rate_limited.clone());
+        registry.register("retries", "Failed attempts that will be retried", m.retries.clone());
+        registry.register("dead_letters", "Rows kept as dead letters", m.dead_letters.clone());
+        registry.register(
+            "delivery_latency_seconds",
+            "Time from an event's arrival to Discord having it",
+            m.delivery_latency.clone(),
+        );
+        registry.register("pending_rows", "Rows waiting for delivery", m.pending_rows.clone());
+        registry.register(
+            "oldest_pending_age_seconds",
+            "Age of the oldest row waiting for delivery",
+            m.oldest_pending_age.clone(),
+        );
+        registry.register("destination_paused", "1 while a destination's webhook is gone", m.paused.clone());
+        Self { registry, ..metrics }
+    }
+
+    /// The text exposition, after refreshing the gauges from `stats` and `health`.
+    pub fn render(&self, stats: &[DestinationStats], health: &Health) -> String {
+        let now = now_ms();
+        for stat in stats {
+            let labels = destination(&stat.destination);
+            self.pending_rows.get_or_create(&labels).set(stat.pending);
+            let age = stat.oldest_pending_ms.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+            self.oldest_pending_age.get_or_create(&labels).set(age);
+        }
+        let paused = health.paused();
+        for stat in stats {
+            let is_paused = paused.iter().any(|(name, _)| *name == stat.destination);
+            self.paused.get_or_create(&destination(&stat.destination)).set(i64::from(is_paused));
+        }
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
