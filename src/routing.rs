@@ -308,7 +308,7 @@ impl Id {
             Id::Number(n) => u64::try_from(*n).ok()?,
             Id::Text(s) => s.trim().parse().ok()?,
         };
-        (n >= 100_000_000_000_000 && n < 1 << 63).then_some(n)
+        (100_000_000_000_000..1 << 63).contains(&n).then_some(n)
     }
 }
 

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::render::Renderer;
+use crate::routing::Target;
+use crate::startup;
 
 pub fn run() -> anyhow::Result<ExitCode> {
     let config = match Config::from_env() {
@@ -14,9 +16,23 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
     };
     println!("configuration: ok");
-    match &config.discord_webhook_url {
-        Some(url) => println!("  delivering to {url}"),
-        None => println!("  DISCORD_WEBHOOK_URL is not set: the relay would run dry"),
+    for destination in startup::router(&config).destinations() {
+        match &destination.target {
+            Target::Webhook(url) => println!("  destination {}: {url}", destination.name),
+            Target::DryRun => println!("  no DISCORD_WEBHOOK_URL and no routes: the relay would run dry"),
+        }
+    }
+    if let Some(routes) = &config.routes {
+        let mut muted: Vec<&str> = routes.mute.iter().map(String::as_str).collect();
+        muted.sort_unstable();
+        println!(
+            "  routes: {} rules; muted: {}",
+            routes.rules.len(),
+            if muted.is_empty() { "none".into() } else { muted.join(", ") }
+        );
+    }
+    for (label, _) in &config.panels {
+        println!("  panel {label}: POST /webhook/{label}");
     }
     println!("  templates: {} over the built-in {} set", config.templates_dir.display(), config.template_lang);
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::deliver::{build_message, fitting_parts, mention_chars};
+use crate::deliver::{build_message, next_message};
 use crate::event::parse_batch;
 use crate::render::{limits, samples, Part, Renderer};
 use crate::routing::{Destination, Mentions};
@@ -60,30 +60,27 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     // As ingest and delivery would: route each event, render it once, pack per destination.
     let router = startup::router(&config);
-    let mut queues: Vec<(Arc<Destination>, Vec<(Part, Mentions)>)> = Vec::new();
+    let mut queues: Vec<Queue> = Vec::new();
     for event in &events {
         let part = loaded.renderer.render(event);
         for route in router.route(event) {
-            let queue = match queues.iter().position(|(d, _)| d.name == route.destination.name) {
-                Some(i) => &mut queues[i].1,
+            let at = match queues.iter().position(|queue| queue.destination.name == route.destination.name) {
+                Some(at) => at,
                 None => {
-                    queues.push((route.destination.clone(), Vec::new()));
-                    &mut queues.last_mut().expect("just pushed").1
+                    queues.push(Queue { destination: route.destination.clone(), parts: Vec::new() });
+                    queues.len() - 1
                 }
             };
-            queue.push((part.clone(), route.mentions));
+            queues[at].parts.push((part.clone(), route.mentions));
         }
     }
-    for (destination, queue) in &queues {
-        let mut rest = queue.as_slice();
+    for queue in &queues {
+        let parts: Vec<(&Part, &Mentions)> = queue.parts.iter().map(|(part, mentions)| (part, mentions)).collect();
+        let mut rest = parts.as_slice();
         while !rest.is_empty() {
-            let mut mentions = Mentions::default();
-            rest.iter().take(limits::EMBEDS_PER_MESSAGE).for_each(|(_, m)| mentions.extend(m));
-            let count = fitting_parts(rest.iter().map(|(part, _)| part), usize::MAX, mention_chars(&mentions));
-            let mut mentions = Mentions::default();
-            rest[..count].iter().for_each(|(_, m)| mentions.extend(m));
-            let message = build_message(rest[..count].iter().map(|(part, _)| part), &mentions, destination);
-            eprintln!("# to destination {}", destination.name);
+            let (count, mentions) = next_message(rest, limits::EMBEDS_PER_MESSAGE);
+            let message = build_message(rest[..count].iter().map(|(part, _)| *part), &mentions, &queue.destination);
+            eprintln!("# to destination {}", queue.destination.name);
             println!("{}", serde_json::to_string_pretty(&message)?);
             rest = &rest[count..];
         }
@@ -102,4 +99,10 @@ fn read_body(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
             Ok(body)
         }
     }
+}
+
+/// The messages for one destination, in order.
+struct Queue {
+    destination: Arc<Destination>,
+    parts: Vec<(Part, Mentions)>,
 }

@@ -28,7 +28,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use pack::{build_message, digest_chunks, digest_members, fitting_parts, mention_chars, DIGEST_EMBED_BUDGET};
+pub use pack::{
+    build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,
+};
 
 use crate::discord::{self, Outcome, RateLimit, Scope};
 use crate::metrics::{self, Health, Metrics};
@@ -202,12 +204,11 @@ impl Worker {
             return Ok(Step::Progress);
         }
         let max_parts = if isolating { 1 } else { limits::EMBEDS_PER_MESSAGE };
-        let mut mentions = Mentions::default();
-        parts.iter().take(max_parts).for_each(|(row, _)| mentions.extend(&row.mentions));
-        let count = fitting_parts(parts.iter().map(|(_, part)| part), max_parts, mention_chars(&mentions));
+        let with_mentions: Vec<(&Part, &Mentions)> = parts.iter().map(|(row, part)| (part, &row.mentions)).collect();
+        let (count, mentions) = next_message(&with_mentions, max_parts);
         let (rows, parts): (Vec<RowMeta>, Vec<Part>) =
             parts.into_iter().take(count).map(|(row, part)| (meta(&row), part)).unzip();
-        let outcome = self.send(&parts, &union_of_mentions(&rows)).await;
+        let outcome = self.send(&parts, &mentions).await;
         self.settle(&rows, parts.len(), outcome, Sent::Embeds).await
     }
 

@@ -110,7 +110,10 @@ struct Inner {
     bucket_used: u32,
     channel_sent: VecDeque<Instant>,
     requests: Vec<Request>,
-    messages: Vec<Value>,
+    /// Accepted messages, with the id of the webhook they were sent to.
+    messages: Vec<(u64, Value)>,
+    /// Webhook ids that exist (all with the same token).
+    webhooks: Vec<u64>,
 }
 
 /// A running fake Discord. Dropping it does not stop the server; the test runtime's end does.
@@ -133,7 +136,7 @@ impl FakeDiscord {
     /// Starts on a given listener (to come back on the same port after a stop).
     pub async fn start_on(listener: TcpListener, limits: Limits) -> Self {
         let port = listener.local_addr().unwrap().port();
-        let inner = Arc::new(Mutex::new(Inner { limits, ..Inner::default() }));
+        let inner = Arc::new(Mutex::new(Inner { limits, webhooks: vec![WEBHOOK_ID], ..Inner::default() }));
         let data = web::Data::new(inner.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -159,6 +162,20 @@ impl FakeDiscord {
     /// The webhook URL to configure the relay with.
     pub fn webhook_url(&self) -> String {
         format!("http://127.0.0.1:{}/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}", self.port)
+    }
+
+    /// The URL of another webhook of this fake (another channel), created on first use.
+    pub fn webhook_url_for(&self, id: u64) -> String {
+        let mut inner = self.inner.lock().unwrap();
+        if !inner.webhooks.contains(&id) {
+            inner.webhooks.push(id);
+        }
+        format!("http://127.0.0.1:{}/api/webhooks/{id}/{WEBHOOK_TOKEN}", self.port)
+    }
+
+    /// The bodies of the messages accepted by webhook `id`, in order.
+    pub fn messages_to(&self, id: u64) -> Vec<Value> {
+        self.inner.lock().unwrap().messages.iter().filter(|(to, _)| *to == id).map(|(_, m)| m.clone()).collect()
     }
 
     /// Stops listening (connections are refused afterwards).
@@ -193,7 +210,7 @@ impl FakeDiscord {
 
     /// The bodies of the messages Discord accepted, in order.
     pub fn messages(&self) -> Vec<Value> {
-        self.inner.lock().unwrap().messages.clone()
+        self.inner.lock().unwrap().messages.iter().map(|(_, m)| m.clone()).collect()
     }
 
     /// Every embed of every accepted message, in order.
@@ -264,9 +281,9 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
     if inner.down {
         return (503, error(503, json!({"message": "503: Service Unavailable", "code": 0})));
     }
-    if id.parse::<u64>() != Ok(WEBHOOK_ID) {
+    let Some(id) = id.parse::<u64>().ok().filter(|id| inner.webhooks.contains(id)) else {
         return (404, error(404, json!({"message": "Unknown Webhook", "code": 10015})));
-    }
+    };
     if token != WEBHOOK_TOKEN {
         return (401, error(401, json!({"message": "Invalid Webhook Token", "code": 50027})));
     }
@@ -318,7 +335,7 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
         }
         inner.channel_sent.push_back(now);
     }
-    inner.messages.push(message.clone());
+    inner.messages.push((id, message.clone()));
     let wait = query.split('&').any(|pair| pair == "wait=true");
     let mut response = if wait {
         HttpResponse::Ok().json(json!({

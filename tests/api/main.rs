@@ -9,5 +9,6 @@ mod delivery;
 mod dry_run;
 mod engine;
 mod ingest;
+mod operations;
 mod safety;
 mod templates;
