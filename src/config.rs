@@ -71,6 +71,12 @@ pub struct Config {
     pub delivery: DeliverySettings,
     /// `DELIVERED_RETENTION`, default 7 days: delivered rows older than this are deleted (hourly).
     pub delivered_retention: Duration,
+    /// `OUTBOX_MAX_BYTES`: the most the outbox file may hold. When it is full, delivered rows are
+    /// deleted to make room; if that is not enough, requests are answered 503 (the panel keeps its
+    /// batch). `None`: only the disk limits it.
+    pub outbox_max_bytes: Option<u64>,
+    /// How long a client may take to send a request body before it is answered 408.
+    pub body_timeout: Duration,
     /// `DEDUP_WINDOW`, default 10 minutes: a notification the panel sends again identically within
     /// this window is stored once. `0` turns de-duplication off.
     pub dedup_window: Option<Duration>,
@@ -138,6 +144,9 @@ impl Config {
                 Duration::from_secs(7 * 86_400),
                 parse_duration,
             )?,
+            outbox_max_bytes: env
+                .parse_or("OUTBOX_MAX_BYTES", None, |s| parse_size(s).map(|size| Some(size as u64)))?,
+            body_timeout: Duration::from_secs(60),
             dedup_window: Some(env.parse_or("DEDUP_WINDOW", Duration::from_secs(600), parse_duration)?)
                 .filter(|window| !window.is_zero()),
         })
@@ -151,9 +160,13 @@ impl Config {
 
 fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
     let defaults = DeliverySettings::default();
+    let channel =
+        env.parse_or("CHANNEL_RATE_LIMIT", (defaults.channel_messages, defaults.channel_window), parse_rate)?;
     Ok(DeliverySettings {
         retry_schedule: env.parse_or("RETRY_SCHEDULE", defaults.retry_schedule.clone(), parse_schedule)?,
         retry_max_age: env.parse_or("RETRY_MAX_AGE", defaults.retry_max_age, parse_duration)?,
+        channel_messages: channel.0,
+        channel_window: channel.1,
         digest_threshold: env.parse_or("DIGEST_THRESHOLD", defaults.digest_threshold, |s| {
             s.parse().map_err(|_| format!("must be a whole number (0 turns digests off), not {s:?}"))
         })?,
@@ -265,6 +278,21 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
+/// A message rate: `30/1m` (messages per duration), or `0` for none.
+pub fn parse_rate(value: &str) -> Result<(usize, Duration), String> {
+    if value.trim() == "0" {
+        return Ok((0, Duration::from_secs(60)));
+    }
+    let bad = || format!("must be messages per duration such as 30/1m, or 0 for no limit, not {value:?}");
+    let (count, per) = value.split_once('/').ok_or_else(bad)?;
+    let count: usize = count.trim().parse().map_err(|_| bad())?;
+    let per = parse_duration(per).map_err(|_| bad())?;
+    if count == 0 || per.is_zero() {
+        return Err(bad());
+    }
+    Ok((count, per))
+}
+
 /// A retry schedule: durations separated by commas (`1s,5s,30s,2m,10m,30m`), each more than 0.
 pub fn parse_schedule(value: &str) -> Result<Vec<Duration>, String> {
     let steps = value
@@ -373,6 +401,9 @@ mod tests {
             Ok(vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(120)])
         );
         assert!(parse_schedule("1s,,5s").is_err() && parse_schedule("0").is_err());
+        assert_eq!(parse_rate("30/1m"), Ok((30, Duration::from_secs(60))));
+        assert_eq!(parse_rate("0").map(|r| r.0), Ok(0));
+        assert!(parse_rate("30").is_err() && parse_rate("0/1m").is_err() && parse_rate("5/0").is_err());
     }
 
     #[test]

@@ -30,9 +30,6 @@ use crate::secret::Secret;
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
 
-/// How long a client may take to send its body (slow senders hold a connection otherwise).
-const BODY_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Who may post where.
 pub struct Auth {
     /// `POST /`: `Some(secret)`, or `None` for no secret at all (dry run or `ALLOW_NO_SECRET`).
@@ -62,6 +59,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub max_body_bytes: usize,
+    /// How long a client may take to send its body (slow senders hold a connection otherwise).
+    pub body_timeout: Duration,
     /// Re-sends of a notification within this window are stored once.
     pub dedup_window: Option<Duration>,
 }
@@ -191,7 +190,7 @@ async fn receive(
     secret: Option<&Secret>,
 ) -> Result<HttpResponse, IngestError> {
     let received_at = OffsetDateTime::now_utc();
-    let body = read_body(&request, payload, state.max_body_bytes).await?;
+    let body = read_body(&request, payload, state.max_body_bytes, state.body_timeout).await?;
     let panel_labels = metrics::panel(panel.as_deref());
     if let Err(err) = authorize(&request, &body, secret) {
         state.metrics.auth_failures.get_or_create(&panel_labels).inc();
@@ -243,7 +242,12 @@ fn count(metrics: &Metrics, panel: &metrics::Labels, actions: &[String], rejecte
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as it
 /// streams in) and bodies that take too long.
-async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, IngestError> {
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, IngestError> {
     let declared = request
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -263,7 +267,7 @@ async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usiz
         }
         Ok(body)
     };
-    tokio::time::timeout(BODY_TIMEOUT, read).await.map_err(|_| IngestError::BodyTimeout)?
+    tokio::time::timeout(timeout, read).await.map_err(|_| IngestError::BodyTimeout)?
 }
 
 fn authorize(request: &HttpRequest, body: &[u8], secret: Option<&Secret>) -> Result<(), IngestError> {

@@ -6,14 +6,18 @@
 //! does not undo the others), commits once, and only then answers each caller. So many concurrent
 //! requests share one fsync (group commit), and an answer always means "committed".
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::routing::Mentions;
+
+/// What a stored row takes besides its part, roughly (columns, index entries).
+const ROW_OVERHEAD_BYTES: u64 = 256;
 
 /// How many queued jobs one transaction takes at most.
 const JOBS_PER_TRANSACTION: usize = 512;
@@ -61,13 +65,19 @@ CREATE INDEX IF NOT EXISTS messages_finished ON messages (state, finished_at) WH
 pub enum OutboxError {
     #[error("outbox storage error: {0}")]
     Storage(String),
+    #[error("the outbox is full (OUTBOX_MAX_BYTES, or the disk)")]
+    Full,
     #[error("the outbox is closed")]
     Closed,
 }
 
 impl From<rusqlite::Error> for OutboxError {
     fn from(err: rusqlite::Error) -> Self {
-        Self::Storage(err.to_string())
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            Self::Full
+        } else {
+            Self::Storage(err.to_string())
+        }
     }
 }
 
@@ -171,21 +181,29 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
 pub struct Outbox {
     jobs: mpsc::Sender<Job>,
     path: PathBuf,
+    /// New rows are refused beyond this many bytes of data (`OUTBOX_MAX_BYTES`).
+    max_bytes: Option<u64>,
 }
 
 impl Outbox {
     /// Opens (creating if needed) the outbox in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, OutboxError> {
+        Self::open_capped(data_dir, None)
+    }
+
+    /// Like [`Outbox::open`], holding at most `max_bytes` (see `OUTBOX_MAX_BYTES`).
+    pub fn open_capped(data_dir: &Path, max_bytes: Option<u64>) -> Result<Self, OutboxError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}", data_dir.display())))?;
         let path = data_dir.join(FILE_NAME);
         let conn = open_connection(&path)?;
+
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn(move || writer_loop(conn, queue))
             .map_err(|err| OutboxError::Storage(format!("cannot start the writer thread: {err}")))?;
-        Ok(Self { jobs, path })
+        Ok(Self { jobs, path, max_bytes })
     }
 
     /// The SQLite file.
@@ -229,17 +247,33 @@ impl Outbox {
         destinations: Vec<StoredDestination>,
         dedup_window: Option<Duration>,
     ) -> Result<Enqueued, OutboxError> {
-        self.call(move |conn| {
-            let mut upsert = conn.prepare_cached(
-                "INSERT INTO destinations (name, url, thread_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, thread_id = excluded.thread_id",
-            )?;
-            for destination in &destinations {
-                upsert.execute(params![destination.name, destination.url, destination.thread_id.map(|t| t as i64)])?;
+        let (rows, destinations) = (Arc::new(rows), Arc::new(destinations));
+        let max_bytes = self.max_bytes;
+        let attempt = || {
+            let (rows, destinations) = (rows.clone(), destinations.clone());
+            self.call(move |conn| {
+                if !room_for(conn, &rows, max_bytes)? {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                        Some("OUTBOX_MAX_BYTES reached".into()),
+                    ));
+                }
+                store(conn, &rows, &destinations, dedup_window)
+            })
+        };
+        match attempt().await {
+            Err(OutboxError::Full) => {
+                // Make room by deleting what Discord already has, and try once more.
+                let deleted =
+                    self.call(|conn| conn.execute("DELETE FROM messages WHERE state = 'delivered'", [])).await?;
+                log::warn!("the outbox is full; deleted {deleted} delivered rows to make room");
+                if deleted == 0 {
+                    return Err(OutboxError::Full);
+                }
+                attempt().await
             }
-            insert_rows(conn, &rows, dedup_window)
-        })
-        .await
+            stored => stored,
+        }
     }
 
     /// Remembered destinations that still have pending rows.
@@ -464,6 +498,45 @@ fn migrate(conn: &Connection) -> Result<(), OutboxError> {
     Ok(())
 }
 
+/// Stores `rows` and remembers `destinations`, all or nothing (inside a savepoint).
+fn store(
+    conn: &Connection,
+    rows: &[NewRow],
+    destinations: &[StoredDestination],
+    dedup_window: Option<Duration>,
+) -> rusqlite::Result<Enqueued> {
+    conn.execute_batch("SAVEPOINT store")?;
+    let stored = remember(conn, destinations).and_then(|()| insert_rows(conn, rows, dedup_window));
+    let end = if stored.is_ok() { "RELEASE store" } else { "ROLLBACK TO store; RELEASE store" };
+    conn.execute_batch(end)?;
+    stored
+}
+
+/// Whether `rows` fit under `max_bytes` of data (pages in use, not counting free ones). Only new
+/// rows are refused: updates and deletes must always go through, so a full outbox can drain.
+fn room_for(conn: &Connection, rows: &[NewRow], max_bytes: Option<u64>) -> rusqlite::Result<bool> {
+    let Some(max_bytes) = max_bytes else {
+        return Ok(true);
+    };
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let used = (pages - free).max(0) as u64 * page_size.max(0) as u64;
+    let incoming: u64 = rows.iter().map(|row| row.part.len() as u64 + ROW_OVERHEAD_BYTES).sum();
+    Ok(used + incoming <= max_bytes)
+}
+
+fn remember(conn: &Connection, destinations: &[StoredDestination]) -> rusqlite::Result<()> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO destinations (name, url, thread_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET url = excluded.url, thread_id = excluded.thread_id",
+    )?;
+    for destination in destinations {
+        upsert.execute(params![destination.name, destination.url, destination.thread_id.map(|t| t as i64)])?;
+    }
+    Ok(())
+}
+
 fn insert_rows(conn: &Connection, rows: &[NewRow], dedup_window: Option<Duration>) -> rusqlite::Result<Enqueued> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint, mentions)
@@ -515,35 +588,47 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Job>) {
 }
 
 /// Runs `jobs` in one transaction, each in a savepoint, then answers them all with the commit's
-/// outcome.
+/// outcome. If SQLite rolls the whole transaction back by itself (it does on a full disk), the jobs
+/// run so far are answered with the error and the rest go on in a new transaction.
 fn run_group(conn: &Connection, jobs: Vec<Job>) {
-    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let err = OutboxError::from(err);
-        for job in jobs {
-            let (_, complete) = job(None);
-            complete(Err(err.clone()));
+    let mut jobs: VecDeque<Job> = jobs.into();
+    while !jobs.is_empty() {
+        if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = OutboxError::from(err);
+            for job in jobs.drain(..) {
+                let (_, complete) = job(None);
+                complete(Err(err.clone()));
+            }
+            return;
         }
-        return;
-    }
-    let mut completions = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let (ok, complete) = match conn.execute_batch("SAVEPOINT job") {
-            Ok(()) => job(Some(conn)),
-            Err(_) => job(None),
-        };
-        let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-        if let Err(err) = conn.execute_batch(end) {
-            log::error!("outbox: could not end a savepoint: {err}");
+        let mut completions = Vec::new();
+        let mut rolled_back = false;
+        while let Some(job) = jobs.pop_front() {
+            let (ok, complete) = match conn.execute_batch("SAVEPOINT job") {
+                Ok(()) => job(Some(conn)),
+                Err(_) => job(None),
+            };
+            completions.push(complete);
+            if conn.is_autocommit() {
+                rolled_back = true;
+                break;
+            }
+            let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            if let Err(err) = conn.execute_batch(end) {
+                log::error!("outbox: could not end a savepoint: {err}");
+            }
         }
-        completions.push(complete);
-    }
-    let commit = conn.execute_batch("COMMIT").map_err(OutboxError::from);
-    if let Err(err) = &commit {
-        log::error!("outbox: commit failed, nothing of this group was stored: {err}");
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    for complete in completions {
-        complete(commit.clone());
+        let commit =
+            if rolled_back { Err(OutboxError::Full) } else { conn.execute_batch("COMMIT").map_err(OutboxError::from) };
+        if let Err(err) = &commit {
+            log::error!("outbox: nothing of this group of writes was stored: {err}");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+        for complete in completions {
+            complete(commit.clone());
+        }
     }
 }
 
@@ -692,6 +777,27 @@ mod tests {
         assert_eq!((due[0].username.as_str(), due[0].mentions.is_empty()), ("old", true));
         outbox.enqueue(vec![row("a", "new", None)], None).await.unwrap();
         assert_eq!(outbox.due("a", 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_makes_room_from_delivered_rows_or_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open_capped(dir.path(), Some(256 * 1024)).unwrap();
+        let big = |name: &str| NewRow { part: "x".repeat(20_000), ..row("a", name, None) };
+        let mut stored = 0;
+        let err = loop {
+            match outbox.enqueue(vec![big(&stored.to_string())], None).await {
+                Ok(_) => stored += 1,
+                Err(err) => break err,
+            }
+            assert!(stored < 100, "the cap holds");
+        };
+        assert!(err.to_string().contains("full"), "{err}");
+        assert_eq!(outbox.due("a", 1000).await.unwrap().len(), stored, "nothing half-stored");
+        let ids: Vec<i64> = outbox.due("a", 1000).await.unwrap().iter().map(|r| r.id).collect();
+        outbox.mark_delivered(ids).await.unwrap();
+        outbox.enqueue(vec![big("after")], None).await.expect("delivered rows made room");
+        assert_eq!(outbox.stats().await.unwrap()[0].delivered, 0);
     }
 
     #[tokio::test]

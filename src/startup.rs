@@ -40,7 +40,8 @@ impl Application {
     /// Builds the relay on an already bound listener. Must run inside a tokio runtime.
     pub async fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
-        let outbox = Outbox::open(&config.data_dir).context("cannot open the outbox (DATA_DIR)")?;
+        let outbox = Outbox::open_capped(&config.data_dir, config.outbox_max_bytes)
+            .context("cannot open the outbox (DATA_DIR)")?;
         let templates = Arc::new(load_templates(&config));
         let router = Arc::new(router(&config));
         announce(&config, &outbox, &router).await;
@@ -67,6 +68,7 @@ impl Application {
             metrics,
             health,
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
         });
 

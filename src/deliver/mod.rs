@@ -55,7 +55,8 @@ pub struct DeliverySettings {
     pub retry_max_age: Duration,
     /// More pending events than this of one action go out as a digest; 0 turns digests off.
     pub digest_threshold: usize,
-    /// At most this many messages per `channel_window` (Discord's hidden per-channel limit).
+    /// At most this many messages per `channel_window` (Discord's hidden per-channel limit); 0
+    /// turns this pacing off.
     pub channel_messages: usize,
     pub channel_window: Duration,
     /// Cool-down after a 429 that gives no delay at all (Discord's sign of a temporary ban).
@@ -220,8 +221,9 @@ impl Worker {
         while self.sent.front().is_some_and(|at| now.duration_since(*at) >= window) {
             self.sent.pop_front();
         }
+        let limit = self.settings.channel_messages;
         let channel = match self.sent.front() {
-            Some(oldest) if self.sent.len() >= self.settings.channel_messages.max(1) => Some(*oldest + window),
+            Some(oldest) if limit > 0 && self.sent.len() >= limit => Some(*oldest + window),
             _ => None,
         };
         let until = self.not_before.into_iter().chain(channel).max()?;
@@ -302,7 +304,7 @@ impl Worker {
         let mut labels = self.labels.clone();
         labels.push(("class", class.to_owned()));
         self.metrics.discord_responses.get_or_create(&labels).inc();
-        if outcome == Outcome::Delivered {
+        if outcome == Outcome::Delivered && self.settings.channel_messages > 0 {
             self.sent.push_back(Instant::now());
         }
         outcome

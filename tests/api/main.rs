@@ -8,6 +8,7 @@ mod cli;
 mod delivery;
 mod dry_run;
 mod engine;
+mod faults;
 mod ingest;
 mod operations;
 mod safety;
