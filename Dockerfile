@@ -6,6 +6,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY templates ./templates
+# Cargo.toml names the benchmarks, so their sources must be present (they are not built here).
+COPY benches ./benches
 RUN cargo build --release --locked \
  && cp target/release/marzban-discord-relay /marzban-discord-relay \
  && mkdir /data

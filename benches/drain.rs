@@ -5,14 +5,14 @@
 //! Run: `cargo bench --bench drain` (1,000 events, with and without digests; about 4 minutes).
 //! `DRAIN_EVENTS=10000` drains more; `DRAIN_SCALE=10` makes every window of the fake (and the
 //! relay's own channel pacing) 10 times shorter, to run big backlogs in reasonable time: the
-//! ratios stay the same.
+//! ratios stay the same. `DRAIN_MODES=off` or `on` runs one mode only.
 
+mod common;
 #[path = "../tests/api/fake_discord.rs"]
 mod fake_discord;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fake_discord::{ChannelLimit, FakeDiscord, Limits};
@@ -24,28 +24,11 @@ use tokio_util::sync::CancellationToken;
 const SECRET: &str = "bench-secret";
 
 fn real_events(count: usize) -> Vec<Value> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut real: Vec<Value> = Vec::new();
-    for dir in ["marzban-0.8.4", "pasarguard", "marzneshin"] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
-        files.sort();
-        for file in files {
-            match serde_json::from_str::<Value>(&std::fs::read_to_string(file).unwrap()).unwrap() {
-                Value::Array(events) => real.extend(events),
-                event => real.push(event),
-            }
-        }
-    }
+    let real = common::real_events(&["marzban-0.8.4", "pasarguard", "marzneshin"]);
     (0..count)
         .map(|i| {
             let mut event = real[i % real.len()].clone();
-            let name = format!("user{i:05}");
-            if event.get("username").is_some() {
-                event["username"] = Value::from(name.clone());
-            }
-            if event["user"].is_object() {
-                event["user"]["username"] = Value::from(name);
-            }
+            common::rename(&mut event, &format!("user{i:05}"));
             event
         })
         .collect()
@@ -112,12 +95,14 @@ async fn drain(events: &[Value], digest_threshold: usize, limits: Limits, scale:
     }
 }
 
-/// How many events an embed stands for: a digest says so in its title ("📋 285 users expired").
+/// How many events an embed stands for: a digest embed (its title starts with 📋) lists its users
+/// in the description, separated by commas.
 fn events_in(embed: &Value) -> usize {
     let title = embed["title"].as_str().unwrap_or_default();
-    match title.strip_prefix("📋 ") {
-        Some(rest) => rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(1),
-        None => 1,
+    if title.starts_with("📋 ") {
+        embed["description"].as_str().map_or(0, |names| names.split(", ").count())
+    } else {
+        1
     }
 }
 
@@ -146,7 +131,12 @@ fn main() {
         "{:<22} {:>9} {:>9} {:>6} {:>9} {:>16} {:>12} {:>8}",
         "mode", "messages", "requests", "429s", "events/msg", "drain", "fastest", "ratio"
     );
-    for (mode, threshold) in [("digests off", 0), ("digests on (30)", 30)] {
+    let modes = std::env::var("DRAIN_MODES").unwrap_or_else(|_| "off,on".into());
+    let modes = [("off", "digests off", 0), ("on", "digests on (30)", 30)]
+        .into_iter()
+        .filter(|(key, _, _)| modes.split(',').any(|m| m.trim() == *key))
+        .map(|(_, mode, threshold)| (mode, threshold));
+    for (mode, threshold) in modes {
         let result = runtime.block_on(drain(&events, threshold, limits.clone(), scale));
         let fastest = fastest_drain(result.messages, &limits);
         // The fastest drain of these events at 10 embeds per message, without digests.

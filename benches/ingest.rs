@@ -7,10 +7,10 @@
 //! (SQLite, synchronous=FULL), and the peak memory under that load.
 //! `INGEST_SECONDS=30` runs each load longer.
 
+mod common;
 #[path = "../tests/api/fake_discord.rs"]
 mod fake_discord;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,33 +22,44 @@ use serde_json::Value;
 const SECRET: &str = "bench-secret";
 const BINARY: &str = env!("CARGO_BIN_EXE_marzban-discord-relay");
 
-fn real_events() -> Vec<Value> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marzban-0.8.4");
-    let mut files: Vec<_> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-        .into_iter()
-        .flat_map(|file| match serde_json::from_str::<Value>(&std::fs::read_to_string(file).unwrap()).unwrap() {
-            Value::Array(events) => events,
-            event => vec![event],
-        })
-        .collect()
+/// Request bodies of `size` real events with usernames unique to each request, made without
+/// serialising JSON per request (so the load generator takes little of the machine's CPU): the
+/// body is serialised once with a fixed-width placeholder, which is overwritten per request.
+struct Bodies {
+    template: Vec<u8>,
+    offsets: Vec<usize>,
 }
 
-/// A batch of `size` real events with usernames unique to (`request`, position).
-fn batch(events: &[Value], request: usize, size: usize) -> Vec<u8> {
-    let batch: Vec<Value> = (0..size)
-        .map(|i| {
-            let mut event = events[(request * size + i) % events.len()].clone();
-            let name = format!("bench_{request}_{i}");
-            event["username"] = Value::from(name.clone());
-            if event["user"].is_object() {
-                event["user"]["username"] = Value::from(name);
-            }
-            event
-        })
-        .collect();
-    serde_json::to_vec(&batch).unwrap()
+const PLACEHOLDER: &str = "0000000000";
+
+impl Bodies {
+    fn new(events: &[Value], size: usize) -> Self {
+        let batch: Vec<Value> = (0..size)
+            .map(|i| {
+                let mut event = events[i % events.len()].clone();
+                common::rename(&mut event, &format!("bench_{PLACEHOLDER}_{i}"));
+                event
+            })
+            .collect();
+        let template = serde_json::to_vec(&batch).unwrap();
+        let needle = format!("bench_{PLACEHOLDER}_");
+        let offsets = template
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, window)| *window == needle.as_bytes())
+            .map(|(at, _)| at + "bench_".len())
+            .collect();
+        Self { template, offsets }
+    }
+
+    fn body(&self, request: usize) -> Vec<u8> {
+        let mut body = self.template.clone();
+        let counter = format!("{request:010}");
+        for &at in &self.offsets {
+            body[at..at + PLACEHOLDER.len()].copy_from_slice(counter.as_bytes());
+        }
+        body
+    }
 }
 
 fn memory_mib(pid: u32, field: &str) -> f64 {
@@ -106,20 +117,21 @@ impl Load {
 }
 
 /// `connections` clients each POSTing `size`-event batches back to back for `duration`.
-async fn load(relay: &Relay, events: &Arc<Vec<Value>>, size: usize, connections: usize, duration: Duration) -> Load {
+async fn load(relay: &Relay, events: &[Value], size: usize, connections: usize, duration: Duration) -> Load {
+    let bodies = Arc::new(Bodies::new(events, size));
     let counter = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
             let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
-            let (url, events, counter, latencies) =
-                (relay.url("/"), events.clone(), counter.clone(), latencies.clone());
+            let (url, bodies, counter, latencies) =
+                (relay.url("/"), bodies.clone(), counter.clone(), latencies.clone());
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 while start.elapsed() < duration {
-                    let request = counter.fetch_add(1, Ordering::Relaxed);
-                    let body = batch(&events, request, size);
+                    let request = counter.fetch_add(1, Ordering::Relaxed) + size * 1_000_000;
+                    let body = bodies.body(request);
                     let sent = Instant::now();
                     let response =
                         client.post(&url).header("x-webhook-secret", SECRET).body(body).send().await.unwrap();
@@ -185,7 +197,7 @@ fn main() {
         println!("start to ready (/readyz):   {:.1} ms best, {:.1} ms median of 5", ms(starts[0]), ms(starts[2]));
         println!("idle RSS:                   {idle:.1} MiB");
 
-        let events = Arc::new(real_events());
+        let events = common::real_events(&["marzban-0.8.4"]);
         let duration = Duration::from_secs(seconds);
         println!();
         println!(

@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench --bench render`
 
-use std::path::Path;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use marzban_discord_relay::event::parse_batch;
@@ -15,19 +16,14 @@ const EVENTS: usize = 10_000;
 const RUNS: usize = 7;
 
 fn mixed_batch() -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut real: Vec<Value> = Vec::new();
-    for dir in ["marzban-0.8.4", "pasarguard", "marzneshin"] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
-        files.sort();
-        for file in files {
-            match serde_json::from_str::<Value>(&std::fs::read_to_string(file).unwrap()).unwrap() {
-                Value::Array(events) => real.extend(events),
-                event => real.push(event),
-            }
-        }
-    }
-    let batch: Vec<Value> = real.iter().cycle().take(EVENTS).cloned().collect();
+    let real = common::real_events(&["marzban-0.8.4", "pasarguard", "marzneshin"]);
+    let batch: Vec<Value> = (0..EVENTS)
+        .map(|i| {
+            let mut event = real[i % real.len()].clone();
+            common::rename(&mut event, &format!("user{i:05}"));
+            event
+        })
+        .collect();
     serde_json::to_vec(&batch).unwrap()
 }
 

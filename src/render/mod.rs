@@ -175,30 +175,39 @@ impl Renderer {
     /// The built-in templates of `lang`, replaced file by file by the `.toml` and `.json` files of
     /// `dir` (if it exists). A file that fails to load is reported and the built-in one is kept.
     pub fn load(dir: &Path, lang: Lang) -> Loaded {
-        let mut renderer = Self::builtin(lang);
         let mut problems = Vec::new();
-        let mut overrides = Vec::new();
         let files = template_files(dir, "", &mut problems).into_iter().chain(template_files(
             &dir.join("digest"),
             DIGEST_PREFIX,
             &mut problems,
         ));
+        let mut sources = Vec::new();
         for file in files {
             let origin = file.path.display().to_string();
+            match std::fs::read_to_string(&file.path) {
+                Ok(text) => sources.push(Source { name: file.name, origin, format: file.format, text }),
+                Err(err) => problems.push(Problem { origin, line: None, message: format!("cannot read: {err}") }),
+            }
+        }
+        let mut loaded = Self::from_sources(lang, sources);
+        problems.append(&mut loaded.problems);
+        loaded.problems = problems;
+        loaded
+    }
+
+    /// The built-in templates of `lang`, replaced by `sources` (templates given as text).
+    pub fn from_sources(lang: Lang, sources: Vec<Source>) -> Loaded {
+        let mut renderer = Self::builtin(lang);
+        let mut problems = Vec::new();
+        let mut overrides = Vec::new();
+        for Source { name, origin, format, text } in sources {
             let problem = |message: String| Problem { origin: origin.clone(), line: None, message };
-            let text = match std::fs::read_to_string(&file.path) {
-                Ok(text) => text,
-                Err(err) => {
-                    problems.push(problem(format!("cannot read: {err}")));
-                    continue;
-                }
-            };
             let loaded =
-                template::parse(&text, file.format).map_err(problem).and_then(|spec| renderer.compile(&origin, spec));
+                template::parse(&text, format).map_err(problem).and_then(|spec| renderer.compile(&origin, spec));
             match loaded {
                 Ok(compiled) => {
-                    renderer.active.insert(file.name.clone(), Arc::new(compiled));
-                    renderer.overrides.insert(file.name, hash(&text));
+                    renderer.active.insert(name.clone(), Arc::new(compiled));
+                    renderer.overrides.insert(name, hash(&text));
                     overrides.push(origin);
                 }
                 Err(problem) => problems.push(problem),
@@ -508,6 +517,16 @@ impl Renderer {
             timestamp: spec.timestamp,
         })
     }
+}
+
+/// A template given as text: its name (`user_created`, `digest/default`), where it comes from (for
+/// messages), its format and its text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub origin: String,
+    pub format: Format,
+    pub text: String,
 }
 
 /// A template file found in the templates folder.
