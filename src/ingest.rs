@@ -25,7 +25,7 @@ use crate::metrics::{self, Health, Metrics};
 use crate::outbox::{NewRow, Outbox, StoredDestination};
 use crate::render::{Renderer, Templates};
 use crate::routing::{Destination, Router, Target, OWNER_PREFIX};
-use crate::secret::Secret;
+use crate::secret::{could_be_hmac, Secret};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
@@ -132,7 +132,10 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
         log::warn!("readiness: {err}");
         reasons.push("the outbox cannot commit".to_owned());
     }
-    for (destination, reason) in state.health.paused() {
+    // An owner admin's own webhook being gone is that admin's problem, not the relay's: it shows
+    // in the metrics and the log, not in readiness.
+    let paused = state.health.paused().into_iter().filter(|(name, _)| !name.starts_with(OWNER_PREFIX));
+    for (destination, reason) in paused {
         reasons.push(format!("destination {destination} is paused: {reason}"));
     }
     if reasons.is_empty() {
@@ -175,7 +178,8 @@ async fn receive_panel(
 ) -> Result<HttpResponse, IngestError> {
     let label = path.into_inner();
     let Some(secret) = state.auth.panels.get(&label) else {
-        log::warn!("refused a request from {} to the unknown panel path /webhook/{label:.40}", peer(&request));
+        let shown: String = label.chars().take(40).collect();
+        log::warn!("refused a request from {} to the unknown panel path /webhook/{shown:?}", peer(&request));
         state.metrics.auth_failures.get_or_create(&metrics::panel(Some("unknown"))).inc();
         return Err(IngestError::Unauthorized);
     };
@@ -190,11 +194,22 @@ async fn receive(
     secret: Option<&Secret>,
 ) -> Result<HttpResponse, IngestError> {
     let received_at = OffsetDateTime::now_utc();
-    let body = read_body(&request, payload, state.max_body_bytes, state.body_timeout).await?;
     let panel_labels = metrics::panel(panel.as_deref());
-    if let Err(err) = authorize(&request, &body, secret) {
+    let refuse = || {
+        log::warn!("refused a request to {} from {}: missing or wrong {SECRET_HEADER}", request.path(), peer(&request));
         state.metrics.auth_failures.get_or_create(&panel_labels).inc();
-        return Err(err);
+        IngestError::Unauthorized
+    };
+    // The raw secret is checked before the body is read, so a stranger cannot make the relay read
+    // (and hold) a large body; only a header shaped like an HMAC needs the body.
+    let presented = request.headers().get(SECRET_HEADER).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+    let authorized = secret.is_none_or(|secret| secret.matches(&presented));
+    if !authorized && !could_be_hmac(&presented) {
+        return Err(refuse());
+    }
+    let body = read_body(&request, payload, state.max_body_bytes, state.body_timeout).await?;
+    if !authorized && !secret.is_some_and(|secret| secret.matches_hmac(&presented, &body)) {
+        return Err(refuse());
     }
 
     let renderer = state.templates.current();
@@ -257,7 +272,8 @@ async fn read_body(
         return Err(IngestError::TooLarge(limit));
     }
     let read = async {
-        let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+        // Grown as the body arrives: a declared length alone reserves at most 1 MiB.
+        let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|err| IngestError::BodyRead(err.to_string()))?;
             if body.len() + chunk.len() > limit {
@@ -268,19 +284,6 @@ async fn read_body(
         Ok(body)
     };
     tokio::time::timeout(timeout, read).await.map_err(|_| IngestError::BodyTimeout)?
-}
-
-fn authorize(request: &HttpRequest, body: &[u8], secret: Option<&Secret>) -> Result<(), IngestError> {
-    let Some(secret) = secret else {
-        return Ok(());
-    };
-    let presented = request.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
-    if secret.verify(presented, body) {
-        Ok(())
-    } else {
-        log::warn!("refused a request to {} from {}: missing or wrong {SECRET_HEADER}", request.path(), peer(request));
-        Err(IngestError::Unauthorized)
-    }
 }
 
 fn peer(request: &HttpRequest) -> String {

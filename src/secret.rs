@@ -44,13 +44,16 @@ impl Secret {
     /// Whether `presented` (the header's bytes) proves knowledge of this secret for `body`: either
     /// the secret itself or the lowercase hex HMAC-SHA256 of the body keyed by it.
     pub fn verify(&self, presented: &[u8], body: &[u8]) -> bool {
-        if constant_time_eq(presented, self.0.as_bytes()) {
-            return true;
-        }
-        // A hex SHA-256 is 64 bytes; anything else cannot be the HMAC variant.
-        if presented.len() != 64 {
-            return false;
-        }
+        self.matches(presented) || (could_be_hmac(presented) && self.matches_hmac(presented, body))
+    }
+
+    /// Whether `presented` is the secret itself (no body needed to tell).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        constant_time_eq(presented, self.0.as_bytes())
+    }
+
+    /// Whether `presented` is the lowercase hex HMAC-SHA256 of `body` keyed by this secret.
+    pub fn matches_hmac(&self, presented: &[u8], body: &[u8]) -> bool {
         constant_time_eq(presented, self.hmac_hex(body).as_bytes())
     }
 
@@ -66,6 +69,12 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
     }
+}
+
+/// Whether `presented` has the shape of a hex HMAC-SHA256 (64 hex digits), so that reading the body
+/// to check it is worth it.
+pub fn could_be_hmac(presented: &[u8]) -> bool {
+    presented.len() == 64 && presented.iter().all(u8::is_ascii_hexdigit)
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -95,6 +104,13 @@ mod tests {
         assert!(!secret.verify(b"", b"{}"));
         assert!(!secret.verify(secret.hmac_hex(b"other").as_bytes(), b"{}"));
         assert!(!secret.verify(secret.hmac_hex(b"{}").to_uppercase().as_bytes(), b"{}"));
+    }
+
+    #[test]
+    fn only_a_hex_digest_is_worth_checking_against_the_body() {
+        assert!(could_be_hmac("5dcfbfaa6bb2c1d5f39d70dcbf05a0ff87d371ff0e1121eddaea2dc21b10679a".as_bytes()));
+        assert!(!could_be_hmac(b"s3cret"));
+        assert!(!could_be_hmac("z".repeat(64).as_bytes()));
     }
 
     #[test]
