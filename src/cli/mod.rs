@@ -4,6 +4,7 @@
 mod check;
 mod outbox;
 mod render;
+mod send_test;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -35,6 +36,8 @@ pub enum Command {
     Check,
     /// Print the Discord request bodies the relay would send for a webhook body.
     Render(render::Args),
+    /// Post one sample message to every configured destination (mentions left out).
+    SendTest(send_test::Args),
     /// Inspect the outbox and manage dead letters.
     #[command(subcommand)]
     Outbox(outbox::Command),
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check => check::run(),
         Command::Render(args) => render::run(&args),
         Command::Outbox(command) => outbox::run(&command),
+        Command::SendTest(args) => send_test::run(&args),
         Command::Healthcheck => healthcheck(),
     };
     match result {

@@ -54,3 +54,30 @@ fn names_a_malformed_webhook_url_without_its_token() {
     assert!(stderr.contains("DISCORD_WEBHOOK_URL is not a usable webhook URL"), "{stderr}");
     assert!(!stderr.contains("TOKEN123"), "{stderr}");
 }
+
+#[tokio::test]
+async fn send_test_posts_a_sample_to_each_destination_and_reports() {
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    let url = discord.webhook_url();
+    let vars = [("DISCORD_WEBHOOK_URL", url.clone()), ("WEBHOOK_SECRET", "s".to_owned())];
+    let run = move |args: &'static [&'static str]| {
+        let vars = vars.clone();
+        tokio::task::spawn_blocking(move || {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            relay(args, &vars)
+        })
+    };
+
+    let output = run(&["send-test"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("default: delivered to http://127.0.0.1:"), "{stdout}");
+    assert!(!stdout.contains(crate::fake_discord::WEBHOOK_TOKEN), "{stdout}");
+    assert_eq!(discord.embeds()[0]["title"], "🆕 User created: alice");
+
+    discord.script([crate::fake_discord::Reply::not_found()]);
+    let output = run(&["send-test", "--action", "user_expired"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not delivered") && stdout.contains("Gone { status: 404"), "{stdout}");
+}

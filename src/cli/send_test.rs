@@ -1,0 +1,52 @@
+//! `send-test`: post one sample message to every configured destination, to see that the webhooks
+//! work and how the embeds look, before the panel sends anything.
+
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::deliver::build_message;
+use crate::discord::{Client, Outcome};
+use crate::render::{samples, Renderer};
+use crate::routing::{Mentions, Target};
+use crate::startup;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The action whose sample event is sent.
+    #[arg(long, value_name = "ACTION", default_value = "user_created")]
+    action: String,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let renderer = Renderer::load(&config.templates_dir, config.template_lang).renderer;
+    let event = match samples::event_for(&args.action, time::OffsetDateTime::now_utc()) {
+        Ok(event) => event,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let part = renderer.render(&event);
+    let client = Client::new(config.delivery.timeouts)?;
+    let router = startup::router(&config);
+    let mut failed = false;
+    super::runtime()?.block_on(async {
+        for destination in router.destinations() {
+            let Target::Webhook(url) = &destination.target else {
+                println!("{}: no webhook configured (the relay would run dry); nothing sent", destination.name);
+                continue;
+            };
+            let message = build_message([&part], &Mentions::default(), destination);
+            let reply = client.execute(url, destination.thread_id, &message).await;
+            match reply.outcome {
+                Outcome::Delivered => println!("{}: delivered to {url}", destination.name),
+                outcome => {
+                    failed = true;
+                    println!("{}: not delivered to {url}: {outcome:?}", destination.name);
+                }
+            }
+        }
+    });
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
