@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::fake_discord::{FakeDiscord, Limits};
-use crate::helpers::{batch_of, eventually, fixture, spawn_app_in, Options, Process, SECRET};
+use crate::helpers::{batch_of, eventually, fixture, post_head, raw_exchange, spawn_app_in, Options, Process, SECRET};
 
 /// Usernames in the titles (single embeds) of every message `discord` accepted.
 fn delivered_users(discord: &FakeDiscord) -> Vec<String> {
@@ -185,20 +185,9 @@ fn peak_rss_mib(pid: u32) -> f64 {
     line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
 }
 
-/// Sends raw bytes as one HTTP request and returns the status code (0 if the connection closed
-/// without an answer).
-fn raw_request(port: u16, head: &str, body: &[u8]) -> u16 {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut answer = [0u8; 64];
-    let read = stream.read(&mut answer).unwrap_or(0);
-    String::from_utf8_lossy(&answer[..read]).split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-fn post_head(length: usize) -> String {
-    format!("POST / HTTP/1.1\r\nHost: relay\r\nx-webhook-secret: {SECRET}\r\nContent-Length: {length}\r\n\r\n")
+/// The status code of a raw exchange's answer; 0 when there was none.
+fn status_of(answer: &str) -> u16 {
+    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +259,7 @@ async fn hostile_input_gets_a_clear_answer_and_hurts_nothing() {
         let mut rest = Vec::new();
         let _ = slow.read_to_end(&mut rest);
         let answer = String::from_utf8_lossy(&rest).into_owned();
-        (started.elapsed(), answer, raw_request(port, &post_head(2), b"[]"))
+        (started.elapsed(), answer, status_of(&raw_exchange(port, post_head(2).as_bytes(), b"[]")))
     })
     .await
     .unwrap();
@@ -297,18 +286,9 @@ async fn a_body_that_trickles_in_is_cut_off() {
     let app =
         spawn_app_in(dir.path(), Options::delivering_to(&discord).tweak(|c| c.body_timeout = Duration::from_secs(1)))
             .await;
-    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
-    let status = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.write_all(post_head(100).as_bytes()).unwrap();
-        stream.write_all(b"[").unwrap();
-        let mut answer = [0u8; 64];
-        let read = stream.read(&mut answer).unwrap_or(0);
-        String::from_utf8_lossy(&answer[..read]).into_owned()
-    })
-    .await
-    .unwrap();
+    let port = app.port();
+    let status =
+        tokio::task::spawn_blocking(move || raw_exchange(port, post_head(100).as_bytes(), b"[")).await.unwrap();
     assert!(status.starts_with("HTTP/1.1 408"), "{status}");
     app.stop().await;
 }

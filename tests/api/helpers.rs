@@ -110,6 +110,11 @@ impl TestApp {
         request.send().await.expect("the relay answers")
     }
 
+    /// The port the relay listens on.
+    pub fn port(&self) -> u16 {
+        self.address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the address ends with a port")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("the relay answers")
     }
@@ -119,6 +124,25 @@ impl TestApp {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
     }
+}
+
+/// Sends `head` then `body` as raw bytes on a new connection to 127.0.0.1:`port` and returns the
+/// start of the answer (empty when the connection closed without one). Blocking: call it from
+/// `spawn_blocking`.
+pub fn raw_exchange(port: u16, head: &[u8], body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(head).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = [0u8; 64];
+    let read = stream.read(&mut answer).unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
+
+/// The head of a POST to `/` with the test secret, announcing `length` bytes of body.
+pub fn post_head(length: usize) -> String {
+    format!("POST / HTTP/1.1\r\nHost: relay\r\nx-webhook-secret: {SECRET}\r\nContent-Length: {length}\r\n\r\n")
 }
 
 /// The text of a fixture in `tests/fixtures/`.

@@ -6,7 +6,7 @@ use marzban_discord_relay::secret::Secret;
 use serde_json::{json, Value};
 
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{fixture, spawn_app, spawn_app_in, Options, SECRET};
+use crate::helpers::{fixture, raw_exchange, spawn_app, spawn_app_in, Options, SECRET};
 
 #[tokio::test]
 async fn refuses_a_missing_or_wrong_secret_without_detail() {
@@ -173,21 +173,10 @@ async fn healthz_answers_200() {
 async fn refuses_a_stranger_before_reading_the_body() {
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;
-    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let port = app.port();
     // 50 MB announced, none sent: the answer must not wait for it.
-    let answer = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        stream
-            .write_all(b"POST / HTTP/1.1\r\nHost: relay\r\nx-webhook-secret: guess\r\nContent-Length: 50000000\r\n\r\n")
-            .unwrap();
-        let mut answer = [0u8; 32];
-        let read = stream.read(&mut answer).unwrap_or(0);
-        String::from_utf8_lossy(&answer[..read]).into_owned()
-    })
-    .await
-    .unwrap();
+    let head = "POST / HTTP/1.1\r\nHost: relay\r\nx-webhook-secret: guess\r\nContent-Length: 50000000\r\n\r\n";
+    let answer = tokio::task::spawn_blocking(move || raw_exchange(port, head.as_bytes(), b"")).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
     app.stop().await;
 }
