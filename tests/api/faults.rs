@@ -29,7 +29,7 @@ fn roomy() -> Limits {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_acknowledged_event() {
     let discord = FakeDiscord::start_with(roomy()).await;
-    discord.set_delay(Duration::from_millis(10));
+    discord.set_delay(Duration::from_millis(25));
     let dir = tempfile::tempdir().unwrap();
     let url = discord.webhook_url();
     let vars = [
