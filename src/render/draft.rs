@@ -221,6 +221,49 @@ mod tests {
         assert!(part.embed_chars() <= limits::MESSAGE_EMBED_CHARS);
     }
 
+    type SetField = fn(&mut Draft, String);
+    type Measure = fn(&Part) -> usize;
+
+    #[test]
+    fn cuts_each_field_at_its_own_limit_counting_code_points() {
+        // Two-byte Cyrillic, three-byte Persian and four-byte emoji: each counts one.
+        for text in ["ж", "ی", "🚀"] {
+            let over = |limit: usize| text.repeat(limit + 7);
+            let cases: [(&str, usize, SetField, Measure); 7] = [
+                ("content", limits::CONTENT, |d, t| d.content = t, |p| p.content_chars()),
+                ("title", limits::TITLE, |d, t| d.title = t, |p| chars(p.embed.title.as_deref().unwrap())),
+                (
+                    "description",
+                    limits::DESCRIPTION,
+                    |d, t| d.description = t,
+                    |p| chars(p.embed.description.as_deref().unwrap()),
+                ),
+                ("author", limits::AUTHOR, |d, t| d.author_name = t, |p| chars(&p.embed.author.as_ref().unwrap().name)),
+                ("footer", limits::FOOTER, |d, t| d.footer_text = t, |p| chars(&p.embed.footer.as_ref().unwrap().text)),
+                (
+                    "field name",
+                    limits::FIELD_NAME,
+                    |d, t| d.fields = vec![field(&t, "v")],
+                    |p| chars(&p.embed.fields[0].name),
+                ),
+                (
+                    "field value",
+                    limits::FIELD_VALUE,
+                    |d, t| d.fields = vec![field("n", &t)],
+                    |p| chars(&p.embed.fields[0].value),
+                ),
+            ];
+            for (what, limit, set, measure) in cases {
+                let mut draft = Draft { title: "t".into(), ..Draft::default() };
+                set(&mut draft, over(limit));
+                draft.clamp();
+                let part = draft.into_part();
+                assert_eq!(measure(&part), limit, "{what} with {text}");
+                assert!(limits::violations(part.content.as_deref(), &part.embed).is_empty(), "{what} with {text}");
+            }
+        }
+    }
+
     #[test]
     fn shrinks_the_description_before_dropping_fields() {
         let mut draft = Draft {
