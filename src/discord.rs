@@ -222,8 +222,8 @@ pub enum Outcome {
     Rejected { status: u16, detail: String },
     /// 401, 403, 404: the webhook is gone or its token is wrong. Stop sending to it.
     Gone { status: u16, detail: String },
-    /// 5xx, timeout, connection error: try again later.
-    Transient { detail: String },
+    /// 5xx (`status`), timeout or connection error (no status): try again later.
+    Transient { status: Option<u16>, detail: String },
 }
 
 /// One answer from Discord: the outcome and the bucket state its headers reported.
@@ -241,7 +241,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome
         429 => rate_limited(headers, body),
         401 | 403 | 404 => Outcome::Gone { status: status.as_u16(), detail: detail() },
         400..=499 => Outcome::Rejected { status: status.as_u16(), detail: detail() },
-        _ => Outcome::Transient { detail: detail() },
+        _ => Outcome::Transient { status: Some(status.as_u16()), detail: detail() },
     }
 }
 
@@ -360,7 +360,7 @@ fn transport_failure(err: reqwest::Error) -> Reply {
         detail.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    Reply { outcome: Outcome::Transient { detail }, rate_limit: RateLimit::default() }
+    Reply { outcome: Outcome::Transient { status: None, detail }, rate_limit: RateLimit::default() }
 }
 
 #[cfg(test)]

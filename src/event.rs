@@ -245,11 +245,6 @@ impl Event {
             fingerprint,
         })
     }
-
-    /// The event time as unix seconds.
-    pub fn event_time(&self) -> f64 {
-        self.received_at.unix_timestamp_nanos() as f64 / 1e9
-    }
 }
 
 impl User {

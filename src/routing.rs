@@ -77,6 +77,13 @@ impl Mentions {
         self.users.extend(&other.users);
     }
 
+    /// Everyone any of `all` mentions, once.
+    pub fn union<'a>(all: impl IntoIterator<Item = &'a Mentions>) -> Self {
+        let mut union = Self::default();
+        all.into_iter().for_each(|mentions| union.extend(mentions));
+        union
+    }
+
     /// The mentions as Discord writes them: `<@&role> <@user>`.
     pub fn to_content(&self) -> String {
         let roles = self.roles.iter().map(|id| format!("<@&{id}>"));
@@ -141,11 +148,6 @@ pub struct Router {
 }
 
 impl Router {
-    /// Everything goes to one destination.
-    pub fn single(target: Target) -> Self {
-        Self::new(vec![Destination::new(DEFAULT_DESTINATION, target)], None, false)
-    }
-
     /// `default` (if given) and the routes file's destinations, with its rules; without a routes
     /// file, everything goes to `default`.
     pub fn new(mut destinations: Vec<Destination>, routes: Option<&Routes>, owner_delivery: bool) -> Self {
@@ -633,8 +635,7 @@ mention_roles = [5]
 
     #[test]
     fn delivers_to_the_owning_admins_discord_webhook_only() {
-        let router = Router::single(Target::DryRun);
-        let router = Router { owner_delivery: true, ..router };
+        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], None, true);
         let owned = |url: &str| {
             event(json!({"action": "user_created", "user": {"admin": {"username": "res", "discord_webhook": url}}}))
         };

@@ -251,7 +251,7 @@ impl Worker {
         };
         let (rows, parts) = self.render_digest(&digest_chunks(&members, DIGEST_EMBED_BUDGET));
         log::info!("{}: sending {} {} events as a digest", self.destination.name, rows.len(), rows[0].action);
-        let outcome = self.send(&parts, &union_of_mentions(&rows)).await;
+        let outcome = self.send(&parts, &Mentions::union(rows.iter().map(|row| &row.mentions))).await;
         self.settle(&rows, parts.len(), outcome, Sent::Digest).await.map(Some)
     }
 
@@ -269,8 +269,7 @@ impl Worker {
         };
         let mut taken = chunks.len().min(limits::EMBEDS_PER_MESSAGE);
         let mut parts = render(&chunks[..taken]);
-        let mut mentions = Mentions::default();
-        chunks[..taken].iter().flatten().for_each(|row| mentions.extend(&row.mentions));
+        let mentions = Mentions::union(chunks[..taken].iter().flatten().map(|row| &row.mentions));
         let fitting = fitting_parts(&parts, taken, mention_chars(&mentions));
         if fitting < taken {
             taken = fitting;
@@ -298,8 +297,8 @@ impl Worker {
             Outcome::Delivered => "2xx",
             Outcome::RateLimited { .. } => "429",
             Outcome::Rejected { .. } | Outcome::Gone { .. } => "4xx",
-            Outcome::Transient { detail } if detail.starts_with("HTTP ") => "5xx",
-            Outcome::Transient { .. } => "error",
+            Outcome::Transient { status: Some(_), .. } => "5xx",
+            Outcome::Transient { status: None, .. } => "error",
         };
         let mut labels = self.labels.clone();
         labels.push(("class", class.to_owned()));
@@ -364,7 +363,7 @@ impl Worker {
                 self.delay(wait);
                 Ok(Step::Wait(wait))
             }
-            Outcome::Transient { detail } => self.retry_later(rows, detail).await,
+            Outcome::Transient { detail, .. } => self.retry_later(rows, detail).await,
             Outcome::Rejected { status, detail } if sent == Sent::Digest => {
                 log::warn!("{name}: Discord refused a digest ({status}: {detail}); sending those events one by one");
                 self.no_digest_through = ids.iter().max().copied();
@@ -512,12 +511,6 @@ fn meta(row: &Row) -> RowMeta {
         received_at_ms: row.received_at_ms,
         mentions: row.mentions.clone(),
     }
-}
-
-fn union_of_mentions(rows: &[RowMeta]) -> Mentions {
-    let mut mentions = Mentions::default();
-    rows.iter().for_each(|row| mentions.extend(&row.mentions));
-    mentions
 }
 
 /// The context of one digest embed.

@@ -37,12 +37,9 @@ pub fn fitting_parts<'a>(parts: impl IntoIterator<Item = &'a Part>, max_parts: u
 /// How many of the leading parts (each with the mentions of its rule) go into the next message, and
 /// whom that message mentions: as [`fitting_parts`], with room kept for the mentions' line.
 pub fn next_message(parts: &[(&Part, &Mentions)], max_parts: usize) -> (usize, Mentions) {
-    let mut candidates = Mentions::default();
-    parts.iter().take(max_parts.min(limits::EMBEDS_PER_MESSAGE)).for_each(|(_, m)| candidates.extend(m));
+    let candidates = Mentions::union(parts.iter().take(max_parts.min(limits::EMBEDS_PER_MESSAGE)).map(|(_, m)| *m));
     let count = fitting_parts(parts.iter().map(|(part, _)| *part), max_parts, mention_chars(&candidates));
-    let mut mentions = Mentions::default();
-    parts[..count.min(parts.len())].iter().for_each(|(_, m)| mentions.extend(m));
-    (count, mentions)
+    (count, Mentions::union(parts[..count.min(parts.len())].iter().map(|(_, m)| *m)))
 }
 
 /// The Discord message for `parts`, shown as `destination` says, pinging `mentions` (written on

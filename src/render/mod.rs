@@ -270,21 +270,11 @@ impl Renderer {
         }
     }
 
-    /// The language of the built-in templates.
-    pub fn lang(&self) -> Lang {
-        self.lang
-    }
-
     /// Names of every template in use (actions, plus `default`), sorted.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.active.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
-    }
-
-    /// Where the template used for `action` comes from.
-    pub fn origin_for(&self, action: &str) -> &str {
-        &self.template_for(action).origin
     }
 
     fn template_for(&self, action: &str) -> &Arc<Compiled> {
