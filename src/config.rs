@@ -49,6 +49,12 @@ pub struct Config {
     pub panel_name: Option<String>,
     /// `MAX_BODY_BYTES`, default 64 MiB: larger requests are answered 413 and nothing is stored.
     pub max_body_bytes: usize,
+    /// `UNVERIFIED_BODY_BYTES`, default 16 MiB (64 KiB to 1 GiB): the most bytes held, in total
+    /// over all requests, for bodies whose `x-webhook-secret` is shaped like an HMAC and so cannot
+    /// be checked before the body is read. A request that does not fit is answered 503 without
+    /// being read; one larger than this on its own is answered 413. The raw secret is checked
+    /// before any body is read and never needs this budget.
+    pub unverified_body_bytes: usize,
     /// `WEBHOOK_SECRET` (or `WEBHOOK_SECRET_FILE`): what the panel sends in `x-webhook-secret` to
     /// `POST /`. `None` only when the relay runs dry, panels have their own secrets, or
     /// `ALLOW_NO_SECRET=true`.
@@ -132,6 +138,9 @@ impl Config {
             template_lang: env.parse_or("TEMPLATE_LANG", Lang::default(), |s| s.parse())?,
             panel_name: env.get("PANEL_NAME").map(|name| name.trim().to_owned()),
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, parse_size)?,
+            unverified_body_bytes: env.parse_or("UNVERIFIED_BODY_BYTES", 16 << 20, |s| {
+                parse_size(s).and_then(|size| in_range(size, 64 << 10, 1 << 30, "64KiB", "1GiB"))
+            })?,
             webhook_secret,
             allow_no_secret,
             discord_webhook_url,
@@ -254,6 +263,14 @@ pub fn parse_size(value: &str) -> Result<usize, String> {
         return Err("must be more than 0".into());
     }
     Ok(size)
+}
+
+/// `value` if it lies within `min..=max` (named `min_shown` and `max_shown` in the error).
+fn in_range<T: PartialOrd>(value: T, min: T, max: T, min_shown: &str, max_shown: &str) -> Result<T, String> {
+    if value < min || value > max {
+        return Err(format!("must be between {min_shown} and {max_shown}"));
+    }
+    Ok(value)
 }
 
 /// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`, `10m`, `72h`, `7d`),

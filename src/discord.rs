@@ -27,6 +27,23 @@ const DISCORD_HOSTS: &[&str] = &[
 /// How much of an error body is kept for logs and dead letters.
 const DETAIL_MAX_CHARS: usize = 500;
 
+/// How much of an answer's body is read. Classifying needs a few hundred bytes of an error and
+/// nothing of a success; a created message is a few KiB. The rest is not read: the connection is
+/// dropped instead, so an answer of any size costs at most this much memory.
+pub const BODY_READ_MAX_BYTES: usize = 64 * 1024;
+
+/// The longest wait an answer can impose on a destination. Discord asks for seconds; anything
+/// beyond an hour is a broken proxy or a hostile server, and is cut to this (and logged).
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// The shortest wait after a 429, whatever it said: `retry_after: 0` would otherwise make the
+/// relay hammer a server that is refusing it.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_millis(250);
+
+/// Runs of token characters at least this long are redacted from upstream text wherever they
+/// stand (Discord's webhook tokens are 68 characters).
+const TOKEN_LIKE_MIN_CHARS: usize = 60;
+
 /// A parsed Discord webhook URL. Its `Display` and `Debug` never show the token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookUrl {
@@ -107,6 +124,11 @@ impl WebhookUrl {
         self.url.as_str()
     }
 
+    /// The token (the secret part of the path), to redact it from upstream text.
+    fn token(&self) -> &str {
+        webhook_path(&self.url).map(|(_, token)| token).unwrap_or_default()
+    }
+
     /// The host requests go to, for logs.
     pub fn host(&self) -> &str {
         self.url.host_str().unwrap_or_default()
@@ -170,13 +192,39 @@ impl fmt::Debug for WebhookUrl {
     }
 }
 
+/// A wait an answer asked for, cut to [`MAX_WAIT`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Wait {
+    /// What the relay waits: at most [`MAX_WAIT`].
+    pub duration: Duration,
+    /// The answer asked for more than [`MAX_WAIT`].
+    pub capped: bool,
+}
+
+impl Wait {
+    /// A wait of `seconds`, which must be finite and not negative (anything else is no wait at all).
+    pub fn from_secs(seconds: f64) -> Option<Self> {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return None;
+        }
+        let capped = seconds > MAX_WAIT.as_secs_f64();
+        let duration = if capped { MAX_WAIT } else { Duration::try_from_secs_f64(seconds).unwrap_or(MAX_WAIT) };
+        Some(Self { duration, capped })
+    }
+
+    /// This wait, or `floor` if it is shorter.
+    pub fn at_least(self, floor: Duration) -> Self {
+        Self { duration: self.duration.max(floor), ..self }
+    }
+}
+
 /// What Discord's rate-limit headers said about a webhook's bucket.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RateLimit {
     /// `X-RateLimit-Remaining`: requests left in the current window.
     pub remaining: Option<u32>,
     /// `X-RateLimit-Reset-After`: time until the window resets.
-    pub reset_after: Option<Duration>,
+    pub reset_after: Option<Wait>,
 }
 
 impl RateLimit {
@@ -215,9 +263,9 @@ impl Scope {
 pub enum Outcome {
     /// 2xx: Discord has the message (even if the body did not parse).
     Delivered,
-    /// 429: wait `retry_after`. `None` means no `retry_after` and no `Retry-After`: a ban, so cool
-    /// down for a long time.
-    RateLimited { retry_after: Option<Duration>, scope: Scope },
+    /// 429: wait `retry_after` (at least [`MIN_RETRY_AFTER`]). `None` means no `retry_after` and no
+    /// `Retry-After`: a ban, so cool down for a long time.
+    RateLimited { retry_after: Option<Wait>, scope: Scope },
     /// 400 and other 4xx but 401/403/404: this payload will never be accepted as it is.
     Rejected { status: u16, detail: String },
     /// 401, 403, 404: the webhook is gone or its token is wrong. Stop sending to it.
@@ -253,9 +301,10 @@ fn rate_limited(headers: &HeaderMap, body: &[u8]) -> Outcome {
         global: bool,
     }
     let parsed: Option<TooManyRequests> = serde_json::from_slice(body).ok();
-    let from_body =
-        parsed.as_ref().and_then(|b| b.retry_after).filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64);
-    let retry_after = from_body.or_else(|| header_str(headers, "retry-after").and_then(parse_seconds));
+    let from_body = parsed.as_ref().and_then(|b| b.retry_after).and_then(Wait::from_secs);
+    let retry_after = from_body
+        .or_else(|| header_str(headers, "retry-after").and_then(parse_seconds))
+        .map(|wait| wait.at_least(MIN_RETRY_AFTER));
     let scope = match header_str(headers, "x-ratelimit-scope") {
         Some("shared") => Scope::Shared,
         Some("global") => Scope::Global,
@@ -269,18 +318,58 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-fn parse_seconds(value: &str) -> Option<Duration> {
-    value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+fn parse_seconds(value: &str) -> Option<Wait> {
+    value.parse::<f64>().ok().and_then(Wait::from_secs)
 }
 
 fn error_detail(status: StatusCode, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let text = redact(&String::from_utf8_lossy(body), None);
     let text: String = text.trim().chars().take(DETAIL_MAX_CHARS).collect();
     if text.is_empty() {
         format!("HTTP {}", status.as_u16())
     } else {
         format!("HTTP {}: {}", status.as_u16(), text)
     }
+}
+
+/// `text` with every webhook token removed: `token` (the destination's own) wherever it stands,
+/// whatever follows `webhooks/<id>/`, and any run of token characters long enough to be one. For
+/// text that came from upstream (an error page may echo the request's URL) before it is logged,
+/// stored or served.
+pub fn redact(text: &str, token: Option<&str>) -> String {
+    let text = match token {
+        Some(token) if !token.is_empty() => text.replace(token, "[redacted]"),
+        _ => text.to_owned(),
+    };
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(text.len());
+    // The last two runs of token characters and what separated them, to spot `webhooks/<id>/`.
+    let (mut before_id, mut id) = ("", "");
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let run_len = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
+        let (run, after) = rest.split_at(run_len);
+        if !run.is_empty() {
+            let after_webhook_id = before_id.eq_ignore_ascii_case("webhooks")
+                && !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && out.ends_with(&format!("/{id}/"));
+            if run.len() >= TOKEN_LIKE_MIN_CHARS || after_webhook_id {
+                out.push_str("[redacted]");
+            } else {
+                out.push_str(run);
+            }
+            (before_id, id) = (id, run);
+        }
+        let gap_len = after.find(is_token_char).unwrap_or(after.len());
+        let (gap, next) = after.split_at(gap_len);
+        if gap != "/" {
+            (before_id, id) = ("", "");
+        }
+        out.push_str(gap);
+        rest = next;
+    }
+    out
 }
 
 /// Timeouts for requests to Discord.
@@ -334,18 +423,36 @@ impl Client {
             .await;
         let response = match sent {
             Ok(response) => response,
-            Err(err) => return transport_failure(err),
+            Err(err) => return transport_failure(err, url.token()),
         };
         let status = response.status();
         let headers = response.headers().clone();
         // A 2xx whose body cannot be read is still delivered; other bodies only feed the detail.
-        let body = response.bytes().await.unwrap_or_default();
+        let mut body = read_prefix(response, BODY_READ_MAX_BYTES).await;
+        // Before anything quotes it: a proxy's error page may echo the URL, token and all.
+        let token = url.token();
+        if body.windows(token.len().max(1)).any(|w| w == token.as_bytes()) {
+            body = redact(&String::from_utf8_lossy(&body), Some(token)).into_bytes();
+        }
         Reply { outcome: classify(status, &headers, &body), rate_limit: RateLimit::from_headers(&headers) }
     }
 }
 
+/// At most `limit` bytes of the answer's body; a longer body is abandoned with its connection.
+async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    body
+}
+
 /// A request that got no HTTP answer. The URL (with its token) is stripped from the error.
-fn transport_failure(err: reqwest::Error) -> Reply {
+fn transport_failure(err: reqwest::Error, token: &str) -> Reply {
     let kind = if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {
@@ -360,6 +467,7 @@ fn transport_failure(err: reqwest::Error) -> Reply {
         detail.push_str(&format!(": {cause}"));
         source = cause.source();
     }
+    let detail = redact(&detail, Some(token));
     Reply { outcome: Outcome::Transient { status: None, detail }, rate_limit: RateLimit::default() }
 }
 
@@ -470,11 +578,11 @@ mod tests {
         let h = headers(&[("retry-after", "2"), ("x-ratelimit-scope", "user")]);
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS, &h, body),
-            Outcome::RateLimited { retry_after: Some(Duration::from_millis(1500)), scope: Scope::User }
+            Outcome::RateLimited { retry_after: Wait::from_secs(1.5), scope: Scope::User }
         );
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS, &h, b""),
-            Outcome::RateLimited { retry_after: Some(Duration::from_secs(2)), scope: Scope::User }
+            Outcome::RateLimited { retry_after: Wait::from_secs(2.0), scope: Scope::User }
         );
     }
 
@@ -502,9 +610,63 @@ mod tests {
     #[test]
     fn reads_the_bucket_headers() {
         let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset-after", "0.75")]);
-        assert_eq!(
-            RateLimit::from_headers(&h),
-            RateLimit { remaining: Some(0), reset_after: Some(Duration::from_millis(750)) }
-        );
+        assert_eq!(RateLimit::from_headers(&h), RateLimit { remaining: Some(0), reset_after: Wait::from_secs(0.75) });
+    }
+
+    fn retry_after(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<Wait> {
+        match classify(status, headers, body) {
+            Outcome::RateLimited { retry_after, .. } => retry_after,
+            other => panic!("not a 429: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn caps_absurd_delays_without_panicking() {
+        let capped = Some(Wait { duration: MAX_WAIT, capped: true });
+        let too_many = StatusCode::TOO_MANY_REQUESTS;
+        assert_eq!(retry_after(too_many, &HeaderMap::new(), br#"{"retry_after": 1e20}"#), capped);
+        assert_eq!(retry_after(too_many, &HeaderMap::new(), br#"{"retry_after": 1e308}"#), capped);
+        let header = headers(&[("retry-after", "99999999999999999999")]);
+        assert_eq!(retry_after(too_many, &header, b""), capped);
+        let bucket = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset-after", "1e19")]);
+        assert_eq!(RateLimit::from_headers(&bucket).reset_after, capped);
+        let exactly = Wait::from_secs(3600.0).unwrap();
+        assert_eq!(exactly, Wait { duration: MAX_WAIT, capped: false });
+        for nonsense in ["-1", "NaN", "inf", "-inf", "1e999", "", "soon"] {
+            let header = headers(&[("retry-after", nonsense)]);
+            assert_eq!(retry_after(too_many, &header, b""), None, "{nonsense:?} is no delay");
+        }
+    }
+
+    #[test]
+    fn a_429_asking_for_no_wait_still_waits_a_little() {
+        let zero = headers(&[("retry-after", "0")]);
+        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &zero, br#"{"retry_after": 0}"#).unwrap();
+        assert_eq!(wait.duration, MIN_RETRY_AFTER);
+        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &zero, b"").unwrap();
+        assert_eq!(wait.duration, MIN_RETRY_AFTER);
+    }
+
+    #[test]
+    fn redacts_tokens_from_upstream_text() {
+        let echoed = format!("<pre>Cannot POST /api/webhooks/123/{TOKEN}?wait=true</pre>");
+        let clean = redact(&echoed, None);
+        assert_eq!(clean, "<pre>Cannot POST /api/webhooks/123/[redacted]?wait=true</pre>");
+        let short = "Cannot POST /api/v10/Webhooks/9/shorttok";
+        assert_eq!(redact(short, None), "Cannot POST /api/v10/Webhooks/9/[redacted]");
+        assert_eq!(redact("token shorttok leaked", Some("shorttok")), "token [redacted] leaked");
+        assert_eq!(redact(&format!("bare {TOKEN}."), None), "bare [redacted].");
+        let harmless = r#"{"message": "Invalid Form Body", "code": 50035, "errors": {"embeds": {"0": 1}}}"#;
+        assert_eq!(redact(harmless, None), harmless);
+        assert_eq!(redact("webhooks/abc/def and webhooks/12 /x", None), "webhooks/abc/def and webhooks/12 /x");
+    }
+
+    #[test]
+    fn error_details_never_carry_a_token_even_when_cut() {
+        let body = format!("{}/api/webhooks/1/{TOKEN}", "x".repeat(480));
+        let Outcome::Gone { detail, .. } = classify(StatusCode::NOT_FOUND, &HeaderMap::new(), body.as_bytes()) else {
+            panic!("a 404 means gone")
+        };
+        assert!(!detail.contains(&TOKEN[..20]), "{detail}");
     }
 }

@@ -166,29 +166,74 @@ pub struct Rejection {
     pub error: String,
 }
 
+/// How many rejected elements a [`Batch`] describes; the rest are only counted.
+pub const REJECTIONS_SHOWN: usize = 100;
+
 /// A parsed request body: the good events, in order, and what was wrong with the bad elements.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub events: Vec<Event>,
+    /// The first [`REJECTIONS_SHOWN`] bad elements.
     pub rejected: Vec<Rejection>,
+    /// How many elements were bad in all.
+    pub rejected_total: usize,
+}
+
+impl Batch {
+    fn add(&mut self, index: usize, element: Value, received_at: OffsetDateTime, panel: Option<&str>) {
+        match Event::from_value(element, received_at, panel) {
+            Ok(event) => self.events.push(event),
+            Err(error) => {
+                self.rejected_total += 1;
+                if self.rejected.len() < REJECTIONS_SHOWN {
+                    self.rejected.push(Rejection { index, error });
+                }
+            }
+        }
+    }
 }
 
 /// Parses a webhook body (an array or a single object) into events. Only a body that is not JSON,
 /// or JSON that is neither an array nor an object, fails as a whole.
+///
+/// An array is read one element at a time, so a body of millions of tiny elements costs memory
+/// for the events it holds, not for a tree of the whole body.
 pub fn parse_batch(body: &[u8], received_at: OffsetDateTime, panel: Option<&str>) -> Result<Batch, BodyError> {
-    let elements = match serde_json::from_slice::<Value>(body)? {
-        Value::Array(elements) => elements,
-        object @ Value::Object(_) => vec![object],
-        other => return Err(BodyError::NotEventOrBatch(kind_of(&other))),
-    };
     let mut batch = Batch::default();
-    for (index, element) in elements.into_iter().enumerate() {
-        match Event::from_value(element, received_at, panel) {
-            Ok(event) => batch.events.push(event),
-            Err(error) => batch.rejected.push(Rejection { index, error }),
+    if body.trim_ascii_start().first() != Some(&b'[') {
+        match serde_json::from_slice::<Value>(body)? {
+            object @ Value::Object(_) => batch.add(0, object, received_at, panel),
+            other => return Err(BodyError::NotEventOrBatch(kind_of(&other))),
         }
+        return Ok(batch);
     }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde::Deserializer::deserialize_seq(
+        &mut deserializer,
+        Elements(|index, element| batch.add(index, element, received_at, panel)),
+    )?;
+    deserializer.end()?;
     Ok(batch)
+}
+
+/// Hands each element of a JSON array to a function as soon as it is parsed.
+struct Elements<F>(F);
+
+impl<'de, F: FnMut(usize, Value)> serde::de::Visitor<'de> for Elements<F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of events")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(element) = seq.next_element::<Value>()? {
+            (self.0)(index, element);
+            index += 1;
+        }
+        Ok(())
+    }
 }
 
 impl Event {
@@ -429,6 +474,17 @@ mod tests {
         assert!(matches!(parse_batch(b"hello", now(), None), Err(BodyError::NotJson(_))));
         assert!(matches!(parse_batch(b"[{", now(), None), Err(BodyError::NotJson(_))));
         assert!(matches!(parse_batch(b"42", now(), None), Err(BodyError::NotEventOrBatch("a number"))));
+    }
+
+    #[test]
+    fn describes_the_first_hundred_bad_elements_and_counts_the_rest() {
+        let body = format!("[{}]", vec!["{}"; 1000].join(","));
+        let batch = parse_batch(body.as_bytes(), now(), None).unwrap();
+        assert_eq!(batch.rejected_total, 1000);
+        assert_eq!(batch.rejected.len(), REJECTIONS_SHOWN);
+        assert_eq!(batch.rejected.last().unwrap().index, REJECTIONS_SHOWN - 1);
+        assert!(matches!(parse_batch(b"[{}] trailing", now(), None), Err(BodyError::NotJson(_))));
+        assert!(matches!(parse_batch(b"  []", now(), None), Ok(Batch { rejected_total: 0, .. })));
     }
 
     #[test]

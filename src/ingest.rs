@@ -13,11 +13,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::deliver::Dispatch;
 use crate::event::{parse_batch, BodyError, Rejection};
@@ -63,6 +65,31 @@ pub struct State {
     pub body_timeout: Duration,
     /// Re-sends of a notification within this window are stored once.
     pub dedup_window: Option<Duration>,
+    /// Bytes of bodies read before their HMAC could be checked, shared by every request.
+    pub unverified: Unverified,
+}
+
+/// The budget of bytes held, in total, for bodies whose sender is not known yet (a header shaped
+/// like an HMAC needs the whole body before it can be checked). A request that does not fit is
+/// answered 503 at once, without reading its body; the raw secret never needs this budget.
+#[derive(Clone)]
+pub struct Unverified {
+    budget: Arc<Semaphore>,
+    max_bytes: usize,
+}
+
+impl Unverified {
+    /// A budget of `max_bytes` (`UNVERIFIED_BODY_BYTES`), at most `u32::MAX`.
+    pub fn new(max_bytes: usize) -> Self {
+        let max_bytes = max_bytes.min(u32::MAX as usize);
+        Self { budget: Arc::new(Semaphore::new(max_bytes)), max_bytes }
+    }
+
+    /// Takes `bytes` from the budget until the permit is dropped, or `None` when it has not that much.
+    fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let bytes = u32::try_from(bytes).ok()?;
+        self.budget.clone().try_acquire_many_owned(bytes).ok()
+    }
 }
 
 /// Why a request was not accepted. 4xx bodies say exactly what was wrong; 5xx bodies reveal nothing.
@@ -80,6 +107,8 @@ pub enum IngestError {
     BodyRead(String),
     #[error("the relay cannot store events right now; send them again later")]
     Unavailable,
+    #[error("too many HMAC-signed bodies are being received at once; send again later")]
+    Busy,
 }
 
 impl ResponseError for IngestError {
@@ -89,7 +118,7 @@ impl ResponseError for IngestError {
             Self::Body(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -97,6 +126,9 @@ impl ResponseError for IngestError {
         let mut response = HttpResponse::build(self.status_code());
         match self {
             Self::Unauthorized => response.finish(),
+            Self::Busy => {
+                response.insert_header((RETRY_AFTER, "5")).json(serde_json::json!({ "error": self.to_string() }))
+            }
             _ => response.json(serde_json::json!({ "error": self.to_string() })),
         }
     }
@@ -109,7 +141,10 @@ pub struct Receipt {
     pub rejected: usize,
     /// Accepted events that were re-sends of ones already stored.
     pub duplicates: usize,
+    /// What was wrong with the first [`crate::event::REJECTIONS_SHOWN`] rejected elements.
     pub errors: Vec<Rejection>,
+    /// Rejected elements not described in `errors`.
+    pub errors_not_shown: usize,
 }
 
 /// Mounts the routes.
@@ -132,11 +167,14 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
         log::warn!("readiness: {err}");
         reasons.push("the outbox cannot commit".to_owned());
     }
+    if state.outbox.is_full().await.unwrap_or(false) {
+        reasons.push("the outbox is full (OUTBOX_MAX_BYTES): new events are refused until rows are delivered".into());
+    }
     // An owner admin's own webhook being gone is that admin's problem, not the relay's: it shows
     // in the metrics and the log, not in readiness.
-    let paused = state.health.paused().into_iter().filter(|(name, _)| !name.starts_with(OWNER_PREFIX));
-    for (destination, reason) in paused {
-        reasons.push(format!("destination {destination} is paused: {reason}"));
+    let problems = state.health.problems(std::time::SystemTime::now());
+    for (destination, problem) in problems.into_iter().filter(|(name, _)| !name.starts_with(OWNER_PREFIX)) {
+        reasons.push(format!("destination {destination} {problem}"));
     }
     if reasons.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({ "ready": true }))
@@ -201,16 +239,19 @@ async fn receive(
         IngestError::Unauthorized
     };
     // The raw secret is checked before the body is read, so a stranger cannot make the relay read
-    // (and hold) a large body; only a header shaped like an HMAC needs the body.
+    // (and hold) a large body; only a header shaped like an HMAC needs the body, and such bodies
+    // share one budget of bytes.
     let presented = request.headers().get(SECRET_HEADER).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
     let authorized = secret.is_none_or(|secret| secret.matches(&presented));
     if !authorized && !could_be_hmac(&presented) {
         return Err(refuse());
     }
-    let body = read_body(&request, payload, state.max_body_bytes, state.body_timeout).await?;
-    if !authorized && !secret.is_some_and(|secret| secret.matches_hmac(&presented, &body)) {
+    let budget = (!authorized).then_some(&state.unverified);
+    let body = read_body(&request, payload, state.max_body_bytes, state.body_timeout, budget).await?;
+    if !authorized && !secret.is_some_and(|secret| secret.matches_hmac(&presented, &body.bytes)) {
         return Err(refuse());
     }
+    let body = body.bytes;
 
     let renderer = state.templates.current();
     let router = state.router.clone();
@@ -226,20 +267,27 @@ async fn receive(
     for destination in prepared.destinations.values() {
         state.dispatch.wake(destination);
     }
-    count(&state.metrics, &panel_labels, &prepared.actions, prepared.rejected.len(), enqueued.duplicates);
-    for rejection in &prepared.rejected {
-        log::warn!("rejected element {} of a batch: {}", rejection.index, rejection.error);
+    count(&state.metrics, &panel_labels, &prepared.actions, prepared.rejected_total, enqueued.duplicates);
+    if let Some(first) = prepared.rejected.first() {
+        log::warn!(
+            "rejected {} elements of a batch of {}; the first, element {}: {}",
+            prepared.rejected_total,
+            prepared.accepted + prepared.rejected_total,
+            first.index,
+            first.error
+        );
     }
     log::info!(
         "received {} events ({} rejected, {} duplicates)",
         prepared.accepted,
-        prepared.rejected.len(),
+        prepared.rejected_total,
         enqueued.duplicates
     );
     Ok(HttpResponse::Ok().json(Receipt {
         accepted: prepared.accepted,
-        rejected: prepared.rejected.len(),
+        rejected: prepared.rejected_total,
         duplicates: enqueued.duplicates,
+        errors_not_shown: prepared.rejected_total - prepared.rejected.len(),
         errors: prepared.rejected,
     }))
 }
@@ -255,35 +303,54 @@ fn count(metrics: &Metrics, panel: &metrics::Labels, actions: &[String], rejecte
     }
 }
 
+/// A body read in full, with the share of the unverified budget it holds, if any.
+struct Body {
+    bytes: Vec<u8>,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as it
-/// streams in) and bodies that take too long.
+/// streams in) and bodies that take too long. With a `budget`, every byte is taken from it first
+/// (the declared length up front), and a body that does not fit is refused before more is read.
 async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
     timeout: Duration,
-) -> Result<Vec<u8>, IngestError> {
-    let declared = request
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    budget: Option<&Unverified>,
+) -> Result<Body, IngestError> {
+    let limit = budget.map_or(limit, |budget| limit.min(budget.max_bytes));
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(IngestError::TooLarge(limit));
     }
+    let take = |bytes: usize| match budget {
+        None => Ok(None),
+        Some(budget) => budget.take(bytes).map(Some).ok_or(IngestError::Busy),
+    };
+    let mut held = take(declared.unwrap_or(0))?;
     let read = async {
         // Grown as the body arrives: a declared length alone reserves at most 1 MiB.
-        let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
+        let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|err| IngestError::BodyRead(err.to_string()))?;
-            if body.len() + chunk.len() > limit {
+            if bytes.len() + chunk.len() > limit {
                 return Err(IngestError::TooLarge(limit));
             }
-            body.extend_from_slice(&chunk);
+            let covered = declared.unwrap_or(0).saturating_sub(bytes.len());
+            if let Some(more) = take(chunk.len().saturating_sub(covered))? {
+                match held.as_mut() {
+                    Some(permit) => permit.merge(more),
+                    None => held = Some(more),
+                }
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(bytes)
     };
-    tokio::time::timeout(timeout, read).await.map_err(|_| IngestError::BodyTimeout)?
+    let bytes = tokio::time::timeout(timeout, read).await.map_err(|_| IngestError::BodyTimeout)??;
+    Ok(Body { bytes, _budget: held })
 }
 
 fn peer(request: &HttpRequest) -> String {
@@ -296,6 +363,7 @@ struct Prepared {
     /// The action of each accepted event, for the metrics.
     actions: Vec<String>,
     rejected: Vec<Rejection>,
+    rejected_total: usize,
     rows: Vec<NewRow>,
     /// Destinations the rows go to, by name, to wake (and start) their tasks.
     destinations: BTreeMap<String, Arc<Destination>>,
@@ -317,6 +385,7 @@ fn prepare(
         accepted: batch.events.len(),
         actions: batch.events.iter().map(|e| e.action.to_string()).collect(),
         rejected: batch.rejected,
+        rejected_total: batch.rejected_total,
         rows: Vec::with_capacity(batch.events.len()),
         destinations: BTreeMap::new(),
         remember: Vec::new(),

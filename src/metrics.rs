@@ -4,9 +4,10 @@
 //! Counters are updated where things happen (ingest, delivery); the outbox gauges (pending rows,
 //! oldest pending age) are read from the outbox when scraped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -49,6 +50,8 @@ pub struct Metrics {
     pub retries: Family<Labels, Counter>,
     /// Rows that became dead letters, by destination.
     pub dead_letters: Family<Labels, Counter>,
+    /// Delivery tasks that stopped unexpectedly and were started again, by destination.
+    pub task_restarts: Family<Labels, Counter>,
     /// Time from receipt to delivery, by destination.
     pub delivery_latency: Family<Labels, Histogram>,
     pending_rows: Family<Labels, Gauge>,
@@ -56,22 +59,97 @@ pub struct Metrics {
     paused: Family<Labels, Gauge>,
 }
 
-/// Destinations whose webhook is gone, with why: the relay is not ready while any is.
+/// Restarts of one destination's task within this window that make it a crash loop in `/readyz`.
+pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(900);
+
+/// That many restarts within [`CRASH_LOOP_WINDOW`].
+pub const CRASH_LOOP_RESTARTS: usize = 3;
+
+/// What is wrong with each destination, behind `/readyz`: a webhook that is gone (paused), a long
+/// wait an answer imposed (parked), a delivery task that stopped unexpectedly (down, or restarted
+/// again and again).
 #[derive(Debug, Default)]
 pub struct Health {
-    paused: Mutex<BTreeMap<String, String>>,
+    destinations: Mutex<BTreeMap<String, DestinationHealth>>,
+}
+
+#[derive(Debug, Default)]
+struct DestinationHealth {
+    paused: Option<String>,
+    parked: Option<(SystemTime, String)>,
+    down: Option<String>,
+    restarts: VecDeque<SystemTime>,
 }
 
 impl Health {
-    pub fn pause(&self, destination: &str, reason: &str) {
-        if let Ok(mut paused) = self.paused.lock() {
-            paused.insert(destination.to_owned(), reason.to_owned());
+    fn with(&self, destination: &str, change: impl FnOnce(&mut DestinationHealth)) {
+        if let Ok(mut destinations) = self.destinations.lock() {
+            change(destinations.entry(destination.to_owned()).or_default());
         }
+    }
+
+    /// The destination's webhook is gone: nothing is sent to it until restart.
+    pub fn pause(&self, destination: &str, reason: &str) {
+        self.with(destination, |health| health.paused = Some(reason.to_owned()));
+    }
+
+    /// The destination sends nothing until `until`, for `reason`.
+    pub fn park(&self, destination: &str, until: SystemTime, reason: &str) {
+        self.with(destination, |health| health.parked = Some((until, reason.to_owned())));
+    }
+
+    /// The destination's delivery task stopped unexpectedly, for `reason`; it will be restarted.
+    pub fn task_stopped(&self, destination: &str, reason: &str) {
+        self.with(destination, |health| health.down = Some(reason.to_owned()));
+    }
+
+    /// The destination's delivery task was started again (with no wait pending).
+    pub fn task_restarted(&self, destination: &str, at: SystemTime) {
+        self.with(destination, |health| {
+            health.down = None;
+            health.parked = None;
+            health.restarts.push_back(at);
+            while health.restarts.len() > CRASH_LOOP_RESTARTS {
+                health.restarts.pop_front();
+            }
+        });
     }
 
     /// `(destination, reason)` of every paused destination.
     pub fn paused(&self) -> Vec<(String, String)> {
-        self.paused.lock().map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+        let Ok(destinations) = self.destinations.lock() else { return Vec::new() };
+        destinations.iter().filter_map(|(name, h)| Some((name.clone(), h.paused.clone()?))).collect()
+    }
+
+    /// `(destination, problem)` for everything that makes the relay not ready at `now`.
+    pub fn problems(&self, now: SystemTime) -> Vec<(String, String)> {
+        let Ok(destinations) = self.destinations.lock() else { return Vec::new() };
+        let mut problems = Vec::new();
+        for (name, health) in destinations.iter() {
+            let mut report = |problem: String| problems.push((name.clone(), problem));
+            if let Some(reason) = &health.paused {
+                report(format!("is paused: {reason}"));
+            }
+            if let Some((until, reason)) = health.parked.as_ref().filter(|(until, _)| *until > now) {
+                let left = until.duration_since(now).unwrap_or_default().as_secs();
+                report(format!("is parked for another {left} s: {reason}"));
+            }
+            if let Some(reason) = &health.down {
+                report(format!("has no delivery task: it stopped unexpectedly ({reason}) and is being restarted"));
+            }
+            let recent = health
+                .restarts
+                .iter()
+                .filter(|at| now.duration_since(**at).unwrap_or_default() < CRASH_LOOP_WINDOW)
+                .count();
+            if recent >= CRASH_LOOP_RESTARTS {
+                report(format!(
+                    "keeps losing its delivery task: restarted {recent} times in the last {} minutes",
+                    CRASH_LOOP_WINDOW.as_secs() / 60
+                ));
+            }
+        }
+        problems
     }
 }
 
@@ -109,6 +187,7 @@ impl Metrics {
             rate_limited: Family::default(),
             retries: Family::default(),
             dead_letters: Family::default(),
+            task_restarts: Family::default(),
             delivery_latency: latency,
             pending_rows: Family::default(),
             oldest_pending_age: Family::default(),
@@ -135,6 +214,11 @@ impl Metrics {
         registry.register("rate_limited", "429 answers from Discord by scope", m.rate_limited.clone());
         registry.register("retries", "Failed attempts that will be retried", m.retries.clone());
         registry.register("dead_letters", "Rows kept as dead letters", m.dead_letters.clone());
+        registry.register(
+            "delivery_task_restarts",
+            "Delivery tasks that stopped unexpectedly and were started again",
+            m.task_restarts.clone(),
+        );
         registry.register(
             "delivery_latency_seconds",
             "Time from an event's arrival to Discord having it",

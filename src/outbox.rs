@@ -464,6 +464,15 @@ impl Outbox {
         self.call(|conn| conn.execute("DELETE FROM messages WHERE state = 'dead'", [])).await
     }
 
+    /// Whether the outbox is at `OUTBOX_MAX_BYTES`: a batch of [`FULL_MARGIN_BYTES`] would no
+    /// longer fit, so the panel's next requests are likely to be refused.
+    pub async fn is_full(&self) -> Result<bool, OutboxError> {
+        let Some(max_bytes) = self.max_bytes else {
+            return Ok(false);
+        };
+        self.call(move |conn| Ok(used_bytes(conn)?.saturating_add(FULL_MARGIN_BYTES) > max_bytes)).await
+    }
+
     /// Checks that the outbox can commit a write right now.
     pub async fn probe(&self) -> Result<(), OutboxError> {
         self.call(|conn| conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS probe (x); DELETE FROM probe;")).await
@@ -512,18 +521,25 @@ fn store(
     stored
 }
 
+/// How much room the outbox must have left to count as not full in `/readyz`.
+pub const FULL_MARGIN_BYTES: u64 = 64 * 1024;
+
 /// Whether `rows` fit under `max_bytes` of data (pages in use, not counting free ones). Only new
 /// rows are refused: updates and deletes must always go through, so a full outbox can drain.
 fn room_for(conn: &Connection, rows: &[NewRow], max_bytes: Option<u64>) -> rusqlite::Result<bool> {
     let Some(max_bytes) = max_bytes else {
         return Ok(true);
     };
+    let incoming: u64 = rows.iter().map(|row| row.part.len() as u64 + ROW_OVERHEAD_BYTES).sum();
+    Ok(used_bytes(conn)?.saturating_add(incoming) <= max_bytes)
+}
+
+/// Bytes of data in the database file (pages in use, not counting free ones).
+fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
     let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let used = (pages - free).max(0) as u64 * page_size.max(0) as u64;
-    let incoming: u64 = rows.iter().map(|row| row.part.len() as u64 + ROW_OVERHEAD_BYTES).sum();
-    Ok(used + incoming <= max_bytes)
+    Ok(u64::try_from(pages.saturating_sub(free)).unwrap_or(0).saturating_mul(u64::try_from(page_size).unwrap_or(0)))
 }
 
 fn remember(conn: &Connection, destinations: &[StoredDestination]) -> rusqlite::Result<()> {
@@ -550,7 +566,7 @@ fn insert_rows(conn: &Connection, rows: &[NewRow], dedup_window: Option<Duration
     let mut duplicated: HashSet<&str> = HashSet::new();
     for row in rows {
         if let (Some(window), Some(fingerprint)) = (dedup_window, &row.fingerprint) {
-            let since = row.received_at_ms - window.as_millis() as i64;
+            let since = row.received_at_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
             let duplicate = seen.query_row(params![fingerprint, row.destination, since], |_| Ok(())).optional()?;
             if duplicate.is_some() {
                 if duplicated.insert(fingerprint) {

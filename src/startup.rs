@@ -12,11 +12,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::deliver::{Delivery, Services};
 use crate::discord::{self, WebhookUrl};
-use crate::ingest::{self, Auth, RootAuth, State};
+use crate::ingest::{self, Auth, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics};
 use crate::outbox::Outbox;
 use crate::render::Templates;
 use crate::routing::{Destination, Router, Target, DEFAULT_DESTINATION, OWNER_PREFIX};
+
+/// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
+/// or two; this bounds what a flood of idle connections can make the relay hold.
+const MAX_CONNECTIONS_PER_WORKER: usize = 1024;
 
 /// How long in-flight requests get to finish at shutdown.
 const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
@@ -70,12 +74,14 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
+            unverified: Unverified::new(config.unverified_body_bytes),
         });
 
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(ingest::routes))
             .workers(workers)
+            .max_connections(MAX_CONNECTIONS_PER_WORKER)
             .disable_signals()
             .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
             .listen(listener)?

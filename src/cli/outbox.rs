@@ -54,7 +54,9 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
             }
             Command::Purge { delivered_older_than, dead } => {
                 if let Some(age) = delivered_older_than {
-                    let count = outbox.purge_delivered(now_ms() - age.as_millis() as i64).await?;
+                    let count = outbox
+                        .purge_delivered(now_ms().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)))
+                        .await?;
                     println!("deleted {count} delivered row(s) older than {}", humantime(*age));
                 }
                 if *dead {

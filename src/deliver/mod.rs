@@ -32,7 +32,7 @@ pub use pack::{
     build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,
 };
 
-use crate::discord::{self, Outcome, RateLimit, Scope};
+use crate::discord::{self, Outcome, RateLimit, Scope, Wait};
 use crate::metrics::{self, Health, Metrics};
 use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part, Templates};
@@ -40,6 +40,14 @@ use crate::routing::{Destination, Mentions, Router, Target};
 
 /// How many pending rows are looked at to find a burst for a digest.
 const DIGEST_LOOKAHEAD: usize = 2000;
+
+/// Waits at least this long are logged and shown in `/readyz` as a parked destination.
+const PARK_NOTICE: Duration = Duration::from_secs(300);
+
+/// The wait before a stopped delivery task is started again the first time; it doubles with each
+/// restart in a row, up to [`RESTART_DELAY_MAX`].
+const RESTART_DELAY_FIRST: Duration = Duration::from_secs(1);
+const RESTART_DELAY_MAX: Duration = Duration::from_secs(60);
 
 /// How often delivered rows past their retention are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -97,8 +105,9 @@ impl DeliverySettings {
             return Duration::from_secs(1);
         };
         let base = self.retry_schedule[failures.saturating_sub(1).min(last)];
-        let spread = self.jitter.clamp(0.0, 1.0);
-        base.mul_f64(1.0 - spread + 2.0 * spread * fastrand::f64())
+        let spread = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let factor = 1.0 - spread + 2.0 * spread * fastrand::f64();
+        Duration::try_from_secs_f64(base.as_secs_f64() * factor).unwrap_or(base)
     }
 }
 
@@ -153,6 +162,8 @@ pub struct Worker {
     digesting: Option<String>,
     /// Why the destination is paused, if it is.
     paused: Option<String>,
+    /// When the current run of failed requests began, if the last request failed.
+    failing_since: Option<Instant>,
 }
 
 impl Worker {
@@ -175,6 +186,7 @@ impl Worker {
             no_digest_through: None,
             digesting: None,
             paused: None,
+            failing_since: None,
         }
     }
 
@@ -223,7 +235,7 @@ impl Worker {
         }
         let limit = self.settings.channel_messages;
         let channel = match self.sent.front() {
-            Some(oldest) if limit > 0 && self.sent.len() >= limit => Some(*oldest + window),
+            Some(oldest) if limit > 0 && self.sent.len() >= limit => oldest.checked_add(window),
             _ => None,
         };
         let until = self.not_before.into_iter().chain(channel).max()?;
@@ -312,13 +324,36 @@ impl Worker {
     /// Waits before the next request when the bucket is empty.
     fn pace(&mut self, rate_limit: &RateLimit) {
         if rate_limit.remaining == Some(0) {
-            let wait = rate_limit.reset_after.unwrap_or(Duration::from_secs(1));
-            self.delay(wait);
+            let wait = rate_limit.reset_after.unwrap_or(Wait { duration: Duration::from_secs(1), capped: false });
+            self.park(wait, "its rate-limit bucket is empty");
         }
     }
 
+    /// Waits `wait` because an answer asked for it; says so when that is long, or longer than the
+    /// relay is willing to wait.
+    fn park(&mut self, wait: Wait, why: &str) {
+        let name = &self.destination.name;
+        let Wait { duration, capped } = wait;
+        if capped {
+            log::error!(
+                "{name}: {why} and the answer asked to wait longer than {:?}; waiting {:?} instead",
+                discord::MAX_WAIT,
+                discord::MAX_WAIT
+            );
+        } else if duration >= PARK_NOTICE {
+            log::warn!("{name}: {why}; sending nothing for {duration:?}");
+        }
+        if capped || duration >= PARK_NOTICE {
+            let until = std::time::SystemTime::now().checked_add(duration).unwrap_or(std::time::SystemTime::now());
+            let asked = if capped { " (asked for longer, capped)" } else { "" };
+            self.health.park(name, until, &format!("{why}: waiting {duration:?}{asked}"));
+        }
+        self.delay(duration);
+    }
+
     fn delay(&mut self, wait: Duration) {
-        let at = Instant::now() + wait;
+        let now = Instant::now();
+        let at = now.checked_add(wait.min(discord::MAX_WAIT)).unwrap_or(now);
         self.not_before = Some(self.not_before.map_or(at, |current| current.max(at)));
     }
 
@@ -330,7 +365,7 @@ impl Worker {
         sent: Sent,
     ) -> Result<Step, OutboxError> {
         let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-        let name = &self.destination.name;
+        let name = self.destination.name.clone();
         if let Outcome::RateLimited { retry_after, scope } = &outcome {
             let scope = if retry_after.is_none() { "ban" } else { scope.label() };
             let mut labels = self.labels.clone();
@@ -343,24 +378,27 @@ impl Worker {
                 self.digesting = (sent == Sent::Digest).then(|| rows[0].action.clone());
                 self.outbox.mark_delivered(ids).await?;
                 self.count_delivered(rows, embeds);
+                self.note_recovery(rows.len());
                 Ok(Step::Progress)
             }
             Outcome::RateLimited { retry_after: Some(wait), scope } => {
+                self.note_failure();
                 if scope == Scope::Shared {
-                    log::info!("{name}: Discord's shared rate limit applies; waiting {wait:?}");
+                    log::info!("{name}: Discord's shared rate limit applies; waiting {:?}", wait.duration);
                 } else {
-                    log::warn!("{name}: Discord rate limited us ({scope:?} scope); waiting {wait:?}");
+                    log::warn!("{name}: Discord rate limited us ({scope:?} scope); waiting {:?}", wait.duration);
                 }
-                self.delay(wait);
-                Ok(Step::Wait(wait))
+                self.park(wait, &format!("Discord answered 429 ({} scope)", scope.label()));
+                Ok(Step::Wait(wait.duration))
             }
             Outcome::RateLimited { retry_after: None, .. } => {
-                let wait = self.settings.ban_cooldown;
+                self.note_failure();
+                let wait = self.settings.ban_cooldown.min(discord::MAX_WAIT);
                 log::error!(
                     "{name}: Discord answered 429 without a delay, which means this IP is temporarily banned; \
                      sending nothing to this destination for {wait:?}"
                 );
-                self.delay(wait);
+                self.park(Wait { duration: wait, capped: false }, "Discord answered 429 without a delay (a ban)");
                 Ok(Step::Wait(wait))
             }
             Outcome::Transient { detail, .. } => self.retry_later(rows, detail).await,
@@ -399,16 +437,33 @@ impl Worker {
                     "{name}: {reason}. Nothing more is sent to it; its pending rows are kept. Fix the webhook URL and \
                      restart the relay"
                 );
-                self.health.pause(name, &reason);
+                self.health.pause(&name, &reason);
                 self.paused = Some(reason);
                 Ok(Step::Paused)
             }
         }
     }
 
+    /// Remembers when the current run of failures (5xx, timeouts, 429s) began.
+    fn note_failure(&mut self) {
+        self.failing_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Says once, at info, that a destination delivers again after a run of failures.
+    fn note_recovery(&mut self, events: usize) {
+        if let Some(since) = self.failing_since.take() {
+            log::info!(
+                "{}: delivered {events} events after {:.1} s of failures; delivering normally again",
+                self.destination.name,
+                since.elapsed().as_secs_f64()
+            );
+        }
+    }
+
     async fn retry_later(&mut self, rows: &[RowMeta], detail: String) -> Result<Step, OutboxError> {
         self.failures += 1;
-        let horizon = now_ms() - self.settings.retry_max_age.as_millis() as i64;
+        self.note_failure();
+        let horizon = now_ms().saturating_sub(millis(self.settings.retry_max_age));
         let (expired, retry): (Vec<&RowMeta>, Vec<&RowMeta>) =
             rows.iter().partition(|row| row.received_at_ms < horizon);
         if !expired.is_empty() {
@@ -493,6 +548,11 @@ impl Worker {
             }
         }
     }
+}
+
+/// `duration` in milliseconds, saturating at `i64::MAX`.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What a message carried, which decides how a refusal is handled.
@@ -581,8 +641,12 @@ impl Dispatch {
             return;
         }
         let wake = Arc::new(Notify::new());
-        let worker = Worker::new(destination.clone(), inner.services.clone(), wake.clone());
-        let task = tokio::spawn(worker.run(inner.shutdown.child_token()));
+        let task = tokio::spawn(supervise(
+            destination.clone(),
+            inner.services.clone(),
+            wake.clone(),
+            inner.shutdown.child_token(),
+        ));
         wakes.insert(destination.name.clone(), wake);
         if let Ok(mut tasks) = inner.tasks.lock() {
             tasks.push(task);
@@ -626,10 +690,71 @@ impl Delivery {
     }
 }
 
+/// Runs `destination`'s delivery task until `shutdown`, starting it again whenever it ends any
+/// other way.
+async fn supervise(destination: Arc<Destination>, services: Services, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let (health, metrics) = (services.health.clone(), services.metrics.clone());
+    keep_running(&destination.name.clone(), &health, &metrics, &shutdown, || {
+        Worker::new(destination.clone(), services.clone(), wake.clone()).run(shutdown.clone())
+    })
+    .await;
+}
+
+/// Runs the task `start` makes until `shutdown`. A task that ends before that (it panicked) is
+/// counted in `relay_delivery_task_restarts_total`, logged at error, shown in `/readyz` while it
+/// is down, and started again after a backoff that doubles up to [`RESTART_DELAY_MAX`].
+async fn keep_running<F, Fut>(
+    name: &str,
+    health: &Health,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+    mut start: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut restarts: u32 = 0;
+    loop {
+        let started = Instant::now();
+        let ended = tokio::spawn(start()).await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let reason = match ended {
+            Ok(()) => "it returned".to_owned(),
+            Err(err) if err.is_panic() => format!("it panicked: {}", panic_text(err.into_panic())),
+            Err(_) => "it was cancelled".to_owned(),
+        };
+        if started.elapsed() >= RESTART_DELAY_MAX.saturating_mul(10) {
+            restarts = 0;
+        }
+        restarts = restarts.saturating_add(1);
+        let wait = RESTART_DELAY_FIRST.saturating_mul(1 << restarts.saturating_sub(1).min(16)).min(RESTART_DELAY_MAX);
+        metrics.task_restarts.get_or_create(&metrics::destination(name)).inc();
+        health.task_stopped(name, &reason);
+        log::error!("{name}: the delivery task stopped unexpectedly ({reason}); starting it again in {wait:?}");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        health.task_restarted(name, std::time::SystemTime::now());
+    }
+}
+
+/// A panic's message, short and without tokens.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    discord::redact(&text, None).chars().take(300).collect()
+}
+
 /// Deletes delivered rows older than `retention`, now and every hour.
 async fn prune(outbox: Outbox, retention: Duration, shutdown: CancellationToken) {
     loop {
-        let before = now_ms() - retention.as_millis() as i64;
+        let before = now_ms().saturating_sub(millis(retention));
         match outbox.purge_delivered(before).await {
             Ok(0) => {}
             Ok(deleted) => log::info!("deleted {deleted} delivered rows older than {retention:?}"),
@@ -645,6 +770,69 @@ async fn prune(outbox: Outbox, retention: Duration, shutdown: CancellationToken)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_counted_shown_and_started_again() {
+        let (health, metrics, shutdown) =
+            (Arc::new(Health::default()), Arc::new(Metrics::new()), CancellationToken::new());
+        let starts = Arc::new(AtomicUsize::new(0));
+        let supervisor = {
+            let (health, metrics, shutdown, starts) =
+                (health.clone(), metrics.clone(), shutdown.clone(), starts.clone());
+            tokio::spawn(async move {
+                keep_running("default", &health, &metrics, &shutdown.clone(), || {
+                    let (start, shutdown) = (starts.fetch_add(1, Ordering::SeqCst), shutdown.clone());
+                    async move {
+                        if start == 0 {
+                            panic!("a delay out of range");
+                        }
+                        shutdown.cancelled().await;
+                    }
+                })
+                .await
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut saw_down = false;
+        while starts.load(Ordering::SeqCst) < 2 {
+            assert!(Instant::now() < deadline, "the task was not started again");
+            saw_down |= health
+                .problems(std::time::SystemTime::now())
+                .iter()
+                .any(|(name, problem)| name == "default" && problem.contains("a delay out of range"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(saw_down, "/readyz showed the stopped task while it was down");
+        assert!(health.problems(std::time::SystemTime::now()).is_empty(), "up again after the restart");
+        let text = metrics.render(&[], &health);
+        assert!(text.contains(r#"relay_delivery_task_restarts_total{destination="default"} 1"#), "{text}");
+        shutdown.cancel();
+        supervisor.await.unwrap();
+        assert_eq!(starts.load(Ordering::SeqCst), 2, "a task that ends at shutdown is not started again");
+    }
+
+    #[test]
+    fn restarts_in_a_row_make_a_crash_loop_in_readiness() {
+        let health = Health::default();
+        let now = std::time::SystemTime::now();
+        for _ in 0..metrics::CRASH_LOOP_RESTARTS {
+            health.task_restarted("default", now);
+        }
+        let problems = health.problems(now);
+        assert!(problems.iter().any(|(_, p)| p.contains("keeps losing its delivery task")), "{problems:?}");
+        let later = now + metrics::CRASH_LOOP_WINDOW;
+        assert!(health.problems(later).is_empty(), "old restarts are forgotten");
+    }
+
+    #[test]
+    fn backoff_never_panics_on_extreme_settings() {
+        let settings =
+            DeliverySettings { retry_schedule: vec![Duration::MAX], jitter: f64::NAN, ..DeliverySettings::default() };
+        assert_eq!(settings.backoff(usize::MAX), Duration::MAX);
+        let settings = DeliverySettings { retry_schedule: vec![Duration::MAX], jitter: 1.0, ..settings };
+        let _ = settings.backoff(1);
+    }
 
     #[test]
     fn backoff_follows_the_schedule_with_jitter() {

@@ -161,6 +161,9 @@ async fn a_full_outbox_answers_503_and_recovers_without_acknowledging_what_it_di
     }
     assert!(!refused.is_empty(), "the outbox filled up");
     assert!(acknowledged.len() >= 100, "it held something first: {}", acknowledged.len());
+    let readiness = app.get("/readyz").await;
+    assert_eq!(readiness.status(), 503, "a full outbox is not ready");
+    assert!(readiness.text().await.unwrap().contains("the outbox is full"));
 
     discord.set_down(false);
     eventually(Duration::from_secs(30), "every acknowledged event", || {
@@ -175,6 +178,7 @@ async fn a_full_outbox_answers_503_and_recovers_without_acknowledging_what_it_di
     // Once Discord has them, their room is reused: the relay takes events again.
     let response = app.post(batch_of("user_created", 20, "again_", |_, _| {})).await;
     assert_eq!(response.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200, "ready again once there is room");
     app.stop().await;
 }
 

@@ -9,6 +9,7 @@ mod delivery;
 mod dry_run;
 mod engine;
 mod faults;
+mod hostile;
 mod ingest;
 mod operations;
 mod safety;

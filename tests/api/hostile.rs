@@ -1,0 +1,297 @@
+//! What a stranger or a broken upstream sends: bodies that cannot be checked before they are read,
+//! absurd delays, answers of any size, tokens echoed in error pages, batches of a million nothings.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::fake_discord::{FakeDiscord, Reply, WEBHOOK_ID, WEBHOOK_TOKEN};
+use crate::helpers::{eventually, fixture, logs, spawn_app_in, Options, TestApp, SECRET};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A header shaped like an HMAC-SHA256 (64 hex digits) that is not the HMAC of anything sent.
+const HMAC_SHAPED: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+async fn readiness(app: &TestApp) -> (u16, Value) {
+    let response = app.get("/readyz").await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Polls `/readyz` until one of its reasons contains `needle`; returns that reason.
+async fn wait_for_reason(app: &TestApp, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = readiness(app).await;
+        let reasons: Vec<String> =
+            body["reasons"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(str::to_owned)).collect();
+        if let Some(reason) = reasons.iter().find(|r| r.contains(needle)) {
+            assert_eq!(status, 503);
+            return reason.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no readiness reason with {needle:?}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn user_created() -> String {
+    fixture("marzban-0.8.4/user_created.json")
+}
+
+/// Opens a connection, sends a POST head with `secret` announcing `length` bytes, then `sent` bytes
+/// of body, and keeps the connection open without finishing.
+async fn stalled_upload(port: u16, secret: &str, length: usize, sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head =
+        format!("POST / HTTP/1.1\r\nHost: relay\r\nx-webhook-secret: {secret}\r\nContent-Length: {length}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(&vec![b' '; sent]).await;
+    stream
+}
+
+/// The status line of whatever the relay answered on `stream` within `wait`, if anything.
+async fn answer_within(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    let mut buffer = [0u8; 64];
+    match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
+        Ok(Ok(read)) if read > 0 => Some(String::from_utf8_lossy(&buffer[..read]).lines().next()?.to_owned()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn unverified_bodies_share_one_budget_and_never_slow_the_panel() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("UNVERIFIED_BODY_BYTES", "1MiB")).await;
+
+    // Bigger than the whole budget: refused before a byte is read.
+    let mut huge = stalled_upload(app.port(), HMAC_SHAPED, 60 << 20, 0).await;
+    assert_eq!(answer_within(&mut huge, WAIT).await.as_deref(), Some("HTTP/1.1 413 Payload Too Large"));
+
+    // Forty uploads of 200 KiB that never finish: five fit in 1 MiB, the rest are turned away.
+    let mut uploads = Vec::new();
+    for _ in 0..40 {
+        uploads.push(stalled_upload(app.port(), HMAC_SHAPED, 200 << 10, 4 << 10).await);
+    }
+    let mut refused = 0;
+    for upload in &mut uploads {
+        match answer_within(upload, Duration::from_millis(500)).await.as_deref() {
+            Some("HTTP/1.1 503 Service Unavailable") => refused += 1,
+            Some(other) => panic!("unexpected answer {other}"),
+            None => {}
+        }
+    }
+    assert!(refused >= 35, "only {refused} of 40 unverified uploads were refused at once");
+
+    // Meanwhile the panel, which sends the raw secret, is served every time.
+    for i in 0..10 {
+        assert_eq!(app.post(user_created()).await.status(), 200, "panel request {i}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(uploads);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_absurd_retry_after_is_capped_and_shows_in_readiness() {
+    for reply in [
+        Reply { status: 429, headers: vec![], body: json!({"retry_after": 1e20, "global": false}).to_string() },
+        Reply {
+            status: 429,
+            headers: vec![("retry-after".into(), "99999999999999999999".into())],
+            body: String::new(),
+        },
+    ] {
+        let discord = FakeDiscord::start().await;
+        discord.script([reply]);
+        let dir = tempfile::tempdir().unwrap();
+        let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
+
+        assert_eq!(app.post(user_created()).await.status(), 200);
+        let reason = wait_for_reason(&app, "parked").await;
+        assert!(reason.contains("3600s") && reason.contains("capped"), "{reason}");
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(!metrics.contains("relay_delivery_task_restarts_total{"), "the task did not die:\n{metrics}");
+        assert!(logs().iter().any(|l| l.contains("asked to wait longer than 3600s")));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_empty_bucket_with_an_absurd_reset_parks_loudly() {
+    let discord = FakeDiscord::start().await;
+    discord.script([Reply {
+        status: 200,
+        headers: vec![("x-ratelimit-remaining".into(), "0".into()), ("x-ratelimit-reset-after".into(), "1e19".into())],
+        body: "{}".into(),
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
+
+    assert_eq!(app.post(user_created()).await.status(), 200);
+    let reason = wait_for_reason(&app, "rate-limit bucket is empty").await;
+    assert!(reason.contains("capped"), "{reason}");
+    assert!(logs().iter().any(|l| l.starts_with("ERROR") && l.contains("rate-limit bucket is empty")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_asking_for_no_wait_is_not_hammered() {
+    let discord = FakeDiscord::start().await;
+    let zero = Reply {
+        status: 429,
+        headers: vec![("retry-after".into(), "0".into())],
+        body: json!({"retry_after": 0, "global": false}).to_string(),
+    };
+    discord.script(vec![zero; 4]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
+
+    assert_eq!(app.post(user_created()).await.status(), 200);
+    discord.wait_for_embeds(1, WAIT).await;
+    let requests = discord.requests();
+    assert_eq!(requests.len(), 5, "four 429s, then the message");
+    for pair in requests.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(200), "retried after only {gap:?}");
+    }
+    app.stop().await;
+}
+
+/// A server that answers every request `200` with a body of `length` bytes, and counts how much
+/// of it it managed to write before the client hung up.
+struct Firehose {
+    port: u16,
+    written: Arc<AtomicUsize>,
+    done: Arc<AtomicBool>,
+}
+
+impl Firehose {
+    async fn start(length: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (written, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (w, d) = (written.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            read_request(&mut stream).await;
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n");
+            if stream.write_all(head.as_bytes()).await.is_ok() {
+                let chunk = vec![b' '; 64 << 10];
+                while w.load(Ordering::SeqCst) < length {
+                    if stream.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    w.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+            }
+            d.store(true, Ordering::SeqCst);
+        });
+        Self { port, written, done }
+    }
+}
+
+/// Reads one HTTP request (head and `Content-Length` body) from `stream`.
+async fn read_request(stream: &mut TcpStream) {
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        let read = stream.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 {
+            return;
+        }
+        seen.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if seen.len() >= end + 4 + length {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_huge_answer_is_not_read_to_the_end() {
+    let firehose = Firehose::start(300 << 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}", firehose.port);
+    let options = Options::new().var("WEBHOOK_SECRET", SECRET).var("DISCORD_WEBHOOK_URL", &url);
+    let app = spawn_app_in(dir.path(), options).await;
+
+    assert_eq!(app.post(user_created()).await.status(), 200);
+    eventually(WAIT, "the relay to hang up on the firehose", || firehose.done.load(Ordering::SeqCst)).await;
+    let written = firehose.written.load(Ordering::SeqCst);
+    assert!(written < 32 << 20, "the relay read {written} bytes of a 300 MiB answer");
+    let delivered = "relay_events_delivered_total{destination=\"default\"} 1";
+    let deadline = std::time::Instant::now() + WAIT;
+    while !app.get("/metrics").await.text().await.unwrap().contains(delivered) {
+        assert!(std::time::Instant::now() < deadline, "a 2xx is delivered, however long its body");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_echoed_by_a_proxy_are_never_logged_stored_or_served() {
+    let discord = FakeDiscord::start().await;
+    let echo = |status: u16| Reply::status(status, &format!("Cannot POST /api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}"));
+    discord.script([echo(502), echo(400), echo(404)]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("DIGEST_THRESHOLD", "0")).await;
+
+    // The 502 is retried, the 400 makes a dead letter, the 404 (for the next event) pauses the
+    // destination.
+    assert_eq!(app.post(user_created()).await.status(), 200);
+    discord.wait_for_requests(2, WAIT).await;
+    let next = fixture("marzban-0.8.4/user_deleted.json");
+    assert_eq!(app.post(next).await.status(), 200);
+    let reason = wait_for_reason(&app, "paused").await;
+    assert!(reason.contains("[redacted]"), "{reason}");
+    let body = app.get("/readyz").await.text().await.unwrap();
+    assert!(!body.contains(WEBHOOK_TOKEN), "{body}");
+    app.stop().await;
+
+    let outbox = marzban_discord_relay::outbox::Outbox::open(dir.path()).unwrap();
+    let dead = outbox.dead(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let stored = format!("{dead:?}");
+    assert!(stored.contains("[redacted]") && !stored.contains(WEBHOOK_TOKEN), "{stored}");
+    let leaked: Vec<String> = logs().into_iter().filter(|l| l.contains(WEBHOOK_TOKEN)).collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+}
+
+#[tokio::test]
+async fn a_million_nothings_get_a_short_answer_and_one_log_line() {
+    let (discord, dir) = (FakeDiscord::start().await, tempfile::tempdir().unwrap());
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
+    let marker = "k3q9";
+    let mut events: Vec<Value> = serde_json::from_str(&user_created()).unwrap();
+    events[0]["username"] = json!(marker);
+    let good = serde_json::to_string(&events[0]).unwrap();
+    let body = format!("[{good},{}]", vec!["{}"; 1_000_000].join(","));
+
+    let response = app.post(body).await;
+    assert_eq!(response.status(), 200);
+    let receipt: Value = response.json().await.unwrap();
+    assert_eq!(receipt["accepted"], 1);
+    assert_eq!(receipt["rejected"], 1_000_000);
+    assert_eq!(receipt["errors"].as_array().unwrap().len(), 100);
+    assert_eq!(receipt["errors_not_shown"], 999_900);
+    let lines = logs().iter().filter(|l| l.contains("rejected 1000000 elements")).count();
+    assert_eq!(lines, 1, "one summary line for the whole batch");
+    let per_element = logs().iter().filter(|l| l.contains("rejected element")).count();
+    assert_eq!(per_element, 0);
+    let embeds = discord.wait_for_embeds(1, WAIT).await;
+    assert!(embeds[0]["title"].as_str().unwrap().contains(marker));
+    app.stop().await;
+}
