@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Draws Discord request bodies the way Discord's dark theme shows them, as an HTML page.
+
+Input: what `marzban-discord-relay render` prints (one or more "# to destination NAME" lines, each
+followed by a JSON request body), or a JSON array of request bodies, on standard input or in files.
+Output: an HTML page on standard output. To look at it:
+
+    marzban-discord-relay render --action user_created | scripts/discord-preview.py > /tmp/p.html
+    chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=900,1400 \
+        --screenshot=/tmp/p.png file:///tmp/p.html
+
+Discord renders markdown in the content, the title, the description and field values, but not in
+the author name, field names' emphasis aside, or the footer; the page does the same. Times
+(`<t:UNIX:STYLE>`) are shown as Discord would in UTC, mentions as pills. Layout is left to right,
+as Discord lays out messages.
+"""
+
+import datetime
+import html
+import json
+import re
+import sys
+
+
+def parse_input(text):
+    text = text.strip()
+    if text.startswith("["):
+        return [("", body) for body in json.loads(text)]
+    bodies = []
+    decoder = json.JSONDecoder()
+    destination, at = "", 0
+    while at < len(text):
+        if text.startswith("#", at):
+            end = text.find("\n", at)
+            end = len(text) if end < 0 else end
+            destination = text[at + 1 : end].strip()
+            at = end + 1
+        elif text[at].isspace():
+            at += 1
+        else:
+            body, at = decoder.raw_decode(text, at)
+            bodies.append((destination, body))
+    return bodies
+
+
+def timestamp(match):
+    at = datetime.datetime.fromtimestamp(int(match.group(1)), datetime.timezone.utc)
+    style = match.group(2) or "f"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if style == "R":
+        days = (at - now).total_seconds() / 86400
+        shown = f"in {round(days)} days" if days >= 0 else f"{round(-days)} days ago"
+    elif style == "D":
+        shown = at.strftime("%B %-d, %Y")
+    elif style == "d":
+        shown = at.strftime("%m/%d/%Y")
+    elif style == "F":
+        shown = at.strftime("%A, %B %-d, %Y %-I:%M %p")
+    else:
+        shown = at.strftime("%B %-d, %Y %-I:%M %p")
+    return f'<span class="time">{shown}</span>'
+
+
+def markdown(text):
+    """A small subset of Discord markdown: escapes, bold, italic, underline, code, links, times,
+    mentions, list lines and headings."""
+    escaped = {}
+
+    def keep(match):
+        key = f"\x00{len(escaped)}\x00"
+        escaped[key] = html.escape(match.group(1))
+        return key
+
+    text = re.sub(r"\\([\\*_`~|<>#\-\[\]().@:!])", keep, text)
+    text = html.escape(text, quote=False)
+    text = re.sub(r"&lt;t:(-?\d+)(?::([tTdDfFR]))?&gt;", timestamp, text)
+    text = re.sub(r"&lt;@&amp;(\d+)&gt;", r'<span class="mention">@role \1</span>', text)
+    text = re.sub(r"&lt;@!?(\d+)&gt;", r'<span class="mention">@user \1</span>', text)
+    text = re.sub(r"@(everyone|here)", r'<span class="mention">@\1</span>', text)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    text = re.sub(r"__(.+?)__", r"<u>\1</u>", text)
+    text = re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
+    text = re.sub(r"\b_(.+?)_\b", r"<i>\1</i>", text)
+    text = re.sub(r"\[([^\]]+)\]\((https?://[^)]+)\)", r'<a href="\2">\1</a>', text)
+    lines = []
+    for line in text.split("\n"):
+        if re.match(r"^(- |\* )", line):
+            line = "• " + line[2:]
+        elif re.match(r"^#{1,3} ", line):
+            line = f"<b class='h'>{line.lstrip('#').strip()}</b>"
+        lines.append(line)
+    text = "<br>".join(lines)
+    for key, value in escaped.items():
+        text = text.replace(key, value)
+    return text
+
+
+def plain(text):
+    return html.escape(text or "")
+
+
+def embed_html(embed):
+    colour = embed.get("color")
+    bar = f"#{colour:06x}" if isinstance(colour, int) else "#1e1f22"
+    parts = [f'<div class="embed" style="border-left-color:{bar}">']
+    author = embed.get("author")
+    if author:
+        parts.append(f'<div class="author">{plain(author.get("name"))}</div>')
+    if embed.get("title"):
+        parts.append(f'<div class="title">{markdown(embed["title"])}</div>')
+    if embed.get("description"):
+        parts.append(f'<div class="description">{markdown(embed["description"])}</div>')
+    fields = embed.get("fields") or []
+    if fields:
+        parts.append('<div class="fields">')
+        column = 0
+        for field in fields:
+            inline = field.get("inline") and column < 3
+            column = column + 1 if inline else 0
+            span = "inline" if field.get("inline") else "block"
+            parts.append(
+                f'<div class="field {span}"><div class="fname">{markdown(field.get("name", ""))}</div>'
+                f'<div class="fvalue">{markdown(field.get("value", ""))}</div></div>'
+            )
+        parts.append("</div>")
+    footer = embed.get("footer", {}).get("text")
+    when = embed.get("timestamp")
+    if footer or when:
+        shown = [plain(footer)] if footer else []
+        if when:
+            at = datetime.datetime.fromisoformat(when.replace("Z", "+00:00")[:26] + "+00:00" if "." in when else when.replace("Z", "+00:00"))
+            shown.append(at.strftime("%m/%d/%Y %-I:%M %p"))
+        parts.append(f'<div class="footer">{" • ".join(shown)}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def message_html(destination, body):
+    name = body.get("username") or "Marzban relay"
+    parts = ['<div class="message">', f'<div class="dest">{plain(destination)}</div>']
+    parts.append(f'<div class="who">{plain(name)} <span class="bot">APP</span></div>')
+    if body.get("thread_name"):
+        parts.append(f'<div class="thread">new post: {plain(body["thread_name"])}</div>')
+    if body.get("content"):
+        parts.append(f'<div class="content">{markdown(body["content"])}</div>')
+    for embed in body.get("embeds") or []:
+        parts.append(embed_html(embed))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+STYLE = """
+body { background:#313338; color:#dbdee1; font-family:"gg sans","Noto Sans","Noto Sans Arabic",
+  "Noto Sans CJK SC","Noto Color Emoji",sans-serif; font-size:16px; margin:16px; width:860px; }
+.message { margin-bottom:22px; }
+.dest { color:#80848e; font-size:12px; }
+.who { color:#f2f3f5; font-weight:600; margin:2px 0 4px; }
+.bot { background:#5865f2; color:#fff; font-size:10px; padding:1px 4px; border-radius:3px; }
+.thread { color:#00a8fc; font-size:14px; }
+.content { margin-bottom:4px; }
+.embed { background:#2b2d31; border-left:4px solid; border-radius:4px; padding:8px 16px 16px 12px;
+  max-width:516px; margin-top:4px; }
+.author { font-size:14px; font-weight:600; margin-top:8px; color:#f2f3f5; }
+.title { font-weight:600; margin-top:8px; color:#f2f3f5; }
+.description { font-size:14px; margin-top:8px; white-space:normal; }
+.fields { display:grid; grid-template-columns:repeat(3, 1fr); gap:8px; margin-top:8px; }
+.field { font-size:14px; min-width:0; }
+.field.block { grid-column:1 / -1; }
+.fname { font-weight:600; color:#f2f3f5; margin-bottom:2px; }
+.footer { font-size:12px; color:#b5bac1; margin-top:8px; }
+.time { background:#3f4147; border-radius:3px; padding:0 2px; }
+.mention { background:#3c4270; color:#c9cdfb; border-radius:3px; padding:0 2px; }
+code { background:#1e1f22; padding:0 3px; border-radius:3px; font-size:85%; }
+a { color:#00a8fc; text-decoration:none; }
+"""
+
+
+def main():
+    sources = sys.argv[1:] or ["-"]
+    bodies = []
+    for source in sources:
+        text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()
+        bodies.extend(parse_input(text))
+    page = [f"<!doctype html><meta charset='utf-8'><style>{STYLE}</style><body>"]
+    page.extend(message_html(destination, body) for destination, body in bodies)
+    print("".join(page))
+
+
+if __name__ == "__main__":
+    main()
