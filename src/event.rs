@@ -38,12 +38,60 @@ pub const KNOWN_ACTIONS: &[&str] = &[
 pub const SECRET_KEYS: &[&str] =
     &["links", "subscription_url", "proxies", "proxy_settings", "key", "discord_webhook", "telegram_id"];
 
-/// Keys that change between re-sends of the same notification and so are left out of its
-/// fingerprint.
+/// The fields a Marzban or PasarGuard re-send changes (`tries` + 1, a later `send_at`): left out of
+/// the fingerprint, so a re-send matches the notification it repeats.
 const RESEND_KEYS: &[&str] = &["tries", "send_at"];
 
 /// The longest action name accepted. Real ones are under 25 characters.
 const ACTION_MAX_CHARS: usize = 64;
+
+/// The panel software a notification came from, told apart by the shape of its body: the panels
+/// share action names but not what their fields mean, nor how they re-send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Marzban 0.8 (and anything with the Marzban envelope that is not PasarGuard).
+    Marzban,
+    /// PasarGuard: the Marzban envelope with a `user.id`, `user.proxy_settings` or `by.id`.
+    PasarGuard,
+    /// Marzneshin: `{created_at, user, action, by}`, without the `enqueued_at`/`send_at`/`tries`
+    /// envelope.
+    Marzneshin,
+}
+
+impl Family {
+    /// Which panel sent `map`. Reads only key names, never values.
+    pub fn of(map: &Map<String, Value>) -> Self {
+        let has =
+            |object: Option<&Value>, key: &str| object.and_then(Value::as_object).is_some_and(|o| o.contains_key(key));
+        let (user, by) = (map.get("user"), map.get("by"));
+        let envelope = ["enqueued_at", "send_at", "tries"].iter().any(|key| map.contains_key(*key));
+        let marzneshin_user = has(user, "owner_username") || has(user, "expire_strategy");
+        if !envelope && (map.contains_key("created_at") || marzneshin_user) {
+            Family::Marzneshin
+        } else if has(user, "proxy_settings") || has(user, "id") || has(by, "id") {
+            Family::PasarGuard
+        } else {
+            Family::Marzban
+        }
+    }
+
+    /// The fields a re-send of this family's notifications changes, or `None` when the family never
+    /// re-sends (and so two identical bodies are two real events).
+    ///
+    /// Marzban re-sends a failed batch with `tries` and `send_at` changed and nothing else; its
+    /// `enqueued_at` is the panel's start time, the same for every event, so keeping it in the
+    /// fingerprint changes nothing. PasarGuard re-sends the same payload (with `tries`/`send_at`
+    /// changed when it retries), and its `enqueued_at` is the real enqueue time: kept, it tells two
+    /// events with the same content apart. Marzneshin never re-sends, and its `created_at` is fixed
+    /// at panel start, so disabling a user twice gives two identical bodies: no fingerprint at all.
+    fn resend_keys(self) -> Option<&'static [&'static str]> {
+        match self {
+            Family::Marzban | Family::PasarGuard => Some(RESEND_KEYS),
+            Family::Marzneshin => None,
+        }
+    }
+}
 
 /// An action name: 1 to 64 characters of ASCII letters, digits, `_` and `-`. Unknown names are
 /// fine; they are rendered with the default template.
@@ -102,9 +150,12 @@ pub struct Event {
     /// per-admin delivery. Never serialised, never logged.
     #[serde(skip)]
     pub owner_webhook: Option<String>,
-    /// Identifies a re-send of the same notification (same content apart from `tries`/`send_at`).
+    /// Which panel software sent it.
+    pub family: Family,
+    /// Identifies a re-send of the same notification (same content apart from `tries`/`send_at`);
+    /// `None` for panels that never re-send (Marzneshin), whose events are never de-duplicated.
     #[serde(skip)]
-    pub fingerprint: String,
+    pub fingerprint: Option<String>,
 }
 
 /// A panel user. Every field a default template uses is always present (null when unknown), so a
@@ -197,10 +248,11 @@ impl Event {
         let Value::Object(mut map) = element else {
             return Err(format!("element must be an object, not {}", kind_of(&element)));
         };
+        let family = Family::of(&map);
         let owner_webhook = owner_webhook(&map);
         // Before stripping: the subscription token is made when the panel builds the event, so it
         // tells two identical-looking events apart while a re-send keeps it.
-        let fingerprint = fingerprint(&map, panel);
+        let fingerprint = family.resend_keys().map(|resend_keys| fingerprint(&map, panel, resend_keys));
         strip_secrets(&mut map);
 
         let action = match map.remove("action") {
@@ -242,6 +294,7 @@ impl Event {
             remaining,
             reason: map.get("reason").and_then(Value::as_str).map(str::to_owned),
             owner_webhook,
+            family,
             fingerprint,
         })
     }
@@ -331,14 +384,14 @@ fn strip_value(value: &mut Value) {
     }
 }
 
-/// A hash of the notification without the keys that change between re-sends. Only the hash is
-/// kept, so the secrets it covers cannot be read back from it.
-fn fingerprint(map: &Map<String, Value>, panel: Option<&str>) -> String {
+/// A hash of the notification without `resend_keys`. Only the hash is kept, so the secrets it covers
+/// cannot be read back from it.
+fn fingerprint(map: &Map<String, Value>, panel: Option<&str>, resend_keys: &[&str]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(panel.unwrap_or_default().as_bytes());
     hasher.update([0]);
     let stable: Map<String, Value> =
-        map.iter().filter(|(k, _)| !RESEND_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        map.iter().filter(|(k, _)| !resend_keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     // serde_json's Map is ordered by key, so equal content always serialises the same.
     hasher.update(serde_json::to_vec(&stable).unwrap_or_default());
     hex::encode(hasher.finalize())
@@ -554,5 +607,37 @@ mod tests {
         let other_panel = Event::from_value(json!({"action":"a","username":"u"}), now(), Some("eu1")).unwrap();
         let same_panel = Event::from_value(json!({"action":"a","username":"u"}), now(), None).unwrap();
         assert_ne!(other_panel.fingerprint, same_panel.fingerprint);
+    }
+
+    #[test]
+    fn tells_the_panel_families_apart_by_their_shape() {
+        let family = |value: Value| one(value).unwrap().family;
+        let envelope = json!({"action":"a","username":"u","enqueued_at":1.0,"send_at":1.0,"tries":0});
+        let mut marzban = envelope.clone();
+        marzban["user"] = json!({"username":"u","proxies":{},"expire":1});
+        marzban["by"] = json!({"username":"root","is_sudo":true});
+        assert_eq!(family(marzban), Family::Marzban);
+        let mut pasarguard = envelope.clone();
+        pasarguard["user"] = json!({"id":3,"username":"u","proxy_settings":{}});
+        assert_eq!(family(pasarguard), Family::PasarGuard);
+        let mut pasarguard_deleted = envelope.clone();
+        pasarguard_deleted["by"] = json!({"id":1,"username":"owner"});
+        assert_eq!(family(pasarguard_deleted), Family::PasarGuard);
+        let marzneshin = json!({"created_at":1.0,"action":"a","by":null,"user":{"id":1,"owner_username":"boss"}});
+        assert_eq!(family(marzneshin), Family::Marzneshin);
+        assert_eq!(family(json!({"action":"a","username":"u"})), Family::Marzban, "nothing to tell: Marzban");
+    }
+
+    #[test]
+    fn only_panels_that_re_send_get_a_fingerprint() {
+        let marzneshin = json!({"created_at":1.0,"action":"user_disabled","by":null,"user":{"username":"u","key":"k"}});
+        assert_eq!(one(marzneshin).unwrap().fingerprint, None, "Marzneshin never re-sends");
+        let pasarguard = |enqueued_at: f64, tries: i64| {
+            let value = json!({"action":"user_disabled","username":"u","enqueued_at":enqueued_at,
+                               "send_at":enqueued_at + tries as f64 * 180.0,"tries":tries,"user":{"id":1}});
+            one(value).unwrap().fingerprint.expect("PasarGuard re-sends")
+        };
+        assert_eq!(pasarguard(10.0, 0), pasarguard(10.0, 1), "a retry is the same notification");
+        assert_ne!(pasarguard(10.0, 0), pasarguard(11.0, 0), "a later enqueue is another event");
     }
 }

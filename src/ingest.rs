@@ -346,7 +346,7 @@ fn prepare(
                 username: event.username.clone(),
                 panel: event.panel.clone(),
                 part: part.clone(),
-                fingerprint: Some(event.fingerprint.clone()),
+                fingerprint: event.fingerprint.clone(),
                 mentions: route.mentions,
             });
             prepared.destinations.entry(destination.name.clone()).or_insert(destination);

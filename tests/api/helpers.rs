@@ -153,11 +153,32 @@ pub fn fixture(name: &str) -> String {
 
 /// Every Marzban 0.8.4 fixture, by file name.
 pub fn marzban_fixtures() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marzban-0.8.4");
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    fixtures_in(MARZBAN)
+}
+
+/// The folders of `tests/fixtures/` holding real captures, one per panel.
+pub const MARZBAN: &str = "marzban-0.8.4";
+pub const PASARGUARD: &str = "pasarguard-5.2.1";
+pub const MARZNESHIN: &str = "marzneshin-0.7.4";
+
+/// Every request body (`.json` file) of the capture folder `panel`, by file name, in file order.
+pub fn fixtures_in(panel: &str) -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(panel);
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
     names.sort();
-    names.into_iter().map(|name| (name.clone(), fixture(&format!("marzban-0.8.4/{name}")))).collect()
+    names.into_iter().map(|name| (name.clone(), fixture(&format!("{panel}/{name}")))).collect()
+}
+
+/// The one capture of `panel` whose file name starts with `prefix` (`"005"`).
+pub fn capture(panel: &str, prefix: &str) -> String {
+    let mut found = fixtures_in(panel).into_iter().filter(|(name, _)| name.starts_with(prefix));
+    let (_, body) = found.next().unwrap_or_else(|| panic!("no capture {prefix} in {panel}"));
+    assert!(found.next().is_none(), "more than one capture {prefix} in {panel}");
+    body
 }
 
 // ---------------------------------------------------------------------------------------------
