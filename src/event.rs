@@ -177,8 +177,10 @@ pub struct User {
     pub online_at: Option<String>,
     pub sub_updated_at: Option<String>,
     pub sub_last_user_agent: Option<String>,
+    /// When an on-hold user's hold ends even without a first connection: ISO datetime, UTC when it
+    /// has no offset (Marzneshin's `activation_deadline`).
     pub on_hold_timeout: Option<String>,
-    /// Seconds an on-hold user gets once activated.
+    /// Seconds an on-hold user gets once activated (Marzneshin's `usage_duration`).
     pub on_hold_expire_duration: Option<i64>,
     pub auto_delete_in_days: Option<i64>,
     pub next_plan: Option<Value>,
@@ -321,8 +323,13 @@ impl User {
             online_at: take_str(&mut map, "online_at"),
             sub_updated_at: take_str(&mut map, "sub_updated_at"),
             sub_last_user_agent: take_str(&mut map, "sub_last_user_agent"),
-            on_hold_timeout: take_str(&mut map, "on_hold_timeout"),
-            on_hold_expire_duration: take_int(&mut map, "on_hold_expire_duration"),
+            // Marzneshin's `start_on_first_use` user: `activation_deadline` is when the hold ends
+            // at the latest, `usage_duration` how long the user lasts once first used.
+            on_hold_timeout: take_str(&mut map, "on_hold_timeout")
+                .or_else(|| take_str(&mut map, "activation_deadline")),
+            on_hold_expire_duration: take_int(&mut map, "on_hold_expire_duration")
+                .or_else(|| take_int(&mut map, "usage_duration"))
+                .filter(|seconds| *seconds > 0),
             auto_delete_in_days: take_int(&mut map, "auto_delete_in_days"),
             next_plan: map.remove("next_plan").filter(|v| !v.is_null()),
             note: take_str(&mut map, "note"),
@@ -343,14 +350,17 @@ impl Admin {
     }
 }
 
-/// Marzneshin sends flags instead of a status; map them to Marzban's status names.
+/// Marzneshin sends flags instead of a status; map them to Marzban's status names. A
+/// `start_on_first_use` user is on hold until first used. `activated: false` is not on hold: it
+/// means the user is not pushed to the nodes right now (disabled, expired, limited, or deleted).
 fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
     let flag = |key: &str| map.get(key).and_then(Value::as_bool);
-    let status = match (flag("enabled")?, flag("expired"), flag("data_limit_reached"), flag("activated")) {
+    let on_first_use = map.get("expire_strategy").and_then(Value::as_str) == Some("start_on_first_use");
+    let status = match (flag("enabled")?, flag("expired"), flag("data_limit_reached")) {
         (false, ..) => "disabled",
-        (true, Some(true), ..) => "expired",
-        (true, _, Some(true), _) => "limited",
-        (true, _, _, Some(false)) => "on_hold",
+        (true, Some(true), _) => "expired",
+        (true, _, Some(true)) => "limited",
+        _ if on_first_use => "on_hold",
         _ => "active",
     };
     Some(status.to_owned())
@@ -557,8 +567,20 @@ mod tests {
         assert_eq!(flags(false, true, true, true), "disabled");
         assert_eq!(flags(true, true, false, true), "expired");
         assert_eq!(flags(true, false, true, true), "limited");
-        assert_eq!(flags(true, false, false, false), "on_hold");
+        assert_eq!(flags(true, false, false, false), "active", "not pushed to the nodes is not on hold");
         assert_eq!(flags(true, false, false, true), "active");
+    }
+
+    #[test]
+    fn a_marzneshin_start_on_first_use_user_is_on_hold_with_marzbans_fields() {
+        let user = json!({"enabled": true, "expired": false, "data_limit_reached": false, "activated": true,
+                          "expire_strategy": "start_on_first_use", "expire_date": null,
+                          "usage_duration": 604800, "activation_deadline": "2026-12-08T01:01:00"});
+        let user = one(json!({"action": "user_created", "user": user})).unwrap().user.unwrap();
+        assert_eq!(user.status.as_deref(), Some("on_hold"));
+        assert_eq!(user.on_hold_expire_duration, Some(604800));
+        assert_eq!(user.on_hold_timeout.as_deref(), Some("2026-12-08T01:01:00"));
+        assert_eq!(user.expire, None);
     }
 
     #[test]

@@ -181,6 +181,24 @@ pub fn capture(panel: &str, prefix: &str) -> String {
     body
 }
 
+/// An embed's title ("" without one).
+pub fn title(embed: &serde_json::Value) -> &str {
+    embed["title"].as_str().unwrap_or_default()
+}
+
+/// The value of the embed's field called `name`, if it has one.
+pub fn field<'a>(embed: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    embed["fields"].as_array()?.iter().find(|f| f["name"] == name)?["value"].as_str()
+}
+
+/// The embed whose title is `wanted`; panics listing the titles there are.
+pub fn embed_titled<'a>(embeds: &'a [serde_json::Value], wanted: &str) -> &'a serde_json::Value {
+    embeds.iter().find(|e| title(e) == wanted).unwrap_or_else(|| {
+        let titles: Vec<&str> = embeds.iter().map(title).collect();
+        panic!("no embed titled {wanted:?} among {titles:?}")
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Log capture: one logger for the whole test binary, recording every line.
 

@@ -11,6 +11,8 @@ mod dry_run;
 mod engine;
 mod faults;
 mod ingest;
+mod marzneshin;
 mod operations;
+mod pasarguard;
 mod safety;
 mod templates;
