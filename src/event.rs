@@ -122,7 +122,13 @@ impl std::fmt::Display for Action {
 /// One user event, normalised. Serialising it gives exactly the template context.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// What happened, in the Marzban family's words: the panel's action, or what it really is when
+    /// the panel names it otherwise (see `original_action`).
     pub action: Action,
+    /// The panel's own name for the event when `action` differs from it: Marzneshin's cut-off
+    /// `user_deactivated` (presented as `user_limited`/`user_expired`) and PasarGuard's next-plan
+    /// `data_usage_reset` (presented as `data_reset_by_next`). `None` otherwise.
+    pub original_action: Option<Action>,
     /// The user's name: the top-level `username`, or `user.username` (Marzneshin). Empty if neither.
     pub username: String,
     /// The label of the panel that sent it, when the relay serves several.
@@ -277,6 +283,10 @@ impl Event {
             Some(Value::Null) | None => user.as_ref().and_then(|u| u.username.clone()).unwrap_or_default(),
             Some(other) => return Err(format!("`username` must be a string, not {}", kind_of(&other))),
         };
+        let (action, original_action) = match renamed(family, &action, by.as_ref(), user.as_ref()) {
+            Some(name) => (Action(name.to_owned()), Some(action)),
+            None => (action, None),
+        };
         let admin = user.as_ref().and_then(|u| u.admin.clone());
         let days_left = map.get("days_left").and_then(as_int).or_else(|| {
             let expire = user.as_ref()?.expire?;
@@ -285,6 +295,7 @@ impl Event {
         let remaining = user.as_ref().and_then(|u| Some((u.data_limit? - u.used_traffic.unwrap_or(0)).max(0)));
         Ok(Self {
             action,
+            original_action,
             username,
             panel: panel.map(str::to_owned),
             received_at,
@@ -299,6 +310,29 @@ impl Event {
             family,
             fingerprint,
         })
+    }
+}
+
+impl Event {
+    /// The action and, when the relay renamed the event, the panel's own name for it: an action
+    /// list (a rule's `actions`, `mute`) that names either one matches the event.
+    pub fn action_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.action.as_str()).chain(self.original_action.as_ref().map(Action::as_str))
+    }
+}
+
+/// The action an event really is when its panel's name for it hides that, for templates and rules
+/// to treat it like the same event from any other panel; `None` when the panel's name is right.
+fn renamed(family: Family, action: &Action, by: Option<&Admin>, user: Option<&User>) -> Option<&'static str> {
+    match (family, action.as_str()) {
+        // Marzneshin's review job reports a user cut off by its data limit or expiry as
+        // `user_deactivated` by nobody; an admin's deactivation names the admin.
+        (Family::Marzneshin, "user_deactivated") if by.is_none() => match user?.status.as_deref()? {
+            "expired" => Some("user_expired"),
+            "limited" => Some("user_limited"),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -569,6 +603,25 @@ mod tests {
         assert_eq!(flags(true, false, true, true), "limited");
         assert_eq!(flags(true, false, false, false), "active", "not pushed to the nodes is not on hold");
         assert_eq!(flags(true, false, false, true), "active");
+    }
+
+    #[test]
+    fn a_marzneshin_cut_off_is_presented_as_limited_or_expired_keeping_its_own_name() {
+        let deactivated = |by: Value, expired: bool, limited: bool| {
+            let user = json!({"username":"u","enabled":true,"expired":expired,"data_limit_reached":limited});
+            one(json!({"created_at":1.0,"action":"user_deactivated","by":by,"user":user})).unwrap()
+        };
+        let limited = deactivated(json!(null), false, true);
+        assert_eq!(
+            (limited.action.as_str(), limited.original_action.as_ref().map(Action::as_str)),
+            ("user_limited", Some("user_deactivated"))
+        );
+        assert_eq!(limited.action_names().collect::<Vec<_>>(), ["user_limited", "user_deactivated"]);
+        assert_eq!(deactivated(json!(null), true, false).action.as_str(), "user_expired");
+        let by_admin = deactivated(json!({"username":"boss"}), true, false);
+        assert_eq!((by_admin.action.as_str(), by_admin.original_action), ("user_deactivated", None));
+        let context = serde_json::to_value(&limited).unwrap();
+        assert_eq!(context["original_action"], "user_deactivated", "templates see the panel's name");
     }
 
     #[test]

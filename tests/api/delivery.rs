@@ -109,8 +109,7 @@ async fn delivers_pasarguard_and_marzneshin_bodies() {
     assert_eq!(field(&embeds[0], "Owner"), Some("reseller1"));
     assert_eq!(title(&embeds[1]), "🔄 Data usage reset: judy");
     assert_eq!(embeds[1]["description"], serde_json::Value::Null);
-    assert_eq!(title(&embeds[2]), "⏸️ User deactivated: kate");
-    assert_eq!(field(&embeds[2], "Status"), Some("🔴 Expired"));
+    assert_eq!(title(&embeds[2]), "⌛ User expired: kate", "a cut-off by the panel, not by an admin");
     assert_eq!(field(&embeds[2], "Owner"), Some("admin"));
     assert_eq!(field(&embeds[2], "Traffic"), Some("700 MiB / 10 GiB"));
     app.stop().await;

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{capture, embed_titled, field, spawn_app, MARZNESHIN};
+use crate::helpers::{capture, embed_titled, eventually, field, spawn_app, spawn_app_in, Options, MARZNESHIN, SECRET};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -24,4 +26,84 @@ async fn a_start_on_first_use_user_is_on_hold_until_its_activation_deadline() {
     assert_eq!(field(created, "Expires"), Some("7d after first connection"));
     assert_eq!(field(created, "Hold ends"), Some("<t:1796691660:R>"), "activation_deadline, UTC");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cut_off_by_the_panel_is_limited_or_expired_and_an_admins_deactivation_is_not() {
+    // Arrange
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+
+    // Act: the review job cut u_full off at its data limit (014) and u_exp at its expiry (015);
+    // earlier boss had deactivated u_full by moving its expiry into the past (005).
+    for number in ["014", "015", "005"] {
+        assert_eq!(app.post(capture(MARZNESHIN, number)).await.status(), 200, "{number}");
+    }
+    let embeds = discord.wait_for_embeds(3, WAIT).await;
+
+    // Assert
+    let limited = embed_titled(&embeds, "⛔ Data limit reached: u\\_full");
+    assert_eq!(field(limited, "Used"), Some("10 GiB / 10 GiB"));
+    assert_eq!(field(limited, "Reset"), Some("Monthly"));
+    assert_eq!(field(limited, "Owner"), Some("boss"));
+    let expired = embed_titled(&embeds, "⌛ User expired: u\\_exp");
+    assert_eq!(field(expired, "Expired"), Some("<t:1795824072:R>"));
+    let by_admin = embed_titled(&embeds, "⏸️ User deactivated: u\\_full");
+    assert_eq!(field(by_admin, "Status"), Some("🔴 Expired"));
+    assert_eq!(field(by_admin, "By"), Some("boss"));
+    app.stop().await;
+}
+
+const ALERTS: u64 = 100000000000000002;
+const AUDIT: u64 = 100000000000000001;
+const ROLE: u64 = 400000000000000004;
+
+#[tokio::test]
+async fn the_readme_alerts_rule_catches_cut_offs_and_templates_see_the_panels_own_action() {
+    // Arrange: the README's alerts rule, an audit rule on Marzneshin's own action name, and an
+    // admin's template that shows it.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = format!(
+        "[destinations.alerts]\nurl = \"{alerts}\"\n[destinations.audit]\nurl = \"{audit}\"\n\
+         [[rules]]\nactions = [\"user_limited\", \"user_expired\"]\nto = [\"alerts\"]\nmention_roles = [\"{ROLE}\"]\n\
+         [[rules]]\nactions = [\"user_deactivated\"]\nto = [\"audit\"]\n",
+        alerts = discord.webhook_url_for(ALERTS),
+        audit = discord.webhook_url_for(AUDIT),
+    );
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("user_limited.toml"),
+        "title = \"{{ username }}: {{ action }} ({{ original_action }})\"\n",
+    )
+    .unwrap();
+    let options = Options::new()
+        .var("WEBHOOK_SECRET", SECRET)
+        .var("ROUTES_FILE", dir.path().join("routes.toml").to_str().unwrap())
+        .var("TEMPLATES_DIR", templates.to_str().unwrap());
+    let app = spawn_app_in(dir.path(), options).await;
+
+    // Act
+    for number in ["014", "015", "005"] {
+        assert_eq!(app.post(capture(MARZNESHIN, number)).await.status(), 200, "{number}");
+    }
+    eventually(WAIT, "two alerts and three audit embeds", || {
+        embeds_to(&discord, ALERTS).len() == 2 && embeds_to(&discord, AUDIT).len() == 3
+    })
+    .await;
+
+    // Assert
+    let alerts = embeds_to(&discord, ALERTS);
+    assert_eq!(alerts[0]["title"], "u\\_full: user\\_limited (user\\_deactivated)");
+    assert_eq!(alerts[1]["title"], "⌛ User expired: u\\_exp");
+    for message in discord.messages_to(ALERTS) {
+        assert_eq!(message["content"], format!("<@&{ROLE}>"));
+    }
+    app.stop().await;
+}
+
+fn embeds_to(discord: &FakeDiscord, id: u64) -> Vec<Value> {
+    discord.messages_to(id).iter().flat_map(|m| m["embeds"].as_array().cloned().unwrap_or_default()).collect()
 }
