@@ -142,7 +142,8 @@ pub struct Event {
     pub by: Option<Admin>,
     /// The admin who owns the user (`user.admin`, or Marzneshin's `owner_username`).
     pub admin: Option<Admin>,
-    /// `reached_usage_percent`: the usage that triggered it, in percent.
+    /// `reached_usage_percent`: the usage that triggered it, in percent; computed from the user's
+    /// traffic and limit when the panel sends none (Marzneshin).
     pub used_percent: Option<f64>,
     /// Whole days until the user expires: the panel's own count (`reached_days_left`), or computed
     /// from `user.expire` at receive time (0 once expired); `None` for users who never expire.
@@ -288,6 +289,12 @@ impl Event {
             None => (action, None),
         };
         let admin = user.as_ref().and_then(|u| u.admin.clone());
+        // Marzneshin's warning carries no percentage; without one, `min_used_percent` rules and the
+        // template's sentence would never see it.
+        let used_percent = map.get("used_percent").and_then(Value::as_f64).filter(|p| p.is_finite()).or_else(|| {
+            let warning = action.as_str() == "reached_usage_percent";
+            warning.then(|| user.as_ref().and_then(User::used_percent)).flatten()
+        });
         let days_left = map.get("days_left").and_then(as_int).or_else(|| {
             let expire = user.as_ref()?.expire?;
             Some(((expire - received_at.unix_timestamp()).max(0)) / 86_400)
@@ -302,7 +309,7 @@ impl Event {
             admin,
             user,
             by,
-            used_percent: map.get("used_percent").and_then(Value::as_f64).filter(|p| p.is_finite()),
+            used_percent,
             days_left,
             remaining,
             reason: map.get("reason").and_then(Value::as_str).map(str::to_owned),
@@ -337,6 +344,12 @@ fn renamed(family: Family, action: &Action, by: Option<&Admin>, user: Option<&Us
 }
 
 impl User {
+    /// `used_traffic` as a percentage of `data_limit`; `None` when unlimited or unknown.
+    fn used_percent(&self) -> Option<f64> {
+        let (used, limit) = (self.used_traffic?.max(0), self.data_limit.filter(|limit| *limit > 0)?);
+        Some(used as f64 / limit as f64 * 100.0)
+    }
+
     fn from_map(mut map: Map<String, Value>) -> Self {
         let status = take_str(&mut map, "status").or_else(|| marzneshin_status(&map));
         let expire = map.remove("expire").or_else(|| map.remove("expire_date"));
@@ -649,6 +662,27 @@ mod tests {
         assert_eq!((expired.days_left, expired.remaining), (Some(0), Some(0)));
         let unlimited = one(json!({"action":"a","user":{"expire": null, "data_limit": 0}})).unwrap();
         assert_eq!((unlimited.days_left, unlimited.remaining), (None, None));
+    }
+
+    #[test]
+    fn computes_the_usage_percentage_of_a_warning_without_one() {
+        let warning = |action: &str, used_percent: Value, used: Value, limit: Value| {
+            let user = json!({"used_traffic": used, "data_limit": limit});
+            one(json!({"created_at":1.0,"action":action,"used_percent":used_percent,"user":user})).unwrap().used_percent
+        };
+        assert_eq!(warning("reached_usage_percent", json!(null), json!(805306368), json!(1073741824)), Some(75.0));
+        assert_eq!(
+            warning("reached_usage_percent", json!(87.89), json!(1), json!(100)),
+            Some(87.89),
+            "the panel's wins"
+        );
+        assert_eq!(warning("reached_usage_percent", json!(null), json!(-5), json!(100)), Some(0.0));
+        assert_eq!(warning("reached_usage_percent", json!(null), json!(5), json!(null)), None, "unlimited");
+        assert_eq!(
+            warning("reached_usage_percent", json!(null), json!(i64::MAX), json!(1)),
+            Some(i64::MAX as f64 * 100.0)
+        );
+        assert_eq!(warning("user_updated", json!(null), json!(50), json!(100)), None, "only for the warning");
     }
 
     #[test]

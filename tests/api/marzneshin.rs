@@ -107,3 +107,52 @@ async fn the_readme_alerts_rule_catches_cut_offs_and_templates_see_the_panels_ow
 fn embeds_to(discord: &FakeDiscord, id: u64) -> Vec<Value> {
     discord.messages_to(id).iter().flat_map(|m| m["embeds"].as_array().cloned().unwrap_or_default()).collect()
 }
+
+/// A Marzneshin usage warning for u_full (10 GiB limit) at `used` bytes: the envelope of the real
+/// `reached_days_left` (016: no `by`, no count) around the real user of 001. Marzneshin sends no
+/// percentage in either.
+fn usage_warning(used: u64) -> String {
+    let mut warning: Value = serde_json::from_str(&capture(MARZNESHIN, "016")).unwrap();
+    let created: Value = serde_json::from_str(&capture(MARZNESHIN, "001")).unwrap();
+    warning["action"] = "reached_usage_percent".into();
+    warning["user"] = created["user"].clone();
+    warning["user"]["used_traffic"] = used.into();
+    serde_json::to_string(&warning).unwrap()
+}
+
+#[tokio::test]
+async fn a_usage_warning_gets_its_percentage_computed_so_min_used_percent_rules_match() {
+    // Arrange: the README's "heavy users only" rule.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = format!(
+        "[destinations.alerts]\nurl = \"{alerts}\"\n[destinations.audit]\nurl = \"{audit}\"\n\
+         [[rules]]\nto = [\"audit\"]\n\
+         [[rules]]\nactions = [\"reached_usage_percent\"]\nmin_used_percent = 90\nto = [\"alerts\"]\n",
+        alerts = discord.webhook_url_for(ALERTS),
+        audit = discord.webhook_url_for(AUDIT),
+    );
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let options = Options::new()
+        .var("WEBHOOK_SECRET", SECRET)
+        .var("ROUTES_FILE", dir.path().join("routes.toml").to_str().unwrap());
+    let app = spawn_app_in(dir.path(), options).await;
+    const GIB: u64 = 1 << 30;
+
+    // Act: 80 % then 95 % of 10 GiB (one destination keeps the order received, so a wrongly routed
+    // 80 % would reach the alerts first).
+    assert_eq!(app.post(usage_warning(8 * GIB)).await.status(), 200);
+    assert_eq!(app.post(usage_warning(95 * GIB / 10)).await.status(), 200);
+    eventually(WAIT, "both warnings in the audit channel and one alert", || {
+        embeds_to(&discord, AUDIT).len() == 2 && !embeds_to(&discord, ALERTS).is_empty()
+    })
+    .await;
+
+    // Assert
+    let audit = embeds_to(&discord, AUDIT);
+    assert_eq!(audit[0]["description"], "Used **80%** of the data limit.");
+    assert_eq!(audit[1]["description"], "Used **95%** of the data limit.");
+    let alerts = embeds_to(&discord, ALERTS);
+    assert_eq!(alerts[0]["description"], "Used **95%** of the data limit.", "only the heavy user");
+    app.stop().await;
+}
