@@ -42,6 +42,11 @@ pub const SECRET_KEYS: &[&str] =
 /// the fingerprint, so a re-send matches the notification it repeats.
 const RESEND_KEYS: &[&str] = &["tries", "send_at"];
 
+/// How long after PasarGuard queued an event its `enqueued_at` is still believed. With its defaults
+/// an event goes out within 30 s and is retried twice, 180 s apart (about 7 minutes in all); older
+/// than this, or in the future, the panel's clock is not to be trusted and the receive time is used.
+const PASARGUARD_MAX_DELAY: time::Duration = time::Duration::minutes(15);
+
 /// The longest action name accepted. Real ones are under 25 characters.
 const ACTION_MAX_CHARS: usize = 64;
 
@@ -133,8 +138,13 @@ pub struct Event {
     pub username: String,
     /// The label of the panel that sent it, when the relay serves several.
     pub panel: Option<String>,
-    /// When the relay received it (the panels' own timestamps are not event times).
-    #[serde(rename = "event_time", serialize_with = "serialize_unix")]
+    /// When it happened: PasarGuard's `enqueued_at` when plausible, otherwise the receive time
+    /// (Marzban's `enqueued_at` and Marzneshin's `created_at` are the panel's start time, not event
+    /// times). The embed's timestamp.
+    #[serde(serialize_with = "serialize_unix")]
+    pub event_time: OffsetDateTime,
+    /// When the relay received it.
+    #[serde(serialize_with = "serialize_unix")]
     pub received_at: OffsetDateTime,
     /// The user as the panel described it; `None` for `user_deleted`.
     pub user: Option<User>,
@@ -258,6 +268,10 @@ impl Event {
             return Err(format!("element must be an object, not {}", kind_of(&element)));
         };
         let family = Family::of(&map);
+        let event_time = match family {
+            Family::PasarGuard => enqueue_time(map.get("enqueued_at"), received_at).unwrap_or(received_at),
+            Family::Marzban | Family::Marzneshin => received_at,
+        };
         let owner_webhook = owner_webhook(&map);
         // Before stripping: the subscription token is made when the panel builds the event, so it
         // tells two identical-looking events apart while a re-send keeps it.
@@ -305,6 +319,7 @@ impl Event {
             original_action,
             username,
             panel: panel.map(str::to_owned),
+            event_time,
             received_at,
             admin,
             user,
@@ -411,6 +426,16 @@ fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
         _ => "active",
     };
     Some(status.to_owned())
+}
+
+/// PasarGuard's `enqueued_at` (float unix seconds) as a time, if it is plausible for an event
+/// received at `received_at`: not after it, and at most [`PASARGUARD_MAX_DELAY`] before it.
+fn enqueue_time(value: Option<&Value>, received_at: OffsetDateTime) -> Option<OffsetDateTime> {
+    let seconds = value?.as_f64().filter(|s| s.is_finite())?;
+    // Python sends microseconds; `as` saturates, and anything out of range is refused just below.
+    let micros = (seconds * 1e6).round() as i128;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(micros.saturating_mul(1000)).ok()?;
+    (at <= received_at && received_at - at <= PASARGUARD_MAX_DELAY).then_some(at)
 }
 
 /// The per-admin webhook, read before secrets are stripped: the owning admin's, or the acting
@@ -662,6 +687,28 @@ mod tests {
         assert_eq!((expired.days_left, expired.remaining), (Some(0), Some(0)));
         let unlimited = one(json!({"action":"a","user":{"expire": null, "data_limit": 0}})).unwrap();
         assert_eq!((unlimited.days_left, unlimited.remaining), (None, None));
+    }
+
+    #[test]
+    fn a_pasarguard_event_happened_when_it_was_queued_if_that_is_plausible() {
+        let at = |family_key: &str, enqueued_at: Value| {
+            let mut value = json!({"action":"user_enabled","username":"u","enqueued_at":enqueued_at,"tries":0});
+            value[family_key] = json!({"id": 1});
+            let event = one(value).unwrap();
+            assert_eq!(event.received_at, now());
+            event.event_time.unix_timestamp_nanos()
+        };
+        let received = now().unix_timestamp_nanos();
+        let second = 1_000_000_000;
+        assert_eq!(at("user", json!(1_799_999_910.25)), received - 89_750_000_000, "90 s in the queue");
+        assert_eq!(at("by", json!(1_800_000_000 - 14 * 60)), received - 14 * 60 * second);
+        for implausible in
+            [json!(1_800_000_001.0), json!(1_800_000_000 - 16 * 60), json!(1e300), json!(-1e300), json!("x")]
+        {
+            assert_eq!(at("user", implausible.clone()), received, "{implausible}: the receive time");
+        }
+        let marzban = one(json!({"action":"a","username":"u","enqueued_at":1_799_999_990.0,"tries":0})).unwrap();
+        assert_eq!(marzban.event_time, now(), "Marzban's enqueued_at is the panel's start time");
     }
 
     #[test]

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
 use crate::fake_discord::FakeDiscord;
 use crate::helpers::{capture, embed_titled, field, spawn_app, PASARGUARD};
 
@@ -23,5 +27,44 @@ async fn an_on_hold_user_shows_when_the_hold_ends() {
     assert_eq!(field(created, "Status"), Some("🟡 On hold"));
     assert_eq!(field(created, "Expires"), Some("7d after first connection"));
     assert_eq!(field(created, "Hold ends"), Some("<t:1796691085:R>"), "on_hold_timeout, naive ISO meaning UTC");
+    app.stop().await;
+}
+
+/// Capture `number` with its (only) event queued at `enqueued_at` and sent then.
+fn queued_at(number: &str, enqueued_at: f64) -> String {
+    let mut events: Vec<Value> = serde_json::from_str(&capture(PASARGUARD, number)).unwrap();
+    assert_eq!(events.len(), 1);
+    events[0]["enqueued_at"] = enqueued_at.into();
+    events[0]["send_at"] = enqueued_at.into();
+    serde_json::to_string(&events).unwrap()
+}
+
+fn timestamp(embed: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(embed["timestamp"].as_str().expect("a timestamp"), &Rfc3339).unwrap()
+}
+
+#[tokio::test]
+async fn the_embed_time_is_when_pasarguard_queued_the_event_if_that_is_plausible() {
+    // Arrange
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let now = OffsetDateTime::now_utc().unix_timestamp() as f64;
+
+    // Act: queued 95 s ago (a send interval and a retry late); the capture as it is (queued at
+    // least 15 minutes ago, when the capture was made); queued "in an hour" (a wrong clock).
+    let before = OffsetDateTime::now_utc();
+    assert_eq!(app.post(queued_at("006", now - 95.0)).await.status(), 200);
+    assert_eq!(app.post(capture(PASARGUARD, "007")).await.status(), 200);
+    assert_eq!(app.post(queued_at("008", now + 3600.0)).await.status(), 200);
+    let after = OffsetDateTime::now_utc();
+    let embeds = discord.wait_for_embeds(3, WAIT).await;
+
+    // Assert
+    let enabled = embed_titled(&embeds, "✅ User enabled: pg\\_note");
+    assert_eq!(timestamp(enabled).unix_timestamp(), now as i64 - 95);
+    for implausible in ["🔄 Data usage reset: pg\\_limited", "🔑 Subscription revoked: pg\\_limited"] {
+        let at = timestamp(embed_titled(&embeds, implausible));
+        assert!(before.replace_nanosecond(0).unwrap() <= at && at <= after, "{implausible}: received at {at}");
+    }
     app.stop().await;
 }
