@@ -156,7 +156,8 @@ pub struct Event {
     /// traffic and limit when the panel sends none (Marzneshin).
     pub used_percent: Option<f64>,
     /// Whole days until the user expires: the panel's own count (`reached_days_left`), or computed
-    /// from `user.expire` at receive time (0 once expired); `None` for users who never expire.
+    /// from `user.expire` at the event time, once, when the event is received (0 once expired);
+    /// `None` for users who never expire.
     pub days_left: Option<i64>,
     /// Bytes the user has left this period (`data_limit - used_traffic`, at least 0); `None` when
     /// unlimited or unknown.
@@ -309,11 +310,17 @@ impl Event {
             let warning = action.as_str() == "reached_usage_percent";
             warning.then(|| user.as_ref().and_then(User::used_percent)).flatten()
         });
-        let days_left = map.get("days_left").and_then(as_int).or_else(|| {
-            let expire = user.as_ref()?.expire?;
-            Some(((expire - received_at.unix_timestamp()).max(0)) / 86_400)
+        // Computed once, here, and kept with the event (its rendered message is stored): a retry,
+        // a digest or a later look at it says what was true when it happened.
+        let days_left = map
+            .get("days_left")
+            .and_then(as_int)
+            .or_else(|| Some(days_until(user.as_ref()?.expire?, event_time)))
+            .map(|days| days.max(0));
+        let remaining = user.as_ref().and_then(|u| {
+            let used = u.used_traffic.unwrap_or(0).max(0);
+            Some(u.data_limit?.saturating_sub(used).max(0))
         });
-        let remaining = user.as_ref().and_then(|u| Some((u.data_limit? - u.used_traffic.unwrap_or(0)).max(0)));
         Ok(Self {
             action,
             original_action,
@@ -426,6 +433,11 @@ fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
         _ => "active",
     };
     Some(status.to_owned())
+}
+
+/// Whole days from `at` until `expire` (unix seconds), rounded down; negative once expired.
+fn days_until(expire: i64, at: OffsetDateTime) -> i64 {
+    expire.saturating_sub(at.unix_timestamp()).div_euclid(86_400)
 }
 
 /// PasarGuard's `enqueued_at` (float unix seconds) as a time, if it is plausible for an event
@@ -687,6 +699,15 @@ mod tests {
         assert_eq!((expired.days_left, expired.remaining), (Some(0), Some(0)));
         let unlimited = one(json!({"action":"a","user":{"expire": null, "data_limit": 0}})).unwrap();
         assert_eq!((unlimited.days_left, unlimited.remaining), (None, None));
+        let absurd =
+            one(json!({"action":"a","user":{"expire": i64::MIN, "data_limit": i64::MAX, "used_traffic": i64::MIN}}))
+                .unwrap();
+        assert_eq!((absurd.days_left, absurd.remaining), (Some(0), Some(i64::MAX)), "clamped, no overflow");
+        let far =
+            one(json!({"action":"a","user":{"expire": i64::MAX, "data_limit": 1, "used_traffic": i64::MAX}})).unwrap();
+        assert_eq!((far.days_left, far.remaining), (Some((i64::MAX - now().unix_timestamp()) / 86_400), Some(0)));
+        let negative = one(json!({"action":"reached_days_left","days_left":-3})).unwrap();
+        assert_eq!(negative.days_left, Some(0));
     }
 
     #[test]
@@ -709,6 +730,19 @@ mod tests {
         }
         let marzban = one(json!({"action":"a","username":"u","enqueued_at":1_799_999_990.0,"tries":0})).unwrap();
         assert_eq!(marzban.event_time, now(), "Marzban's enqueued_at is the panel's start time");
+    }
+
+    #[test]
+    fn days_left_are_counted_from_when_the_event_was_received() {
+        // Marzneshin's days-left task fires when the expiry is 3 days and up to 30 s away, and
+        // sends no count; a day later the same body would count 2.
+        let warning =
+            json!({"created_at":1.0,"action":"reached_days_left","user":{"expire_date":"2027-01-18T08:00:20"}});
+        let then = Event::from_value(warning.clone(), now(), None).unwrap();
+        assert_eq!(then.days_left, Some(3));
+        let a_day_later = Event::from_value(warning, now() + time::Duration::DAY, None).unwrap();
+        assert_eq!(a_day_later.days_left, Some(2));
+        assert_eq!(serde_json::to_value(&then).unwrap()["days_left"], 3, "kept with the event");
     }
 
     #[test]

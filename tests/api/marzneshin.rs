@@ -156,3 +156,47 @@ async fn a_usage_warning_gets_its_percentage_computed_so_min_used_percent_rules_
     assert_eq!(alerts[0]["description"], "Used **95%** of the data limit.", "only the heavy user");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn days_left_are_counted_at_receipt_and_a_retry_sends_the_same_message() {
+    // Arrange: the real days-left warning (no count in it), its expiry moved to 3 days and 20 s from
+    // now as Marzneshin's task would see it; Discord fails the first attempt.
+    let discord = FakeDiscord::start().await;
+    discord.script([crate::fake_discord::Reply::server_error()]);
+    let (app, _dir) = spawn_app(&discord).await;
+    let mut warning: Value = serde_json::from_str(&capture(MARZNESHIN, "016")).unwrap();
+    let expire = time::OffsetDateTime::now_utc() + time::Duration::days(3) + time::Duration::seconds(20);
+    warning["user"]["expire_date"] = expire.format(&time::format_description::well_known::Rfc3339).unwrap().into();
+
+    // Act
+    assert_eq!(app.post(serde_json::to_string(&warning).unwrap()).await.status(), 200);
+    let embeds = discord.wait_for_embeds(1, WAIT).await;
+
+    // Assert
+    let days = embed_titled(&embeds, "⏳ Expiring soon: u\\_days");
+    assert_eq!(days["description"], "**3** days left.");
+    let attempts: Vec<String> = discord.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(attempts.len(), 2, "one failure, one success");
+    assert_eq!(attempts[0], attempts[1], "the retry sends the message made at receipt");
+    app.stop().await;
+}
+
+#[test]
+fn render_counts_the_days_left_of_a_saved_body_as_of_when_it_was_received() {
+    // Arrange: the real warning, saved; Marzneshin sent it just after creating u_days at 01:01:10.
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("016.json");
+    std::fs::write(&body, capture(MARZNESHIN, "016")).unwrap();
+    let render = |received_at: &str| {
+        let output = crate::cli::relay(&["render", "--received-at", received_at, body.to_str().unwrap()], &[]);
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        let message: Value = serde_json::from_slice(&output.stdout).unwrap();
+        message["embeds"][0]["description"].as_str().unwrap_or_default().to_owned()
+    };
+
+    // Act + Assert
+    assert_eq!(render("2026-11-28T01:01:12Z"), "**3** days left.");
+    assert_eq!(render("1795957200"), "**1** day left.", "2026-11-29T13:00:00Z");
+    let refused = crate::cli::relay(&["render", "--received-at", "yesterday", body.to_str().unwrap()], &[]);
+    assert_eq!(refused.status.code(), Some(2), "clap refuses a bad value");
+}
