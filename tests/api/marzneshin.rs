@@ -200,3 +200,25 @@ fn render_counts_the_days_left_of_a_saved_body_as_of_when_it_was_received() {
     let refused = crate::cli::relay(&["render", "--received-at", "yesterday", body.to_str().unwrap()], &[]);
     assert_eq!(refused.status.code(), Some(2), "clap refuses a bad value");
 }
+
+#[tokio::test]
+async fn a_deleted_user_shows_its_owner() {
+    // Arrange: Marzneshin's user_deleted carries the user as it was; here u_note of the real
+    // capture 009, taken off the nodes (activated: false) as a deletion does.
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let mut deleted: Value = serde_json::from_str(&capture(MARZNESHIN, "009")).unwrap();
+    deleted["action"] = "user_deleted".into();
+    deleted["user"]["activated"] = false.into();
+    deleted["user"]["is_active"] = false.into();
+
+    // Act
+    assert_eq!(app.post(serde_json::to_string(&deleted).unwrap()).await.status(), 200);
+    let embeds = discord.wait_for_embeds(1, WAIT).await;
+
+    // Assert
+    let card = embed_titled(&embeds, "🗑️ User deleted: u\\_note");
+    assert_eq!(field(card, "Deleted by"), Some("boss"));
+    assert_eq!(field(card, "Owner"), Some("boss"));
+    app.stop().await;
+}

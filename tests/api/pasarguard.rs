@@ -68,3 +68,20 @@ async fn the_embed_time_is_when_pasarguard_queued_the_event_if_that_is_plausible
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_user_shows_its_owner() {
+    // Arrange
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+
+    // Act: PasarGuard 5 sends the deleted user with its owning admin.
+    assert_eq!(app.post(capture(PASARGUARD, "024")).await.status(), 200);
+    let embeds = discord.wait_for_embeds(1, WAIT).await;
+
+    // Assert
+    let card = embed_titled(&embeds, "🗑️ User deleted: pg\\_note");
+    assert_eq!(field(card, "Deleted by"), Some("owner"));
+    assert_eq!(field(card, "Owner"), Some("owner"));
+    app.stop().await;
+}
