@@ -289,6 +289,7 @@ impl Event {
             Some(Value::Null) | None => None,
             Some(other) => return Err(format!("`user` must be an object or null, not {}", kind_of(&other))),
         };
+        let by_sent = map.contains_key("by");
         let by = match map.remove("by") {
             Some(Value::Object(by)) => Some(Admin::from_map(by)),
             Some(Value::Null) | None => None,
@@ -299,7 +300,7 @@ impl Event {
             Some(Value::Null) | None => user.as_ref().and_then(|u| u.username.clone()).unwrap_or_default(),
             Some(other) => return Err(format!("`username` must be a string, not {}", kind_of(&other))),
         };
-        let (action, original_action) = match renamed(family, &action, by.as_ref(), user.as_ref()) {
+        let (action, original_action) = match renamed(family, &action, by_sent, by.as_ref(), user.as_ref()) {
             Some(name) => (Action(name.to_owned()), Some(action)),
             None => (action, None),
         };
@@ -352,8 +353,17 @@ impl Event {
 
 /// The action an event really is when its panel's name for it hides that, for templates and rules
 /// to treat it like the same event from any other panel; `None` when the panel's name is right.
-fn renamed(family: Family, action: &Action, by: Option<&Admin>, user: Option<&User>) -> Option<&'static str> {
+fn renamed(
+    family: Family,
+    action: &Action,
+    by_sent: bool,
+    by: Option<&Admin>,
+    user: Option<&User>,
+) -> Option<&'static str> {
     match (family, action.as_str()) {
+        // PasarGuard sends a next-plan reset as `data_usage_reset` without any `by` key, while its
+        // manual, bulk and scheduled resets always carry one (the scheduler's is "system").
+        (Family::PasarGuard, "data_usage_reset") if !by_sent => Some("data_reset_by_next"),
         // Marzneshin's review job reports a user cut off by its data limit or expiry as
         // `user_deactivated` by nobody; an admin's deactivation names the admin.
         (Family::Marzneshin, "user_deactivated") if by.is_none() => match user?.status.as_deref()? {
@@ -672,6 +682,23 @@ mod tests {
         assert_eq!((by_admin.action.as_str(), by_admin.original_action), ("user_deactivated", None));
         let context = serde_json::to_value(&limited).unwrap();
         assert_eq!(context["original_action"], "user_deactivated", "templates see the panel's name");
+    }
+
+    #[test]
+    fn a_pasarguard_reset_without_by_is_a_next_plan() {
+        let reset = |by: Option<Value>, user: Value| {
+            let mut value = json!({"action":"data_usage_reset","username":"u","enqueued_at":1.0,"tries":0,"user":user});
+            if let Some(by) = by {
+                value["by"] = by;
+            }
+            let event = one(value).unwrap();
+            (event.action.to_string(), event.original_action.map(|a| a.to_string()))
+        };
+        let pasarguard = json!({"id": 1, "username": "u"});
+        assert_eq!(reset(None, pasarguard.clone()), ("data_reset_by_next".into(), Some("data_usage_reset".into())));
+        assert_eq!(reset(Some(json!({"id": 1, "username": "system"})), pasarguard.clone()).0, "data_usage_reset");
+        assert_eq!(reset(Some(json!({"id": 1, "username": "owner"})), pasarguard).0, "data_usage_reset");
+        assert_eq!(reset(None, json!({"username": "u", "proxies": {}})).0, "data_usage_reset", "only PasarGuard");
     }
 
     #[test]

@@ -85,3 +85,34 @@ async fn a_deleted_user_shows_its_owner() {
     assert_eq!(field(card, "Owner"), Some("owner"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_next_plan_reset_is_relabelled_and_a_manual_reset_is_not() {
+    // Arrange
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+
+    // Act: owner resets pg_limited (007); its next plan applies (010: `data_usage_reset`, no `by`);
+    // pg_usage's next plan applies and pg_onhold starts (019); owner resets four users in bulk (020).
+    for number in ["007", "010", "019", "020"] {
+        assert_eq!(app.post(capture(PASARGUARD, number)).await.status(), 200, "{number}");
+    }
+    let embeds = discord.wait_for_embeds(9, WAIT).await;
+
+    // Assert
+    let titles: Vec<&str> = embeds.iter().map(crate::helpers::title).collect();
+    let next_plans: Vec<&str> = titles.iter().copied().filter(|t| t.starts_with("⏭️ Next plan applied")).collect();
+    assert_eq!(next_plans, ["⏭️ Next plan applied: pg\\_limited", "⏭️ Next plan applied: pg\\_usage"]);
+    let limited = embed_titled(&embeds, "⏭️ Next plan applied: pg\\_limited");
+    assert_eq!(field(limited, "Data limit"), Some("5 GiB"));
+    assert_eq!(field(limited, "Expires"), Some("<t:1796431927:R>"), "the next plan's new expiry");
+    let usage = embed_titled(&embeds, "⏭️ Next plan applied: pg\\_usage");
+    assert_eq!(field(usage, "Expires"), Some("<t:1795913560:R>"));
+    let resets: Vec<&Value> =
+        embeds.iter().filter(|e| crate::helpers::title(e).starts_with("🔄 Data usage reset")).collect();
+    assert_eq!(resets.len(), 5, "007 and the four of 020: {titles:?}");
+    for reset in resets {
+        assert_eq!(field(reset, "Reset by"), Some("owner"));
+    }
+    app.stop().await;
+}
