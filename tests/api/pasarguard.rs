@@ -116,3 +116,29 @@ async fn a_next_plan_reset_is_relabelled_and_a_manual_reset_is_not() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn enable_and_disable_without_an_actor_say_the_panel_did_it() {
+    // Arrange
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+
+    // Act: owner disabled and enabled pg_note (005, 006), and pg_onhold started (019): PasarGuard
+    // sends `by: null` on all three.
+    for number in ["005", "006", "019"] {
+        assert_eq!(app.post(capture(PASARGUARD, number)).await.status(), 200, "{number}");
+    }
+    let embeds = discord.wait_for_embeds(4, WAIT).await;
+
+    // Assert
+    assert_eq!(field(embed_titled(&embeds, "🚫 User disabled: pg\\_note"), "Disabled by"), Some("the panel"));
+    assert_eq!(field(embed_titled(&embeds, "✅ User enabled: pg\\_note"), "Enabled by"), Some("the panel"));
+    assert_eq!(field(embed_titled(&embeds, "✅ User enabled: pg\\_onhold"), "Enabled by"), Some("the panel"));
+    for embed in &embeds {
+        for field in embed["fields"].as_array().unwrap() {
+            let value = field["value"].as_str().unwrap();
+            assert!(!["", "None", "none", "null"].contains(&value.trim()), "{}: {value:?}", field["name"]);
+        }
+    }
+    app.stop().await;
+}
