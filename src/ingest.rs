@@ -10,6 +10,7 @@
 //! commit and no destination is paused; `GET /metrics` gives the Prometheus metrics.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +64,9 @@ pub struct State {
     pub body_timeout: Duration,
     /// Re-sends of a notification within this window are stored once.
     pub dedup_window: Option<Duration>,
+    /// Whether the relay has answered 503 yet: the first time, the log says how that can lose
+    /// events (`hint_at_first_503`).
+    pub answered_503: AtomicBool,
 }
 
 /// Why a request was not accepted. 4xx bodies say exactly what was wrong; 5xx bodies reveal nothing.
@@ -214,13 +218,18 @@ async fn receive(
 
     let renderer = state.templates.current();
     let router = state.router.clone();
+    let label = panel.clone();
     let prepared = web::block(move || prepare(&body, received_at, panel.as_deref(), &renderer, &router))
         .await
-        .map_err(|_| IngestError::Unavailable)??;
+        .map_err(|_| {
+            hint_at_first_503(state, label.as_deref());
+            IngestError::Unavailable
+        })??;
 
     let stored = state.outbox.enqueue_with(prepared.rows, prepared.remember, state.dedup_window).await;
     let enqueued = stored.map_err(|err| {
         log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);
+        hint_at_first_503(state, label.as_deref());
         IngestError::Unavailable
     })?;
     for destination in prepared.destinations.values() {
@@ -242,6 +251,22 @@ async fn receive(
         duplicates: enqueued.duplicates,
         errors: prepared.rejected,
     }))
+}
+
+/// Logs, the first time the relay answers 503, why that answer can lose events: Marzban and
+/// PasarGuard count a batch as delivered when any one of their webhooks answers 2xx, and then never
+/// send it again.
+fn hint_at_first_503(state: &State, panel: Option<&str>) {
+    if state.answered_503.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let panel = panel.map_or_else(String::new, |label| format!(" (panel {label})"));
+    log::warn!(
+        "first 503 since start{panel}: Marzban and PasarGuard treat a batch as delivered when any one of their \
+         webhooks answers 2xx, so if the panel has another webhook that accepted this batch, it will not re-send it \
+         here and these events are lost. Make the relay the panel's only webhook (see the README's PasarGuard \
+         section). This hint is logged once"
+    );
 }
 
 fn count(metrics: &Metrics, panel: &metrics::Labels, actions: &[String], rejected: usize, duplicates: usize) {

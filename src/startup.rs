@@ -70,6 +70,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
+            answered_503: Default::default(),
         });
 
         let app_state = state.clone();

@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{capture, embed_titled, field, spawn_app, PASARGUARD};
+use crate::helpers::{capture, embed_titled, field, logs, spawn_app, spawn_app_in, Options, PASARGUARD};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -140,5 +140,30 @@ async fn enable_and_disable_without_an_actor_say_the_panel_did_it() {
             assert!(!["", "None", "none", "null"].contains(&value.trim()), "{}: {value:?}", field["name"]);
         }
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_first_503_logs_once_how_the_any_webhook_2xx_rule_can_lose_events() {
+    // Arrange: an outbox that can store nothing, so every request is answered 503.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("PANEL_NAME", "pg-hint-test")
+        .tweak(|config| config.outbox_max_bytes = Some(1));
+    let app = spawn_app_in(dir.path(), options).await;
+
+    // Act
+    for number in ["001", "005", "006"] {
+        assert_eq!(app.post(capture(PASARGUARD, number)).await.status(), 503, "{number}");
+    }
+
+    // Assert
+    let hints: Vec<String> =
+        logs().into_iter().filter(|line| line.contains("first 503 since start (panel pg-hint-test)")).collect();
+    assert_eq!(hints.len(), 1, "{hints:?}");
+    assert!(hints[0].starts_with("WARN"), "{}", hints[0]);
+    assert!(hints[0].contains("any one of their webhooks answers 2xx"), "{}", hints[0]);
+    assert!(hints[0].contains("only webhook"), "{}", hints[0]);
     app.stop().await;
 }
