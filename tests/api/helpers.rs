@@ -173,12 +173,49 @@ pub fn fixtures_in(panel: &str) -> Vec<(String, String)> {
     names.into_iter().map(|name| (name.clone(), fixture(&format!("{panel}/{name}")))).collect()
 }
 
+/// Every real request body of the three panels, named `<folder>/<file>`.
+pub fn every_capture() -> Vec<(String, String)> {
+    [MARZBAN, PASARGUARD, MARZNESHIN]
+        .into_iter()
+        .flat_map(|panel| fixtures_in(panel).into_iter().map(move |(name, body)| (format!("{panel}/{name}"), body)))
+        .collect()
+}
+
 /// The one capture of `panel` whose file name starts with `prefix` (`"005"`).
 pub fn capture(panel: &str, prefix: &str) -> String {
     let mut found = fixtures_in(panel).into_iter().filter(|(name, _)| name.starts_with(prefix));
     let (_, body) = found.next().unwrap_or_else(|| panic!("no capture {prefix} in {panel}"));
     assert!(found.next().is_none(), "more than one capture {prefix} in {panel}");
     body
+}
+
+/// Posts every capture of `panel` in order, checking each is wholly accepted as `expected` says
+/// (capture number, titles of its events), and returns the embeds Discord got for all of them.
+pub async fn deliver_every_capture(panel: &str, expected: &[(&str, &[&str])]) -> Vec<serde_json::Value> {
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let captures = fixtures_in(panel);
+    let numbers: Vec<&str> = expected.iter().map(|(number, _)| *number).collect();
+    let names: Vec<&str> = captures.iter().map(|(name, _)| &name[..3]).collect();
+    assert_eq!(names, numbers, "an expectation for every capture");
+    let mut titles: Vec<&str> = Vec::new();
+    for ((name, body), (_, events)) in captures.iter().zip(expected) {
+        let response = app.post(body.clone()).await;
+        assert_eq!(response.status(), 200, "{name}");
+        let receipt: serde_json::Value = response.json().await.unwrap();
+        let counts = [&receipt["accepted"], &receipt["rejected"], &receipt["duplicates"]].map(|n| n.as_u64());
+        assert_eq!(counts, [Some(events.len() as u64), Some(0), Some(0)], "{name}: {receipt}");
+        titles.extend(events.iter());
+    }
+    let embeds = discord.wait_for_embeds(titles.len(), std::time::Duration::from_secs(20)).await;
+    let got: Vec<&str> = embeds.iter().map(title).collect();
+    assert_eq!(got, titles, "in the order received");
+    assert_eq!(discord.count_status(400), 0, "nothing over Discord's limits");
+    for embed in &embeds {
+        assert!(embed["timestamp"].is_string(), "{}: a timestamp", title(embed));
+    }
+    app.stop().await;
+    embeds
 }
 
 /// An embed's title ("" without one).

@@ -6,9 +6,59 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{capture, embed_titled, eventually, field, spawn_app, spawn_app_in, Options, MARZNESHIN, SECRET};
+use crate::helpers::{
+    capture, deliver_every_capture, embed_titled, eventually, field, spawn_app, spawn_app_in, Options, MARZNESHIN,
+    SECRET,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// Every capture, by number, and the titles of the embeds its events become, in order.
+const EVERY_CAPTURE: &[(&str, &[&str])] = &[
+    ("001", &["🆕 User created: u\\_full"]),
+    ("002", &["🆕 User created: u\\_note"]),
+    ("003", &["🆕 User created: u\\_hold"]),
+    ("004", &["✏️ User updated: u\\_full"]),
+    ("005", &["⏸️ User deactivated: u\\_full"]),
+    ("006", &["✏️ User updated: u\\_full"]),
+    ("007", &["▶️ User activated: u\\_full"]),
+    ("008", &["🚫 User disabled: u\\_note"]),
+    ("009", &["✅ User enabled: u\\_note"]),
+    ("010", &["🔄 Data usage reset: u\\_full"]),
+    ("011", &["🔑 Subscription revoked: u\\_full"]),
+    ("012", &["🆕 User created: u\\_days"]),
+    ("013", &["🆕 User created: u\\_exp"]),
+    ("014", &["⛔ Data limit reached: u\\_full"]),
+    ("015", &["⌛ User expired: u\\_exp"]),
+    ("016", &["⏳ Expiring soon: u\\_days"]),
+];
+
+#[tokio::test]
+async fn every_capture_is_accepted_and_rendered_as_what_happened() {
+    // Arrange + Act: every request the panel made, in the order it made them.
+    let embeds = deliver_every_capture(MARZNESHIN, EVERY_CAPTURE).await;
+
+    // Assert: the values an admin reads, beyond the titles checked on the way.
+    for embed in &embeds {
+        assert_eq!(field(embed, "Owner"), Some("boss"), "{}", embed["title"]);
+    }
+    let full = embed_titled(&embeds, "🆕 User created: u\\_full");
+    assert_eq!(field(full, "Status"), Some("🟢 Active"));
+    assert_eq!(field(full, "Data limit"), Some("10 GiB"));
+    assert_eq!(field(full, "Expires"), Some("<t:1798419660:R>"), "expire_date, naive ISO meaning UTC");
+    assert_eq!(field(full, "Reset"), Some("Monthly"));
+    assert_eq!(field(full, "Created by"), Some("boss"));
+    assert_eq!(full["description"], "📝 plain note");
+    let note = embed_titled(&embeds, "🆕 User created: u\\_note");
+    assert_eq!(note["description"], r"📝 \@everyone \*\*x\*\*");
+    assert_eq!(field(note, "Expires"), Some("Never"));
+    let disabled = embed_titled(&embeds, "🚫 User disabled: u\\_note");
+    assert_eq!(field(disabled, "Disabled by"), Some("boss"));
+    let enabled = embed_titled(&embeds, "✅ User enabled: u\\_note");
+    assert_eq!(field(enabled, "Status"), Some("🟢 Active"), "not on hold after being off the nodes");
+    let expired_update = embeds.iter().find(|e| e["title"] == "✏️ User updated: u\\_full").unwrap();
+    assert_eq!(field(expired_update, "Status"), Some("🔴 Expired"));
+}
 
 #[tokio::test]
 async fn a_start_on_first_use_user_is_on_hold_until_its_activation_deadline() {

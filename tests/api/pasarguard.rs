@@ -8,9 +8,71 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{capture, embed_titled, field, logs, spawn_app, spawn_app_in, Options, PASARGUARD};
+use crate::helpers::{
+    capture, deliver_every_capture, embed_titled, field, logs, spawn_app, spawn_app_in, Options, PASARGUARD,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// Every capture, by number, and the titles of the embeds its events become, in order.
+const EVERY_CAPTURE: &[(&str, &[&str])] = &[
+    ("001", &["🆕 User created: pg\\_limited"]),
+    ("002", &["⏳ Expiring soon: pg\\_limited", "🆕 User created: pg\\_onhold"]),
+    ("003", &["🆕 User created: pg\\_note"]),
+    ("004", &["✏️ User updated: pg\\_limited"]),
+    ("005", &["🚫 User disabled: pg\\_note"]),
+    ("006", &["✅ User enabled: pg\\_note"]),
+    ("007", &["🔄 Data usage reset: pg\\_limited"]),
+    ("008", &["🔑 Subscription revoked: pg\\_limited"]),
+    ("009", &["✏️ User updated: pg\\_limited"]),
+    ("010", &["⏭️ Next plan applied: pg\\_limited"]),
+    ("011", &["🆕 User created: pg\\_expiring"]),
+    ("012", &["⌛ User expired: pg\\_expiring"]),
+    ("013", &["🆕 User created: pg\\_usage"]),
+    ("014", &["🆕 User created: pg\\_usage2"]),
+    ("015", &["📊 Usage warning: pg\\_usage"]),
+    ("016", &["⛔ Data limit reached: pg\\_usage2"]),
+    ("017", &["✏️ User updated: pg\\_onhold"]),
+    ("018", &["📊 Usage warning: pg\\_usage"]),
+    ("019", &["⏭️ Next plan applied: pg\\_usage", "✅ User enabled: pg\\_onhold"]),
+    (
+        "020",
+        &[
+            "🔄 Data usage reset: pg\\_limited",
+            "🔄 Data usage reset: pg\\_expiring",
+            "🔄 Data usage reset: pg\\_usage",
+            "✅ User enabled: pg\\_usage2",
+            "🔄 Data usage reset: pg\\_usage2",
+        ],
+    ),
+    ("024", &["🗑️ User deleted: pg\\_note"]),
+];
+
+#[tokio::test]
+async fn every_capture_is_accepted_and_rendered_as_what_happened() {
+    // Arrange + Act: every request the panel made, in the order it made them.
+    let embeds = deliver_every_capture(PASARGUARD, EVERY_CAPTURE).await;
+
+    // Assert: the values an admin reads, beyond the titles checked on the way.
+    for embed in &embeds {
+        assert_eq!(field(embed, "Owner"), Some("owner"), "{}", embed["title"]);
+    }
+    let created = embed_titled(&embeds, "🆕 User created: pg\\_limited");
+    assert_eq!(field(created, "Data limit"), Some("10 GiB"));
+    assert_eq!(field(created, "Expires"), Some("<t:1796093485:R>"), "ISO expire with Z");
+    assert_eq!(field(created, "Created by"), Some("owner"));
+    let note = embed_titled(&embeds, "🆕 User created: pg\\_note");
+    assert_eq!(note["description"], r"📝 \@everyone \*\*x\*\* \<\@&123\> \`code\`");
+    assert_eq!(embeds[1]["description"], "**3** days left.");
+    let warnings: Vec<&Value> = embeds.iter().filter(|e| e["title"] == "📊 Usage warning: pg\\_usage").collect();
+    assert_eq!(warnings[0]["description"], "Used **60%** of the data limit.");
+    assert_eq!(warnings[1]["description"], "Used **110%** of the data limit.");
+    assert_eq!(field(warnings[1], "Used"), Some("1.1 GiB / 1 GiB"));
+    let expired = embed_titled(&embeds, "⌛ User expired: pg\\_expiring");
+    assert_eq!(field(expired, "Expired"), Some("<t:1795827125:R>"));
+    let limited = embed_titled(&embeds, "⛔ Data limit reached: pg\\_usage2");
+    assert_eq!(field(limited, "Used"), Some("1.2 GiB / 1 GiB"));
+}
 
 #[tokio::test]
 async fn an_on_hold_user_shows_when_the_hold_ends() {
