@@ -6,6 +6,13 @@
 //! whose shape is the same for every panel, so templates and routing never care where an event came
 //! from.
 //!
+//! Where the panels differ in meaning rather than shape, the [`Family`] of each body decides: which
+//! fields a re-send changes (the de-duplication fingerprint), whether `enqueued_at` is an event time
+//! (PasarGuard) or the panel's start time (Marzban), and which events a panel names otherwise than
+//! the Marzban family does (Marzneshin's cut-off `user_deactivated`, PasarGuard's next-plan
+//! `data_usage_reset`): those get the Marzban family's action, the panel's own in
+//! [`Event::original_action`].
+//!
 //! Secret fields (see [`SECRET_KEYS`]) are removed here, at the edge: nothing after this module can
 //! see a subscription link, a proxy credential or an admin's own Discord webhook, except the one
 //! field [`Event::owner_webhook`] that per-admin delivery needs and that is never serialised.
