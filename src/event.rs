@@ -312,23 +312,9 @@ impl Event {
             None => (action, None),
         };
         let admin = user.as_ref().and_then(|u| u.admin.clone());
-        // Marzneshin's warning carries no percentage; without one, `min_used_percent` rules and the
-        // template's sentence would never see it.
-        let used_percent = map.get("used_percent").and_then(Value::as_f64).filter(|p| p.is_finite()).or_else(|| {
-            let warning = action.as_str() == "reached_usage_percent";
-            warning.then(|| user.as_ref().and_then(User::used_percent)).flatten()
-        });
-        // Computed once, here, and kept with the event (its rendered message is stored): a retry,
-        // a digest or a later look at it says what was true when it happened.
-        let days_left = map
-            .get("days_left")
-            .and_then(as_int)
-            .or_else(|| Some(days_until(user.as_ref()?.expire?, event_time)))
-            .map(|days| days.max(0));
-        let remaining = user.as_ref().and_then(|u| {
-            let used = u.used_traffic.unwrap_or(0).max(0);
-            Some(u.data_limit?.saturating_sub(used).max(0))
-        });
+        let used_percent = used_percent(&map, &action, user.as_ref());
+        let days_left = days_left(&map, user.as_ref(), event_time);
+        let remaining = user.as_ref().and_then(User::remaining);
         Ok(Self {
             action,
             original_action,
@@ -383,6 +369,12 @@ fn renamed(
 }
 
 impl User {
+    /// Bytes left this period, at least 0; `None` when unlimited.
+    fn remaining(&self) -> Option<i64> {
+        let used = self.used_traffic.unwrap_or(0).max(0);
+        Some(self.data_limit?.saturating_sub(used).max(0))
+    }
+
     /// `used_traffic` as a percentage of `data_limit`; `None` when unlimited or unknown.
     fn used_percent(&self) -> Option<f64> {
         let (used, limit) = (self.used_traffic?.max(0), self.data_limit.filter(|limit| *limit > 0)?);
@@ -452,9 +444,20 @@ fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
     Some(status.to_owned())
 }
 
-/// Whole days from `at` until `expire` (unix seconds), rounded down; negative once expired.
-fn days_until(expire: i64, at: OffsetDateTime) -> i64 {
-    expire.saturating_sub(at.unix_timestamp()).div_euclid(86_400)
+/// The usage that triggered a `reached_usage_percent`: the panel's figure, or, since Marzneshin
+/// sends none, computed from the user's traffic (else `min_used_percent` rules and the template's
+/// sentence would never see it).
+fn used_percent(map: &Map<String, Value>, action: &Action, user: Option<&User>) -> Option<f64> {
+    let sent = map.get("used_percent").and_then(Value::as_f64).filter(|p| p.is_finite());
+    sent.or_else(|| (action.as_str() == "reached_usage_percent").then(|| user?.used_percent()).flatten())
+}
+
+/// Whole days left, never negative: the panel's count, or from `user.expire` at `at`. Computed
+/// once, when the event is received, and kept with it (its rendered message is stored): a retry or
+/// a later look at it says what was true when it happened.
+fn days_left(map: &Map<String, Value>, user: Option<&User>, at: OffsetDateTime) -> Option<i64> {
+    let counted = || Some(user?.expire?.saturating_sub(at.unix_timestamp()).div_euclid(86_400));
+    map.get("days_left").and_then(as_int).or_else(counted).map(|days| days.max(0))
 }
 
 /// PasarGuard's `enqueued_at` (float unix seconds) as a time, if it is plausible for an event
