@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 const SECRET: &str = "bench-secret";
 
 fn real_events(count: usize) -> Vec<Value> {
-    let real = common::real_events(&["marzban-0.8.4", "pasarguard", "marzneshin"]);
+    let real = common::real_events(&["marzban-0.8.4", "pasarguard-5.2.1", "marzneshin-0.7.4"]);
     (0..count)
         .map(|i| {
             let mut event = real[i % real.len()].clone();

@@ -16,7 +16,7 @@ const EVENTS: usize = 10_000;
 const RUNS: usize = 7;
 
 fn mixed_batch() -> Vec<u8> {
-    let real = common::real_events(&["marzban-0.8.4", "pasarguard", "marzneshin"]);
+    let real = common::real_events(&["marzban-0.8.4", "pasarguard-5.2.1", "marzneshin-0.7.4"]);
     let batch: Vec<Value> = (0..EVENTS)
         .map(|i| {
             let mut event = real[i % real.len()].clone();

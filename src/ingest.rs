@@ -10,6 +10,7 @@
 //! commit and no destination is paused; `GET /metrics` gives the Prometheus metrics.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,9 @@ pub struct State {
     pub dedup_window: Option<Duration>,
     /// Bytes of bodies read before their HMAC could be checked, shared by every request.
     pub unverified: Unverified,
+    /// Whether the relay has answered 503 yet: the first time, the log says how that can lose
+    /// events (`hint_at_first_503`).
+    pub answered_503: AtomicBool,
 }
 
 /// The budget of bytes held, in total, for bodies whose sender is not known yet (a header shaped
@@ -255,13 +259,18 @@ async fn receive(
 
     let renderer = state.templates.current();
     let router = state.router.clone();
+    let label = panel.clone();
     let prepared = web::block(move || prepare(&body, received_at, panel.as_deref(), &renderer, &router))
         .await
-        .map_err(|_| IngestError::Unavailable)??;
+        .map_err(|_| {
+            hint_at_first_503(state, label.as_deref());
+            IngestError::Unavailable
+        })??;
 
     let stored = state.outbox.enqueue_with(prepared.rows, prepared.remember, state.dedup_window).await;
     let enqueued = stored.map_err(|err| {
         log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);
+        hint_at_first_503(state, label.as_deref());
         IngestError::Unavailable
     })?;
     for destination in prepared.destinations.values() {
@@ -290,6 +299,22 @@ async fn receive(
         errors_not_shown: prepared.rejected_total - prepared.rejected.len(),
         errors: prepared.rejected,
     }))
+}
+
+/// Logs, the first time the relay answers 503, why that answer can lose events: Marzban and
+/// PasarGuard count a batch as delivered when any one of their webhooks answers 2xx, and then never
+/// send it again.
+fn hint_at_first_503(state: &State, panel: Option<&str>) {
+    if state.answered_503.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let panel = panel.map_or_else(String::new, |label| format!(" (panel {label})"));
+    log::warn!(
+        "first 503 since start{panel}: Marzban and PasarGuard treat a batch as delivered when any one of their \
+         webhooks answers 2xx, so if the panel has another webhook that accepted this batch, it will not re-send it \
+         here and these events are lost. Make the relay the panel's only webhook (see the README's PasarGuard \
+         section). This hint is logged once"
+    );
 }
 
 fn count(metrics: &Metrics, panel: &metrics::Labels, actions: &[String], rejected: usize, duplicates: usize) {
@@ -415,7 +440,7 @@ fn prepare(
                 username: event.username.clone(),
                 panel: event.panel.clone(),
                 part: part.clone(),
-                fingerprint: Some(event.fingerprint.clone()),
+                fingerprint: event.fingerprint.clone(),
                 mentions: route.mentions,
             });
             prepared.destinations.entry(destination.name.clone()).or_insert(destination);

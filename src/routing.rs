@@ -119,7 +119,7 @@ impl Rule {
         let within = |set: &Option<HashSet<String>>, value: Option<&str>| {
             set.as_ref().is_none_or(|set| value.is_some_and(|v| set.contains(v)))
         };
-        within(&self.actions, Some(event.action.as_str()))
+        self.actions.as_ref().is_none_or(|actions| event.action_names().any(|name| actions.contains(name)))
             && within(&self.panels, event.panel.as_deref())
             && within(&self.admins, event.admin.as_ref().and_then(|a| a.username.as_deref()))
             && self.min_used_percent.is_none_or(|min| event.used_percent.is_some_and(|p| p >= min))
@@ -186,7 +186,7 @@ impl Router {
 
     /// Where `event` goes: each destination once, with the union of its matching rules' mentions.
     pub fn route(&self, event: &Event) -> Vec<Route> {
-        if self.mute.contains(event.action.as_str()) {
+        if event.action_names().any(|name| self.mute.contains(name)) {
             return Vec::new();
         }
         let mut routes: BTreeMap<&str, Mentions> = BTreeMap::new();
@@ -574,6 +574,43 @@ mention_users = [323456789012345678]
         assert_eq!(warning[0].mentions.roles.iter().copied().collect::<Vec<_>>(), [ROLE]);
         let mild = router.route(&event(json!({"action": "reached_usage_percent", "used_percent": 75.0})));
         assert_eq!(names(&mild), ["default"]);
+    }
+
+    #[test]
+    fn a_renamed_event_matches_its_action_and_its_panels_name_for_it() {
+        let file = routes(
+            r#"
+[destinations.alerts]
+url = "https://discord.com/api/webhooks/1/a"
+
+[destinations.audit]
+url = "https://discord.com/api/webhooks/2/b"
+
+[[rules]]
+actions = ["user_limited", "user_expired"]
+to = ["alerts"]
+
+[[rules]]
+actions = ["user_deactivated"]
+to = ["audit"]
+"#,
+        )
+        .unwrap();
+        let router = Router::new(Vec::new(), Some(&file), false);
+        let user = json!({"username": "u", "enabled": true, "expired": false, "data_limit_reached": true});
+        let cut_off = event(json!({"created_at": 1.0, "action": "user_deactivated", "by": null, "user": user}));
+        assert_eq!(cut_off.action.as_str(), "user_limited");
+        assert_eq!(names(&router.route(&cut_off)), ["alerts", "audit"]);
+        let by_admin =
+            event(json!({"created_at": 1.0, "action": "user_deactivated", "by": {"username": "boss"}, "user": user}));
+        assert_eq!(names(&router.route(&by_admin)), ["audit"]);
+
+        let muted =
+            "mute = [\"user_deactivated\"]\n[destinations.audit]\nurl = \"https://discord.com/api/webhooks/2/b\"\n\
+                     [[rules]]\nto = [\"audit\"]\n";
+        let router = Router::new(Vec::new(), Some(&routes(muted).unwrap()), false);
+        assert!(router.route(&cut_off).is_empty(), "muting the panel's name mutes the renamed event");
+        assert_eq!(names(&router.route(&event(json!({"action": "user_limited"})))), ["audit"]);
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Application {
             body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
             unverified: Unverified::new(config.unverified_body_bytes),
+            answered_503: Default::default(),
         });
 
         let app_state = state.clone();

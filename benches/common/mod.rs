@@ -4,12 +4,16 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// Every event of the fixtures of `panels` (folder names under `tests/fixtures/`), in file order.
+/// Every event of the captures of `panels` (folder names under `tests/fixtures/`), in file order.
 pub fn real_events(panels: &[&str]) -> Vec<Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut events = Vec::new();
     for panel in panels {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(panel)).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(root.join(panel))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .collect();
         files.sort();
         for file in files {
             match serde_json::from_str::<Value>(&std::fs::read_to_string(file).unwrap()).unwrap() {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::deliver::{build_message, next_message};
-use crate::event::parse_batch;
+use crate::event::{parse_batch, parse_datetime};
 use crate::render::{limits, samples, Part, Renderer};
 use crate::routing::{Destination, Mentions};
 use crate::startup;
@@ -25,6 +25,19 @@ pub struct Args {
     /// Render the built-in sample event of this action instead.
     #[arg(long, value_name = "ACTION")]
     action: Option<String>,
+    /// When the body was received, as an RFC 3339 time or unix seconds (default: now). Days left
+    /// and event times are computed from it, so a saved body renders as it did when the relay
+    /// received it.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    received_at: Option<OffsetDateTime>,
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    let parsed = match text.trim().parse::<i64>() {
+        Ok(seconds) => OffsetDateTime::from_unix_timestamp(seconds).ok(),
+        Err(_) => parse_datetime(text),
+    };
+    parsed.ok_or_else(|| format!("{text:?} is neither an RFC 3339 time (2026-11-28T01:01:12Z) nor unix seconds"))
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -33,7 +46,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for problem in &loaded.problems {
         eprintln!("template {problem}; the built-in template is used instead");
     }
-    let now = OffsetDateTime::now_utc();
+    let now = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
     let events = match &args.action {
         Some(action) => {
             let known = samples::actions();

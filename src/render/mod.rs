@@ -284,15 +284,15 @@ impl Renderer {
     /// Renders `event` with its action's template, falling back as the module docs describe.
     pub fn render(&self, event: &Event) -> Part {
         let context = Value::from_serialize(event);
-        self.render_or_fall_back("", event.action.as_str(), &context, event.received_at)
-            .unwrap_or_else(|| minimal_part(event.action.as_str(), &event.username, event.received_at))
+        self.render_or_fall_back("", event.action.as_str(), &context, event.event_time)
+            .unwrap_or_else(|| minimal_part(event.action.as_str(), &event.username, event.event_time))
     }
 
     /// Renders `event` with exactly the template in use for its action, without any fallback.
     /// For `check` and previews.
     pub fn try_render(&self, event: &Event) -> Result<Part, Problem> {
         let context = Value::from_serialize(event);
-        self.render_compiled(self.template_for(event.action.as_str()), &context, event.received_at)
+        self.render_compiled(self.template_for(event.action.as_str()), &context, event.event_time)
     }
 
     /// Renders one embed of a digest with the digest template of its action (or the default digest

@@ -1,5 +1,5 @@
 //! Sample events shipped with the binary, for `check` and `render --action`: one per known action,
-//! taken from real Marzban 0.8.4 and Marzneshin payloads with the secrets removed and the names
+//! taken from real Marzban 0.8.4 and Marzneshin 0.7.4 payloads with the secrets removed and the names
 //! changed.
 
 use serde_json::Value;

@@ -95,28 +95,6 @@ async fn shows_what_an_admin_wants_at_a_glance() {
 }
 
 #[tokio::test]
-async fn delivers_pasarguard_and_marzneshin_bodies() {
-    let discord = FakeDiscord::start().await;
-    let (app, _dir) = spawn_app(&discord).await;
-    let response = app.post(fixture("pasarguard/disabled_and_reset_by_next.reconstructed.json")).await;
-    assert_eq!(response.status(), 200);
-    let response = app.post(fixture("marzneshin/user_deactivated.reconstructed.json")).await;
-    assert_eq!(response.status(), 200);
-
-    let embeds = discord.wait_for_embeds(3, WAIT).await;
-    assert_eq!(title(&embeds[0]), "🚫 User disabled: ivan");
-    assert_eq!(field(&embeds[0], "Expires"), Some("<t:1769891400:R>"), "ISO expire becomes a Discord timestamp");
-    assert_eq!(field(&embeds[0], "Owner"), Some("reseller1"));
-    assert_eq!(title(&embeds[1]), "🔄 Data usage reset: judy");
-    assert_eq!(embeds[1]["description"], serde_json::Value::Null);
-    assert_eq!(title(&embeds[2]), "⏸️ User deactivated: kate");
-    assert_eq!(field(&embeds[2], "Status"), Some("🔴 Expired"));
-    assert_eq!(field(&embeds[2], "Owner"), Some("admin"));
-    assert_eq!(field(&embeds[2], "Traffic"), Some("700 MiB / 10 GiB"));
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn renders_unknown_actions_with_the_default_template() {
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;

@@ -153,11 +153,87 @@ pub fn fixture(name: &str) -> String {
 
 /// Every Marzban 0.8.4 fixture, by file name.
 pub fn marzban_fixtures() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marzban-0.8.4");
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    fixtures_in(MARZBAN)
+}
+
+/// The folders of `tests/fixtures/` holding real captures, one per panel.
+pub const MARZBAN: &str = "marzban-0.8.4";
+pub const PASARGUARD: &str = "pasarguard-5.2.1";
+pub const MARZNESHIN: &str = "marzneshin-0.7.4";
+
+/// Every request body (`.json` file) of the capture folder `panel`, by file name, in file order.
+pub fn fixtures_in(panel: &str) -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(panel);
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
     names.sort();
-    names.into_iter().map(|name| (name.clone(), fixture(&format!("marzban-0.8.4/{name}")))).collect()
+    names.into_iter().map(|name| (name.clone(), fixture(&format!("{panel}/{name}")))).collect()
+}
+
+/// Every real request body of the three panels, named `<folder>/<file>`.
+pub fn every_capture() -> Vec<(String, String)> {
+    [MARZBAN, PASARGUARD, MARZNESHIN]
+        .into_iter()
+        .flat_map(|panel| fixtures_in(panel).into_iter().map(move |(name, body)| (format!("{panel}/{name}"), body)))
+        .collect()
+}
+
+/// The one capture of `panel` whose file name starts with `prefix` (`"005"`).
+pub fn capture(panel: &str, prefix: &str) -> String {
+    let mut found = fixtures_in(panel).into_iter().filter(|(name, _)| name.starts_with(prefix));
+    let (_, body) = found.next().unwrap_or_else(|| panic!("no capture {prefix} in {panel}"));
+    assert!(found.next().is_none(), "more than one capture {prefix} in {panel}");
+    body
+}
+
+/// Posts every capture of `panel` in order, checking each is wholly accepted as `expected` says
+/// (capture number, titles of its events), and returns the embeds Discord got for all of them.
+pub async fn deliver_every_capture(panel: &str, expected: &[(&str, &[&str])]) -> Vec<serde_json::Value> {
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let captures = fixtures_in(panel);
+    let numbers: Vec<&str> = expected.iter().map(|(number, _)| *number).collect();
+    let names: Vec<&str> = captures.iter().map(|(name, _)| &name[..3]).collect();
+    assert_eq!(names, numbers, "an expectation for every capture");
+    let mut titles: Vec<&str> = Vec::new();
+    for ((name, body), (_, events)) in captures.iter().zip(expected) {
+        let response = app.post(body.clone()).await;
+        assert_eq!(response.status(), 200, "{name}");
+        let receipt: serde_json::Value = response.json().await.unwrap();
+        let counts = [&receipt["accepted"], &receipt["rejected"], &receipt["duplicates"]].map(|n| n.as_u64());
+        assert_eq!(counts, [Some(events.len() as u64), Some(0), Some(0)], "{name}: {receipt}");
+        titles.extend(events.iter());
+    }
+    let embeds = discord.wait_for_embeds(titles.len(), std::time::Duration::from_secs(20)).await;
+    let got: Vec<&str> = embeds.iter().map(title).collect();
+    assert_eq!(got, titles, "in the order received");
+    assert_eq!(discord.count_status(400), 0, "nothing over Discord's limits");
+    for embed in &embeds {
+        assert!(embed["timestamp"].is_string(), "{}: a timestamp", title(embed));
+    }
+    app.stop().await;
+    embeds
+}
+
+/// An embed's title ("" without one).
+pub fn title(embed: &serde_json::Value) -> &str {
+    embed["title"].as_str().unwrap_or_default()
+}
+
+/// The value of the embed's field called `name`, if it has one.
+pub fn field<'a>(embed: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    embed["fields"].as_array()?.iter().find(|f| f["name"] == name)?["value"].as_str()
+}
+
+/// The embed whose title is `wanted`; panics listing the titles there are.
+pub fn embed_titled<'a>(embeds: &'a [serde_json::Value], wanted: &str) -> &'a serde_json::Value {
+    embeds.iter().find(|e| title(e) == wanted).unwrap_or_else(|| {
+        let titles: Vec<&str> = embeds.iter().map(title).collect();
+        panic!("no embed titled {wanted:?} among {titles:?}")
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

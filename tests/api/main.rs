@@ -5,12 +5,15 @@ mod fake_discord;
 mod helpers;
 
 mod cli;
+mod dedup;
 mod delivery;
 mod dry_run;
 mod engine;
 mod faults;
 mod hostile;
 mod ingest;
+mod marzneshin;
 mod operations;
+mod pasarguard;
 mod safety;
 mod templates;

@@ -10,26 +10,17 @@ use time::OffsetDateTime;
 
 use crate::cli::relay;
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{eventually, fixture, logs, marzban_fixtures, spawn_app_in, Options, Process};
+use crate::helpers::{eventually, every_capture, fixture, logs, spawn_app_in, Options, Process};
 use crate::safety::secret_values;
-
-fn every_fixture() -> Vec<(String, String)> {
-    let mut all = marzban_fixtures();
-    for name in
-        ["pasarguard/disabled_and_reset_by_next.reconstructed.json", "marzneshin/user_deactivated.reconstructed.json"]
-    {
-        all.push((name.to_owned(), fixture(name)));
-    }
-    all
-}
 
 #[test]
 fn every_language_renders_every_real_payload_validly_and_without_secrets() {
     let secrets = secret_values();
     for &lang in Lang::ALL {
         let renderer = Renderer::builtin(lang);
-        for (name, body) in every_fixture() {
+        for (name, body) in every_capture() {
             let batch = parse_batch(body.as_bytes(), OffsetDateTime::now_utc(), Some("eu-1")).unwrap();
+            assert!(batch.rejected.is_empty(), "{name}: {:?}", batch.rejected);
             for event in &batch.events {
                 let part = renderer
                     .try_render(event)
