@@ -82,6 +82,9 @@ pub struct Config {
     /// `DEDUP_WINDOW`, default 10 minutes, [`DEDUP`] (1 s to 1 day): a notification the panel
     /// sends again identically within this window is stored once. `0` turns de-duplication off.
     pub dedup_window: Option<Duration>,
+    /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
+    /// and shown by `check`. Each names the variable.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -114,10 +117,13 @@ impl Config {
             .transpose()
             .map_err(|problems| invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))?;
         let mut panels = env.parse_or("PANELS", Vec::new(), parse_panels)?;
+        let mut warnings: Vec<String> = webhook_secret.iter().filter_map(|s| unsendable(s, "WEBHOOK_SECRET")).collect();
+        warnings.extend(panels.iter().filter_map(|(label, s)| unsendable(s, &format!("PANELS (panel {label})"))));
         for (label, secret) in routes.iter().flat_map(|r| r.panels.iter()) {
             if panels.iter().any(|(known, _)| known == label) {
                 return Err(invalid("PANELS", format!("and the routes file both define panel {label:?}")));
             }
+            warnings.extend(unsendable(secret, &format!("ROUTES_FILE (panels.{label})")));
             panels.push((label.clone(), secret.clone()));
         }
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
@@ -151,6 +157,7 @@ impl Config {
                 env.parse_or("DEDUP_WINDOW", Duration::from_secs(600), |s| parse_duration_in(s, DEDUP))?,
             )
             .filter(|window| !window.is_zero()),
+            warnings,
         })
     }
 
@@ -158,6 +165,18 @@ impl Config {
     pub fn is_dry_run(&self) -> bool {
         self.discord_webhook_url.is_none() && self.routes.as_ref().is_none_or(|r| r.destinations.is_empty())
     }
+}
+
+/// A warning when Marzban cannot send `secret`, set in `var`: its HTTP client encodes the header
+/// as latin-1 and fails on any other character, so its notifications never reach the relay.
+fn unsendable(secret: &Secret, var: &str) -> Option<String> {
+    (!secret.has_latin1_form()).then(|| {
+        format!(
+            "{var} has characters outside latin-1 (ISO-8859-1). Marzban sends x-webhook-secret through Python's \
+             HTTP client, which encodes it as latin-1 and fails on any other character, so Marzban cannot send \
+             this secret and none of its notifications will arrive. Use ASCII letters and digits"
+        )
+    })
 }
 
 fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
@@ -486,6 +505,32 @@ mod tests {
         assert!(self::config(&[("PANELS", "eu1")]).is_err());
         assert!(self::config(&[("PANELS", "e u:s")]).is_err());
         assert!(self::config(&[("PANELS", "a:1,a:2")]).is_err());
+    }
+
+    #[test]
+    fn warns_about_every_secret_marzban_cannot_send_naming_where_it_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let routes = dir.path().join("routes.toml");
+        let file = format!(
+            "[panels.asia]\nsecret = \"秘密\"\n[panels.eu2]\nsecret = \"gärten\"\n\
+             [destinations.audit]\nurl = \"{URL}\"\n[[rules]]\nto = [\"audit\"]\n"
+        );
+        std::fs::write(&routes, file).unwrap();
+        let config = config(&[
+            ("WEBHOOK_SECRET", "пароль"),
+            ("PANELS", "eu1:pässwörd,us1:naïve€"),
+            ("ROUTES_FILE", routes.to_str().unwrap()),
+        ])
+        .unwrap();
+        let named: Vec<&str> = config.warnings.iter().map(|w| w.split(" has ").next().unwrap()).collect();
+        assert_eq!(named, ["WEBHOOK_SECRET", "PANELS (panel us1)", "ROUTES_FILE (panels.asia)"]);
+        assert!(config.warnings.iter().all(|w| w.contains("latin-1") && w.contains("Marzban")));
+        assert!(!config.warnings.iter().any(|w| w.contains("пароль") || w.contains("秘密")), "no secret values");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "пароль\n").unwrap();
+        let from_file = self::config(&[("WEBHOOK_SECRET_FILE", file.to_str().unwrap())]).unwrap();
+        assert_eq!(from_file.warnings.len(), 1);
+        assert!(self::config(&[("WEBHOOK_SECRET", "pässwörd")]).unwrap().warnings.is_empty());
     }
 
     #[test]
