@@ -73,9 +73,11 @@ pub struct Config {
     /// the admin who owns the user (Discord's own hosts only).
     pub deliver_to_owner_admin: bool,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
-    /// `DIGEST_THRESHOLD`).
+    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`), each range-checked: [`RETRY_STEP`],
+    /// [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`] and [`CHANNEL_MESSAGES`].
     pub delivery: DeliverySettings,
-    /// `DELIVERED_RETENTION`, default 7 days: delivered rows older than this are deleted (hourly).
+    /// `DELIVERED_RETENTION`, default 7 days, [`RETENTION`] (0 to 3650 days): delivered rows older
+    /// than this are deleted (hourly); 0 deletes them at the next pruning.
     pub delivered_retention: Duration,
     /// `OUTBOX_MAX_BYTES`: the most the outbox file may hold. When it is full, delivered rows are
     /// deleted to make room; if that is not enough, requests are answered 503 (the panel keeps its
@@ -83,9 +85,12 @@ pub struct Config {
     pub outbox_max_bytes: Option<u64>,
     /// How long a client may take to send a request body before it is answered 408.
     pub body_timeout: Duration,
-    /// `DEDUP_WINDOW`, default 10 minutes: a notification the panel sends again identically within
-    /// this window is stored once. `0` turns de-duplication off.
+    /// `DEDUP_WINDOW`, default 10 minutes, [`DEDUP`] (1 s to 1 day): a notification the panel
+    /// sends again identically within this window is stored once. `0` turns de-duplication off.
     pub dedup_window: Option<Duration>,
+    /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
+    /// and shown by `check`. Each names the variable.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -118,10 +123,13 @@ impl Config {
             .transpose()
             .map_err(|problems| invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))?;
         let mut panels = env.parse_or("PANELS", Vec::new(), parse_panels)?;
+        let mut warnings: Vec<String> = webhook_secret.iter().filter_map(|s| unsendable(s, "WEBHOOK_SECRET")).collect();
+        warnings.extend(panels.iter().filter_map(|(label, s)| unsendable(s, &format!("PANELS (panel {label})"))));
         for (label, secret) in routes.iter().flat_map(|r| r.panels.iter()) {
             if panels.iter().any(|(known, _)| known == label) {
                 return Err(invalid("PANELS", format!("and the routes file both define panel {label:?}")));
             }
+            warnings.extend(unsendable(secret, &format!("ROUTES_FILE (panels.{label})")));
             panels.push((label.clone(), secret.clone()));
         }
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
@@ -148,16 +156,17 @@ impl Config {
             routes,
             deliver_to_owner_admin: env.parse_or("DELIVER_TO_OWNER_ADMIN", false, parse_bool)?,
             delivery: delivery_settings(&env)?,
-            delivered_retention: env.parse_or(
-                "DELIVERED_RETENTION",
-                Duration::from_secs(7 * 86_400),
-                parse_duration,
-            )?,
+            delivered_retention: env.parse_or("DELIVERED_RETENTION", Duration::from_secs(7 * 86_400), |s| {
+                parse_duration_in(s, RETENTION)
+            })?,
             outbox_max_bytes: env
                 .parse_or("OUTBOX_MAX_BYTES", None, |s| parse_size(s).map(|size| Some(size as u64)))?,
             body_timeout: Duration::from_secs(60),
-            dedup_window: Some(env.parse_or("DEDUP_WINDOW", Duration::from_secs(600), parse_duration)?)
-                .filter(|window| !window.is_zero()),
+            dedup_window: Some(
+                env.parse_or("DEDUP_WINDOW", Duration::from_secs(600), |s| parse_duration_in(s, DEDUP))?,
+            )
+            .filter(|window| !window.is_zero()),
+            warnings,
         })
     }
 
@@ -167,13 +176,26 @@ impl Config {
     }
 }
 
+/// A warning when Marzban cannot send `secret`, set in `var`: its HTTP client encodes the header
+/// as latin-1 and fails on any other character, so its notifications never reach the relay.
+fn unsendable(secret: &Secret, var: &str) -> Option<String> {
+    (!secret.has_latin1_form()).then(|| {
+        format!(
+            "{var} has characters outside latin-1 (ISO-8859-1). Marzban sends x-webhook-secret through Python's \
+             HTTP client, which encodes it as latin-1 and fails on any other character, so Marzban cannot send \
+             this secret and none of its notifications will arrive. Use ASCII letters and digits"
+        )
+    })
+}
+
 fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
     let defaults = DeliverySettings::default();
     let channel =
         env.parse_or("CHANNEL_RATE_LIMIT", (defaults.channel_messages, defaults.channel_window), parse_rate)?;
     Ok(DeliverySettings {
         retry_schedule: env.parse_or("RETRY_SCHEDULE", defaults.retry_schedule.clone(), parse_schedule)?,
-        retry_max_age: env.parse_or("RETRY_MAX_AGE", defaults.retry_max_age, parse_duration)?,
+        retry_max_age: env
+            .parse_or("RETRY_MAX_AGE", defaults.retry_max_age, |s| parse_duration_in(s, RETRY_MAX_AGE))?,
         channel_messages: channel.0,
         channel_window: channel.1,
         digest_threshold: env.parse_or("DIGEST_THRESHOLD", defaults.digest_threshold, |s| {
@@ -273,53 +295,153 @@ fn in_range<T: PartialOrd>(value: T, min: T, max: T, min_shown: &str, max_shown:
     Ok(value)
 }
 
-/// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`, `10m`, `72h`, `7d`),
-/// or `0`.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let bad = || format!("must be a duration such as 30s, 10m, 72h or 7d, not {value:?}");
-    let value = value.trim();
-    if value == "0" {
-        return Ok(Duration::ZERO);
+/// The durations a setting accepts. Out of range is an error at start naming the variable and the
+/// range, never a silent clamp: a value this far off is a typo, not a wish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub min: Duration,
+    pub max: Duration,
+    /// Whether `0` is accepted too, to turn the setting off.
+    pub zero_is_off: bool,
+}
+
+const fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 86_400)
+}
+
+/// Any duration at all: up to 100 years, so that every duration the relay handles fits its
+/// millisecond arithmetic (`i64` milliseconds since 1970) with room to spare. Also bounds the
+/// `outbox purge --delivered-older-than` argument.
+pub const ANY_DURATION: Bounds = Bounds { min: Duration::ZERO, max: days(36_500), zero_is_off: false };
+
+/// `RETRY_SCHEDULE`, each wait: 100 ms to 1 day. Faster retries only hammer a failing Discord;
+/// waiting longer than a day between tries outlasts any outage worth retrying through.
+pub const RETRY_STEP: Bounds = Bounds { min: Duration::from_millis(100), max: days(1), zero_is_off: false };
+
+/// `RETRY_MAX_AGE`: 1 s to 365 days. A row is retried at most this long after it was received.
+pub const RETRY_MAX_AGE: Bounds = Bounds { min: Duration::from_secs(1), max: days(365), zero_is_off: false };
+
+/// `DEDUP_WINDOW`: 1 s to 1 day, or 0 for off. The panel re-sends a batch within minutes (three
+/// times, 180 s apart); a longer window would swallow events that genuinely happened twice.
+pub const DEDUP: Bounds = Bounds { min: Duration::from_secs(1), max: days(1), zero_is_off: true };
+
+/// `DELIVERED_RETENTION`: 0 to 3650 days (0: delete delivered rows at the next hourly pruning).
+pub const RETENTION: Bounds = Bounds { min: Duration::ZERO, max: days(3650), zero_is_off: false };
+
+/// `CHANNEL_RATE_LIMIT`'s window: 1 s to 1 day. Discord's hidden limit is about 30 per minute.
+pub const CHANNEL_WINDOW: Bounds = Bounds { min: Duration::from_secs(1), max: days(1), zero_is_off: false };
+
+/// `CHANNEL_RATE_LIMIT`'s message count: 1 to 10,000 per window (the relay remembers the send
+/// time of each message in the window).
+pub const CHANNEL_MESSAGES: std::ops::RangeInclusive<usize> = 1..=10_000;
+
+impl Bounds {
+    /// Whether `seconds` is in range.
+    fn contains(self, seconds: f64) -> bool {
+        (seconds == 0.0 && self.zero_is_off) || (self.min.as_secs_f64() <= seconds && seconds <= self.max.as_secs_f64())
     }
-    let split = value.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+
+    /// `from 100ms to 1d`, or `0 (off) or from 1s to 1d`.
+    fn describe(self) -> String {
+        let range = format!("from {} to {}", show_duration(self.min), show_duration(self.max));
+        if self.zero_is_off {
+            format!("0 (off) or {range}")
+        } else {
+            range
+        }
+    }
+}
+
+/// `d` in the largest unit that shows it whole: `1d`, `36h`, `90s`, `100ms`.
+pub fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    if ms == 0 {
+        "0".into()
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`, `10m`, `72h`, `7d`),
+/// or `0`, of at most [`ANY_DURATION`].
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    parse_duration_in(value, ANY_DURATION)
+}
+
+/// A duration, as [`parse_duration`], within `bounds`.
+pub fn parse_duration_in(value: &str, bounds: Bounds) -> Result<Duration, String> {
+    let value = value.trim();
+    let seconds =
+        seconds(value).ok_or_else(|| format!("must be a duration such as 30s, 10m, 72h or 7d, not {value:?}"))?;
+    if !bounds.contains(seconds) {
+        return Err(format!("must be {}, not {value:?}", bounds.describe()));
+    }
+    // In range, so finite, non-negative and far below `Duration::MAX`.
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("must be {}, not {value:?}", bounds.describe()))
+}
+
+/// The seconds a duration's text stands for (possibly huge, even infinite), or `None` when it is
+/// not a duration.
+fn seconds(value: &str) -> Option<f64> {
+    if value == "0" {
+        return Some(0.0);
+    }
+    let split = value.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (number, unit) = value.split_at(split);
-    let number: f64 = number.parse().map_err(|_| bad())?;
+    let number: f64 = number.parse().ok()?;
     let seconds = match unit.trim() {
         "ms" => number / 1000.0,
         "s" => number,
         "m" => number * 60.0,
         "h" => number * 3600.0,
         "d" => number * 86_400.0,
-        _ => return Err(bad()),
+        _ => return None,
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+    // Digits and dots only, so never NaN; too many digits is infinity, which no range contains.
+    Some(seconds)
 }
 
-/// A message rate: `30/1m` (messages per duration), or `0` for none.
+/// A message rate: `30/1m` (messages per duration), or `0` for none; [`CHANNEL_MESSAGES`] per
+/// [`CHANNEL_WINDOW`].
 pub fn parse_rate(value: &str) -> Result<(usize, Duration), String> {
     if value.trim() == "0" {
         return Ok((0, Duration::from_secs(60)));
     }
     let bad = || format!("must be messages per duration such as 30/1m, or 0 for no limit, not {value:?}");
     let (count, per) = value.split_once('/').ok_or_else(bad)?;
-    let count: usize = count.trim().parse().map_err(|_| bad())?;
-    let per = parse_duration(per).map_err(|_| bad())?;
-    if count == 0 || per.is_zero() {
+    let count = count.trim();
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    Ok((count, per))
+    let out_of_range = || {
+        format!(
+            "must be {} to {} messages per a duration {}, not {value:?}",
+            CHANNEL_MESSAGES.start(),
+            CHANNEL_MESSAGES.end(),
+            CHANNEL_WINDOW.describe()
+        )
+    };
+    // Digits only, so a number too large for `usize` is out of range, not malformed.
+    let count = count.parse::<usize>().ok().filter(|n| CHANNEL_MESSAGES.contains(n)).ok_or_else(out_of_range)?;
+    let per = seconds(per.trim()).ok_or_else(bad)?;
+    if !CHANNEL_WINDOW.contains(per) {
+        return Err(out_of_range());
+    }
+    Ok((count, Duration::try_from_secs_f64(per).map_err(|_| out_of_range())?))
 }
 
-/// A retry schedule: durations separated by commas (`1s,5s,30s,2m,10m,30m`), each more than 0.
+/// A retry schedule: durations separated by commas (`1s,5s,30s,2m,10m,30m`), each within
+/// [`RETRY_STEP`].
 pub fn parse_schedule(value: &str) -> Result<Vec<Duration>, String> {
-    let steps = value
+    value
         .split(',')
-        .map(|step| parse_duration(step).map_err(|e| format!("step {:?} {e}", step.trim())))
-        .collect::<Result<Vec<_>, _>>()?;
-    if steps.iter().any(Duration::is_zero) {
-        return Err("steps must be longer than 0".into());
-    }
-    Ok(steps)
+        .map(|step| parse_duration_in(step, RETRY_STEP).map_err(|e| format!("step {:?} {e}", step.trim())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -403,6 +525,32 @@ mod tests {
     }
 
     #[test]
+    fn warns_about_every_secret_marzban_cannot_send_naming_where_it_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let routes = dir.path().join("routes.toml");
+        let file = format!(
+            "[panels.asia]\nsecret = \"秘密\"\n[panels.eu2]\nsecret = \"gärten\"\n\
+             [destinations.audit]\nurl = \"{URL}\"\n[[rules]]\nto = [\"audit\"]\n"
+        );
+        std::fs::write(&routes, file).unwrap();
+        let config = config(&[
+            ("WEBHOOK_SECRET", "пароль"),
+            ("PANELS", "eu1:pässwörd,us1:naïve€"),
+            ("ROUTES_FILE", routes.to_str().unwrap()),
+        ])
+        .unwrap();
+        let named: Vec<&str> = config.warnings.iter().map(|w| w.split(" has ").next().unwrap()).collect();
+        assert_eq!(named, ["WEBHOOK_SECRET", "PANELS (panel us1)", "ROUTES_FILE (panels.asia)"]);
+        assert!(config.warnings.iter().all(|w| w.contains("latin-1") && w.contains("Marzban")));
+        assert!(!config.warnings.iter().any(|w| w.contains("пароль") || w.contains("秘密")), "no secret values");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "пароль\n").unwrap();
+        let from_file = self::config(&[("WEBHOOK_SECRET_FILE", file.to_str().unwrap())]).unwrap();
+        assert_eq!(from_file.warnings.len(), 1);
+        assert!(self::config(&[("WEBHOOK_SECRET", "pässwörd")]).unwrap().warnings.is_empty());
+    }
+
+    #[test]
     fn parses_sizes_and_durations() {
         assert_eq!(parse_size("1024"), Ok(1024));
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
@@ -421,6 +569,69 @@ mod tests {
         assert_eq!(parse_rate("30/1m"), Ok((30, Duration::from_secs(60))));
         assert_eq!(parse_rate("0").map(|r| r.0), Ok(0));
         assert!(parse_rate("30").is_err() && parse_rate("0/1m").is_err() && parse_rate("5/0").is_err());
+    }
+
+    #[test]
+    fn refuses_durations_out_of_range_naming_the_variable_and_the_range() {
+        let message = |pairs: &[(&str, &str)]| config(pairs).unwrap_err().to_string();
+        assert_eq!(
+            message(&[("RETRY_MAX_AGE", "10000000000000000s")]),
+            "RETRY_MAX_AGE must be from 1s to 365d, not \"10000000000000000s\""
+        );
+        assert_eq!(message(&[("RETRY_MAX_AGE", "0")]), "RETRY_MAX_AGE must be from 1s to 365d, not \"0\"");
+        assert_eq!(
+            message(&[("RETRY_SCHEDULE", "1s,50ms")]),
+            "RETRY_SCHEDULE step \"50ms\" must be from 100ms to 1d, not \"50ms\""
+        );
+        assert!(message(&[("RETRY_SCHEDULE", "1s,2d")]).starts_with("RETRY_SCHEDULE step \"2d\" must be from"));
+        assert_eq!(message(&[("DEDUP_WINDOW", "2d")]), "DEDUP_WINDOW must be 0 (off) or from 1s to 1d, not \"2d\"");
+        assert_eq!(
+            message(&[("DELIVERED_RETENTION", "1e400d")]),
+            "DELIVERED_RETENTION must be a duration such as 30s, 10m, 72h or 7d, not \"1e400d\""
+        );
+        assert_eq!(
+            message(&[("DELIVERED_RETENTION", "99999999999999999999999999999999999999999d")]),
+            "DELIVERED_RETENTION must be from 0 to 3650d, not \"99999999999999999999999999999999999999999d\""
+        );
+        // The edges are in range.
+        let edges = config(&[
+            ("RETRY_MAX_AGE", "365d"),
+            ("RETRY_SCHEDULE", "100ms,24h"),
+            ("DEDUP_WINDOW", "1s"),
+            ("DELIVERED_RETENTION", "0"),
+            ("CHANNEL_RATE_LIMIT", "10000/1s"),
+        ])
+        .unwrap();
+        assert_eq!(edges.delivery.retry_max_age, Duration::from_secs(365 * 86_400));
+        assert_eq!(edges.delivery.retry_schedule, [Duration::from_millis(100), Duration::from_secs(86_400)]);
+        assert_eq!(edges.dedup_window, Some(Duration::from_secs(1)));
+        assert_eq!(edges.delivered_retention, Duration::ZERO);
+        assert_eq!((edges.delivery.channel_messages, edges.delivery.channel_window), (10_000, Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn refuses_absurd_rates_without_panicking() {
+        let message = |value: &str| config(&[("CHANNEL_RATE_LIMIT", value)]).unwrap_err().to_string();
+        let range = "CHANNEL_RATE_LIMIT must be 1 to 10000 messages per a duration from 1s to 1d, not";
+        let huge = format!("1/{}s", "9".repeat(400));
+        for absurd in ["1/10000000000000000000s", &huge, "99999999999999999999999999/1m", "30/10ms", "10001/1m"] {
+            let message = message(absurd);
+            assert!(message.starts_with(range), "{absurd}: {message}");
+        }
+        for malformed in ["-1/1m", "1/1e400s", "1/-1m", "1/m", "/1m", "x/1m", "1/1w", "NaN/1s", "1/NaNs", "1/infs"] {
+            let message = message(malformed);
+            assert!(message.starts_with("CHANNEL_RATE_LIMIT must be messages per duration"), "{malformed}: {message}");
+        }
+    }
+
+    #[test]
+    fn any_duration_fits_the_millisecond_arithmetic() {
+        assert_eq!(parse_duration("36500d"), Ok(Duration::from_secs(36_500 * 86_400)));
+        assert!(parse_duration("36501d").is_err() && parse_duration("10000000000000000s").is_err());
+        assert!(i64::try_from(ANY_DURATION.max.as_millis()).unwrap() < i64::MAX / 2);
+        assert_eq!(show_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(show_duration(Duration::from_secs(36 * 3600)), "36h");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
     }
 
     #[test]

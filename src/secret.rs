@@ -3,16 +3,29 @@
 //! Marzban, PasarGuard and Marzneshin send the raw secret. Marzban's English docs show a receiver
 //! that expects the lowercase hex HMAC-SHA256 of the body instead, so a proxy written after those
 //! docs may send that: both are accepted. Every comparison is constant-time.
+//!
+//! Header bytes are not text. Marzban sends the header through Python `requests`, whose
+//! `http.client` encodes a `str` header value as latin-1, so `pässwörd` arrives as `70 e4 73 …`,
+//! not as its UTF-8 bytes. The raw secret is therefore accepted in both encodings. A secret with
+//! characters beyond latin-1 (Cyrillic, Persian, Chinese, emoji) cannot be sent by Marzban at all;
+//! [`Secret::has_latin1_form`] lets the configuration warn about it. The HMAC key is the secret's
+//! UTF-8 bytes only: the key never crosses HTTP, and the senders that compute an HMAC (the docs'
+//! Flask example with `secret.encode()`, Node's `createHmac`) encode it as UTF-8.
 
 use std::fmt;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 
 /// A secret value: never printed, never compared with `==`.
 #[derive(Clone)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    /// The latin-1 bytes of a secret that has non-ASCII characters, all of them in latin-1 (for
+    /// ASCII secrets they would equal the UTF-8 bytes).
+    latin1: Option<Vec<u8>>,
+}
 
 /// Why a string cannot be a secret.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -33,12 +46,19 @@ impl Secret {
         if value.trim() != value {
             return Err(SecretError::Whitespace);
         }
-        Ok(Self(value))
+        let latin1 = if value.is_ascii() { None } else { latin1(&value) };
+        Ok(Self { value, latin1 })
     }
 
-    /// The raw value, for the few places that must send it (the `send-test` command).
+    /// The raw value, for the few places that must show or send it (tests and tools).
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// Whether every character is in latin-1 (U+0000 to U+00FF), so that Marzban, which encodes the
+    /// header as latin-1, can send it. ASCII secrets always can.
+    pub fn has_latin1_form(&self) -> bool {
+        self.value.is_ascii() || self.latin1.is_some()
     }
 
     /// Whether `presented` (the header's bytes) proves knowledge of this secret for `body`: either
@@ -47,9 +67,12 @@ impl Secret {
         self.matches(presented) || (could_be_hmac(presented) && self.matches_hmac(presented, body))
     }
 
-    /// Whether `presented` is the secret itself (no body needed to tell).
+    /// Whether `presented` is the secret itself, in UTF-8 or in latin-1 (no body needed to tell).
+    /// Both encodings are always compared, so the time taken does not tell which one matched.
     pub fn matches(&self, presented: &[u8]) -> bool {
-        constant_time_eq(presented, self.0.as_bytes())
+        let utf8 = presented.ct_eq(self.value.as_bytes());
+        let latin1 = self.latin1.as_deref().map_or(Choice::from(0), |latin1| presented.ct_eq(latin1));
+        (utf8 | latin1).into()
     }
 
     /// Whether `presented` is the lowercase hex HMAC-SHA256 of `body` keyed by this secret.
@@ -59,7 +82,7 @@ impl Secret {
 
     /// The lowercase hex HMAC-SHA256 of `body` keyed by this secret.
     pub fn hmac_hex(&self, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.as_bytes()).expect("HMAC accepts keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.value.as_bytes()).expect("HMAC accepts keys of any length");
         mac.update(body);
         hex::encode(mac.finalize().into_bytes())
     }
@@ -69,6 +92,11 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
     }
+}
+
+/// The latin-1 bytes of `text`, if every character has one.
+fn latin1(text: &str) -> Option<Vec<u8>> {
+    text.chars().map(|ch| u8::try_from(u32::from(ch)).ok()).collect()
 }
 
 /// Whether `presented` has the shape of a hex HMAC-SHA256 (64 hex digits), so that reading the body
@@ -111,6 +139,34 @@ mod tests {
         assert!(could_be_hmac("5dcfbfaa6bb2c1d5f39d70dcbf05a0ff87d371ff0e1121eddaea2dc21b10679a".as_bytes()));
         assert!(!could_be_hmac(b"s3cret"));
         assert!(!could_be_hmac("z".repeat(64).as_bytes()));
+    }
+
+    #[test]
+    fn accepts_a_non_ascii_secret_as_marzban_sends_it_in_latin1_and_in_utf8() {
+        let secret = Secret::parse("pässwörd").unwrap();
+        assert!(secret.has_latin1_form());
+        assert!(secret.matches(b"p\xe4ssw\xf6rd"), "latin-1, as Python's http.client sends it");
+        assert!(secret.matches("pässwörd".as_bytes()), "UTF-8");
+        assert!(secret.verify(b"p\xe4ssw\xf6rd", b"{}"));
+        assert!(!secret.matches(b"p\xe4ssw\xf6rt") && !secret.matches(b"passwoerd") && !secret.matches(b""));
+        // The HMAC is keyed by the UTF-8 bytes only (reference value from Python's
+        // hmac.new("pässwörd".encode(), b"{}", "sha256")).
+        let utf8_key = "bf90bb219b9c0b0ee8a9173834c52b3369cf30280563bfb527a03c2959ce3d5c";
+        assert_eq!(secret.hmac_hex(b"{}"), utf8_key);
+        assert!(secret.verify(utf8_key.as_bytes(), b"{}"));
+        // hmac.new("pässwörd".encode("latin-1"), b"{}", "sha256"): not a key anyone uses.
+        let latin1_key = "6cd8629611610b53b41fc55c7a64577c9d92fb476029e98ebd629741728180b8";
+        assert!(!secret.verify(latin1_key.as_bytes(), b"{}"));
+    }
+
+    #[test]
+    fn knows_which_secrets_marzban_cannot_send() {
+        assert!(Secret::parse("ascii-only").unwrap().has_latin1_form());
+        assert!(Secret::parse("ÿ-is-the-last-latin-1").unwrap().has_latin1_form());
+        assert!(!Secret::parse("пароль").unwrap().has_latin1_form());
+        assert!(!Secret::parse("pässwörd€").unwrap().has_latin1_form(), "€ is not in latin-1");
+        // A secret without a latin-1 form is still accepted in UTF-8 (another sender may use it).
+        assert!(Secret::parse("пароль").unwrap().matches("пароль".as_bytes()));
     }
 
     #[test]

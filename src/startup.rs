@@ -186,6 +186,9 @@ async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
             Target::Webhook(url) => log::warn!("destination {name}: {url} ({} is not Discord's own host)", url.host()),
         }
     }
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
     match (&config.webhook_secret, config.panels.is_empty()) {
         (Some(_), _) => {}
         (None, true) => log::warn!("WEBHOOK_SECRET is not set: every request is accepted without a secret"),

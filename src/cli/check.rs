@@ -16,6 +16,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
     };
     println!("configuration: ok");
+    for warning in &config.warnings {
+        println!("  warning: {warning}");
+    }
     for destination in startup::router(&config).destinations() {
         match &destination.target {
             Target::Webhook(url) => println!("  destination {}: {url}", destination.name),

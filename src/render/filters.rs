@@ -16,21 +16,77 @@ const TS_STYLES: &str = "tTdDfFR";
 /// Units for `bytes`, each 1024 times the one before.
 const BYTE_UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 
-/// Escapes Discord markdown so `text` shows as written: no bold, links, headings, quotes,
-/// mentions (`@everyone`, `<@&1>`), custom emoji or timestamps made from it.
+/// Makes panel text inert in Discord: drops the characters that hide or reorder text (see
+/// [`strip_invisible`]) and escapes markdown so it shows as written: no bold, links, headings,
+/// lists, quotes, mentions (`@everyone`, `<@&1>`), custom emoji or timestamps made from it.
 pub fn escape_markdown(text: &str) -> String {
+    let chars = strip_invisible(text);
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     let mut line_start = true;
-    for ch in text.chars() {
+    // Only ASCII digits since the start of the line (after its indentation): `1. ` would be a list.
+    let mut list_number = false;
+    for (i, &ch) in chars.iter().enumerate() {
+        // At the very start too: the template may have put the digits just before the value.
+        let list_dot = ch == '.'
+            && (list_number || (i == 0 && line_start))
+            && chars.get(i + 1).is_none_or(|next| next.is_whitespace());
         let special = matches!(ch, '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<' | '>' | '@' | '#')
-            || (line_start && matches!(ch, '-' | '+'));
+            || (line_start && matches!(ch, '-' | '+'))
+            || list_dot;
         if special {
             out.push('\\');
         }
         out.push(ch);
+        list_number = ch.is_ascii_digit() && (line_start || list_number);
         line_start = ch == '\n' || (line_start && ch.is_whitespace());
     }
     out
+}
+
+/// `text` without the characters that make what Discord shows differ from what was sent:
+///
+/// * control characters (C0, DEL, C1) other than newline and tab; U+2028 and U+2029 become
+///   newlines, so that the line-start escapes see them;
+/// * bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069): an override
+///   in a username would reverse the text around it. The isolates the relay wraps values in for
+///   right-to-left templates are added after this, so they stay;
+/// * invisible characters (U+200B, U+2060–U+2064, U+FEFF, U+206A–U+206F);
+/// * zero-width (non-)joiners (U+200C, U+200D), except between two non-ASCII visible characters,
+///   where they carry meaning: Persian words (`می‌خواهم`), emoji sequences (`👨‍👩‍👧`). Between
+///   Latin letters they only disguise a name.
+pub fn strip_invisible(text: &str) -> Vec<char> {
+    let kept: Vec<char> = text
+        .chars()
+        .filter(|&ch| !is_hidden(ch))
+        .map(|ch| if matches!(ch, '\u{2028}' | '\u{2029}') { '\n' } else { ch })
+        .collect();
+    let joins = |ch: Option<&char>| ch.is_some_and(|&ch| !ch.is_ascii() && !ch.is_whitespace() && !is_joiner(ch));
+    kept.iter()
+        .enumerate()
+        .filter(|&(i, &ch)| !is_joiner(ch) || (i > 0 && joins(kept.get(i - 1)) && joins(kept.get(i + 1))))
+        .map(|(_, &ch)| ch)
+        .collect()
+}
+
+/// Characters dropped from panel text wherever they are (see [`strip_invisible`]).
+fn is_hidden(ch: char) -> bool {
+    (ch.is_control() && !matches!(ch, '\n' | '\t'))
+        || matches!(
+            ch,
+            '\u{061C}'
+                | '\u{200B}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+        )
+}
+
+/// ZERO WIDTH NON-JOINER and ZERO WIDTH JOINER.
+fn is_joiner(ch: char) -> bool {
+    matches!(ch, '\u{200C}' | '\u{200D}')
 }
 
 fn undefined_check(value: &Value) -> Result<(), Error> {
@@ -207,13 +263,14 @@ pub fn md(value: &Value) -> Result<Value, Error> {
     Ok(Value::from_safe_string(escape_markdown(&value.to_string())))
 }
 
-/// `{{ user.note | raw }}`: printed as is, markdown and all (the same as `safe`).
+/// `{{ user.note | raw }}`: printed with its markdown working, but still without the control,
+/// bidirectional and invisible characters [`strip_invisible`] drops (`safe` keeps even those).
 pub fn raw(value: &Value) -> Result<Value, Error> {
     undefined_check(value)?;
     if value.is_none() {
         return Ok(Value::from_safe_string(String::new()));
     }
-    Ok(Value::from_safe_string(value.to_string()))
+    Ok(Value::from_safe_string(strip_invisible(&value.to_string()).into_iter().collect()))
 }
 
 /// `{{ user.status | status_emoji }}` → 🟢 active, 🟡 on hold, 🟠 limited, 🔴 expired,
@@ -268,6 +325,49 @@ mod tests {
         assert_eq!(escape_markdown("# head\n- item\n> quote"), "\\# head\n\\- item\n\\> quote");
         assert_eq!(escape_markdown("a-b"), "a-b");
         assert_eq!(escape_markdown("ünïcødé 🚀"), "ünïcødé 🚀");
+    }
+
+    #[test]
+    fn escapes_what_would_become_markdown_structure_at_the_start_of_a_line() {
+        assert_eq!(escape_markdown("1. first"), r"1\. first");
+        assert_eq!(escape_markdown("note:\n  42. item\n1.5 GiB\nv1. x"), "note:\n  42\\. item\n1.5 GiB\nv1. x");
+        assert_eq!(escape_markdown("7."), r"7\.");
+        assert_eq!(escape_markdown("- a\n* b\n> c\n# d\n## e\n-# f\n+ g\n>>> h"), {
+            "\\- a\n\\* b\n\\> c\n\\# d\n\\#\\# e\n\\-\\# f\n\\+ g\n\\>\\>\\> h"
+        });
+        assert_eq!(escape_markdown("a 1. b"), "a 1. b");
+        assert_eq!(escape_markdown(". after the template's digits"), r"\. after the template's digits");
+    }
+
+    #[test]
+    fn drops_bidi_overrides_and_control_and_invisible_characters() {
+        // U+202E would show "admin\u{202E}gpj.exe" as "adminexe.jpg".
+        assert_eq!(escape_markdown("admin\u{202E}gpj.exe"), "admingpj.exe");
+        for bidi in ['\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'] {
+            assert_eq!(escape_markdown(&format!("a{bidi}b")), "ab", "U+{:04X}", bidi as u32);
+        }
+        for hidden in ['\u{200B}', '\u{200E}', '\u{200F}', '\u{2060}', '\u{FEFF}', '\u{061C}'] {
+            assert_eq!(escape_markdown(&format!("a{hidden}b")), "ab", "U+{:04X}", hidden as u32);
+        }
+        assert_eq!(escape_markdown("bob\0\x1b[31mred\x07\u{85}\u{9b}\r\nnext\tcol"), "bob\\[31mred\nnext\tcol");
+        assert_eq!(escape_markdown("line\u{2028}- item"), "line\n\\- item");
+        // A control character cannot hide a line start from the list escape either.
+        assert_eq!(escape_markdown("x\n\x001. y"), "x\n1\\. y");
+    }
+
+    #[test]
+    fn keeps_joiners_only_where_they_join_non_latin_text() {
+        assert_eq!(escape_markdown("می\u{200C}خواهم"), "می\u{200C}خواهم");
+        assert_eq!(escape_markdown("👨\u{200D}👩\u{200D}👧"), "👨\u{200D}👩\u{200D}👧");
+        assert_eq!(escape_markdown("❤\u{FE0F}\u{200D}🔥"), "❤\u{FE0F}\u{200D}🔥");
+        assert_eq!(escape_markdown("ad\u{200D}min"), "admin");
+        assert_eq!(escape_markdown("\u{200C}سلام\u{200C}"), "سلام");
+        assert_eq!(escape_markdown("م\u{200C}\u{200C}ی"), "می");
+    }
+
+    #[test]
+    fn raw_keeps_markdown_but_not_hidden_characters() {
+        assert_eq!(raw(&Value::from("**x**\u{202E}\0")).unwrap().to_string(), "**x**");
     }
 
     #[test]

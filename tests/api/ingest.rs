@@ -42,6 +42,56 @@ async fn accepts_the_raw_secret_and_the_hmac_of_the_body_on_every_path() {
     app.stop().await;
 }
 
+/// POSTs `body` to `path` with `secret` as the raw bytes of `x-webhook-secret`, as Python's
+/// `http.client` writes them; the status code of the answer.
+async fn post_with_header_bytes(port: u16, path: &str, secret: &[u8], body: String) -> u16 {
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: relay\r\nContent-Length: {}\r\n", body.len()).into_bytes();
+    head.extend_from_slice(b"x-webhook-secret: ");
+    head.extend_from_slice(secret);
+    head.extend_from_slice(b"\r\n\r\n");
+    let answer = tokio::task::spawn_blocking(move || raw_exchange(port, &head, body.as_bytes())).await.unwrap();
+    answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("{answer:?}"))
+}
+
+#[tokio::test]
+async fn accepts_a_non_ascii_secret_in_the_latin1_bytes_marzban_sends() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::new()
+        .var("WEBHOOK_SECRET", "pässwörd")
+        .var("PANELS", "eu1:gärtnerß")
+        .var("DISCORD_WEBHOOK_URL", &discord.webhook_url());
+    let app = spawn_app_in(dir.path(), options).await;
+    let body = fixture("marzban-0.8.4/user_created.json");
+    // What Python's requests sends for the str "pässwörd": one byte per character.
+    let latin1 = b"p\xe4ssw\xf6rd";
+
+    assert_eq!(post_with_header_bytes(app.port(), "/", latin1, body.clone()).await, 200);
+    assert_eq!(post_with_header_bytes(app.port(), "/", "pässwörd".as_bytes(), body.clone()).await, 200);
+    assert_eq!(post_with_header_bytes(app.port(), "/webhook/eu1", b"g\xe4rtner\xdf", body.clone()).await, 200);
+    assert_eq!(post_with_header_bytes(app.port(), "/", b"p\xe4ssw\xf6rt", body.clone()).await, 401);
+    assert_eq!(post_with_header_bytes(app.port(), "/", b"passwoerd", body).await, 401);
+    discord.wait_for_embeds(1, Duration::from_secs(10)).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn warns_at_start_about_a_secret_marzban_cannot_send() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord).var("PANELS", "kyiv:секрет-панелі");
+    let app = spawn_app_in(dir.path(), options).await;
+
+    let warned = crate::helpers::logs()
+        .iter()
+        .any(|line| line.starts_with("WARN") && line.contains("PANELS (panel kyiv) has characters outside latin-1"));
+    assert!(warned, "no warning naming PANELS (panel kyiv)");
+    // It is still accepted as UTF-8, for a sender that can send it.
+    let body = fixture("marzban-0.8.4/user_created.json");
+    assert_eq!(app.post_to("/webhook/kyiv", body, Some("секрет-панелі")).await.status(), 200);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn answers_400_for_a_body_that_is_not_json() {
     let discord = FakeDiscord::start().await;

@@ -5,6 +5,7 @@ mod fake_discord;
 mod helpers;
 
 mod cli;
+mod conformance;
 mod dedup;
 mod delivery;
 mod dry_run;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{every_capture, fixture, logs, spawn_app};
+use crate::helpers::{every_capture, fixture, logs, spawn_app, spawn_app_in, Options};
 
 #[tokio::test]
 async fn a_note_with_mentions_neither_pings_nor_renders_as_markdown() {
@@ -23,6 +23,58 @@ async fn a_note_with_mentions_neither_pings_nor_renders_as_markdown() {
     assert_eq!(embed["description"], r"📝 \@everyone \<\@&1\> \*\*free\*\* \[link\](https://x.example)");
     assert_eq!(embed["title"], r"🆕 User created: \@here");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn hidden_characters_and_markdown_structure_in_panel_text_are_neutralised_in_every_direction() {
+    let mut events: Vec<Value> = serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
+    // U+202E shows "ad\u{202E}nimgpj.exe" as "adexe.jpgnim"; U+200B and U+2060 hide in a name.
+    let username = "ad\u{202E}nim\u{200B}gpj.exe\u{2060}";
+    events[0]["username"] = json!(username);
+    events[0]["user"]["username"] = json!(username);
+    events[0]["user"]["note"] =
+        json!("1. free\u{0}\u{1b}[2J\r\n- item\n> quote\n## head\n\u{2067}x\u{2069}\u{200D}y\u{FEFF}");
+    let body = serde_json::to_string(&events).unwrap();
+
+    for (lang, title, description) in [
+        ("en", "🆕 User created: adnimgpj.exe", "📝 1\\. free\\[2J\n\\- item\n\\> quote\n\\#\\# head\nxy"),
+        (
+            "fa",
+            "🆕 کاربر ساخته شد: \u{2068}adnimgpj.exe\u{2069}",
+            "📝 \u{2068}1\\. free\\[2J\n\\- item\n\\> quote\n\\#\\# head\nxy\u{2069}",
+        ),
+    ] {
+        let discord = FakeDiscord::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("TEMPLATE_LANG", lang)).await;
+
+        assert_eq!(app.post(body.clone()).await.status(), 200);
+        let embed = discord.wait_for_embeds(1, Duration::from_secs(10)).await.remove(0);
+        assert_eq!(embed["title"], title, "{lang}");
+        assert_eq!(embed["description"], description, "{lang}");
+        for text in &every_string(&discord.messages()[0]) {
+            let hidden = text.chars().find(|&c| {
+                (c.is_control() && c != '\n')
+                    || ('\u{202A}'..='\u{202E}').contains(&c)
+                    // Not U+200C/U+200D: Persian needs them (the fa templates' own text has some).
+                    || matches!(c, '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{2060}' | '\u{2066}' | '\u{2067}' | '\u{FEFF}')
+            });
+            assert_eq!(hidden, None, "{lang}: {text:?}");
+            let opened = text.matches('\u{2068}').count();
+            assert_eq!(opened, text.matches('\u{2069}').count(), "{lang}: the relay's isolates pair up in {text:?}");
+        }
+        app.stop().await;
+    }
+}
+
+/// Every string in `value`, at any depth.
+fn every_string(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Object(map) => map.values().flat_map(every_string).collect(),
+        Value::Array(items) => items.iter().flat_map(every_string).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Values from the fixtures that must never leave the relay.
