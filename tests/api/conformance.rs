@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::fake_discord::{FakeDiscord, Limits, Request};
-use crate::helpers::{batch_of, fixture, marzban_fixtures, spawn_app_in, Options, TestApp};
+use crate::helpers::{batch_of, every_capture, fixture, spawn_app_in, Options, TestApp};
 
 const WAIT: Duration = Duration::from_secs(30);
 const DISPLAY_WEBHOOK: u64 = 200;
@@ -160,9 +160,7 @@ async fn send_everything(lang: &str) -> Vec<Request> {
     let app = spawn_app_in(dir.path(), options).await;
 
     // Every fixture in one batch, as Marzban sends its queue, so that messages are packed full.
-    let mut fixtures: Vec<String> = marzban_fixtures().into_iter().map(|(_, body)| body).collect();
-    fixtures.push(fixture("pasarguard/disabled_and_reset_by_next.reconstructed.json"));
-    fixtures.push(fixture("marzneshin/user_deactivated.reconstructed.json"));
+    let fixtures: Vec<String> = every_capture().into_iter().map(|(_, body)| body).collect();
     let events: Vec<Value> = fixtures.iter().flat_map(|body| as_array(serde_json::from_str(body).unwrap())).collect();
     let mut bodies = vec![serde_json::to_string(&events).unwrap()];
     bodies.push(batch_of("user_created", 1, "unknown_action_", |_, event| event["action"] = json!("user_archived")));
