@@ -4,17 +4,22 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver::DeliverySettings;
 use crate::discord::WebhookUrl;
 use crate::render::Lang;
-use crate::routing::{is_panel_label, Routes, DEFAULT_DESTINATION};
+use crate::routing::{is_panel_label, Routes, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::secret::Secret;
 
 /// 64 MiB: a burst of ~40,000 Marzban events in one request.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// What `OWNER_DESTINATIONS_MAX` may be: each owner webhook costs a task and its polling, and
+/// 1000 is far more admins with webhooks than one panel has.
+pub const OWNER_DESTINATIONS_RANGE: RangeInclusive<usize> = 1..=1000;
 
 /// A setting that cannot be used, named, with what is wrong. Never contains a secret value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -66,6 +71,11 @@ pub struct Config {
     /// `DELIVER_TO_OWNER_ADMIN`, default false: also deliver each event to the Discord webhook of
     /// the admin who owns the user (Discord's own hosts only).
     pub deliver_to_owner_admin: bool,
+    /// `OWNER_DESTINATIONS_MAX`, default 100, 1 to 1000: the most owner admins' webhooks delivered
+    /// to at once (admins sharing a webhook count once). Past it, a new admin's events still go to
+    /// the configured destinations; only their owner copy is skipped, counted in
+    /// `relay_owner_copies_skipped_total` and logged.
+    pub owner_destinations_max: usize,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
     /// `DIGEST_THRESHOLD`).
     pub delivery: DeliverySettings,
@@ -138,6 +148,9 @@ impl Config {
             panels,
             routes,
             deliver_to_owner_admin: env.parse_or("DELIVER_TO_OWNER_ADMIN", false, parse_bool)?,
+            owner_destinations_max: env.parse_or("OWNER_DESTINATIONS_MAX", DEFAULT_OWNER_DESTINATIONS_MAX, |s| {
+                parse_count(s, OWNER_DESTINATIONS_RANGE)
+            })?,
             delivery: delivery_settings(&env)?,
             delivered_retention: env.parse_or(
                 "DELIVERED_RETENTION",
@@ -225,6 +238,13 @@ pub fn parse_panels(value: &str) -> Result<Vec<(String, Secret)>, String> {
         panels.push((label.to_owned(), secret));
     }
     Ok(panels)
+}
+
+/// A whole number within `range`.
+pub fn parse_count(value: &str, range: RangeInclusive<usize>) -> Result<usize, String> {
+    let bad = || format!("must be a whole number from {} to {}, not {value:?}", range.start(), range.end());
+    let count: usize = value.parse().map_err(|_| bad())?;
+    range.contains(&count).then_some(count).ok_or_else(bad)
 }
 
 /// `true/false`, `1/0`, `yes/no`, `on/off`.
@@ -407,6 +427,15 @@ mod tests {
     }
 
     #[test]
+    fn bounds_the_owner_destinations() {
+        assert_eq!(config(&[("OWNER_DESTINATIONS_MAX", "5")]).unwrap().owner_destinations_max, 5);
+        for bad in ["0", "1001", "-1", "99999999999999999999999", "lots"] {
+            let err = config(&[("OWNER_DESTINATIONS_MAX", bad)]).unwrap_err().to_string();
+            assert!(err.starts_with("OWNER_DESTINATIONS_MAX must be a whole number from 1 to 1000"), "{err}");
+        }
+    }
+
+    #[test]
     fn reads_the_delivery_settings() {
         let config = config(&[
             ("RETRY_SCHEDULE", "2s,1m"),
@@ -424,6 +453,7 @@ mod tests {
         let defaults = self::config(&[]).unwrap();
         assert_eq!(defaults.delivery.digest_threshold, 30);
         assert_eq!(defaults.dedup_window, Some(Duration::from_secs(600)));
+        assert_eq!(defaults.owner_destinations_max, 100);
         let err = self::config(&[("RETRY_SCHEDULE", "1s,soon")]).unwrap_err();
         assert!(err.to_string().starts_with("RETRY_SCHEDULE step \"soon\" must be a duration"), "{err}");
     }

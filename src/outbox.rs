@@ -29,7 +29,16 @@ const QUEUE_DEPTH: usize = 4096;
 pub const FILE_NAME: &str = "outbox.sqlite3";
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+
+/// Owner destinations were named `owner:<admin>:<url hash>`; they are `owner:<url hash>` now, so
+/// admins sharing a webhook share its rows and task.
+const SCHEMA_V3: &str = "
+UPDATE messages SET destination = 'owner:' || substr(destination, -12) WHERE destination LIKE 'owner:%:%';
+INSERT OR REPLACE INTO destinations (name, url, thread_id)
+    SELECT 'owner:' || substr(name, -12), url, thread_id FROM destinations WHERE name LIKE 'owner:%:%';
+DELETE FROM destinations WHERE name LIKE 'owner:%:%';
+";
 
 const SCHEMA_V2: &str = "
 ALTER TABLE messages ADD COLUMN mentions TEXT;
@@ -757,6 +766,35 @@ mod tests {
         assert_eq!(outbox.stored_destinations().await.unwrap(), [destination]);
         outbox.mark_delivered(vec![due[0].id]).await.unwrap();
         assert!(outbox.stored_destinations().await.unwrap().is_empty(), "nothing pending for it any more");
+    }
+
+    fn remembered(dir: &Path) -> Vec<String> {
+        let conn = Connection::open(dir.join(FILE_NAME)).unwrap();
+        let mut stmt = conn.prepare("SELECT name FROM destinations ORDER BY name").unwrap();
+        let names = stmt.query_map([], |r| r.get(0)).unwrap();
+        names.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[tokio::test]
+    async fn upgrades_owner_destinations_to_one_per_webhook() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(&format!("{SCHEMA_V1} {SCHEMA_V2} PRAGMA user_version = 2;")).unwrap();
+            conn.execute_batch(
+                "INSERT INTO destinations VALUES ('owner:alice:0123456789ab', 'https://discord.com/api/webhooks/1/t', NULL);
+                 INSERT INTO destinations VALUES ('owner:b:o:b:0123456789ab', 'https://discord.com/api/webhooks/1/t', NULL);
+                 INSERT INTO messages (destination, received_at, action, username, part)
+                     VALUES ('owner:alice:0123456789ab', 1, 'x', 'u1', '{}'), ('owner:b:o:b:0123456789ab', 2, 'x', 'u2', '{}'),
+                            ('default', 3, 'x', 'u3', '{}');",
+            )
+            .unwrap();
+        }
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let due = outbox.due("owner:0123456789ab", 10).await.unwrap();
+        assert_eq!(due.iter().map(|r| r.username.as_str()).collect::<Vec<_>>(), ["u1", "u2"]);
+        assert_eq!(outbox.due("default", 10).await.unwrap().len(), 1);
+        assert_eq!(remembered(dir.path()), ["owner:0123456789ab"]);
     }
 
     #[tokio::test]

@@ -36,7 +36,7 @@ use crate::discord::{self, Outcome, RateLimit, Scope};
 use crate::metrics::{self, Health, Metrics};
 use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part, Templates};
-use crate::routing::{Destination, Mentions, Router, Target};
+use crate::routing::{Destination, Mentions, OwnerDestinations, Router, Target, OWNER_PREFIX};
 
 /// How many pending rows are looked at to find a burst for a digest.
 const DIGEST_LOOKAHEAD: usize = 2000;
@@ -563,6 +563,8 @@ pub struct Dispatch {
 
 struct DispatchInner {
     services: Services,
+    /// The owner admins' webhooks in use, with `DELIVER_TO_OWNER_ADMIN`.
+    owners: Option<Arc<OwnerDestinations>>,
     wakes: Mutex<HashMap<String, Arc<Notify>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     shutdown: CancellationToken,
@@ -579,6 +581,10 @@ impl Dispatch {
         }
         if inner.shutdown.is_cancelled() {
             return;
+        }
+        if let Some(owners) = inner.owners.as_ref().filter(|_| destination.name.starts_with(OWNER_PREFIX)) {
+            // Rows were stored for it (restored at start, say): it is in use, whatever the bound.
+            owners.restore(destination);
         }
         let wake = Arc::new(Notify::new());
         let worker = Worker::new(destination.clone(), inner.services.clone(), wake.clone());
@@ -599,6 +605,7 @@ impl Delivery {
         let dispatch = Dispatch {
             inner: Arc::new(DispatchInner {
                 services,
+                owners: router.owners().cloned(),
                 wakes: Mutex::new(HashMap::new()),
                 tasks: Mutex::new(vec![prune]),
                 shutdown,

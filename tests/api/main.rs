@@ -11,5 +11,6 @@ mod engine;
 mod faults;
 mod ingest;
 mod operations;
+mod owners;
 mod safety;
 mod templates;
