@@ -43,7 +43,9 @@ fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
 pub struct Config {
     /// `LISTEN_ADDR`, default `0.0.0.0:9000`: where the panel POSTs.
     pub listen_addr: SocketAddr,
-    /// `DATA_DIR`, default `./data`: where the SQLite outbox lives. Created if missing.
+    /// `DATA_DIR`, default `./data`: where the SQLite outbox lives. Created 0700 if missing (an
+    /// existing folder is left as it is, with a warning if other users may use it); the outbox
+    /// files are 0600, as they hold owner admins' webhook URLs.
     pub data_dir: PathBuf,
     /// `TEMPLATES_DIR`, default `./templates`: files here replace the built-in template of the same
     /// name. A missing folder means built-in templates only.
@@ -74,12 +76,14 @@ pub struct Config {
     /// `OWNER_DESTINATIONS_MAX`, default 100, 1 to 1000: the most owner admins' webhooks delivered
     /// to at once (admins sharing a webhook count once). Past it, a new admin's events still go to
     /// the configured destinations; only their owner copy is skipped, counted in
-    /// `relay_owner_copies_skipped_total` and logged.
+    /// `relay_owner_copies_skipped_total` and logged. A webhook's place is freed once it has had no
+    /// rows for `DELIVERED_RETENTION`.
     pub owner_destinations_max: usize,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
     /// `DIGEST_THRESHOLD`).
     pub delivery: DeliverySettings,
-    /// `DELIVERED_RETENTION`, default 7 days: delivered rows older than this are deleted (hourly).
+    /// `DELIVERED_RETENTION`, default 7 days: delivered rows older than this are deleted (hourly),
+    /// and owner admins' webhooks left without rows are forgotten (URL deleted, place freed).
     pub delivered_retention: Duration,
     /// `OUTBOX_MAX_BYTES`: the most the outbox file may hold. When it is full, delivered rows are
     /// deleted to make room; if that is not enough, requests are answered 503 (the panel keeps its

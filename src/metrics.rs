@@ -88,6 +88,13 @@ impl Health {
         }
     }
 
+    /// Drops what is known about a destination that no longer exists (a forgotten owner webhook).
+    pub fn forget(&self, destination: &str) {
+        if let Ok(mut paused) = self.paused.lock() {
+            paused.remove(destination);
+        }
+    }
+
     /// `(destination, reason)` of every paused destination.
     pub fn paused(&self) -> Vec<(String, String)> {
         self.paused.lock().map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()

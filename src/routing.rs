@@ -250,7 +250,8 @@ impl Router {
 /// still goes to its configured destinations and only the copy for its owner admin is skipped
 /// (counted in `relay_owner_copies_skipped_total`, logged once per admin). Nothing accepted is
 /// dropped: destinations restored with pending rows (at start, or by a late wake) are kept even
-/// beyond `max`. A destination keeps its place until it is [forgotten](Self::forget).
+/// beyond `max`. A destination leaves when delivery forgets it (no rows left for
+/// `DELIVERED_RETENTION`), which frees its place.
 #[derive(Debug)]
 pub struct OwnerDestinations {
     max: usize,

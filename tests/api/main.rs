@@ -13,4 +13,5 @@ mod ingest;
 mod operations;
 mod owners;
 mod safety;
+mod storage;
 mod templates;
