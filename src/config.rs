@@ -4,17 +4,22 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver::DeliverySettings;
 use crate::discord::WebhookUrl;
 use crate::render::Lang;
-use crate::routing::{is_panel_label, Routes, DEFAULT_DESTINATION};
+use crate::routing::{is_panel_label, Routes, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::secret::Secret;
 
 /// 64 MiB: a burst of ~40,000 Marzban events in one request.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// What `OWNER_DESTINATIONS_MAX` may be: each owner webhook costs a task and its polling, and
+/// 1000 is far more admins with webhooks than one panel has.
+pub const OWNER_DESTINATIONS_RANGE: RangeInclusive<usize> = 1..=1000;
 
 /// A setting that cannot be used, named, with what is wrong. Never contains a secret value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,7 +43,9 @@ fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
 pub struct Config {
     /// `LISTEN_ADDR`, default `0.0.0.0:9000`: where the panel POSTs.
     pub listen_addr: SocketAddr,
-    /// `DATA_DIR`, default `./data`: where the SQLite outbox lives. Created if missing.
+    /// `DATA_DIR`, default `./data`: where the SQLite outbox lives. Created 0700 if missing (an
+    /// existing folder is left as it is, with a warning if other users may use it); the outbox
+    /// files are 0600, as they hold owner admins' webhook URLs.
     pub data_dir: PathBuf,
     /// `TEMPLATES_DIR`, default `./templates`: files here replace the built-in template of the same
     /// name. A missing folder means built-in templates only.
@@ -72,12 +79,19 @@ pub struct Config {
     /// `DELIVER_TO_OWNER_ADMIN`, default false: also deliver each event to the Discord webhook of
     /// the admin who owns the user (Discord's own hosts only).
     pub deliver_to_owner_admin: bool,
+    /// `OWNER_DESTINATIONS_MAX`, default 100, 1 to 1000: the most owner admins' webhooks delivered
+    /// to at once (admins sharing a webhook count once). Past it, a new admin's events still go to
+    /// the configured destinations; only their owner copy is skipped, counted in
+    /// `relay_owner_copies_skipped_total` and logged. A webhook's place is freed once it has had no
+    /// rows for `DELIVERED_RETENTION`.
+    pub owner_destinations_max: usize,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
     /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`), each range-checked: [`RETRY_STEP`],
     /// [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`] and [`CHANNEL_MESSAGES`].
     pub delivery: DeliverySettings,
     /// `DELIVERED_RETENTION`, default 7 days, [`RETENTION`] (0 to 3650 days): delivered rows older
-    /// than this are deleted (hourly); 0 deletes them at the next pruning.
+    /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
+    /// webhooks left without rows are forgotten (URL deleted, place freed).
     pub delivered_retention: Duration,
     /// `OUTBOX_MAX_BYTES`: the most the outbox file may hold. When it is full, delivered rows are
     /// deleted to make room; if that is not enough, requests are answered 503 (the panel keeps its
@@ -155,6 +169,9 @@ impl Config {
             panels,
             routes,
             deliver_to_owner_admin: env.parse_or("DELIVER_TO_OWNER_ADMIN", false, parse_bool)?,
+            owner_destinations_max: env.parse_or("OWNER_DESTINATIONS_MAX", DEFAULT_OWNER_DESTINATIONS_MAX, |s| {
+                parse_count(s, OWNER_DESTINATIONS_RANGE)
+            })?,
             delivery: delivery_settings(&env)?,
             delivered_retention: env.parse_or("DELIVERED_RETENTION", Duration::from_secs(7 * 86_400), |s| {
                 parse_duration_in(s, RETENTION)
@@ -256,6 +273,13 @@ pub fn parse_panels(value: &str) -> Result<Vec<(String, Secret)>, String> {
         panels.push((label.to_owned(), secret));
     }
     Ok(panels)
+}
+
+/// A whole number within `range`.
+pub fn parse_count(value: &str, range: RangeInclusive<usize>) -> Result<usize, String> {
+    let bad = || format!("must be a whole number from {} to {}, not {value:?}", range.start(), range.end());
+    let count: usize = value.parse().map_err(|_| bad())?;
+    range.contains(&count).then_some(count).ok_or_else(bad)
 }
 
 /// `true/false`, `1/0`, `yes/no`, `on/off`.
@@ -572,6 +596,15 @@ mod tests {
     }
 
     #[test]
+    fn bounds_the_owner_destinations() {
+        assert_eq!(config(&[("OWNER_DESTINATIONS_MAX", "5")]).unwrap().owner_destinations_max, 5);
+        for bad in ["0", "1001", "-1", "99999999999999999999999", "lots"] {
+            let err = config(&[("OWNER_DESTINATIONS_MAX", bad)]).unwrap_err().to_string();
+            assert!(err.starts_with("OWNER_DESTINATIONS_MAX must be a whole number from 1 to 1000"), "{err}");
+        }
+    }
+
+    #[test]
     fn refuses_durations_out_of_range_naming_the_variable_and_the_range() {
         let message = |pairs: &[(&str, &str)]| config(pairs).unwrap_err().to_string();
         assert_eq!(
@@ -652,6 +685,7 @@ mod tests {
         let defaults = self::config(&[]).unwrap();
         assert_eq!(defaults.delivery.digest_threshold, 30);
         assert_eq!(defaults.dedup_window, Some(Duration::from_secs(600)));
+        assert_eq!(defaults.owner_destinations_max, 100);
         let err = self::config(&[("RETRY_SCHEDULE", "1s,soon")]).unwrap_err();
         assert!(err.to_string().starts_with("RETRY_SCHEDULE step \"soon\" must be a duration"), "{err}");
     }

@@ -3,8 +3,13 @@
 //!
 //! Counters are updated where things happen (ingest, delivery); the outbox gauges (pending rows,
 //! oldest pending age) are read from the outbox when scraped.
+//!
+//! Label values come from the configuration only (destination names of the routes file, panel
+//! labels, fixed classes) or from short, validated panel input (action names): owner admins'
+//! webhooks, which a panel's payload creates, all share the one label `destination="owner"`, so
+//! the number of series does not grow with the number of admins.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -17,6 +22,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::outbox::{now_ms, DestinationStats};
+use crate::routing::OWNER_PREFIX;
 
 /// Label sets are small `(name, value)` lists.
 pub type Labels = Vec<(&'static str, String)>;
@@ -54,9 +60,22 @@ pub struct Metrics {
     pub task_restarts: Family<Labels, Counter>,
     /// Time from receipt to delivery, by destination.
     pub delivery_latency: Family<Labels, Histogram>,
+    /// Owner admins' webhooks in use, and events whose owner copy was skipped at the bound.
+    pub owners: OwnerMetrics,
     pending_rows: Family<Labels, Gauge>,
     oldest_pending_age: Family<Labels, Gauge<f64, AtomicU64>>,
     paused: Family<Labels, Gauge>,
+}
+
+/// The metrics of owner-admin delivery, shared with [`crate::routing::OwnerDestinations`].
+#[derive(Debug, Clone, Default)]
+pub struct OwnerMetrics {
+    /// Owner admins' webhooks the relay currently delivers to (at most `OWNER_DESTINATIONS_MAX`,
+    /// plus ones restored with pending rows).
+    pub in_use: Gauge,
+    /// Events not copied to their owner admin's webhook because `OWNER_DESTINATIONS_MAX` was
+    /// reached (the configured destinations still got them).
+    pub skipped: Counter,
 }
 
 /// Restarts of one destination's task within this window that make it a crash loop in `/readyz`.
@@ -115,6 +134,13 @@ impl Health {
         });
     }
 
+    /// Drops what is known about a destination that no longer exists (a forgotten owner webhook).
+    pub fn forget(&self, destination: &str) {
+        if let Ok(mut destinations) = self.destinations.lock() {
+            destinations.remove(destination);
+        }
+    }
+
     /// `(destination, reason)` of every paused destination.
     pub fn paused(&self) -> Vec<(String, String)> {
         let Ok(destinations) = self.destinations.lock() else { return Vec::new() };
@@ -153,9 +179,19 @@ impl Health {
     }
 }
 
-/// `[("destination", name)]`.
+/// `[("destination", name)]`; every owner admin's webhook is `owner`.
 pub fn destination(name: &str) -> Labels {
-    vec![("destination", name.to_owned())]
+    vec![("destination", destination_label(name).to_owned())]
+}
+
+/// The label value of a destination: its name, or `owner` for any owner admin's webhook (their
+/// names come from panel payloads, so they would make series without bound).
+fn destination_label(name: &str) -> &str {
+    if name.starts_with(OWNER_PREFIX) {
+        "owner"
+    } else {
+        name
+    }
 }
 
 /// `[("panel", label)]`; `-` when the panel has no label.
@@ -189,6 +225,7 @@ impl Metrics {
             dead_letters: Family::default(),
             task_restarts: Family::default(),
             delivery_latency: latency,
+            owners: OwnerMetrics::default(),
             pending_rows: Family::default(),
             oldest_pending_age: Family::default(),
             paused: Family::default(),
@@ -230,26 +267,54 @@ impl Metrics {
             "Age of the oldest row waiting for delivery",
             m.oldest_pending_age.clone(),
         );
-        registry.register("destination_paused", "1 while a destination's webhook is gone", m.paused.clone());
+        registry.register(
+            "destination_paused",
+            "1 while a destination's webhook is gone; for owner, how many owner webhooks are gone",
+            m.paused.clone(),
+        );
+        registry.register("owner_destinations", "Owner admins' webhooks in use", m.owners.in_use.clone());
+        registry.register(
+            "owner_copies_skipped",
+            "Events not copied to their owner admin's webhook because OWNER_DESTINATIONS_MAX was reached",
+            m.owners.skipped.clone(),
+        );
         Self { registry, ..metrics }
     }
 
     /// The text exposition, after refreshing the gauges from `stats` and `health`.
     pub fn render(&self, stats: &[DestinationStats], health: &Health) -> String {
         let now = now_ms();
-        for stat in stats {
-            let labels = destination(&stat.destination);
-            self.pending_rows.get_or_create(&labels).set(stat.pending);
-            let age = stat.oldest_pending_ms.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
-            self.oldest_pending_age.get_or_create(&labels).set(age);
-        }
         let paused = health.paused();
-        for stat in stats {
-            let is_paused = paused.iter().any(|(name, _)| *name == stat.destination);
-            self.paused.get_or_create(&destination(&stat.destination)).set(i64::from(is_paused));
+        for (label, gauges) in by_label(stats, &paused) {
+            let labels = vec![("destination", label.to_owned())];
+            self.pending_rows.get_or_create(&labels).set(gauges.pending);
+            let age = gauges.oldest_pending_ms.map_or(0.0, |at| now.saturating_sub(at).max(0) as f64 / 1000.0);
+            self.oldest_pending_age.get_or_create(&labels).set(age);
+            self.paused.get_or_create(&labels).set(gauges.paused);
         }
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
     }
+}
+
+/// The outbox gauges of one label value.
+#[derive(Default)]
+struct LabelGauges {
+    pending: i64,
+    oldest_pending_ms: Option<i64>,
+    paused: i64,
+}
+
+/// Sums the destinations' stats per label value: every owner admin's webhook into `owner`.
+fn by_label<'a>(stats: &'a [DestinationStats], paused: &[(String, String)]) -> BTreeMap<&'a str, LabelGauges> {
+    let paused: HashSet<&str> = paused.iter().map(|(name, _)| name.as_str()).collect();
+    let mut gauges: BTreeMap<&str, LabelGauges> = BTreeMap::new();
+    for stat in stats {
+        let entry = gauges.entry(destination_label(&stat.destination)).or_default();
+        entry.pending = entry.pending.saturating_add(stat.pending);
+        entry.oldest_pending_ms = entry.oldest_pending_ms.into_iter().chain(stat.oldest_pending_ms).min();
+        entry.paused += i64::from(paused.contains(stat.destination.as_str()));
+    }
+    gauges
 }

@@ -5,8 +5,11 @@
 //! are waiting, runs them in one transaction (each inside its own savepoint, so one failing job
 //! does not undo the others), commits once, and only then answers each caller. So many concurrent
 //! requests share one fsync (group commit), and an answer always means "committed".
+//!
+//! The file holds webhook URLs with their tokens (owner admins'), so it and its `-wal`/`-shm` files
+//! are readable by the relay's user only (0600), and a data folder the relay creates is 0700.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,7 +32,18 @@ const QUEUE_DEPTH: usize = 4096;
 pub const FILE_NAME: &str = "outbox.sqlite3";
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+
+/// Owner destinations were named `owner:<admin>:<url hash>`; they are `owner:<url hash>` now, so
+/// admins sharing a webhook share its rows and task. Forgetting destinations without rows needs
+/// their rows by destination, in any state.
+const SCHEMA_V3: &str = "
+UPDATE messages SET destination = 'owner:' || substr(destination, -12) WHERE destination LIKE 'owner:%:%';
+INSERT OR REPLACE INTO destinations (name, url, thread_id)
+    SELECT 'owner:' || substr(name, -12), url, thread_id FROM destinations WHERE name LIKE 'owner:%:%';
+DELETE FROM destinations WHERE name LIKE 'owner:%:%';
+CREATE INDEX messages_destination ON messages (destination);
+";
 
 const SCHEMA_V2: &str = "
 ALTER TABLE messages ADD COLUMN mentions TEXT;
@@ -193,9 +207,11 @@ impl Outbox {
 
     /// Like [`Outbox::open`], holding at most `max_bytes` (see `OUTBOX_MAX_BYTES`).
     pub fn open_capped(data_dir: &Path, max_bytes: Option<u64>) -> Result<Self, OutboxError> {
-        std::fs::create_dir_all(data_dir)
+        private::create_dir(data_dir)
             .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}", data_dir.display())))?;
         let path = data_dir.join(FILE_NAME);
+        private::prepare_files(&path)
+            .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}", path.display())))?;
         let conn = open_connection(&path)?;
 
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
@@ -291,6 +307,40 @@ impl Outbox {
                 })
             })?;
             rows.collect()
+        })
+        .await
+    }
+
+    /// Forgets remembered destinations, and the `candidates`, that have no rows at all any more (so
+    /// none pending, none dead, and none delivered within the retention that pruning keeps): their
+    /// URLs leave the file. `forget` gets their names on the writer thread, inside the same
+    /// transaction, so no write can store rows for one of them between the check and `forget`.
+    /// Returns the names forgotten.
+    pub async fn forget_unused_destinations<F>(
+        &self,
+        candidates: Vec<String>,
+        forget: F,
+    ) -> Result<Vec<String>, OutboxError>
+    where
+        F: FnOnce(&[String]) + Send + 'static,
+    {
+        self.call(move |conn| {
+            let mut names: BTreeSet<String> = candidates.into_iter().collect();
+            let mut remembered = conn.prepare_cached("SELECT name FROM destinations")?;
+            for name in remembered.query_map([], |r| r.get::<_, String>(0))? {
+                names.insert(name?);
+            }
+            let mut used = conn.prepare_cached("SELECT 1 FROM messages WHERE destination = ?1 LIMIT 1")?;
+            let mut delete = conn.prepare_cached("DELETE FROM destinations WHERE name = ?1")?;
+            let mut unused = Vec::new();
+            for name in names {
+                if used.query_row(params![name], |_| Ok(())).optional()?.is_none() {
+                    delete.execute(params![name])?;
+                    unused.push(name);
+                }
+            }
+            forget(&unused);
+            Ok(unused)
         })
         .await
     }
@@ -479,13 +529,89 @@ impl Outbox {
     }
 }
 
+/// Keeping the outbox's files to the relay's user.
+mod private {
+    use std::io;
+    use std::path::Path;
+
+    /// The files SQLite keeps beside the database in WAL mode.
+    const COMPANIONS: [&str; 2] = ["-wal", "-shm"];
+
+    /// Creates `dir` (and missing parents) readable by the relay's user only. A folder that exists
+    /// is the admin's choice and is left as it is, with a warning when other users may use it.
+    #[cfg(unix)]
+    pub fn create_dir(dir: &Path) -> io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if dir.is_dir() {
+            let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                log::warn!(
+                    "DATA_DIR {} can be used by other users (mode {mode:o}). The outbox files in it are private \
+                     (0600) but the folder is not; `chmod 700` it unless others need it",
+                    dir.display()
+                );
+            }
+            return Ok(());
+        }
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+
+    #[cfg(not(unix))]
+    pub fn create_dir(dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    /// Creates the database file 0600 before SQLite opens it (SQLite would make it 0644, and it
+    /// gives `-wal` and `-shm` the database's mode when it creates them), and makes existing files,
+    /// from before the relay did this, 0600 too. A file the relay may not change is only warned
+    /// about: it still works.
+    #[cfg(unix)]
+    pub fn prepare_files(database: &Path) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(database)?;
+        restrict(database);
+        for suffix in COMPANIONS {
+            let mut companion = database.as_os_str().to_owned();
+            companion.push(suffix);
+            restrict(Path::new(&companion));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    pub fn prepare_files(_database: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Makes `path`, if it exists, 0600.
+    #[cfg(unix)]
+    fn restrict(path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(metadata) = std::fs::metadata(path) else { return };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => log::info!("made {} readable by the relay's user only (it was {mode:o})", path.display()),
+            Err(err) => log::warn!(
+                "{} can be read by other users (mode {mode:o}) and could not be made private: {err}",
+                path.display()
+            ),
+        }
+    }
+}
+
 fn open_connection(path: &Path) -> Result<Connection, OutboxError> {
     let conn =
         Connection::open(path).map_err(|err| OutboxError::Storage(format!("cannot open {}: {err}", path.display())))?;
     // FULL: a commit is on disk before the panel hears 200. Group commit keeps this cheap.
+    // secure_delete: a deleted row's bytes (a forgotten webhook's token) are zeroed in the page
+    // that is written anyway, not left behind in the file.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
+         PRAGMA secure_delete = FAST;
          PRAGMA busy_timeout = 5000;",
     )?;
     migrate(&conn)?;
@@ -773,6 +899,91 @@ mod tests {
         assert_eq!(outbox.stored_destinations().await.unwrap(), [destination]);
         outbox.mark_delivered(vec![due[0].id]).await.unwrap();
         assert!(outbox.stored_destinations().await.unwrap().is_empty(), "nothing pending for it any more");
+    }
+
+    fn remembered(dir: &Path) -> Vec<String> {
+        let conn = Connection::open(dir.join(FILE_NAME)).unwrap();
+        let mut stmt = conn.prepare("SELECT name FROM destinations ORDER BY name").unwrap();
+        let names = stmt.query_map([], |r| r.get(0)).unwrap();
+        names.collect::<Result<_, _>>().unwrap()
+    }
+
+    fn owner(name: &str) -> StoredDestination {
+        StoredDestination {
+            name: name.into(),
+            url: format!("https://discord.com/api/webhooks/1/{name}"),
+            thread_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn forgets_a_destination_once_its_last_delivered_row_is_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let names = ["owner:delivered", "owner:pending", "owner:dead"];
+        let rows = names.iter().map(|name| row(name, "u", None)).collect();
+        outbox.enqueue_with(rows, names.iter().map(|name| owner(name)).collect(), None).await.unwrap();
+        let id = |name: &str| {
+            let outbox = outbox.clone();
+            let name = name.to_owned();
+            async move { outbox.due(&name, 1).await.unwrap()[0].id }
+        };
+        outbox.mark_delivered(vec![id("owner:delivered").await]).await.unwrap();
+        outbox.mark_dead(vec![id("owner:dead").await], "HTTP 400".into()).await.unwrap();
+        let delivered_at = now_ms();
+        let forget = |candidates: Vec<&str>| {
+            let (tell, told) = std::sync::mpsc::channel();
+            let candidates = candidates.into_iter().map(str::to_owned).collect();
+            let outbox = outbox.clone();
+            async move {
+                let forgotten =
+                    outbox.forget_unused_destinations(candidates, move |names| tell.send(names.to_vec()).unwrap());
+                let forgotten = forgotten.await.unwrap();
+                assert_eq!(told.recv().unwrap(), forgotten, "told on the writer thread");
+                forgotten
+            }
+        };
+
+        // Delivered within the retention: every destination keeps its URL.
+        outbox.purge_delivered(delivered_at - 3_600_000).await.unwrap();
+        assert_eq!(forget(vec!["owner:never-stored"]).await, ["owner:never-stored"]);
+        assert_eq!(remembered(dir.path()), ["owner:dead", "owner:delivered", "owner:pending"]);
+
+        // The retention has passed: the delivered row goes, and with it the URL.
+        assert_eq!(outbox.purge_delivered(delivered_at + 1).await.unwrap(), 1);
+        assert_eq!(forget(vec![]).await, ["owner:delivered"]);
+        assert_eq!(remembered(dir.path()), ["owner:dead", "owner:pending"], "pending and dead rows need their URL");
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        let file = String::from_utf8_lossy(&std::fs::read(dir.path().join(FILE_NAME)).unwrap()).into_owned();
+        assert!(file.contains("webhooks/1/owner:pending"), "the check can see a URL");
+        assert!(!file.contains("webhooks/1/owner:delivered"), "the forgotten URL's bytes are overwritten");
+
+        outbox.purge_dead().await.unwrap();
+        assert_eq!(forget(vec![]).await, ["owner:dead"]);
+        assert_eq!(remembered(dir.path()), ["owner:pending"]);
+    }
+
+    #[tokio::test]
+    async fn upgrades_owner_destinations_to_one_per_webhook() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(&format!("{SCHEMA_V1} {SCHEMA_V2} PRAGMA user_version = 2;")).unwrap();
+            conn.execute_batch(
+                "INSERT INTO destinations VALUES ('owner:alice:0123456789ab', 'https://discord.com/api/webhooks/1/t', NULL);
+                 INSERT INTO destinations VALUES ('owner:b:o:b:0123456789ab', 'https://discord.com/api/webhooks/1/t', NULL);
+                 INSERT INTO messages (destination, received_at, action, username, part)
+                     VALUES ('owner:alice:0123456789ab', 1, 'x', 'u1', '{}'), ('owner:b:o:b:0123456789ab', 2, 'x', 'u2', '{}'),
+                            ('default', 3, 'x', 'u3', '{}');",
+            )
+            .unwrap();
+        }
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let due = outbox.due("owner:0123456789ab", 10).await.unwrap();
+        assert_eq!(due.iter().map(|r| r.username.as_str()).collect::<Vec<_>>(), ["u1", "u2"]);
+        assert_eq!(outbox.due("default", 10).await.unwrap().len(), 1);
+        assert_eq!(remembered(dir.path()), ["owner:0123456789ab"]);
     }
 
     #[tokio::test]

@@ -10,24 +10,36 @@
 //! actions (and panels, owning admins, usage or days-left thresholds) go where, with which role
 //! and user mentions, and which actions are muted. With `DELIVER_TO_OWNER_ADMIN=true` an event also
 //! goes to the Discord webhook of the admin who owns the user, if that URL is on Discord's own host.
+//! Those destinations are named after their URL (admins sharing a webhook share its destination)
+//! and are bounded in number by [`OwnerDestinations`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::discord::WebhookUrl;
 use crate::event::{Event, KNOWN_ACTIONS};
+use crate::metrics::OwnerMetrics;
 use crate::secret::Secret;
 
 /// The name of the destination configured by `DISCORD_WEBHOOK_URL` (or the dry-run log).
 pub const DEFAULT_DESTINATION: &str = "default";
 
-/// Names of owner-admin destinations start with this.
+/// Names of owner-admin destinations start with this; the rest is a hash of the webhook URL.
 pub const OWNER_PREFIX: &str = "owner:";
+
+/// `OWNER_DESTINATIONS_MAX` when unset.
+pub const DEFAULT_OWNER_DESTINATIONS_MAX: usize = 100;
+
+/// How many characters of an admin's username a log line shows.
+const ADMIN_SHOWN_CHARS: usize = 64;
 
 /// Where a destination's messages go.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,15 +154,19 @@ pub struct Router {
     destinations: Vec<Arc<Destination>>,
     rules: Vec<Rule>,
     mute: HashSet<String>,
-    owner_delivery: bool,
-    /// Admins whose webhook URL was refused, so the warning is logged once each.
-    refused_owners: Mutex<HashSet<String>>,
+    /// With `DELIVER_TO_OWNER_ADMIN`: the owner admins' webhooks.
+    owners: Option<Arc<OwnerDestinations>>,
 }
 
 impl Router {
     /// `default` (if given) and the routes file's destinations, with its rules; without a routes
-    /// file, everything goes to `default`.
-    pub fn new(mut destinations: Vec<Destination>, routes: Option<&Routes>, owner_delivery: bool) -> Self {
+    /// file, everything goes to `default`. With `owners`, events also go to their owner admin's
+    /// webhook.
+    pub fn new(
+        mut destinations: Vec<Destination>,
+        routes: Option<&Routes>,
+        owners: Option<Arc<OwnerDestinations>>,
+    ) -> Self {
         let (rules, mute) = match routes {
             Some(routes) => {
                 destinations.extend(routes.destinations.iter().cloned());
@@ -170,18 +186,17 @@ impl Router {
                 (vec![everything], HashSet::new())
             }
         };
-        Self {
-            destinations: destinations.into_iter().map(Arc::new).collect(),
-            rules,
-            mute,
-            owner_delivery,
-            refused_owners: Mutex::new(HashSet::new()),
-        }
+        Self { destinations: destinations.into_iter().map(Arc::new).collect(), rules, mute, owners }
     }
 
     /// Every configured destination (owner-admin destinations are made as events name them).
     pub fn destinations(&self) -> &[Arc<Destination>] {
         &self.destinations
+    }
+
+    /// The owner admins' webhooks, when events are delivered to them.
+    pub fn owners(&self) -> Option<&Arc<OwnerDestinations>> {
+        self.owners.as_ref()
     }
 
     /// Where `event` goes: each destination once, with the union of its matching rules' mentions.
@@ -202,26 +217,21 @@ impl Router {
                 Some(Route { destination, mentions })
             })
             .collect();
-        if self.owner_delivery {
-            out.extend(self.owner_route(event, &out));
+        if let Some(owners) = &self.owners {
+            out.extend(self.owner_route(owners, event, &out));
         }
         out
     }
 
-    /// The owning admin's own webhook, if it is a Discord webhook not already routed to.
-    fn owner_route(&self, event: &Event, routed: &[Route]) -> Option<Route> {
+    /// The owning admin's own webhook, if it is a Discord webhook not already routed to and there
+    /// is room for it.
+    fn owner_route(&self, owners: &OwnerDestinations, event: &Event, routed: &[Route]) -> Option<Route> {
         let raw = event.owner_webhook.as_deref()?;
-        let owner = event.admin.as_ref().or(event.by.as_ref()).and_then(|a| a.username.clone()).unwrap_or_default();
+        let owner = event.admin.as_ref().or(event.by.as_ref()).and_then(|a| a.username.as_deref()).unwrap_or_default();
         let url = match WebhookUrl::parse_discord_only(raw) {
             Ok(url) => url,
             Err(err) => {
-                let first = self.refused_owners.lock().map(|mut seen| seen.insert(owner.clone())).unwrap_or(false);
-                if first {
-                    log::warn!(
-                        "admin {owner:?} has a discord_webhook that is not a Discord webhook URL ({err}); their \
-                         events are not delivered there"
-                    );
-                }
+                owners.refused(owner, &err);
                 return None;
             }
         };
@@ -230,11 +240,167 @@ impl Router {
         if already {
             return None;
         }
-        let mut hash = Sha256::new();
-        hash.update(url.execute_url(None).as_str().as_bytes());
-        let name = format!("{OWNER_PREFIX}{owner}:{}", &hex::encode(hash.finalize())[..12]);
-        let destination = Destination { thread_id: url.thread_id(), ..Destination::new(name, Target::Webhook(url)) };
-        Some(Route { destination: Arc::new(destination), mentions: Mentions::default() })
+        let destination = owners.admit(url, owner)?;
+        Some(Route { destination, mentions: Mentions::default() })
+    }
+}
+
+/// The owner admins' webhooks the relay delivers to, keyed by URL: admins who share one webhook
+/// share one destination, so one task and one pace. At most `max` are taken on; past that an event
+/// still goes to its configured destinations and only the copy for its owner admin is skipped
+/// (counted in `relay_owner_copies_skipped_total`, logged once per admin). Nothing accepted is
+/// dropped: destinations restored with pending rows (at start, or by a late wake) are kept even
+/// beyond `max`. A destination leaves when delivery forgets it (no rows left for
+/// `DELIVERED_RETENTION`), which frees its place.
+#[derive(Debug)]
+pub struct OwnerDestinations {
+    max: usize,
+    metrics: OwnerMetrics,
+    state: Mutex<OwnerState>,
+}
+
+#[derive(Debug, Default)]
+struct OwnerState {
+    /// By destination name.
+    in_use: HashMap<String, Arc<Destination>>,
+    /// Admins whose webhook is not a Discord webhook URL.
+    refused_log: AdminLog,
+    /// Admins whose webhook found no room.
+    skipped_log: AdminLog,
+}
+
+impl OwnerDestinations {
+    /// Room for `max` webhooks (`OWNER_DESTINATIONS_MAX`), counted in `metrics`.
+    pub fn new(max: usize, metrics: OwnerMetrics) -> Self {
+        Self { max, metrics, state: Mutex::new(OwnerState::default()) }
+    }
+
+    /// The destination of `url` (the webhook of `admin`): the one in use, or a new one if there is
+    /// room. `None` when there is none (the event's copy for this admin is skipped).
+    pub fn admit(&self, url: WebhookUrl, admin: &str) -> Option<Arc<Destination>> {
+        let name = owner_name(&url);
+        let mut state = self.state.lock().ok()?;
+        if let Some(destination) = state.in_use.get(&name) {
+            return Some(destination.clone());
+        }
+        if state.in_use.len() >= self.max {
+            self.metrics.skipped.inc();
+            if let Some(unlogged) = state.skipped_log.should_log(admin, Instant::now()) {
+                log::warn!(
+                    "admin {}: the relay already delivers to OWNER_DESTINATIONS_MAX ({}) owner webhooks, so this \
+                     admin's events are not copied to their webhook (the configured destinations still get \
+                     them){}",
+                    shown(admin),
+                    self.max,
+                    and_more(unlogged)
+                );
+            }
+            return None;
+        }
+        log::info!("owner destination {name}: the webhook {url} of admin {}", shown(admin));
+        let destination =
+            Arc::new(Destination { thread_id: url.thread_id(), ..Destination::new(&name, Target::Webhook(url)) });
+        state.in_use.insert(name, destination.clone());
+        self.metrics.in_use.set(state.in_use.len() as i64);
+        Some(destination)
+    }
+
+    /// Takes on `destination` whatever the bound: it has rows to deliver.
+    pub fn restore(&self, destination: &Arc<Destination>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.in_use.entry(destination.name.clone()).or_insert_with(|| destination.clone());
+            self.metrics.in_use.set(state.in_use.len() as i64);
+        }
+    }
+
+    /// Lets go of the destination `name`, freeing its place.
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut state) = self.state.lock() {
+            state.in_use.remove(name);
+            self.metrics.in_use.set(state.in_use.len() as i64);
+        }
+    }
+
+    /// The names of the destinations in use.
+    pub fn names(&self) -> Vec<String> {
+        self.state.lock().map(|state| state.in_use.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn refused(&self, admin: &str, err: &crate::discord::WebhookUrlError) {
+        let Ok(mut state) = self.state.lock() else { return };
+        if let Some(unlogged) = state.refused_log.should_log(admin, Instant::now()) {
+            log::warn!(
+                "admin {} has a discord_webhook that is not a Discord webhook URL ({err}); their events are not \
+                 delivered there{}",
+                shown(admin),
+                and_more(unlogged)
+            );
+        }
+    }
+}
+
+/// The name of an owner destination: the prefix and a hash of the URL (thread included), so it is
+/// short, safe to show, and the same for every admin using that webhook.
+pub fn owner_name(url: &WebhookUrl) -> String {
+    let hash = Sha256::digest(url.execute_url(None).as_str().as_bytes());
+    format!("{OWNER_PREFIX}{}", &hex::encode(hash)[..12])
+}
+
+/// An admin's username as a log line shows it: quoted, escaped, and cut to a readable length.
+fn shown(admin: &str) -> String {
+    let mut chars = admin.chars();
+    let head: String = chars.by_ref().take(ADMIN_SHOWN_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
+    }
+}
+
+fn and_more(unlogged: u64) -> String {
+    if unlogged == 0 {
+        String::new()
+    } else {
+        format!(" ({unlogged} more such lines were not logged)")
+    }
+}
+
+/// Which per-admin warnings get logged: each admin once, and at most [`AdminLog::BURST`] lines a
+/// minute in all, so a batch of thousands of admins cannot flood the log. Remembers a bounded
+/// number of admins (by hash), however many there are and however long their names.
+#[derive(Debug, Default)]
+struct AdminLog {
+    seen: HashSet<u64>,
+    window_start: Option<Instant>,
+    lines_in_window: usize,
+    unlogged: u64,
+}
+
+impl AdminLog {
+    const BURST: usize = 5;
+    const WINDOW: Duration = Duration::from_secs(60);
+    const REMEMBERED: usize = 4096;
+
+    /// Whether to log about `admin` now; if so, how many lines were held back since the last one.
+    fn should_log(&mut self, admin: &str, now: Instant) -> Option<u64> {
+        let mut hasher = DefaultHasher::new();
+        admin.hash(&mut hasher);
+        if self.seen.len() >= Self::REMEMBERED {
+            self.seen.clear();
+        }
+        if !self.seen.insert(hasher.finish()) {
+            return None;
+        }
+        if self.window_start.is_none_or(|start| now.saturating_duration_since(start) >= Self::WINDOW) {
+            self.window_start = Some(now);
+            self.lines_in_window = 0;
+        }
+        if self.lines_in_window >= Self::BURST {
+            self.unlogged = self.unlogged.saturating_add(1);
+            return None;
+        }
+        self.lines_in_window += 1;
+        Some(std::mem::take(&mut self.unlogged))
     }
 }
 
@@ -543,7 +709,7 @@ mention_users = [323456789012345678]
     fn router() -> Router {
         let routes = routes(FILE).unwrap();
         let default = Destination::new(DEFAULT_DESTINATION, Target::DryRun);
-        Router::new(vec![default], Some(&routes), false)
+        Router::new(vec![default], Some(&routes), None)
     }
 
     fn names(routes: &[Route]) -> Vec<&str> {
@@ -596,7 +762,7 @@ to = ["audit"]
 "#,
         )
         .unwrap();
-        let router = Router::new(Vec::new(), Some(&file), false);
+        let router = Router::new(Vec::new(), Some(&file), None);
         let user = json!({"username": "u", "enabled": true, "expired": false, "data_limit_reached": true});
         let cut_off = event(json!({"created_at": 1.0, "action": "user_deactivated", "by": null, "user": user}));
         assert_eq!(cut_off.action.as_str(), "user_limited");
@@ -608,7 +774,7 @@ to = ["audit"]
         let muted =
             "mute = [\"user_deactivated\"]\n[destinations.audit]\nurl = \"https://discord.com/api/webhooks/2/b\"\n\
                      [[rules]]\nto = [\"audit\"]\n";
-        let router = Router::new(Vec::new(), Some(&routes(muted).unwrap()), false);
+        let router = Router::new(Vec::new(), Some(&routes(muted).unwrap()), None);
         assert!(router.route(&cut_off).is_empty(), "muting the panel's name mutes the renamed event");
         assert_eq!(names(&router.route(&event(json!({"action": "user_limited"})))), ["audit"]);
     }
@@ -627,7 +793,7 @@ admins = ["reseller1"]
 to = ["default"]
 "#;
         let routes = routes(text).unwrap();
-        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&routes), false);
+        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&routes), None);
         let owned = json!({"action": "user_created", "user": {"admin": {"username": "reseller1"}}});
         assert_eq!(names(&router.route(&event(owned))), ["default"]);
         let other = json!({"action": "user_created", "user": {"admin": {"username": "reseller2"}}});
@@ -670,18 +836,71 @@ mention_roles = [5]
         assert!(problems[0].contains("no [[rules]]"), "{problems:?}");
     }
 
+    fn owner_router(max: usize) -> (Router, OwnerMetrics) {
+        let metrics = OwnerMetrics::default();
+        let owners = Arc::new(OwnerDestinations::new(max, metrics.clone()));
+        (Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], None, Some(owners)), metrics)
+    }
+
+    fn owned_by(admin: &str, url: &str) -> Event {
+        event(json!({"action": "user_created", "user": {"admin": {"username": admin, "discord_webhook": url}}}))
+    }
+
     #[test]
     fn delivers_to_the_owning_admins_discord_webhook_only() {
-        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], None, true);
-        let owned = |url: &str| {
-            event(json!({"action": "user_created", "user": {"admin": {"username": "res", "discord_webhook": url}}}))
-        };
-        let routes = router.route(&owned("https://discord.com/api/webhooks/9/tok"));
+        let (router, _) = owner_router(DEFAULT_OWNER_DESTINATIONS_MAX);
+        let routes = router.route(&owned_by("res", "https://discord.com/api/webhooks/9/tok"));
         assert_eq!(routes.len(), 2);
-        assert!(routes[1].destination.name.starts_with("owner:res:"));
+        let name = &routes[1].destination.name;
+        assert!(name.starts_with(OWNER_PREFIX) && !name.contains("res"), "named by URL, not by admin: {name}");
         for bad in ["https://evil.example/api/webhooks/9/tok", "http://127.0.0.1:9/api/webhooks/9/tok", "nonsense"] {
-            assert_eq!(names(&router.route(&owned(bad))), ["default"], "{bad}");
+            assert_eq!(names(&router.route(&owned_by("res", bad))), ["default"], "{bad}");
         }
+    }
+
+    #[test]
+    fn admins_sharing_a_webhook_share_one_destination() {
+        let (router, metrics) = owner_router(DEFAULT_OWNER_DESTINATIONS_MAX);
+        let first = router.route(&owned_by("alice", "https://discord.com/api/webhooks/9/tok"));
+        let second = router.route(&owned_by("bob", "https://discord.com/api/webhooks/9/tok"));
+        assert!(Arc::ptr_eq(&first[1].destination, &second[1].destination));
+        let threaded = router.route(&owned_by("carol", "https://discord.com/api/webhooks/9/tok?thread_id=5"));
+        assert_ne!(threaded[1].destination.name, first[1].destination.name, "another thread is another place");
+        assert_eq!(threaded[1].destination.thread_id, Some(5));
+        assert_eq!(metrics.in_use.get(), 2);
+    }
+
+    #[test]
+    fn takes_on_at_most_max_owner_webhooks_and_frees_forgotten_places() {
+        let (router, metrics) = owner_router(3);
+        let url = |i: usize| format!("https://discord.com/api/webhooks/{i}/tok");
+        let admin = |i: usize| format!("admin{i}{}", "x".repeat(10_000));
+        let owner_copies = (0..10).filter(|&i| router.route(&owned_by(&admin(i), &url(i))).len() == 2).count();
+        assert_eq!(owner_copies, 3);
+        assert_eq!((metrics.in_use.get(), metrics.skipped.get()), (3, 7));
+        assert_eq!(router.route(&owned_by("other", &url(1))).len(), 2, "a webhook in use still gets copies");
+
+        let owners = router.owners().unwrap();
+        let first = owners.names().into_iter().min().unwrap();
+        owners.forget(&first);
+        assert_eq!(router.route(&owned_by(&admin(7), &url(7))).len(), 2, "a forgotten webhook's place is free");
+        assert_eq!(router.route(&owned_by(&admin(8), &url(8))).len(), 1);
+
+        let restored = Arc::new(Destination::new(format!("{OWNER_PREFIX}0123456789ab"), Target::DryRun));
+        owners.restore(&restored);
+        assert_eq!(metrics.in_use.get(), 4, "rows already stored are delivered whatever the bound");
+    }
+
+    #[test]
+    fn logs_each_admin_once_and_few_lines_a_minute() {
+        let mut log = AdminLog::default();
+        let now = Instant::now();
+        assert_eq!(log.should_log("a", now), Some(0));
+        assert_eq!(log.should_log("a", now), None, "once per admin");
+        let logged = (0..1000).filter(|i| log.should_log(&format!("admin{i}"), now).is_some()).count();
+        assert_eq!(logged, AdminLog::BURST - 1);
+        let later = now + AdminLog::WINDOW;
+        assert_eq!(log.should_log("late", later), Some(1000 - (AdminLog::BURST as u64 - 1)), "how many were held back");
     }
 
     #[test]

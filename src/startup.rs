@@ -13,10 +13,10 @@ use crate::config::Config;
 use crate::deliver::{Delivery, Services};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, RootAuth, State, Unverified};
-use crate::metrics::{Health, Metrics};
+use crate::metrics::{Health, Metrics, OwnerMetrics};
 use crate::outbox::Outbox;
 use crate::render::Templates;
-use crate::routing::{Destination, Router, Target, DEFAULT_DESTINATION, OWNER_PREFIX};
+use crate::routing::{Destination, OwnerDestinations, Router, Target, DEFAULT_DESTINATION, OWNER_PREFIX};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold.
@@ -47,11 +47,11 @@ impl Application {
         let outbox = Outbox::open_capped(&config.data_dir, config.outbox_max_bytes)
             .context("cannot open the outbox (DATA_DIR)")?;
         let templates = Arc::new(load_templates(&config));
-        let router = Arc::new(router(&config));
+        let metrics = Arc::new(Metrics::new());
+        let router = Arc::new(router_counted(&config, metrics.owners.clone()));
         announce(&config, &outbox, &router).await;
         let stored = stored_destinations(&outbox).await;
 
-        let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let services = Services {
             outbox: outbox.clone(),
@@ -123,13 +123,21 @@ impl Application {
 /// `default` (from `DISCORD_WEBHOOK_URL`, or the dry-run log when nothing else is configured) and
 /// the routes file's destinations and rules.
 pub fn router(config: &Config) -> Router {
+    router_counted(config, OwnerMetrics::default())
+}
+
+/// [`router`], counting owner-admin delivery in `owner_metrics`.
+fn router_counted(config: &Config, owner_metrics: OwnerMetrics) -> Router {
     let default = match &config.discord_webhook_url {
         Some(url) => Some(Target::Webhook(url.clone())),
         None if config.is_dry_run() => Some(Target::DryRun),
         None => None,
     };
     let destinations = default.map(|target| Destination::new(DEFAULT_DESTINATION, target)).into_iter().collect();
-    Router::new(destinations, config.routes.as_ref(), config.deliver_to_owner_admin)
+    let owners = config
+        .deliver_to_owner_admin
+        .then(|| Arc::new(OwnerDestinations::new(config.owner_destinations_max, owner_metrics)));
+    Router::new(destinations, config.routes.as_ref(), owners)
 }
 
 fn auth(config: &Config) -> Auth {
@@ -201,7 +209,11 @@ async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
         log::info!("panel {label}: POST /webhook/{label}");
     }
     if config.deliver_to_owner_admin {
-        log::info!("events also go to the Discord webhook of the admin who owns the user");
+        log::info!(
+            "events also go to the Discord webhook of the admin who owns the user (at most {} webhooks, \
+             OWNER_DESTINATIONS_MAX)",
+            config.owner_destinations_max
+        );
     }
     if let Ok(pending) = outbox.pending_destinations().await {
         let known: Vec<&str> = router.destinations().iter().map(|d| d.name.as_str()).collect();

@@ -36,7 +36,7 @@ use crate::discord::{self, Outcome, RateLimit, Scope, Wait};
 use crate::metrics::{self, Health, Metrics};
 use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part, Templates};
-use crate::routing::{Destination, Mentions, Router, Target};
+use crate::routing::{Destination, Mentions, OwnerDestinations, Router, Target, OWNER_PREFIX};
 
 /// How many pending rows are looked at to find a burst for a digest.
 const DIGEST_LOOKAHEAD: usize = 2000;
@@ -609,13 +609,14 @@ fn decode(rows: Vec<Row>) -> (Vec<(Row, Part)>, Vec<i64>) {
     (parts, unreadable)
 }
 
-/// The running delivery tasks, one per destination, and the hourly pruning of delivered rows.
+/// The running delivery tasks, one per destination, and the hourly pruning of delivered rows and
+/// of owner admins' webhooks that are no longer used.
 pub struct Delivery {
     dispatch: Dispatch,
 }
 
 /// Starts and wakes destination tasks. Cheap to clone. A destination named for the first time (an
-/// owner admin's webhook) gets its task then.
+/// owner admin's webhook) gets its task then; one that is forgotten loses it.
 #[derive(Clone)]
 pub struct Dispatch {
     inner: Arc<DispatchInner>,
@@ -623,53 +624,113 @@ pub struct Dispatch {
 
 struct DispatchInner {
     services: Services,
-    wakes: Mutex<HashMap<String, Arc<Notify>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The owner admins' webhooks in use, with `DELIVER_TO_OWNER_ADMIN`.
+    owners: Option<Arc<OwnerDestinations>>,
+    /// By destination name. A stopped task stays until it is replaced or has finished.
+    tasks: Mutex<HashMap<String, Task>>,
+    prune: Mutex<Option<JoinHandle<()>>>,
     shutdown: CancellationToken,
 }
 
+/// One destination's task.
+struct Task {
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
 impl Dispatch {
+    fn new(services: Services, owners: Option<Arc<OwnerDestinations>>) -> Self {
+        let inner = DispatchInner {
+            services,
+            owners,
+            tasks: Mutex::new(HashMap::new()),
+            prune: Mutex::new(None),
+            shutdown: CancellationToken::new(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
     /// Tells `destination`'s task that new rows are waiting, starting the task if it has none.
     pub fn wake(&self, destination: &Arc<Destination>) {
         let inner = &self.inner;
-        let Ok(mut wakes) = inner.wakes.lock() else { return };
-        if let Some(wake) = wakes.get(&destination.name) {
-            wake.notify_one();
-            return;
-        }
+        let Ok(mut tasks) = inner.tasks.lock() else { return };
         if inner.shutdown.is_cancelled() {
             return;
         }
+        let stopped = match tasks.get(&destination.name) {
+            Some(task) if !task.stop.is_cancelled() => {
+                task.wake.notify_one();
+                return;
+            }
+            Some(_) => tasks.remove(&destination.name).map(|task| task.handle),
+            None => None,
+        };
+        if let Some(owners) = inner.owners.as_ref().filter(|_| destination.name.starts_with(OWNER_PREFIX)) {
+            // Rows were stored for it: it is in use, even if it was forgotten meanwhile.
+            owners.restore(destination);
+        }
         let wake = Arc::new(Notify::new());
-        let task = tokio::spawn(supervise(
-            destination.clone(),
-            inner.services.clone(),
-            wake.clone(),
-            inner.shutdown.child_token(),
-        ));
-        wakes.insert(destination.name.clone(), wake);
+        let stop = inner.shutdown.child_token();
+        let run = supervise(destination.clone(), inner.services.clone(), wake.clone(), stop.clone());
+        let handle = tokio::spawn(async move {
+            // A stopped task of the same destination may still be finishing its last request; two
+            // tasks never send for one destination at once.
+            if let Some(stopped) = stopped {
+                let _ = stopped.await;
+            }
+            run.await;
+        });
+        tasks.insert(destination.name.clone(), Task { wake, stop, handle });
+    }
+
+    /// The destinations that have a running task.
+    pub fn running(&self) -> Vec<String> {
+        let Ok(tasks) = self.inner.tasks.lock() else { return Vec::new() };
+        tasks.iter().filter(|(_, task)| !task.stop.is_cancelled()).map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Deletes delivered rows that were delivered before `before_ms`, then forgets every owner
+    /// admin's webhook that has no rows left: its URL leaves the outbox, its task stops and its
+    /// place under `OWNER_DESTINATIONS_MAX` is free. Returns how many rows and webhooks went.
+    pub async fn prune(&self, before_ms: i64) -> Result<(usize, usize), OutboxError> {
+        let outbox = &self.inner.services.outbox;
+        let deleted = outbox.purge_delivered(before_ms).await?;
+        let candidates = self.inner.owners.as_ref().map(|owners| owners.names()).unwrap_or_default();
+        let dispatch = self.clone();
+        let forgotten = outbox.forget_unused_destinations(candidates, move |names| dispatch.stop_tasks(names)).await?;
+        Ok((deleted, forgotten.len()))
+    }
+
+    /// Stops the tasks of `names` (forgotten destinations) and frees their places.
+    fn stop_tasks(&self, names: &[String]) {
+        let inner = &self.inner;
         if let Ok(mut tasks) = inner.tasks.lock() {
-            tasks.push(task);
+            tasks.retain(|_, task| !(task.stop.is_cancelled() && task.handle.is_finished()));
+            for task in names.iter().filter_map(|name| tasks.get(name)) {
+                task.stop.cancel();
+            }
+        }
+        for name in names {
+            if let Some(owners) = &inner.owners {
+                owners.forget(name);
+            }
+            inner.services.health.forget(name);
         }
     }
 }
 
 impl Delivery {
     /// Starts a task for every destination of `router` and for `stored` ones (owner admins' webhooks
-    /// with rows still pending), and one that deletes delivered rows older than `retention`.
+    /// with rows still pending), and one that prunes what is older than `retention`.
     pub fn start(router: &Router, stored: Vec<Destination>, services: Services, retention: Duration) -> Self {
-        let shutdown = CancellationToken::new();
-        let prune = tokio::spawn(prune(services.outbox.clone(), retention, shutdown.child_token()));
-        let dispatch = Dispatch {
-            inner: Arc::new(DispatchInner {
-                services,
-                wakes: Mutex::new(HashMap::new()),
-                tasks: Mutex::new(vec![prune]),
-                shutdown,
-            }),
-        };
+        let dispatch = Dispatch::new(services, router.owners().cloned());
         for destination in router.destinations().iter().cloned().chain(stored.into_iter().map(Arc::new)) {
             dispatch.wake(&destination);
+        }
+        let prune = tokio::spawn(prune(dispatch.clone(), retention, dispatch.inner.shutdown.child_token()));
+        if let Ok(mut slot) = dispatch.inner.prune.lock() {
+            *slot = Some(prune);
         }
         Self { dispatch }
     }
@@ -683,9 +744,10 @@ impl Delivery {
     pub async fn stop(self) {
         let inner = &self.dispatch.inner;
         inner.shutdown.cancel();
+        let prune = inner.prune.lock().ok().and_then(|mut prune| prune.take());
         let tasks = inner.tasks.lock().map(|mut tasks| std::mem::take(&mut *tasks)).unwrap_or_default();
-        for task in tasks {
-            let _ = task.await;
+        for handle in prune.into_iter().chain(tasks.into_values().map(|task| task.handle)) {
+            let _ = handle.await;
         }
     }
 }
@@ -751,14 +813,17 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     discord::redact(&text, None).chars().take(300).collect()
 }
 
-/// Deletes delivered rows older than `retention`, now and every hour.
-async fn prune(outbox: Outbox, retention: Duration, shutdown: CancellationToken) {
+/// Prunes what is older than `retention`, now and every hour.
+async fn prune(dispatch: Dispatch, retention: Duration, shutdown: CancellationToken) {
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     loop {
-        let before = now_ms().saturating_sub(millis(retention));
-        match outbox.purge_delivered(before).await {
-            Ok(0) => {}
-            Ok(deleted) => log::info!("deleted {deleted} delivered rows older than {retention:?}"),
-            Err(err) => log::warn!("could not delete old delivered rows: {err}"),
+        match dispatch.prune(now_ms().saturating_sub(retention_ms)).await {
+            Ok((0, 0)) => {}
+            Ok((rows, webhooks)) => log::info!(
+                "deleted {rows} delivered rows older than {retention:?}, and forgot {webhooks} owner webhooks \
+                 without rows"
+            ),
+            Err(err) => log::warn!("could not prune old delivered rows: {err}"),
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -770,7 +835,81 @@ async fn prune(outbox: Outbox, retention: Duration, shutdown: CancellationToken)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::discord::WebhookUrl;
+    use crate::metrics::OwnerMetrics;
+    use crate::outbox::{NewRow, StoredDestination};
+    use crate::render::Lang;
+
+    fn services(dir: &std::path::Path) -> Services {
+        Services {
+            outbox: Outbox::open(dir).unwrap(),
+            client: discord::Client::new(discord::Timeouts::default()).unwrap(),
+            templates: Arc::new(Templates::load(dir.join("no-templates"), Lang::default()).0),
+            settings: Arc::new(DeliverySettings::default()),
+            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    fn webhook(id: u64) -> WebhookUrl {
+        WebhookUrl::parse_discord_only(&format!("https://discord.com/api/webhooks/{id}/token")).unwrap()
+    }
+
+    /// Stores a row for `destination` and marks it delivered, as if Discord had it.
+    async fn delivered_row(outbox: &Outbox, destination: &Destination) {
+        let Target::Webhook(url) = &destination.target else { unreachable!() };
+        let row = NewRow {
+            destination: destination.name.clone(),
+            received_at_ms: now_ms(),
+            action: "user_created".into(),
+            username: "u".into(),
+            panel: None,
+            part: "{}".into(),
+            fingerprint: None,
+            mentions: Mentions::default(),
+        };
+        let remember =
+            StoredDestination { name: destination.name.clone(), url: url.expose().to_owned(), thread_id: None };
+        outbox.enqueue_with(vec![row], vec![remember], None).await.unwrap();
+        let ids = outbox.due(&destination.name, 10).await.unwrap().iter().map(|row| row.id).collect();
+        outbox.mark_delivered(ids).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn forgets_an_owner_webhook_once_its_rows_are_older_than_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = OwnerMetrics::default();
+        let owners = Arc::new(OwnerDestinations::new(1, metrics.clone()));
+        let services = services(dir.path());
+        let outbox = services.outbox.clone();
+        let dispatch = Dispatch::new(services, Some(owners.clone()));
+        let alice = owners.admit(webhook(1), "alice").unwrap();
+        delivered_row(&outbox, &alice).await;
+        dispatch.wake(&alice);
+        let delivered_at = now_ms();
+
+        // Delivered an hour ago, with a longer retention: kept, and its place stays taken.
+        assert_eq!(dispatch.prune(delivered_at - 3_600_000).await.unwrap(), (0, 0));
+        assert_eq!(dispatch.running(), [alice.name.as_str()]);
+        assert!(owners.admit(webhook(2), "bob").is_none(), "OWNER_DESTINATIONS_MAX is 1");
+
+        // The retention has passed: the row, the URL, the task and the place all go.
+        assert_eq!(dispatch.prune(delivered_at + 1).await.unwrap(), (1, 1));
+        assert!(dispatch.running().is_empty());
+        assert_eq!((owners.names().len(), metrics.in_use.get()), (0, 0));
+        assert!(outbox.forget_unused_destinations(Vec::new(), |_| {}).await.unwrap().is_empty(), "URL deleted");
+        let bob = owners.admit(webhook(2), "bob").expect("the place is free again");
+
+        // Rows stored for a forgotten webhook (routed just before it was forgotten) still get a task.
+        dispatch.wake(&alice);
+        assert_eq!(dispatch.running(), [alice.name.as_str()]);
+        let names: BTreeSet<String> = owners.names().into_iter().collect();
+        assert_eq!(names, BTreeSet::from([alice.name.clone(), bob.name.clone()]));
+        Delivery { dispatch }.stop().await;
+    }
 
     #[tokio::test]
     async fn a_task_that_panics_is_counted_shown_and_started_again() {

@@ -15,6 +15,8 @@ mod hostile;
 mod ingest;
 mod marzneshin;
 mod operations;
+mod owners;
 mod pasarguard;
 mod safety;
+mod storage;
 mod templates;
