@@ -193,8 +193,10 @@ impl Outbox {
 
     /// Like [`Outbox::open`], holding at most `max_bytes` (see `OUTBOX_MAX_BYTES`).
     pub fn open_capped(data_dir: &Path, max_bytes: Option<u64>) -> Result<Self, OutboxError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|err| {
+            let hint = if err.kind() == std::io::ErrorKind::PermissionDenied { NOT_WRITABLE_HINT } else { "" };
+            OutboxError::Storage(format!("cannot create {}: {err}{hint}", data_dir.display()))
+        })?;
         let path = data_dir.join(FILE_NAME);
         let conn = open_connection(&path)?;
 
@@ -471,16 +473,31 @@ impl Outbox {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, OutboxError> {
-    let conn =
-        Connection::open(path).map_err(|err| OutboxError::Storage(format!("cannot open {}: {err}", path.display())))?;
+    let conn = Connection::open(path).map_err(|err| cannot_open(path, &err))?;
     // FULL: a commit is on disk before the panel hears 200. Group commit keeps this cheap.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 5000;",
-    )?;
+    )
+    .map_err(|err| cannot_open(path, &err))?;
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// What to do when the data folder belongs to someone else: the usual case is a bind mount of a
+/// host folder that root (or Docker) created, which the image's user cannot write to.
+const NOT_WRITABLE_HINT: &str = ". The relay's user may not write to the data folder. In the Docker image that \
+     user is uid 65532: for a bind mount such as ./data:/data, run `sudo chown -R 65532:65532 ./data` on the \
+     host (a named volume needs nothing)";
+
+fn cannot_open(path: &Path, err: &rusqlite::Error) -> OutboxError {
+    use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
+    let hint = match err.sqlite_error_code() {
+        Some(CannotOpen | PermissionDenied | ReadOnly) => NOT_WRITABLE_HINT,
+        _ => "",
+    };
+    OutboxError::Storage(format!("cannot open {}: {err}{hint}", path.display()))
 }
 
 fn migrate(conn: &Connection) -> Result<(), OutboxError> {
@@ -657,6 +674,18 @@ mod tests {
             fingerprint: fingerprint.map(str::to_owned),
             mentions: Mentions::default(),
         }
+    }
+
+    #[test]
+    fn a_folder_it_may_not_write_to_says_which_owner_it_needs() {
+        let cannot_open = |code| {
+            let err = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            super::cannot_open(Path::new("/data/outbox.sqlite3"), &err).to_string()
+        };
+        let message = cannot_open(rusqlite::ffi::SQLITE_CANTOPEN);
+        assert!(message.starts_with("outbox storage error: cannot open /data/outbox.sqlite3: "), "{message}");
+        assert!(message.contains("sudo chown -R 65532:65532 ./data"), "{message}");
+        assert!(!cannot_open(rusqlite::ffi::SQLITE_CORRUPT).contains("chown"));
     }
 
     #[tokio::test]
