@@ -239,7 +239,9 @@ impl Env<'_> {
             (Some(value), None) => Ok(Some(value)),
             (None, Some(path)) => std::fs::read_to_string(&path)
                 .map(|value| Some(value.trim_end_matches(['\n', '\r']).to_owned()).filter(|v| !v.is_empty()))
-                .map_err(|err| invalid(name, format!("cannot be read from {file_var}={path}: {err}"))),
+                .map_err(|err| {
+                    invalid(name, format!("cannot be read from {file_var}={path}: {err}{}", unreadable_file_hint(&err)))
+                }),
             (None, None) => Ok(None),
         }
     }
@@ -255,6 +257,16 @@ impl Env<'_> {
             Some(value) => parse(value.trim()).map_err(|message| invalid(name, message)),
         }
     }
+}
+
+/// What to do when a secret file exists but the relay's user may not read it: a compose secret is
+/// the host file bind-mounted with its host owner and mode, and the natural mode is 0600.
+fn unreadable_file_hint(err: &std::io::Error) -> &'static str {
+    if err.kind() != std::io::ErrorKind::PermissionDenied {
+        return "";
+    }
+    ". The relay's user may not read the file. In the Docker image that user is uid 65532: on the host, run \
+     `sudo chown 65532:65532` on the secret file (it can keep mode 0600)"
 }
 
 /// `label:secret,label:secret`: panels and their secrets (a secret may hold `:` but not `,`).
@@ -536,6 +548,13 @@ mod tests {
             missing.to_string().starts_with("WEBHOOK_SECRET cannot be read from WEBHOOK_SECRET_FILE="),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn an_unreadable_secret_file_says_which_owner_it_needs() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(unreadable_file_hint(&denied).contains("sudo chown 65532:65532"));
+        assert_eq!(unreadable_file_hint(&std::io::Error::from(std::io::ErrorKind::NotFound)), "");
     }
 
     #[test]

@@ -207,11 +207,19 @@ impl Outbox {
 
     /// Like [`Outbox::open`], holding at most `max_bytes` (see `OUTBOX_MAX_BYTES`).
     pub fn open_capped(data_dir: &Path, max_bytes: Option<u64>) -> Result<Self, OutboxError> {
-        private::create_dir(data_dir)
-            .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}", data_dir.display())))?;
+        let hint = |err: &std::io::Error| {
+            if err.kind() == std::io::ErrorKind::PermissionDenied {
+                NOT_WRITABLE_HINT
+            } else {
+                ""
+            }
+        };
+        private::create_dir(data_dir).map_err(|err| {
+            OutboxError::Storage(format!("cannot create {}: {err}{}", data_dir.display(), hint(&err)))
+        })?;
         let path = data_dir.join(FILE_NAME);
         private::prepare_files(&path)
-            .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}", path.display())))?;
+            .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}{}", path.display(), hint(&err))))?;
         let conn = open_connection(&path)?;
 
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
@@ -603,8 +611,7 @@ mod private {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, OutboxError> {
-    let conn =
-        Connection::open(path).map_err(|err| OutboxError::Storage(format!("cannot open {}: {err}", path.display())))?;
+    let conn = Connection::open(path).map_err(|err| cannot_open(path, &err))?;
     // FULL: a commit is on disk before the panel hears 200. Group commit keeps this cheap.
     // secure_delete: a deleted row's bytes (a forgotten webhook's token) are zeroed in the page
     // that is written anyway, not left behind in the file.
@@ -613,9 +620,25 @@ fn open_connection(path: &Path) -> Result<Connection, OutboxError> {
          PRAGMA synchronous = FULL;
          PRAGMA secure_delete = FAST;
          PRAGMA busy_timeout = 5000;",
-    )?;
+    )
+    .map_err(|err| cannot_open(path, &err))?;
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// What to do when the data folder belongs to someone else: the usual case is a bind mount of a
+/// host folder that root (or Docker) created, which the image's user cannot write to.
+const NOT_WRITABLE_HINT: &str = ". The relay's user may not write to the data folder. In the Docker image that \
+     user is uid 65532: for a bind mount such as ./data:/data, run `sudo chown -R 65532:65532 ./data` on the \
+     host (a named volume needs nothing)";
+
+fn cannot_open(path: &Path, err: &rusqlite::Error) -> OutboxError {
+    use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
+    let hint = match err.sqlite_error_code() {
+        Some(CannotOpen | PermissionDenied | ReadOnly) => NOT_WRITABLE_HINT,
+        _ => "",
+    };
+    OutboxError::Storage(format!("cannot open {}: {err}{hint}", path.display()))
 }
 
 fn migrate(conn: &Connection) -> Result<(), OutboxError> {
@@ -799,6 +822,18 @@ mod tests {
             fingerprint: fingerprint.map(str::to_owned),
             mentions: Mentions::default(),
         }
+    }
+
+    #[test]
+    fn a_folder_it_may_not_write_to_says_which_owner_it_needs() {
+        let cannot_open = |code| {
+            let err = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            super::cannot_open(Path::new("/data/outbox.sqlite3"), &err).to_string()
+        };
+        let message = cannot_open(rusqlite::ffi::SQLITE_CANTOPEN);
+        assert!(message.starts_with("outbox storage error: cannot open /data/outbox.sqlite3: "), "{message}");
+        assert!(message.contains("sudo chown -R 65532:65532 ./data"), "{message}");
+        assert!(!cannot_open(rusqlite::ffi::SQLITE_CORRUPT).contains("chown"));
     }
 
     #[tokio::test]
