@@ -51,8 +51,13 @@ const RESEND_KEYS: &[&str] = &["tries", "send_at"];
 
 /// How long after PasarGuard queued an event its `enqueued_at` is still believed. With its defaults
 /// an event goes out within 30 s and is retried twice, 180 s apart (about 7 minutes in all); older
-/// than this, or in the future, the panel's clock is not to be trusted and the receive time is used.
+/// than this the panel's clock is not to be trusted and the receive time is used.
 const PASARGUARD_MAX_DELAY: time::Duration = time::Duration::minutes(15);
+
+/// How far PasarGuard's `enqueued_at` may lie after the receive time (the panel's clock a little
+/// ahead of the relay's) and still be believed; it then counts as the receive time itself, so an
+/// event never seems to happen after it arrived. Further ahead, the receive time is used.
+const PASARGUARD_MAX_SKEW: time::Duration = time::Duration::seconds(60);
 
 /// The longest action name accepted. Real ones are under 25 characters.
 const ACTION_MAX_CHARS: usize = 64;
@@ -202,9 +207,10 @@ pub struct User {
     pub online_at: Option<String>,
     pub sub_updated_at: Option<String>,
     pub sub_last_user_agent: Option<String>,
-    /// When an on-hold user's hold ends even without a first connection: ISO datetime, UTC when it
-    /// has no offset (Marzneshin's `activation_deadline`).
-    pub on_hold_timeout: Option<String>,
+    /// When an on-hold user's hold ends even without a first connection, in unix seconds (the
+    /// panels send an ISO datetime, UTC when it has no offset; Marzneshin's `activation_deadline`).
+    /// A value that is no time is left out rather than failing the template.
+    pub on_hold_timeout: Option<i64>,
     /// Seconds an on-hold user gets once activated (Marzneshin's `usage_duration`).
     pub on_hold_expire_duration: Option<i64>,
     pub auto_delete_in_days: Option<i64>,
@@ -448,8 +454,12 @@ impl User {
             sub_last_user_agent: take_str(&mut map, "sub_last_user_agent"),
             // Marzneshin's `start_on_first_use` user: `activation_deadline` is when the hold ends
             // at the latest, `usage_duration` how long the user lasts once first used.
-            on_hold_timeout: take_str(&mut map, "on_hold_timeout")
-                .or_else(|| take_str(&mut map, "activation_deadline")),
+            on_hold_timeout: map
+                .remove("on_hold_timeout")
+                .filter(|v| !v.is_null())
+                .or_else(|| map.remove("activation_deadline"))
+                .as_ref()
+                .and_then(unix_seconds),
             on_hold_expire_duration: take_int(&mut map, "on_hold_expire_duration")
                 .or_else(|| take_int(&mut map, "usage_duration"))
                 .filter(|seconds| *seconds > 0),
@@ -492,27 +502,37 @@ fn marzneshin_status(map: &Map<String, Value>) -> Option<String> {
 /// The usage that triggered a `reached_usage_percent`: the panel's figure, or, since Marzneshin
 /// sends none, computed from the user's traffic (else `min_used_percent` rules and the template's
 /// sentence would never see it).
+///
+/// Rounded to two decimals, as shown: PasarGuard sends `59.9999999627471` for a 60 % warning, and a
+/// `min_used_percent = 60` rule must match what the card calls 60 %.
 fn used_percent(map: &Map<String, Value>, action: &Action, user: Option<&User>) -> Option<f64> {
     let sent = map.get("used_percent").and_then(Value::as_f64).filter(|p| p.is_finite());
-    sent.or_else(|| (action.as_str() == "reached_usage_percent").then(|| user?.used_percent()).flatten())
+    let percent = sent.or_else(|| (action.as_str() == "reached_usage_percent").then(|| user?.used_percent()).flatten());
+    percent.map(|p| (p * 100.0).round() / 100.0).filter(|p| p.is_finite())
 }
 
-/// Whole days left, never negative: the panel's count, or from `user.expire` at `at`. Computed
-/// once, when the event is received, and kept with it (its rendered message is stored): a retry or
-/// a later look at it says what was true when it happened.
+/// Whole days left, never negative: the panel's count, or from `user.expire` at `at`, rounded to
+/// the nearest day (Marzneshin warns when the expiry is between N days and N days + 30 s away and
+/// sends no count: a second of delay or clock skew must not turn 3 days into 2). Computed once,
+/// when the event is received, and kept with it (its rendered message is stored): a retry or a
+/// later look at it says what was true when it happened.
 fn days_left(map: &Map<String, Value>, user: Option<&User>, at: OffsetDateTime) -> Option<i64> {
-    let counted = || Some(user?.expire?.saturating_sub(at.unix_timestamp()).div_euclid(86_400));
+    let counted = || Some(user?.expire?.saturating_sub(at.unix_timestamp()).saturating_add(43_200).div_euclid(86_400));
     map.get("days_left").and_then(as_int).or_else(counted).map(|days| days.max(0))
 }
 
 /// PasarGuard's `enqueued_at` (float unix seconds) as a time, if it is plausible for an event
-/// received at `received_at`: not after it, and at most [`PASARGUARD_MAX_DELAY`] before it.
+/// received at `received_at`: at most [`PASARGUARD_MAX_DELAY`] before it, or at most
+/// [`PASARGUARD_MAX_SKEW`] after it (then the receive time).
 fn enqueue_time(value: Option<&Value>, received_at: OffsetDateTime) -> Option<OffsetDateTime> {
     let seconds = value?.as_f64().filter(|s| s.is_finite())?;
     // Python sends microseconds; `as` saturates, and anything out of range is refused just below.
     let micros = (seconds * 1e6).round() as i128;
     let at = OffsetDateTime::from_unix_timestamp_nanos(micros.saturating_mul(1000)).ok()?;
-    (at <= received_at && received_at - at <= PASARGUARD_MAX_DELAY).then_some(at)
+    if at > received_at {
+        return (at - received_at <= PASARGUARD_MAX_SKEW).then_some(received_at);
+    }
+    (received_at - at <= PASARGUARD_MAX_DELAY).then_some(at)
 }
 
 /// The per-admin webhook, read before secrets are stripped: the owning admin's, or the acting
@@ -775,7 +795,7 @@ mod tests {
         let user = one(json!({"action": "user_created", "user": user})).unwrap().user.unwrap();
         assert_eq!(user.status.as_deref(), Some("on_hold"));
         assert_eq!(user.on_hold_expire_duration, Some(604800));
-        assert_eq!(user.on_hold_timeout.as_deref(), Some("2026-12-08T01:01:00"));
+        assert_eq!(user.on_hold_timeout, Some(1_796_691_660), "2026-12-08T01:01:00, UTC");
         assert_eq!(user.expire, None);
     }
 
@@ -804,6 +824,30 @@ mod tests {
     }
 
     #[test]
+    fn what_a_card_shows_is_what_rules_see() {
+        // PasarGuard's real 60 % and 110 % warnings.
+        let percent = |p: f64| one(json!({"action":"reached_usage_percent","used_percent":p})).unwrap().used_percent;
+        assert_eq!(percent(59.9999999627471), Some(60.0));
+        assert_eq!(percent(109.9999999627471), Some(110.0));
+        assert_eq!(percent(87.456), Some(87.46));
+        // Marzneshin warns 3 days (plus up to 30 s) ahead; a second late or a skewed clock is still 3.
+        let days = |seconds: i64| {
+            let expire = now().unix_timestamp() + seconds;
+            one(json!({"created_at":1.0,"action":"reached_days_left","user":{"expire_date":expire}})).unwrap().days_left
+        };
+        assert_eq!(days(3 * 86_400 - 1), Some(3));
+        assert_eq!(days(3 * 86_400 + 30), Some(3));
+        assert_eq!(days(3 * 86_400 - 12 * 3600 - 1), Some(2));
+        // A hold end that is no time is left out, not a failed template.
+        let hold = |value: Value| {
+            let user = json!({"status":"on_hold","on_hold_timeout":value});
+            one(json!({"action":"user_created","username":"u","user":user})).unwrap().user.unwrap().on_hold_timeout
+        };
+        assert_eq!(hold(json!("garbage")), None);
+        assert_eq!(hold(json!("2026-12-08T01:01:00Z")), Some(1_796_691_660));
+    }
+
+    #[test]
     fn a_pasarguard_event_happened_when_it_was_queued_if_that_is_plausible() {
         let at = |family_key: &str, enqueued_at: Value| {
             let mut value = json!({"action":"user_enabled","username":"u","enqueued_at":enqueued_at,"tries":0});
@@ -816,8 +860,9 @@ mod tests {
         let second = 1_000_000_000;
         assert_eq!(at("user", json!(1_799_999_910.25)), received - 89_750_000_000, "90 s in the queue");
         assert_eq!(at("by", json!(1_800_000_000 - 14 * 60)), received - 14 * 60 * second);
+        assert_eq!(at("user", json!(1_800_000_030.0)), received, "a panel clock 30 s ahead: the receive time");
         for implausible in
-            [json!(1_800_000_001.0), json!(1_800_000_000 - 16 * 60), json!(1e300), json!(-1e300), json!("x")]
+            [json!(1_800_000_061.0), json!(1_800_000_000 - 16 * 60), json!(1e300), json!(-1e300), json!("x")]
         {
             assert_eq!(at("user", implausible.clone()), received, "{implausible}: the receive time");
         }

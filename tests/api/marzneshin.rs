@@ -272,3 +272,22 @@ async fn a_deleted_user_shows_its_owner() {
     assert_eq!(field(card, "Owner"), Some("boss"));
     app.stop().await;
 }
+
+#[test]
+fn a_days_left_warning_received_a_second_after_marzneshin_fired_it_still_says_three_days() {
+    // Arrange (review, fails today): Marzneshin's task fires when `expire_date` is between 3 days
+    // and 3 days + 30 s away (by the panel's clock) and sends no count. 016's expiry is
+    // 2026-12-01T01:01:24; say the task ran at 01:01:23.5 three days before (3 d + 0.5 s away) and
+    // the relay got it a second later, or its clock is a second ahead.
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("016.json");
+    std::fs::write(&body, capture(MARZNESHIN, "016")).unwrap();
+
+    // Act
+    let output = crate::cli::relay(&["render", "--received-at", "1795827685", body.to_str().unwrap()], &[]);
+
+    // Assert: Marzneshin meant 3 days (NOTIFY_DAYS_LEFT); flooring at receipt says 2.
+    assert_eq!(output.status.code(), Some(0));
+    let message: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(message["embeds"][0]["description"], "**3** days left.");
+}
