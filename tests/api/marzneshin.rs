@@ -246,7 +246,8 @@ fn render_counts_the_days_left_of_a_saved_body_as_of_when_it_was_received() {
 
     // Act + Assert
     assert_eq!(render("2026-11-28T01:01:12Z"), "**3** days left.");
-    assert_eq!(render("1795957200"), "**1** day left.", "2026-11-29T13:00:00Z");
+    assert_eq!(render("1796000400"), "**1** day left.", "2026-11-30T01:00:00Z");
+    assert_eq!(render("2026-11-29T13:00:00Z"), "**2** days left.", "a day and a half: the nearest day");
     let refused = crate::cli::relay(&["render", "--received-at", "yesterday", body.to_str().unwrap()], &[]);
     assert_eq!(refused.status.code(), Some(2), "clap refuses a bad value");
 }
