@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver::DeliverySettings;
+use crate::destination::{DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
 use crate::render::Lang;
-use crate::routing::{is_panel_label, Routes, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
+use crate::routing::{is_panel_label, Routes};
 use crate::secret::Secret;
 
 /// 64 MiB: a burst of ~40,000 Marzban events in one request.

@@ -23,11 +23,12 @@ use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::deliver::Dispatch;
+use crate::destination::{Destination, Origin, Target};
 use crate::event::{parse_batch, BodyError, Rejection};
 use crate::metrics::{self, Health, Metrics};
 use crate::outbox::{NewRow, Outbox, StoredDestination};
 use crate::render::{Renderer, Templates};
-use crate::routing::{Destination, Router, Target, OWNER_PREFIX};
+use crate::routing::Router;
 use crate::secret::{could_be_hmac, Secret};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
@@ -177,7 +178,7 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     // An owner admin's own webhook being gone is that admin's problem, not the relay's: it shows
     // in the metrics and the log, not in readiness.
     let problems = state.health.problems(std::time::SystemTime::now());
-    for (destination, problem) in problems.into_iter().filter(|(name, _)| !name.starts_with(OWNER_PREFIX)) {
+    for (destination, problem) in problems.into_iter().filter(|(name, _)| Origin::of(name) != Origin::Owner) {
         reasons.push(format!("destination {destination} {problem}"));
     }
     if reasons.is_empty() {
@@ -424,7 +425,7 @@ fn prepare(
         let part = serde_json::to_string(&renderer.render(event)).expect("a rendered part always serialises");
         for route in routes {
             let destination = route.destination;
-            if destination.name.starts_with(OWNER_PREFIX) && !prepared.destinations.contains_key(&destination.name) {
+            if destination.origin() == Origin::Owner && !prepared.destinations.contains_key(&destination.name) {
                 if let Target::Webhook(url) = &destination.target {
                     prepared.remember.push(StoredDestination {
                         name: destination.name.clone(),

@@ -18,13 +18,15 @@
 //!   place where Discord's answers are classified.
 //!
 //! Around them: [`config`] (typed settings from the environment), [`secret`] (the shared secret and
-//! its constant-time check), [`routing`] (which destinations get an event, with which mentions),
+//! its constant-time check), [`destination`] (where messages go and whom they may mention, shared
+//! by routing and the outbox), [`routing`] (which destinations get an event, with which mentions),
 //! [`metrics`] (Prometheus metrics and readiness), [`startup`] (wires the stages together with an
 //! injected listener and shutdown token) and [`cli`] (the commands).
 
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod destination;
 pub mod discord;
 pub mod event;
 pub mod ingest;

@@ -21,8 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::destination::Origin;
 use crate::outbox::{now_ms, DestinationStats};
-use crate::routing::OWNER_PREFIX;
 
 /// Label sets are small `(name, value)` lists.
 pub type Labels = Vec<(&'static str, String)>;
@@ -67,7 +67,7 @@ pub struct Metrics {
     paused: Family<Labels, Gauge>,
 }
 
-/// The metrics of owner-admin delivery, shared with [`crate::routing::OwnerDestinations`].
+/// The metrics of owner-admin delivery, shared with [`crate::destination::OwnerDestinations`].
 #[derive(Debug, Clone, Default)]
 pub struct OwnerMetrics {
     /// Owner admins' webhooks the relay currently delivers to (at most `OWNER_DESTINATIONS_MAX`,
@@ -187,10 +187,9 @@ pub fn destination(name: &str) -> Labels {
 /// The label value of a destination: its name, or `owner` for any owner admin's webhook (their
 /// names come from panel payloads, so they would make series without bound).
 fn destination_label(name: &str) -> &str {
-    if name.starts_with(OWNER_PREFIX) {
-        "owner"
-    } else {
-        name
+    match Origin::of(name) {
+        Origin::Owner => "owner",
+        Origin::Configured => name,
     }
 }
 

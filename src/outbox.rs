@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::routing::Mentions;
+use crate::destination::Mentions;
 
 /// What a stored row takes besides its part, roughly (columns, index entries).
 const ROW_OVERHEAD_BYTES: u64 = 256;

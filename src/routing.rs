@@ -1,9 +1,5 @@
-//! Routing: which destinations receive an event, and whom they mention.
-//!
-//! A destination is a named target (a Discord webhook, optionally a thread of its channel and a
-//! display name and avatar, or the dry-run log). Every stored row belongs to exactly one
-//! destination, and each destination is delivered by its own task, so messages never mix
-//! destinations or threads.
+//! Routing: which destinations (see [`crate::destination`]) receive an event, and whom they
+//! mention.
 //!
 //! Without a routes file everything goes to `DISCORD_WEBHOOK_URL` (the destination `default`). A
 //! routes file (`ROUTES_FILE`, TOML; see `routes.example.toml`) names destinations and rules: which
@@ -13,96 +9,20 @@
 //! Those destinations are named after their URL (admins sharing a webhook share its destination)
 //! and are bounded in number by [`OwnerDestinations`].
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Deserialize;
 
+use crate::destination::{Origin, OwnerDestinations};
 use crate::discord::WebhookUrl;
 use crate::event::{Event, KNOWN_ACTIONS};
-use crate::metrics::OwnerMetrics;
 use crate::secret::Secret;
 
-/// The name of the destination configured by `DISCORD_WEBHOOK_URL` (or the dry-run log).
-pub const DEFAULT_DESTINATION: &str = "default";
-
-/// Names of owner-admin destinations start with this; the rest is a hash of the webhook URL.
-pub const OWNER_PREFIX: &str = "owner:";
-
-/// `OWNER_DESTINATIONS_MAX` when unset.
-pub const DEFAULT_OWNER_DESTINATIONS_MAX: usize = 100;
-
-/// How many characters of an admin's username a log line shows.
-const ADMIN_SHOWN_CHARS: usize = 64;
-
-/// Where a destination's messages go.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    /// A Discord webhook.
-    Webhook(WebhookUrl),
-    /// No webhook configured: log each message as JSON instead of sending it.
-    DryRun,
-}
-
-/// A named place messages are delivered to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Destination {
-    pub name: String,
-    pub target: Target,
-    /// A thread of the webhook's channel to post into.
-    pub thread_id: Option<u64>,
-    /// The name and avatar the messages show instead of the webhook's own.
-    pub username: Option<String>,
-    pub avatar_url: Option<String>,
-}
-
-impl Destination {
-    /// A plain destination: the webhook (or dry run) with no thread or display overrides.
-    pub fn new(name: impl Into<String>, target: Target) -> Self {
-        Self { name: name.into(), target, thread_id: None, username: None, avatar_url: None }
-    }
-}
-
-/// Role and user ids a message may ping. They are put into the message's `content` and its
-/// `allowed_mentions` lists exactly them, so nothing else (no text from the panel) can ping.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mentions {
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub roles: BTreeSet<u64>,
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub users: BTreeSet<u64>,
-}
-
-impl Mentions {
-    pub fn is_empty(&self) -> bool {
-        self.roles.is_empty() && self.users.is_empty()
-    }
-
-    pub fn extend(&mut self, other: &Mentions) {
-        self.roles.extend(&other.roles);
-        self.users.extend(&other.users);
-    }
-
-    /// Everyone any of `all` mentions, once.
-    pub fn union<'a>(all: impl IntoIterator<Item = &'a Mentions>) -> Self {
-        let mut union = Self::default();
-        all.into_iter().for_each(|mentions| union.extend(mentions));
-        union
-    }
-
-    /// The mentions as Discord writes them: `<@&role> <@user>`.
-    pub fn to_content(&self) -> String {
-        let roles = self.roles.iter().map(|id| format!("<@&{id}>"));
-        let users = self.users.iter().map(|id| format!("<@{id}>"));
-        roles.chain(users).collect::<Vec<_>>().join(" ")
-    }
-}
+/// Destinations were defined here before they had their own module.
+pub use crate::destination::{Destination, Mentions, Target};
 
 /// One destination an event goes to, with the mentions its rules asked for.
 #[derive(Debug, Clone)]
@@ -242,165 +162,6 @@ impl Router {
         }
         let destination = owners.admit(url, owner)?;
         Some(Route { destination, mentions: Mentions::default() })
-    }
-}
-
-/// The owner admins' webhooks the relay delivers to, keyed by URL: admins who share one webhook
-/// share one destination, so one task and one pace. At most `max` are taken on; past that an event
-/// still goes to its configured destinations and only the copy for its owner admin is skipped
-/// (counted in `relay_owner_copies_skipped_total`, logged once per admin). Nothing accepted is
-/// dropped: destinations restored with pending rows (at start, or by a late wake) are kept even
-/// beyond `max`. A destination leaves when delivery forgets it (no rows left for
-/// `DELIVERED_RETENTION`), which frees its place.
-#[derive(Debug)]
-pub struct OwnerDestinations {
-    max: usize,
-    metrics: OwnerMetrics,
-    state: Mutex<OwnerState>,
-}
-
-#[derive(Debug, Default)]
-struct OwnerState {
-    /// By destination name.
-    in_use: HashMap<String, Arc<Destination>>,
-    /// Admins whose webhook is not a Discord webhook URL.
-    refused_log: AdminLog,
-    /// Admins whose webhook found no room.
-    skipped_log: AdminLog,
-}
-
-impl OwnerDestinations {
-    /// Room for `max` webhooks (`OWNER_DESTINATIONS_MAX`), counted in `metrics`.
-    pub fn new(max: usize, metrics: OwnerMetrics) -> Self {
-        Self { max, metrics, state: Mutex::new(OwnerState::default()) }
-    }
-
-    /// The destination of `url` (the webhook of `admin`): the one in use, or a new one if there is
-    /// room. `None` when there is none (the event's copy for this admin is skipped).
-    pub fn admit(&self, url: WebhookUrl, admin: &str) -> Option<Arc<Destination>> {
-        let name = owner_name(&url);
-        let mut state = self.state.lock().ok()?;
-        if let Some(destination) = state.in_use.get(&name) {
-            return Some(destination.clone());
-        }
-        if state.in_use.len() >= self.max {
-            self.metrics.skipped.inc();
-            if let Some(unlogged) = state.skipped_log.should_log(admin, Instant::now()) {
-                log::warn!(
-                    "admin {}: the relay already delivers to OWNER_DESTINATIONS_MAX ({}) owner webhooks, so this \
-                     admin's events are not copied to their webhook (the configured destinations still get \
-                     them){}",
-                    shown(admin),
-                    self.max,
-                    and_more(unlogged)
-                );
-            }
-            return None;
-        }
-        log::info!("owner destination {name}: the webhook {url} of admin {}", shown(admin));
-        let destination =
-            Arc::new(Destination { thread_id: url.thread_id(), ..Destination::new(&name, Target::Webhook(url)) });
-        state.in_use.insert(name, destination.clone());
-        self.metrics.in_use.set(state.in_use.len() as i64);
-        Some(destination)
-    }
-
-    /// Takes on `destination` whatever the bound: it has rows to deliver.
-    pub fn restore(&self, destination: &Arc<Destination>) {
-        if let Ok(mut state) = self.state.lock() {
-            state.in_use.entry(destination.name.clone()).or_insert_with(|| destination.clone());
-            self.metrics.in_use.set(state.in_use.len() as i64);
-        }
-    }
-
-    /// Lets go of the destination `name`, freeing its place.
-    pub fn forget(&self, name: &str) {
-        if let Ok(mut state) = self.state.lock() {
-            state.in_use.remove(name);
-            self.metrics.in_use.set(state.in_use.len() as i64);
-        }
-    }
-
-    /// The names of the destinations in use.
-    pub fn names(&self) -> Vec<String> {
-        self.state.lock().map(|state| state.in_use.keys().cloned().collect()).unwrap_or_default()
-    }
-
-    fn refused(&self, admin: &str, err: &crate::discord::WebhookUrlError) {
-        let Ok(mut state) = self.state.lock() else { return };
-        if let Some(unlogged) = state.refused_log.should_log(admin, Instant::now()) {
-            log::warn!(
-                "admin {} has a discord_webhook that is not a Discord webhook URL ({err}); their events are not \
-                 delivered there{}",
-                shown(admin),
-                and_more(unlogged)
-            );
-        }
-    }
-}
-
-/// The name of an owner destination: the prefix and a hash of the URL (thread included), so it is
-/// short, safe to show, and the same for every admin using that webhook.
-pub fn owner_name(url: &WebhookUrl) -> String {
-    let hash = Sha256::digest(url.execute_url(None).as_str().as_bytes());
-    format!("{OWNER_PREFIX}{}", &hex::encode(hash)[..12])
-}
-
-/// An admin's username as a log line shows it: quoted, escaped, and cut to a readable length.
-fn shown(admin: &str) -> String {
-    let mut chars = admin.chars();
-    let head: String = chars.by_ref().take(ADMIN_SHOWN_CHARS).collect();
-    if chars.next().is_some() {
-        format!("{head:?}…")
-    } else {
-        format!("{head:?}")
-    }
-}
-
-fn and_more(unlogged: u64) -> String {
-    if unlogged == 0 {
-        String::new()
-    } else {
-        format!(" ({unlogged} more such lines were not logged)")
-    }
-}
-
-/// Which per-admin warnings get logged: each admin once, and at most [`AdminLog::BURST`] lines a
-/// minute in all, so a batch of thousands of admins cannot flood the log. Remembers a bounded
-/// number of admins (by hash), however many there are and however long their names.
-#[derive(Debug, Default)]
-struct AdminLog {
-    seen: HashSet<u64>,
-    window_start: Option<Instant>,
-    lines_in_window: usize,
-    unlogged: u64,
-}
-
-impl AdminLog {
-    const BURST: usize = 5;
-    const WINDOW: Duration = Duration::from_secs(60);
-    const REMEMBERED: usize = 4096;
-
-    /// Whether to log about `admin` now; if so, how many lines were held back since the last one.
-    fn should_log(&mut self, admin: &str, now: Instant) -> Option<u64> {
-        let mut hasher = DefaultHasher::new();
-        admin.hash(&mut hasher);
-        if self.seen.len() >= Self::REMEMBERED {
-            self.seen.clear();
-        }
-        if !self.seen.insert(hasher.finish()) {
-            return None;
-        }
-        if self.window_start.is_none_or(|start| now.saturating_duration_since(start) >= Self::WINDOW) {
-            self.window_start = Some(now);
-            self.lines_in_window = 0;
-        }
-        if self.lines_in_window >= Self::BURST {
-            self.unlogged = self.unlogged.saturating_add(1);
-            return None;
-        }
-        self.lines_in_window += 1;
-        Some(std::mem::take(&mut self.unlogged))
     }
 }
 
@@ -582,7 +343,7 @@ fn destination(
     problems: &mut Vec<String>,
 ) -> Option<Destination> {
     let at = format!("destinations.{name}");
-    if reserved.contains(&name) || name.starts_with(OWNER_PREFIX) || !is_panel_label(name) {
+    if reserved.contains(&name) || Origin::of(name) == Origin::Owner || !is_panel_label(name) {
         problems.push(format!(
             "{at}: choose another name (1 to 32 letters, digits, '_' or '-'; not {})",
             reserved.join(", ")
@@ -659,6 +420,8 @@ fn rule(i: usize, spec: RuleSpec, known: &[&str], problems: &mut Vec<String>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::{DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
+    use crate::metrics::OwnerMetrics;
     use serde_json::json;
     use time::OffsetDateTime;
 
@@ -852,7 +615,7 @@ mention_roles = [5]
         let routes = router.route(&owned_by("res", "https://discord.com/api/webhooks/9/tok"));
         assert_eq!(routes.len(), 2);
         let name = &routes[1].destination.name;
-        assert!(name.starts_with(OWNER_PREFIX) && !name.contains("res"), "named by URL, not by admin: {name}");
+        assert!(Origin::of(name) == Origin::Owner && !name.contains("res"), "named by URL, not by admin: {name}");
         for bad in ["https://evil.example/api/webhooks/9/tok", "http://127.0.0.1:9/api/webhooks/9/tok", "nonsense"] {
             assert_eq!(names(&router.route(&owned_by("res", bad))), ["default"], "{bad}");
         }
@@ -886,26 +649,8 @@ mention_roles = [5]
         assert_eq!(router.route(&owned_by(&admin(7), &url(7))).len(), 2, "a forgotten webhook's place is free");
         assert_eq!(router.route(&owned_by(&admin(8), &url(8))).len(), 1);
 
-        let restored = Arc::new(Destination::new(format!("{OWNER_PREFIX}0123456789ab"), Target::DryRun));
+        let restored = Arc::new(Destination::new("owner:0123456789ab", Target::DryRun));
         owners.restore(&restored);
         assert_eq!(metrics.in_use.get(), 4, "rows already stored are delivered whatever the bound");
-    }
-
-    #[test]
-    fn logs_each_admin_once_and_few_lines_a_minute() {
-        let mut log = AdminLog::default();
-        let now = Instant::now();
-        assert_eq!(log.should_log("a", now), Some(0));
-        assert_eq!(log.should_log("a", now), None, "once per admin");
-        let logged = (0..1000).filter(|i| log.should_log(&format!("admin{i}"), now).is_some()).count();
-        assert_eq!(logged, AdminLog::BURST - 1);
-        let later = now + AdminLog::WINDOW;
-        assert_eq!(log.should_log("late", later), Some(1000 - (AdminLog::BURST as u64 - 1)), "how many were held back");
-    }
-
-    #[test]
-    fn writes_mentions_as_discord_does() {
-        let mentions = Mentions { roles: BTreeSet::from([2, 1]), users: BTreeSet::from([3]) };
-        assert_eq!(mentions.to_content(), "<@&1> <@&2> <@3>");
     }
 }

@@ -32,11 +32,12 @@ pub use pack::{
     build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,
 };
 
+use crate::destination::{Destination, Mentions, Origin, OwnerDestinations, Target};
 use crate::discord::{self, Outcome, RateLimit, Scope, Wait};
 use crate::metrics::{self, Health, Metrics};
 use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part, Templates};
-use crate::routing::{Destination, Mentions, OwnerDestinations, Router, Target, OWNER_PREFIX};
+use crate::routing::Router;
 
 /// How many pending rows are looked at to find a burst for a digest.
 const DIGEST_LOOKAHEAD: usize = 2000;
@@ -666,7 +667,7 @@ impl Dispatch {
             Some(_) => tasks.remove(&destination.name).map(|task| task.handle),
             None => None,
         };
-        if let Some(owners) = inner.owners.as_ref().filter(|_| destination.name.starts_with(OWNER_PREFIX)) {
+        if let Some(owners) = inner.owners.as_ref().filter(|_| destination.origin() == Origin::Owner) {
             // Rows were stored for it: it is in use, even if it was forgotten meanwhile.
             owners.restore(destination);
         }
