@@ -239,15 +239,15 @@ impl Env<'_> {
     /// newline removed; setting both is an error.
     fn value_or_file(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
         let file_var = format!("{name}_FILE");
-        match (self.get(name), self.get(&file_var)) {
-            (Some(_), Some(_)) => Err(invalid(name, format!("and {file_var} are both set; set one"))),
-            (Some(value), None) => Ok(Some(value)),
-            (None, Some(path)) => std::fs::read_to_string(&path)
-                .map(|value| Some(value.trim_end_matches(['\n', '\r']).to_owned()).filter(|v| !v.is_empty()))
-                .map_err(|err| {
-                    invalid(name, format!("cannot be read from {file_var}={path}: {err}{}", unreadable_file_hint(&err)))
-                }),
-            (None, None) => Ok(None),
+        let path = self.get(&file_var);
+        match inline_or_file(self.get(name), path.as_deref().map(Path::new)) {
+            Ok(value) => Ok(value.filter(|v| !v.is_empty())),
+            Err(InlineOrFileError::Both) => Err(invalid(name, format!("and {file_var} are both set; set one"))),
+            Err(InlineOrFileError::Unreadable(err)) => {
+                let path = path.unwrap_or_default();
+                let hint = unreadable_file_hint(&err);
+                Err(invalid(name, format!("cannot be read from {file_var}={path}: {err}{hint}")))
+            }
         }
     }
 
