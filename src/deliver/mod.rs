@@ -206,7 +206,7 @@ impl Worker {
         let Some(head) = rows.first() else {
             return Ok(Step::Idle);
         };
-        let isolating = self.isolate_through.is_some_and(|through| head.id <= through);
+        let isolating = self.isolate_through.is_some_and(|through| head.meta.id <= through);
         let (parts, unreadable) = decode(rows);
         if !unreadable.is_empty() {
             log::error!(
@@ -218,10 +218,11 @@ impl Worker {
             return Ok(Step::Progress);
         }
         let max_parts = if isolating { 1 } else { limits::EMBEDS_PER_MESSAGE };
-        let with_mentions: Vec<(&Part, &Mentions)> = parts.iter().map(|(row, part)| (part, &row.mentions)).collect();
+        let with_mentions: Vec<(&Part, &Mentions)> =
+            parts.iter().map(|(row, part)| (part, &row.meta.mentions)).collect();
         let (count, mentions) = next_message(&with_mentions, max_parts);
         let (rows, parts): (Vec<RowMeta>, Vec<Part>) =
-            parts.into_iter().take(count).map(|(row, part)| (meta(&row), part)).unzip();
+            parts.into_iter().take(count).map(|(row, part)| (row.meta, part)).unzip();
         let outcome = self.send(&parts, &mentions).await;
         self.settle(&rows, parts.len(), outcome, Sent::Embeds).await
     }
@@ -563,17 +564,6 @@ enum Sent {
     Digest,
 }
 
-fn meta(row: &Row) -> RowMeta {
-    RowMeta {
-        id: row.id,
-        action: row.action.clone(),
-        username: row.username.clone(),
-        panel: row.panel.clone(),
-        received_at_ms: row.received_at_ms,
-        mentions: row.mentions.clone(),
-    }
-}
-
 /// The context of one digest embed.
 fn digest(chunk: &[&RowMeta], total: usize, part: usize, parts: usize) -> Digest {
     let seconds = |ms: i64| ms as f64 / 1000.0;
@@ -604,7 +594,7 @@ fn decode(rows: Vec<Row>) -> (Vec<(Row, Part)>, Vec<i64>) {
     for row in rows {
         match serde_json::from_str::<Part>(&row.part) {
             Ok(part) => parts.push((row, part)),
-            Err(_) => unreadable.push(row.id),
+            Err(_) => unreadable.push(row.meta.id),
         }
     }
     (parts, unreadable)
@@ -875,7 +865,7 @@ mod tests {
         let remember =
             StoredDestination { name: destination.name.clone(), url: url.expose().to_owned(), thread_id: None };
         outbox.enqueue_with(vec![row], vec![remember], None).await.unwrap();
-        let ids = outbox.due(&destination.name, 10).await.unwrap().iter().map(|row| row.id).collect();
+        let ids = outbox.due(&destination.name, 10).await.unwrap().iter().map(|row| row.meta.id).collect();
         outbox.mark_delivered(ids).await.unwrap();
     }
 
