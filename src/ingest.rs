@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::deliver::Dispatch;
 use crate::destination::{Destination, Origin, Target};
 use crate::event::{parse_batch, BodyError, Rejection};
-use crate::metrics::{self, Health, Metrics};
+use crate::metrics::{ActionLabels, Health, Metrics, PanelLabels};
 use crate::outbox::{NewRow, Outbox, StoredDestination};
 use crate::render::{Renderer, Templates};
 use crate::routing::Router;
@@ -206,7 +206,7 @@ async fn receive_root(
         RootAuth::Open => None,
         RootAuth::Closed => {
             log::warn!("refused a request to / from {}: only the panels' own paths take events", peer(&request));
-            state.metrics.auth_failures.get_or_create(&metrics::panel(panel.as_deref())).inc();
+            state.metrics.auth_failures.get_or_create(&PanelLabels::of(panel.as_deref())).inc();
             return Err(IngestError::Unauthorized);
         }
     };
@@ -223,7 +223,7 @@ async fn receive_panel(
     let Some(secret) = state.auth.panels.get(&label) else {
         let shown: String = label.chars().take(40).collect();
         log::warn!("refused a request from {} to the unknown panel path /webhook/{shown:?}", peer(&request));
-        state.metrics.auth_failures.get_or_create(&metrics::panel(Some("unknown"))).inc();
+        state.metrics.auth_failures.get_or_create(&PanelLabels::of(Some("unknown"))).inc();
         return Err(IngestError::Unauthorized);
     };
     receive(request, payload, &state, Some(label.clone()), Some(secret)).await
@@ -237,7 +237,7 @@ async fn receive(
     secret: Option<&Secret>,
 ) -> Result<HttpResponse, IngestError> {
     let received_at = OffsetDateTime::now_utc();
-    let panel_labels = metrics::panel(panel.as_deref());
+    let panel_labels = PanelLabels::of(panel.as_deref());
     let refuse = || {
         log::warn!("refused a request to {} from {}: missing or wrong {SECRET_HEADER}", request.path(), peer(&request));
         state.metrics.auth_failures.get_or_create(&panel_labels).inc();
@@ -318,13 +318,12 @@ fn hint_at_first_503(state: &State, panel: Option<&str>) {
     );
 }
 
-fn count(metrics: &Metrics, panel: &metrics::Labels, actions: &[String], rejected: usize, duplicates: usize) {
+fn count(metrics: &Metrics, panel: &PanelLabels, actions: &[String], rejected: usize, duplicates: usize) {
     metrics.events_received.get_or_create(panel).inc_by((actions.len() + rejected) as u64);
     metrics.events_rejected.get_or_create(panel).inc_by(rejected as u64);
     metrics.events_duplicate.get_or_create(panel).inc_by(duplicates as u64);
     for action in actions {
-        let mut labels = panel.clone();
-        labels.push(("action", action.clone()));
+        let labels = ActionLabels { panel: panel.clone(), action: action.clone() };
         metrics.events_accepted.get_or_create(&labels).inc();
     }
 }

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::worker::Worker;
 use super::{Sent, Step};
 use crate::discord::{self, Outcome, Scope, Wait};
+use crate::metrics::ScopeLabels;
 use crate::outbox::{now_ms, OutboxError, RowMeta};
 
 impl Worker {
@@ -174,9 +175,8 @@ impl Worker {
         }
     }
 
-    fn count_rate_limited(&self, scope: &str) {
-        let mut labels = self.labels.clone();
-        labels.push(("scope", scope.to_owned()));
+    fn count_rate_limited(&self, scope: &'static str) {
+        let labels = ScopeLabels { destination: self.labels.clone(), scope };
         self.metrics.rate_limited.get_or_create(&labels).inc();
     }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Services, Worker};
 use crate::destination::Destination;
 use crate::discord;
-use crate::metrics::{self, Health, Metrics};
+use crate::metrics::{DestinationLabels, Health, Metrics};
 
 /// The wait before a stopped delivery task is started again the first time; it doubles with each
 /// restart in a row, up to [`RESTART_DELAY_MAX`].
@@ -63,7 +63,7 @@ async fn keep_running<F, Fut>(
         }
         restarts = restarts.saturating_add(1);
         let wait = RESTART_DELAY_FIRST.saturating_mul(1 << restarts.saturating_sub(1).min(16)).min(RESTART_DELAY_MAX);
-        metrics.task_restarts.get_or_create(&metrics::destination(name)).inc();
+        metrics.task_restarts.get_or_create(&DestinationLabels::of(name)).inc();
         health.task_stopped(name, &reason);
         log::error!("{name}: the delivery task stopped unexpectedly ({reason}); starting it again in {wait:?}");
         tokio::select! {
@@ -89,6 +89,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::metrics;
 
     #[tokio::test]
     async fn a_task_that_panics_is_counted_shown_and_started_again() {

@@ -13,7 +13,7 @@ use super::pacer::Pacer;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
-use crate::metrics::{self, Health, Metrics};
+use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics};
 use crate::outbox::{Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
 
@@ -30,7 +30,7 @@ pub struct Worker {
     pub(super) metrics: Arc<Metrics>,
     pub(super) health: Arc<Health>,
     /// Labels of this destination's metrics.
-    pub(super) labels: metrics::Labels,
+    pub(super) labels: DestinationLabels,
     wake: Arc<Notify>,
     /// Consecutive transient failures of the head of the queue.
     pub(super) failures: usize,
@@ -52,7 +52,7 @@ impl Worker {
     pub fn new(destination: Arc<Destination>, services: Services, wake: Arc<Notify>) -> Self {
         let Services { outbox, client, templates, settings, metrics, health } = services;
         Self {
-            labels: metrics::destination(&destination.name),
+            labels: DestinationLabels::of(&destination.name),
             pacer: Pacer::new(&settings),
             destination,
             outbox,
@@ -128,8 +128,7 @@ impl Worker {
             Outcome::Transient { status: Some(_), .. } => "5xx",
             Outcome::Transient { status: None, .. } => "error",
         };
-        let mut labels = self.labels.clone();
-        labels.push(("class", class.to_owned()));
+        let labels = ClassLabels { destination: self.labels.clone(), class };
         self.metrics.discord_responses.get_or_create(&labels).inc();
         if outcome == Outcome::Delivered {
             self.pacer.sent();
