@@ -29,7 +29,7 @@ use crate::metrics::{ActionLabels, Health, Metrics, PanelLabels};
 use crate::outbox::{NewRow, Outbox, StoredDestination};
 use crate::render::{Renderer, Templates};
 use crate::routing::Router;
-use crate::secret::{could_be_hmac, Secret};
+use crate::secret::{HeaderCheck, Secret};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
@@ -243,17 +243,16 @@ async fn receive(
         state.metrics.auth_failures.get_or_create(&panel_labels).inc();
         IngestError::Unauthorized
     };
-    // The raw secret is checked before the body is read, so a stranger cannot make the relay read
-    // (and hold) a large body; only a header shaped like an HMAC needs the body, and such bodies
-    // share one budget of bytes.
+    // Bodies whose sender is not known yet (an HMAC-shaped header) share one budget of bytes.
     let presented = request.headers().get(SECRET_HEADER).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
-    let authorized = secret.is_none_or(|secret| secret.matches(&presented));
-    if !authorized && !could_be_hmac(&presented) {
+    let check = secret.map_or(HeaderCheck::Accepted, |secret| secret.check_header(&presented));
+    if check == HeaderCheck::Refused {
         return Err(refuse());
     }
+    let authorized = check == HeaderCheck::Accepted;
     let budget = (!authorized).then_some(&state.unverified);
     let body = read_body(&request, payload, state.max_body_bytes, state.body_timeout, budget).await?;
-    if !authorized && !secret.is_some_and(|secret| secret.matches_hmac(&presented, &body.bytes)) {
+    if !authorized && !secret.is_some_and(|secret| secret.verify(&presented, &body.bytes)) {
         return Err(refuse());
     }
     let body = body.bytes;
