@@ -15,17 +15,69 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::destination::Origin;
 use crate::outbox::{now_ms, DestinationStats};
-use crate::routing::OWNER_PREFIX;
 
-/// Label sets are small `(name, value)` lists.
-pub type Labels = Vec<(&'static str, String)>;
+/// `destination="…"`: a destination's name, or `owner` for every owner admin's webhook (their
+/// names come from panel payloads, so they would make series without bound).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct DestinationLabels {
+    destination: String,
+}
+
+impl DestinationLabels {
+    /// The labels of the destination named `name`.
+    pub fn of(name: &str) -> Self {
+        let destination = match Origin::of(name) {
+            Origin::Owner => "owner",
+            Origin::Configured => name,
+        };
+        Self { destination: destination.to_owned() }
+    }
+}
+
+/// A destination's labels and the class of Discord's answer (`2xx`, `4xx`, `429`, `5xx`, `error`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    #[prometheus(flatten)]
+    pub destination: DestinationLabels,
+    pub class: &'static str,
+}
+
+/// A destination's labels and the scope of a 429 (`user`, `global`, `shared`, `ban`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    #[prometheus(flatten)]
+    pub destination: DestinationLabels,
+    pub scope: &'static str,
+}
+
+/// `panel="…"`: the panel's label, `-` when it has none.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PanelLabels {
+    panel: String,
+}
+
+impl PanelLabels {
+    pub fn of(label: Option<&str>) -> Self {
+        Self { panel: label.unwrap_or("-").to_owned() }
+    }
+}
+
+/// A panel's labels and an event's action.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    #[prometheus(flatten)]
+    pub panel: PanelLabels,
+    pub action: String,
+}
 
 /// Seconds from an event's arrival to Discord having it.
 const LATENCY_BUCKETS: [f64; 13] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0];
@@ -34,40 +86,40 @@ const LATENCY_BUCKETS: [f64; 13] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 6
 pub struct Metrics {
     registry: Registry,
     /// Elements of request bodies, by panel.
-    pub events_received: Family<Labels, Counter>,
+    pub events_received: Family<PanelLabels, Counter>,
     /// Events stored, by action and panel.
-    pub events_accepted: Family<Labels, Counter>,
+    pub events_accepted: Family<ActionLabels, Counter>,
     /// Elements refused (not an event), by panel.
-    pub events_rejected: Family<Labels, Counter>,
+    pub events_rejected: Family<PanelLabels, Counter>,
     /// Events recognised as re-sends and stored once, by panel.
-    pub events_duplicate: Family<Labels, Counter>,
+    pub events_duplicate: Family<PanelLabels, Counter>,
     /// Requests refused for a missing or wrong secret, by panel.
-    pub auth_failures: Family<Labels, Counter>,
+    pub auth_failures: Family<PanelLabels, Counter>,
     /// Messages and embeds Discord accepted, by destination.
-    pub messages_delivered: Family<Labels, Counter>,
-    pub embeds_delivered: Family<Labels, Counter>,
+    pub messages_delivered: Family<DestinationLabels, Counter>,
+    pub embeds_delivered: Family<DestinationLabels, Counter>,
     /// Events delivered (an event in a digest counts once), by destination.
-    pub events_delivered: Family<Labels, Counter>,
+    pub events_delivered: Family<DestinationLabels, Counter>,
     /// Discord's answers by destination and class (`2xx`, `4xx`, `429`, `5xx`, `error`).
-    pub discord_responses: Family<Labels, Counter>,
+    pub discord_responses: Family<ClassLabels, Counter>,
     /// 429 answers by destination and scope (`user`, `global`, `shared`, `ban`).
-    pub rate_limited: Family<Labels, Counter>,
+    pub rate_limited: Family<ScopeLabels, Counter>,
     /// Failed attempts that will be retried, by destination.
-    pub retries: Family<Labels, Counter>,
+    pub retries: Family<DestinationLabels, Counter>,
     /// Rows that became dead letters, by destination.
-    pub dead_letters: Family<Labels, Counter>,
+    pub dead_letters: Family<DestinationLabels, Counter>,
     /// Delivery tasks that stopped unexpectedly and were started again, by destination.
-    pub task_restarts: Family<Labels, Counter>,
+    pub task_restarts: Family<DestinationLabels, Counter>,
     /// Time from receipt to delivery, by destination.
-    pub delivery_latency: Family<Labels, Histogram>,
+    pub delivery_latency: Family<DestinationLabels, Histogram>,
     /// Owner admins' webhooks in use, and events whose owner copy was skipped at the bound.
     pub owners: OwnerMetrics,
-    pending_rows: Family<Labels, Gauge>,
-    oldest_pending_age: Family<Labels, Gauge<f64, AtomicU64>>,
-    paused: Family<Labels, Gauge>,
+    pending_rows: Family<DestinationLabels, Gauge>,
+    oldest_pending_age: Family<DestinationLabels, Gauge<f64, AtomicU64>>,
+    paused: Family<DestinationLabels, Gauge>,
 }
 
-/// The metrics of owner-admin delivery, shared with [`crate::routing::OwnerDestinations`].
+/// The metrics of owner-admin delivery, shared with [`crate::destination::OwnerDestinations`].
 #[derive(Debug, Clone, Default)]
 pub struct OwnerMetrics {
     /// Owner admins' webhooks the relay currently delivers to (at most `OWNER_DESTINATIONS_MAX`,
@@ -179,26 +231,6 @@ impl Health {
     }
 }
 
-/// `[("destination", name)]`; every owner admin's webhook is `owner`.
-pub fn destination(name: &str) -> Labels {
-    vec![("destination", destination_label(name).to_owned())]
-}
-
-/// The label value of a destination: its name, or `owner` for any owner admin's webhook (their
-/// names come from panel payloads, so they would make series without bound).
-fn destination_label(name: &str) -> &str {
-    if name.starts_with(OWNER_PREFIX) {
-        "owner"
-    } else {
-        name
-    }
-}
-
-/// `[("panel", label)]`; `-` when the panel has no label.
-pub fn panel(label: Option<&str>) -> Labels {
-    vec![("panel", label.unwrap_or("-").to_owned())]
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -208,7 +240,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("relay");
-        let latency = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
+        let latency = Family::<DestinationLabels, Histogram>::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
         let metrics = Self {
             registry: Registry::default(),
             events_received: Family::default(),
@@ -285,8 +317,7 @@ impl Metrics {
     pub fn render(&self, stats: &[DestinationStats], health: &Health) -> String {
         let now = now_ms();
         let paused = health.paused();
-        for (label, gauges) in by_label(stats, &paused) {
-            let labels = vec![("destination", label.to_owned())];
+        for (labels, gauges) in by_label(stats, &paused) {
             self.pending_rows.get_or_create(&labels).set(gauges.pending);
             let age = gauges.oldest_pending_ms.map_or(0.0, |at| now.saturating_sub(at).max(0) as f64 / 1000.0);
             self.oldest_pending_age.get_or_create(&labels).set(age);
@@ -307,11 +338,11 @@ struct LabelGauges {
 }
 
 /// Sums the destinations' stats per label value: every owner admin's webhook into `owner`.
-fn by_label<'a>(stats: &'a [DestinationStats], paused: &[(String, String)]) -> BTreeMap<&'a str, LabelGauges> {
+fn by_label(stats: &[DestinationStats], paused: &[(String, String)]) -> BTreeMap<DestinationLabels, LabelGauges> {
     let paused: HashSet<&str> = paused.iter().map(|(name, _)| name.as_str()).collect();
-    let mut gauges: BTreeMap<&str, LabelGauges> = BTreeMap::new();
+    let mut gauges: BTreeMap<DestinationLabels, LabelGauges> = BTreeMap::new();
     for stat in stats {
-        let entry = gauges.entry(destination_label(&stat.destination)).or_default();
+        let entry = gauges.entry(DestinationLabels::of(&stat.destination)).or_default();
         entry.pending = entry.pending.saturating_add(stat.pending);
         entry.oldest_pending_ms = entry.oldest_pending_ms.into_iter().chain(stat.oldest_pending_ms).min();
         entry.paused += i64::from(paused.contains(stat.destination.as_str()));

@@ -27,6 +27,17 @@ pub struct Secret {
     latin1: Option<Vec<u8>>,
 }
 
+/// What the `x-webhook-secret` header alone says about a request, before its body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderCheck {
+    /// The secret itself: the request is authorized.
+    Accepted,
+    /// Shaped like an HMAC of the body: read the body, then [`Secret::verify`] it.
+    NeedsBody,
+    /// Neither: refuse without reading the body.
+    Refused,
+}
+
 /// Why a string cannot be a secret.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
@@ -59,6 +70,18 @@ impl Secret {
     /// header as latin-1, can send it. ASCII secrets always can.
     pub fn has_latin1_form(&self) -> bool {
         self.value.is_ascii() || self.latin1.is_some()
+    }
+
+    /// What `presented` (the header's bytes) proves without the body: so a stranger cannot make
+    /// the relay read (and hold) a large body, only a header shaped like an HMAC needs it.
+    pub fn check_header(&self, presented: &[u8]) -> HeaderCheck {
+        if self.matches(presented) {
+            HeaderCheck::Accepted
+        } else if could_be_hmac(presented) {
+            HeaderCheck::NeedsBody
+        } else {
+            HeaderCheck::Refused
+        }
     }
 
     /// Whether `presented` (the header's bytes) proves knowledge of this secret for `body`: either
@@ -179,5 +202,13 @@ mod tests {
     fn refuses_empty_and_padded_values() {
         assert_eq!(Secret::parse("").unwrap_err(), SecretError::Empty);
         assert_eq!(Secret::parse(" x").unwrap_err(), SecretError::Whitespace);
+    }
+
+    #[test]
+    fn the_header_alone_accepts_the_secret_and_needs_the_body_only_for_an_hmac() {
+        let secret = Secret::parse("s3cret").unwrap();
+        assert_eq!(secret.check_header(b"s3cret"), HeaderCheck::Accepted);
+        assert_eq!(secret.check_header(secret.hmac_hex(b"{}").as_bytes()), HeaderCheck::NeedsBody);
+        assert_eq!(secret.check_header(b"s3cre"), HeaderCheck::Refused);
     }
 }

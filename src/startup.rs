@@ -11,12 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::deliver::{Delivery, Services};
+use crate::destination::{Destination, Origin, OwnerDestinations, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics, OwnerMetrics};
 use crate::outbox::Outbox;
 use crate::render::Templates;
-use crate::routing::{Destination, OwnerDestinations, Router, Target, DEFAULT_DESTINATION, OWNER_PREFIX};
+use crate::routing::Router;
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold.
@@ -218,7 +219,7 @@ async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
     if let Ok(pending) = outbox.pending_destinations().await {
         let known: Vec<&str> = router.destinations().iter().map(|d| d.name.as_str()).collect();
         let forgotten =
-            pending.iter().filter(|name| !known.contains(&name.as_str()) && !name.starts_with(OWNER_PREFIX));
+            pending.iter().filter(|name| !known.contains(&name.as_str()) && Origin::of(name) == Origin::Configured);
         for name in forgotten {
             log::warn!(
                 "the outbox has pending rows for destination {name:?}, which is no longer configured; they are kept"

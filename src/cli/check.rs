@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::destination::Target;
 use crate::render::Renderer;
-use crate::routing::Target;
 use crate::startup;
 
 pub fn run() -> anyhow::Result<ExitCode> {

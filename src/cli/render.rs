@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::deliver::{build_message, next_message};
+use crate::destination::{Destination, Mentions};
 use crate::event::{parse_batch, parse_datetime};
 use crate::render::{limits, samples, Part, Renderer};
-use crate::routing::{Destination, Mentions};
 use crate::startup;
 
 #[derive(Debug, clap::Args)]

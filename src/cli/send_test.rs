@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::deliver::build_message;
+use crate::destination::{Mentions, Target};
 use crate::discord::{Client, Outcome};
 use crate::render::{samples, Renderer};
-use crate::routing::{Mentions, Target};
 use crate::startup;
 
 #[derive(Debug, clap::Args)]

@@ -7,10 +7,10 @@ use serenity::builder::{CreateAllowedMentions, CreateEmbed, ExecuteWebhook};
 
 use serenity::model::id::{RoleId, UserId};
 
+use crate::destination::{Destination, Mentions};
 use crate::outbox::RowMeta;
 use crate::render::filters::escape_markdown;
 use crate::render::{limits, Part};
-use crate::routing::{Destination, Mentions};
 
 /// Characters of (escaped) usernames listed in one digest embed: two such embeds and their titles
 /// fit one message's 6000.
@@ -127,8 +127,8 @@ pub fn digest_chunks<'a>(members: &[&'a RowMeta], budget: usize) -> Vec<Vec<&'a 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::Target;
     use crate::render::Draft;
-    use crate::routing::Target;
 
     fn part(description_chars: usize, content: Option<&str>) -> Part {
         let mut draft = Draft {

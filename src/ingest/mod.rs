@@ -9,26 +9,32 @@
 //! `GET /healthz` answers 200 while the process serves; `GET /readyz` only while the outbox can
 //! commit and no destination is paused; `GET /metrics` gives the Prometheus metrics.
 
-use std::collections::{BTreeMap, HashMap};
+mod body;
+mod prepare;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{CONTENT_LENGTH, RETRY_AFTER};
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use futures_util::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::deliver::Dispatch;
-use crate::event::{parse_batch, BodyError, Rejection};
-use crate::metrics::{self, Health, Metrics};
-use crate::outbox::{NewRow, Outbox, StoredDestination};
-use crate::render::{Renderer, Templates};
-use crate::routing::{Destination, Router, Target, OWNER_PREFIX};
-use crate::secret::{could_be_hmac, Secret};
+use crate::destination::Origin;
+use crate::event::{BodyError, Rejection};
+use crate::metrics::{ActionLabels, Health, Metrics, PanelLabels};
+use crate::outbox::Outbox;
+use crate::render::Templates;
+use crate::routing::Router;
+use crate::secret::{HeaderCheck, Secret};
+use body::read_body;
+use prepare::prepare;
+
+pub use body::Unverified;
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
@@ -71,29 +77,6 @@ pub struct State {
     /// Whether the relay has answered 503 yet: the first time, the log says how that can lose
     /// events (`hint_at_first_503`).
     pub answered_503: AtomicBool,
-}
-
-/// The budget of bytes held, in total, for bodies whose sender is not known yet (a header shaped
-/// like an HMAC needs the whole body before it can be checked). A request that does not fit is
-/// answered 503 at once, without reading its body; the raw secret never needs this budget.
-#[derive(Clone)]
-pub struct Unverified {
-    budget: Arc<Semaphore>,
-    max_bytes: usize,
-}
-
-impl Unverified {
-    /// A budget of `max_bytes` (`UNVERIFIED_BODY_BYTES`), at most `u32::MAX`.
-    pub fn new(max_bytes: usize) -> Self {
-        let max_bytes = max_bytes.min(u32::MAX as usize);
-        Self { budget: Arc::new(Semaphore::new(max_bytes)), max_bytes }
-    }
-
-    /// Takes `bytes` from the budget until the permit is dropped, or `None` when it has not that much.
-    fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let bytes = u32::try_from(bytes).ok()?;
-        self.budget.clone().try_acquire_many_owned(bytes).ok()
-    }
 }
 
 /// Why a request was not accepted. 4xx bodies say exactly what was wrong; 5xx bodies reveal nothing.
@@ -177,7 +160,7 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     // An owner admin's own webhook being gone is that admin's problem, not the relay's: it shows
     // in the metrics and the log, not in readiness.
     let problems = state.health.problems(std::time::SystemTime::now());
-    for (destination, problem) in problems.into_iter().filter(|(name, _)| !name.starts_with(OWNER_PREFIX)) {
+    for (destination, problem) in problems.into_iter().filter(|(name, _)| Origin::of(name) != Origin::Owner) {
         reasons.push(format!("destination {destination} {problem}"));
     }
     if reasons.is_empty() {
@@ -205,7 +188,7 @@ async fn receive_root(
         RootAuth::Open => None,
         RootAuth::Closed => {
             log::warn!("refused a request to / from {}: only the panels' own paths take events", peer(&request));
-            state.metrics.auth_failures.get_or_create(&metrics::panel(panel.as_deref())).inc();
+            state.metrics.auth_failures.get_or_create(&PanelLabels::of(panel.as_deref())).inc();
             return Err(IngestError::Unauthorized);
         }
     };
@@ -222,7 +205,7 @@ async fn receive_panel(
     let Some(secret) = state.auth.panels.get(&label) else {
         let shown: String = label.chars().take(40).collect();
         log::warn!("refused a request from {} to the unknown panel path /webhook/{shown:?}", peer(&request));
-        state.metrics.auth_failures.get_or_create(&metrics::panel(Some("unknown"))).inc();
+        state.metrics.auth_failures.get_or_create(&PanelLabels::of(Some("unknown"))).inc();
         return Err(IngestError::Unauthorized);
     };
     receive(request, payload, &state, Some(label.clone()), Some(secret)).await
@@ -236,23 +219,22 @@ async fn receive(
     secret: Option<&Secret>,
 ) -> Result<HttpResponse, IngestError> {
     let received_at = OffsetDateTime::now_utc();
-    let panel_labels = metrics::panel(panel.as_deref());
+    let panel_labels = PanelLabels::of(panel.as_deref());
     let refuse = || {
         log::warn!("refused a request to {} from {}: missing or wrong {SECRET_HEADER}", request.path(), peer(&request));
         state.metrics.auth_failures.get_or_create(&panel_labels).inc();
         IngestError::Unauthorized
     };
-    // The raw secret is checked before the body is read, so a stranger cannot make the relay read
-    // (and hold) a large body; only a header shaped like an HMAC needs the body, and such bodies
-    // share one budget of bytes.
+    // Bodies whose sender is not known yet (an HMAC-shaped header) share one budget of bytes.
     let presented = request.headers().get(SECRET_HEADER).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
-    let authorized = secret.is_none_or(|secret| secret.matches(&presented));
-    if !authorized && !could_be_hmac(&presented) {
+    let check = secret.map_or(HeaderCheck::Accepted, |secret| secret.check_header(&presented));
+    if check == HeaderCheck::Refused {
         return Err(refuse());
     }
+    let authorized = check == HeaderCheck::Accepted;
     let budget = (!authorized).then_some(&state.unverified);
     let body = read_body(&request, payload, state.max_body_bytes, state.body_timeout, budget).await?;
-    if !authorized && !secret.is_some_and(|secret| secret.matches_hmac(&presented, &body.bytes)) {
+    if !authorized && !secret.is_some_and(|secret| secret.verify(&presented, &body.bytes)) {
         return Err(refuse());
     }
     let body = body.bytes;
@@ -317,134 +299,16 @@ fn hint_at_first_503(state: &State, panel: Option<&str>) {
     );
 }
 
-fn count(metrics: &Metrics, panel: &metrics::Labels, actions: &[String], rejected: usize, duplicates: usize) {
+fn count(metrics: &Metrics, panel: &PanelLabels, actions: &[String], rejected: usize, duplicates: usize) {
     metrics.events_received.get_or_create(panel).inc_by((actions.len() + rejected) as u64);
     metrics.events_rejected.get_or_create(panel).inc_by(rejected as u64);
     metrics.events_duplicate.get_or_create(panel).inc_by(duplicates as u64);
     for action in actions {
-        let mut labels = panel.clone();
-        labels.push(("action", action.clone()));
+        let labels = ActionLabels { panel: panel.clone(), action: action.clone() };
         metrics.events_accepted.get_or_create(&labels).inc();
     }
 }
 
-/// A body read in full, with the share of the unverified budget it holds, if any.
-struct Body {
-    bytes: Vec<u8>,
-    _budget: Option<OwnedSemaphorePermit>,
-}
-
-/// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as it
-/// streams in) and bodies that take too long. With a `budget`, every byte is taken from it first
-/// (the declared length up front), and a body that does not fit is refused before more is read.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-    timeout: Duration,
-    budget: Option<&Unverified>,
-) -> Result<Body, IngestError> {
-    let limit = budget.map_or(limit, |budget| limit.min(budget.max_bytes));
-    let declared =
-        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(IngestError::TooLarge(limit));
-    }
-    let take = |bytes: usize| match budget {
-        None => Ok(None),
-        Some(budget) => budget.take(bytes).map(Some).ok_or(IngestError::Busy),
-    };
-    let mut held = take(declared.unwrap_or(0))?;
-    let read = async {
-        // Grown as the body arrives: a declared length alone reserves at most 1 MiB.
-        let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|err| IngestError::BodyRead(err.to_string()))?;
-            if bytes.len() + chunk.len() > limit {
-                return Err(IngestError::TooLarge(limit));
-            }
-            let covered = declared.unwrap_or(0).saturating_sub(bytes.len());
-            if let Some(more) = take(chunk.len().saturating_sub(covered))? {
-                match held.as_mut() {
-                    Some(permit) => permit.merge(more),
-                    None => held = Some(more),
-                }
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
-    };
-    let bytes = tokio::time::timeout(timeout, read).await.map_err(|_| IngestError::BodyTimeout)??;
-    Ok(Body { bytes, _budget: held })
-}
-
 fn peer(request: &HttpRequest) -> String {
     request.peer_addr().map_or_else(|| "an unknown address".to_owned(), |addr| addr.ip().to_string())
-}
-
-/// A parsed, routed and rendered batch, ready to store.
-struct Prepared {
-    accepted: usize,
-    /// The action of each accepted event, for the metrics.
-    actions: Vec<String>,
-    rejected: Vec<Rejection>,
-    rejected_total: usize,
-    rows: Vec<NewRow>,
-    /// Destinations the rows go to, by name, to wake (and start) their tasks.
-    destinations: BTreeMap<String, Arc<Destination>>,
-    /// Owner admins' webhooks to remember with the rows.
-    remember: Vec<StoredDestination>,
-}
-
-/// Parses, routes and renders a body: CPU work, run off the async workers.
-fn prepare(
-    body: &[u8],
-    received_at: OffsetDateTime,
-    panel: Option<&str>,
-    renderer: &Renderer,
-    router: &Router,
-) -> Result<Prepared, IngestError> {
-    let batch = parse_batch(body, received_at, panel)?;
-    let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
-    let mut prepared = Prepared {
-        accepted: batch.events.len(),
-        actions: batch.events.iter().map(|e| e.action.to_string()).collect(),
-        rejected: batch.rejected,
-        rejected_total: batch.rejected_total,
-        rows: Vec::with_capacity(batch.events.len()),
-        destinations: BTreeMap::new(),
-        remember: Vec::new(),
-    };
-    for event in &batch.events {
-        let routes = router.route(event);
-        if routes.is_empty() {
-            log::debug!("{} of {:?} goes nowhere (muted or no rule matches)", event.action, event.username);
-            continue;
-        }
-        let part = serde_json::to_string(&renderer.render(event)).expect("a rendered part always serialises");
-        for route in routes {
-            let destination = route.destination;
-            if destination.name.starts_with(OWNER_PREFIX) && !prepared.destinations.contains_key(&destination.name) {
-                if let Target::Webhook(url) = &destination.target {
-                    prepared.remember.push(StoredDestination {
-                        name: destination.name.clone(),
-                        url: url.expose().to_owned(),
-                        thread_id: destination.thread_id,
-                    });
-                }
-            }
-            prepared.rows.push(NewRow {
-                destination: destination.name.clone(),
-                received_at_ms,
-                action: event.action.to_string(),
-                username: event.username.clone(),
-                panel: event.panel.clone(),
-                part: part.clone(),
-                fingerprint: event.fingerprint.clone(),
-                mentions: route.mentions,
-            });
-            prepared.destinations.entry(destination.name.clone()).or_insert(destination);
-        }
-    }
-    Ok(prepared)
 }

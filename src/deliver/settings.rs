@@ -1,0 +1,93 @@
+//! How delivery retries, paces and gives up, and the retry schedule's jittered backoff.
+
+use std::time::Duration;
+
+use crate::discord;
+
+/// How delivery retries, paces and gives up.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Waits after the 1st, 2nd, … consecutive transient failure; the last repeats.
+    pub retry_schedule: Vec<Duration>,
+    /// Each wait is randomly shortened or lengthened by up to this fraction.
+    pub jitter: f64,
+    /// A row that still fails transiently this long after it was received becomes a dead letter.
+    pub retry_max_age: Duration,
+    /// More pending events than this of one action go out as a digest; 0 turns digests off.
+    pub digest_threshold: usize,
+    /// At most this many messages per `channel_window` (Discord's hidden per-channel limit); 0
+    /// turns this pacing off.
+    pub channel_messages: usize,
+    pub channel_window: Duration,
+    /// Cool-down after a 429 that gives no delay at all (Discord's sign of a temporary ban).
+    pub ban_cooldown: Duration,
+    /// How often a paused destination is reported again.
+    pub pause_reminder: Duration,
+    /// How often an idle task looks for due rows even without a wake-up.
+    pub idle_poll: Duration,
+    /// How long the request in flight at shutdown may take before it is abandoned (its rows stay
+    /// pending and are sent again after restart).
+    pub shutdown_grace: Duration,
+    pub timeouts: discord::Timeouts,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        Self {
+            retry_schedule: vec![s(1), s(5), s(30), s(120), s(600), s(1800)],
+            jitter: 0.2,
+            retry_max_age: s(72 * 3600),
+            digest_threshold: 30,
+            channel_messages: 30,
+            channel_window: s(60),
+            ban_cooldown: s(600),
+            pause_reminder: s(300),
+            idle_poll: s(30),
+            shutdown_grace: s(5),
+            timeouts: discord::Timeouts::default(),
+        }
+    }
+}
+
+impl DeliverySettings {
+    /// The wait after `failures` consecutive transient failures (1 for the first), jittered.
+    pub fn backoff(&self, failures: usize) -> Duration {
+        let Some(last) = self.retry_schedule.len().checked_sub(1) else {
+            return Duration::from_secs(1);
+        };
+        let base = self.retry_schedule[failures.saturating_sub(1).min(last)];
+        let spread = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let factor = 1.0 - spread + 2.0 * spread * fastrand::f64();
+        Duration::try_from_secs_f64(base.as_secs_f64() * factor).unwrap_or(base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_never_panics_on_extreme_settings() {
+        let settings =
+            DeliverySettings { retry_schedule: vec![Duration::MAX], jitter: f64::NAN, ..DeliverySettings::default() };
+        assert_eq!(settings.backoff(usize::MAX), Duration::MAX);
+        let settings = DeliverySettings { retry_schedule: vec![Duration::MAX], jitter: 1.0, ..settings };
+        let _ = settings.backoff(1);
+    }
+
+    #[test]
+    fn backoff_follows_the_schedule_with_jitter() {
+        let settings = DeliverySettings {
+            retry_schedule: vec![Duration::from_secs(1), Duration::from_secs(10)],
+            jitter: 0.2,
+            ..DeliverySettings::default()
+        };
+        for _ in 0..100 {
+            let first = settings.backoff(1);
+            assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200), "{first:?}");
+            let later = settings.backoff(7);
+            assert!(later >= Duration::from_secs(8) && later <= Duration::from_secs(12), "{later:?}");
+        }
+    }
+}

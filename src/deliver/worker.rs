@@ -1,0 +1,227 @@
+//! The delivery task of one destination: takes the oldest due rows, packs them into one message,
+//! sends it, and hands Discord's answer to [`super::settle`]. [`Worker::try_deliver_once`] is one
+//! such step; [`Worker::run`] repeats it until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::pacer::Pacer;
+use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
+use crate::destination::{Destination, Mentions, Target};
+use crate::discord::{self, Outcome, RateLimit, Wait};
+use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics};
+use crate::outbox::{Outbox, OutboxError, Row, RowMeta};
+use crate::render::{limits, Part, Templates};
+
+/// Waits at least this long are logged and shown in `/readyz` as a parked destination.
+const PARK_NOTICE: Duration = Duration::from_secs(300);
+
+/// Delivers one destination's rows.
+pub struct Worker {
+    pub(super) destination: Arc<Destination>,
+    pub(super) outbox: Outbox,
+    client: discord::Client,
+    pub(super) templates: Arc<Templates>,
+    pub(super) settings: Arc<DeliverySettings>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) health: Arc<Health>,
+    /// Labels of this destination's metrics.
+    pub(super) labels: DestinationLabels,
+    wake: Arc<Notify>,
+    /// Consecutive transient failures of the head of the queue.
+    pub(super) failures: usize,
+    pub(super) pacer: Pacer,
+    /// Rows up to this id are sent one per message: a packed message with them was refused.
+    pub(super) isolate_through: Option<i64>,
+    /// Rows up to this id are not digested: a digest with them was refused.
+    pub(super) no_digest_through: Option<i64>,
+    /// The action of the digest sent last, if the last message was a digest: the rest of that
+    /// burst is digested too once it would fill more than one message.
+    pub(super) digesting: Option<String>,
+    /// Why the destination is paused, if it is.
+    pub(super) paused: Option<String>,
+    /// When the current run of failed requests began, if the last request failed.
+    pub(super) failing_since: Option<Instant>,
+}
+
+impl Worker {
+    pub fn new(destination: Arc<Destination>, services: Services, wake: Arc<Notify>) -> Self {
+        let Services { outbox, client, templates, settings, metrics, health } = services;
+        Self {
+            labels: DestinationLabels::of(&destination.name),
+            pacer: Pacer::new(&settings),
+            destination,
+            outbox,
+            client,
+            templates,
+            settings,
+            metrics,
+            health,
+            wake,
+            failures: 0,
+            isolate_through: None,
+            no_digest_through: None,
+            digesting: None,
+            paused: None,
+            failing_since: None,
+        }
+    }
+
+    /// Sends at most one message and records the outcome.
+    pub async fn try_deliver_once(&mut self) -> Result<Step, OutboxError> {
+        if self.paused.is_some() {
+            return Ok(Step::Paused);
+        }
+        if let Some(wait) = self.pacer.wait() {
+            return Ok(Step::Wait(wait));
+        }
+        if let Some(step) = self.try_digest().await? {
+            return Ok(step);
+        }
+        let rows = self.outbox.due(&self.destination.name, limits::EMBEDS_PER_MESSAGE).await?;
+        let Some(head) = rows.first() else {
+            return Ok(Step::Idle);
+        };
+        let isolating = self.isolate_through.is_some_and(|through| head.meta.id <= through);
+        let (parts, unreadable) = decode(rows);
+        if !unreadable.is_empty() {
+            log::error!(
+                "{}: {} stored rows cannot be read; keeping them as dead letters",
+                self.destination.name,
+                unreadable.len()
+            );
+            self.outbox.mark_dead(unreadable, "the stored message could not be read".into()).await?;
+            return Ok(Step::Progress);
+        }
+        let max_parts = if isolating { 1 } else { limits::EMBEDS_PER_MESSAGE };
+        let with_mentions: Vec<(&Part, &Mentions)> =
+            parts.iter().map(|(row, part)| (part, &row.meta.mentions)).collect();
+        let (count, mentions) = next_message(&with_mentions, max_parts);
+        let (rows, parts): (Vec<RowMeta>, Vec<Part>) =
+            parts.into_iter().take(count).map(|(row, part)| (row.meta, part)).unzip();
+        let outcome = self.send(&parts, &mentions).await;
+        self.settle(&rows, parts.len(), outcome, Sent::Embeds).await
+    }
+
+    pub(super) async fn send(&mut self, parts: &[Part], mentions: &Mentions) -> Outcome {
+        let message = build_message(parts, mentions, &self.destination);
+        let outcome = match &self.destination.target {
+            Target::DryRun => {
+                let body = serde_json::to_string(&message).unwrap_or_default();
+                log::info!(target: "dry_run", "{}: would send {body}", self.destination.name);
+                Outcome::Delivered
+            }
+            Target::Webhook(url) => {
+                let reply = self.client.execute(url, self.destination.thread_id, &message).await;
+                self.pace(&reply.rate_limit);
+                reply.outcome
+            }
+        };
+        let class = match &outcome {
+            Outcome::Delivered => "2xx",
+            Outcome::RateLimited { .. } => "429",
+            Outcome::Rejected { .. } | Outcome::Gone { .. } => "4xx",
+            Outcome::Transient { status: Some(_), .. } => "5xx",
+            Outcome::Transient { status: None, .. } => "error",
+        };
+        let labels = ClassLabels { destination: self.labels.clone(), class };
+        self.metrics.discord_responses.get_or_create(&labels).inc();
+        if outcome == Outcome::Delivered {
+            self.pacer.sent();
+        }
+        outcome
+    }
+
+    /// Waits before the next request when the bucket is empty.
+    fn pace(&mut self, rate_limit: &RateLimit) {
+        if rate_limit.remaining == Some(0) {
+            let wait = rate_limit.reset_after.unwrap_or(Wait { duration: Duration::from_secs(1), capped: false });
+            self.park(wait, "its rate-limit bucket is empty");
+        }
+    }
+
+    /// Waits `wait` because an answer asked for it; says so when that is long, or longer than the
+    /// relay is willing to wait.
+    pub(super) fn park(&mut self, wait: Wait, why: &str) {
+        let name = &self.destination.name;
+        let Wait { duration, capped } = wait;
+        if capped {
+            log::error!(
+                "{name}: {why} and the answer asked to wait longer than {:?}; waiting {:?} instead",
+                discord::MAX_WAIT,
+                discord::MAX_WAIT
+            );
+        } else if duration >= PARK_NOTICE {
+            log::warn!("{name}: {why}; sending nothing for {duration:?}");
+        }
+        if capped || duration >= PARK_NOTICE {
+            let until = std::time::SystemTime::now().checked_add(duration).unwrap_or(std::time::SystemTime::now());
+            let asked = if capped { " (asked for longer, capped)" } else { "" };
+            self.health.park(name, until, &format!("{why}: waiting {duration:?}{asked}"));
+        }
+        self.pacer.delay(duration);
+    }
+
+    /// Delivers until `shutdown` is cancelled. The request in flight then gets
+    /// `settings.shutdown_grace` to finish; rows it does not settle stay pending.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut last_reminder: Option<Instant> = None;
+        while !shutdown.is_cancelled() {
+            let grace = self.settings.shutdown_grace;
+            let step = {
+                let attempt = self.try_deliver_once();
+                tokio::pin!(attempt);
+                tokio::select! {
+                    step = &mut attempt => step,
+                    () = shutdown.cancelled() => match tokio::time::timeout(grace, attempt).await {
+                        Ok(step) => step,
+                        Err(_) => break,
+                    },
+                }
+            };
+            let wait = match step {
+                Ok(Step::Progress) => continue,
+                Ok(Step::Idle) => self.settings.idle_poll,
+                Ok(Step::Wait(wait)) => wait,
+                Ok(Step::Paused) => {
+                    if last_reminder.is_some_and(|at| at.elapsed() >= self.settings.pause_reminder) {
+                        log::error!(
+                            "{}: still paused, rows are waiting: {}",
+                            self.destination.name,
+                            self.paused.as_deref().unwrap_or_default()
+                        );
+                        last_reminder = Some(Instant::now());
+                    }
+                    last_reminder.get_or_insert_with(Instant::now);
+                    self.settings.pause_reminder
+                }
+                Err(err) => {
+                    log::error!("{}: {err}; trying again in 1s", self.destination.name);
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// Parses stored parts; rows whose part cannot be read are returned by id.
+fn decode(rows: Vec<Row>) -> (Vec<(Row, Part)>, Vec<i64>) {
+    let mut parts = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in rows {
+        match serde_json::from_str::<Part>(&row.part) {
+            Ok(part) => parts.push((row, part)),
+            Err(_) => unreadable.push(row.meta.id),
+        }
+    }
+    (parts, unreadable)
+}

@@ -1,0 +1,203 @@
+//! The one place where Discord's answers are classified into what the delivery engine should
+//! do, with the rate-limit headers and waits they carry, and the redaction of webhook tokens from
+//! anything upstream echoes back.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+
+/// How much of an error body is kept for logs and dead letters.
+const DETAIL_MAX_CHARS: usize = 500;
+
+/// The longest wait an answer can impose on a destination. Discord asks for seconds; anything
+/// beyond an hour is a broken proxy or a hostile server, and is cut to this (and logged).
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// The shortest wait after a 429, whatever it said: `retry_after: 0` would otherwise make the
+/// relay hammer a server that is refusing it.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_millis(250);
+
+/// Runs of token characters at least this long are redacted from upstream text wherever they
+/// stand (Discord's webhook tokens are 68 characters).
+const TOKEN_LIKE_MIN_CHARS: usize = 60;
+
+/// A wait an answer asked for, cut to [`MAX_WAIT`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Wait {
+    /// What the relay waits: at most [`MAX_WAIT`].
+    pub duration: Duration,
+    /// The answer asked for more than [`MAX_WAIT`].
+    pub capped: bool,
+}
+
+impl Wait {
+    /// A wait of `seconds`, which must be finite and not negative (anything else is no wait at all).
+    pub fn from_secs(seconds: f64) -> Option<Self> {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return None;
+        }
+        let capped = seconds > MAX_WAIT.as_secs_f64();
+        let duration = if capped { MAX_WAIT } else { Duration::try_from_secs_f64(seconds).unwrap_or(MAX_WAIT) };
+        Some(Self { duration, capped })
+    }
+
+    /// This wait, or `floor` if it is shorter.
+    pub fn at_least(self, floor: Duration) -> Self {
+        Self { duration: self.duration.max(floor), ..self }
+    }
+}
+
+/// What Discord's rate-limit headers said about a webhook's bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateLimit {
+    /// `X-RateLimit-Remaining`: requests left in the current window.
+    pub remaining: Option<u32>,
+    /// `X-RateLimit-Reset-After`: time until the window resets.
+    pub reset_after: Option<Wait>,
+}
+
+impl RateLimit {
+    pub(super) fn from_headers(headers: &HeaderMap) -> Self {
+        Self {
+            remaining: header_str(headers, "x-ratelimit-remaining").and_then(|v| v.parse().ok()),
+            reset_after: header_str(headers, "x-ratelimit-reset-after").and_then(parse_seconds),
+        }
+    }
+}
+
+/// Who a 429 blames, from `X-RateLimit-Scope` and the body's `global`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// This webhook sent too much.
+    User,
+    /// The whole application or IP sent too much.
+    Global,
+    /// A resource shared with others is limited; not counted against us by Discord.
+    Shared,
+}
+
+impl Scope {
+    /// The scope as Discord names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Global => "global",
+            Scope::Shared => "shared",
+        }
+    }
+}
+
+/// What the delivery engine should do after one request. Decided here and nowhere else.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// 2xx: Discord has the message (even if the body did not parse).
+    Delivered,
+    /// 429: wait `retry_after` (at least [`MIN_RETRY_AFTER`]). `None` means no `retry_after` and no
+    /// `Retry-After`: a ban, so cool down for a long time.
+    RateLimited { retry_after: Option<Wait>, scope: Scope },
+    /// 400 and other 4xx but 401/403/404: this payload will never be accepted as it is.
+    Rejected { status: u16, detail: String },
+    /// 401, 403, 404: the webhook is gone or its token is wrong. Stop sending to it.
+    Gone { status: u16, detail: String },
+    /// 5xx (`status`), timeout or connection error (no status): try again later.
+    Transient { status: Option<u16>, detail: String },
+}
+
+/// One answer from Discord: the outcome and the bucket state its headers reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub outcome: Outcome,
+    pub rate_limit: RateLimit,
+}
+
+/// Classifies an HTTP answer. Pure, so every rule is unit-tested.
+pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
+    let detail = || error_detail(status, body);
+    match status.as_u16() {
+        200..=299 => Outcome::Delivered,
+        429 => rate_limited(headers, body),
+        401 | 403 | 404 => Outcome::Gone { status: status.as_u16(), detail: detail() },
+        400..=499 => Outcome::Rejected { status: status.as_u16(), detail: detail() },
+        _ => Outcome::Transient { status: Some(status.as_u16()), detail: detail() },
+    }
+}
+
+fn rate_limited(headers: &HeaderMap, body: &[u8]) -> Outcome {
+    #[derive(serde::Deserialize)]
+    struct TooManyRequests {
+        retry_after: Option<f64>,
+        #[serde(default)]
+        global: bool,
+    }
+    let parsed: Option<TooManyRequests> = serde_json::from_slice(body).ok();
+    let from_body = parsed.as_ref().and_then(|b| b.retry_after).and_then(Wait::from_secs);
+    let retry_after = from_body
+        .or_else(|| header_str(headers, "retry-after").and_then(parse_seconds))
+        .map(|wait| wait.at_least(MIN_RETRY_AFTER));
+    let scope = match header_str(headers, "x-ratelimit-scope") {
+        Some("shared") => Scope::Shared,
+        Some("global") => Scope::Global,
+        _ if parsed.is_some_and(|b| b.global) => Scope::Global,
+        _ => Scope::User,
+    };
+    Outcome::RateLimited { retry_after, scope }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn parse_seconds(value: &str) -> Option<Wait> {
+    value.parse::<f64>().ok().and_then(Wait::from_secs)
+}
+
+fn error_detail(status: StatusCode, body: &[u8]) -> String {
+    let text = redact(&String::from_utf8_lossy(body), None);
+    let text: String = text.trim().chars().take(DETAIL_MAX_CHARS).collect();
+    if text.is_empty() {
+        format!("HTTP {}", status.as_u16())
+    } else {
+        format!("HTTP {}: {}", status.as_u16(), text)
+    }
+}
+
+/// `text` with every webhook token removed: `token` (the destination's own) wherever it stands,
+/// whatever follows `webhooks/<id>/`, and any run of token characters long enough to be one. For
+/// text that came from upstream (an error page may echo the request's URL) before it is logged,
+/// stored or served.
+pub fn redact(text: &str, token: Option<&str>) -> String {
+    let text = match token {
+        Some(token) if !token.is_empty() => text.replace(token, "[redacted]"),
+        _ => text.to_owned(),
+    };
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(text.len());
+    // The last two runs of token characters and what separated them, to spot `webhooks/<id>/`.
+    let (mut before_id, mut id) = ("", "");
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let run_len = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
+        let (run, after) = rest.split_at(run_len);
+        if !run.is_empty() {
+            let after_webhook_id = before_id.eq_ignore_ascii_case("webhooks")
+                && !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && out.ends_with(&format!("/{id}/"));
+            if run.len() >= TOKEN_LIKE_MIN_CHARS || after_webhook_id {
+                out.push_str("[redacted]");
+            } else {
+                out.push_str(run);
+            }
+            (before_id, id) = (id, run);
+        }
+        let gap_len = after.find(is_token_char).unwrap_or(after.len());
+        let (gap, next) = after.split_at(gap_len);
+        if gap != "/" {
+            (before_id, id) = ("", "");
+        }
+        out.push_str(gap);
+        rest = next;
+    }
+    out
+}

@@ -1,0 +1,201 @@
+//! The tests of URL parsing, answer classification and redaction.
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::StatusCode;
+
+use super::answer::*;
+use super::*;
+
+const TOKEN: &str = "AbC-123_xyzAbC-123_xyzAbC-123_xyzAbC-123_xyzAbC-123_xyzAbC-123_";
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in pairs {
+        map.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+    }
+    map
+}
+
+#[test]
+fn parses_discord_urls_in_all_their_forms() {
+    for host in ["discord.com", "discordapp.com", "canary.discord.com", "ptb.discord.com"] {
+        for path in ["api/webhooks", "api/v10/webhooks", "api/v9/webhooks"] {
+            let url = WebhookUrl::parse(&format!("https://{host}/{path}/123456/{TOKEN}")).unwrap();
+            assert_eq!(url.id(), 123456);
+            assert!(url.is_discord_host());
+        }
+    }
+    let url = WebhookUrl::parse(&format!("https://discord.com/api/webhooks/1/{TOKEN}/")).unwrap();
+    assert_eq!(url.id(), 1);
+}
+
+#[test]
+fn accepts_other_origins_with_a_webhook_path() {
+    let url = WebhookUrl::parse(&format!("http://127.0.0.1:8080/api/webhooks/7/{TOKEN}")).unwrap();
+    assert!(!url.is_discord_host());
+    assert_eq!(url.host(), "127.0.0.1");
+    assert_eq!(url.execute_url(None).as_str(), format!("http://127.0.0.1:8080/api/webhooks/7/{TOKEN}?wait=true"));
+}
+
+#[test]
+fn keeps_a_thread_id_from_the_query() {
+    let url =
+        WebhookUrl::parse(&format!("https://discord.com/api/webhooks/7/{TOKEN}?thread_id=99&wait=false")).unwrap();
+    assert_eq!(url.thread_id(), Some(99));
+    assert!(url.execute_url(None).as_str().ends_with("?wait=true&thread_id=99"));
+    assert!(url.execute_url(Some(5)).as_str().ends_with("?wait=true&thread_id=5"));
+}
+
+#[test]
+fn refuses_malformed_urls_without_echoing_the_token() {
+    let cases = [
+        ("not a url", WebhookUrlError::NotAUrl),
+        ("ftp://discord.com/api/webhooks/1/abc", WebhookUrlError::Scheme("ftp".into())),
+        ("http://discord.com/api/webhooks/1/abc", WebhookUrlError::PlainHttpToDiscord("discord.com".into())),
+        ("https://discord.com/webhooks/1/abc", WebhookUrlError::Path),
+        ("https://discord.com/api/webhooks/1", WebhookUrlError::Path),
+        ("https://discord.com/api/vX/webhooks/1/abc", WebhookUrlError::Path),
+        ("https://discord.com/api/webhooks/abc/abc", WebhookUrlError::Id),
+        ("https://discord.com/api/webhooks/1/ab%20c", WebhookUrlError::Token),
+        ("https://u:p@discord.com/api/webhooks/1/abc", WebhookUrlError::Credentials),
+    ];
+    for (input, expected) in cases {
+        let err = WebhookUrl::parse(input).unwrap_err();
+        assert_eq!(err, expected, "{input}");
+        assert!(!err.to_string().contains("abc"), "{err}");
+    }
+}
+
+#[test]
+fn payload_urls_must_be_on_discord() {
+    let err = WebhookUrl::parse_discord_only(&format!("https://evil.example/api/webhooks/1/{TOKEN}")).unwrap_err();
+    assert_eq!(err, WebhookUrlError::NotDiscordHost("evil.example".into()));
+    assert!(WebhookUrl::parse_discord_only(&format!("https://discord.com/api/webhooks/1/{TOKEN}")).is_ok());
+}
+
+#[test]
+fn display_and_debug_redact_the_token() {
+    let url = WebhookUrl::parse(&format!("https://discord.com/api/webhooks/42/{TOKEN}")).unwrap();
+    for shown in [format!("{url}"), format!("{url:?}")] {
+        assert!(!shown.contains(TOKEN), "{shown}");
+        assert!(shown.contains("discord.com") && shown.contains("42"), "{shown}");
+    }
+}
+
+#[test]
+fn classifies_every_status_class() {
+    let none = HeaderMap::new();
+    assert_eq!(classify(StatusCode::OK, &none, b"not json"), Outcome::Delivered);
+    assert_eq!(classify(StatusCode::NO_CONTENT, &none, b""), Outcome::Delivered);
+    assert!(matches!(
+        classify(StatusCode::BAD_REQUEST, &none, br#"{"embeds":["0"]}"#),
+        Outcome::Rejected { status: 400, ref detail } if detail.contains("embeds")
+    ));
+    assert!(matches!(classify(StatusCode::PAYLOAD_TOO_LARGE, &none, b""), Outcome::Rejected { status: 413, .. }));
+    for status in [401, 403, 404] {
+        let status = StatusCode::from_u16(status).unwrap();
+        assert!(matches!(classify(status, &none, b"{}"), Outcome::Gone { .. }));
+    }
+    for status in [500, 502, 503, 504] {
+        let status = StatusCode::from_u16(status).unwrap();
+        assert!(matches!(classify(status, &none, b"<html>"), Outcome::Transient { .. }));
+    }
+}
+
+#[test]
+fn reads_retry_after_from_the_body_first_then_the_header() {
+    let body = br#"{"message":"You are being rate limited.","retry_after":1.5,"global":false}"#;
+    let h = headers(&[("retry-after", "2"), ("x-ratelimit-scope", "user")]);
+    assert_eq!(
+        classify(StatusCode::TOO_MANY_REQUESTS, &h, body),
+        Outcome::RateLimited { retry_after: Wait::from_secs(1.5), scope: Scope::User }
+    );
+    assert_eq!(
+        classify(StatusCode::TOO_MANY_REQUESTS, &h, b""),
+        Outcome::RateLimited { retry_after: Wait::from_secs(2.0), scope: Scope::User }
+    );
+}
+
+#[test]
+fn a_429_without_any_delay_is_a_ban() {
+    assert_eq!(
+        classify(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), b"<html>Access denied</html>"),
+        Outcome::RateLimited { retry_after: None, scope: Scope::User }
+    );
+}
+
+#[test]
+fn reads_the_scope_of_a_429() {
+    let shared = headers(&[("x-ratelimit-scope", "shared")]);
+    assert!(matches!(
+        classify(StatusCode::TOO_MANY_REQUESTS, &shared, br#"{"retry_after":1}"#),
+        Outcome::RateLimited { scope: Scope::Shared, .. }
+    ));
+    assert!(matches!(
+        classify(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), br#"{"retry_after":1,"global":true}"#),
+        Outcome::RateLimited { scope: Scope::Global, .. }
+    ));
+}
+
+#[test]
+fn reads_the_bucket_headers() {
+    let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset-after", "0.75")]);
+    assert_eq!(RateLimit::from_headers(&h), RateLimit { remaining: Some(0), reset_after: Wait::from_secs(0.75) });
+}
+
+fn retry_after(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<Wait> {
+    match classify(status, headers, body) {
+        Outcome::RateLimited { retry_after, .. } => retry_after,
+        other => panic!("not a 429: {other:?}"),
+    }
+}
+
+#[test]
+fn caps_absurd_delays_without_panicking() {
+    let capped = Some(Wait { duration: MAX_WAIT, capped: true });
+    let too_many = StatusCode::TOO_MANY_REQUESTS;
+    assert_eq!(retry_after(too_many, &HeaderMap::new(), br#"{"retry_after": 1e20}"#), capped);
+    assert_eq!(retry_after(too_many, &HeaderMap::new(), br#"{"retry_after": 1e308}"#), capped);
+    let header = headers(&[("retry-after", "99999999999999999999")]);
+    assert_eq!(retry_after(too_many, &header, b""), capped);
+    let bucket = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset-after", "1e19")]);
+    assert_eq!(RateLimit::from_headers(&bucket).reset_after, capped);
+    let exactly = Wait::from_secs(3600.0).unwrap();
+    assert_eq!(exactly, Wait { duration: MAX_WAIT, capped: false });
+    for nonsense in ["-1", "NaN", "inf", "-inf", "1e999", "", "soon"] {
+        let header = headers(&[("retry-after", nonsense)]);
+        assert_eq!(retry_after(too_many, &header, b""), None, "{nonsense:?} is no delay");
+    }
+}
+
+#[test]
+fn a_429_asking_for_no_wait_still_waits_a_little() {
+    let zero = headers(&[("retry-after", "0")]);
+    let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &zero, br#"{"retry_after": 0}"#).unwrap();
+    assert_eq!(wait.duration, MIN_RETRY_AFTER);
+    let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &zero, b"").unwrap();
+    assert_eq!(wait.duration, MIN_RETRY_AFTER);
+}
+
+#[test]
+fn redacts_tokens_from_upstream_text() {
+    let echoed = format!("<pre>Cannot POST /api/webhooks/123/{TOKEN}?wait=true</pre>");
+    let clean = redact(&echoed, None);
+    assert_eq!(clean, "<pre>Cannot POST /api/webhooks/123/[redacted]?wait=true</pre>");
+    let short = "Cannot POST /api/v10/Webhooks/9/shorttok";
+    assert_eq!(redact(short, None), "Cannot POST /api/v10/Webhooks/9/[redacted]");
+    assert_eq!(redact("token shorttok leaked", Some("shorttok")), "token [redacted] leaked");
+    assert_eq!(redact(&format!("bare {TOKEN}."), None), "bare [redacted].");
+    let harmless = r#"{"message": "Invalid Form Body", "code": 50035, "errors": {"embeds": {"0": 1}}}"#;
+    assert_eq!(redact(harmless, None), harmless);
+    assert_eq!(redact("webhooks/abc/def and webhooks/12 /x", None), "webhooks/abc/def and webhooks/12 /x");
+}
+
+#[test]
+fn error_details_never_carry_a_token_even_when_cut() {
+    let body = format!("{}/api/webhooks/1/{TOKEN}", "x".repeat(480));
+    let Outcome::Gone { detail, .. } = classify(StatusCode::NOT_FOUND, &HeaderMap::new(), body.as_bytes()) else {
+        panic!("a 404 means gone")
+    };
+    assert!(!detail.contains(&TOKEN[..20]), "{detail}");
+}

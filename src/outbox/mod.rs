@@ -1,0 +1,333 @@
+//! The outbox: one SQLite file (WAL) holding one row per (event, destination) until Discord has it.
+//! The only module that speaks SQL.
+//!
+//! Writes go through one thread that commits many requests per transaction ([`writer`]): an
+//! answer always means "committed". Reads have a connection of their own ([`reader`]) so they never
+//! wait for a group commit. The SQL itself is in [`queries`], the schema and its upgrades in
+//! [`schema`].
+//!
+//! The file holds webhook URLs with their tokens (owner admins'), so it and its `-wal`/`-shm` files
+//! are readable by the relay's user only (0600), and a data folder the relay creates is 0700
+//! ([`files`]).
+
+mod files;
+mod queries;
+mod reader;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::destination::Mentions;
+use reader::Reader;
+use writer::Writer;
+
+/// What a stored row takes besides its part, roughly (columns, index entries).
+const ROW_OVERHEAD_BYTES: u64 = 256;
+
+/// How much room the outbox must have left to count as not full in `/readyz`.
+pub const FULL_MARGIN_BYTES: u64 = 64 * 1024;
+
+/// The file name inside `DATA_DIR`.
+pub const FILE_NAME: &str = "outbox.sqlite3";
+
+/// Why the outbox could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox storage error: {0}")]
+    Storage(String),
+    #[error("the outbox is full (OUTBOX_MAX_BYTES, or the disk)")]
+    Full,
+    #[error("the outbox is closed")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for OutboxError {
+    fn from(err: rusqlite::Error) -> Self {
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            Self::Full
+        } else {
+            Self::Storage(err.to_string())
+        }
+    }
+}
+
+/// A message part to store for one destination.
+#[derive(Debug, Clone)]
+pub struct NewRow {
+    pub destination: String,
+    pub received_at_ms: i64,
+    pub action: String,
+    pub username: String,
+    pub panel: Option<String>,
+    /// The rendered part as JSON (see `render::Part`).
+    pub part: String,
+    /// Identifies re-sends of the same notification, for de-duplication.
+    pub fingerprint: Option<String>,
+    /// Whom the message may ping.
+    pub mentions: Mentions,
+}
+
+/// A destination that is not in the configuration (an owner admin's webhook): remembered so its
+/// pending rows can be delivered after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDestination {
+    pub name: String,
+    /// The full webhook URL, token included.
+    pub url: String,
+    pub thread_id: Option<u64>,
+}
+
+/// A stored row waiting for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// What the row is about: all a delivery needs besides the part.
+    pub meta: RowMeta,
+    pub destination: String,
+    /// The rendered part as JSON (see `render::Part`).
+    pub part: String,
+    pub attempts: u32,
+}
+
+/// A pending row without its message part: enough to plan digests and to settle a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowMeta {
+    pub id: i64,
+    pub action: String,
+    pub username: String,
+    pub panel: Option<String>,
+    pub received_at_ms: i64,
+    pub mentions: Mentions,
+}
+
+/// Counts of one destination's rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DestinationStats {
+    pub destination: String,
+    pub pending: i64,
+    pub delivered: i64,
+    pub dead: i64,
+    /// When the oldest pending row was received (unix ms).
+    pub oldest_pending_ms: Option<i64>,
+}
+
+/// A dead letter, for listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadRow {
+    pub id: i64,
+    pub destination: String,
+    pub action: String,
+    pub username: String,
+    pub received_at_ms: i64,
+    pub attempts: u32,
+    pub reason: Option<String>,
+}
+
+/// Which dead letters to send again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    One(i64),
+    All,
+}
+
+/// What `enqueue` stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enqueued {
+    pub stored: usize,
+    /// Events whose rows were skipped because the same notification was stored for the same
+    /// destination within the de-duplication window.
+    pub duplicates: usize,
+}
+
+/// A handle to the outbox. Cheap to clone; the writer thread stops when the last handle is dropped.
+#[derive(Clone)]
+pub struct Outbox {
+    writer: Writer,
+    reader: Reader,
+    path: PathBuf,
+    /// New rows are refused beyond this many bytes of data (`OUTBOX_MAX_BYTES`).
+    max_bytes: Option<u64>,
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox in `data_dir` and starts its writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, OutboxError> {
+        Self::open_capped(data_dir, None)
+    }
+
+    /// Like [`Outbox::open`], holding at most `max_bytes` (see `OUTBOX_MAX_BYTES`).
+    pub fn open_capped(data_dir: &Path, max_bytes: Option<u64>) -> Result<Self, OutboxError> {
+        let hint = |err: &std::io::Error| {
+            if err.kind() == std::io::ErrorKind::PermissionDenied {
+                schema::NOT_WRITABLE_HINT
+            } else {
+                ""
+            }
+        };
+        files::create_dir(data_dir).map_err(|err| {
+            OutboxError::Storage(format!("cannot create {}: {err}{}", data_dir.display(), hint(&err)))
+        })?;
+        let path = data_dir.join(FILE_NAME);
+        files::prepare_files(&path)
+            .map_err(|err| OutboxError::Storage(format!("cannot create {}: {err}{}", path.display(), hint(&err))))?;
+        // The writer's connection upgrades the schema before the reader's opens.
+        let writer = Writer::start(schema::open_writer(&path)?)?;
+        let reader = Reader::new(schema::open_reader(&path)?);
+        Ok(Self { writer, reader, path, max_bytes })
+    }
+
+    /// The SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stores `rows` durably, in order. Rows whose fingerprint was stored for the same destination
+    /// within `dedup_window` are skipped.
+    pub async fn enqueue(&self, rows: Vec<NewRow>, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
+        self.enqueue_with(rows, Vec::new(), dedup_window).await
+    }
+
+    /// Like [`Outbox::enqueue`], also remembering `destinations` (in the same transaction).
+    pub async fn enqueue_with(
+        &self,
+        rows: Vec<NewRow>,
+        destinations: Vec<StoredDestination>,
+        dedup_window: Option<Duration>,
+    ) -> Result<Enqueued, OutboxError> {
+        let (rows, destinations) = (Arc::new(rows), Arc::new(destinations));
+        let max_bytes = self.max_bytes;
+        let attempt = || {
+            let (rows, destinations) = (rows.clone(), destinations.clone());
+            self.writer.call(move |conn| {
+                if !queries::room_for(conn, &rows, max_bytes)? {
+                    return Err(OutboxError::Full);
+                }
+                Ok(queries::store(conn, &rows, &destinations, dedup_window)?)
+            })
+        };
+        match attempt().await {
+            Err(OutboxError::Full) => {
+                // Make room by deleting what Discord already has, and try once more.
+                let deleted = self.writer.call(|conn| queries::purge_delivered(conn, None)).await?;
+                log::warn!("the outbox is full; deleted {deleted} delivered rows to make room");
+                if deleted == 0 {
+                    return Err(OutboxError::Full);
+                }
+                attempt().await
+            }
+            stored => stored,
+        }
+    }
+
+    /// Remembered destinations that still have pending rows.
+    pub async fn stored_destinations(&self) -> Result<Vec<StoredDestination>, OutboxError> {
+        self.reader.read(queries::stored_destinations).await
+    }
+
+    /// Forgets remembered destinations, and the `candidates`, that have no rows at all any more (so
+    /// none pending, none dead, and none delivered within the retention that pruning keeps): their
+    /// URLs leave the file. `forget` gets their names on the writer thread, inside the same
+    /// transaction, so no write can store rows for one of them between the check and `forget`.
+    /// Returns the names forgotten.
+    pub async fn forget_unused_destinations<F>(
+        &self,
+        candidates: Vec<String>,
+        forget: F,
+    ) -> Result<Vec<String>, OutboxError>
+    where
+        F: FnOnce(&[String]) + Send + 'static,
+    {
+        self.writer
+            .call(move |conn| {
+                let unused = queries::forget_unused_destinations(conn, candidates)?;
+                forget(&unused);
+                Ok::<_, rusqlite::Error>(unused)
+            })
+            .await
+    }
+
+    /// The oldest pending rows of `destination`, at most `limit`, in the order they were received.
+    pub async fn due(&self, destination: &str, limit: usize) -> Result<Vec<Row>, OutboxError> {
+        let destination = destination.to_owned();
+        self.reader.read(move |conn| queries::due(conn, &destination, limit)).await
+    }
+
+    /// Marks rows delivered.
+    pub async fn mark_delivered(&self, ids: Vec<i64>) -> Result<(), OutboxError> {
+        self.finish(ids, "delivered", None).await
+    }
+
+    /// Marks rows dead (kept, never sent again unless retried by hand) with the reason.
+    pub async fn mark_dead(&self, ids: Vec<i64>, reason: String) -> Result<(), OutboxError> {
+        self.finish(ids, "dead", Some(reason)).await
+    }
+
+    async fn finish(&self, ids: Vec<i64>, state: &'static str, reason: Option<String>) -> Result<(), OutboxError> {
+        let now = now_ms();
+        self.writer.call(move |conn| queries::finish(conn, &ids, state, now, reason.as_deref())).await
+    }
+
+    /// Counts a failed attempt on rows that stay pending.
+    pub async fn record_attempt(&self, ids: Vec<i64>, error: String) -> Result<(), OutboxError> {
+        self.writer.call(move |conn| queries::record_attempt(conn, &ids, &error)).await
+    }
+
+    /// Destinations that have pending rows.
+    pub async fn pending_destinations(&self) -> Result<Vec<String>, OutboxError> {
+        self.reader.read(queries::pending_destinations).await
+    }
+
+    /// The oldest pending rows of `destination` without their parts, at most `limit`.
+    pub async fn pending_meta(&self, destination: &str, limit: usize) -> Result<Vec<RowMeta>, OutboxError> {
+        let destination = destination.to_owned();
+        self.reader.read(move |conn| queries::pending_meta(conn, &destination, limit)).await
+    }
+
+    /// Pending, delivered and dead counts per destination, and the oldest pending row's age.
+    pub async fn stats(&self) -> Result<Vec<DestinationStats>, OutboxError> {
+        self.reader.read(queries::stats).await
+    }
+
+    /// Dead letters, oldest first, at most `limit`.
+    pub async fn dead(&self, limit: usize) -> Result<Vec<DeadRow>, OutboxError> {
+        self.reader.read(move |conn| queries::dead(conn, limit)).await
+    }
+
+    /// Makes dead letters pending again (with their attempts reset). Returns how many.
+    pub async fn retry(&self, which: Retry) -> Result<usize, OutboxError> {
+        self.writer.call(move |conn| queries::retry(conn, which)).await
+    }
+
+    /// Deletes delivered rows that were delivered before `before_ms`. Returns how many.
+    pub async fn purge_delivered(&self, before_ms: i64) -> Result<usize, OutboxError> {
+        self.writer.call(move |conn| queries::purge_delivered(conn, Some(before_ms))).await
+    }
+
+    /// Deletes every dead letter. Returns how many.
+    pub async fn purge_dead(&self) -> Result<usize, OutboxError> {
+        self.writer.call(queries::purge_dead).await
+    }
+
+    /// Whether the outbox is at `OUTBOX_MAX_BYTES`: a batch of [`FULL_MARGIN_BYTES`] would no
+    /// longer fit, so the panel's next requests are likely to be refused.
+    pub async fn is_full(&self) -> Result<bool, OutboxError> {
+        let Some(max_bytes) = self.max_bytes else {
+            return Ok(false);
+        };
+        self.reader.read(move |conn| Ok(queries::used_bytes(conn)?.saturating_add(FULL_MARGIN_BYTES) > max_bytes)).await
+    }
+
+    /// Checks that the outbox can commit a write right now.
+    pub async fn probe(&self) -> Result<(), OutboxError> {
+        self.writer.call(queries::probe).await
+    }
+}
+
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,108 @@
+//! The outbox's schema and how its connections are opened. The schema version is SQLite's
+//! `PRAGMA user_version`: the number of [`MIGRATIONS`] applied, each in its own transaction.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::OutboxError;
+
+/// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
+pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+
+/// Owner destinations were named `owner:<admin>:<url hash>`; they are `owner:<url hash>` now, so
+/// admins sharing a webhook share its rows and task. Forgetting destinations without rows needs
+/// their rows by destination, in any state.
+pub const SCHEMA_V3: &str = "
+UPDATE messages SET destination = 'owner:' || substr(destination, -12) WHERE destination LIKE 'owner:%:%';
+INSERT OR REPLACE INTO destinations (name, url, thread_id)
+    SELECT 'owner:' || substr(name, -12), url, thread_id FROM destinations WHERE name LIKE 'owner:%:%';
+DELETE FROM destinations WHERE name LIKE 'owner:%:%';
+CREATE INDEX messages_destination ON messages (destination);
+";
+
+pub const SCHEMA_V2: &str = "
+ALTER TABLE messages ADD COLUMN mentions TEXT;
+CREATE TABLE destinations (
+    name            TEXT    PRIMARY KEY,
+    url             TEXT    NOT NULL,
+    thread_id       INTEGER
+);
+";
+
+pub const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination     TEXT    NOT NULL,
+    state           TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+    received_at     INTEGER NOT NULL,
+    action          TEXT    NOT NULL,
+    username        TEXT    NOT NULL,
+    panel           TEXT,
+    part            TEXT    NOT NULL,
+    fingerprint     TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    finished_at     INTEGER
+);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (destination, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS messages_fingerprint ON messages (fingerprint, received_at) WHERE fingerprint IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_finished ON messages (state, finished_at) WHERE state <> 'pending';
+";
+
+/// Opens the connection that writes, upgrading the schema first.
+pub fn open_writer(path: &Path) -> Result<Connection, OutboxError> {
+    let conn = Connection::open(path).map_err(|err| cannot_open(path, &err))?;
+    // FULL: a commit is on disk before the panel hears 200. Group commit keeps this cheap.
+    // secure_delete: a deleted row's bytes (a forgotten webhook's token) are zeroed in the page
+    // that is written anyway, not left behind in the file.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA secure_delete = FAST;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|err| cannot_open(path, &err))?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// What to do when the data folder belongs to someone else: the usual case is a bind mount of a
+/// host folder that root (or Docker) created, which the image's user cannot write to.
+pub const NOT_WRITABLE_HINT: &str = ". The relay's user may not write to the data folder. In the Docker image that \
+     user is uid 65532: for a bind mount such as ./data:/data, run `sudo chown -R 65532:65532 ./data` on the \
+     host (a named volume needs nothing)";
+
+pub fn cannot_open(path: &Path, err: &rusqlite::Error) -> OutboxError {
+    use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
+    let hint = match err.sqlite_error_code() {
+        Some(CannotOpen | PermissionDenied | ReadOnly) => NOT_WRITABLE_HINT,
+        _ => "",
+    };
+    OutboxError::Storage(format!("cannot open {}: {err}{hint}", path.display()))
+}
+
+fn migrate(conn: &Connection) -> Result<(), OutboxError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(OutboxError::Storage(format!(
+            "the outbox was written by a newer version of the relay (schema {version}, this one knows {})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {}; COMMIT;", step + 1))?;
+    }
+    Ok(())
+}
+
+/// Opens a connection that only reads, for queries that must not wait for the writer's group
+/// commit. In WAL mode each of its statements reads the database as last committed when the
+/// statement began, so it sees every write whose caller has been answered.
+pub fn open_reader(path: &Path) -> Result<Connection, OutboxError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|err| cannot_open(path, &err))?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(|err| cannot_open(path, &err))?;
+    Ok(conn)
+}

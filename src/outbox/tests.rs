@@ -1,0 +1,268 @@
+//! The outbox's tests: storage, order, upgrades, and what a full or failing store does.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::schema::{SCHEMA_V1, SCHEMA_V2};
+use super::*;
+
+fn row(destination: &str, username: &str, fingerprint: Option<&str>) -> NewRow {
+    NewRow {
+        destination: destination.into(),
+        received_at_ms: now_ms(),
+        action: "user_created".into(),
+        username: username.into(),
+        panel: None,
+        part: "{}".into(),
+        fingerprint: fingerprint.map(str::to_owned),
+        mentions: Mentions::default(),
+    }
+}
+
+#[test]
+fn a_folder_it_may_not_write_to_says_which_owner_it_needs() {
+    let cannot_open = |code| {
+        let err = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        super::schema::cannot_open(Path::new("/data/outbox.sqlite3"), &err).to_string()
+    };
+    let message = cannot_open(rusqlite::ffi::SQLITE_CANTOPEN);
+    assert!(message.starts_with("outbox storage error: cannot open /data/outbox.sqlite3: "), "{message}");
+    assert!(message.contains("sudo chown -R 65532:65532 ./data"), "{message}");
+    assert!(!cannot_open(rusqlite::ffi::SQLITE_CORRUPT).contains("chown"));
+}
+
+#[tokio::test]
+async fn keeps_rows_in_order_per_destination_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let rows = vec![row("a", "1", None), row("b", "x", None), row("a", "2", None), row("a", "3", None)];
+    assert_eq!(outbox.enqueue(rows, None).await.unwrap().stored, 4);
+    drop(outbox);
+
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let due = outbox.due("a", 10).await.unwrap();
+    assert_eq!(due.iter().map(|r| r.meta.username.as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+    outbox.mark_delivered(vec![due[0].meta.id]).await.unwrap();
+    outbox.record_attempt(vec![due[1].meta.id], "HTTP 502".into()).await.unwrap();
+    outbox.mark_dead(vec![due[2].meta.id], "HTTP 400".into()).await.unwrap();
+    let due = outbox.due("a", 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].meta.username.as_str(), due[0].attempts), ("2", 1));
+    let mut pending = outbox.pending_destinations().await.unwrap();
+    pending.sort();
+    assert_eq!(pending, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_all_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let outbox = outbox.clone();
+            tokio::spawn(async move { outbox.enqueue(vec![row("a", &i.to_string(), None)], None).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().stored, 1);
+    }
+    assert_eq!(outbox.due("a", 1000).await.unwrap().len(), 200);
+}
+
+#[tokio::test]
+async fn skips_a_resent_notification_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let window = Some(Duration::from_secs(600));
+    let first = outbox.enqueue(vec![row("a", "u", Some("f1")), row("b", "u", Some("f1"))], window).await.unwrap();
+    assert_eq!(first, Enqueued { stored: 2, duplicates: 0 });
+    let again = outbox.enqueue(vec![row("a", "u", Some("f1")), row("a", "v", Some("f2"))], window).await.unwrap();
+    assert_eq!(again, Enqueued { stored: 1, duplicates: 1 });
+    let without_window = outbox.enqueue(vec![row("a", "u", Some("f1"))], None).await.unwrap();
+    assert_eq!(without_window.stored, 1);
+}
+
+#[tokio::test]
+async fn counts_lists_retries_and_purges() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let rows = (0..5).map(|i| row(if i < 4 { "a" } else { "b" }, &i.to_string(), None)).collect();
+    outbox.enqueue(rows, None).await.unwrap();
+    let due = outbox.due("a", 10).await.unwrap();
+    outbox.mark_delivered(vec![due[0].meta.id, due[1].meta.id]).await.unwrap();
+    outbox.mark_dead(vec![due[2].meta.id], "HTTP 400: bad".into()).await.unwrap();
+
+    let stats = outbox.stats().await.unwrap();
+    assert_eq!(stats.len(), 2);
+    assert_eq!((stats[0].pending, stats[0].delivered, stats[0].dead), (1, 2, 1));
+    assert_eq!(stats[0].oldest_pending_ms, Some(due[3].meta.received_at_ms));
+    assert_eq!((stats[1].destination.as_str(), stats[1].pending), ("b", 1));
+
+    let dead = outbox.dead(10).await.unwrap();
+    assert_eq!((dead[0].id, dead[0].reason.as_deref()), (due[2].meta.id, Some("HTTP 400: bad")));
+    assert_eq!(outbox.retry(Retry::One(due[2].meta.id)).await.unwrap(), 1);
+    assert_eq!(outbox.retry(Retry::All).await.unwrap(), 0);
+    assert_eq!(outbox.due("a", 10).await.unwrap().len(), 2);
+
+    assert_eq!(outbox.purge_delivered(now_ms() + 1).await.unwrap(), 2);
+    outbox.mark_dead(vec![due[2].meta.id], "again".into()).await.unwrap();
+    assert_eq!(outbox.purge_dead().await.unwrap(), 1);
+    let meta = outbox.pending_meta("a", 10).await.unwrap();
+    assert_eq!(meta.iter().map(|m| m.username.as_str()).collect::<Vec<_>>(), ["3"]);
+}
+
+#[tokio::test]
+async fn keeps_mentions_and_remembers_destinations_with_pending_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let mut pinging = row("owner:a:1", "u", None);
+    pinging.mentions.roles.insert(123456789012345678);
+    let destination = StoredDestination {
+        name: "owner:a:1".into(),
+        url: "https://discord.com/api/webhooks/1/x".into(),
+        thread_id: Some(7),
+    };
+    outbox.enqueue_with(vec![pinging, row("b", "v", None)], vec![destination.clone()], None).await.unwrap();
+    let due = outbox.due("owner:a:1", 10).await.unwrap();
+    assert_eq!(due[0].meta.mentions.roles.iter().copied().collect::<Vec<_>>(), [123456789012345678]);
+    assert!(outbox.pending_meta("b", 10).await.unwrap()[0].mentions.is_empty());
+    assert_eq!(outbox.stored_destinations().await.unwrap(), [destination]);
+    outbox.mark_delivered(vec![due[0].meta.id]).await.unwrap();
+    assert!(outbox.stored_destinations().await.unwrap().is_empty(), "nothing pending for it any more");
+}
+
+fn remembered(dir: &Path) -> Vec<String> {
+    let conn = Connection::open(dir.join(FILE_NAME)).unwrap();
+    let mut stmt = conn.prepare("SELECT name FROM destinations ORDER BY name").unwrap();
+    let names = stmt.query_map([], |r| r.get(0)).unwrap();
+    names.collect::<Result<_, _>>().unwrap()
+}
+
+fn owner(name: &str) -> StoredDestination {
+    StoredDestination { name: name.into(), url: format!("https://discord.com/api/webhooks/1/{name}"), thread_id: None }
+}
+
+#[tokio::test]
+async fn forgets_a_destination_once_its_last_delivered_row_is_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let names = ["owner:delivered", "owner:pending", "owner:dead"];
+    let rows = names.iter().map(|name| row(name, "u", None)).collect();
+    outbox.enqueue_with(rows, names.iter().map(|name| owner(name)).collect(), None).await.unwrap();
+    let id = |name: &str| {
+        let outbox = outbox.clone();
+        let name = name.to_owned();
+        async move { outbox.due(&name, 1).await.unwrap()[0].meta.id }
+    };
+    outbox.mark_delivered(vec![id("owner:delivered").await]).await.unwrap();
+    outbox.mark_dead(vec![id("owner:dead").await], "HTTP 400".into()).await.unwrap();
+    let delivered_at = now_ms();
+    let forget = |candidates: Vec<&str>| {
+        let (tell, told) = std::sync::mpsc::channel();
+        let candidates = candidates.into_iter().map(str::to_owned).collect();
+        let outbox = outbox.clone();
+        async move {
+            let forgotten =
+                outbox.forget_unused_destinations(candidates, move |names| tell.send(names.to_vec()).unwrap());
+            let forgotten = forgotten.await.unwrap();
+            assert_eq!(told.recv().unwrap(), forgotten, "told on the writer thread");
+            forgotten
+        }
+    };
+
+    // Delivered within the retention: every destination keeps its URL.
+    outbox.purge_delivered(delivered_at - 3_600_000).await.unwrap();
+    assert_eq!(forget(vec!["owner:never-stored"]).await, ["owner:never-stored"]);
+    assert_eq!(remembered(dir.path()), ["owner:dead", "owner:delivered", "owner:pending"]);
+
+    // The retention has passed: the delivered row goes, and with it the URL.
+    assert_eq!(outbox.purge_delivered(delivered_at + 1).await.unwrap(), 1);
+    assert_eq!(forget(vec![]).await, ["owner:delivered"]);
+    assert_eq!(remembered(dir.path()), ["owner:dead", "owner:pending"], "pending and dead rows need their URL");
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    let file = String::from_utf8_lossy(&std::fs::read(dir.path().join(FILE_NAME)).unwrap()).into_owned();
+    assert!(file.contains("webhooks/1/owner:pending"), "the check can see a URL");
+    assert!(!file.contains("webhooks/1/owner:delivered"), "the forgotten URL's bytes are overwritten");
+
+    outbox.purge_dead().await.unwrap();
+    assert_eq!(forget(vec![]).await, ["owner:dead"]);
+    assert_eq!(remembered(dir.path()), ["owner:pending"]);
+}
+
+#[tokio::test]
+async fn upgrades_owner_destinations_to_one_per_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(&format!("{SCHEMA_V1} {SCHEMA_V2} PRAGMA user_version = 2;")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO destinations VALUES ('owner:alice:0123456789ab', 'https://discord.com/api/webhooks/1/t', NULL);
+             INSERT INTO destinations VALUES ('owner:b:o:b:0123456789ab', 'https://discord.com/api/webhooks/1/t', NULL);
+             INSERT INTO messages (destination, received_at, action, username, part)
+                 VALUES ('owner:alice:0123456789ab', 1, 'x', 'u1', '{}'), ('owner:b:o:b:0123456789ab', 2, 'x', 'u2', '{}'),
+                        ('default', 3, 'x', 'u3', '{}');",
+        )
+        .unwrap();
+    }
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let due = outbox.due("owner:0123456789ab", 10).await.unwrap();
+    assert_eq!(due.iter().map(|r| r.meta.username.as_str()).collect::<Vec<_>>(), ["u1", "u2"]);
+    assert_eq!(outbox.due("default", 10).await.unwrap().len(), 1);
+    assert_eq!(remembered(dir.path()), ["owner:0123456789ab"]);
+}
+
+#[tokio::test]
+async fn upgrades_a_version_1_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        conn.execute(
+            "INSERT INTO messages (destination, received_at, action, username, part) VALUES ('a', 1, 'x', 'old', '{}')",
+            [],
+        )
+        .unwrap();
+    }
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let due = outbox.due("a", 10).await.unwrap();
+    assert_eq!((due[0].meta.username.as_str(), due[0].meta.mentions.is_empty()), ("old", true));
+    outbox.enqueue(vec![row("a", "new", None)], None).await.unwrap();
+    assert_eq!(outbox.due("a", 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_full_outbox_makes_room_from_delivered_rows_or_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open_capped(dir.path(), Some(256 * 1024)).unwrap();
+    let big = |name: &str| NewRow { part: "x".repeat(20_000), ..row("a", name, None) };
+    let mut stored = 0;
+    let err = loop {
+        match outbox.enqueue(vec![big(&stored.to_string())], None).await {
+            Ok(_) => stored += 1,
+            Err(err) => break err,
+        }
+        assert!(stored < 100, "the cap holds");
+    };
+    assert!(err.to_string().contains("full"), "{err}");
+    assert_eq!(outbox.due("a", 1000).await.unwrap().len(), stored, "nothing half-stored");
+    let ids: Vec<i64> = outbox.due("a", 1000).await.unwrap().iter().map(|r| r.meta.id).collect();
+    outbox.mark_delivered(ids).await.unwrap();
+    outbox.enqueue(vec![big("after")], None).await.expect("delivered rows made room");
+    assert_eq!(outbox.stats().await.unwrap()[0].delivered, 0);
+}
+
+#[tokio::test]
+async fn a_failing_job_does_not_undo_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let bad = outbox.writer.call(|conn| conn.execute_batch("INSERT INTO no_such_table VALUES (1)"));
+    let good = outbox.enqueue(vec![row("a", "1", None)], None);
+    let (bad, good) = tokio::join!(bad, good);
+    assert!(bad.is_err());
+    assert_eq!(good.unwrap().stored, 1);
+    assert_eq!(outbox.due("a", 10).await.unwrap().len(), 1);
+}
