@@ -106,7 +106,7 @@ pub struct Config {
     pub outbox_max_bytes: Option<u64>,
     /// How long a client may take to send a request body before it is answered 408.
     pub body_timeout: Duration,
-    /// `DEDUP_WINDOW`, default 10 minutes, [`DEDUP`] (1 s to 1 day): a notification the panel
+    /// `DEDUP_WINDOW`, default 15 minutes, [`DEDUP`] (1 s to 1 day): a notification the panel
     /// sends again identically within this window is stored once. `0` turns de-duplication off.
     pub dedup_window: Option<Duration>,
     /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
@@ -187,7 +187,7 @@ impl Config {
                 .parse_or("OUTBOX_MAX_BYTES", None, |s| parse_size(s).map(|size| Some(size as u64)))?,
             body_timeout: Duration::from_secs(60),
             dedup_window: Some(
-                env.parse_or("DEDUP_WINDOW", Duration::from_secs(600), |s| parse_duration_in(s, DEDUP))?,
+                env.parse_or("DEDUP_WINDOW", Duration::from_secs(900), |s| parse_duration_in(s, DEDUP))?,
             )
             .filter(|window| !window.is_zero()),
             warnings,

@@ -187,7 +187,7 @@ fn reads_the_delivery_settings() {
     assert_eq!(config.dedup_window, None);
     let defaults = self::config(&[]).unwrap();
     assert_eq!(defaults.delivery.digest_threshold, 30);
-    assert_eq!(defaults.dedup_window, Some(Duration::from_secs(600)));
+    assert_eq!(defaults.dedup_window, Some(Duration::from_secs(900)));
     assert_eq!(defaults.owner_destinations_max, 100);
     let err = self::config(&[("RETRY_SCHEDULE", "1s,soon")]).unwrap_err();
     assert!(err.to_string().starts_with("RETRY_SCHEDULE step \"soon\" must be a duration"), "{err}");

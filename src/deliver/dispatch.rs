@@ -219,6 +219,7 @@ mod tests {
             panel: None,
             part: "{}".into(),
             fingerprint: None,
+            may_be_resend: false,
             mentions: Mentions::default(),
         };
         let remember =

@@ -111,6 +111,15 @@ impl Family {
     /// changed when it retries), and its `enqueued_at` is the real enqueue time: kept, it tells two
     /// events with the same content apart. Marzneshin never re-sends, and its `created_at` is fixed
     /// at panel start, so disabling a user twice gives two identical bodies: no fingerprint at all.
+    /// Whether the notification in `map` may be a re-send of one already received.
+    fn may_be_resend(self, map: &Map<String, Value>) -> bool {
+        match self {
+            Family::Marzban => map.get("tries").and_then(Value::as_f64).is_some_and(|tries| tries >= 1.0),
+            Family::PasarGuard => true,
+            Family::Marzneshin => false,
+        }
+    }
+
     fn resend_keys(self) -> Option<&'static [&'static str]> {
         match self {
             Family::Marzban | Family::PasarGuard => Some(RESEND_KEYS),
@@ -195,6 +204,12 @@ pub struct Event {
     /// `None` for panels that never re-send (Marzneshin), whose events are never de-duplicated.
     #[serde(skip)]
     pub fingerprint: Option<String>,
+    /// Whether this may be a re-send, to be checked against what was stored: a Marzban event only
+    /// once `tries` is 1 or more (a first attempt is always a new event, even one that looks exactly
+    /// like a recent one, such as a second deletion of a re-created user); a PasarGuard event always
+    /// (it re-sends unchanged, and its `enqueued_at` tells distinct events apart).
+    #[serde(skip)]
+    pub may_be_resend: bool,
 }
 
 /// A panel user. Every field a default template uses is always present (null when unknown), so a

@@ -23,6 +23,7 @@ impl Event {
         // Before stripping: the subscription token is made when the panel builds the event, so it
         // tells two identical-looking events apart while a re-send keeps it.
         let fingerprint = family.resend_keys().map(|resend_keys| fingerprint(&map, panel, resend_keys));
+        let may_be_resend = fingerprint.is_some() && family.may_be_resend(&map);
         strip_secrets(&mut map);
 
         let action = match map.remove("action") {
@@ -71,13 +72,14 @@ impl Event {
             owner_webhook,
             family,
             fingerprint,
+            may_be_resend,
         })
     }
 }
 
 impl Event {
-    /// The action and, when the relay renamed the event, the panel's own name for it: an action
-    /// list (a rule's `actions`, `mute`) that names either one matches the event.
+    /// The action and, when the relay renamed the event, the panel's own name for it: a rule's
+    /// `actions` that names either one matches the event (`mute` names the presented action only).
     pub fn action_names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.action.as_str()).chain(self.original_action.as_ref().map(Action::as_str))
     }

@@ -72,6 +72,7 @@ pub fn prepare(
                 panel: event.panel.clone(),
                 part: part.clone(),
                 fingerprint: event.fingerprint.clone(),
+                may_be_resend: event.may_be_resend,
                 mentions: route.mentions,
             });
             prepared.destinations.entry(destination.name.clone()).or_insert(destination);

@@ -68,6 +68,9 @@ pub struct NewRow {
     pub part: String,
     /// Identifies re-sends of the same notification, for de-duplication.
     pub fingerprint: Option<String>,
+    /// Whether to look for an earlier row with the same fingerprint (a first attempt is stored
+    /// with its fingerprint, so that its re-sends are recognised, but is never itself dropped).
+    pub may_be_resend: bool,
     /// Whom the message may ping.
     pub mentions: Mentions,
 }

@@ -237,7 +237,7 @@ fn insert_rows(conn: &Connection, rows: &[NewRow], dedup_window: Option<Duration
     // An event has a row per destination; it counts once as a duplicate.
     let mut duplicated: HashSet<&str> = HashSet::new();
     for row in rows {
-        if let (Some(window), Some(fingerprint)) = (dedup_window, &row.fingerprint) {
+        if let (Some(window), Some(fingerprint), true) = (dedup_window, &row.fingerprint, row.may_be_resend) {
             let since = row.received_at_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
             let duplicate = seen.query_row(params![fingerprint, row.destination, since], |_| Ok(())).optional()?;
             if duplicate.is_some() {

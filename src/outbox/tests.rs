@@ -16,6 +16,7 @@ fn row(destination: &str, username: &str, fingerprint: Option<&str>) -> NewRow {
         username: username.into(),
         panel: None,
         part: "{}".into(),
+        may_be_resend: fingerprint.is_some(),
         fingerprint: fingerprint.map(str::to_owned),
         mentions: Mentions::default(),
     }

@@ -121,7 +121,9 @@ impl Router {
 
     /// Where `event` goes: each destination once, with the union of its matching rules' mentions.
     pub fn route(&self, event: &Event) -> Vec<Route> {
-        if event.action_names().any(|name| self.mute.contains(name)) {
+        // Only the action the event is presented as: muting `user_deactivated` (admins' own
+        // deactivations) must not silence the cut-offs the relay presents as limited or expired.
+        if self.mute.contains(event.action.as_str()) {
             return Vec::new();
         }
         let mut routes: BTreeMap<&str, Mentions> = BTreeMap::new();
@@ -243,7 +245,8 @@ to = ["audit"]
             "mute = [\"user_deactivated\"]\n[destinations.audit]\nurl = \"https://discord.com/api/webhooks/2/b\"\n\
                      [[rules]]\nto = [\"audit\"]\n";
         let router = Router::new(Vec::new(), Some(&routes(muted).unwrap()), None);
-        assert!(router.route(&cut_off).is_empty(), "muting the panel's name mutes the renamed event");
+        assert_eq!(names(&router.route(&cut_off)), ["audit"], "muting the panel's name leaves the renamed event");
+        assert!(router.route(&by_admin).is_empty(), "an admin's own deactivation is muted");
         assert_eq!(names(&router.route(&event(json!({"action": "user_limited"})))), ["audit"]);
     }
 

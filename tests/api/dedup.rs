@@ -108,3 +108,28 @@ async fn a_pasarguard_resend_is_stored_once_and_a_later_event_is_not_a_resend() 
     assert_eq!(disables, 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_marzban_user_deleted_again_after_being_recreated_is_not_a_resend() {
+    // Arrange (review, fails today): Marzban 0.8.4's `user_deleted` has no `user`, so no
+    // subscription token tells two deletions apart, and its `enqueued_at`/`send_at` are the panel's
+    // start time. Deleting "h5b5cf44_main", creating it again and deleting it again within
+    // DEDUP_WINDOW gives two byte-identical bodies (tries 0 both times), both real.
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let deleted = fixture("marzban-0.8.4/user_deleted.json");
+    let created = fixture("marzban-0.8.4/user_created.json");
+
+    // Act: delete, re-create, delete again.
+    let first = post(&app, deleted.clone()).await;
+    post(&app, created).await;
+    let second = post(&app, deleted).await;
+    post_marker_and_wait(&app, &discord).await;
+
+    // Assert
+    assert_eq!(first["duplicates"], 0);
+    assert_eq!(second["duplicates"], 0, "a second real deletion was taken for a re-send: {second}");
+    let deletions = titles(&discord).iter().filter(|t| t.starts_with("🗑️ User deleted")).count();
+    assert_eq!(deletions, 2);
+    app.stop().await;
+}
