@@ -28,7 +28,7 @@ COPY templates ./templates
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked ${BUILD_JOBS:+--jobs "$BUILD_JOBS"} \
  && cp target/release/marzban-discord-relay /marzban-discord-relay \
- && mkdir /data
+ && mkdir -m 700 /data
 
 # Runtime stage: glibc and nothing else (no shell), as distroless's non-root user 65532. TLS roots
 # are built into the binary. Pinned by digest; docs/DEPLOY.md says how to move it forward.

@@ -95,6 +95,9 @@ pub struct Metrics {
     pub events_duplicate: Family<PanelLabels, Counter>,
     /// Requests refused for a missing or wrong secret, by panel.
     pub auth_failures: Family<PanelLabels, Counter>,
+    /// Requests with an HMAC-shaped header refused before their body was in: no place or no room
+    /// left for unverified bodies, too slow, too large.
+    pub unverified_refused: Counter,
     /// Messages and embeds Discord accepted, by destination.
     pub messages_delivered: Family<DestinationLabels, Counter>,
     pub embeds_delivered: Family<DestinationLabels, Counter>,
@@ -248,6 +251,7 @@ impl Metrics {
             events_rejected: Family::default(),
             events_duplicate: Family::default(),
             auth_failures: Family::default(),
+            unverified_refused: Counter::default(),
             messages_delivered: Family::default(),
             embeds_delivered: Family::default(),
             events_delivered: Family::default(),
@@ -272,6 +276,11 @@ impl Metrics {
             m.events_duplicate.clone(),
         );
         registry.register("auth_failures", "Requests refused for a missing or wrong secret", m.auth_failures.clone());
+        registry.register(
+            "unverified_refused",
+            "HMAC-signed requests refused before their body was in (busy, too slow or too large)",
+            m.unverified_refused.clone(),
+        );
         registry.register("messages_delivered", "Discord messages delivered", m.messages_delivered.clone());
         registry.register("embeds_delivered", "Embeds delivered", m.embeds_delivered.clone());
         registry.register(

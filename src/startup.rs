@@ -20,8 +20,10 @@ use crate::render::Templates;
 use crate::routing::Router;
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
-/// or two; this bounds what a flood of idle connections can make the relay hold.
-const MAX_CONNECTIONS_PER_WORKER: usize = 1024;
+/// or two; this bounds what a flood of idle connections can make the relay hold: actix buffers up
+/// to about 128 KiB of an unfinished request head per connection, so at most 4 workers × 256 ×
+/// 128 KiB = 128 MiB in all (a head must be in within 5 s).
+const MAX_CONNECTIONS_PER_WORKER: usize = 256;
 
 /// How long in-flight requests get to finish at shutdown.
 const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
@@ -77,6 +79,7 @@ impl Application {
             dedup_window: config.dedup_window,
             unverified: Unverified::new(config.unverified_body_bytes),
             answered_503: Default::default(),
+            refusals: Default::default(),
         });
 
         let app_state = state.clone();

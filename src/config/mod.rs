@@ -61,7 +61,8 @@ pub struct Config {
     pub template_lang: Lang,
     /// `PANEL_NAME`: a label for the panel, available to templates as `panel` (e.g. in the footer).
     pub panel_name: Option<String>,
-    /// `MAX_BODY_BYTES`, default 64 MiB: larger requests are answered 413 and nothing is stored.
+    /// `MAX_BODY_BYTES`, default 64 MiB (1 KiB to 1 GiB): larger requests are answered 413 and
+    /// nothing is stored.
     pub max_body_bytes: usize,
     /// `UNVERIFIED_BODY_BYTES`, default 16 MiB (64 KiB to 1 GiB): the most bytes held, in total
     /// over all requests, for bodies whose `x-webhook-secret` is shaped like an HMAC and so cannot
@@ -100,7 +101,7 @@ pub struct Config {
     /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
     /// webhooks left without rows are forgotten (URL deleted, place freed).
     pub delivered_retention: Duration,
-    /// `OUTBOX_MAX_BYTES`: the most the outbox file may hold. When it is full, delivered rows are
+    /// `OUTBOX_MAX_BYTES`, at least 64 KiB: the most the outbox file may hold. When it is full, delivered rows are
     /// deleted to make room; if that is not enough, requests are answered 503 (the panel keeps its
     /// batch). `None`: only the disk limits it.
     pub outbox_max_bytes: Option<u64>,
@@ -166,7 +167,9 @@ impl Config {
             templates_dir: env.get("TEMPLATES_DIR").map_or_else(|| PathBuf::from("./templates"), PathBuf::from),
             template_lang: env.parse_or("TEMPLATE_LANG", Lang::default(), |s| s.parse())?,
             panel_name: env.get("PANEL_NAME").map(|name| name.trim().to_owned()),
-            max_body_bytes: env.parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, parse_size)?,
+            max_body_bytes: env.parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, |s| {
+                parse_size(s).and_then(|size| in_range(size, 1 << 10, 1 << 30, "1KiB", "1GiB"))
+            })?,
             unverified_body_bytes: env.parse_or("UNVERIFIED_BODY_BYTES", 16 << 20, |s| {
                 parse_size(s).and_then(|size| in_range(size, 64 << 10, 1 << 30, "64KiB", "1GiB"))
             })?,
@@ -183,8 +186,13 @@ impl Config {
             delivered_retention: env.parse_or("DELIVERED_RETENTION", Duration::from_secs(7 * 86_400), |s| {
                 parse_duration_in(s, RETENTION)
             })?,
-            outbox_max_bytes: env
-                .parse_or("OUTBOX_MAX_BYTES", None, |s| parse_size(s).map(|size| Some(size as u64)))?,
+            outbox_max_bytes: env.parse_or("OUTBOX_MAX_BYTES", None, |s| {
+                let size = parse_size(s)?;
+                if size < 64 << 10 {
+                    return Err(format!("must be at least 64KiB (a size such as 512MiB), not {s:?}"));
+                }
+                Ok(Some(size as u64))
+            })?,
             body_timeout: Duration::from_secs(60),
             dedup_window: Some(
                 env.parse_or("DEDUP_WINDOW", Duration::from_secs(900), |s| parse_duration_in(s, DEDUP))?,

@@ -192,3 +192,12 @@ fn reads_the_delivery_settings() {
     let err = self::config(&[("RETRY_SCHEDULE", "1s,soon")]).unwrap_err();
     assert!(err.to_string().starts_with("RETRY_SCHEDULE step \"soon\" must be a duration"), "{err}");
 }
+
+#[test]
+fn refuses_byte_sizes_that_are_surely_typos() {
+    let message = |name: &str, value: &str| config(&[(name, value)]).unwrap_err().to_string();
+    assert_eq!(message("MAX_BODY_BYTES", "1"), "MAX_BODY_BYTES must be between 1KiB and 1GiB");
+    assert_eq!(message("MAX_BODY_BYTES", "2GiB"), "MAX_BODY_BYTES must be between 1KiB and 1GiB");
+    assert!(message("OUTBOX_MAX_BYTES", "512").starts_with("OUTBOX_MAX_BYTES must be at least 64KiB"));
+    assert_eq!(config(&[("OUTBOX_MAX_BYTES", "512MiB")]).unwrap().outbox_max_bytes, Some(512 << 20));
+}

@@ -104,6 +104,18 @@ pub enum Outcome {
     Transient { status: Option<u16>, detail: String },
 }
 
+impl Outcome {
+    /// The outcome with its detail (the text quoted from the answer) passed through `change`.
+    pub fn map_detail(self, change: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Outcome::Rejected { status, detail } => Outcome::Rejected { status, detail: change(detail) },
+            Outcome::Gone { status, detail } => Outcome::Gone { status, detail: change(detail) },
+            Outcome::Transient { status, detail } => Outcome::Transient { status, detail: change(detail) },
+            other => other,
+        }
+    }
+}
+
 /// One answer from Discord: the outcome and the bucket state its headers reported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
@@ -152,14 +164,64 @@ fn parse_seconds(value: &str) -> Option<Wait> {
     value.parse::<f64>().ok().and_then(Wait::from_secs)
 }
 
+/// What an error answer said, for logs, dead letters and `/readyz`: Discord's own JSON (its
+/// `message`, `code` and `errors`), re-serialised, redacted and without control characters. Any
+/// other body (an HTML page, a proxy's text, another encoding) is not quoted at all: only its size
+/// is, since such text can carry the request's URL in forms no redaction can be sure to catch.
 fn error_detail(status: StatusCode, body: &[u8]) -> String {
-    let text = redact(&String::from_utf8_lossy(body), None);
-    let text: String = text.trim().chars().take(DETAIL_MAX_CHARS).collect();
-    if text.is_empty() {
-        format!("HTTP {}", status.as_u16())
-    } else {
-        format!("HTTP {}: {}", status.as_u16(), text)
+    let status = status.as_u16();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return format!("HTTP {status}");
     }
+    let Ok(json @ serde_json::Value::Object(_)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return format!("HTTP {status} (a {}-byte answer that is not Discord's JSON; not shown)", body.len());
+    };
+    let text: String = redact(&json.to_string(), None).chars().filter(|c| !c.is_control()).collect();
+    format!("HTTP {status}: {}", text.chars().take(DETAIL_MAX_CHARS).collect::<String>())
+}
+
+/// `detail` unless it holds any 16 characters in a row of `token`, however disguised (percent-
+/// encoded, cased, broken up by other characters); then only the status line before it.
+pub fn guard_token(detail: String, token: &str) -> String {
+    if detail.is_empty() {
+        return detail;
+    }
+    const WINDOW: usize = 16;
+    let squeeze = |text: &str| -> String {
+        percent_decode(text)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let (seen, token) = (squeeze(&detail), token.to_ascii_lowercase());
+    if token.len() < WINDOW
+        || !token.as_bytes().windows(WINDOW).any(|w| seen.as_bytes().windows(WINDOW).any(|s| s == w))
+    {
+        return detail;
+    }
+    let status = detail.split(':').next().unwrap_or("HTTP");
+    format!("{status}: (the answer quoted the webhook's token; not shown)")
+}
+
+/// `text` with `%XX` sequences decoded (as Latin-1 bytes, enough to compare ASCII tokens).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(char::from((high * 16 + low) as u8));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i] as char);
+        i += 1;
+    }
+    out
 }
 
 /// `text` with every webhook token removed: `token` (the destination's own) wherever it stands,

@@ -80,13 +80,10 @@ impl Client {
         let status = response.status();
         let headers = response.headers().clone();
         // A 2xx whose body cannot be read is still delivered; other bodies only feed the detail.
-        let mut body = read_prefix(response, BODY_READ_MAX_BYTES).await;
+        let body = read_prefix(response, BODY_READ_MAX_BYTES).await;
         // Before anything quotes it: a proxy's error page may echo the URL, token and all.
-        let token = url.token();
-        if body.windows(token.len().max(1)).any(|w| w == token.as_bytes()) {
-            body = redact(&String::from_utf8_lossy(&body), Some(token)).into_bytes();
-        }
-        Reply { outcome: classify(status, &headers, &body), rate_limit: RateLimit::from_headers(&headers) }
+        let outcome = classify(status, &headers, &body).map_detail(|detail| guard(detail, url.token()));
+        Reply { outcome, rate_limit: RateLimit::from_headers(&headers) }
     }
 }
 
@@ -119,6 +116,11 @@ fn transport_failure(err: reqwest::Error, token: &str) -> Reply {
         detail.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    let detail = redact(&detail, Some(token));
+    let detail = guard(detail, token);
     Reply { outcome: Outcome::Transient { status: None, detail }, rate_limit: RateLimit::default() }
+}
+
+/// `detail` with `token` redacted, or left out whole if it is there in disguise.
+fn guard(detail: String, token: &str) -> String {
+    answer::guard_token(redact(&detail, Some(token)), token)
 }

@@ -198,4 +198,49 @@ fn error_details_never_carry_a_token_even_when_cut() {
         panic!("a 404 means gone")
     };
     assert!(!detail.contains(&TOKEN[..20]), "{detail}");
+    assert!(detail.ends_with("not shown)"), "an HTML or text answer is not quoted: {detail}");
+}
+
+/// Whether 16 characters in a row of `TOKEN` can be read in `text` once separators are dropped.
+fn leaks(text: &str) -> bool {
+    let squashed: String = text.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    (0..=TOKEN.len() - 16).any(|i| squashed.contains(&TOKEN[i..i + 16]))
+}
+
+fn detail_of(body: &[u8]) -> String {
+    match classify(StatusCode::NOT_FOUND, &HeaderMap::new(), body).map_detail(|d| guard(d, TOKEN)) {
+        Outcome::Gone { detail, .. } => detail,
+        other => panic!("a 404 means gone: {other:?}"),
+    }
+}
+
+#[test]
+fn only_discords_json_is_quoted_and_never_a_disguised_token() {
+    // Discord's own answers are quoted, so that a dead letter says what was wrong.
+    let unknown = detail_of(br#"{"message": "Unknown Webhook", "code": 10015}"#);
+    assert_eq!(unknown, r#"HTTP 404: {"code":10015,"message":"Unknown Webhook"}"#);
+    // Anything else is not: an echo in UTF-16, in markup, percent-encoded or split over lines.
+    let utf16: Vec<u8> =
+        format!("Cannot POST /api/webhooks/123/{TOKEN}").encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let wbr: String =
+        TOKEN.as_bytes().chunks(20).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("<wbr>");
+    let percent: String = TOKEN.bytes().map(|b| format!("%{b:02X}")).collect();
+    let pages = [
+        utf16,
+        format!("<p>token: {wbr}</p>").into_bytes(),
+        format!("Cannot POST /api/webhooks/123/{percent}").into_bytes(),
+        format!("POST /api/webhooks/123/{}\n{}", &TOKEN[..30], &TOKEN[30..]).into_bytes(),
+    ];
+    for page in pages {
+        let detail = detail_of(&page);
+        assert!(!leaks(&detail), "{detail}");
+        assert!(detail.starts_with("HTTP 404 (a ") && detail.ends_with("not shown)"), "{detail}");
+    }
+    // JSON that carries the token in disguise is left out whole.
+    let json = serde_json::json!({"message": format!("no route for {percent}"), "split": wbr}).to_string();
+    let detail = detail_of(json.as_bytes());
+    assert_eq!(detail, "HTTP 404: (the answer quoted the webhook's token; not shown)");
+    // Control characters (terminal escapes) never reach a dead letter's reason.
+    let escapes = detail_of(b"{\"message\": \"\\u001b]0;owned\\u0007\\u001b[2J\"}");
+    assert!(!escapes.chars().any(char::is_control), "{escapes:?}");
 }

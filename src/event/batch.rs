@@ -2,10 +2,10 @@
 //! and bad elements described.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::json::kind_of;
 use super::Event;
 
 /// A request body that is not a batch of events at all.
@@ -24,6 +24,10 @@ pub struct Rejection {
     pub error: String,
 }
 
+/// The largest element of a batch that is looked at: a real event is a few KiB; a bigger one is
+/// rejected unread, so one huge element cannot make the relay build a huge tree.
+pub const ELEMENT_MAX_BYTES: usize = 1 << 20;
+
 /// How many rejected elements a [`Batch`] describes; the rest are only counted.
 pub const REJECTIONS_SHOWN: usize = 100;
 
@@ -38,8 +42,15 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn add(&mut self, index: usize, element: Value, received_at: OffsetDateTime, panel: Option<&str>) {
-        match Event::from_value(element, received_at, panel) {
+    fn add(&mut self, index: usize, element: &str, received_at: OffsetDateTime, panel: Option<&str>) {
+        let event = if element.len() > ELEMENT_MAX_BYTES {
+            Err(format!("element is larger than {ELEMENT_MAX_BYTES} bytes"))
+        } else {
+            serde_json::from_str::<Value>(element)
+                .map_err(|err| format!("element is not valid JSON: {err}"))
+                .and_then(|element| Event::from_value(element, received_at, panel))
+        };
+        match event {
             Ok(event) => self.events.push(event),
             Err(error) => {
                 self.rejected_total += 1;
@@ -59,16 +70,20 @@ impl Batch {
 pub fn parse_batch(body: &[u8], received_at: OffsetDateTime, panel: Option<&str>) -> Result<Batch, BodyError> {
     let mut batch = Batch::default();
     if body.trim_ascii_start().first() != Some(&b'[') {
-        match serde_json::from_slice::<Value>(body)? {
-            object @ Value::Object(_) => batch.add(0, object, received_at, panel),
-            other => return Err(BodyError::NotEventOrBatch(kind_of(&other))),
+        let element: &RawValue = serde_json::from_slice(body)?;
+        match element.get().trim_start().as_bytes().first() {
+            Some(b'{') => batch.add(0, element.get(), received_at, panel),
+            Some(b'"') => return Err(BodyError::NotEventOrBatch("a string")),
+            Some(b't' | b'f') => return Err(BodyError::NotEventOrBatch("a boolean")),
+            Some(b'n') => return Err(BodyError::NotEventOrBatch("null")),
+            _ => return Err(BodyError::NotEventOrBatch("a number")),
         }
         return Ok(batch);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde::Deserializer::deserialize_seq(
         &mut deserializer,
-        Elements(|index, element| batch.add(index, element, received_at, panel)),
+        Elements(|index: usize, element: &str| batch.add(index, element, received_at, panel)),
     )?;
     deserializer.end()?;
     Ok(batch)
@@ -77,7 +92,7 @@ pub fn parse_batch(body: &[u8], received_at: OffsetDateTime, panel: Option<&str>
 /// Hands each element of a JSON array to a function as soon as it is parsed.
 struct Elements<F>(F);
 
-impl<'de, F: FnMut(usize, Value)> serde::de::Visitor<'de> for Elements<F> {
+impl<'de, F: FnMut(usize, &str)> serde::de::Visitor<'de> for Elements<F> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -86,8 +101,8 @@ impl<'de, F: FnMut(usize, Value)> serde::de::Visitor<'de> for Elements<F> {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0;
-        while let Some(element) = seq.next_element::<Value>()? {
-            (self.0)(index, element);
+        while let Some(element) = seq.next_element::<&RawValue>()? {
+            (self.0)(index, element.get());
             index += 1;
         }
         Ok(())

@@ -317,3 +317,18 @@ fn only_panels_that_re_send_get_a_fingerprint() {
     assert_eq!(pasarguard(10.0, 0), pasarguard(10.0, 1), "a retry is the same notification");
     assert_ne!(pasarguard(10.0, 0), pasarguard(11.0, 0), "a later enqueue is another event");
 }
+
+#[test]
+fn a_huge_element_is_rejected_unread() {
+    let huge =
+        format!("{{\"action\":\"user_created\",\"username\":\"u\",\"note\":[{}]}}", vec!["0"; 600_000].join(","));
+    let good = r#"{"action":"user_created","username":"v"}"#;
+    let batch = parse_batch(format!("[{huge},{good}]").as_bytes(), now(), None).unwrap();
+    assert_eq!(batch.events.len(), 1, "the good element is kept");
+    assert_eq!(batch.rejected[0].index, 0);
+    assert!(batch.rejected[0].error.contains("larger than 1048576 bytes"), "{:?}", batch.rejected);
+    let alone = parse_batch(huge.as_bytes(), now(), None).unwrap();
+    assert_eq!((alone.events.len(), alone.rejected_total), (0, 1));
+    assert!(matches!(parse_batch(b"\"text\"", now(), None), Err(BodyError::NotEventOrBatch("a string"))));
+    assert!(matches!(parse_batch(b" null", now(), None), Err(BodyError::NotEventOrBatch("null"))));
+}

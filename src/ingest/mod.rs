@@ -77,6 +77,8 @@ pub struct State {
     /// Whether the relay has answered 503 yet: the first time, the log says how that can lose
     /// events (`hint_at_first_503`).
     pub answered_503: AtomicBool,
+    /// Refused requests are logged a few times a minute at most.
+    pub refusals: LogThrottle,
 }
 
 /// Why a request was not accepted. 4xx bodies say exactly what was wrong; 5xx bodies reveal nothing.
@@ -88,6 +90,8 @@ pub enum IngestError {
     Body(#[from] BodyError),
     #[error("body is larger than MAX_BODY_BYTES ({0} bytes)")]
     TooLarge(usize),
+    #[error("an HMAC-signed body may be at most UNVERIFIED_BODY_BYTES ({0} bytes)")]
+    TooLargeUnverified(usize),
     #[error("the body was not received in time")]
     BodyTimeout,
     #[error("the body could not be read: {0}")]
@@ -103,7 +107,7 @@ impl ResponseError for IngestError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Body(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) | Self::TooLargeUnverified(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -187,7 +191,13 @@ async fn receive_root(
         RootAuth::Secret(secret) => Some(secret),
         RootAuth::Open => None,
         RootAuth::Closed => {
-            log::warn!("refused a request to / from {}: only the panels' own paths take events", peer(&request));
+            if let Some(held_back) = state.refusals.admit() {
+                let peer = peer(&request);
+                log::warn!(
+                    "refused a request to / from {peer}: only the panels' own paths take events{}",
+                    held_back.note()
+                );
+            }
             state.metrics.auth_failures.get_or_create(&PanelLabels::of(panel.as_deref())).inc();
             return Err(IngestError::Unauthorized);
         }
@@ -204,7 +214,13 @@ async fn receive_panel(
     let label = path.into_inner();
     let Some(secret) = state.auth.panels.get(&label) else {
         let shown: String = label.chars().take(40).collect();
-        log::warn!("refused a request from {} to the unknown panel path /webhook/{shown:?}", peer(&request));
+        if let Some(held_back) = state.refusals.admit() {
+            let peer = peer(&request);
+            log::warn!(
+                "refused a request from {peer} to the unknown panel path /webhook/{shown:?}{}",
+                held_back.note()
+            );
+        }
         state.metrics.auth_failures.get_or_create(&PanelLabels::of(Some("unknown"))).inc();
         return Err(IngestError::Unauthorized);
     };
@@ -221,8 +237,15 @@ async fn receive(
     let received_at = OffsetDateTime::now_utc();
     let panel_labels = PanelLabels::of(panel.as_deref());
     let refuse = || {
-        log::warn!("refused a request to {} from {}: missing or wrong {SECRET_HEADER}", request.path(), peer(&request));
         state.metrics.auth_failures.get_or_create(&panel_labels).inc();
+        if let Some(held_back) = state.refusals.admit() {
+            log::warn!(
+                "refused a request to {} from {}: missing or wrong {SECRET_HEADER}{}",
+                request.path(),
+                peer(&request),
+                held_back.note()
+            );
+        }
         IngestError::Unauthorized
     };
     // Bodies whose sender is not known yet (an HMAC-shaped header) share one budget of bytes.
@@ -233,7 +256,17 @@ async fn receive(
     }
     let authorized = check == HeaderCheck::Accepted;
     let budget = (!authorized).then_some(&state.unverified);
-    let body = read_body(&request, payload, state.max_body_bytes, state.body_timeout, budget).await?;
+    let body = match read_body(&request, payload, state.max_body_bytes, state.body_timeout, budget).await {
+        Ok(body) => body,
+        Err(err) if budget.is_some() => {
+            state.metrics.unverified_refused.inc();
+            if let Some(held_back) = state.refusals.admit() {
+                log::warn!("refused an HMAC-signed request from {}: {err}{}", peer(&request), held_back.note());
+            }
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
     if !authorized && !secret.is_some_and(|secret| secret.verify(&presented, &body.bytes)) {
         return Err(refuse());
     }
@@ -283,6 +316,56 @@ async fn receive(
     }))
 }
 
+/// Lets a warning that strangers can trigger at will (a refused request) through a few times a
+/// minute, and counts the rest, so a flood of bad requests cannot flood the log.
+#[derive(Debug, Default)]
+pub struct LogThrottle {
+    state: std::sync::Mutex<ThrottleState>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    minute_started: Option<std::time::Instant>,
+    logged: u32,
+    held_back: u64,
+}
+
+/// How many like lines were not logged since the last one that was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldBack(pub u64);
+
+impl HeldBack {
+    /// `" (N more like this were not logged)"`, or nothing.
+    pub fn note(self) -> String {
+        if self.0 == 0 {
+            String::new()
+        } else {
+            format!(" ({} more like this were not logged)", self.0)
+        }
+    }
+}
+
+impl LogThrottle {
+    /// Lines logged per minute at most.
+    pub const PER_MINUTE: u32 = 5;
+
+    /// `Some` when this one may be logged (with how many were held back before it), `None` when not.
+    pub fn admit(&self) -> Option<HeldBack> {
+        let Ok(mut state) = self.state.lock() else { return None };
+        let now = std::time::Instant::now();
+        if state.minute_started.is_none_or(|started| now.duration_since(started) >= Duration::from_secs(60)) {
+            state.minute_started = Some(now);
+            state.logged = 0;
+        }
+        if state.logged >= Self::PER_MINUTE {
+            state.held_back = state.held_back.saturating_add(1);
+            return None;
+        }
+        state.logged += 1;
+        Some(HeldBack(std::mem::take(&mut state.held_back)))
+    }
+}
+
 /// Logs, the first time the relay answers 503, why that answer can lose events: Marzban and
 /// PasarGuard count a batch as delivered when any one of their webhooks answers 2xx, and then never
 /// send it again.
@@ -304,7 +387,11 @@ fn count(metrics: &Metrics, panel: &PanelLabels, actions: &[String], rejected: u
     metrics.events_rejected.get_or_create(panel).inc_by(rejected as u64);
     metrics.events_duplicate.get_or_create(panel).inc_by(duplicates as u64);
     for action in actions {
-        let labels = ActionLabels { panel: panel.clone(), action: action.clone() };
+        // Only the actions the panels send become label values: any other name (a sender may make
+        // up thousands) counts as `other`, so the number of series stays bounded.
+        let known = crate::event::KNOWN_ACTIONS.contains(&action.as_str());
+        let action = if known { action.clone() } else { "other".to_owned() };
+        let labels = ActionLabels { panel: panel.clone(), action };
         metrics.events_accepted.get_or_create(&labels).inc();
     }
 }
