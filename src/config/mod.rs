@@ -93,8 +93,9 @@ pub struct Config {
     /// rows for `DELIVERED_RETENTION`.
     pub owner_destinations_max: usize,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
-    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`), each range-checked: [`RETRY_STEP`],
-    /// [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`] and [`CHANNEL_MESSAGES`].
+    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`, `DIGEST_WINDOW`), each range-checked:
+    /// [`RETRY_STEP`], [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`], [`CHANNEL_MESSAGES`] and
+    /// [`DIGEST_WINDOW`].
     pub delivery: DeliverySettings,
     /// `DELIVERED_RETENTION`, default 7 days, [`RETENTION`] (0 to 3650 days): delivered rows older
     /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
@@ -225,6 +226,8 @@ fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
         digest_threshold: env.parse_or("DIGEST_THRESHOLD", defaults.digest_threshold, |s| {
             s.parse().map_err(|_| format!("must be a whole number (0 turns digests off), not {s:?}"))
         })?,
+        digest_window: env
+            .parse_or("DIGEST_WINDOW", defaults.digest_window, |s| parse_duration_in(s, DIGEST_WINDOW))?,
         ..defaults
     })
 }

@@ -192,3 +192,15 @@ fn reads_the_delivery_settings() {
     let err = self::config(&[("RETRY_SCHEDULE", "1s,soon")]).unwrap_err();
     assert!(err.to_string().starts_with("RETRY_SCHEDULE step \"soon\" must be a duration"), "{err}");
 }
+
+#[test]
+fn reads_the_digest_window_within_its_range() {
+    assert_eq!(config(&[]).unwrap().delivery.digest_window, Duration::from_secs(5));
+    assert_eq!(config(&[("DIGEST_WINDOW", "0")]).unwrap().delivery.digest_window, Duration::ZERO);
+    assert_eq!(config(&[("DIGEST_WINDOW", "1m")]).unwrap().delivery.digest_window, Duration::from_secs(60));
+    assert_eq!(config(&[("DIGEST_WINDOW", "100ms")]).unwrap().delivery.digest_window, Duration::from_millis(100));
+    for out_of_range in ["10ms", "61s", "1h"] {
+        let err = config(&[("DIGEST_WINDOW", out_of_range)]).unwrap_err().to_string();
+        assert!(err.starts_with("DIGEST_WINDOW must be 0 (off) or from 100ms to 1m"), "{out_of_range}: {err}");
+    }
+}

@@ -1,0 +1,56 @@
+//! Bursts read as one: a burst the panel sends over several requests is gathered into one digest
+//! run whose every part gives the burst's total and its place among all parts.
+
+use std::time::Duration;
+
+use crate::fake_discord::FakeDiscord;
+use crate::helpers::{batch_of, eventually, spawn_app_in, title, Options};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The names listed in every digest embed Discord got.
+fn listed(discord: &FakeDiscord) -> Vec<String> {
+    let embeds = discord.embeds();
+    let descriptions = embeds.iter().map(|e| e["description"].as_str().unwrap_or_default().to_owned());
+    descriptions.flat_map(|d| d.split(", ").map(str::to_owned).collect::<Vec<_>>()).collect()
+}
+
+#[tokio::test]
+async fn a_burst_sent_fifty_per_request_reads_as_one_burst() {
+    // Arrange
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("DIGEST_WINDOW", "2s")).await;
+
+    // Act: 500 expiries as PasarGuard sends them, 50 per request.
+    for request in 0..10 {
+        let body = batch_of("user_expired", 50, &format!("expired_{request}_"), |_, _| {});
+        assert_eq!(app.post(body).await.status(), 200);
+    }
+
+    // Assert
+    eventually(WAIT, "all 500 users listed", || listed(&discord).len() >= 500).await;
+    let titles: Vec<String> = discord.embeds().iter().map(|e| title(e).to_owned()).collect();
+    let parts = titles.len();
+    assert!(parts > 1, "{titles:?}");
+    let expected: Vec<String> = (1..=parts).map(|part| format!("📋 500 users expired ({part}/{parts})")).collect();
+    assert_eq!(titles, expected, "one burst: its total in every part, parts numbered across it");
+    let mut names = listed(&discord);
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 500, "every user listed once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_is_not_held_once_its_window_is_off() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("DIGEST_WINDOW", "0")).await;
+
+    assert_eq!(app.post(batch_of("user_expired", 40, "expired_", |_, _| {})).await.status(), 200);
+
+    eventually(WAIT, "the 40 users listed", || listed(&discord).len() >= 40).await;
+    assert_eq!(discord.embeds().iter().map(|e| title(e).to_owned()).collect::<Vec<_>>(), ["📋 40 users expired"]);
+    app.stop().await;
+}
