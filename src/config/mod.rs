@@ -110,6 +110,10 @@ pub struct Config {
     /// `DEDUP_WINDOW`, default 15 minutes, [`DEDUP`] (1 s to 1 day): a notification the panel
     /// sends again identically within this window is stored once. `0` turns de-duplication off.
     pub dedup_window: Option<Duration>,
+    /// `FOLD_UPDATES`, default true: a `user_updated` followed, in the same request, by a status
+    /// event (`user_disabled`, `user_enabled`, `user_limited`, `user_expired`) of the same user by
+    /// the same admin is one edit, sent as the status event's embed alone. `false` sends both.
+    pub fold_updates: bool,
     /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
     /// and shown by `check`. Each names the variable.
     pub warnings: Vec<String>,
@@ -191,6 +195,7 @@ impl Config {
                 env.parse_or("DEDUP_WINDOW", Duration::from_secs(900), |s| parse_duration_in(s, DEDUP))?,
             )
             .filter(|window| !window.is_zero()),
+            fold_updates: env.parse_or("FOLD_UPDATES", true, parse_bool)?,
             warnings,
         })
     }

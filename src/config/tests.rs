@@ -204,3 +204,11 @@ fn reads_the_digest_window_within_its_range() {
         assert!(err.starts_with("DIGEST_WINDOW must be 0 (off) or from 100ms to 1m"), "{out_of_range}: {err}");
     }
 }
+
+#[test]
+fn folds_updates_unless_told_not_to() {
+    assert!(config(&[]).unwrap().fold_updates);
+    assert!(!config(&[("FOLD_UPDATES", "false")]).unwrap().fold_updates);
+    let err = config(&[("FOLD_UPDATES", "sometimes")]).unwrap_err().to_string();
+    assert!(err.starts_with("FOLD_UPDATES "), "{err}");
+}

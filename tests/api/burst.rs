@@ -1,10 +1,11 @@
-//! Bursts read as one: a burst the panel sends over several requests is gathered into one digest
-//! run whose every part gives the burst's total and its place among all parts.
+//! One change reads as one message: a burst the panel sends over several requests is gathered
+//! into one digest run whose every part gives the burst's total and its place among all parts, and
+//! an edit that changes a user's status is one embed, not `user_updated` plus the status event.
 
 use std::time::Duration;
 
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{batch_of, eventually, spawn_app_in, title, Options};
+use crate::helpers::{batch_of, eventually, fixture, spawn_app_in, title, Options};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -53,4 +54,31 @@ async fn a_burst_is_not_held_once_its_window_is_off() {
     eventually(WAIT, "the 40 users listed", || listed(&discord).len() >= 40).await;
     assert_eq!(discord.embeds().iter().map(|e| title(e).to_owned()).collect::<Vec<_>>(), ["📋 40 users expired"]);
     app.stop().await;
+}
+
+/// The titles Discord got for Marzban's `user_disabled` capture (`user_updated` + `user_disabled`
+/// of one edit), then for a `user_created`, with `FOLD_UPDATES` set to `fold`.
+async fn titles_of_an_edit_that_disables(fold: &str) -> Vec<String> {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("FOLD_UPDATES", fold)).await;
+    assert_eq!(app.post(fixture("marzban-0.8.4/user_disabled.json")).await.status(), 200);
+    // A later event: once it is delivered, everything before it is.
+    assert_eq!(app.post(fixture("marzban-0.8.4/user_created.json")).await.status(), 200);
+    eventually(WAIT, "the user_created embed", || {
+        discord.embeds().iter().any(|e| title(e).contains("created") || title(e).contains("Created"))
+    })
+    .await;
+    let titles = discord.embeds().iter().map(|e| title(e).to_owned()).collect();
+    app.stop().await;
+    titles
+}
+
+#[tokio::test]
+async fn an_edit_that_disables_a_user_is_one_embed_unless_folding_is_off() {
+    let unfolded = titles_of_an_edit_that_disables("false").await;
+    assert_eq!(unfolded.len(), 3, "{unfolded:?}");
+    let folded = titles_of_an_edit_that_disables("true").await;
+    assert_eq!(folded, unfolded[1..], "only the status event's embed");
+    assert!(folded[0].contains("disabled") || folded[0].contains("Disabled"), "{folded:?}");
 }

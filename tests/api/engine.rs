@@ -312,7 +312,8 @@ async fn a_burst_goes_out_as_a_digest_listing_every_user() {
 async fn a_resent_batch_is_stored_once() {
     let discord = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_in(dir.path(), options(&discord)).await;
+    // Folding off: both events of the pair are stored, and both recognised when re-sent.
+    let app = spawn_app_in(dir.path(), options(&discord).var("FOLD_UPDATES", "false")).await;
     let first = fixture("marzban-0.8.4/user_enabled.json");
     let mut resent: Vec<Value> = serde_json::from_str(&first).unwrap();
     for event in &mut resent {
