@@ -82,3 +82,59 @@ async fn an_edit_that_disables_a_user_is_one_embed_unless_folding_is_off() {
     assert_eq!(folded, unfolded[1..], "only the status event's embed");
     assert!(folded[0].contains("disabled") || folded[0].contains("Disabled"), "{folded:?}");
 }
+
+#[tokio::test]
+async fn a_ping_says_why_and_rides_only_on_the_embeds_that_asked_for_it() {
+    // Arrange: data-limit events ping Support; new users go to the same channel plainly.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    let file = format!(
+        r#"
+[destinations.main]
+url = "{url}"
+
+[[rules]]
+actions = ["user_limited"]
+to = ["main"]
+mention_roles = ["777777777777777777"]
+
+[[rules]]
+actions = ["user_created"]
+to = ["main"]
+"#,
+        url = discord.webhook_url()
+    );
+    std::fs::write(&routes, file).unwrap();
+    let options =
+        Options::new().var("WEBHOOK_SECRET", crate::helpers::SECRET).var("ROUTES_FILE", routes.to_str().unwrap());
+    let app = spawn_app_in(dir.path(), options).await;
+    let one = |name: &str, user: &str| -> serde_json::Value {
+        serde_json::from_str::<Vec<serde_json::Value>>(&batch_of(name, 1, user, |_, _| {})).unwrap().remove(0)
+    };
+    let body = vec![
+        one("user_created", "new_a"),
+        one("user_limited", "full_b"),
+        one("user_limited", "full_c"),
+        one("user_created", "new_d"),
+    ];
+
+    // Act
+    assert_eq!(app.post(serde_json::to_string(&body).unwrap()).await.status(), 200);
+
+    // Assert
+    eventually(WAIT, "four embeds", || discord.embeds().len() >= 4).await;
+    let messages = discord.messages();
+    assert_eq!(messages.len(), 3, "plain, pinging, plain: {messages:#?}");
+    let pinging = &messages[1];
+    let titles: Vec<&str> = pinging["embeds"].as_array().unwrap().iter().map(title).collect();
+    assert_eq!(titles.len(), 2);
+    assert!(titles.iter().all(|t| t.contains("full")), "{titles:?}");
+    assert_eq!(pinging["content"], format!("<@&777777777777777777> — {}", titles.join(" · ")));
+    assert_eq!(pinging["allowed_mentions"]["roles"], serde_json::json!(["777777777777777777"]));
+    for plain in [&messages[0], &messages[2]] {
+        assert!(plain["content"].is_null(), "no ping on new users: {plain}");
+        assert_eq!(plain["allowed_mentions"]["roles"], serde_json::json!([]));
+    }
+    app.stop().await;
+}
