@@ -77,6 +77,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
+            fold_updates: config.fold_updates,
             unverified: Unverified::new(config.unverified_body_bytes),
             answered_503: Default::default(),
             refusals: Default::default(),

@@ -94,8 +94,9 @@ pub struct Config {
     /// rows for `DELIVERED_RETENTION`.
     pub owner_destinations_max: usize,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
-    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`), each range-checked: [`RETRY_STEP`],
-    /// [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`] and [`CHANNEL_MESSAGES`].
+    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`, `DIGEST_WINDOW`), each range-checked:
+    /// [`RETRY_STEP`], [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`], [`CHANNEL_MESSAGES`] and
+    /// [`DIGEST_WINDOW`].
     pub delivery: DeliverySettings,
     /// `DELIVERED_RETENTION`, default 7 days, [`RETENTION`] (0 to 3650 days): delivered rows older
     /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
@@ -110,6 +111,10 @@ pub struct Config {
     /// `DEDUP_WINDOW`, default 15 minutes, [`DEDUP`] (1 s to 1 day): a notification the panel
     /// sends again identically within this window is stored once. `0` turns de-duplication off.
     pub dedup_window: Option<Duration>,
+    /// `FOLD_UPDATES`, default true: a `user_updated` followed, in the same request, by a status
+    /// event (`user_disabled`, `user_enabled`, `user_limited`, `user_expired`) of the same user by
+    /// the same admin is one edit, sent as the status event's embed alone. `false` sends both.
+    pub fold_updates: bool,
     /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
     /// and shown by `check`. Each names the variable.
     pub warnings: Vec<String>,
@@ -198,6 +203,7 @@ impl Config {
                 env.parse_or("DEDUP_WINDOW", Duration::from_secs(900), |s| parse_duration_in(s, DEDUP))?,
             )
             .filter(|window| !window.is_zero()),
+            fold_updates: env.parse_or("FOLD_UPDATES", true, parse_bool)?,
             warnings,
         })
     }
@@ -233,6 +239,8 @@ fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
         digest_threshold: env.parse_or("DIGEST_THRESHOLD", defaults.digest_threshold, |s| {
             s.parse().map_err(|_| format!("must be a whole number (0 turns digests off), not {s:?}"))
         })?,
+        digest_window: env
+            .parse_or("DIGEST_WINDOW", defaults.digest_window, |s| parse_duration_in(s, DIGEST_WINDOW))?,
         ..defaults
     })
 }

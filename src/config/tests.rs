@@ -201,3 +201,23 @@ fn refuses_byte_sizes_that_are_surely_typos() {
     assert!(message("OUTBOX_MAX_BYTES", "512").starts_with("OUTBOX_MAX_BYTES must be at least 64KiB"));
     assert_eq!(config(&[("OUTBOX_MAX_BYTES", "512MiB")]).unwrap().outbox_max_bytes, Some(512 << 20));
 }
+
+#[test]
+fn reads_the_digest_window_within_its_range() {
+    assert_eq!(config(&[]).unwrap().delivery.digest_window, Duration::from_secs(5));
+    assert_eq!(config(&[("DIGEST_WINDOW", "0")]).unwrap().delivery.digest_window, Duration::ZERO);
+    assert_eq!(config(&[("DIGEST_WINDOW", "1m")]).unwrap().delivery.digest_window, Duration::from_secs(60));
+    assert_eq!(config(&[("DIGEST_WINDOW", "100ms")]).unwrap().delivery.digest_window, Duration::from_millis(100));
+    for out_of_range in ["10ms", "61s", "1h"] {
+        let err = config(&[("DIGEST_WINDOW", out_of_range)]).unwrap_err().to_string();
+        assert!(err.starts_with("DIGEST_WINDOW must be 0 (off) or from 100ms to 1m"), "{out_of_range}: {err}");
+    }
+}
+
+#[test]
+fn folds_updates_unless_told_not_to() {
+    assert!(config(&[]).unwrap().fold_updates);
+    assert!(!config(&[("FOLD_UPDATES", "false")]).unwrap().fold_updates);
+    let err = config(&[("FOLD_UPDATES", "sometimes")]).unwrap_err().to_string();
+    assert!(err.starts_with("FOLD_UPDATES "), "{err}");
+}

@@ -101,6 +101,11 @@ pub const RETRY_MAX_AGE: Bounds = Bounds { min: Duration::from_secs(1), max: day
 /// times, 180 s apart); a longer window would swallow events that genuinely happened twice.
 pub const DEDUP: Bounds = Bounds { min: Duration::from_secs(1), max: days(1), zero_is_off: true };
 
+/// `DIGEST_WINDOW`: 0 (off) or 100 ms to 1 minute. A panel sends one burst's requests back to
+/// back; a longer window would hold every burst's first digest for minutes.
+pub const DIGEST_WINDOW: Bounds =
+    Bounds { min: Duration::from_millis(100), max: Duration::from_secs(60), zero_is_off: true };
+
 /// `DELIVERED_RETENTION`: 0 to 3650 days (0: delete delivered rows at the next hourly pruning).
 pub const RETENTION: Bounds = Bounds { min: Duration::ZERO, max: days(3650), zero_is_off: false };
 

@@ -1,68 +1,173 @@
 //! Digests: a burst of one action (more than `digest_threshold` pending) goes out as digest
-//! embeds listing the users, as many as fit in one message.
+//! embeds listing the users.
+//!
+//! A burst is read as one: before its first digest goes out, the worker waits until no event of
+//! the burst has arrived for `digest_window` (so a burst the panel sends over several requests,
+//! 50 events each, is gathered), but never longer than [`HOLD_WINDOWS`] windows after the burst's
+//! first event. It then plans the whole burst at once, as a [`Burst`] of numbered parts, and sends
+//! them message by message: every part carries the burst's total and its place among all parts.
+//! Events arriving after the plan was made wait for the next burst (or go out on their own).
+
+use std::collections::{HashSet, VecDeque};
 
 use super::worker::Worker;
 use super::{digest_chunks, digest_members, fitting_parts, mention_chars, Sent, Step, DIGEST_EMBED_BUDGET};
 use crate::destination::Mentions;
-use crate::outbox::{OutboxError, RowMeta};
+use crate::outbox::{now_ms, OutboxError, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part};
 
 /// How many pending rows are looked at to find a burst for a digest.
 const DIGEST_LOOKAHEAD: usize = 2000;
 
+/// A burst still arriving is held at most this many `digest_window`s after its first event, so a
+/// steady stream of events cannot hold it for ever.
+pub const HOLD_WINDOWS: u32 = 10;
+
+/// A burst planned as numbered digest parts, of which the first `sent` are delivered.
+#[derive(Debug, Clone)]
+pub struct Burst {
+    action: String,
+    /// Events in the whole burst.
+    total: usize,
+    /// Parts in the whole burst.
+    parts: usize,
+    /// Parts not yet delivered, each with its number (1-based), oldest first.
+    pending: VecDeque<(usize, Vec<RowMeta>)>,
+}
+
+impl Burst {
+    /// Plans `members` (rows of one action) as parts of at most `budget` characters of names.
+    pub fn plan(members: &[&RowMeta], budget: usize) -> Self {
+        let chunks = digest_chunks(members, budget);
+        Self {
+            action: members.first().map(|row| row.action.clone()).unwrap_or_default(),
+            total: members.len(),
+            parts: chunks.len(),
+            pending: chunks
+                .into_iter()
+                .enumerate()
+                .map(|(i, chunk)| (i + 1, chunk.into_iter().cloned().collect()))
+                .collect(),
+        }
+    }
+
+    /// Forgets rows no longer pending (delivered or removed by hand); `None` once nothing is left.
+    fn keep_pending(mut self, window: &[RowMeta]) -> Option<Self> {
+        let pending: HashSet<i64> = window.iter().map(|row| row.id).collect();
+        for (_, rows) in &mut self.pending {
+            rows.retain(|row| pending.contains(&row.id));
+        }
+        self.pending.retain(|(_, rows)| !rows.is_empty());
+        (!self.pending.is_empty()).then_some(self)
+    }
+
+    /// The context of each of the next `count` parts.
+    fn contexts(&self, count: usize) -> Vec<Digest> {
+        self.pending.iter().take(count).map(|(part, rows)| digest(rows, self.total, *part, self.parts)).collect()
+    }
+
+    /// The first `parts` parts were delivered.
+    pub fn delivered(&mut self, parts: usize) {
+        self.pending.drain(..parts.min(self.pending.len()));
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
 impl Worker {
-    /// Sends a digest if the head of the queue starts a burst.
+    /// Sends the next message of the burst in progress, or starts one if the head of the queue
+    /// starts a burst (waiting first while it may still be arriving).
     pub(super) async fn try_digest(&mut self) -> Result<Option<Step>, OutboxError> {
         if self.settings.digest_threshold == 0 {
             return Ok(None);
         }
         let window = self.outbox.pending_meta(&self.destination.name, DIGEST_LOOKAHEAD).await?;
-        let Some(head) = window.first() else {
-            return Ok(None);
-        };
-        if self.no_digest_through.is_some_and(|through| head.id <= through) {
-            return Ok(None);
+        self.burst = self.burst.take().and_then(|burst| burst.keep_pending(&window));
+        if self.burst.is_none() {
+            match self.plan_burst(&window) {
+                Planned::Nothing => return Ok(None),
+                Planned::Hold(step) => return Ok(Some(step)),
+                Planned::Burst(burst) => self.burst = Some(burst),
+            }
         }
-        let threshold = match &self.digesting {
-            Some(action) if *action == head.action => self.settings.digest_threshold.min(limits::EMBEDS_PER_MESSAGE),
-            _ => self.settings.digest_threshold,
-        };
-        let Some(members) = digest_members(&window, threshold) else {
+        let Some(burst) = &self.burst else {
             return Ok(None);
         };
-        let (rows, parts) = self.render_digest(&digest_chunks(&members, DIGEST_EMBED_BUDGET));
-        log::info!("{}: sending {} {} events as a digest", self.destination.name, rows.len(), rows[0].action);
+        let (rows, parts) = self.render_digest(burst);
+        log::info!(
+            "{}: sending {} of {} {} events as a digest",
+            self.destination.name,
+            rows.len(),
+            burst.total,
+            burst.action
+        );
         let outcome = self.send(&parts, &Mentions::union(rows.iter().map(|row| &row.mentions))).await;
         self.settle(&rows, parts.len(), outcome, Sent::Digest).await.map(Some)
     }
 
-    /// Renders as many digest chunks as fit in one message; returns their rows and embeds.
-    fn render_digest(&self, chunks: &[Vec<&RowMeta>]) -> (Vec<RowMeta>, Vec<Part>) {
-        let renderer = self.templates.current();
-        let render = |chunks: &[Vec<&RowMeta>]| -> Vec<Part> {
-            let total = chunks.iter().map(Vec::len).sum();
-            let parts = chunks.len();
-            chunks
-                .iter()
-                .enumerate()
-                .map(|(i, chunk)| renderer.render_digest(&digest(chunk, total, i + 1, parts)))
-                .collect()
+    /// A burst starting at the head of `window`, once it has stopped arriving.
+    fn plan_burst(&self, window: &[RowMeta]) -> Planned {
+        let Some(head) = window.first() else {
+            return Planned::Nothing;
         };
-        let mut taken = chunks.len().min(limits::EMBEDS_PER_MESSAGE);
-        let mut parts = render(&chunks[..taken]);
-        let mentions = Mentions::union(chunks[..taken].iter().flatten().map(|row| &row.mentions));
+        if self.no_digest_through.is_some_and(|through| head.id <= through) {
+            return Planned::Nothing;
+        }
+        let Some(members) = digest_members(window, self.settings.digest_threshold) else {
+            return Planned::Nothing;
+        };
+        let newest = members.iter().map(|row| row.received_at_ms).max().unwrap_or(head.received_at_ms);
+        if let Some(wait) = hold(self.settings.digest_window, head.received_at_ms, newest, now_ms()) {
+            return Planned::Hold(Step::Wait(wait));
+        }
+        Planned::Burst(Burst::plan(&members, DIGEST_EMBED_BUDGET))
+    }
+
+    /// Renders as many of the burst's next parts as fit in one message; returns their rows and
+    /// embeds.
+    fn render_digest(&self, burst: &Burst) -> (Vec<RowMeta>, Vec<Part>) {
+        let renderer = self.templates.current();
+        let render = |count: usize| -> Vec<Part> {
+            burst.contexts(count).iter().map(|context| renderer.render_digest(context)).collect()
+        };
+        let mut taken = burst.pending.len().min(limits::EMBEDS_PER_MESSAGE);
+        let mut parts = render(taken);
+        let mentions =
+            Mentions::union(burst.pending.iter().take(taken).flat_map(|(_, rows)| rows).map(|r| &r.mentions));
         let fitting = fitting_parts(&parts, taken, mention_chars(&mentions));
         if fitting < taken {
             taken = fitting;
-            parts = render(&chunks[..taken]);
+            parts = render(taken);
         }
-        let rows = chunks[..taken].iter().flatten().map(|row| (*row).clone()).collect();
+        let rows = burst.pending.iter().take(taken).flat_map(|(_, rows)| rows.iter().cloned()).collect();
         (rows, parts)
     }
 }
 
-/// The context of one digest embed.
-fn digest(chunk: &[&RowMeta], total: usize, part: usize, parts: usize) -> Digest {
+/// What the head of the queue makes of a digest.
+enum Planned {
+    /// No burst.
+    Nothing,
+    /// A burst that may still be arriving: look again after this.
+    Hold(Step),
+    Burst(Burst),
+}
+
+/// How much longer to wait before planning a burst whose first event arrived at `first_ms` and
+/// newest at `newest_ms` (now being `now_ms`): until `window` has passed without a new event, at
+/// most until [`HOLD_WINDOWS`] windows after the first. `None`: plan it now.
+fn hold(window: std::time::Duration, first_ms: i64, newest_ms: i64, now_ms: i64) -> Option<std::time::Duration> {
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let quiet_at = newest_ms.saturating_add(window_ms);
+    let latest = first_ms.saturating_add(window_ms.saturating_mul(i64::from(HOLD_WINDOWS)));
+    let until = quiet_at.min(latest);
+    (until > now_ms).then(|| std::time::Duration::from_millis(u64::try_from(until - now_ms).unwrap_or(0)))
+}
+
+/// The context of one digest embed: part `part` of `parts` of a burst of `total` events.
+fn digest(chunk: &[RowMeta], total: usize, part: usize, parts: usize) -> Digest {
     let seconds = |ms: i64| ms as f64 / 1000.0;
     Digest {
         action: chunk[0].action.clone(),
@@ -81,5 +186,59 @@ fn digest(chunk: &[&RowMeta], total: usize, part: usize, parts: usize) -> Digest
             .collect(),
         panel: chunk[0].panel.clone(),
         event_time: seconds(chunk.iter().map(|row| row.received_at_ms).max().unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn meta(id: i64, username: &str) -> RowMeta {
+        RowMeta {
+            id,
+            action: "user_expired".into(),
+            username: username.into(),
+            panel: None,
+            received_at_ms: 0,
+            mentions: Mentions::default(),
+        }
+    }
+
+    #[test]
+    fn holds_a_burst_until_it_is_quiet_for_a_window_but_not_for_ever() {
+        let window = Duration::from_secs(5);
+        assert_eq!(hold(window, 0, 1_000, 2_000), Some(Duration::from_secs(4)), "1 s after the newest event");
+        assert_eq!(hold(window, 0, 1_000, 6_000), None, "quiet for a whole window");
+        assert_eq!(hold(window, 0, 49_000, 49_500), Some(Duration::from_millis(500)), "capped at 10 windows");
+        assert_eq!(hold(window, 0, 60_000, 60_000), None, "still arriving after 10 windows: send what is there");
+        assert_eq!(hold(Duration::ZERO, 0, 1_000, 1_000), None, "a zero window never holds");
+    }
+
+    #[test]
+    fn numbers_the_parts_across_the_whole_burst() {
+        let rows: Vec<RowMeta> = (0..500).map(|i| meta(i, &format!("user_{i:05}"))).collect();
+        let members: Vec<&RowMeta> = rows.iter().collect();
+        let mut burst = Burst::plan(&members, DIGEST_EMBED_BUDGET);
+        assert_eq!((burst.total, burst.parts), (500, 3));
+        let first = burst.contexts(2);
+        assert_eq!(first.iter().map(|d| (d.total, d.part, d.parts)).collect::<Vec<_>>(), [(500, 1, 3), (500, 2, 3)]);
+        burst.delivered(2);
+        let last = burst.contexts(10);
+        assert_eq!(last.iter().map(|d| (d.total, d.part, d.parts, d.count)).collect::<Vec<_>>(), [(500, 3, 3, 70)]);
+        burst.delivered(1);
+        assert!(burst.is_done());
+    }
+
+    #[test]
+    fn forgets_planned_rows_that_are_no_longer_pending() {
+        let rows: Vec<RowMeta> = (0..3).map(|i| meta(i, &format!("u{i}"))).collect();
+        let members: Vec<&RowMeta> = rows.iter().collect();
+        let burst = Burst::plan(&members, 4);
+        assert_eq!(burst.parts, 3);
+        let burst = burst.keep_pending(&rows[2..]).unwrap();
+        assert_eq!(burst.contexts(10).iter().map(|d| d.part).collect::<Vec<_>>(), [3]);
+        assert!(burst.keep_pending(&[]).is_none());
     }
 }

@@ -34,30 +34,35 @@ pub fn fitting_parts<'a>(parts: impl IntoIterator<Item = &'a Part>, max_parts: u
     count.max(1)
 }
 
+/// Most characters of the words that follow the mentions and say why the message pings.
+pub const PING_REASON_CHARS: usize = 200;
+
 /// How many of the leading parts (each with the mentions of its rule) go into the next message, and
-/// whom that message mentions: as [`fitting_parts`], with room kept for the mentions' line.
+/// whom that message mentions: as [`fitting_parts`], with room kept for the mentions' line. Only
+/// parts with the same mentions as the first share a message, so a ping never rides on an embed
+/// that did not ask for it.
 pub fn next_message(parts: &[(&Part, &Mentions)], max_parts: usize) -> (usize, Mentions) {
-    let candidates = Mentions::union(parts.iter().take(max_parts.min(limits::EMBEDS_PER_MESSAGE)).map(|(_, m)| *m));
-    let count = fitting_parts(parts.iter().map(|(part, _)| *part), max_parts, mention_chars(&candidates));
-    (count, Mentions::union(parts[..count.min(parts.len())].iter().map(|(_, m)| *m)))
+    let mentions = parts.first().map(|(_, m)| (*m).clone()).unwrap_or_default();
+    let alike = parts.iter().take_while(|(_, m)| **m == mentions).count();
+    let count = fitting_parts(parts.iter().map(|(part, _)| *part), max_parts.min(alike), mention_chars(&mentions));
+    (count, mentions)
 }
 
-/// The Discord message for `parts`, shown as `destination` says, pinging `mentions` (written on
-/// the content's first line) and nobody else: `allowed_mentions` is always present and lists
-/// exactly those ids, so no text from the panel can ever ping.
+/// The Discord message for `parts`, shown as `destination` says, pinging `mentions` and nobody
+/// else: `allowed_mentions` is always present and lists exactly those ids, so no text from the
+/// panel can ever ping. The mentions are written on the content's first line, followed by why (see
+/// [`ping_line`]).
 pub fn build_message<'a>(
     parts: impl IntoIterator<Item = &'a Part>,
     mentions: &Mentions,
     destination: &Destination,
 ) -> ExecuteWebhook {
-    let mut embeds = Vec::new();
-    let mut contents = Vec::new();
+    let parts: Vec<&Part> = parts.into_iter().collect();
+    let embeds: Vec<CreateEmbed> = parts.iter().map(|part| CreateEmbed::from(part.embed.clone())).collect();
+    let mut contents: Vec<String> = parts.iter().filter_map(|part| part.content.clone()).collect();
     if !mentions.is_empty() {
-        contents.push(mentions.to_content());
-    }
-    for part in parts {
-        embeds.push(CreateEmbed::from(part.embed.clone()));
-        contents.extend(part.content.clone());
+        let taken = contents.iter().map(|c| limits::chars(c) + 1).sum::<usize>();
+        contents.insert(0, ping_line(mentions, &parts, limits::CONTENT.saturating_sub(taken)));
     }
     let allowed = CreateAllowedMentions::new()
         .roles(mentions.roles.iter().copied().map(RoleId::new))
@@ -75,19 +80,42 @@ pub fn build_message<'a>(
     message
 }
 
-/// The characters `mentions` take of a message's content, with their line break.
+/// The mentions and, after a dash, why they are pinged: the titles of the message's embeds
+/// ("<@&1> — ⛔ Data limit reached: ali · ⛔ Data limit reached: reza", "<@&1> — 📋 312 users
+/// expired (1/3)"), cut to [`PING_REASON_CHARS`] and to `room` characters in all.
+pub fn ping_line(mentions: &Mentions, parts: &[&Part], room: usize) -> String {
+    let mut line = mentions.to_content();
+    let titles: Vec<&str> = parts.iter().filter_map(|part| part.embed.title.as_deref()).collect();
+    let reason = titles.join(" · ");
+    let room = room.saturating_sub(limits::chars(&line) + 3).min(PING_REASON_CHARS);
+    if reason.trim().is_empty() || room < 2 {
+        return line;
+    }
+    line.push_str(" — ");
+    if limits::chars(&reason) <= room {
+        line.push_str(&reason);
+    } else {
+        line.extend(reason.chars().take(room - 1));
+        line.push('…');
+    }
+    line
+}
+
+/// The characters the mentions' line takes of a message's content at most (with the words saying
+/// why, see [`ping_line`]), with its line break.
 pub fn mention_chars(mentions: &Mentions) -> usize {
     if mentions.is_empty() {
         0
     } else {
-        limits::chars(&mentions.to_content()) + 1
+        limits::chars(&mentions.to_content()) + 3 + PING_REASON_CHARS + 1
     }
 }
 
 /// The rows to summarise in one digest, if the head of the queue starts a burst: the rows of the
 /// head row's action in `window` (oldest first), when there are more than `threshold` of them.
 /// A row is left out (to go later, on its own) when its user has an event of another action
-/// earlier in the window, so no user's events ever change order.
+/// earlier in the window, so no user's events ever change order, and when it pings others than the
+/// head row does, so a ping never rides on a digest of events that did not ask for it.
 pub fn digest_members(window: &[RowMeta], threshold: usize) -> Option<Vec<&RowMeta>> {
     let head = window.first()?;
     if threshold == 0 {
@@ -96,7 +124,7 @@ pub fn digest_members(window: &[RowMeta], threshold: usize) -> Option<Vec<&RowMe
     let mut others: HashSet<&str> = HashSet::new();
     let mut members = Vec::new();
     for row in window {
-        if row.action != head.action {
+        if row.action != head.action || row.mentions != head.mentions {
             others.insert(&row.username);
         } else if !others.contains(row.username.as_str()) {
             members.push(row);
@@ -194,9 +222,51 @@ mod tests {
             body["allowed_mentions"],
             serde_json::json!({"parse": [], "users": ["223456789012345678"], "roles": ["123456789012345678"]})
         );
-        assert_eq!(body["content"], "<@&123456789012345678> <@223456789012345678>\n<@&1> @everyone");
+        assert_eq!(body["content"], "<@&123456789012345678> <@223456789012345678> — t\n<@&1> @everyone");
         assert_eq!(body["username"], "Panel");
         assert_eq!(fitting_parts(&[part(1, Some(&"c".repeat(1990)))], 10, mention_chars(&mentions)), 1);
+    }
+
+    #[test]
+    fn a_ping_goes_only_with_the_embeds_that_asked_for_it() {
+        let support = Mentions { roles: [123456789012345678].into(), users: Default::default() };
+        let (plain, pinging) = (Mentions::default(), support.clone());
+        let parts: Vec<Part> = (0..5).map(|_| part(1, None)).collect();
+        let first: Vec<(&Part, &Mentions)> = parts.iter().zip([&plain, &plain, &pinging, &pinging, &plain]).collect();
+        let next = next_message(&first, 10);
+        assert_eq!(next, (2, Mentions::default()), "the plain embeds before the pinging ones");
+        let second: Vec<(&Part, &Mentions)> =
+            parts.iter().zip([&pinging, &pinging, &plain, &pinging, &pinging]).collect();
+        let next = next_message(&second, 10);
+        assert_eq!(next, (2, support), "the pinging embeds alone");
+    }
+
+    #[test]
+    fn a_ping_says_why_in_words() {
+        let mentions = Mentions { roles: [1].into(), users: Default::default() };
+        let titled = |title: &str| {
+            let mut draft = Draft { title: title.into(), description: "d".into(), ..Draft::default() };
+            draft.clamp();
+            draft.into_part()
+        };
+        let (a, b) = (titled("⛔ Data limit reached: ali"), titled("⛔ Data limit reached: reza"));
+        assert_eq!(ping_line(&mentions, &[&a], 2000), "<@&1> — ⛔ Data limit reached: ali");
+        assert_eq!(
+            ping_line(&mentions, &[&a, &b], 2000),
+            "<@&1> — ⛔ Data limit reached: ali · ⛔ Data limit reached: reza"
+        );
+        assert_eq!(ping_line(&mentions, &[&a], 16), "<@&1> — ⛔ Data …", "cut to the room left");
+        assert_eq!(ping_line(&mentions, &[&a], 5), "<@&1>", "no room: the mentions alone");
+        let long = titled(&"x".repeat(300));
+        assert_eq!(limits::chars(&ping_line(&mentions, &[&long], 2000)), 5 + 3 + PING_REASON_CHARS);
+    }
+
+    #[test]
+    fn a_digest_gathers_only_events_that_ping_alike() {
+        let mut window: Vec<RowMeta> = (0..4).map(|i| meta(i, "user_expired", &format!("u{i}"))).collect();
+        window[2].mentions = Mentions { roles: [7].into(), users: Default::default() };
+        let ids: Vec<i64> = digest_members(&window, 1).unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(ids, [0, 1, 3]);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct DeliverySettings {
     pub retry_max_age: Duration,
     /// More pending events than this of one action go out as a digest; 0 turns digests off.
     pub digest_threshold: usize,
+    /// Before a burst's first digest goes out, it is held until no event of it has arrived for
+    /// this long (at most 10 such windows after its first event), so that a burst the panel sends
+    /// over several requests reads as one. Zero sends each burst as soon as it is seen.
+    pub digest_window: Duration,
     /// At most this many messages per `channel_window` (Discord's hidden per-channel limit); 0
     /// turns this pacing off.
     pub channel_messages: usize,
@@ -39,6 +43,7 @@ impl Default for DeliverySettings {
             jitter: 0.2,
             retry_max_age: s(72 * 3600),
             digest_threshold: 30,
+            digest_window: s(5),
             channel_messages: 30,
             channel_window: s(60),
             ban_cooldown: s(600),

@@ -34,7 +34,12 @@ impl Worker {
     /// 2xx: the rows are delivered.
     async fn delivered(&mut self, rows: &[RowMeta], embeds: usize, sent: Sent) -> Result<Step, OutboxError> {
         self.failures = 0;
-        self.digesting = (sent == Sent::Digest).then(|| rows[0].action.clone());
+        if sent == Sent::Digest {
+            if let Some(burst) = &mut self.burst {
+                burst.delivered(embeds);
+            }
+            self.burst = self.burst.take().filter(|burst| !burst.is_done());
+        }
         self.outbox.mark_delivered(ids(rows)).await?;
         self.count_delivered(rows, embeds);
         self.note_recovery(rows.len());
@@ -116,6 +121,7 @@ impl Worker {
         if sent == Sent::Digest {
             log::warn!("{name}: Discord refused a digest ({status}: {detail}); sending those events one by one");
             self.no_digest_through = rows.iter().map(|row| row.id).max();
+            self.burst = None;
             return Ok(Step::Progress);
         }
         if rows.len() > 1 {

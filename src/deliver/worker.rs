@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::digest::Burst;
 use super::pacer::Pacer;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
@@ -39,9 +40,8 @@ pub struct Worker {
     pub(super) isolate_through: Option<i64>,
     /// Rows up to this id are not digested: a digest with them was refused.
     pub(super) no_digest_through: Option<i64>,
-    /// The action of the digest sent last, if the last message was a digest: the rest of that
-    /// burst is digested too once it would fill more than one message.
-    pub(super) digesting: Option<String>,
+    /// The burst being sent as digests, part by part.
+    pub(super) burst: Option<Burst>,
     /// Why the destination is paused, if it is.
     pub(super) paused: Option<String>,
     /// When the current run of failed requests began, if the last request failed.
@@ -65,7 +65,7 @@ impl Worker {
             failures: 0,
             isolate_through: None,
             no_digest_through: None,
-            digesting: None,
+            burst: None,
             paused: None,
             failing_since: None,
         }

@@ -72,6 +72,9 @@ pub struct State {
     pub body_timeout: Duration,
     /// Re-sends of a notification within this window are stored once.
     pub dedup_window: Option<Duration>,
+    /// Whether a `user_updated` and the status event of the same edit are stored as one
+    /// (`FOLD_UPDATES`).
+    pub fold_updates: bool,
     /// Bytes of bodies read before their HMAC could be checked, shared by every request.
     pub unverified: Unverified,
     /// Whether the relay has answered 503 yet: the first time, the log says how that can lose
@@ -275,12 +278,13 @@ async fn receive(
     let renderer = state.templates.current();
     let router = state.router.clone();
     let label = panel.clone();
-    let prepared = web::block(move || prepare(&body, received_at, panel.as_deref(), &renderer, &router))
+    let fold = state.fold_updates;
+    let prepared = web::block(move || prepare(&body, received_at, panel.as_deref(), &renderer, &router, fold))
         .await
         .map_err(|_| {
-            hint_at_first_503(state, label.as_deref());
-            IngestError::Unavailable
-        })??;
+        hint_at_first_503(state, label.as_deref());
+        IngestError::Unavailable
+    })??;
 
     let stored = state.outbox.enqueue_with(prepared.rows, prepared.remember, state.dedup_window).await;
     let enqueued = stored.map_err(|err| {

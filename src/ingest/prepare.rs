@@ -1,5 +1,11 @@
-//! Turning a body into rows to store: parse, route and render each event. CPU work, run off the
-//! async workers.
+//! Turning a body into rows to store: parse, fold, route and render each event. CPU work, run off
+//! the async workers.
+//!
+//! Folding: one edit that changes a user's status (disables, enables, limits or expires them)
+//! reaches the relay as `user_updated` followed by the status event, in the same request, by the
+//! same admin. With folding on (`FOLD_UPDATES`, the default) the `user_updated` of such a pair is
+//! not stored, so the change is one embed: the status event's, routed and mentioned as the status
+//! event is. Both events carry the same user, so nothing the update showed is lost.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::IngestError;
 use crate::destination::{Destination, Origin, Target};
-use crate::event::{parse_batch, Rejection};
+use crate::event::{parse_batch, Event, Rejection};
 use crate::outbox::{NewRow, StoredDestination};
 use crate::render::Renderer;
 use crate::routing::Router;
@@ -34,8 +40,10 @@ pub fn prepare(
     panel: Option<&str>,
     renderer: &Renderer,
     router: &Router,
+    fold_updates: bool,
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
+    let folded = if fold_updates { folded_updates(&batch.events) } else { Vec::new() };
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut prepared = Prepared {
         accepted: batch.events.len(),
@@ -46,7 +54,11 @@ pub fn prepare(
         destinations: BTreeMap::new(),
         remember: Vec::new(),
     };
-    for event in &batch.events {
+    for (index, event) in batch.events.iter().enumerate() {
+        if folded.contains(&index) {
+            log::debug!("{} of {:?} is folded into its status event", event.action, event.username);
+            continue;
+        }
         let routes = router.route(event);
         if routes.is_empty() {
             log::debug!("{} of {:?} goes nowhere (muted or no rule matches)", event.action, event.username);
@@ -79,4 +91,79 @@ pub fn prepare(
         }
     }
     Ok(prepared)
+}
+
+/// Actions a panel raises right after the `user_updated` of an edit that changed the user's status.
+const STATUS_ACTIONS: [&str; 4] = ["user_disabled", "user_enabled", "user_limited", "user_expired"];
+
+/// The indexes of the `user_updated` events in `events` that are folded into a status event: the
+/// same user's next event in the request is a status event by the same admin.
+fn folded_updates(events: &[Event]) -> Vec<usize> {
+    let actor = |event: &Event| event.by.as_ref().map(|by| by.username.clone());
+    let same_user = |a: &Event, b: &Event| a.username == b.username && a.panel == b.panel;
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| event.action.as_str() == "user_updated")
+        .filter(|(index, update)| {
+            let next = events[index + 1..].iter().find(|later| same_user(update, later));
+            next.is_some_and(|status| {
+                STATUS_ACTIONS.contains(&status.action.as_str()) && actor(status) == actor(update)
+            })
+        })
+        .map(|(index, _)| index)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The events of a JSON array of `(action, username, by)`.
+    fn events(list: &[(&str, &str, Option<&str>)]) -> Vec<Event> {
+        let body: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(action, username, by)| {
+                serde_json::json!({
+                    "action": action,
+                    "username": username,
+                    "by": by.map(|name| serde_json::json!({"username": name, "is_sudo": true})),
+                    "user": {"username": username, "status": "active"},
+                    "enqueued_at": 1795801155.0,
+                    "send_at": 1795801155.0,
+                    "tries": 0,
+                })
+            })
+            .collect();
+        let body = serde_json::to_vec(&body).unwrap();
+        parse_batch(&body, OffsetDateTime::now_utc(), None).unwrap().events
+    }
+
+    #[test]
+    fn folds_an_update_into_the_status_event_of_the_same_edit() {
+        let batch = events(&[
+            ("user_updated", "a", Some("admin")),
+            ("user_disabled", "a", Some("admin")),
+            ("user_updated", "b", Some("admin")),
+            ("user_created", "c", Some("admin")),
+            ("user_expired", "b", Some("admin")),
+        ]);
+        assert_eq!(folded_updates(&batch), [0, 2], "b's next event is its expiry, whatever comes between");
+    }
+
+    #[test]
+    fn keeps_updates_that_are_not_one_edit_with_a_status_change() {
+        let batch = events(&[
+            ("user_updated", "a", Some("admin")),
+            ("user_disabled", "a", Some("other")),
+            ("user_updated", "b", Some("admin")),
+            ("user_updated", "b", Some("admin")),
+            ("user_updated", "c", Some("admin")),
+            ("user_deleted", "c", Some("admin")),
+            ("user_updated", "d", Some("admin")),
+        ]);
+        assert_eq!(folded_updates(&batch), Vec::<usize>::new(), "another admin, no status event, the last event");
+        let disabled_first = events(&[("user_disabled", "a", Some("admin")), ("user_updated", "a", Some("admin"))]);
+        assert!(folded_updates(&disabled_first).is_empty(), "a status event before the update is no pair");
+    }
 }

@@ -21,7 +21,9 @@ fn field<'a>(embed: &'a Value, name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn delivers_every_marzban_action_as_a_valid_embed() {
     let discord = FakeDiscord::start().await;
-    let (app, _dir) = spawn_app(&discord).await;
+    // Folding off: every action of every capture is delivered, user_updated included.
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("FOLD_UPDATES", "false")).await;
     let fixtures = marzban_fixtures();
     let mut expected_events = 0;
     for (name, body) in &fixtures {

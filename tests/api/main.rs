@@ -4,6 +4,7 @@
 mod fake_discord;
 mod helpers;
 
+mod burst;
 mod cli;
 mod conformance;
 mod dedup;

@@ -149,7 +149,9 @@ async fn the_readme_alerts_rule_catches_cut_offs_and_templates_see_the_panels_ow
     assert_eq!(alerts[0]["title"], "u\\_full: user\\_limited (user\\_deactivated)");
     assert_eq!(alerts[1]["title"], "⌛ User expired: u\\_exp");
     for message in discord.messages_to(ALERTS) {
-        assert_eq!(message["content"], format!("<@&{ROLE}>"));
+        let titles: Vec<&str> =
+            message["embeds"].as_array().unwrap().iter().map(|e| e["title"].as_str().unwrap()).collect();
+        assert_eq!(message["content"], format!("<@&{ROLE}> — {}", titles.join(" · ")), "the ping says why");
     }
     app.stop().await;
 }

@@ -97,9 +97,9 @@ async fn routes_by_action_and_condition_with_exactly_the_configured_mentions() {
     let alerts = discord.messages_to(ALERTS);
     assert_eq!(titles(&alerts), ["⛔ Data limit reached: h5b5cf44\\_traffic", "📊 Usage warning: heavy"]);
     let (limited, heavy) = (&alerts[0], &alerts[1]);
-    assert_eq!(limited["content"], format!("<@&{ROLE}>"));
+    assert_eq!(limited["content"], format!("<@&{ROLE}> — ⛔ Data limit reached: h5b5cf44\\_traffic"));
     assert_eq!(limited["allowed_mentions"], json!({"parse": [], "roles": [ROLE.to_string()], "users": []}));
-    assert_eq!(heavy["content"], format!("<@{USER}>"));
+    assert_eq!(heavy["content"], format!("<@{USER}> — 📊 Usage warning: heavy"));
     assert_eq!(heavy["allowed_mentions"], json!({"parse": [], "roles": [], "users": [USER.to_string()]}));
     assert_eq!(limited["username"], "Panel alerts");
     for message in discord.messages_to(AUDIT) {

@@ -131,7 +131,9 @@ async fn no_secret_from_any_capture_reaches_discord_or_the_logs() {
     let secrets = secret_values();
     assert!(secrets.len() > 100, "the captures hold links, tokens, keys and proxy ids: {}", secrets.len());
     let discord = FakeDiscord::start().await;
-    let (app, _dir) = spawn_app(&discord).await;
+    // Folding off: every event of every capture is rendered and sent.
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("FOLD_UPDATES", "false")).await;
 
     // Act
     let mut stored = 0;
