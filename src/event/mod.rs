@@ -238,12 +238,37 @@ pub struct User {
     /// Seconds an on-hold user gets once activated (Marzneshin's `usage_duration`).
     pub on_hold_expire_duration: Option<i64>,
     pub auto_delete_in_days: Option<i64>,
-    pub next_plan: Option<Value>,
+    /// What the panel applies when the user runs out of data or time (Marzban, PasarGuard).
+    pub next_plan: Option<NextPlan>,
+    /// The names of the protocols the user has (`vless`, `vmess`, `trojan`, `shadowsocks`…), read
+    /// from Marzban's `proxies` (or `inbounds`) and PasarGuard's `proxy_settings` before those are
+    /// stripped: only the names, never an id, password or flow. Empty when the panel sends none
+    /// (Marzneshin, whose users have services instead).
+    pub protocols: Vec<String>,
     /// Free text written by admins.
     pub note: Option<String>,
     /// The admin who owns the user (Marzneshin: only `owner_username` is known).
     pub admin: Option<Admin>,
     /// Everything else the panel sent, minus secrets (e.g. PasarGuard's `group_names`).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A user's next plan, as Marzban and PasarGuard send it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NextPlan {
+    /// Bytes allowed once the plan applies; `None` means unlimited.
+    pub data_limit: Option<i64>,
+    /// The panel's `expire` as sent.
+    pub expire: Option<i64>,
+    /// When `expire` is a length of time (PasarGuard: seconds from when the plan applies), that
+    /// length in seconds; `None` otherwise.
+    pub expire_duration: Option<i64>,
+    /// When `expire` is a point in time (Marzban: unix seconds), that time; `None` otherwise.
+    pub expire_date: Option<i64>,
+    /// Whether the traffic left over is added to the new limit.
+    pub add_remaining_traffic: bool,
+    /// Everything else the panel sent (`user_template_id`, `fire_on_either`…).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

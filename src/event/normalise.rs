@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::json::{as_int, kind_of, take_int, take_str, unix_seconds};
-use super::{Action, Admin, Event, Family, User, PASARGUARD_MAX_DELAY, PASARGUARD_MAX_SKEW, SECRET_KEYS};
+use super::{Action, Admin, Event, Family, NextPlan, User, PASARGUARD_MAX_DELAY, PASARGUARD_MAX_SKEW, SECRET_KEYS};
 
 impl Event {
     /// Normalises one notification. Errors say what is wrong without quoting any value.
@@ -24,6 +24,8 @@ impl Event {
         // tells two identical-looking events apart while a re-send keeps it.
         let fingerprint = family.resend_keys().map(|resend_keys| fingerprint(&map, panel, resend_keys));
         let may_be_resend = fingerprint.is_some() && family.may_be_resend(&map);
+        // Before stripping too: the protocol names are the keys of the secret `proxies`.
+        let protocols = map.get("user").map(protocols).unwrap_or_default();
         strip_secrets(&mut map);
 
         let action = match map.remove("action") {
@@ -32,7 +34,7 @@ impl Event {
             Some(other) => return Err(format!("`action` must be a string, not {}", kind_of(&other))),
         };
         let user = match map.remove("user") {
-            Some(Value::Object(user)) => Some(User::from_map(user)),
+            Some(Value::Object(user)) => Some(User { protocols, ..User::from_map(user) }),
             Some(Value::Null) | None => None,
             Some(other) => return Err(format!("`user` must be an object or null, not {}", kind_of(&other))),
         };
@@ -154,12 +156,76 @@ impl User {
                 .or_else(|| take_int(&mut map, "usage_duration"))
                 .filter(|seconds| *seconds > 0),
             auto_delete_in_days: take_int(&mut map, "auto_delete_in_days"),
-            next_plan: map.remove("next_plan").filter(|v| !v.is_null()),
+            next_plan: match map.remove("next_plan") {
+                Some(Value::Object(plan)) => Some(NextPlan::from_map(plan)),
+                _ => None,
+            },
+            protocols: Vec::new(),
             note: take_str(&mut map, "note"),
             admin,
             extra: map,
         }
     }
+}
+
+/// Below this, a next plan's `expire` is a length of time, not a date: 10⁹ seconds is 31 years, and
+/// as a date September 2001, before any of the panels existed.
+const NEXT_PLAN_DATE_FROM: i64 = 1_000_000_000;
+
+impl NextPlan {
+    fn from_map(mut map: Map<String, Value>) -> Self {
+        let expire = take_int(&mut map, "expire").filter(|seconds| *seconds > 0);
+        Self {
+            data_limit: take_int(&mut map, "data_limit").filter(|limit| *limit > 0),
+            expire,
+            expire_duration: expire.filter(|seconds| *seconds < NEXT_PLAN_DATE_FROM),
+            expire_date: expire.filter(|seconds| *seconds >= NEXT_PLAN_DATE_FROM),
+            add_remaining_traffic: map.remove("add_remaining_traffic").and_then(|v| v.as_bool()).unwrap_or(false),
+            extra: map,
+        }
+    }
+}
+
+/// The protocol names of a user, from the secret maps keyed by protocol: Marzban's `proxies` (or,
+/// without it, `inbounds`), PasarGuard's `proxy_settings`, where a protocol whose settings are all
+/// empty (a WireGuard without keys) is one the user does not have. Only keys that look like a
+/// protocol name are kept, so nothing else from those maps can come through.
+pub(super) fn protocols(user: &Value) -> Vec<String> {
+    let settings = ["proxies", "proxy_settings", "inbounds"].iter().find_map(|key| user.get(key)?.as_object());
+    let Some(settings) = settings else {
+        return Vec::new();
+    };
+    settings
+        .iter()
+        .filter(|(_, value)| has_setting(value))
+        .map(|(name, _)| name.as_str())
+        .filter(|name| is_protocol_name(name))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether a protocol's settings hold anything: Marzban's `{"id": …}` or `{}` (both configured),
+/// PasarGuard's `{"private_key": null, "peer_ips": []}` (not).
+fn has_setting(value: &Value) -> bool {
+    match value {
+        Value::Object(fields) => fields.is_empty() || fields.values().any(has_value),
+        _ => true,
+    }
+}
+
+fn has_value(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Array(items) => !items.is_empty(),
+        Value::String(text) => !text.is_empty(),
+        _ => true,
+    }
+}
+
+/// 1 to 24 lowercase ASCII letters, digits, `-` or `_`: `vless`, `shadowsocks`, `hysteria2`.
+fn is_protocol_name(name: &str) -> bool {
+    (1..=24).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 impl Admin {

@@ -332,3 +332,43 @@ fn a_huge_element_is_rejected_unread() {
     assert!(matches!(parse_batch(b"\"text\"", now(), None), Err(BodyError::NotEventOrBatch("a string"))));
     assert!(matches!(parse_batch(b" null", now(), None), Err(BodyError::NotEventOrBatch("null"))));
 }
+
+#[test]
+fn keeps_the_protocol_names_and_nothing_else_of_the_proxy_settings() {
+    let marzban = one(json!({"action": "user_created", "username": "a", "user": {
+        "proxies": {"vless": {"id": "3182c79c-d828", "flow": ""}, "vmess": {}, "Not A Protocol!": {"id": "x"}},
+    }}))
+    .unwrap();
+    assert_eq!(marzban.user.as_ref().unwrap().protocols, ["vless", "vmess"]);
+    let context = serde_json::to_string(&marzban).unwrap();
+    assert!(!context.contains("3182c79c") && !context.contains("proxies"), "{context}");
+
+    let pasarguard = one(json!({"action": "user_created", "username": "a", "user": {"id": 1, "proxy_settings": {
+        "trojan": {"password": "TROJAN-SECRET"},
+        "wireguard": {"private_key": null, "public_key": null, "peer_ips": []},
+    }}}))
+    .unwrap();
+    assert_eq!(pasarguard.user.as_ref().unwrap().protocols, ["trojan"]);
+
+    let inbounds_only =
+        one(json!({"action": "user_created", "username": "a", "user": {"inbounds": {"shadowsocks": ["SS"]}}}));
+    assert_eq!(inbounds_only.unwrap().user.unwrap().protocols, ["shadowsocks"]);
+    let marzneshin = one(json!({"action": "user_created", "created_at": 1, "user": {"username": "a", "key": "k"}}));
+    assert!(marzneshin.unwrap().user.unwrap().protocols.is_empty());
+}
+
+#[test]
+fn tells_a_next_plans_expiry_as_a_length_from_one_as_a_date() {
+    let plan = |expire: Value| {
+        let user = json!({"next_plan": {"data_limit": 0, "expire": expire, "add_remaining_traffic": true}});
+        one(json!({"action": "user_created", "username": "a", "user": user})).unwrap().user.unwrap().next_plan.unwrap()
+    };
+    let pasarguard = plan(json!(604_800));
+    assert_eq!((pasarguard.expire_duration, pasarguard.expire_date), (Some(604_800), None));
+    assert_eq!(pasarguard.data_limit, None, "0 is unlimited");
+    assert!(pasarguard.add_remaining_traffic);
+    let marzban = plan(json!(1_798_393_156));
+    assert_eq!((marzban.expire_duration, marzban.expire_date), (None, Some(1_798_393_156)));
+    let never = plan(Value::Null);
+    assert_eq!((never.expire, never.expire_duration, never.expire_date), (None, None, None));
+}

@@ -24,6 +24,17 @@ pub struct Labels {
     pub duration_separator: &'static str,
     /// `number`'s thousands separator.
     pub thousands: &'static str,
+    /// The decimal separator of `bytes`, `percent` and `number`.
+    pub decimal: &'static str,
+    /// `bytes`' units, each 1024 times the one before: B, KiB, MiB, GiB, TiB, PiB, EiB.
+    pub byte_units: [&'static str; 7],
+    /// Put between a number and `percent`'s sign, and the sign itself.
+    pub percent: (&'static str, &'static str),
+    /// `days`' noun in the three forms [`Labels::plural`] chooses from (one, few, many), each
+    /// with the space it needs after the number.
+    pub days: [&'static str; 3],
+    /// Which of three plural forms a count takes: 0 (one), 1 (few) or 2 (many).
+    pub plural: fn(u64) -> usize,
     /// `status_text` for `active`, `disabled`, `limited`, `expired`, `on_hold`.
     pub statuses: [&'static str; 5],
     /// `reset_text` for `no_reset`, `day`, `week`, `month`, `year`.
@@ -35,6 +46,25 @@ pub const STATUSES: [&str; 5] = ["active", "disabled", "limited", "expired", "on
 
 /// The data limit reset strategies, in the order of [`Labels::resets`].
 pub const RESETS: [&str; 5] = ["no_reset", "day", "week", "month", "year"];
+
+/// English, Persian and Chinese nouns after a number: 1 takes the first form, everything else the
+/// last (Persian and Chinese nouns do not change at all).
+fn one_or_other(n: u64) -> usize {
+    if n == 1 {
+        0
+    } else {
+        2
+    }
+}
+
+/// Russian: 1, 21, 31… день; 2–4, 22–24… дня; 0, 5–20, 25–30… дней.
+fn russian_plural(n: u64) -> usize {
+    match (n % 10, n % 100) {
+        (1, rest) if rest != 11 => 0,
+        (2..=4, rest) if !(12..=14).contains(&rest) => 1,
+        _ => 2,
+    }
+}
 
 impl Lang {
     pub const ALL: &'static [Lang] = &[Lang::En, Lang::Ru, Lang::Fa, Lang::Zh];
@@ -62,6 +92,11 @@ impl Lang {
                 duration_units: ["d", "h", "m", "s"],
                 duration_separator: " ",
                 thousands: ",",
+                decimal: ".",
+                byte_units: ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+                percent: ("", "%"),
+                days: [" day", " days", " days"],
+                plural: one_or_other,
                 statuses: ["Active", "Disabled", "Limited", "Expired", "On hold"],
                 resets: ["Never", "Daily", "Weekly", "Monthly", "Yearly"],
             },
@@ -70,6 +105,11 @@ impl Lang {
                 duration_units: [" д", " ч", " мин", " с"],
                 duration_separator: " ",
                 thousands: "\u{202f}",
+                decimal: ",",
+                byte_units: ["Б", "КиБ", "МиБ", "ГиБ", "ТиБ", "ПиБ", "ЭиБ"],
+                percent: (" ", "%"),
+                days: [" день", " дня", " дней"],
+                plural: russian_plural,
                 statuses: ["Активен", "Отключён", "Лимит исчерпан", "Истёк", "Ожидает"],
                 resets: ["Без сброса", "Ежедневно", "Еженедельно", "Ежемесячно", "Ежегодно"],
             },
@@ -78,6 +118,11 @@ impl Lang {
                 duration_units: [" روز", " ساعت", " دقیقه", " ثانیه"],
                 duration_separator: " و ",
                 thousands: "٬",
+                decimal: "٫",
+                byte_units: ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+                percent: ("", "٪"),
+                days: [" روز", " روز", " روز"],
+                plural: one_or_other,
                 statuses: ["فعال", "غیرفعال", "محدود", "منقضی", "در انتظار"],
                 resets: ["بدون بازنشانی", "روزانه", "هفتگی", "ماهانه", "سالانه"],
             },
@@ -86,6 +131,11 @@ impl Lang {
                 duration_units: ["天", "小时", "分钟", "秒"],
                 duration_separator: "",
                 thousands: ",",
+                decimal: ".",
+                byte_units: ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+                percent: ("", "%"),
+                days: ["天", "天", "天"],
+                plural: one_or_other,
                 statuses: ["活跃", "已禁用", "已限制", "已过期", "待激活"],
                 resets: ["不重置", "每天", "每周", "每月", "每年"],
             },

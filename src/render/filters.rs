@@ -13,9 +13,6 @@ use crate::event::parse_datetime;
 /// The Discord timestamp styles `ts` accepts.
 const TS_STYLES: &str = "tTdDfFR";
 
-/// Units for `bytes`, each 1024 times the one before.
-const BYTE_UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-
 /// Makes panel text inert in Discord: drops the characters that hide or reorder text (see
 /// [`strip_invisible`]) and escapes markdown so it shows as written: no bold, links, headings,
 /// lists, quotes, mentions (`@everyone`, `<@&1>`), custom emoji or timestamps made from it.
@@ -111,24 +108,26 @@ fn number(value: &Value, filter: &str) -> Result<Option<f64>, Error> {
     })
 }
 
-/// `{{ user.data_limit | bytes }}` → `10 GiB`; none → `unlimited_label`.
-pub fn bytes(value: &Value, unlimited_label: &str) -> Result<Value, Error> {
+/// `{{ user.data_limit | bytes }}` → `10 GiB` (ru `1,17 МиБ`); none → the language's "unlimited".
+pub fn bytes(value: &Value, labels: &Labels) -> Result<Value, Error> {
     let Some(amount) = number(value, "bytes")? else {
-        return Ok(Value::from_safe_string(unlimited_label.to_owned()));
+        return Ok(Value::from_safe_string(labels.unlimited.to_owned()));
     };
-    Ok(Value::from_safe_string(format_bytes(amount)))
+    Ok(Value::from_safe_string(format_bytes(amount, labels)))
 }
 
-/// Binary units with at most two decimals, trailing zeros dropped: `1.5 GiB`, `0 B`.
-pub fn format_bytes(amount: f64) -> String {
+/// Binary units with at most two decimals, trailing zeros dropped, in the language's units and
+/// decimal separator: `1.5 GiB`, `0 B`, ru `1,5 ГиБ`.
+pub fn format_bytes(amount: f64, labels: &Labels) -> String {
     let sign = if amount < 0.0 { "-" } else { "" };
     let mut scaled = amount.abs();
     let mut unit = 0;
-    while scaled >= 1024.0 && unit + 1 < BYTE_UNITS.len() {
+    while scaled >= 1024.0 && unit + 1 < labels.byte_units.len() {
         scaled /= 1024.0;
         unit += 1;
     }
-    format!("{sign}{} {}", trim_decimals(scaled, 2), BYTE_UNITS[unit])
+    let number = trim_decimals(scaled, 2).replace('.', labels.decimal);
+    format!("{sign}{number} {}", labels.byte_units[unit])
 }
 
 /// `n` with at most `places` decimals and no trailing zeros.
@@ -208,13 +207,26 @@ pub fn format_duration(seconds: f64, labels: &Labels) -> String {
     format!("{sign}{}", parts.join(labels.duration_separator))
 }
 
-/// `{{ used_percent | percent }}` → `87.9%`; `percent(2)` for two decimals. The value is already in
-/// percent. None prints nothing.
-pub fn percent(value: &Value, decimals: Option<usize>) -> Result<Value, Error> {
+/// `{{ used_percent | percent }}` → `87.9%` (ru `87,9 %`, fa `87٫9٪`); `percent(2)` for two
+/// decimals. The value is already in percent. None prints nothing.
+pub fn percent(value: &Value, decimals: Option<usize>, labels: &Labels) -> Result<Value, Error> {
     let Some(n) = number(value, "percent")? else {
         return Ok(Value::from_safe_string(String::new()));
     };
-    Ok(Value::from_safe_string(format!("{}%", trim_decimals(n, decimals.unwrap_or(1)))))
+    let (space, sign) = labels.percent;
+    let number = trim_decimals(n, decimals.unwrap_or(1)).replace('.', labels.decimal);
+    Ok(Value::from_safe_string(format!("{number}{space}{sign}")))
+}
+
+/// `{{ days_left | days }}` → `30 days`, `1 day`; ru `21 день`, `3 дня`, `30 дней`; zh `30天`.
+/// None prints nothing.
+pub fn days(value: &Value, labels: &Labels) -> Result<Value, Error> {
+    let Some(n) = number(value, "days")? else {
+        return Ok(Value::from_safe_string(String::new()));
+    };
+    let count = n.trunc() as i64;
+    let form = (labels.plural)(count.unsigned_abs());
+    Ok(Value::from_safe_string(format!("{count}{}", labels.days[form])))
 }
 
 /// `{{ user.users_usage | number }}` → `1,234,567` (the separator is the language's); floats keep
@@ -223,11 +235,11 @@ pub fn number_filter(value: &Value, decimals: Option<usize>, labels: &Labels) ->
     let Some(n) = number(value, "number")? else {
         return Ok(Value::from_safe_string(String::new()));
     };
-    Ok(Value::from_safe_string(format_number(n, decimals.unwrap_or(2), labels.thousands)))
+    Ok(Value::from_safe_string(format_number(n, decimals.unwrap_or(2), labels.thousands, labels.decimal)))
 }
 
-/// `n` with `separator` between groups of three digits.
-pub fn format_number(n: f64, decimals: usize, separator: &str) -> String {
+/// `n` with `separator` between groups of three digits and `decimal` before its fraction.
+pub fn format_number(n: f64, decimals: usize, separator: &str, decimal: &str) -> String {
     let text = trim_decimals(n.abs(), decimals);
     let (whole, fraction) = text.split_once('.').map_or((text.as_str(), None), |(w, f)| (w, Some(f)));
     let mut grouped = String::new();
@@ -239,7 +251,7 @@ pub fn format_number(n: f64, decimals: usize, separator: &str) -> String {
     }
     let sign = if n < 0.0 && !text.trim_matches(['0', '.']).is_empty() { "-" } else { "" };
     match fraction {
-        Some(fraction) => format!("{sign}{grouped}.{fraction}"),
+        Some(fraction) => format!("{sign}{grouped}{decimal}{fraction}"),
         None => format!("{sign}{grouped}"),
     }
 }
@@ -372,14 +384,24 @@ mod tests {
 
     #[test]
     fn formats_bytes_in_binary_units() {
-        assert_eq!(format_bytes(0.0), "0 B");
-        assert_eq!(format_bytes(1023.0), "1023 B");
-        assert_eq!(format_bytes(1536.0), "1.5 KiB");
-        assert_eq!(format_bytes(10_737_418_240.0), "10 GiB");
-        assert_eq!(format_bytes(921_600.0), "900 KiB");
-        assert_eq!(format_bytes(1_228_800.0), "1.17 MiB");
-        assert_eq!(bytes(&Value::from(()), "Unlimited").unwrap().to_string(), "Unlimited");
-        assert!(bytes(&Value::UNDEFINED, "Unlimited").is_err());
+        let en = Lang::En.labels();
+        assert_eq!(format_bytes(0.0, &en), "0 B");
+        assert_eq!(format_bytes(1023.0, &en), "1023 B");
+        assert_eq!(format_bytes(1536.0, &en), "1.5 KiB");
+        assert_eq!(format_bytes(10_737_418_240.0, &en), "10 GiB");
+        assert_eq!(format_bytes(921_600.0, &en), "900 KiB");
+        assert_eq!(format_bytes(1_228_800.0, &en), "1.17 MiB");
+        assert_eq!(bytes(&Value::from(()), &en).unwrap().to_string(), "Unlimited");
+        assert!(bytes(&Value::UNDEFINED, &en).is_err());
+    }
+
+    #[test]
+    fn formats_bytes_with_the_languages_decimal_separator_and_units() {
+        assert_eq!(format_bytes(1_228_800.0, &Lang::Ru.labels()), "1,17 МиБ");
+        assert_eq!(format_bytes(0.0, &Lang::Ru.labels()), "0 Б");
+        assert_eq!(format_bytes(10_737_418_240.0, &Lang::Ru.labels()), "10 ГиБ");
+        assert_eq!(format_bytes(1_228_800.0, &Lang::Fa.labels()), "1٫17 MiB");
+        assert_eq!(format_bytes(1_228_800.0, &Lang::Zh.labels()), "1.17 MiB");
     }
 
     #[test]
@@ -413,10 +435,29 @@ mod tests {
 
     #[test]
     fn formats_percentages() {
-        assert_eq!(percent(&Value::from(87.890625), None).unwrap().to_string(), "87.9%");
-        assert_eq!(percent(&Value::from(87.890625), Some(2)).unwrap().to_string(), "87.89%");
-        assert_eq!(percent(&Value::from(90), None).unwrap().to_string(), "90%");
-        assert_eq!(percent(&Value::from(()), None).unwrap().to_string(), "");
+        let en = Lang::En.labels();
+        assert_eq!(percent(&Value::from(87.890625), None, &en).unwrap().to_string(), "87.9%");
+        assert_eq!(percent(&Value::from(87.890625), Some(2), &en).unwrap().to_string(), "87.89%");
+        assert_eq!(percent(&Value::from(90), None, &en).unwrap().to_string(), "90%");
+        assert_eq!(percent(&Value::from(()), None, &en).unwrap().to_string(), "");
+        assert_eq!(percent(&Value::from(87.890625), None, &Lang::Ru.labels()).unwrap().to_string(), "87,9 %");
+        assert_eq!(percent(&Value::from(87.890625), None, &Lang::Fa.labels()).unwrap().to_string(), "87٫9٪");
+        assert_eq!(percent(&Value::from(87.890625), None, &Lang::Zh.labels()).unwrap().to_string(), "87.9%");
+    }
+
+    #[test]
+    fn counts_days_with_the_languages_plural_forms() {
+        let show = |n: i64, lang: Lang| days(&Value::from(n), &lang.labels()).unwrap().to_string();
+        assert_eq!([show(1, Lang::En), show(0, Lang::En), show(30, Lang::En)], ["1 day", "0 days", "30 days"]);
+        let ru = [1, 2, 5, 11, 12, 21, 22, 25, 111, 104].map(|n| show(n, Lang::Ru));
+        assert_eq!(
+            ru,
+            ["1 день", "2 дня", "5 дней", "11 дней", "12 дней", "21 день", "22 дня", "25 дней", "111 дней", "104 дня"]
+        );
+        assert_eq!(show(30, Lang::Fa), "30 روز");
+        assert_eq!(show(30, Lang::Zh), "30天");
+        assert_eq!(days(&Value::from(()), &Lang::En.labels()).unwrap().to_string(), "");
+        assert!(days(&Value::UNDEFINED, &Lang::En.labels()).is_err());
     }
 
     #[test]
@@ -426,7 +467,11 @@ mod tests {
         assert_eq!(number_filter(&Value::from(999), None, &en).unwrap().to_string(), "999");
         assert_eq!(number_filter(&Value::from(-1234.5), None, &en).unwrap().to_string(), "-1,234.5");
         assert_eq!(number_filter(&Value::from(1234567), None, &Lang::Fa.labels()).unwrap().to_string(), "1٬234٬567");
-        assert_eq!(format_number(1_000_000.0, 0, " "), "1 000 000");
+        assert_eq!(format_number(1_000_000.0, 0, " ", "."), "1 000 000");
+        assert_eq!(
+            number_filter(&Value::from(1234.5), None, &Lang::Ru.labels()).unwrap().to_string(),
+            "1\u{202f}234,5"
+        );
     }
 
     #[test]

@@ -247,10 +247,13 @@ impl Renderer {
             }
         });
         let labels = lang.labels();
-        env.add_filter("bytes", move |value: Value| filters::bytes(&value, labels.unlimited));
+        env.add_filter("bytes", move |value: Value| filters::bytes(&value, &labels));
         env.add_filter("ts", |value: Value, style: Option<String>| filters::ts(&value, style.as_deref()));
         env.add_filter("duration", move |value: Value| filters::duration(&value, &labels));
-        env.add_filter("percent", |value: Value, decimals: Option<usize>| filters::percent(&value, decimals));
+        env.add_filter("percent", move |value: Value, decimals: Option<usize>| {
+            filters::percent(&value, decimals, &labels)
+        });
+        env.add_filter("days", move |value: Value| filters::days(&value, &labels));
         env.add_filter("number", move |value: Value, decimals: Option<usize>| {
             filters::number_filter(&value, decimals, &labels)
         });

@@ -14,6 +14,7 @@ mod engine;
 mod faults;
 mod hostile;
 mod ingest;
+mod look;
 mod marzneshin;
 mod operations;
 mod owners;
