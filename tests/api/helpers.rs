@@ -1,15 +1,17 @@
 //! Spawning the relay for a test: port 0, its own data folder, a fake Discord, shrunk delays, and
-//! every log line captured so tests can check what was logged.
+//! the test's own log lines captured so it can check what was logged.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use marzban_discord_relay::config::Config;
 use marzban_discord_relay::startup::Application;
 use tempfile::TempDir;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -67,7 +69,13 @@ pub async fn spawn_app(discord: &FakeDiscord) -> (TestApp, TempDir) {
 
 /// Starts a relay with `options`, storing its outbox in `data_dir` (reused across restarts).
 pub async fn spawn_app_in(data_dir: &Path, options: Options) -> TestApp {
+    assert_eq!(
+        Handle::current().runtime_flavor(),
+        RuntimeFlavor::CurrentThread,
+        "the relay's tasks must run on the test's own thread for its logs to be captured"
+    );
     init_logging();
+    let lines = this_tests_lines();
     let mut vars = options.vars;
     vars.entry("DATA_DIR".into()).or_insert_with(|| data_dir.display().to_string());
     vars.entry("TEMPLATES_DIR".into()).or_insert_with(|| data_dir.join("no-templates").display().to_string());
@@ -76,7 +84,9 @@ pub async fn spawn_app_in(data_dir: &Path, options: Options) -> TestApp {
     (options.tweak)(&mut config);
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let application = Application::build_with_listener(config, listener).await.expect("the relay builds");
+    let application = Application::build_with_worker_start(config, listener, move || route_here(lines.clone()))
+        .await
+        .expect("the relay builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
@@ -237,10 +247,39 @@ pub fn embed_titled<'a>(embeds: &'a [serde_json::Value], wanted: &str) -> &'a se
 }
 
 // ---------------------------------------------------------------------------------------------
-// Log capture: one logger for the whole test binary, recording every line.
+// Log capture: each test sees only its own lines. The `log` crate has one logger for the whole
+// binary, so it routes each record by a thread-local buffer. A test's thread has one, and its
+// current-thread runtime runs the relay's startup and delivery tasks there; the relay's HTTP worker
+// threads get the same buffer as they start (`Application::build_with_worker_start`), and a line
+// from a runtime's blocking pool is handed to that runtime to record. Lines from threads outside
+// any runtime and test (the outbox's writer thread) are kept by none. `TEST_LOG=1` prints every
+// line.
 
-static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static INIT: Once = Once::new();
+
+/// One test's log lines.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+thread_local! {
+    static LINES: RefCell<Option<Lines>> = const { RefCell::new(None) };
+}
+
+impl Lines {
+    fn push(&self, line: String) {
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+/// The lines of the test running on this thread.
+fn this_tests_lines() -> Lines {
+    LINES.with(|lines| lines.borrow_mut().get_or_insert_with(Lines::default).clone())
+}
+
+/// Sends what this thread logs to `lines`.
+fn route_here(lines: Lines) {
+    LINES.with(|slot| *slot.borrow_mut() = Some(lines));
+}
 
 struct Capture;
 
@@ -250,12 +289,23 @@ impl log::Log for Capture {
     }
 
     fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-            if std::env::var_os("TEST_LOG").is_some() {
-                eprintln!("{line}");
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("{line}");
+        }
+        match LINES.try_with(|lines| lines.borrow().clone()).ok().flatten() {
+            Some(lines) => lines.push(line),
+            // A thread of a runtime's blocking pool (the relay parses, renders and routes there):
+            // the line goes to the test whose thread runs that runtime.
+            None => {
+                if let Ok(runtime) = Handle::try_current() {
+                    runtime
+                        .spawn(async move { LINES.with(|lines| lines.borrow().clone()).map(|lines| lines.push(line)) });
+                }
             }
-            LOGS.lock().unwrap().push(line);
         }
     }
 
@@ -269,9 +319,9 @@ pub fn init_logging() {
     });
 }
 
-/// Every line logged so far by any test of this binary.
+/// Every line this test's relays logged so far.
 pub fn logs() -> Vec<String> {
-    LOGS.lock().unwrap().clone()
+    this_tests_lines().0.lock().unwrap().clone()
 }
 
 /// Waits until `condition` holds, checking every 20 ms; panics after `timeout`.
