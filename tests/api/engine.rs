@@ -342,9 +342,7 @@ async fn a_crash_mid_delivery_loses_no_acknowledged_event() {
         ("DATA_DIR", "data"),
         ("RUST_LOG", "warn"),
     ];
-    let relay_process = Process::start(dir.path(), &vars);
-    eventually(WAIT, "the relay to listen", || std::net::TcpStream::connect(("127.0.0.1", relay_process.port)).is_ok())
-        .await;
+    let mut relay_process = Process::start(dir.path(), &vars).await;
     let client = reqwest::Client::new();
     let mut acknowledged = Vec::new();
     for i in 0..40 {
@@ -356,13 +354,12 @@ async fn a_crash_mid_delivery_loses_no_acknowledged_event() {
         }
     }
     discord.wait_for_requests(2, WAIT).await;
-    relay_process.signal("KILL");
-    let mut child = relay_process.child;
-    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    relay_process.signal("KILL").await;
+    relay_process.wait().await;
     let delivered_before = discord.embeds().len();
     assert!(delivered_before < 40, "the crash happened mid-delivery ({delivered_before} delivered)");
 
-    let restarted = Process::start(dir.path(), &vars);
+    let mut restarted = Process::start(dir.path(), &vars).await;
     eventually(Duration::from_secs(30), "every acknowledged event in Discord", || {
         let titles: Vec<String> = titles(&discord);
         acknowledged.iter().all(|name| titles.iter().any(|t| t.ends_with(&format!(": {name}").replace('_', "\\_"))))
@@ -375,7 +372,6 @@ async fn a_crash_mid_delivery_loses_no_acknowledged_event() {
     let duplicated = seen.values().filter(|n| **n > 1).count();
     assert!(duplicated <= 10, "at most the message in flight is sent twice: {duplicated} titles twice");
     assert_eq!(acknowledged.len(), 40);
-    restarted.signal("TERM");
-    let mut child = restarted.child;
-    assert!(tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap().success());
+    restarted.signal("TERM").await;
+    assert!(restarted.wait().await.success());
 }

@@ -40,12 +40,8 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
         ("DATA_DIR", "data"),
         ("RUST_LOG", "warn"),
     ];
-    let relay = Process::start(dir.path(), &vars);
+    let mut relay = Process::start(dir.path(), &vars).await;
     let address = relay.url();
-    eventually(Duration::from_secs(10), "the relay to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", relay.port)).is_ok()
-    })
-    .await;
 
     // 200 requests of 50 events, 4 at a time; the relay is killed once 80 were acknowledged.
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -72,17 +68,16 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
         .collect();
     eventually(Duration::from_secs(60), "80 acknowledged requests", || acknowledged.lock().unwrap().len() >= 4000)
         .await;
-    relay.signal("KILL");
+    relay.signal("KILL").await;
     for sender in senders {
         sender.await.unwrap();
     }
-    let mut child = relay.child;
-    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    relay.wait().await;
     let acknowledged: BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
     let before_restart = delivered_users(&discord).len();
     assert!(before_restart < acknowledged.len(), "the kill came before everything was delivered");
 
-    let restarted = Process::start(dir.path(), &vars);
+    let mut restarted = Process::start(dir.path(), &vars).await;
     eventually(Duration::from_secs(120), "every acknowledged event in Discord", || {
         let delivered: HashSet<String> = delivered_users(&discord).into_iter().collect();
         acknowledged.iter().all(|name| delivered.contains(name))
@@ -91,9 +86,8 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
     let delivered = delivered_users(&discord);
     let unique: HashSet<&String> = delivered.iter().collect();
     assert!(delivered.len() - unique.len() <= 10, "at most the message in flight is repeated");
-    restarted.signal("TERM");
-    let mut child = restarted.child;
-    assert!(tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap().success());
+    restarted.signal("TERM").await;
+    assert!(restarted.wait().await.success());
 }
 
 #[tokio::test]
@@ -200,12 +194,8 @@ async fn hostile_input_gets_a_clear_answer_and_hurts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url = discord.webhook_url();
     let vars = [("WEBHOOK_SECRET", SECRET), ("DISCORD_WEBHOOK_URL", url.as_str()), ("DIGEST_THRESHOLD", "0")];
-    let relay = Process::start(dir.path(), &vars);
+    let mut relay = Process::start(dir.path(), &vars).await;
     let port = relay.port;
-    eventually(Duration::from_secs(10), "the relay to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
     let client = reqwest::Client::new();
     let post = |body: Vec<u8>| client.post(relay.url()).header("x-webhook-secret", SECRET).body(body).send();
 
@@ -275,12 +265,11 @@ async fn hostile_input_gets_a_clear_answer_and_hurts_nothing() {
     let embeds = discord.wait_for_embeds(12, Duration::from_secs(20)).await;
     assert!(embeds[0]["title"].as_str().unwrap().contains("h5b5cf44"), "the event from before is delivered");
     assert_eq!(discord.count_status(400), 0, "everything sent was valid for Discord");
-    let peak = peak_rss_mib(relay.child.id());
+    let peak = peak_rss_mib(relay.pid());
     eprintln!("peak RSS of the relay through the hostile input: {peak:.0} MiB");
     assert!(peak < 200.0, "peak memory {peak:.0} MiB");
-    relay.signal("TERM");
-    let mut child = relay.child;
-    assert!(tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap().success());
+    relay.signal("TERM").await;
+    assert!(relay.wait().await.success());
 }
 
 #[tokio::test]

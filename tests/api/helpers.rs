@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ use tokio_util::sync::CancellationToken;
 use crate::fake_discord::FakeDiscord;
 
 pub const SECRET: &str = "test-secret-7f3a9c";
+
+/// How long a test waits for the relay to settle what it was given before it fails: generous, so
+/// only a relay that never gets there fails.
+pub const SETTLE: Duration = Duration::from_secs(30);
 
 /// A relay running for one test.
 pub struct TestApp {
@@ -333,28 +338,54 @@ pub async fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut
     }
 }
 
-/// The relay's binary running `serve` as its own process, logging to a file.
+/// The relay's binary running `serve` as its own process, logging to a file. Killed (and reaped)
+/// when dropped, so a failing test leaves no relay behind.
 pub struct Process {
-    pub child: std::process::Child,
+    child: Child,
     pub port: u16,
-    log: std::path::PathBuf,
+    log: PathBuf,
 }
 
 impl Process {
-    /// Starts `serve` in `dir` with only `vars` set (and a free port on 127.0.0.1).
-    pub fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// Starts `serve` in `dir` with only `vars` set, on 127.0.0.1 port 0, and waits until it
+    /// listens: the port it got is read from its log. A restart in the same `dir` appends to the
+    /// same log.
+    pub async fn start(dir: &Path, vars: &[(&str, &str)]) -> Self {
         let log = dir.join("relay.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_marzban-discord-relay"))
+        let earlier = std::fs::read_to_string(&log).map_or(0, |text| text.len());
+        // Whatever else the test wants logged, the line that names the port is logged.
+        let rust_log = vars.iter().find(|(name, _)| *name == "RUST_LOG").map_or("info", |(_, value)| value);
+        let child = Command::new(env!("CARGO_BIN_EXE_marzban-discord-relay"))
             .current_dir(dir)
             .env_clear()
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
             .envs(vars.iter().copied())
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", format!("{rust_log},marzban_discord_relay::startup=info"))
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap())
             .spawn()
             .unwrap();
-        Self { child, log, port }
+        let mut process = Self { child, port: 0, log };
+        process.port = process.wait_for_port(earlier).await;
+        process
+    }
+
+    /// The port in the first "listening on port" line after byte `from` of the log.
+    async fn wait_for_port(&mut self, from: usize) -> u16 {
+        let deadline = std::time::Instant::now() + SETTLE;
+        loop {
+            let log = self.log();
+            let port = log.get(from..).and_then(|log| log.split("listening on port ").nth(1)).and_then(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            });
+            if let Some(port) = port {
+                return port;
+            }
+            let exited = self.child.try_wait().unwrap();
+            assert!(exited.is_none(), "the relay exited ({exited:?}) before listening:\n{log}");
+            assert!(std::time::Instant::now() < deadline, "the relay did not listen:\n{log}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The relay's address.
@@ -362,19 +393,77 @@ impl Process {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status();
+    /// Sends the signal `name` (`TERM`, `HUP`, `KILL`). A signal the relay handles is sent only once
+    /// the relay has its handler in place, so it is never taken for the default action.
+    pub async fn signal(&self, name: &str) {
+        let number = match name {
+            "HUP" => Some(1),
+            "INT" => Some(2),
+            "TERM" => Some(15),
+            _ => None,
+        };
+        if let Some(number) = number {
+            let what = format!("the relay to handle SIG{name}");
+            eventually(SETTLE, &what, || caught_signals(self.pid()) & (1 << (number - 1)) != 0).await;
+        }
+        let status = Command::new("kill").args(["-s", name, &self.pid().to_string()]).status();
         assert!(status.unwrap().success());
+    }
+
+    /// Waits for the relay to exit.
+    pub async fn wait(&mut self) -> ExitStatus {
+        let deadline = std::time::Instant::now() + SETTLE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the relay did not exit:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn wait_for_log(&self, needle: &str) {
         let what = format!("{needle:?} in the log");
-        eventually(Duration::from_secs(10), &what, || self.log().contains(needle)).await;
+        eventually(SETTLE, &what, || self.log().contains(needle)).await;
     }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The signals process `pid` has handlers for, as the bit mask `SigCgt` of `/proc/<pid>/status`.
+fn caught_signals(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mask = status.lines().find_map(|line| line.strip_prefix("SigCgt:")).unwrap_or_default();
+    u64::from_str_radix(mask.trim(), 16).unwrap_or(0)
+}
+
+/// A listener on 127.0.0.1 that takes every connection and closes it at once: an address where
+/// nothing answers, held for as long as the test runs (a port merely closed could be taken by
+/// another test meanwhile).
+pub async fn refusing_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    port
 }
 
 /// `n` copies of the first event of a Marzban fixture, as one JSON array body, each changed by

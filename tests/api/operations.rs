@@ -384,8 +384,7 @@ async fn deliver_through(proxy_var: &str, proxy_url: &str, discord: &FakeDiscord
     let dir = tempfile::tempdir().unwrap();
     let url = discord.webhook_url();
     let vars = [("WEBHOOK_SECRET", SECRET), ("DISCORD_WEBHOOK_URL", url.as_str()), (proxy_var, proxy_url)];
-    let relay = Process::start(dir.path(), &vars);
-    eventually(WAIT, "the relay to listen", || std::net::TcpStream::connect(("127.0.0.1", relay.port)).is_ok()).await;
+    let mut relay = Process::start(dir.path(), &vars).await;
     let response = reqwest::Client::new()
         .post(relay.url())
         .header("x-webhook-secret", SECRET)
@@ -395,9 +394,8 @@ async fn deliver_through(proxy_var: &str, proxy_url: &str, discord: &FakeDiscord
         .unwrap();
     assert_eq!(response.status(), 200);
     discord.wait_for_embeds(1, WAIT).await;
-    relay.signal("TERM");
-    let mut child = relay.child;
-    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    relay.signal("TERM").await;
+    assert!(relay.wait().await.success());
 }
 
 #[tokio::test]

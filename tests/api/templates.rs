@@ -211,23 +211,21 @@ async fn sighup_reloads_the_templates_and_keeps_them_if_the_new_ones_fail() {
     let dir = tempfile::tempdir().unwrap();
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
-    let mut relay = Process::start(dir.path(), &[("TEMPLATES_DIR", "templates")]);
-    relay.wait_for_log("listening on port").await;
+    let mut relay = Process::start(dir.path(), &[("TEMPLATES_DIR", "templates")]).await;
     let client = reqwest::Client::new();
     let post = |body: String| client.post(format!("http://127.0.0.1:{}/", relay.port)).body(body).send();
 
     std::fs::write(templates.join("user_expired.toml"), "title = \"Reloaded {{ username }}\"\n").unwrap();
-    relay.signal("HUP");
+    relay.signal("HUP").await;
     relay.wait_for_log("SIGHUP: templates reloaded: added user_expired").await;
     assert_eq!(post(fixture("marzban-0.8.4/user_expired.json")).await.unwrap().status(), 200);
     relay.wait_for_log(r#""title":"Reloaded h5b5cf44\\_expired""#).await;
 
     std::fs::write(templates.join("user_expired.toml"), "title = \"{{ broken\"\n").unwrap();
-    relay.signal("HUP");
+    relay.signal("HUP").await;
     relay.wait_for_log("SIGHUP: the templates were not reloaded; the current ones stay in use").await;
     assert!(relay.log().contains("user_expired.toml:1: title: syntax error"), "{}", relay.log());
 
-    relay.signal("TERM");
-    let status = tokio::task::spawn_blocking(move || relay.child.wait()).await.unwrap().unwrap();
-    assert!(status.success());
+    relay.signal("TERM").await;
+    assert!(relay.wait().await.success());
 }
