@@ -317,11 +317,13 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
+/// Installs the logger (once) and starts capturing this thread's test's lines.
 pub fn init_logging() {
     INIT.call_once(|| {
         log::set_logger(&Capture).unwrap();
         log::set_max_level(log::LevelFilter::Debug);
     });
+    this_tests_lines();
 }
 
 /// Every line this test's relays logged so far.

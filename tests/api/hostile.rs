@@ -140,29 +140,6 @@ async fn an_empty_bucket_with_an_absurd_reset_parks_loudly() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_429_asking_for_no_wait_is_not_hammered() {
-    let discord = FakeDiscord::start().await;
-    let zero = Reply {
-        status: 429,
-        headers: vec![("retry-after".into(), "0".into())],
-        body: json!({"retry_after": 0, "global": false}).to_string(),
-    };
-    discord.script(vec![zero; 4]);
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
-
-    assert_eq!(app.post(user_created()).await.status(), 200);
-    discord.wait_for_embeds(1, WAIT).await;
-    let requests = discord.requests();
-    assert_eq!(requests.len(), 5, "four 429s, then the message");
-    for pair in requests.windows(2) {
-        let gap = pair[1].at.duration_since(pair[0].at);
-        assert!(gap >= Duration::from_millis(200), "retried after only {gap:?}");
-    }
-    app.stop().await;
-}
-
 /// A server that answers every request `200` with a body of `length` bytes, and counts how much
 /// of it it managed to write before the client hung up.
 struct Firehose {

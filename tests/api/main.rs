@@ -16,6 +16,7 @@ mod ingest;
 mod marzneshin;
 mod operations;
 mod owners;
+mod pacing;
 mod pasarguard;
 mod safety;
 mod storage;
