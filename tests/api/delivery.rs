@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::fake_discord::{FakeDiscord, Reply};
 use crate::helpers::{fixture, marzban_fixtures, spawn_app, spawn_app_in, Options};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 fn title(embed: &Value) -> &str {
     embed["title"].as_str().unwrap_or_default()

@@ -160,11 +160,7 @@ async fn a_full_outbox_answers_503_and_recovers_without_acknowledging_what_it_di
     assert!(readiness.text().await.unwrap().contains("the outbox is full"));
 
     discord.set_down(false);
-    eventually(Duration::from_secs(30), "every acknowledged event", || {
-        delivered_users(&discord).len() >= acknowledged.len()
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_until_settled().await;
     let delivered = delivered_users(&discord);
     assert_eq!(delivered, acknowledged, "exactly what was acknowledged, in order");
     assert!(!delivered.iter().any(|name| refused.contains(name)));
@@ -242,27 +238,31 @@ async fn hostile_input_gets_a_clear_answer_and_hurts_nothing() {
         stream.write_all(b"[{\"action\": \"user_cre").unwrap();
         drop(stream);
         let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let started = Instant::now();
+        // Only a deadline for the test: the relay's own limit is seconds.
+        slow.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         for byte in b"POST / HTTP/1.1\r\nHost: re" {
             if slow.write_all(&[*byte]).is_err() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(Duration::from_millis(100));
         }
         let mut rest = Vec::new();
-        let _ = slow.read_to_end(&mut rest);
+        // The end of the stream or a reset: the relay hung up. A timeout: it did not.
+        let closed = match slow.read_to_end(&mut rest) {
+            Ok(_) => true,
+            Err(err) => !matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        };
         let answer = String::from_utf8_lossy(&rest).into_owned();
-        (started.elapsed(), answer, status_of(&raw_exchange(port, post_head(2).as_bytes(), b"[]")))
+        (closed, answer, status_of(&raw_exchange(port, post_head(2).as_bytes(), b"[]")))
     })
     .await
     .unwrap();
-    let (held, answer, after) = raw;
-    assert!(held < Duration::from_secs(15), "the slow client was cut off after {held:?}");
+    let (closed, answer, after) = raw;
+    assert!(closed, "the relay cut the slow client off");
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(after, 200, "the relay still serves");
 
-    let embeds = discord.wait_for_embeds(12, Duration::from_secs(20)).await;
+    let embeds = discord.wait_for_embeds(12, Duration::from_secs(30)).await;
     assert!(embeds[0]["title"].as_str().unwrap().contains("h5b5cf44"), "the event from before is delivered");
     assert_eq!(discord.count_status(400), 0, "everything sent was valid for Discord");
     let peak = peak_rss_mib(relay.pid());

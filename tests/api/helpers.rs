@@ -134,6 +134,20 @@ impl TestApp {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("the relay answers")
     }
 
+    /// The sum of `/metrics`' `relay_pending_rows` over every destination.
+    pub async fn pending_rows(&self) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .filter(|line| line.starts_with("relay_pending_rows{"))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until no row is pending: everything stored so far was delivered or is a dead letter.
+    pub async fn wait_until_settled(&self) {
+        poll_until("no pending rows", || async { (self.pending_rows().await == 0.0).then_some(()) }).await;
+    }
+
     /// Stops the relay as SIGTERM would, and waits for it.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -222,7 +236,7 @@ pub async fn deliver_every_capture(panel: &str, expected: &[(&str, &[&str])]) ->
         assert_eq!(counts, [Some(events.len() as u64), Some(0), Some(0)], "{name}: {receipt}");
         titles.extend(events.iter());
     }
-    let embeds = discord.wait_for_embeds(titles.len(), std::time::Duration::from_secs(20)).await;
+    let embeds = discord.wait_for_embeds(titles.len(), SETTLE).await;
     let got: Vec<&str> = embeds.iter().map(title).collect();
     assert_eq!(got, titles, "in the order received");
     assert_eq!(discord.count_status(400), 0, "nothing over Discord's limits");
@@ -329,6 +343,22 @@ pub fn init_logging() {
 /// Every line this test's relays logged so far.
 pub fn logs() -> Vec<String> {
     this_tests_lines().0.lock().unwrap().clone()
+}
+
+/// Calls `probe` every 20 ms until it gives a value; panics after [`SETTLE`].
+pub async fn poll_until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {SETTLE:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until `condition` holds, checking every 20 ms; panics after `timeout`.
