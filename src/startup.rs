@@ -46,6 +46,16 @@ impl Application {
 
     /// Builds the relay on an already bound listener. Must run inside a tokio runtime.
     pub async fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::build_with_worker_start(config, listener, || {}).await
+    }
+
+    /// [`Application::build_with_listener`], calling `on_worker_start` on each HTTP worker thread
+    /// as it starts. The tests use it to tell which test the lines those threads log belong to.
+    pub async fn build_with_worker_start(
+        config: Config,
+        listener: TcpListener,
+        on_worker_start: impl Fn() + Clone + Send + 'static,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let outbox = Outbox::open_capped(&config.data_dir, config.outbox_max_bytes)
             .context("cannot open the outbox (DATA_DIR)")?;
@@ -85,13 +95,16 @@ impl Application {
 
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(ingest::routes))
-            .workers(workers)
-            .max_connections(MAX_CONNECTIONS_PER_WORKER)
-            .disable_signals()
-            .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
-            .listen(listener)?
-            .run();
+        let server = HttpServer::new(move || {
+            on_worker_start();
+            App::new().app_data(app_state.clone()).configure(ingest::routes)
+        })
+        .workers(workers)
+        .max_connections(MAX_CONNECTIONS_PER_WORKER)
+        .disable_signals()
+        .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
+        .listen(listener)?
+        .run();
         log::info!("listening on port {port}");
         Ok(Self { server, port, delivery, templates })
     }

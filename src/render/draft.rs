@@ -8,6 +8,7 @@ use serenity::model::Timestamp;
 use time::OffsetDateTime;
 
 use super::limits::{self, chars, truncate};
+use super::shape::Shape;
 
 /// What one event contributes to a Discord message: one embed and optional `content`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,32 +30,8 @@ impl Part {
     }
 }
 
-/// One embed field.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Field {
-    pub name: String,
-    pub value: String,
-    pub inline: bool,
-}
-
 /// Rendered strings of one message part; an empty string means "no such field".
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Draft {
-    pub content: String,
-    pub title: String,
-    pub description: String,
-    pub url: String,
-    pub color: Option<u32>,
-    pub author_name: String,
-    pub author_url: String,
-    pub author_icon_url: String,
-    pub footer_text: String,
-    pub footer_icon_url: String,
-    pub thumbnail_url: String,
-    pub image_url: String,
-    pub fields: Vec<Field>,
-    pub timestamp: Option<OffsetDateTime>,
-}
+pub type Draft = Shape<String, Option<u32>, Option<OffsetDateTime>>;
 
 impl Draft {
     /// Whether Discord would show anything at all.
@@ -181,6 +158,7 @@ fn is_usable_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::Field;
 
     fn field(name: &str, value: &str) -> Field {
         Field { name: name.into(), value: value.into(), inline: false }

@@ -17,6 +17,7 @@ pub mod filters;
 pub mod limits;
 mod live;
 pub mod samples;
+mod shape;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,9 +30,10 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use time::OffsetDateTime;
 
 pub use builtin::Lang;
-pub use draft::{Draft, Field, Part};
+pub use draft::{Draft, Part};
 pub use live::Templates;
-use template::{ColorSpec, Format, Leaf, Spec};
+pub use shape::{Color, Field, Shape};
+use template::{Format, Leaf, Spec};
 
 use crate::event::{Action, Event};
 
@@ -99,37 +101,11 @@ struct LeafRef {
     line: Option<usize>,
 }
 
-#[derive(Debug, Clone)]
-enum CompiledColor {
-    Fixed(u32),
-    Template(LeafRef),
-}
-
-#[derive(Debug, Clone)]
-struct CompiledField {
-    name: LeafRef,
-    value: LeafRef,
-    inline: bool,
-}
-
-/// One template file, compiled.
+/// One template file, compiled: each leaf is a template in the environment.
 #[derive(Debug)]
 struct Compiled {
     origin: String,
-    content: Option<LeafRef>,
-    title: Option<LeafRef>,
-    description: Option<LeafRef>,
-    url: Option<LeafRef>,
-    color: Option<CompiledColor>,
-    author_name: Option<LeafRef>,
-    author_url: Option<LeafRef>,
-    author_icon_url: Option<LeafRef>,
-    footer_text: Option<LeafRef>,
-    footer_icon_url: Option<LeafRef>,
-    thumbnail_url: Option<LeafRef>,
-    image_url: Option<LeafRef>,
-    fields: Vec<CompiledField>,
-    timestamp: bool,
+    shape: Shape<Option<LeafRef>, Option<Color<LeafRef>>, bool>,
 }
 
 /// The loaded template set. Cheap to share (`Arc`); replaced as a whole on reload.
@@ -408,47 +384,20 @@ impl Renderer {
     }
 
     fn render_compiled(&self, template: &Compiled, context: &Value, at: OffsetDateTime) -> Result<Part, Problem> {
-        let text = |leaf: &Option<LeafRef>| match leaf {
-            Some(leaf) => self.render_leaf(template, leaf, context),
-            None => Ok(String::new()),
-        };
-        let color = match &template.color {
+        let render = |leaf: &LeafRef| self.render_leaf(template, leaf, context);
+        let color = match &template.shape.color {
             None => None,
-            Some(CompiledColor::Fixed(color)) => Some(*color),
-            Some(CompiledColor::Template(leaf)) => {
-                let rendered = self.render_leaf(template, leaf, context)?;
-                match rendered.is_empty() {
-                    true => None,
-                    false => {
-                        Some(template::parse_color(&rendered).map_err(|message| problem_at(template, leaf, message))?)
-                    }
+            Some(Color::Fixed(color)) => Some(*color),
+            Some(Color::Template(leaf)) => match render(leaf)? {
+                rendered if rendered.is_empty() => None,
+                rendered => {
+                    Some(template::parse_color(&rendered).map_err(|message| problem_at(template, leaf, message))?)
                 }
-            }
+            },
         };
-        let mut fields = Vec::with_capacity(template.fields.len());
-        for field in &template.fields {
-            fields.push(Field {
-                name: self.render_leaf(template, &field.name, context)?,
-                value: self.render_leaf(template, &field.value, context)?,
-                inline: field.inline,
-            });
-        }
-        let mut draft = Draft {
-            content: text(&template.content)?,
-            title: text(&template.title)?,
-            description: text(&template.description)?,
-            url: text(&template.url)?,
-            color,
-            author_name: text(&template.author_name)?,
-            author_url: text(&template.author_url)?,
-            author_icon_url: text(&template.author_icon_url)?,
-            footer_text: text(&template.footer_text)?,
-            footer_icon_url: text(&template.footer_icon_url)?,
-            thumbnail_url: text(&template.thumbnail_url)?,
-            image_url: text(&template.image_url)?,
-            fields,
-            timestamp: template.timestamp.then_some(at),
-        };
+        let timestamp = template.shape.timestamp.then_some(at);
+        let mut draft =
+            template.shape.try_map(color, timestamp, |_, leaf| leaf.as_ref().map_or(Ok(String::new()), render))?;
         draft.clamp();
         if !draft.is_visible() {
             return Err(Problem {
@@ -468,47 +417,23 @@ impl Renderer {
         }
     }
 
-    /// Adds every leaf of `spec` to the environment, checking its syntax.
+    /// Adds every leaf of `spec` to the environment as a template named `<origin>#<path>`,
+    /// checking its syntax.
     fn compile(&mut self, origin: &str, spec: Spec) -> Result<Compiled, Problem> {
-        let mut add = |path: &str, leaf: Option<Leaf>| -> Result<Option<LeafRef>, Problem> {
-            let Some(leaf) = leaf else { return Ok(None) };
+        let mut add = |path: String, leaf: &Leaf| -> Result<LeafRef, Problem> {
             let name = format!("{origin}#{path}");
-            let leaf_ref = LeafRef { name: name.clone(), path: path.to_owned(), line: leaf.line };
-            self.env.add_template_owned(name, leaf.source).map_err(|err| Problem {
+            self.env.add_template_owned(name.clone(), leaf.source.clone()).map_err(|err| Problem {
                 origin: origin.to_owned(),
                 line: leaf_line(leaf.line, err.line()),
                 message: format!("{path}: {}", jinja_reason(&err)),
             })?;
-            Ok(Some(leaf_ref))
+            Ok(LeafRef { name, path, line: leaf.line })
         };
-        let color = match spec.color {
-            None => None,
-            Some(ColorSpec::Fixed(color)) => Some(CompiledColor::Fixed(color)),
-            Some(ColorSpec::Template(leaf)) => add("color", Some(leaf))?.map(CompiledColor::Template),
-        };
-        let mut fields = Vec::with_capacity(spec.fields.len());
-        for (i, field) in spec.fields.into_iter().enumerate() {
-            let name = add(&format!("fields[{i}].name"), Some(field.name))?.expect("leaf given");
-            let value = add(&format!("fields[{i}].value"), Some(field.value))?.expect("leaf given");
-            fields.push(CompiledField { name, value, inline: field.inline });
-        }
-        Ok(Compiled {
-            origin: origin.to_owned(),
-            content: add("content", spec.content)?,
-            title: add("title", spec.title)?,
-            description: add("description", spec.description)?,
-            url: add("url", spec.url)?,
-            color,
-            author_name: add("author.name", spec.author.name)?,
-            author_url: add("author.url", spec.author.url)?,
-            author_icon_url: add("author.icon_url", spec.author.icon_url)?,
-            footer_text: add("footer.text", spec.footer.text)?,
-            footer_icon_url: add("footer.icon_url", spec.footer.icon_url)?,
-            thumbnail_url: add("thumbnail.url", spec.thumbnail)?,
-            image_url: add("image.url", spec.image)?,
-            fields,
-            timestamp: spec.timestamp,
-        })
+        let color = spec.color.as_ref().map(|color| color.try_map(|leaf| add("color".into(), leaf))).transpose()?;
+        let shape = spec.try_map(color, spec.timestamp, |path, leaf| {
+            leaf.as_ref().map(|leaf| add(path.to_string(), leaf)).transpose()
+        })?;
+        Ok(Compiled { origin: origin.to_owned(), shape })
     }
 }
 

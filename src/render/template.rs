@@ -18,6 +18,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::shape::{Color, Field, Shape};
+
 /// One string of a template file: its source and the line it starts on in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
@@ -25,49 +27,10 @@ pub struct Leaf {
     pub line: Option<usize>,
 }
 
-/// An embed colour: fixed, or a template rendering to `#RRGGBB`, `0xRRGGBB` or a decimal number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ColorSpec {
-    Fixed(u32),
-    Template(Leaf),
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthorSpec {
-    pub name: Option<Leaf>,
-    pub url: Option<Leaf>,
-    pub icon_url: Option<Leaf>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FooterSpec {
-    pub text: Option<Leaf>,
-    pub icon_url: Option<Leaf>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldSpec {
-    pub name: Leaf,
-    pub value: Leaf,
-    pub inline: bool,
-}
-
-/// A message part as a template file describes it: optional `content` and one embed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Spec {
-    pub content: Option<Leaf>,
-    pub title: Option<Leaf>,
-    pub description: Option<Leaf>,
-    pub url: Option<Leaf>,
-    pub color: Option<ColorSpec>,
-    pub author: AuthorSpec,
-    pub footer: FooterSpec,
-    pub thumbnail: Option<Leaf>,
-    pub image: Option<Leaf>,
-    pub fields: Vec<FieldSpec>,
-    /// Whether the embed carries the event time as its timestamp.
-    pub timestamp: bool,
-}
+/// A message part as a template file describes it: optional `content` and one embed, each string
+/// a leaf (`None` when the file leaves it out; the parsers always give a field's name and value),
+/// and whether the embed carries the event time as its timestamp.
+pub type Spec = Shape<Option<Leaf>, Option<Color<Leaf>>, bool>;
 
 /// The formats a template file can be written in, chosen by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +126,8 @@ fn parse_toml(text: &str) -> Result<Spec, String> {
         Some(spanned) => {
             let line = line_at(text, spanned.span().start);
             Some(match spanned.into_inner() {
-                TomlColor::Number(n) => ColorSpec::Fixed(fixed_color(n).map_err(|e| format!("line {line}: {e}"))?),
-                TomlColor::Text(source) => ColorSpec::Template(Leaf { source, line: Some(line) }),
+                TomlColor::Number(n) => Color::Fixed(fixed_color(n).map_err(|e| format!("line {line}: {e}"))?),
+                TomlColor::Text(source) => Color::Template(Leaf { source, line: Some(line) }),
             })
         }
     };
@@ -174,20 +137,19 @@ fn parse_toml(text: &str) -> Result<Spec, String> {
         description: leaf(raw.description),
         url: leaf(raw.url),
         color,
-        author: AuthorSpec {
-            name: leaf(raw.author.name),
-            url: leaf(raw.author.url),
-            icon_url: leaf(raw.author.icon_url),
-        },
-        footer: FooterSpec { text: leaf(raw.footer.text), icon_url: leaf(raw.footer.icon_url) },
-        thumbnail: leaf(raw.thumbnail),
-        image: leaf(raw.image),
+        author_name: leaf(raw.author.name),
+        author_url: leaf(raw.author.url),
+        author_icon_url: leaf(raw.author.icon_url),
+        footer_text: leaf(raw.footer.text),
+        footer_icon_url: leaf(raw.footer.icon_url),
+        thumbnail_url: leaf(raw.thumbnail),
+        image_url: leaf(raw.image),
         fields: raw
             .fields
             .into_iter()
-            .map(|f| FieldSpec {
-                name: spanned_leaf(text, f.name),
-                value: spanned_leaf(text, f.value),
+            .map(|f| Field {
+                name: Some(spanned_leaf(text, f.name)),
+                value: Some(spanned_leaf(text, f.value)),
                 inline: f.inline,
             })
             .collect(),
@@ -238,14 +200,14 @@ struct JsonEmbed {
     timestamp: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct JsonAuthor {
     name: Option<String>,
     url: Option<String>,
     icon_url: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct JsonFooter {
     text: Option<String>,
     icon_url: Option<String>,
@@ -285,33 +247,34 @@ fn parse_json(text: &str) -> Result<Spec, String> {
     let color = match embed.color {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::Number(n)) => {
-            Some(ColorSpec::Fixed(fixed_color(n.as_i64().unwrap_or(-1)).map_err(|e| format!("color: {e}"))?))
+            Some(Color::Fixed(fixed_color(n.as_i64().unwrap_or(-1)).map_err(|e| format!("color: {e}"))?))
         }
-        Some(serde_json::Value::String(source)) => Some(ColorSpec::Template(json_leaf(text, source))),
+        Some(serde_json::Value::String(source)) => Some(Color::Template(json_leaf(text, source))),
         Some(_) => return Err("color must be a number or a string".into()),
     };
-    let author = embed.author.map_or_else(AuthorSpec::default, |a| AuthorSpec {
-        name: leaf(a.name),
-        url: leaf(a.url),
-        icon_url: leaf(a.icon_url),
-    });
-    let footer = embed
-        .footer
-        .map_or_else(FooterSpec::default, |f| FooterSpec { text: leaf(f.text), icon_url: leaf(f.icon_url) });
+    let author = embed.author.unwrap_or_default();
+    let footer = embed.footer.unwrap_or_default();
     Ok(Spec {
         content: leaf(message.content),
         title: leaf(embed.title),
         description: leaf(embed.description),
         url: leaf(embed.url),
         color,
-        author,
-        footer,
-        thumbnail: leaf(embed.thumbnail.and_then(|i| i.url)),
-        image: leaf(embed.image.and_then(|i| i.url)),
+        author_name: leaf(author.name),
+        author_url: leaf(author.url),
+        author_icon_url: leaf(author.icon_url),
+        footer_text: leaf(footer.text),
+        footer_icon_url: leaf(footer.icon_url),
+        thumbnail_url: leaf(embed.thumbnail.and_then(|i| i.url)),
+        image_url: leaf(embed.image.and_then(|i| i.url)),
         fields: embed
             .fields
             .into_iter()
-            .map(|f| FieldSpec { name: json_leaf(text, f.name), value: json_leaf(text, f.value), inline: f.inline })
+            .map(|f| Field {
+                name: Some(json_leaf(text, f.name)),
+                value: Some(json_leaf(text, f.value)),
+                inline: f.inline,
+            })
             .collect(),
         timestamp: embed.timestamp.is_some_and(|t| !t.is_null()),
     })
@@ -386,10 +349,10 @@ inline = true
         let spec = parse(TOML, Format::Toml).unwrap();
         assert_eq!(spec.title.as_ref().unwrap().source, "Created {{ username }}");
         assert_eq!(spec.title.unwrap().line, Some(3));
-        assert_eq!(spec.color, Some(ColorSpec::Template(Leaf { source: "#2ECC71".into(), line: Some(4) })));
+        assert_eq!(spec.color, Some(Color::Template(Leaf { source: "#2ECC71".into(), line: Some(4) })));
         assert_eq!(spec.fields.len(), 1);
         assert!(spec.fields[0].inline);
-        assert_eq!(spec.fields[0].value.line, Some(11));
+        assert_eq!(spec.fields[0].value.as_ref().unwrap().line, Some(11));
         assert!(spec.timestamp);
     }
 
@@ -410,10 +373,10 @@ inline = true
             "footer": {"text": "F"}, "thumbnail": {"url": "https://x/y.png"}, "timestamp": "2024-01-01T00:00:00.000Z"}],
             "username": "bot", "attachments": []}"#;
         let spec = parse(message, Format::Json).unwrap();
-        assert_eq!(spec.color, Some(ColorSpec::Fixed(3066993)));
+        assert_eq!(spec.color, Some(Color::Fixed(3066993)));
         assert_eq!(spec.title.unwrap().line, Some(1));
-        assert_eq!(spec.fields[0].value.line, Some(2));
-        assert_eq!(spec.thumbnail.unwrap().source, "https://x/y.png");
+        assert_eq!(spec.fields[0].value.as_ref().unwrap().line, Some(2));
+        assert_eq!(spec.thumbnail_url.unwrap().source, "https://x/y.png");
         assert!(spec.timestamp);
         let backup = format!(r#"{{"messages": [{{"data": {message}}}]}}"#);
         assert_eq!(parse(&backup, Format::Json).unwrap().content.unwrap().source, "hi {{ username }}");

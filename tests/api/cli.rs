@@ -3,7 +3,7 @@
 use std::process::{Command, Output};
 
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::spawn_app;
+use crate::helpers::{refusing_port, spawn_app};
 
 /// Runs the relay's binary in an empty folder (so no `.env` is read) with only `vars` set.
 pub fn relay(args: &[&str], vars: &[(&str, &str)]) -> Output {
@@ -29,10 +29,13 @@ async fn healthcheck_succeeds_against_a_running_relay_and_fails_without_one() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     app.stop().await;
 
-    let listen = format!("0.0.0.0:{port}");
-    let output = relay(&["healthcheck"], &[("LISTEN_ADDR", &listen)]);
+    // Not the stopped relay's port: another test's relay could be listening there by now.
+    let nothing = refusing_port().await;
+    let listen = format!("0.0.0.0:{nothing}");
+    let output =
+        tokio::task::spawn_blocking(move || relay(&["healthcheck"], &[("LISTEN_ADDR", &listen)])).await.unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("http://127.0.0.1:{port}/healthz")));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("http://127.0.0.1:{nothing}/healthz")));
 }
 
 #[test]

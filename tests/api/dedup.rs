@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::fake_discord::FakeDiscord;
 use crate::helpers::{capture, fixture, spawn_app, TestApp, MARZNESHIN, PASARGUARD};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 fn titles(discord: &FakeDiscord) -> Vec<String> {
     discord.embeds().iter().map(|e| e["title"].as_str().unwrap_or_default().to_owned()).collect()

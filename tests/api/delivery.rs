@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::fake_discord::{FakeDiscord, Reply};
 use crate::helpers::{fixture, marzban_fixtures, spawn_app, spawn_app_in, Options};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 fn title(embed: &Value) -> &str {
     embed["title"].as_str().unwrap_or_default()
@@ -120,22 +120,6 @@ async fn retries_after_server_errors_until_delivered() {
     assert_eq!(embeds.len(), 1);
     let statuses: Vec<u16> = discord.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 502, 200]);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn waits_the_retry_after_of_a_429() {
-    let discord = FakeDiscord::start().await;
-    discord.script([Reply::too_many(Duration::from_millis(700))]);
-    let (app, _dir) = spawn_app(&discord).await;
-
-    assert_eq!(app.post(fixture("marzban-0.8.4/user_created.json")).await.status(), 200);
-    discord.wait_for_embeds(1, WAIT).await;
-    let requests = discord.requests();
-    assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
-    let waited = requests[1].at.duration_since(requests[0].at);
-    assert!(waited >= Duration::from_millis(700), "waited only {waited:?}");
-    assert!(waited < Duration::from_millis(2000), "waited {waited:?}");
     app.stop().await;
 }
 

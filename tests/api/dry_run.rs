@@ -12,7 +12,7 @@ async fn runs_dry_with_no_configuration_and_logs_each_message() {
     let response = app.post_to("/", fixture("marzban-0.8.4/user_expired.json"), None).await;
     assert_eq!(response.status(), 200);
 
-    eventually(Duration::from_secs(5), "the dry-run log line", || {
+    eventually(Duration::from_secs(30), "the dry-run log line", || {
         logs().iter().any(|l| l.contains("would send") && l.contains("User expired: h5b5cf44\\\\_expired"))
     })
     .await;

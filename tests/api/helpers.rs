@@ -1,21 +1,28 @@
 //! Spawning the relay for a test: port 0, its own data folder, a fake Discord, shrunk delays, and
-//! every log line captured so tests can check what was logged.
+//! the test's own log lines captured so it can check what was logged.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::Path;
-use std::sync::{Mutex, Once};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use marzban_discord_relay::config::Config;
 use marzban_discord_relay::startup::Application;
 use tempfile::TempDir;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::fake_discord::FakeDiscord;
 
 pub const SECRET: &str = "test-secret-7f3a9c";
+
+/// How long a test waits for the relay to settle what it was given before it fails: generous, so
+/// only a relay that never gets there fails.
+pub const SETTLE: Duration = Duration::from_secs(30);
 
 /// A relay running for one test.
 pub struct TestApp {
@@ -67,7 +74,13 @@ pub async fn spawn_app(discord: &FakeDiscord) -> (TestApp, TempDir) {
 
 /// Starts a relay with `options`, storing its outbox in `data_dir` (reused across restarts).
 pub async fn spawn_app_in(data_dir: &Path, options: Options) -> TestApp {
+    assert_eq!(
+        Handle::current().runtime_flavor(),
+        RuntimeFlavor::CurrentThread,
+        "the relay's tasks must run on the test's own thread for its logs to be captured"
+    );
     init_logging();
+    let lines = this_tests_lines();
     let mut vars = options.vars;
     vars.entry("DATA_DIR".into()).or_insert_with(|| data_dir.display().to_string());
     vars.entry("TEMPLATES_DIR".into()).or_insert_with(|| data_dir.join("no-templates").display().to_string());
@@ -76,7 +89,9 @@ pub async fn spawn_app_in(data_dir: &Path, options: Options) -> TestApp {
     (options.tweak)(&mut config);
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let application = Application::build_with_listener(config, listener).await.expect("the relay builds");
+    let application = Application::build_with_worker_start(config, listener, move || route_here(lines.clone()))
+        .await
+        .expect("the relay builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
@@ -117,6 +132,20 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("the relay answers")
+    }
+
+    /// The sum of `/metrics`' `relay_pending_rows` over every destination.
+    pub async fn pending_rows(&self) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .filter(|line| line.starts_with("relay_pending_rows{"))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until no row is pending: everything stored so far was delivered or is a dead letter.
+    pub async fn wait_until_settled(&self) {
+        poll_until("no pending rows", || async { (self.pending_rows().await == 0.0).then_some(()) }).await;
     }
 
     /// Stops the relay as SIGTERM would, and waits for it.
@@ -207,7 +236,7 @@ pub async fn deliver_every_capture(panel: &str, expected: &[(&str, &[&str])]) ->
         assert_eq!(counts, [Some(events.len() as u64), Some(0), Some(0)], "{name}: {receipt}");
         titles.extend(events.iter());
     }
-    let embeds = discord.wait_for_embeds(titles.len(), std::time::Duration::from_secs(20)).await;
+    let embeds = discord.wait_for_embeds(titles.len(), SETTLE).await;
     let got: Vec<&str> = embeds.iter().map(title).collect();
     assert_eq!(got, titles, "in the order received");
     assert_eq!(discord.count_status(400), 0, "nothing over Discord's limits");
@@ -237,10 +266,39 @@ pub fn embed_titled<'a>(embeds: &'a [serde_json::Value], wanted: &str) -> &'a se
 }
 
 // ---------------------------------------------------------------------------------------------
-// Log capture: one logger for the whole test binary, recording every line.
+// Log capture: each test sees only its own lines. The `log` crate has one logger for the whole
+// binary, so it routes each record by a thread-local buffer. A test's thread has one, and its
+// current-thread runtime runs the relay's startup and delivery tasks there; the relay's HTTP worker
+// threads get the same buffer as they start (`Application::build_with_worker_start`), and a line
+// from a runtime's blocking pool is handed to that runtime to record. Lines from threads outside
+// any runtime and test (the outbox's writer thread) are kept by none. `TEST_LOG=1` prints every
+// line.
 
-static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static INIT: Once = Once::new();
+
+/// One test's log lines.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+thread_local! {
+    static LINES: RefCell<Option<Lines>> = const { RefCell::new(None) };
+}
+
+impl Lines {
+    fn push(&self, line: String) {
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+/// The lines of the test running on this thread.
+fn this_tests_lines() -> Lines {
+    LINES.with(|lines| lines.borrow_mut().get_or_insert_with(Lines::default).clone())
+}
+
+/// Sends what this thread logs to `lines`.
+fn route_here(lines: Lines) {
+    LINES.with(|slot| *slot.borrow_mut() = Some(lines));
+}
 
 struct Capture;
 
@@ -250,28 +308,57 @@ impl log::Log for Capture {
     }
 
     fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-            if std::env::var_os("TEST_LOG").is_some() {
-                eprintln!("{line}");
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("{line}");
+        }
+        match LINES.try_with(|lines| lines.borrow().clone()).ok().flatten() {
+            Some(lines) => lines.push(line),
+            // A thread of a runtime's blocking pool (the relay parses, renders and routes there):
+            // the line goes to the test whose thread runs that runtime.
+            None => {
+                if let Ok(runtime) = Handle::try_current() {
+                    runtime
+                        .spawn(async move { LINES.with(|lines| lines.borrow().clone()).map(|lines| lines.push(line)) });
+                }
             }
-            LOGS.lock().unwrap().push(line);
         }
     }
 
     fn flush(&self) {}
 }
 
+/// Installs the logger (once) and starts capturing this thread's test's lines.
 pub fn init_logging() {
     INIT.call_once(|| {
         log::set_logger(&Capture).unwrap();
         log::set_max_level(log::LevelFilter::Debug);
     });
+    this_tests_lines();
 }
 
-/// Every line logged so far by any test of this binary.
+/// Every line this test's relays logged so far.
 pub fn logs() -> Vec<String> {
-    LOGS.lock().unwrap().clone()
+    this_tests_lines().0.lock().unwrap().clone()
+}
+
+/// Calls `probe` every 20 ms until it gives a value; panics after [`SETTLE`].
+pub async fn poll_until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {SETTLE:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until `condition` holds, checking every 20 ms; panics after `timeout`.
@@ -283,28 +370,54 @@ pub async fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut
     }
 }
 
-/// The relay's binary running `serve` as its own process, logging to a file.
+/// The relay's binary running `serve` as its own process, logging to a file. Killed (and reaped)
+/// when dropped, so a failing test leaves no relay behind.
 pub struct Process {
-    pub child: std::process::Child,
+    child: Child,
     pub port: u16,
-    log: std::path::PathBuf,
+    log: PathBuf,
 }
 
 impl Process {
-    /// Starts `serve` in `dir` with only `vars` set (and a free port on 127.0.0.1).
-    pub fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// Starts `serve` in `dir` with only `vars` set, on 127.0.0.1 port 0, and waits until it
+    /// listens: the port it got is read from its log. A restart in the same `dir` appends to the
+    /// same log.
+    pub async fn start(dir: &Path, vars: &[(&str, &str)]) -> Self {
         let log = dir.join("relay.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_marzban-discord-relay"))
+        let earlier = std::fs::read_to_string(&log).map_or(0, |text| text.len());
+        // Whatever else the test wants logged, the line that names the port is logged.
+        let rust_log = vars.iter().find(|(name, _)| *name == "RUST_LOG").map_or("info", |(_, value)| value);
+        let child = Command::new(env!("CARGO_BIN_EXE_marzban-discord-relay"))
             .current_dir(dir)
             .env_clear()
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
             .envs(vars.iter().copied())
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", format!("{rust_log},marzban_discord_relay::startup=info"))
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap())
             .spawn()
             .unwrap();
-        Self { child, log, port }
+        let mut process = Self { child, port: 0, log };
+        process.port = process.wait_for_port(earlier).await;
+        process
+    }
+
+    /// The port in the first "listening on port" line after byte `from` of the log.
+    async fn wait_for_port(&mut self, from: usize) -> u16 {
+        let deadline = std::time::Instant::now() + SETTLE;
+        loop {
+            let log = self.log();
+            let port = log.get(from..).and_then(|log| log.split("listening on port ").nth(1)).and_then(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            });
+            if let Some(port) = port {
+                return port;
+            }
+            let exited = self.child.try_wait().unwrap();
+            assert!(exited.is_none(), "the relay exited ({exited:?}) before listening:\n{log}");
+            assert!(std::time::Instant::now() < deadline, "the relay did not listen:\n{log}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The relay's address.
@@ -312,19 +425,77 @@ impl Process {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status();
+    /// Sends the signal `name` (`TERM`, `HUP`, `KILL`). A signal the relay handles is sent only once
+    /// the relay has its handler in place, so it is never taken for the default action.
+    pub async fn signal(&self, name: &str) {
+        let number = match name {
+            "HUP" => Some(1),
+            "INT" => Some(2),
+            "TERM" => Some(15),
+            _ => None,
+        };
+        if let Some(number) = number {
+            let what = format!("the relay to handle SIG{name}");
+            eventually(SETTLE, &what, || caught_signals(self.pid()) & (1 << (number - 1)) != 0).await;
+        }
+        let status = Command::new("kill").args(["-s", name, &self.pid().to_string()]).status();
         assert!(status.unwrap().success());
+    }
+
+    /// Waits for the relay to exit.
+    pub async fn wait(&mut self) -> ExitStatus {
+        let deadline = std::time::Instant::now() + SETTLE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the relay did not exit:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn wait_for_log(&self, needle: &str) {
         let what = format!("{needle:?} in the log");
-        eventually(Duration::from_secs(10), &what, || self.log().contains(needle)).await;
+        eventually(SETTLE, &what, || self.log().contains(needle)).await;
     }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The signals process `pid` has handlers for, as the bit mask `SigCgt` of `/proc/<pid>/status`.
+fn caught_signals(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mask = status.lines().find_map(|line| line.strip_prefix("SigCgt:")).unwrap_or_default();
+    u64::from_str_radix(mask.trim(), 16).unwrap_or(0)
+}
+
+/// A listener on 127.0.0.1 that takes every connection and closes it at once: an address where
+/// nothing answers, held for as long as the test runs (a port merely closed could be taken by
+/// another test meanwhile).
+pub async fn refusing_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    port
 }
 
 /// `n` copies of the first event of a Marzban fixture, as one JSON array body, each changed by

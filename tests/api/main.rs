@@ -18,6 +18,7 @@ mod look;
 mod marzneshin;
 mod operations;
 mod owners;
+mod pacing;
 mod pasarguard;
 mod safety;
 mod storage;

@@ -11,7 +11,7 @@ use crate::helpers::{
     SECRET,
 };
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Every capture, by number, and the titles of the embeds its events become, in order.
 const EVERY_CAPTURE: &[(&str, &[&str])] = &[

@@ -11,9 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::cli::relay;
 use crate::fake_discord::{FakeDiscord, Reply, WEBHOOK_TOKEN};
-use crate::helpers::{batch_of, eventually, fixture, logs, spawn_app_in, Options, Process, SECRET};
+use crate::helpers::{batch_of, fixture, logs, poll_until, spawn_app_in, Options, Process, SECRET};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 const AUDIT: u64 = 100000000000000001;
 const ALERTS: u64 = 100000000000000002;
 const THREAD: u64 = 300000000000000003;
@@ -85,11 +85,7 @@ async fn routes_by_action_and_condition_with_exactly_the_configured_mentions() {
     ] {
         assert_eq!(app.post(body).await.status(), 200);
     }
-    eventually(WAIT, "four audit and two alert embeds", || {
-        titles(&discord.messages_to(AUDIT)).len() == 4 && titles(&discord.messages_to(ALERTS)).len() == 2
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_until_settled().await;
 
     let audit = titles(&discord.messages_to(AUDIT));
     assert_eq!(audit.len(), 4, "user_updated is muted everywhere: {audit:?}");
@@ -125,8 +121,8 @@ async fn refuses_an_owner_webhook_that_is_not_on_discord_and_sends_nothing_there
     events[0]["user"]["admin"]["username"] = json!("reseller9");
     events[0]["user"]["admin"]["discord_webhook"] = json!(elsewhere.webhook_url());
     assert_eq!(app.post(serde_json::to_string(&events).unwrap()).await.status(), 200);
-    discord.wait_for_embeds(1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_until_settled().await;
+    assert_eq!(discord.embeds().len(), 1);
     assert!(elsewhere.requests().is_empty(), "no request to a host that is not Discord's");
     let warning = logs().into_iter().find(|l| l.contains("admin \"reseller9\" has a discord_webhook")).unwrap();
     assert!(warning.contains("is not one of Discord's webhook hosts"), "{warning}");
@@ -195,10 +191,10 @@ async fn readyz_follows_the_outbox_and_the_destinations() {
 
     discord.script([Reply::not_found()]);
     assert_eq!(app.post(fixture("marzban-0.8.4/user_deleted.json")).await.status(), 200);
-    discord.wait_for_requests(1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, body) = ready(&app).await;
-    assert_eq!(status, 503);
+    let (status, body) =
+        poll_until("readiness to change", || async { Some(ready(&app).await).filter(|(status, _)| *status != 200) })
+            .await;
+    assert_eq!(status, 503, "{body}");
     let reason = body["reasons"][0].as_str().unwrap();
     assert!(reason.starts_with("destination default is paused: Discord answered 404"), "{reason}");
     app.stop().await;
@@ -255,8 +251,12 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     assert_eq!(app.post(serde_json::to_string(&body).unwrap()).await.status(), 200);
     assert_eq!(app.post(fixture("marzban-0.8.4/user_limited.json")).await.status(), 200);
     assert_eq!(app.post_to("/", "[]", Some("wrong")).await.status(), 401);
-    discord.wait_for_embeds(4, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The last thing counted for a delivery is its latency.
+    let latency = r#"relay_delivery_latency_seconds_count{destination="default"} 4"#;
+    poll_until("4 deliveries counted", || async {
+        app.get("/metrics").await.text().await.ok()?.contains(latency).then_some(())
+    })
+    .await;
 
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
@@ -384,8 +384,7 @@ async fn deliver_through(proxy_var: &str, proxy_url: &str, discord: &FakeDiscord
     let dir = tempfile::tempdir().unwrap();
     let url = discord.webhook_url();
     let vars = [("WEBHOOK_SECRET", SECRET), ("DISCORD_WEBHOOK_URL", url.as_str()), (proxy_var, proxy_url)];
-    let relay = Process::start(dir.path(), &vars);
-    eventually(WAIT, "the relay to listen", || std::net::TcpStream::connect(("127.0.0.1", relay.port)).is_ok()).await;
+    let mut relay = Process::start(dir.path(), &vars).await;
     let response = reqwest::Client::new()
         .post(relay.url())
         .header("x-webhook-secret", SECRET)
@@ -395,9 +394,8 @@ async fn deliver_through(proxy_var: &str, proxy_url: &str, discord: &FakeDiscord
         .unwrap();
     assert_eq!(response.status(), 200);
     discord.wait_for_embeds(1, WAIT).await;
-    relay.signal("TERM");
-    let mut child = relay.child;
-    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    relay.signal("TERM").await;
+    assert!(relay.wait().await.success());
 }
 
 #[tokio::test]

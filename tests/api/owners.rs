@@ -8,7 +8,7 @@ use marzban_discord_relay::outbox::Outbox;
 use serde_json::json;
 
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{batch_of, Process, SECRET};
+use crate::helpers::{batch_of, refusing_port, Process, SECRET};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -22,12 +22,12 @@ async fn three_thousand_admins_make_at_most_the_bound_of_owner_webhooks() {
     let discord = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
     // Owner webhooks must be on Discord's own hosts, which no test may reach: the relay runs as its
-    // own process with its https requests sent to a closed port on loopback, so owner copies stay
-    // pending and nothing leaves the machine. What matters is how many destinations there are.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let proxy = format!("http://{closed}");
+    // own process with its https requests sent to a proxy on loopback that hangs up at once, so
+    // owner copies stay pending and nothing leaves the machine. What matters is how many
+    // destinations there are.
+    let proxy = format!("http://127.0.0.1:{}", refusing_port().await);
     let webhook_url = discord.webhook_url();
-    let relay = Process::start(
+    let mut relay = Process::start(
         dir.path(),
         &[
             ("WEBHOOK_SECRET", SECRET),
@@ -36,14 +36,11 @@ async fn three_thousand_admins_make_at_most_the_bound_of_owner_webhooks() {
             ("OWNER_DESTINATIONS_MAX", "10"),
             ("HTTPS_PROXY", &proxy),
         ],
-    );
+    )
+    .await;
     let client = reqwest::Client::new();
-    let metrics = || async { client.get(format!("{}metrics", relay.url())).send().await.ok()?.text().await.ok() };
-    let deadline = std::time::Instant::now() + WAIT;
-    while metrics().await.is_none() {
-        assert!(std::time::Instant::now() < deadline, "the relay did not start:\n{}", relay.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let url = relay.url();
+    let metrics = || async { client.get(format!("{url}metrics")).send().await.ok()?.text().await.ok() };
 
     // 3,000 admins with long names, two to a webhook.
     let body = batch_of("user_created", 3000, "u", |i, event| {
@@ -74,9 +71,8 @@ async fn three_thousand_admins_make_at_most_the_bound_of_owner_webhooks() {
     let warnings =
         relay.log().lines().filter(|line| line.contains("OWNER_DESTINATIONS_MAX (10) owner webhooks")).count();
     assert!((1..=5).contains(&warnings), "{warnings} warnings for 2,980 skipped copies");
-    relay.signal("TERM");
-    let mut relay = relay;
-    relay.child.wait().unwrap();
+    relay.signal("TERM").await;
+    assert!(relay.wait().await.success());
 
     // In the outbox: one destination per webhook, each with both of its admins' events.
     let outbox = Outbox::open(&dir.path().join("data")).unwrap();

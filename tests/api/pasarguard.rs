@@ -12,7 +12,7 @@ use crate::helpers::{
     capture, deliver_every_capture, embed_titled, field, fixture, logs, spawn_app, spawn_app_in, Options, PASARGUARD,
 };
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Every capture, by number, and the titles of the embeds its events become, in order.
 const EVERY_CAPTURE: &[(&str, &[&str])] = &[

@@ -16,7 +16,7 @@ async fn a_note_with_mentions_neither_pings_nor_renders_as_markdown() {
     events[0]["username"] = json!("@here");
 
     assert_eq!(app.post(serde_json::to_string(&events).unwrap()).await.status(), 200);
-    discord.wait_for_embeds(1, Duration::from_secs(10)).await;
+    discord.wait_for_embeds(1, Duration::from_secs(30)).await;
     let message = &discord.messages()[0];
     assert_eq!(message["allowed_mentions"]["parse"], json!([]));
     let embed = &message["embeds"][0];
@@ -49,7 +49,7 @@ async fn hidden_characters_and_markdown_structure_in_panel_text_are_neutralised_
         let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("TEMPLATE_LANG", lang)).await;
 
         assert_eq!(app.post(body.clone()).await.status(), 200);
-        let embed = discord.wait_for_embeds(1, Duration::from_secs(10)).await.remove(0);
+        let embed = discord.wait_for_embeds(1, Duration::from_secs(30)).await.remove(0);
         assert_eq!(embed["title"], title, "{lang}");
         assert_eq!(embed["description"], description, "{lang}");
         for text in &every_string(&discord.messages()[0]) {
@@ -143,7 +143,7 @@ async fn no_secret_from_any_capture_reaches_discord_or_the_logs() {
         let receipt: Value = response.json().await.unwrap();
         stored += receipt["accepted"].as_u64().unwrap() - receipt["duplicates"].as_u64().unwrap();
     }
-    discord.wait_for_embeds(stored as usize, Duration::from_secs(20)).await;
+    discord.wait_for_embeds(stored as usize, Duration::from_secs(30)).await;
     app.stop().await;
 
     // Assert

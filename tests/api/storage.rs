@@ -25,7 +25,7 @@ async fn the_data_folder_it_creates_and_the_outbox_files_are_private() {
     let data = root.path().join("data").join("relay");
     let app = spawn_app_in(&data, Options::delivering_to(&discord)).await;
     assert_eq!(app.post(fixture("marzban-0.8.4/user_created.json")).await.status(), 200);
-    discord.wait_for_embeds(1, Duration::from_secs(10)).await;
+    discord.wait_for_embeds(1, Duration::from_secs(30)).await;
 
     assert_eq!(mode(&data), "700");
     assert_eq!(mode(data.parent().unwrap()), "700", "folders made on the way too");
@@ -49,7 +49,7 @@ async fn an_existing_open_folder_is_left_alone_with_a_warning_and_old_files_are_
     }
     let app = spawn_app_in(&data, Options::delivering_to(&discord)).await;
     assert_eq!(app.post(fixture("marzban-0.8.4/user_created.json")).await.status(), 200);
-    discord.wait_for_embeds(1, Duration::from_secs(10)).await;
+    discord.wait_for_embeds(1, Duration::from_secs(30)).await;
 
     assert_eq!(mode(&data), "755", "the admin's folder keeps its mode");
     let warned = format!("DATA_DIR {} can be used by other users (mode 755)", data.display());

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::cli::relay;
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{eventually, every_capture, fixture, logs, spawn_app_in, Options, Process};
+use crate::helpers::{eventually, every_capture, fixture, logs, spawn_app_in, Options, Process, SETTLE};
 use crate::safety::secret_values;
 
 #[test]
@@ -92,7 +92,7 @@ async fn admin_templates_in_toml_and_json_replace_the_built_in_ones() {
     for name in ["user_created", "user_expired", "user_deleted"] {
         assert_eq!(app.post(fixture(&format!("marzban-0.8.4/{name}.json"))).await.status(), 200);
     }
-    let embeds = discord.wait_for_embeds(3, Duration::from_secs(10)).await;
+    let embeds = discord.wait_for_embeds(3, Duration::from_secs(30)).await;
     assert_eq!(title(&embeds[0]), "Welcome h5b5cf44\\_main (10 GiB)");
     assert_eq!(embeds[0]["color"], 255);
     assert_eq!(title(&embeds[1]), "Bye h5b5cf44\\_expired");
@@ -119,7 +119,7 @@ async fn a_broken_template_falls_back_to_the_built_in_one_and_says_where() {
     for name in ["user_created", "user_limited", "user_expired"] {
         assert_eq!(app.post(fixture(&format!("marzban-0.8.4/{name}.json"))).await.status(), 200);
     }
-    let embeds = discord.wait_for_embeds(3, Duration::from_secs(10)).await;
+    let embeds = discord.wait_for_embeds(3, Duration::from_secs(30)).await;
     assert_eq!(title(&embeds[0]), "🆕 User created: h5b5cf44\\_main");
     assert_eq!(title(&embeds[1]), "⛔ Data limit reached: h5b5cf44\\_traffic");
     assert_eq!(title(&embeds[2]), "⌛ User expired: h5b5cf44\\_expired");
@@ -127,7 +127,7 @@ async fn a_broken_template_falls_back_to_the_built_in_one_and_says_where() {
     let created = templates.join("user_created.toml").display().to_string();
     let limited = templates.join("user_limited.toml").display().to_string();
     let expired = templates.join("user_expired.toml").display().to_string();
-    eventually(Duration::from_secs(2), "the template errors in the log", || {
+    eventually(SETTLE, "the template errors in the log", || {
         let logs = logs();
         let has = |needle: &str| logs.iter().any(|l| l.starts_with("ERROR") && l.contains(needle));
         has(&format!("{created}:2: title: syntax error"))
@@ -211,23 +211,21 @@ async fn sighup_reloads_the_templates_and_keeps_them_if_the_new_ones_fail() {
     let dir = tempfile::tempdir().unwrap();
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
-    let mut relay = Process::start(dir.path(), &[("TEMPLATES_DIR", "templates")]);
-    relay.wait_for_log("listening on port").await;
+    let mut relay = Process::start(dir.path(), &[("TEMPLATES_DIR", "templates")]).await;
     let client = reqwest::Client::new();
     let post = |body: String| client.post(format!("http://127.0.0.1:{}/", relay.port)).body(body).send();
 
     std::fs::write(templates.join("user_expired.toml"), "title = \"Reloaded {{ username }}\"\n").unwrap();
-    relay.signal("HUP");
+    relay.signal("HUP").await;
     relay.wait_for_log("SIGHUP: templates reloaded: added user_expired").await;
     assert_eq!(post(fixture("marzban-0.8.4/user_expired.json")).await.unwrap().status(), 200);
     relay.wait_for_log(r#""title":"Reloaded h5b5cf44\\_expired""#).await;
 
     std::fs::write(templates.join("user_expired.toml"), "title = \"{{ broken\"\n").unwrap();
-    relay.signal("HUP");
+    relay.signal("HUP").await;
     relay.wait_for_log("SIGHUP: the templates were not reloaded; the current ones stay in use").await;
     assert!(relay.log().contains("user_expired.toml:1: title: syntax error"), "{}", relay.log());
 
-    relay.signal("TERM");
-    let status = tokio::task::spawn_blocking(move || relay.child.wait()).await.unwrap().unwrap();
-    assert!(status.success());
+    relay.signal("TERM").await;
+    assert!(relay.wait().await.success());
 }
