@@ -107,7 +107,7 @@ impl Secret {
     pub fn hmac_hex(&self, body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.value.as_bytes()).expect("HMAC accepts keys of any length");
         mac.update(body);
-        hex::encode(mac.finalize().into_bytes())
+        lower_hex(&mac.finalize().into_bytes())
     }
 }
 
@@ -131,6 +131,15 @@ pub fn could_be_hmac(presented: &[u8]) -> bool {
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
+}
+
+/// `bytes` as lowercase hexadecimal, two digits a byte.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+        let _ = write!(text, "{byte:02x}");
+        text
+    })
 }
 
 #[cfg(test)]

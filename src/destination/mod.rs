@@ -97,7 +97,7 @@ impl Destination {
 /// short, safe to show, and the same for every admin using that webhook.
 fn owner_name(url: &WebhookUrl) -> String {
     let hash = Sha256::digest(url.execute_url(None).as_str().as_bytes());
-    format!("{OWNER_PREFIX}{}", &hex::encode(hash)[..12])
+    format!("{OWNER_PREFIX}{}", &crate::secret::lower_hex(&hash)[..12])
 }
 
 /// Role and user ids a message may ping. They are put into the message's `content` and its

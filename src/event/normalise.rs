@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::json::{as_int, kind_of, take_int, take_str, unix_seconds};
 use super::{Action, Admin, Event, Family, NextPlan, User, PASARGUARD_MAX_DELAY, PASARGUARD_MAX_SKEW, SECRET_KEYS};
+use crate::secret::lower_hex;
 
 impl Event {
     /// Normalises one notification. Errors say what is wrong without quoting any value.
@@ -329,5 +330,5 @@ pub(super) fn fingerprint(map: &Map<String, Value>, panel: Option<&str>, resend_
         map.iter().filter(|(k, _)| !resend_keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     // serde_json's Map is ordered by key, so equal content always serialises the same.
     hasher.update(serde_json::to_vec(&stable).unwrap_or_default());
-    hex::encode(hasher.finalize())
+    lower_hex(&hasher.finalize())
 }
