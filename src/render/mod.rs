@@ -60,11 +60,12 @@ pub struct DigestEntry {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Digest {
     pub action: String,
-    /// Events summarised in the whole message.
+    /// Events in the whole burst (across messages, when it was gathered over `DIGEST_WINDOW`).
     pub total: usize,
     /// Events summarised in this embed.
     pub count: usize,
-    /// This embed's place in the message (1-based), and how many embeds the message has.
+    /// This embed's place among all the burst's embeds, across messages (1-based), and how many
+    /// there are.
     pub part: usize,
     pub parts: usize,
     pub usernames: Vec<String>,
