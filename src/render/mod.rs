@@ -43,8 +43,17 @@ pub const DEFAULT_TEMPLATE: &str = "default";
 /// Digest templates are named `digest/<action>` (and `digest/default`), from a `digest/` folder.
 pub const DIGEST_PREFIX: &str = "digest/";
 
-/// The custom auto-escape mode applied to text leaves.
+/// The custom auto-escape mode applied to text leaves Discord renders markdown in (content, title,
+/// description, field names and values).
 const MARKDOWN_ESCAPE: &str = "discord-markdown";
+
+/// The custom auto-escape mode of the leaves Discord shows as plain text (`author.name`,
+/// `footer.text`): a backslash there would show as a backslash (`eu\_1`), so values are only
+/// stripped of hidden characters, not markdown-escaped.
+const PLAIN_TEXT: &str = "discord-plain";
+
+/// Leaves Discord shows as plain text, by the end of their template name.
+const PLAIN_TEXT_LEAVES: [&str; 2] = ["#author.name", "#footer.text"];
 
 /// One event summarised in a digest.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -200,6 +209,8 @@ impl Renderer {
         env.set_auto_escape_callback(|name| {
             if name.ends_with("url") || name.ends_with("#color") {
                 AutoEscape::None
+            } else if PLAIN_TEXT_LEAVES.iter().any(|leaf| name.ends_with(leaf)) {
+                AutoEscape::Custom(PLAIN_TEXT)
             } else {
                 AutoEscape::Custom(MARKDOWN_ESCAPE)
             }
@@ -210,8 +221,11 @@ impl Renderer {
                 return Ok(());
             }
             let text_leaf = !matches!(state.auto_escape(), AutoEscape::None);
+            let plain = matches!(state.auto_escape(), AutoEscape::Custom(PLAIN_TEXT));
             let text = if value.is_safe() || !text_leaf {
                 value.to_string()
+            } else if plain {
+                filters::strip_invisible(&value.to_string()).into_iter().collect()
             } else {
                 filters::escape_markdown(&value.to_string())
             };

@@ -213,3 +213,44 @@ async fn the_next_plan_is_shown_with_its_data_expiry_and_leftover_rule() {
     assert_eq!(field(&en[2], "Next plan"), Some("Unlimited · <t:1798393156:d>"));
     assert_eq!(field(&ru[0], "Следующий тариф"), Some("2 ГиБ · 1 д · с остатком трафика"));
 }
+
+#[tokio::test]
+async fn plain_text_places_show_names_as_written() {
+    // A custom template putting a panel's text in each kind of place.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("user_created.toml"),
+        "title = \"{{ username }}\"\ndescription = \"{{ username }}\"\n[author]\nname = \"{{ username }}\"\n\
+         [footer]\ntext = \"{{ panel }} · {{ username }}\"\n",
+    )
+    .unwrap();
+    let options =
+        Options::delivering_to(&discord).var("PANEL_NAME", "eu_1").var("TEMPLATES_DIR", templates.to_str().unwrap());
+    let app = spawn_app_in(dir.path(), options).await;
+    let mut events = marzban("user_created");
+    events[0]["username"] = json!("ali_reza*\u{202e}");
+    assert_eq!(app.post(body(&events)).await.status(), 200);
+    let embed = discord.wait_for_embeds(1, WAIT).await.remove(0);
+
+    // Discord renders no markdown in the author and the footer: no backslashes there, but still
+    // nothing hidden; the title and description, where it does, stay escaped.
+    assert_eq!(embed["author"]["name"], "ali_reza*");
+    assert_eq!(embed["footer"]["text"], "eu_1 · ali_reza*");
+    assert_eq!(embed["title"], r"ali\_reza\*");
+    assert_eq!(embed["description"], r"ali\_reza\*");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_built_in_footer_shows_the_panel_label_as_written() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord).var("PANEL_NAME", "eu_1")).await;
+    assert_eq!(app.post(fixture("marzban-0.8.4/user_created.json")).await.status(), 200);
+    let embeds = discord.wait_for_embeds(1, WAIT).await;
+    assert_eq!(embeds[0]["footer"]["text"], "eu_1");
+    app.stop().await;
+}
