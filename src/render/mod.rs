@@ -207,7 +207,7 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_keep_trailing_newline(false);
         env.set_auto_escape_callback(|name| {
-            if name.ends_with("url") || name.ends_with("#color") {
+            if !is_text_leaf(name) {
                 AutoEscape::None
             } else if PLAIN_TEXT_LEAVES.iter().any(|leaf| name.ends_with(leaf)) {
                 AutoEscape::Custom(PLAIN_TEXT)
@@ -231,8 +231,10 @@ impl Renderer {
             };
             if rtl && text_leaf && !text.is_empty() {
                 // First-strong isolate: a Latin username or a number keeps its own direction
-                // inside a right-to-left sentence.
-                write!(out, "\u{2068}{text}\u{2069}").map_err(Into::into)
+                // inside a right-to-left sentence. One per line, so that every line of the leaf
+                // stays balanced when it is wrapped in its own right-to-left isolate.
+                let isolated: Vec<String> = text.split('\n').map(|line| format!("\u{2068}{line}\u{2069}")).collect();
+                out.write_str(&isolated.join("\n")).map_err(Into::into)
             } else {
                 out.write_str(&text).map_err(Into::into)
             }
@@ -427,6 +429,7 @@ impl Renderer {
     fn render_leaf(&self, template: &Compiled, leaf: &LeafRef, context: &Value) -> Result<String, Problem> {
         let rendered = self.env.get_template(&leaf.name).and_then(|t| t.render(context));
         match rendered {
+            Ok(text) if self.lang.is_rtl() && is_text_leaf(&leaf.name) => Ok(right_to_left_lines(text.trim())),
             Ok(text) => Ok(text.trim().to_owned()),
             Err(err) => Err(jinja_problem(template, leaf, &err)),
         }
@@ -450,6 +453,22 @@ impl Renderer {
         })?;
         Ok(Compiled { origin: origin.to_owned(), shape })
     }
+}
+
+/// Whether the leaf named `name` (`<origin>#<path>`) is text a reader reads (not a URL or a colour).
+fn is_text_leaf(name: &str) -> bool {
+    !(name.ends_with("url") || name.ends_with("#color"))
+}
+
+/// Each non-empty line of `text` in a right-to-left isolate (U+2067 … U+2069). Discord lays a
+/// message out left to right; isolated, a Persian line keeps its own order (the full stop at its
+/// end, the colon after its label, a count before its noun) whether the client lays the paragraph
+/// out left to right or by its first strong character. Clamping closes an isolate a cut leaves open.
+fn right_to_left_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| if line.trim().is_empty() { line.to_owned() } else { format!("\u{2067}{line}\u{2069}") })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A template given as text: its name (`user_created`, `digest/default`), where it comes from (for

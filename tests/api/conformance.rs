@@ -272,7 +272,10 @@ fn assert_covers_every_feature(lang: &str, requests: &[Request]) {
 
     let bodies: Vec<Value> = requests.iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
     let embeds: Vec<&Value> = bodies.iter().flat_map(|body| body["embeds"].as_array().into_iter().flatten()).collect();
-    let digests = embeds.iter().filter(|e| e["title"].as_str().is_some_and(|t| t.starts_with("📋"))).count();
+    let digests = embeds
+        .iter()
+        .filter(|e| e["title"].as_str().is_some_and(|t| t.trim_start_matches('\u{2067}').starts_with("📋")))
+        .count();
     assert!(digests >= 3, "{lang}: {digests} digest embeds");
     let clamped =
         |key: &str, limit: usize| embeds.iter().any(|e| e[key].as_str().is_some_and(|t| t.chars().count() == limit));

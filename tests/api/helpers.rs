@@ -254,7 +254,8 @@ pub fn title(embed: &serde_json::Value) -> &str {
 
 /// The value of the embed's field called `name`, if it has one.
 pub fn field<'a>(embed: &'a serde_json::Value, name: &str) -> Option<&'a str> {
-    embed["fields"].as_array()?.iter().find(|f| f["name"] == name)?["value"].as_str()
+    let bare = |text: &str| text.replace(['\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'], "");
+    embed["fields"].as_array()?.iter().find(|f| f["name"].as_str().is_some_and(|n| bare(n) == name))?["value"].as_str()
 }
 
 /// The embed whose title is `wanted`; panics listing the titles there are.

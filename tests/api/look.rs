@@ -254,3 +254,34 @@ async fn the_built_in_footer_shows_the_panel_label_as_written() {
     assert_eq!(embeds[0]["footer"]["text"], "eu_1");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_persian_line_is_a_right_to_left_isolate() {
+    let bodies: Vec<String> = ["user_created", "user_limited", "reached_days_left", "user_expired"]
+        .iter()
+        .map(|name| fixture(&format!("marzban-0.8.4/{name}.json")))
+        .collect();
+    let embeds = embeds_for("fa", &bodies, 4).await;
+    let isolated = |text: &str| {
+        text.split('\n').filter(|line| !line.trim().is_empty()).all(|line| {
+            line.starts_with('\u{2067}')
+                && line.ends_with('\u{2069}')
+                && line.matches(['\u{2066}', '\u{2067}', '\u{2068}']).count() == line.matches('\u{2069}').count()
+        })
+    };
+    for embed in &embeds {
+        for text in [&embed["title"], &embed["description"], &embed["footer"]["text"]] {
+            if let Some(text) = text.as_str() {
+                assert!(isolated(text), "{text:?}");
+            }
+        }
+        for field in embed["fields"].as_array().unwrap() {
+            for text in [&field["name"], &field["value"]] {
+                assert!(isolated(text.as_str().unwrap()), "{text}");
+            }
+        }
+    }
+    // English is left as it is.
+    let embeds = embeds_for("en", &bodies[..1], 1).await;
+    assert!(!embeds[0]["title"].as_str().unwrap().contains('\u{2067}'));
+}

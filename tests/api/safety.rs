@@ -40,8 +40,8 @@ async fn hidden_characters_and_markdown_structure_in_panel_text_are_neutralised_
         ("en", "🆕 User created: adnimgpj.exe", "📝 1\\. free\\[2J\n\\- item\n\\> quote\n\\#\\# head\nxy"),
         (
             "fa",
-            "🆕 کاربر ساخته شد: \u{2068}adnimgpj.exe\u{2069}",
-            "📝 \u{2068}1\\. free\\[2J\n\\- item\n\\> quote\n\\#\\# head\nxy\u{2069}",
+            "\u{2067}🆕 کاربر ساخته شد: \u{2068}adnimgpj.exe\u{2069}\u{2069}",
+            "\u{2067}📝 \u{2068}1\\. free\\[2J\u{2069}\u{2069}\n\u{2067}\u{2068}\\- item\u{2069}\u{2069}\n\u{2067}\u{2068}\\> quote\u{2069}\u{2069}\n\u{2067}\u{2068}\\#\\# head\u{2069}\u{2069}\n\u{2067}\u{2068}xy\u{2069}\u{2069}",
         ),
     ] {
         let discord = FakeDiscord::start().await;
@@ -56,11 +56,12 @@ async fn hidden_characters_and_markdown_structure_in_panel_text_are_neutralised_
             let hidden = text.chars().find(|&c| {
                 (c.is_control() && c != '\n')
                     || ('\u{202A}'..='\u{202E}').contains(&c)
-                    // Not U+200C/U+200D: Persian needs them (the fa templates' own text has some).
-                    || matches!(c, '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{2060}' | '\u{2066}' | '\u{2067}' | '\u{FEFF}')
+                    // Not U+200C/U+200D: Persian needs them (the fa templates' own text has some);
+                    // not U+2067-U+2069: the relay isolates every Persian line and value itself.
+                    || matches!(c, '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{2060}' | '\u{2066}' | '\u{FEFF}')
             });
             assert_eq!(hidden, None, "{lang}: {text:?}");
-            let opened = text.matches('\u{2068}').count();
+            let opened = text.matches(['\u{2067}', '\u{2068}']).count();
             assert_eq!(opened, text.matches('\u{2069}').count(), "{lang}: the relay's isolates pair up in {text:?}");
         }
         app.stop().await;
