@@ -8,7 +8,7 @@ use crate::render::Renderer;
 use crate::startup;
 
 pub fn run() -> anyhow::Result<ExitCode> {
-    let config = match Config::from_env() {
+    let config = match Config::from_env_for_preview() {
         Ok(config) => config,
         Err(err) => {
             println!("configuration: {err}");
