@@ -137,6 +137,8 @@ pub struct Renderer {
 pub struct Loaded {
     pub renderer: Renderer,
     pub problems: Vec<Problem>,
+    /// What loads but is probably a mistake: a file named after no action the panels send.
+    pub warnings: Vec<Problem>,
     /// Files in the templates folder that replaced a built-in template or added one.
     pub overrides: Vec<String>,
 }
@@ -162,11 +164,11 @@ impl Renderer {
     /// `dir` (if it exists). A file that fails to load is reported and the built-in one is kept.
     pub fn load(dir: &Path, lang: Lang) -> Loaded {
         let mut problems = Vec::new();
-        let files = template_files(dir, "", &mut problems).into_iter().chain(template_files(
-            &dir.join("digest"),
-            DIGEST_PREFIX,
-            &mut problems,
-        ));
+        let files: Vec<TemplateFile> = template_files(dir, "", &mut problems)
+            .into_iter()
+            .chain(template_files(&dir.join("digest"), DIGEST_PREFIX, &mut problems))
+            .collect();
+        let warnings: Vec<Problem> = files.iter().filter_map(unknown_action_warning).collect();
         let mut sources = Vec::new();
         for file in files {
             let origin = file.path.display().to_string();
@@ -178,6 +180,7 @@ impl Renderer {
         let mut loaded = Self::from_sources(lang, sources);
         problems.append(&mut loaded.problems);
         loaded.problems = problems;
+        loaded.warnings = warnings;
         loaded
     }
 
@@ -199,7 +202,7 @@ impl Renderer {
                 Err(problem) => problems.push(problem),
             }
         }
-        Loaded { renderer, problems, overrides }
+        Loaded { renderer, problems, warnings: Vec::new(), overrides }
     }
 
     fn empty(lang: Lang) -> Self {
@@ -534,12 +537,51 @@ fn template_files(dir: &Path, prefix: &str, problems: &mut Vec<Problem>) -> Vec<
             problems.push(Problem {
                 origin: file.path.display().to_string(),
                 line: None,
-                message: format!("another file is already the template for {:?}; this one is ignored", file.name),
+                message: format!(
+                    "another file is already the template for {:?} (when both {0}.json and {0}.toml exist, the \
+                     .json file wins); this one is ignored",
+                    file.name
+                ),
             });
         }
         first
     });
     files
+}
+
+/// A warning when `file` is named after no action the panels send (nor `default`): it loads but
+/// would never be used for the action its author meant. Names the nearest known action.
+fn unknown_action_warning(file: &TemplateFile) -> Option<Problem> {
+    let action = file.name.strip_prefix(DIGEST_PREFIX).unwrap_or(&file.name);
+    let known = crate::event::KNOWN_ACTIONS.iter().copied().chain([DEFAULT_TEMPLATE]);
+    if known.clone().any(|name| name == action) {
+        return None;
+    }
+    let nearest = known.min_by_key(|name| edit_distance(action, name)).expect("there are known actions");
+    Some(Problem {
+        origin: file.path.display().to_string(),
+        line: None,
+        message: format!(
+            "{action:?} is not an action the panels send, so this template is used only if a panel sends it; \
+             did you mean {nearest:?}?"
+        ),
+    })
+}
+
+/// The Levenshtein distance between `a` and `b`, in characters.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The template named `prefix` + `action` in `set`, or `prefix` + `default`.

@@ -171,6 +171,37 @@ fn check_reports_each_broken_template_with_file_and_line_and_fails() {
 }
 
 #[test]
+fn check_warns_about_a_file_named_after_no_action_and_says_which_of_two_formats_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("user_expire.toml"), "title = \"Gone {{ username }}\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("digest")).unwrap();
+    std::fs::write(dir.path().join("digest").join("user_limted.toml"), "title = \"{{ count }}\"\n").unwrap();
+    std::fs::write(dir.path().join("user_created.toml"), "title = \"toml {{ username }}\"\n").unwrap();
+    std::fs::write(dir.path().join("user_created.json"), "{\"embeds\": [{\"title\": \"json\"}]}").unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expire = dir.path().join("user_expire.toml").display().to_string();
+    assert!(
+        stdout.contains(&format!("warning: {expire}: \"user_expire\" is not an action the panels send"))
+            && stdout.contains("did you mean \"user_expired\"?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("did you mean \"user_limited\"?"), "{stdout}");
+    let toml = dir.path().join("user_created.toml").display().to_string();
+    assert!(stdout.contains(&format!("error: {toml}: another file is already the template")), "{stdout}");
+    assert!(stdout.contains("the .json file wins"), "{stdout}");
+    assert!(stdout.contains("user_created.json"), "the .json one is in use: {stdout}");
+    assert!(!stdout.contains("warning: built-in"), "built-in templates are not warned about: {stdout}");
+
+    // Without the duplicate, the misnamed files are warnings only: check still passes.
+    std::fs::remove_file(dir.path().join("user_created.json")).unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("did you mean \"user_expired\"?"), "{stdout}");
+}
+
+#[test]
 fn check_reports_a_bad_configuration() {
     let output = relay(&["check"], &[("TEMPLATE_LANG", "klingon")]);
     let stdout = String::from_utf8_lossy(&output.stdout);
