@@ -150,9 +150,9 @@ impl Renderer {
         for &(name, source) in builtin::templates(lang) {
             let origin = format!("built-in {}/{name}.toml", lang.code());
             let compiled = template::parse(source, Format::Toml)
-                .map_err(|message| Problem { origin: origin.clone(), line: None, message })
+                .map_err(|message| vec![Problem { origin: origin.clone(), line: None, message }])
                 .and_then(|spec| renderer.compile(&origin, spec))
-                .unwrap_or_else(|problem| panic!("built-in template is broken: {problem}"));
+                .unwrap_or_else(|problems| panic!("built-in template is broken: {problems:?}"));
             let compiled = Arc::new(compiled);
             renderer.builtin.insert(name.to_owned(), compiled.clone());
             renderer.active.insert(name.to_owned(), compiled);
@@ -190,7 +190,7 @@ impl Renderer {
         let mut problems = Vec::new();
         let mut overrides = Vec::new();
         for Source { name, origin, format, text } in sources {
-            let problem = |message: String| Problem { origin: origin.clone(), line: None, message };
+            let problem = |message: String| vec![Problem { origin: origin.clone(), line: None, message }];
             let loaded =
                 template::parse(&text, format).map_err(problem).and_then(|spec| renderer.compile(&origin, spec));
             match loaded {
@@ -199,7 +199,7 @@ impl Renderer {
                     renderer.overrides.insert(name, hash(&text));
                     overrides.push(origin);
                 }
-                Err(problem) => problems.push(problem),
+                Err(mut errors) => problems.append(&mut errors),
             }
         }
         Loaded { renderer, problems, warnings: Vec::new(), overrides }
@@ -358,7 +358,14 @@ impl Renderer {
                                 .map(|message| Problem { origin: template.origin.clone(), line: None, message }),
                         )
                     }
-                    Err(problem) => problems.push(problem),
+                    Err(problem) => {
+                        // Not only the first error: every leaf that fails, each once.
+                        for problem in std::iter::once(problem).chain(self.leaf_problems(template, &context)) {
+                            if !problems.contains(&problem) {
+                                problems.push(problem);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -439,22 +446,50 @@ impl Renderer {
     }
 
     /// Adds every leaf of `spec` to the environment as a template named `<origin>#<path>`,
-    /// checking its syntax.
-    fn compile(&mut self, origin: &str, spec: Spec) -> Result<Compiled, Problem> {
+    /// checking its syntax. Every leaf is checked: the error is each leaf's syntax error, in order.
+    fn compile(&mut self, origin: &str, spec: Spec) -> Result<Compiled, Vec<Problem>> {
+        let mut errors = Vec::new();
         let mut add = |path: String, leaf: &Leaf| -> Result<LeafRef, Problem> {
             let name = format!("{origin}#{path}");
-            self.env.add_template_owned(name.clone(), leaf.source.clone()).map_err(|err| Problem {
-                origin: origin.to_owned(),
-                line: leaf_line(leaf.line, err.line()),
-                message: format!("{path}: {}", jinja_reason(&err)),
-            })?;
+            if let Err(err) = self.env.add_template_owned(name.clone(), leaf.source.clone()) {
+                errors.push(Problem {
+                    origin: origin.to_owned(),
+                    line: leaf_line(leaf.line, err.line()),
+                    message: format!("{path}: {}", jinja_reason(&err)),
+                });
+            }
             Ok(LeafRef { name, path, line: leaf.line })
         };
-        let color = spec.color.as_ref().map(|color| color.try_map(|leaf| add("color".into(), leaf))).transpose()?;
-        let shape = spec.try_map(color, spec.timestamp, |path, leaf| {
-            leaf.as_ref().map(|leaf| add(path.to_string(), leaf)).transpose()
-        })?;
-        Ok(Compiled { origin: origin.to_owned(), shape })
+        let color = spec.color.as_ref().map(|color| color.try_map(|leaf| add("color".into(), leaf))).transpose();
+        let shape = color.and_then(|color| {
+            spec.try_map(color, spec.timestamp, |path, leaf| {
+                leaf.as_ref().map(|leaf| add(path.to_string(), leaf)).transpose()
+            })
+        });
+        match shape {
+            Ok(shape) if errors.is_empty() => Ok(Compiled { origin: origin.to_owned(), shape }),
+            Ok(_) => Err(errors),
+            Err(problem) => Err(vec![problem]),
+        }
+    }
+
+    /// The render error of every leaf of `template` for `context` (not only the first, as
+    /// [`Self::render_compiled`] stops at), in the order of the file.
+    fn leaf_problems(&self, template: &Compiled, context: &Value) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut render = |leaf: &LeafRef| {
+            if let Err(problem) = self.render_leaf(template, leaf, context) {
+                problems.push(problem);
+            }
+        };
+        let _ = template.shape.try_map((), (), |_, leaf| {
+            leaf.iter().for_each(&mut render);
+            Ok::<_, Problem>(())
+        });
+        if let Some(Color::Template(leaf)) = &template.shape.color {
+            render(leaf);
+        }
+        problems
     }
 }
 

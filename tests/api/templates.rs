@@ -171,6 +171,33 @@ fn check_reports_each_broken_template_with_file_and_line_and_fails() {
 }
 
 #[test]
+fn check_reports_every_error_of_every_file_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two syntax errors in one file, two undefined values in another.
+    std::fs::write(dir.path().join("user_deleted.toml"), "title = \"{{ username \"\n\ndescription = \"{% if %}\"\n")
+        .unwrap();
+    std::fs::write(
+        dir.path().join("user_limited.toml"),
+        "title = \"{{ usr.name }}\"\n\n[[fields]]\nname = \"n\"\nvalue = \"{{ nope }}\"\n",
+    )
+    .unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let deleted = dir.path().join("user_deleted.toml").display().to_string();
+    let limited = dir.path().join("user_limited.toml").display().to_string();
+    for expected in [
+        format!("error: {deleted}:1: title: syntax error"),
+        format!("error: {deleted}:3: description: syntax error"),
+        format!("error: {limited}:1: title: undefined value"),
+        format!("error: {limited}:5: fields[0].value: undefined value"),
+    ] {
+        assert!(stdout.contains(&expected), "{expected:?} missing from:\n{stdout}");
+    }
+    assert_eq!(stdout.matches(&format!("error: {limited}:5:")).count(), 1, "each error once: {stdout}");
+}
+
+#[test]
 fn check_warns_about_a_file_named_after_no_action_and_says_which_of_two_formats_wins() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("user_expire.toml"), "title = \"Gone {{ username }}\"\n").unwrap();
