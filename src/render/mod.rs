@@ -441,8 +441,58 @@ impl Renderer {
         match rendered {
             Ok(text) if self.lang.is_rtl() && is_text_leaf(&leaf.name) => Ok(right_to_left_lines(text.trim())),
             Ok(text) => Ok(text.trim().to_owned()),
-            Err(err) => Err(jinja_problem(template, leaf, &err)),
+            Err(err) => {
+                let mut problem = jinja_problem(template, leaf, &err);
+                if err.kind() == minijinja::ErrorKind::UndefinedError {
+                    if let Some(hint) = self.undefined_hint(&leaf.name, context) {
+                        problem.message = format!("{}: {hint}", problem.message);
+                    }
+                }
+                Err(problem)
+            }
         }
+    }
+
+    /// What is undefined in the leaf template `name` for `context`, with the nearest valid name at
+    /// that level: "`user_name` is not defined; did you mean `username`?". `None` if it cannot tell.
+    fn undefined_hint(&self, name: &str, context: &Value) -> Option<String> {
+        let template = self.env.get_template(name).ok()?;
+        let mut paths: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        paths.sort();
+        for path in paths {
+            let mut parent = context.clone();
+            for (depth, segment) in path.split('.').enumerate() {
+                if depth == 0 && self.env.globals().any(|(global, _)| global == segment) {
+                    break;
+                }
+                let value = parent.get_attr(segment).unwrap_or(Value::UNDEFINED);
+                if !value.is_undefined() {
+                    parent = value;
+                    continue;
+                }
+                let looked_up = path.split('.').take(depth + 1).collect::<Vec<_>>().join(".");
+                if parent.is_none() {
+                    let owner = path.split('.').take(depth).collect::<Vec<_>>().join(".");
+                    return Some(format!(
+                        "`{looked_up}` is undefined because `{owner}` is null for this event; guard it with \
+                         {{% if {owner} %}}"
+                    ));
+                }
+                let keys: Vec<String> = parent
+                    .try_iter()
+                    .map(|keys| keys.filter_map(|key| key.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default();
+                let nearest = keys.iter().min_by_key(|key| edit_distance(segment, key));
+                return Some(match nearest {
+                    Some(nearest) => {
+                        let suggested = path.split('.').take(depth).chain([nearest.as_str()]).collect::<Vec<_>>();
+                        format!("`{looked_up}` is not defined; did you mean `{}`?", suggested.join("."))
+                    }
+                    None => format!("`{looked_up}` is not defined"),
+                });
+            }
+        }
+        None
     }
 
     /// Adds every leaf of `spec` to the environment as a template named `<origin>#<path>`,

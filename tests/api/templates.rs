@@ -198,6 +198,31 @@ fn check_reports_every_error_of_every_file_in_one_run() {
 }
 
 #[test]
+fn check_names_an_undefined_variable_and_the_nearest_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("user_created.toml"), "title = \"{{ user_name }}\"\n").unwrap();
+    std::fs::write(dir.path().join("user_updated.toml"), "title = \"x\"\ndescription = \"{{ usr.name }}\"\n").unwrap();
+    std::fs::write(dir.path().join("user_limited.toml"), "title = \"{{ user.usedtraffic | bytes }}\"\n").unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    for expected in [
+        format!(
+            "{}:1: title: undefined value: `user_name` is not defined; did you mean `username`?",
+            file("user_created.toml")
+        ),
+        format!(
+            "{}:2: description: undefined value: `usr` is not defined; did you mean `user`?",
+            file("user_updated.toml")
+        ),
+        "`user.usedtraffic` is not defined; did you mean `user.used_traffic`?".to_owned(),
+    ] {
+        assert!(stdout.contains(&expected), "{expected:?} missing from:\n{stdout}");
+    }
+}
+
+#[test]
 fn check_warns_about_a_file_named_after_no_action_and_says_which_of_two_formats_wins() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("user_expire.toml"), "title = \"Gone {{ username }}\"\n").unwrap();
