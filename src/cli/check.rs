@@ -8,7 +8,7 @@ use crate::render::Renderer;
 use crate::startup;
 
 pub fn run() -> anyhow::Result<ExitCode> {
-    let config = match Config::from_env() {
+    let config = match Config::from_env_for_preview() {
         Ok(config) => config,
         Err(err) => {
             println!("configuration: {err}");
@@ -40,6 +40,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     println!("  templates: {} over the built-in {} set", config.templates_dir.display(), config.template_lang);
 
     let loaded = Renderer::load(&config.templates_dir, config.template_lang);
+    for warning in &loaded.warnings {
+        println!("  warning: {warning}");
+    }
     let mut problems = loaded.problems;
     problems.extend(loaded.renderer.check());
     for (name, origin) in loaded.renderer.templates() {

@@ -41,8 +41,11 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let config = Config::from_env()?;
+    let config = Config::from_env_for_preview()?;
     let loaded = Renderer::load(&config.templates_dir, config.template_lang);
+    for warning in &loaded.warnings {
+        eprintln!("warning: template {warning}");
+    }
     for problem in &loaded.problems {
         eprintln!("template {problem}; the built-in template is used instead");
     }

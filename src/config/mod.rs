@@ -33,12 +33,14 @@ pub const OWNER_DESTINATIONS_RANGE: RangeInclusive<usize> = 1..=1000;
 pub enum ConfigError {
     #[error("{var} {message}")]
     Invalid { var: &'static str, message: String },
+    /// Delivering without any secret; names what makes the relay deliver (`DISCORD_WEBHOOK_URL is
+    /// set`, `ROUTES_FILE has destinations`).
     #[error(
-        "DISCORD_WEBHOOK_URL is set but WEBHOOK_SECRET is not, so anyone who can reach the relay could post to \
+        "{0} but WEBHOOK_SECRET is not, so anyone who can reach the relay could post to \
          your Discord channel. Set WEBHOOK_SECRET to the same value as Marzban's WEBHOOK_SECRET, or set \
          ALLOW_NO_SECRET=true to accept requests without a secret"
     )]
-    MissingSecret,
+    MissingSecret(&'static str),
 }
 
 fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
@@ -123,15 +125,21 @@ pub struct Config {
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(|name| std::env::var(name).ok(), true)
+    }
+
+    /// Reads the process environment for a command that only previews (`check`, `render`): a
+    /// missing `WEBHOOK_SECRET` is a warning, not an error, since nothing is received.
+    pub fn from_env_for_preview() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok(), false)
     }
 
     /// Reads the given variables only (for tests and tools).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| vars.get(name).cloned())
+        Self::from_lookup(|name| vars.get(name).cloned(), true)
     }
 
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>, require_secret: bool) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let webhook_secret = env
             .value_or_file("WEBHOOK_SECRET")?
@@ -162,7 +170,16 @@ impl Config {
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
         let allow_no_secret = env.parse_or("ALLOW_NO_SECRET", false, parse_bool)?;
         if delivering && webhook_secret.is_none() && panels.is_empty() && !allow_no_secret {
-            return Err(ConfigError::MissingSecret);
+            let cause = if discord_webhook_url.is_some() {
+                "DISCORD_WEBHOOK_URL is set"
+            } else {
+                "ROUTES_FILE has destinations"
+            };
+            let missing = ConfigError::MissingSecret(cause);
+            if require_secret {
+                return Err(missing);
+            }
+            warnings.push(format!("serve would refuse to start: {missing}"));
         }
         Ok(Self {
             listen_addr: env.parse_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9000)), |s| {

@@ -17,7 +17,10 @@ impl Templates {
     /// (the files concerned fall back to their built-in template) and the files that replaced a
     /// built-in template, for the caller to report.
     pub fn load(dir: PathBuf, lang: Lang) -> (Self, Vec<Problem>, Vec<String>) {
-        let Loaded { renderer, problems, overrides } = Renderer::load(&dir, lang);
+        let Loaded { renderer, problems, warnings, overrides } = Renderer::load(&dir, lang);
+        for warning in &warnings {
+            log::warn!("template {warning}");
+        }
         (Self { dir, lang, current: RwLock::new(Arc::new(renderer)) }, problems, overrides)
     }
 
@@ -31,6 +34,9 @@ impl Templates {
     /// success, returns what changed.
     pub fn reload(&self) -> Result<Vec<String>, Vec<Problem>> {
         let loaded = Renderer::load(&self.dir, self.lang);
+        for warning in &loaded.warnings {
+            log::warn!("SIGHUP: template {warning}");
+        }
         let mut problems = loaded.problems;
         problems.extend(loaded.renderer.check());
         if !problems.is_empty() {

@@ -137,6 +137,8 @@ pub struct Renderer {
 pub struct Loaded {
     pub renderer: Renderer,
     pub problems: Vec<Problem>,
+    /// What loads but is probably a mistake: a file named after no action the panels send.
+    pub warnings: Vec<Problem>,
     /// Files in the templates folder that replaced a built-in template or added one.
     pub overrides: Vec<String>,
 }
@@ -148,9 +150,9 @@ impl Renderer {
         for &(name, source) in builtin::templates(lang) {
             let origin = format!("built-in {}/{name}.toml", lang.code());
             let compiled = template::parse(source, Format::Toml)
-                .map_err(|message| Problem { origin: origin.clone(), line: None, message })
+                .map_err(|message| vec![Problem { origin: origin.clone(), line: None, message }])
                 .and_then(|spec| renderer.compile(&origin, spec))
-                .unwrap_or_else(|problem| panic!("built-in template is broken: {problem}"));
+                .unwrap_or_else(|problems| panic!("built-in template is broken: {problems:?}"));
             let compiled = Arc::new(compiled);
             renderer.builtin.insert(name.to_owned(), compiled.clone());
             renderer.active.insert(name.to_owned(), compiled);
@@ -162,11 +164,11 @@ impl Renderer {
     /// `dir` (if it exists). A file that fails to load is reported and the built-in one is kept.
     pub fn load(dir: &Path, lang: Lang) -> Loaded {
         let mut problems = Vec::new();
-        let files = template_files(dir, "", &mut problems).into_iter().chain(template_files(
-            &dir.join("digest"),
-            DIGEST_PREFIX,
-            &mut problems,
-        ));
+        let files: Vec<TemplateFile> = template_files(dir, "", &mut problems)
+            .into_iter()
+            .chain(template_files(&dir.join("digest"), DIGEST_PREFIX, &mut problems))
+            .collect();
+        let warnings: Vec<Problem> = files.iter().filter_map(unknown_action_warning).collect();
         let mut sources = Vec::new();
         for file in files {
             let origin = file.path.display().to_string();
@@ -178,6 +180,7 @@ impl Renderer {
         let mut loaded = Self::from_sources(lang, sources);
         problems.append(&mut loaded.problems);
         loaded.problems = problems;
+        loaded.warnings = warnings;
         loaded
     }
 
@@ -187,7 +190,7 @@ impl Renderer {
         let mut problems = Vec::new();
         let mut overrides = Vec::new();
         for Source { name, origin, format, text } in sources {
-            let problem = |message: String| Problem { origin: origin.clone(), line: None, message };
+            let problem = |message: String| vec![Problem { origin: origin.clone(), line: None, message }];
             let loaded =
                 template::parse(&text, format).map_err(problem).and_then(|spec| renderer.compile(&origin, spec));
             match loaded {
@@ -196,10 +199,10 @@ impl Renderer {
                     renderer.overrides.insert(name, hash(&text));
                     overrides.push(origin);
                 }
-                Err(problem) => problems.push(problem),
+                Err(mut errors) => problems.append(&mut errors),
             }
         }
-        Loaded { renderer, problems, overrides }
+        Loaded { renderer, problems, warnings: Vec::new(), overrides }
     }
 
     fn empty(lang: Lang) -> Self {
@@ -355,7 +358,14 @@ impl Renderer {
                                 .map(|message| Problem { origin: template.origin.clone(), line: None, message }),
                         )
                     }
-                    Err(problem) => problems.push(problem),
+                    Err(problem) => {
+                        // Not only the first error: every leaf that fails, each once.
+                        for problem in std::iter::once(problem).chain(self.leaf_problems(template, &context)) {
+                            if !problems.contains(&problem) {
+                                problems.push(problem);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -431,27 +441,105 @@ impl Renderer {
         match rendered {
             Ok(text) if self.lang.is_rtl() && is_text_leaf(&leaf.name) => Ok(right_to_left_lines(text.trim())),
             Ok(text) => Ok(text.trim().to_owned()),
-            Err(err) => Err(jinja_problem(template, leaf, &err)),
+            Err(err) => {
+                let mut problem = jinja_problem(template, leaf, &err);
+                if err.kind() == minijinja::ErrorKind::UndefinedError {
+                    if let Some(hint) = self.undefined_hint(&leaf.name, context) {
+                        problem.message = format!("{}: {hint}", problem.message);
+                    }
+                }
+                Err(problem)
+            }
         }
     }
 
+    /// What is undefined in the leaf template `name` for `context`, with the nearest valid name at
+    /// that level: "`user_name` is not defined; did you mean `username`?". `None` if it cannot tell.
+    fn undefined_hint(&self, name: &str, context: &Value) -> Option<String> {
+        let template = self.env.get_template(name).ok()?;
+        let mut paths: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        paths.sort();
+        for path in paths {
+            let mut parent = context.clone();
+            for (depth, segment) in path.split('.').enumerate() {
+                if depth == 0 && self.env.globals().any(|(global, _)| global == segment) {
+                    break;
+                }
+                let value = parent.get_attr(segment).unwrap_or(Value::UNDEFINED);
+                if !value.is_undefined() {
+                    parent = value;
+                    continue;
+                }
+                let looked_up = path.split('.').take(depth + 1).collect::<Vec<_>>().join(".");
+                if parent.is_none() {
+                    let owner = path.split('.').take(depth).collect::<Vec<_>>().join(".");
+                    return Some(format!(
+                        "`{looked_up}` is undefined because `{owner}` is null for this event; guard it with \
+                         {{% if {owner} %}}"
+                    ));
+                }
+                let keys: Vec<String> = parent
+                    .try_iter()
+                    .map(|keys| keys.filter_map(|key| key.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default();
+                let nearest = keys.iter().min_by_key(|key| edit_distance(segment, key));
+                return Some(match nearest {
+                    Some(nearest) => {
+                        let suggested = path.split('.').take(depth).chain([nearest.as_str()]).collect::<Vec<_>>();
+                        format!("`{looked_up}` is not defined; did you mean `{}`?", suggested.join("."))
+                    }
+                    None => format!("`{looked_up}` is not defined"),
+                });
+            }
+        }
+        None
+    }
+
     /// Adds every leaf of `spec` to the environment as a template named `<origin>#<path>`,
-    /// checking its syntax.
-    fn compile(&mut self, origin: &str, spec: Spec) -> Result<Compiled, Problem> {
+    /// checking its syntax. Every leaf is checked: the error is each leaf's syntax error, in order.
+    fn compile(&mut self, origin: &str, spec: Spec) -> Result<Compiled, Vec<Problem>> {
+        let mut errors = Vec::new();
         let mut add = |path: String, leaf: &Leaf| -> Result<LeafRef, Problem> {
             let name = format!("{origin}#{path}");
-            self.env.add_template_owned(name.clone(), leaf.source.clone()).map_err(|err| Problem {
-                origin: origin.to_owned(),
-                line: leaf_line(leaf.line, err.line()),
-                message: format!("{path}: {}", jinja_reason(&err)),
-            })?;
+            if let Err(err) = self.env.add_template_owned(name.clone(), leaf.source.clone()) {
+                errors.push(Problem {
+                    origin: origin.to_owned(),
+                    line: leaf_line(leaf.line, err.line()),
+                    message: format!("{path}: {}", jinja_reason(&err)),
+                });
+            }
             Ok(LeafRef { name, path, line: leaf.line })
         };
-        let color = spec.color.as_ref().map(|color| color.try_map(|leaf| add("color".into(), leaf))).transpose()?;
-        let shape = spec.try_map(color, spec.timestamp, |path, leaf| {
-            leaf.as_ref().map(|leaf| add(path.to_string(), leaf)).transpose()
-        })?;
-        Ok(Compiled { origin: origin.to_owned(), shape })
+        let color = spec.color.as_ref().map(|color| color.try_map(|leaf| add("color".into(), leaf))).transpose();
+        let shape = color.and_then(|color| {
+            spec.try_map(color, spec.timestamp, |path, leaf| {
+                leaf.as_ref().map(|leaf| add(path.to_string(), leaf)).transpose()
+            })
+        });
+        match shape {
+            Ok(shape) if errors.is_empty() => Ok(Compiled { origin: origin.to_owned(), shape }),
+            Ok(_) => Err(errors),
+            Err(problem) => Err(vec![problem]),
+        }
+    }
+
+    /// The render error of every leaf of `template` for `context` (not only the first, as
+    /// [`Self::render_compiled`] stops at), in the order of the file.
+    fn leaf_problems(&self, template: &Compiled, context: &Value) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut render = |leaf: &LeafRef| {
+            if let Err(problem) = self.render_leaf(template, leaf, context) {
+                problems.push(problem);
+            }
+        };
+        let _ = template.shape.try_map((), (), |_, leaf| {
+            leaf.iter().for_each(&mut render);
+            Ok::<_, Problem>(())
+        });
+        if let Some(Color::Template(leaf)) = &template.shape.color {
+            render(leaf);
+        }
+        problems
     }
 }
 
@@ -534,12 +622,51 @@ fn template_files(dir: &Path, prefix: &str, problems: &mut Vec<Problem>) -> Vec<
             problems.push(Problem {
                 origin: file.path.display().to_string(),
                 line: None,
-                message: format!("another file is already the template for {:?}; this one is ignored", file.name),
+                message: format!(
+                    "another file is already the template for {:?} (when both {0}.json and {0}.toml exist, the \
+                     .json file wins); this one is ignored",
+                    file.name
+                ),
             });
         }
         first
     });
     files
+}
+
+/// A warning when `file` is named after no action the panels send (nor `default`): it loads but
+/// would never be used for the action its author meant. Names the nearest known action.
+fn unknown_action_warning(file: &TemplateFile) -> Option<Problem> {
+    let action = file.name.strip_prefix(DIGEST_PREFIX).unwrap_or(&file.name);
+    let known = crate::event::KNOWN_ACTIONS.iter().copied().chain([DEFAULT_TEMPLATE]);
+    if known.clone().any(|name| name == action) {
+        return None;
+    }
+    let nearest = known.min_by_key(|name| edit_distance(action, name)).expect("there are known actions");
+    Some(Problem {
+        origin: file.path.display().to_string(),
+        line: None,
+        message: format!(
+            "{action:?} is not an action the panels send, so this template is used only if a panel sends it; \
+             did you mean {nearest:?}?"
+        ),
+    })
+}
+
+/// The Levenshtein distance between `a` and `b`, in characters.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The template named `prefix` + `action` in `set`, or `prefix` + `default`.

@@ -84,3 +84,33 @@ async fn send_test_posts_a_sample_to_each_destination_and_reports() {
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("not delivered") && stdout.contains("Gone { status: 404"), "{stdout}");
 }
+
+/// `check` and `render` only preview: a routes file with destinations and no `WEBHOOK_SECRET` is
+/// no reason to refuse them, while `serve` still refuses and names the routes file as the cause.
+#[test]
+fn check_and_render_preview_without_a_secret_but_serve_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        "[destinations.audit]\nurl = \"https://discord.com/api/webhooks/1/abc\"\n[[rules]]\nto = [\"audit\"]\n",
+    )
+    .unwrap();
+    let vars = [("ROUTES_FILE", routes.to_str().unwrap())];
+
+    let check = relay(&["check"], &vars);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(stdout.contains("warning: serve would refuse to start: ROUTES_FILE has destinations"), "{stdout}");
+
+    let render = relay(&["render", "--action", "user_created"], &vars);
+    let stdout = String::from_utf8_lossy(&render.stdout);
+    assert_eq!(render.status.code(), Some(0), "{}", String::from_utf8_lossy(&render.stderr));
+    assert!(stdout.contains("User created"), "{stdout}");
+
+    let serve = relay(&["serve"], &vars);
+    assert_eq!(serve.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert!(stderr.contains("ROUTES_FILE has destinations but WEBHOOK_SECRET is not"), "{stderr}");
+    assert!(!stderr.contains("DISCORD_WEBHOOK_URL is set"), "{stderr}");
+}

@@ -171,6 +171,89 @@ fn check_reports_each_broken_template_with_file_and_line_and_fails() {
 }
 
 #[test]
+fn check_reports_every_error_of_every_file_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two syntax errors in one file, two undefined values in another.
+    std::fs::write(dir.path().join("user_deleted.toml"), "title = \"{{ username \"\n\ndescription = \"{% if %}\"\n")
+        .unwrap();
+    std::fs::write(
+        dir.path().join("user_limited.toml"),
+        "title = \"{{ usr.name }}\"\n\n[[fields]]\nname = \"n\"\nvalue = \"{{ nope }}\"\n",
+    )
+    .unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let deleted = dir.path().join("user_deleted.toml").display().to_string();
+    let limited = dir.path().join("user_limited.toml").display().to_string();
+    for expected in [
+        format!("error: {deleted}:1: title: syntax error"),
+        format!("error: {deleted}:3: description: syntax error"),
+        format!("error: {limited}:1: title: undefined value"),
+        format!("error: {limited}:5: fields[0].value: undefined value"),
+    ] {
+        assert!(stdout.contains(&expected), "{expected:?} missing from:\n{stdout}");
+    }
+    assert_eq!(stdout.matches(&format!("error: {limited}:5:")).count(), 1, "each error once: {stdout}");
+}
+
+#[test]
+fn check_names_an_undefined_variable_and_the_nearest_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("user_created.toml"), "title = \"{{ user_name }}\"\n").unwrap();
+    std::fs::write(dir.path().join("user_updated.toml"), "title = \"x\"\ndescription = \"{{ usr.name }}\"\n").unwrap();
+    std::fs::write(dir.path().join("user_limited.toml"), "title = \"{{ user.usedtraffic | bytes }}\"\n").unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    for expected in [
+        format!(
+            "{}:1: title: undefined value: `user_name` is not defined; did you mean `username`?",
+            file("user_created.toml")
+        ),
+        format!(
+            "{}:2: description: undefined value: `usr` is not defined; did you mean `user`?",
+            file("user_updated.toml")
+        ),
+        "`user.usedtraffic` is not defined; did you mean `user.used_traffic`?".to_owned(),
+    ] {
+        assert!(stdout.contains(&expected), "{expected:?} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn check_warns_about_a_file_named_after_no_action_and_says_which_of_two_formats_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("user_expire.toml"), "title = \"Gone {{ username }}\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("digest")).unwrap();
+    std::fs::write(dir.path().join("digest").join("user_limted.toml"), "title = \"{{ count }}\"\n").unwrap();
+    std::fs::write(dir.path().join("user_created.toml"), "title = \"toml {{ username }}\"\n").unwrap();
+    std::fs::write(dir.path().join("user_created.json"), "{\"embeds\": [{\"title\": \"json\"}]}").unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expire = dir.path().join("user_expire.toml").display().to_string();
+    assert!(
+        stdout.contains(&format!("warning: {expire}: \"user_expire\" is not an action the panels send"))
+            && stdout.contains("did you mean \"user_expired\"?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("did you mean \"user_limited\"?"), "{stdout}");
+    let toml = dir.path().join("user_created.toml").display().to_string();
+    assert!(stdout.contains(&format!("error: {toml}: another file is already the template")), "{stdout}");
+    assert!(stdout.contains("the .json file wins"), "{stdout}");
+    assert!(stdout.contains("user_created.json"), "the .json one is in use: {stdout}");
+    assert!(!stdout.contains("warning: built-in"), "built-in templates are not warned about: {stdout}");
+
+    // Without the duplicate, the misnamed files are warnings only: check still passes.
+    std::fs::remove_file(dir.path().join("user_created.json")).unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("did you mean \"user_expired\"?"), "{stdout}");
+}
+
+#[test]
 fn check_reports_a_bad_configuration() {
     let output = relay(&["check"], &[("TEMPLATE_LANG", "klingon")]);
     let stdout = String::from_utf8_lossy(&output.stdout);
