@@ -189,12 +189,10 @@ impl Config {
             templates_dir: env.get("TEMPLATES_DIR").map_or_else(|| PathBuf::from("./templates"), PathBuf::from),
             template_lang: env.parse_or("TEMPLATE_LANG", Lang::default(), |s| s.parse())?,
             panel_name: env.get("PANEL_NAME").map(|name| name.trim().to_owned()),
-            max_body_bytes: env.parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, |s| {
-                parse_size(s).and_then(|size| in_range(size, 1 << 10, 1 << 30, "1KiB", "1GiB"))
-            })?,
-            unverified_body_bytes: env.parse_or("UNVERIFIED_BODY_BYTES", 16 << 20, |s| {
-                parse_size(s).and_then(|size| in_range(size, 64 << 10, 1 << 30, "64KiB", "1GiB"))
-            })?,
+            max_body_bytes: env
+                .parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, |s| parse_size_in(s, 1 << 10, Some(1 << 30)))?,
+            unverified_body_bytes: env
+                .parse_or("UNVERIFIED_BODY_BYTES", 16 << 20, |s| parse_size_in(s, 64 << 10, Some(1 << 30)))?,
             webhook_secret,
             allow_no_secret,
             discord_webhook_url,
@@ -209,11 +207,7 @@ impl Config {
                 parse_duration_in(s, RETENTION)
             })?,
             outbox_max_bytes: env.parse_or("OUTBOX_MAX_BYTES", None, |s| {
-                let size = parse_size(s)?;
-                if size < 64 << 10 {
-                    return Err(format!("must be at least 64KiB (a size such as 512MiB), not {s:?}"));
-                }
-                Ok(Some(size as u64))
+                parse_size_in(s, 64 << 10, None).map(|size| Some(size as u64))
             })?,
             body_timeout: Duration::from_secs(60),
             dedup_window: Some(

@@ -63,12 +63,28 @@ pub fn parse_size(value: &str) -> Result<usize, String> {
     Ok(size)
 }
 
-/// `value` if it lies within `min..=max` (named `min_shown` and `max_shown` in the error).
-pub(super) fn in_range<T: PartialOrd>(value: T, min: T, max: T, min_shown: &str, max_shown: &str) -> Result<T, String> {
-    if value < min || value > max {
-        return Err(format!("must be between {min_shown} and {max_shown}"));
+/// A size, as [`parse_size`], of at least `min` bytes and, when given, at most `max`.
+pub fn parse_size_in(value: &str, min: usize, max: Option<usize>) -> Result<usize, String> {
+    let size = parse_size(value)?;
+    match max {
+        Some(max) if size < min || size > max => {
+            Err(format!("must be between {} and {}", show_size(min), show_size(max)))
+        }
+        None if size < min => {
+            Err(format!("must be at least {} (a size such as 512MiB), not {value:?}", show_size(min)))
+        }
+        _ => Ok(size),
     }
-    Ok(value)
+}
+
+/// `size` in the largest binary unit that shows it whole: `64KiB`, `1GiB`, `1000`.
+fn show_size(size: usize) -> String {
+    for (unit, factor) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if size >= factor && size % factor == 0 {
+            return format!("{}{unit}", size / factor);
+        }
+    }
+    size.to_string()
 }
 
 /// The durations a setting accepts. Out of range is an error at start naming the variable and the

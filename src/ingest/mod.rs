@@ -194,13 +194,7 @@ async fn receive_root(
         RootAuth::Secret(secret) => Some(secret),
         RootAuth::Open => None,
         RootAuth::Closed => {
-            if let Some(held_back) = state.refusals.admit() {
-                let peer = peer(&request);
-                log::warn!(
-                    "refused a request to / from {peer}: only the panels' own paths take events{}",
-                    held_back.note()
-                );
-            }
+            warn_refused(&state, &request, format_args!("only the panels' own paths take events"));
             state.metrics.auth_failures.get_or_create(&PanelLabels::of(panel.as_deref())).inc();
             return Err(IngestError::Unauthorized);
         }
@@ -217,13 +211,7 @@ async fn receive_panel(
     let label = path.into_inner();
     let Some(secret) = state.auth.panels.get(&label) else {
         let shown: String = label.chars().take(40).collect();
-        if let Some(held_back) = state.refusals.admit() {
-            let peer = peer(&request);
-            log::warn!(
-                "refused a request from {peer} to the unknown panel path /webhook/{shown:?}{}",
-                held_back.note()
-            );
-        }
+        warn_refused(&state, &request, format_args!("no panel is called {shown:?}"));
         state.metrics.auth_failures.get_or_create(&PanelLabels::of(Some("unknown"))).inc();
         return Err(IngestError::Unauthorized);
     };
@@ -241,14 +229,7 @@ async fn receive(
     let panel_labels = PanelLabels::of(panel.as_deref());
     let refuse = || {
         state.metrics.auth_failures.get_or_create(&panel_labels).inc();
-        if let Some(held_back) = state.refusals.admit() {
-            log::warn!(
-                "refused a request to {} from {}: missing or wrong {SECRET_HEADER}{}",
-                request.path(),
-                peer(&request),
-                held_back.note()
-            );
-        }
+        warn_refused(state, &request, format_args!("missing or wrong {SECRET_HEADER}"));
         IngestError::Unauthorized
     };
     // Bodies whose sender is not known yet (an HMAC-shaped header) share one budget of bytes.
@@ -263,9 +244,7 @@ async fn receive(
         Ok(body) => body,
         Err(err) if budget.is_some() => {
             state.metrics.unverified_refused.inc();
-            if let Some(held_back) = state.refusals.admit() {
-                log::warn!("refused an HMAC-signed request from {}: {err}{}", peer(&request), held_back.note());
-            }
+            warn_refused(state, &request, format_args!("HMAC-signed, and {err}"));
             return Err(err);
         }
         Err(err) => return Err(err),
@@ -397,6 +376,14 @@ fn count(metrics: &Metrics, panel: &PanelLabels, actions: &[String], rejected: u
         let action = if known { action.clone() } else { "other".to_owned() };
         let labels = ActionLabels { panel: panel.clone(), action };
         metrics.events_accepted.get_or_create(&labels).inc();
+    }
+}
+
+/// Logs a refused request, a few times a minute at most (strangers can send them at will).
+fn warn_refused(state: &State, request: &HttpRequest, why: std::fmt::Arguments) {
+    if let Some(held_back) = state.refusals.admit() {
+        let path: String = request.path().chars().take(60).collect();
+        log::warn!("refused a request to {path} from {}: {why}{}", peer(request), held_back.note());
     }
 }
 
