@@ -41,11 +41,6 @@ impl Unverified {
         }
     }
 
-    /// The most bytes one unverified body may have.
-    pub fn max_bytes(&self) -> usize {
-        self.max_bytes
-    }
-
     /// Takes `bytes` from the budget until the permit is dropped, or `None` when it has not that much.
     fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
         let bytes = u32::try_from(bytes).ok()?;
