@@ -30,6 +30,7 @@ struct RoutesFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PanelSpec {
+    #[serde(default, deserialize_with = "quoted_secret")]
     secret: Option<String>,
     secret_file: Option<PathBuf>,
 }
@@ -57,6 +58,18 @@ struct RuleSpec {
     mention_roles: Vec<Id>,
     #[serde(default)]
     mention_users: Vec<Id>,
+}
+
+/// A panel secret must be a quoted string. Anything else is refused without echoing the value,
+/// which would otherwise land in the error message and the log: `secret = 12345678` is a secret too.
+fn quoted_secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    match toml::Value::deserialize(deserializer)? {
+        toml::Value::String(secret) => Ok(Some(secret)),
+        other => Err(serde::de::Error::custom(format!(
+            "a secret is a string in quotes, not a {} (its value is not shown)",
+            other.type_str()
+        ))),
+    }
 }
 
 /// A Discord id (snowflake), written as a number or, safer for 19-digit ids, as a string.
@@ -340,5 +353,16 @@ mention_roles = [5]
         assert!(problems[0].starts_with("line 3:"), "{problems:?}");
         let problems = routes("mute = []\n").unwrap_err();
         assert!(problems[0].contains("no [[rules]]"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_secret_that_is_no_string_is_refused_without_its_value() {
+        for value in ["31415926535", "3.14159265", "true", "[\"x\"]"] {
+            let problems =
+                routes(&format!("[panels.eu]\nsecret = {value}\n\n[[rules]]\nto = [\"default\"]\n")).unwrap_err();
+            let shown = problems.join("\n");
+            assert!(shown.starts_with("line 2:") && shown.contains("string in quotes"), "{shown}");
+            assert!(!shown.contains("31415") && !shown.contains("14159") && !shown.contains("true"), "{shown}");
+        }
     }
 }
