@@ -47,14 +47,27 @@ pub fn escape_markdown(text: &str) -> String {
 /// * bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069): an override
 ///   in a username would reverse the text around it. The isolates the relay wraps values in for
 ///   right-to-left templates are added after this, so they stay;
-/// * invisible characters (U+200B, U+2060–U+2064, U+FEFF, U+206A–U+206F);
+/// * invisible characters (U+200B, U+2060–U+2064, U+FEFF, U+206A–U+206F), and the ones that
+///   draw as nothing though they are not format characters: the soft hyphen (U+00AD), the
+///   combining grapheme joiner (U+034F), the Hangul fillers (U+115F, U+1160, U+3164, U+FFA0), the
+///   Khmer inherent vowels (U+17B4, U+17B5), the Mongolian vowel separator (U+180E), interlinear
+///   annotation marks (U+FFF9–U+FFFB) and musical formatting (U+1D173–U+1D17A). A name made of
+///   Hangul fillers would otherwise show as blank;
+/// * tag characters (U+E0000–U+E007F), except in the run that follows a black flag (U+1F3F4),
+///   where they spell a subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿);
 /// * zero-width (non-)joiners (U+200C, U+200D), except between two non-ASCII visible characters,
 ///   where they carry meaning: Persian words (`می‌خواهم`), emoji sequences (`👨‍👩‍👧`). Between
 ///   Latin letters they only disguise a name.
 pub fn strip_invisible(text: &str) -> Vec<char> {
+    let mut in_flag = false;
     let kept: Vec<char> = text
         .chars()
-        .filter(|&ch| !is_hidden(ch))
+        .filter(|&ch| {
+            let tag = matches!(ch, '\u{E0000}'..='\u{E007F}');
+            let keep = !is_hidden(ch) && (!tag || in_flag);
+            in_flag = ch == '\u{1F3F4}' || (in_flag && tag && ch != '\u{E007F}');
+            keep
+        })
         .map(|ch| if matches!(ch, '\u{2028}' | '\u{2029}') { '\n' } else { ch })
         .collect();
     let joins = |ch: Option<&char>| ch.is_some_and(|&ch| !ch.is_ascii() && !ch.is_whitespace() && !is_joiner(ch));
@@ -78,6 +91,17 @@ fn is_hidden(ch: char) -> bool {
                 | '\u{2060}'..='\u{2064}'
                 | '\u{2066}'..='\u{206F}'
                 | '\u{FEFF}'
+                | '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180E}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{1D173}'..='\u{1D17A}'
         )
 }
 
@@ -361,6 +385,16 @@ mod tests {
         for hidden in ['\u{200B}', '\u{200E}', '\u{200F}', '\u{2060}', '\u{FEFF}', '\u{061C}'] {
             assert_eq!(escape_markdown(&format!("a{hidden}b")), "ab", "U+{:04X}", hidden as u32);
         }
+        for blank in ['\u{00AD}', '\u{034F}', '\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}', '\u{180E}', '\u{E0041}'] {
+            assert_eq!(escape_markdown(&format!("a{blank}{blank}b")), "ab", "U+{:04X}", blank as u32);
+        }
+        // A name of Hangul fillers is empty, not a blank that looks like a name.
+        assert_eq!(escape_markdown("\u{3164}\u{3164}"), "");
+        // Tag characters spell a subdivision flag after a black flag, and only there.
+        let scotland = "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
+        assert_eq!(escape_markdown(&format!("{scotland} fan")), format!("{scotland} fan"));
+        assert_eq!(escape_markdown("x\u{E0067}\u{E0062}\u{E007F}"), "x");
+        assert_eq!(escape_markdown(&format!("{scotland}\u{E0067}")), scotland);
         assert_eq!(escape_markdown("bob\0\x1b[31mred\x07\u{85}\u{9b}\r\nnext\tcol"), "bob\\[31mred\nnext\tcol");
         assert_eq!(escape_markdown("line\u{2028}- item"), "line\n\\- item");
         // A control character cannot hide a line start from the list escape either.
