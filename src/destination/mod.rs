@@ -96,7 +96,7 @@ impl Destination {
 /// The name of an owner destination: the prefix and a hash of the URL (thread included), so it is
 /// short, safe to show, and the same for every admin using that webhook.
 fn owner_name(url: &WebhookUrl) -> String {
-    let hash = Sha256::digest(url.execute_url(None).as_str().as_bytes());
+    let hash = Sha256::digest(url.identity().as_str().as_bytes());
     format!("{OWNER_PREFIX}{}", &crate::secret::lower_hex(&hash)[..12])
 }
 
@@ -151,5 +151,15 @@ mod tests {
         let owner = Destination::owner(url);
         assert_eq!((owner.origin(), owner.name.len()), (Origin::Owner, OWNER_PREFIX.len() + 12));
         assert_eq!(Origin::of(DEFAULT_DESTINATION), Origin::Configured);
+    }
+
+    #[test]
+    fn one_webhook_on_any_of_discords_hosts_is_one_owner_destination() {
+        let name = |url: &str| Destination::owner(WebhookUrl::parse_discord_only(url).unwrap()).name;
+        let discord = name("https://discord.com/api/webhooks/9/tok");
+        assert_eq!(name("https://discordapp.com/api/webhooks/9/tok"), discord);
+        assert_eq!(name("https://Canary.Discord.com/api/webhooks/9/tok"), discord);
+        assert_ne!(name("https://discord.com/api/webhooks/9/other"), discord);
+        assert_ne!(name("https://discord.com/api/webhooks/9/tok?thread_id=123456789012345678"), discord);
     }
 }

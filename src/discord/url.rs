@@ -119,6 +119,18 @@ impl WebhookUrl {
         self.thread_id
     }
 
+    /// The URL that names this webhook: its execute URL, on `discord.com` when it is on any of
+    /// Discord's hosts, so `discordapp.com` or `canary.discord.com` spellings of one webhook are
+    /// one webhook.
+    pub fn identity(&self) -> Url {
+        let mut url = self.execute_url(None);
+        if self.is_discord_host() {
+            // Setting a domain host on an https URL cannot fail.
+            let _ = url.set_host(Some("discord.com"));
+        }
+        url
+    }
+
     /// The address to POST to: `?wait=true` so that Discord answers with the created message (with
     /// the default `wait=false` a message that was not saved still gets a 204).
     pub fn execute_url(&self, thread_id: Option<u64>) -> Url {
