@@ -160,8 +160,15 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
+/// `Retry-After` as delay-seconds, or as an HTTP date (RFC 9110 allows both; a proxy in front of
+/// Discord may send the date): the wait until then, none if it is past.
 fn parse_seconds(value: &str) -> Option<Wait> {
-    value.parse::<f64>().ok().and_then(Wait::from_secs)
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Wait::from_secs(seconds);
+    }
+    let at = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let until = at - time::OffsetDateTime::now_utc();
+    Wait::from_secs(until.as_seconds_f64().max(0.0))
 }
 
 /// What an error answer said, for logs, dead letters and `/readyz`: Discord's own JSON (its

@@ -117,6 +117,20 @@ fn reads_retry_after_from_the_body_first_then_the_header() {
 }
 
 #[test]
+fn reads_retry_after_given_as_an_http_date() {
+    let wait = |value: &str| match classify(StatusCode::TOO_MANY_REQUESTS, &headers(&[("retry-after", value)]), b"") {
+        Outcome::RateLimited { retry_after, .. } => retry_after.map(|wait| wait.duration),
+        other => panic!("{other:?}"),
+    };
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(90);
+    let soon = soon.format(&time::format_description::well_known::Rfc2822).unwrap().replace("+0000", "GMT");
+    let waited = wait(&soon).expect("a date is a delay, not a ban");
+    assert!(waited > Duration::from_secs(60) && waited <= Duration::from_secs(90), "{waited:?} for {soon}");
+    assert_eq!(wait("Sun, 06 Nov 1994 08:49:37 GMT"), Some(MIN_RETRY_AFTER));
+    assert_eq!(wait("soon, please"), None);
+}
+
+#[test]
 fn a_429_without_any_delay_is_a_ban() {
     assert_eq!(
         classify(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), b"<html>Access denied</html>"),
