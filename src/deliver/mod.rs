@@ -19,6 +19,7 @@
 
 mod digest;
 mod dispatch;
+mod forum;
 mod pacer;
 mod pack;
 mod settings;
