@@ -152,7 +152,10 @@ fn router_counted(config: &Config, owner_metrics: OwnerMetrics) -> Router {
         None => None,
     };
     let destinations = default
-        .map(|target| Destination { forum: config.discord_forum.clone(), ..Destination::new(DEFAULT_DESTINATION, target) })
+        .map(|target| Destination {
+            forum: config.discord_forum.clone(),
+            ..Destination::new(DEFAULT_DESTINATION, target)
+        })
         .into_iter()
         .collect();
     let owners = config

@@ -69,7 +69,8 @@ pub fn same_post(parts: Vec<(Row, Part)>) -> Vec<(Row, Part)> {
 /// The post of the digest holding `rows`: the UTC day its first event was received.
 pub fn digest_post(rows: &[RowMeta]) -> PostKey {
     let ms = rows.first().map_or(0, |row| row.received_at_ms);
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     PostKey::Digest { date: at.date().to_string() }
 }
 

@@ -30,7 +30,9 @@ impl Worker {
             Outcome::Gone { status, detail } => Ok(self.gone(status, &detail)),
             Outcome::ThreadUnusable { status, locked, detail } => {
                 let what = if locked { "is locked or archived for good" } else { "was deleted" };
-                Ok(self.pause(&format!("Discord answered {status}: the thread this destination posts into {what} ({detail})")))
+                Ok(self.pause(&format!(
+                    "Discord answered {status}: the thread this destination posts into {what} ({detail})"
+                )))
             }
         }
     }

@@ -116,7 +116,12 @@ impl Worker {
 
     /// Sends one message (into the forum post `post`, if given) and counts the answer. Also
     /// returns the created message's `channel_id`, if the answer had one.
-    pub(super) async fn send(&mut self, parts: &[Part], mentions: &Mentions, post: Option<&Post>) -> (Outcome, Option<u64>) {
+    pub(super) async fn send(
+        &mut self,
+        parts: &[Part],
+        mentions: &Mentions,
+        post: Option<&Post>,
+    ) -> (Outcome, Option<u64>) {
         let mut message = build_message(parts, mentions, &self.destination);
         let mut thread_id = self.destination.thread_id;
         match post {

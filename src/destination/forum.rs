@@ -65,8 +65,9 @@ mod tests {
 
     #[test]
     fn reads_tags_by_action_and_refuses_what_discord_would() {
-        let tags = parse_tags("user_expired:123456789012345678, user_expired:223456789012345678,digest:323456789012345678")
-            .unwrap();
+        let tags =
+            parse_tags("user_expired:123456789012345678, user_expired:223456789012345678,digest:323456789012345678")
+                .unwrap();
         let forum = Forum { tags };
         assert_eq!(forum.tags_for("user_expired"), [123456789012345678, 223456789012345678]);
         assert_eq!(forum.tags_for(DIGEST_TAG_KEY), [323456789012345678]);

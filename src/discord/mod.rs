@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serenity::builder::ExecuteWebhook;
 
-pub use answer::{classify, created_channel_id, redact, Outcome, RateLimit, Reply, Scope, Wait, MAX_WAIT, MIN_RETRY_AFTER};
+pub use answer::{
+    classify, created_channel_id, redact, Outcome, RateLimit, Reply, Scope, Wait, MAX_WAIT, MIN_RETRY_AFTER,
+};
 pub use url::{WebhookUrl, WebhookUrlError};
 
 /// How much of an answer's body is read. Classifying needs a few hundred bytes of an error and

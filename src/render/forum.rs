@@ -163,7 +163,8 @@ impl Renderer {
     /// Renders the title template `name`: one line, right to left in Persian, cut to 100.
     fn render_title(&self, name: &str, context: &Value) -> Result<String, String> {
         let rendered = self.env.get_template(name).and_then(|t| t.render(context));
-        let text = rendered.map_err(|err| format!("{}: {}", name.rsplit('#').nth(1).unwrap_or("title"), super::jinja_reason(&err)))?;
+        let text = rendered
+            .map_err(|err| format!("{}: {}", name.rsplit('#').nth(1).unwrap_or("title"), super::jinja_reason(&err)))?;
         let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
         let line = if self.lang.is_rtl() && !line.is_empty() { format!("\u{2067}{line}\u{2069}") } else { line };
         Ok(limits::truncate(&line, THREAD_NAME))

@@ -13,8 +13,8 @@
 
 mod builtin;
 mod draft;
-mod forum;
 pub mod filters;
+mod forum;
 pub mod limits;
 mod live;
 pub mod samples;
