@@ -105,6 +105,9 @@ impl Worker {
                     (Post::New { .. }, id) => id,
                     (Post::Existing(_), _) => None,
                 };
+                if created.is_some() {
+                    self.metrics.forum_posts_created.get_or_create(&self.labels).inc();
+                }
                 let ids = rows.iter().map(|row| row.id).collect();
                 self.outbox.delivered_in_post(ids, &name, &key, created, ended_posts(&key, rows)).await?;
                 Ok(self.after_delivery(rows, parts.len(), sent))
@@ -113,6 +116,7 @@ impl Worker {
                 let what = if locked { "is locked or archived" } else { "was deleted" };
                 log::warn!("{name}: the forum post {id} {what} ({detail}); making a new post for these events");
                 self.outbox.forget_forum_post(&name, &key, *id).await?;
+                self.metrics.forum_posts_lost.get_or_create(&self.labels).inc();
                 Ok(Step::Progress)
             }
             (outcome, _) => self.settle(rows, parts.len(), outcome, sent).await,

@@ -261,7 +261,8 @@ fn a_deleted_or_locked_thread_is_told_apart_from_a_deleted_webhook() {
     }
     let unknown_webhook = br#"{"message": "Unknown Webhook", "code": 10015}"#;
     assert!(matches!(classify(StatusCode::NOT_FOUND, &none, unknown_webhook), Outcome::Gone { .. }));
-    let forum = br#"{"message": "Webhooks posted to forum channels must have a thread_name or thread_id", "code": 220001}"#;
+    let forum =
+        br#"{"message": "Webhooks posted to forum channels must have a thread_name or thread_id", "code": 220001}"#;
     let Outcome::Gone { status: 400, detail } = classify(StatusCode::BAD_REQUEST, &none, forum) else {
         panic!("a forum webhook without forum mode refuses every message: pause, do not dead-letter")
     };
