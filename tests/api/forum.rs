@@ -211,3 +211,38 @@ async fn a_forum_webhook_without_forum_mode_pauses_with_a_hint_instead_of_droppi
     assert_eq!(app.pending_rows().await, 1.0, "the row is kept, not a dead letter");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn send_test_makes_a_post_of_its_own_and_render_shows_the_title_a_post_would_get() {
+    let discord = FakeDiscord::start().await;
+    let url = discord.forum_webhook_url(WEBHOOK_ID);
+    let vars = vec![
+        ("DISCORD_WEBHOOK_URL", url),
+        ("WEBHOOK_SECRET", "s".to_owned()),
+        ("DISCORD_FORUM", "true".to_owned()),
+        ("DISCORD_FORUM_TAGS", format!("user_limited:{EXPIRED_TAG}")),
+    ];
+    let run = move |args: &'static [&'static str]| {
+        let vars = vars.clone();
+        tokio::task::spawn_blocking(move || {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            crate::cli::relay(args, &vars)
+        })
+    };
+
+    let sent = run(&["send-test"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&sent.stdout).into_owned();
+    assert_eq!(sent.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("in a new forum post \"alice\""), "{stdout}");
+    assert_eq!(discord.threads().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["alice"]);
+
+    let rendered = run(&["render", "--action", "user_limited"]).await.unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&rendered.stdout), String::from_utf8_lossy(&rendered.stderr));
+    assert_eq!(rendered.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("creating the post \"dave\""), "{stderr}");
+    let body: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (body["thread_name"].as_str(), &body["applied_tags"]),
+        (Some("dave"), &serde_json::json!([EXPIRED_TAG]))
+    );
+}
