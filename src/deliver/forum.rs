@@ -198,7 +198,7 @@ mod tests {
         let ended = ended_posts(&digest_post(&metas), &metas);
         assert_eq!(ended.len(), 2);
         let ali = PostKey::User { panel: Some("eu".into()), username: "ali".into() };
-        assert_eq!(ended_posts(&ali, &metas[..1]), [ali.clone()]);
+        assert_eq!(ended_posts(&ali, &metas[..1]), std::slice::from_ref(&ali));
         let created = vec![RowMeta { action: "user_created".into(), ..metas[0].clone() }];
         assert!(ended_posts(&ali, &created).is_empty());
     }
