@@ -119,7 +119,27 @@ fn forget(conn: &Connection, destination: &str, key: &PostKey, thread_id: Option
 
 #[cfg(test)]
 mod tests {
+    use super::super::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3};
+    use super::super::FILE_NAME;
     use super::*;
+
+    #[tokio::test]
+    async fn upgrades_a_version_3_outbox_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(&format!("{SCHEMA_V1} {SCHEMA_V2} {SCHEMA_V3} PRAGMA user_version = 3;")).unwrap();
+            conn.execute_batch(
+                "INSERT INTO messages (destination, received_at, action, username, part) VALUES ('a', 1, 'x', 'u', '{}')",
+            )
+            .unwrap();
+        }
+        let outbox = Outbox::open(dir.path()).unwrap();
+        assert_eq!(outbox.due("a", 10).await.unwrap().len(), 1);
+        let key = PostKey::User { panel: None, username: "u".into() };
+        outbox.delivered_in_post(Vec::new(), "a", &key, Some(7), Vec::new()).await.unwrap();
+        assert_eq!(outbox.forum_post("a", &key).await.unwrap(), Some(7));
+    }
 
     fn alice(panel: Option<&str>) -> PostKey {
         PostKey::User { panel: panel.map(str::to_owned), username: "alice".into() }
