@@ -16,6 +16,9 @@
 //! Pacing: the task waits when the rate-limit headers say the bucket is empty, and keeps to
 //! Discord's hidden per-channel limit (about 30 messages a minute) on its own. A burst of one action
 //! (more than `digest_threshold` pending) goes out as digest embeds listing the users.
+//!
+//! Forum mode ([`forum`]): a forum destination's messages go into one post per user (and one per
+//! day for digests), looked up in and recorded to the outbox.
 
 mod digest;
 mod dispatch;

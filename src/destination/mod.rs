@@ -1,7 +1,8 @@
 //! Destinations: the named places messages are delivered to, and whom a message may mention.
 //!
 //! A destination is a named target (a Discord webhook, optionally a thread of its channel and a
-//! display name and avatar, or the dry-run log). Every stored row belongs to exactly one
+//! display name and avatar, or the dry-run log). A webhook of a forum channel is marked as such
+//! ([`Forum`]): its messages go into a post per user. Every stored row belongs to exactly one
 //! destination, and each destination is delivered by its own task, so messages never mix
 //! destinations or threads.
 //!
