@@ -12,7 +12,8 @@
 //!   minijinja and clamps the result to Discord's limits ([`render::limits`]).
 //! * [`outbox`]: the only module that speaks SQL. One SQLite file, one writer thread that commits
 //!   many requests per transaction, and a read connection of its own so reads never wait for it.
-//!   It knows destinations (by name, with their mentions) but not routing or rendering.
+//!   It knows destinations (by name, with their mentions) but not routing or rendering. In forum
+//!   mode it also remembers which forum post holds each user's messages.
 //! * [`deliver`]: one task per destination: takes the oldest pending rows, packs them into as few
 //!   Discord messages as the limits allow, sends, and records the outcome.
 //! * [`discord`]: the webhook URL type and the HTTP client for one webhook, including the single

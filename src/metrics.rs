@@ -113,6 +113,9 @@ pub struct Metrics {
     pub dead_letters: Family<DestinationLabels, Counter>,
     /// Delivery tasks that stopped unexpectedly and were started again, by destination.
     pub task_restarts: Family<DestinationLabels, Counter>,
+    /// Forum mode: posts created, and known posts Discord refused (deleted or locked), by destination.
+    pub forum_posts_created: Family<DestinationLabels, Counter>,
+    pub forum_posts_lost: Family<DestinationLabels, Counter>,
     /// Time from receipt to delivery, by destination.
     pub delivery_latency: Family<DestinationLabels, Histogram>,
     /// Owner admins' webhooks in use, and events whose owner copy was skipped at the bound.
@@ -260,6 +263,8 @@ impl Metrics {
             retries: Family::default(),
             dead_letters: Family::default(),
             task_restarts: Family::default(),
+            forum_posts_created: Family::default(),
+            forum_posts_lost: Family::default(),
             delivery_latency: latency,
             owners: OwnerMetrics::default(),
             pending_rows: Family::default(),
@@ -292,6 +297,12 @@ impl Metrics {
         registry.register("rate_limited", "429 answers from Discord by scope", m.rate_limited.clone());
         registry.register("retries", "Failed attempts that will be retried", m.retries.clone());
         registry.register("dead_letters", "Rows kept as dead letters", m.dead_letters.clone());
+        registry.register("forum_posts_created", "Forum posts created (forum mode)", m.forum_posts_created.clone());
+        registry.register(
+            "forum_posts_lost",
+            "Known forum posts Discord refused as deleted or locked (a new post is made)",
+            m.forum_posts_lost.clone(),
+        );
         registry.register(
             "delivery_task_restarts",
             "Delivery tasks that stopped unexpectedly and were started again",

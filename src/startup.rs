@@ -151,7 +151,13 @@ fn router_counted(config: &Config, owner_metrics: OwnerMetrics) -> Router {
         None if config.is_dry_run() => Some(Target::DryRun),
         None => None,
     };
-    let destinations = default.map(|target| Destination::new(DEFAULT_DESTINATION, target)).into_iter().collect();
+    let destinations = default
+        .map(|target| Destination {
+            forum: config.discord_forum.clone(),
+            ..Destination::new(DEFAULT_DESTINATION, target)
+        })
+        .into_iter()
+        .collect();
     let owners = config
         .deliver_to_owner_admin
         .then(|| Arc::new(OwnerDestinations::new(config.owner_destinations_max, owner_metrics)));

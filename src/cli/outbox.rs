@@ -11,7 +11,8 @@ use crate::outbox::{now_ms, Outbox, Retry};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Pending, delivered and dead rows per destination, and the age of the oldest pending row.
+    /// Pending, delivered and dead rows per destination, the age of the oldest pending row, and
+    /// how many forum posts are remembered (forum mode).
     Stats,
     /// List dead letters: what Discord refused for good, or gave up on, with the reason.
     Dead {
@@ -77,6 +78,10 @@ async fn stats(outbox: &Outbox) -> anyhow::Result<ExitCode> {
     }
     if stats.is_empty() {
         println!("(the outbox is empty)");
+    }
+    let posts = outbox.forum_post_count().await?;
+    if posts > 0 {
+        println!("forum posts remembered: {posts}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,10 +10,10 @@ use time::OffsetDateTime;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::deliver::{build_message, next_message};
+use crate::deliver::{build_message, new_post, next_message};
 use crate::destination::{Destination, Mentions};
 use crate::event::{parse_batch, parse_datetime};
-use crate::render::{limits, samples, Part, Renderer};
+use crate::render::{limits, samples, Part, PostTitle, Renderer};
 use crate::startup;
 
 #[derive(Debug, clap::Args)]
@@ -74,31 +74,48 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             batch.events
         }
     };
-    // As ingest and delivery would: route each event, render it once, pack per destination.
+    // As ingest and delivery would: route each event, render it once, pack per destination (per
+    // user's post for a forum, whose first message creates the post, as if none existed yet).
     let router = startup::router(&config);
     let mut queues: Vec<Queue> = Vec::new();
     for event in &events {
         let part = loaded.renderer.render(event);
         for route in router.route(event) {
-            let at = match queues.iter().position(|queue| queue.destination.name == route.destination.name) {
-                Some(at) => at,
-                None => {
-                    queues.push(Queue { destination: route.destination.clone(), parts: Vec::new() });
-                    queues.len() - 1
-                }
-            };
+            let post = route.destination.forum.as_ref().map(|forum| {
+                let title = PostTitle::user(&event.username, event.panel.as_deref(), event.action.as_str());
+                let name = loaded.renderer.thread_name(&title.several_panels(config.delivery.several_panels));
+                (name, forum.tags_for(event.action.as_str()).to_vec(), (event.panel.clone(), event.username.clone()))
+            });
+            let key = post.as_ref().map(|(_, _, key)| key.clone());
+            let found = queues.iter().position(|q| q.destination.name == route.destination.name && q.user == key);
+            let at = found.unwrap_or_else(|| {
+                let post = post.map(|(name, tags, _)| (name, tags));
+                queues.push(Queue { destination: route.destination.clone(), user: key, post, parts: Vec::new() });
+                queues.len() - 1
+            });
             queues[at].parts.push((part.clone(), route.mentions));
         }
     }
     for queue in &queues {
         let parts: Vec<(&Part, &Mentions)> = queue.parts.iter().map(|(part, mentions)| (part, mentions)).collect();
         let mut rest = parts.as_slice();
+        let mut first = true;
         while !rest.is_empty() {
             let (count, mentions) = next_message(rest, limits::EMBEDS_PER_MESSAGE);
-            let message = build_message(rest[..count].iter().map(|(part, _)| *part), &mentions, &queue.destination);
-            eprintln!("# to destination {}", queue.destination.name);
+            let mut message = build_message(rest[..count].iter().map(|(part, _)| *part), &mentions, &queue.destination);
+            match (&queue.post, first) {
+                (Some((name, tags)), true) => {
+                    eprintln!("# to destination {}, creating the post {name:?}", queue.destination.name);
+                    message = new_post(message, name, tags);
+                }
+                (Some((name, _)), false) => {
+                    eprintln!("# to destination {}, into the post {name:?}", queue.destination.name);
+                }
+                (None, _) => eprintln!("# to destination {}", queue.destination.name),
+            }
             println!("{}", serde_json::to_string_pretty(&message)?);
             rest = &rest[count..];
+            first = false;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -117,8 +134,12 @@ fn read_body(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// The messages for one destination, in order.
+/// The messages for one destination (for a forum, for one user's post), in order.
 struct Queue {
     destination: Arc<Destination>,
+    /// A forum destination's user: panel and username.
+    user: Option<(Option<String>, String)>,
+    /// The title and tags of the post its first message creates.
+    post: Option<(String, Vec<u64>)>,
     parts: Vec<(Part, Mentions)>,
 }

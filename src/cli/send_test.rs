@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::deliver::build_message;
+use crate::deliver::{build_message, new_post};
 use crate::destination::{Mentions, Target};
 use crate::discord::{Client, Outcome};
-use crate::render::{samples, Renderer};
+use crate::render::{samples, PostTitle, Renderer};
 use crate::startup;
 
 #[derive(Debug, clap::Args)]
@@ -37,10 +37,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 println!("{}: no webhook configured (the relay would run dry); nothing sent", destination.name);
                 continue;
             };
-            let message = build_message([&part], &Mentions::default(), destination);
+            let mut message = build_message([&part], &Mentions::default(), destination);
+            let mut into = String::new();
+            if destination.forum.is_some() {
+                // A post of its own, not remembered: the relay's posts for real users are not touched.
+                let title = PostTitle::user(&event.username, event.panel.as_deref(), event.action.as_str());
+                let name = renderer.thread_name(&title.several_panels(config.delivery.several_panels));
+                into = format!(", in a new forum post {name:?}");
+                message = new_post(message, &name, &[]);
+            }
             let reply = client.execute(url, destination.thread_id, &message).await;
             match reply.outcome {
-                Outcome::Delivered => println!("{}: delivered to {url}", destination.name),
+                Outcome::Delivered => println!("{}: delivered to {url}{into}", destination.name),
                 outcome => {
                     failed = true;
                     println!("{}: not delivered to {url}: {outcome:?}", destination.name);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver::DeliverySettings;
-use crate::destination::{DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
+use crate::destination::{parse_tags, Forum, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
 use crate::render::Lang;
 use crate::routing::Routes;
@@ -81,6 +81,11 @@ pub struct Config {
     /// `DISCORD_WEBHOOK_URL` (or `DISCORD_WEBHOOK_URL_FILE`): the destination `default`. Without it
     /// and without a routes file's destinations, the relay runs dry: messages are logged, not sent.
     pub discord_webhook_url: Option<WebhookUrl>,
+    /// `DISCORD_FORUM`, default false, and `DISCORD_FORUM_TAGS` (`action:tag_id,…`): the default
+    /// destination's webhook belongs to a forum channel; each user gets a post of their own, and a
+    /// post created by an action gets that action's tags (at most 5). Needs `DISCORD_WEBHOOK_URL`
+    /// without `thread_id`.
+    pub discord_forum: Option<Forum>,
     /// `PANELS` (`label:secret,…`) and the routes file's `[panels]`: panels posting to
     /// `/webhook/<label>` with their own secret; the label is the events' `panel`.
     pub panels: Vec<(String, Secret)>,
@@ -167,8 +172,12 @@ impl Config {
             warnings.extend(unsendable(secret, &format!("ROUTES_FILE (panels.{label})")));
             panels.push((label.clone(), secret.clone()));
         }
+        let discord_forum = forum(&env, discord_webhook_url.as_ref())?;
+        let mut delivery = delivery_settings(&env)?;
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
         let allow_no_secret = env.parse_or("ALLOW_NO_SECRET", false, parse_bool)?;
+        // `POST /` is a panel of its own when it takes requests at all.
+        delivery.several_panels = panels.len() + usize::from(webhook_secret.is_some() || allow_no_secret) > 1;
         if delivering && webhook_secret.is_none() && panels.is_empty() && !allow_no_secret {
             let cause = if discord_webhook_url.is_some() {
                 "DISCORD_WEBHOOK_URL is set"
@@ -196,13 +205,14 @@ impl Config {
             webhook_secret,
             allow_no_secret,
             discord_webhook_url,
+            discord_forum,
             panels,
             routes,
             deliver_to_owner_admin: env.parse_or("DELIVER_TO_OWNER_ADMIN", false, parse_bool)?,
             owner_destinations_max: env.parse_or("OWNER_DESTINATIONS_MAX", DEFAULT_OWNER_DESTINATIONS_MAX, |s| {
                 parse_count(s, OWNER_DESTINATIONS_RANGE)
             })?,
-            delivery: delivery_settings(&env)?,
+            delivery,
             delivered_retention: env.parse_or("DELIVERED_RETENTION", Duration::from_secs(7 * 86_400), |s| {
                 parse_duration_in(s, RETENTION)
             })?,
@@ -235,6 +245,25 @@ fn unsendable(secret: &Secret, var: &str) -> Option<String> {
              this secret and none of its notifications will arrive. Use ASCII letters and digits"
         )
     })
+}
+
+/// `DISCORD_FORUM` and `DISCORD_FORUM_TAGS`, checked against the default destination's URL.
+fn forum(env: &Env, url: Option<&WebhookUrl>) -> Result<Option<Forum>, ConfigError> {
+    let tags = env.parse_or("DISCORD_FORUM_TAGS", Default::default(), parse_tags)?;
+    if !env.parse_or("DISCORD_FORUM", false, parse_bool)? {
+        if !tags.is_empty() {
+            return Err(invalid("DISCORD_FORUM_TAGS", "is set but DISCORD_FORUM is not true"));
+        }
+        return Ok(None);
+    }
+    match url {
+        None => Err(invalid("DISCORD_FORUM", "is true but DISCORD_WEBHOOK_URL is not set")),
+        Some(url) if url.thread_id().is_some() => Err(invalid(
+            "DISCORD_FORUM",
+            "is true but DISCORD_WEBHOOK_URL has a thread_id; a forum destination posts into a thread per user",
+        )),
+        Some(_) => Ok(Some(Forum { tags })),
+    }
 }
 
 fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {

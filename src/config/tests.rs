@@ -224,3 +224,33 @@ fn folds_updates_unless_told_not_to() {
     let err = config(&[("FOLD_UPDATES", "sometimes")]).unwrap_err().to_string();
     assert!(err.starts_with("FOLD_UPDATES "), "{err}");
 }
+
+#[test]
+fn reads_forum_mode_for_the_default_destination_and_says_what_it_needs() {
+    let forum = [("DISCORD_WEBHOOK_URL", URL), ("WEBHOOK_SECRET", "s"), ("DISCORD_FORUM", "true")];
+    let config = config(&forum).unwrap();
+    assert_eq!(config.discord_forum, Some(Forum::default()));
+    let mut tagged = forum.to_vec();
+    tagged.push(("DISCORD_FORUM_TAGS", "user_expired:123456789012345678"));
+    let config = self::config(&tagged).unwrap();
+    assert_eq!(config.discord_forum.unwrap().tags_for("user_expired"), [123456789012345678]);
+
+    let error = |pairs: &[(&str, &str)]| self::config(pairs).unwrap_err().to_string();
+    assert!(error(&[("DISCORD_FORUM", "true")]).starts_with("DISCORD_FORUM is true but DISCORD_WEBHOOK_URL"));
+    let threaded = format!("{URL}?thread_id=123456789012345678");
+    let with_thread = [("DISCORD_WEBHOOK_URL", threaded.as_str()), ("WEBHOOK_SECRET", "s"), ("DISCORD_FORUM", "true")];
+    assert!(error(&with_thread).contains("has a thread_id"));
+    assert!(error(&[("DISCORD_FORUM_TAGS", "user_expired:123456789012345678")]).contains("DISCORD_FORUM is not"));
+    tagged[3] = ("DISCORD_FORUM_TAGS", "user_expired:1");
+    assert!(error(&tagged).starts_with("DISCORD_FORUM_TAGS \"user_expired:1\": \"1\" is not a Discord id"));
+}
+
+#[test]
+fn post_titles_name_the_panel_only_when_several_panels_post() {
+    let one = config(&[("WEBHOOK_SECRET", "s"), ("PANEL_NAME", "eu")]).unwrap();
+    assert!(!one.delivery.several_panels, "POST / alone, even with PANEL_NAME");
+    let labelled = config(&[("PANELS", "eu:s1")]).unwrap();
+    assert!(!labelled.delivery.several_panels, "one labelled panel and a closed POST /");
+    let two = config(&[("PANELS", "eu:s1"), ("WEBHOOK_SECRET", "s")]).unwrap();
+    assert!(two.delivery.several_panels);
+}

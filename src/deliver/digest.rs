@@ -10,6 +10,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use super::forum::digest_post;
 use super::worker::Worker;
 use super::{digest_chunks, digest_members, fitting_parts, mention_chars, Sent, Step, DIGEST_EMBED_BUDGET};
 use crate::destination::Mentions;
@@ -103,7 +104,12 @@ impl Worker {
             burst.total,
             burst.action
         );
-        let outcome = self.send(&parts, &Mentions::union(rows.iter().map(|row| &row.mentions))).await;
+        let mentions = Mentions::union(rows.iter().map(|row| &row.mentions));
+        if self.destination.forum.is_some() {
+            let (key, action) = (digest_post(&rows), burst.action.clone());
+            return self.send_in_post(key, &action, &rows, &parts, &mentions, Sent::Digest).await.map(Some);
+        }
+        let (outcome, _) = self.send(&parts, &mentions, None).await;
         self.settle(&rows, parts.len(), outcome, Sent::Digest).await.map(Some)
     }
 

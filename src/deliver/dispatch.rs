@@ -106,6 +106,7 @@ impl Dispatch {
     pub async fn prune(&self, before_ms: i64) -> Result<(usize, usize), OutboxError> {
         let outbox = &self.inner.services.outbox;
         let deleted = outbox.purge_delivered(before_ms).await?;
+        outbox.forget_old_digest_posts().await?;
         let candidates = self.inner.owners.as_ref().map(|owners| owners.names()).unwrap_or_default();
         let dispatch = self.clone();
         let forgotten = outbox.forget_unused_destinations(candidates, move |names| dispatch.stop_tasks(names)).await?;

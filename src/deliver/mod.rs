@@ -16,9 +16,13 @@
 //! Pacing: the task waits when the rate-limit headers say the bucket is empty, and keeps to
 //! Discord's hidden per-channel limit (about 30 messages a minute) on its own. A burst of one action
 //! (more than `digest_threshold` pending) goes out as digest embeds listing the users.
+//!
+//! Forum mode ([`forum`]): a forum destination's messages go into one post per user (and one per
+//! day for digests), looked up in and recorded to the outbox.
 
 mod digest;
 mod dispatch;
+mod forum;
 mod pacer;
 mod pack;
 mod settings;
@@ -30,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use dispatch::{Delivery, Dispatch};
+pub use forum::new_post;
 pub use pack::{
     build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,
 };

@@ -33,6 +33,9 @@ pub struct DeliverySettings {
     /// pending and are sent again after restart).
     pub shutdown_grace: Duration,
     pub timeouts: discord::Timeouts,
+    /// Whether more than one panel posts to the relay (`PANELS`, the routes file's panels, and
+    /// `POST /`): forum post titles then name the panel (`several_panels` in `forum/titles`).
+    pub several_panels: bool,
 }
 
 impl Default for DeliverySettings {
@@ -51,6 +54,7 @@ impl Default for DeliverySettings {
             idle_poll: s(30),
             shutdown_grace: s(5),
             timeouts: discord::Timeouts::default(),
+            several_panels: false,
         }
     }
 }

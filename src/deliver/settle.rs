@@ -28,11 +28,23 @@ impl Worker {
             Outcome::Transient { detail, .. } => self.retry_later(rows, detail).await,
             Outcome::Rejected { status, detail } => self.rejected(rows, status, detail, sent).await,
             Outcome::Gone { status, detail } => Ok(self.gone(status, &detail)),
+            Outcome::ThreadUnusable { status, locked, detail } => {
+                let what = if locked { "is locked or archived for good" } else { "was deleted" };
+                Ok(self.pause(&format!(
+                    "Discord answered {status}: the thread this destination posts into {what} ({detail})"
+                )))
+            }
         }
     }
 
     /// 2xx: the rows are delivered.
     async fn delivered(&mut self, rows: &[RowMeta], embeds: usize, sent: Sent) -> Result<Step, OutboxError> {
+        self.outbox.mark_delivered(ids(rows)).await?;
+        Ok(self.after_delivery(rows, embeds, sent))
+    }
+
+    /// What follows a delivery once its rows are marked delivered: the burst moves on, metrics.
+    pub(super) fn after_delivery(&mut self, rows: &[RowMeta], embeds: usize, sent: Sent) -> Step {
         self.failures = 0;
         if sent == Sent::Digest {
             if let Some(burst) = &mut self.burst {
@@ -40,10 +52,9 @@ impl Worker {
             }
             self.burst = self.burst.take().filter(|burst| !burst.is_done());
         }
-        self.outbox.mark_delivered(ids(rows)).await?;
         self.count_delivered(rows, embeds);
         self.note_recovery(rows.len());
-        Ok(Step::Progress)
+        Step::Progress
     }
 
     /// 429 with a delay: wait it out; not counted as a failed attempt.
@@ -152,10 +163,21 @@ impl Worker {
         Ok(Step::Progress)
     }
 
-    /// 401/403/404: the webhook is gone; pause the destination and keep its rows.
+    /// 401/403/404: the webhook is gone (or, 400, refuses every message alike); pause the
+    /// destination and keep its rows.
     fn gone(&mut self, status: u16, detail: &str) -> Step {
+        let why = if status == 400 {
+            "every message to this webhook would be refused"
+        } else {
+            "the webhook was deleted or its token is wrong"
+        };
+        self.pause(&format!("Discord answered {status}: {why} ({detail})"))
+    }
+
+    /// Pauses the destination for `reason`, keeping its rows.
+    fn pause(&mut self, reason: &str) -> Step {
         let name = &self.destination.name;
-        let reason = format!("Discord answered {status}: the webhook was deleted or its token is wrong ({detail})");
+        let reason = reason.to_owned();
         log::error!(
             "{name}: {reason}. Nothing more is sent to it; its pending rows are kept. Fix the webhook URL and restart \
              the relay"

@@ -10,12 +10,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::digest::Burst;
+use super::forum::{new_post, same_post, Post};
 use super::pacer::Pacer;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
 use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics};
-use crate::outbox::{Outbox, OutboxError, Row, RowMeta};
+use crate::outbox::{Outbox, OutboxError, PostKey, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
 
 /// Waits at least this long are logged and shown in `/readyz` as a parked destination.
@@ -97,34 +98,53 @@ impl Worker {
             self.outbox.mark_dead(unreadable, "the stored message could not be read".into()).await?;
             return Ok(Step::Progress);
         }
+        let parts = if self.destination.forum.is_some() { same_post(parts) } else { parts };
         let max_parts = if isolating { 1 } else { limits::EMBEDS_PER_MESSAGE };
         let with_mentions: Vec<(&Part, &Mentions)> =
             parts.iter().map(|(row, part)| (part, &row.meta.mentions)).collect();
         let (count, mentions) = next_message(&with_mentions, max_parts);
         let (rows, parts): (Vec<RowMeta>, Vec<Part>) =
             parts.into_iter().take(count).map(|(row, part)| (row.meta, part)).unzip();
-        let outcome = self.send(&parts, &mentions).await;
+        if self.destination.forum.is_some() {
+            let key = PostKey::User { panel: rows[0].panel.clone(), username: rows[0].username.clone() };
+            let creator = rows[0].action.clone();
+            return self.send_in_post(key, &creator, &rows, &parts, &mentions, Sent::Embeds).await;
+        }
+        let (outcome, _) = self.send(&parts, &mentions, None).await;
         self.settle(&rows, parts.len(), outcome, Sent::Embeds).await
     }
 
-    pub(super) async fn send(&mut self, parts: &[Part], mentions: &Mentions) -> Outcome {
-        let message = build_message(parts, mentions, &self.destination);
-        let outcome = match &self.destination.target {
+    /// Sends one message (into the forum post `post`, if given) and counts the answer. Also
+    /// returns the created message's `channel_id`, if the answer had one.
+    pub(super) async fn send(
+        &mut self,
+        parts: &[Part],
+        mentions: &Mentions,
+        post: Option<&Post>,
+    ) -> (Outcome, Option<u64>) {
+        let mut message = build_message(parts, mentions, &self.destination);
+        let mut thread_id = self.destination.thread_id;
+        match post {
+            Some(Post::Existing(id)) => thread_id = Some(*id),
+            Some(Post::New { name, tags }) => message = new_post(message, name, tags),
+            None => {}
+        }
+        let (outcome, channel_id) = match &self.destination.target {
             Target::DryRun => {
                 let body = serde_json::to_string(&message).unwrap_or_default();
                 log::info!(target: "dry_run", "{}: would send {body}", self.destination.name);
-                Outcome::Delivered
+                (Outcome::Delivered, None)
             }
             Target::Webhook(url) => {
-                let reply = self.client.execute(url, self.destination.thread_id, &message).await;
+                let reply = self.client.execute(url, thread_id, &message).await;
                 self.pace(&reply.rate_limit);
-                reply.outcome
+                (reply.outcome, reply.channel_id)
             }
         };
         let class = match &outcome {
             Outcome::Delivered => "2xx",
             Outcome::RateLimited { .. } => "429",
-            Outcome::Rejected { .. } | Outcome::Gone { .. } => "4xx",
+            Outcome::Rejected { .. } | Outcome::Gone { .. } | Outcome::ThreadUnusable { .. } => "4xx",
             Outcome::Transient { status: Some(_), .. } => "5xx",
             Outcome::Transient { status: None, .. } => "error",
         };
@@ -133,7 +153,7 @@ impl Worker {
         if outcome == Outcome::Delivered {
             self.pacer.sent();
         }
-        outcome
+        (outcome, channel_id)
     }
 
     /// Waits before the next request when the bucket is empty.

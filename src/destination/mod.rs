@@ -1,7 +1,8 @@
 //! Destinations: the named places messages are delivered to, and whom a message may mention.
 //!
 //! A destination is a named target (a Discord webhook, optionally a thread of its channel and a
-//! display name and avatar, or the dry-run log). Every stored row belongs to exactly one
+//! display name and avatar, or the dry-run log). A webhook of a forum channel is marked as such
+//! ([`Forum`]): its messages go into a post per user. Every stored row belongs to exactly one
 //! destination, and each destination is delivered by its own task, so messages never mix
 //! destinations or threads.
 //!
@@ -13,6 +14,7 @@
 //! Routing (which destinations get an event) and the outbox (which stores rows by destination)
 //! both use these types; neither needs the other.
 
+mod forum;
 mod owners;
 
 use std::collections::BTreeSet;
@@ -22,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::discord::WebhookUrl;
 
+pub use forum::{parse_tags, snowflake, Forum, DIGEST_TAG_KEY, MAX_APPLIED_TAGS};
 pub use owners::{OwnerDestinations, DEFAULT_OWNER_DESTINATIONS_MAX};
 
 /// The name of the destination configured by `DISCORD_WEBHOOK_URL` (or the dry-run log).
@@ -73,12 +76,14 @@ pub struct Destination {
     /// The name and avatar the messages show instead of the webhook's own.
     pub username: Option<String>,
     pub avatar_url: Option<String>,
+    /// Forum mode: the webhook belongs to a forum channel and each user gets a post of their own.
+    pub forum: Option<Forum>,
 }
 
 impl Destination {
     /// A plain destination: the webhook (or dry run) with no thread or display overrides.
     pub fn new(name: impl Into<String>, target: Target) -> Self {
-        Self { name: name.into(), target, thread_id: None, username: None, avatar_url: None }
+        Self { name: name.into(), target, thread_id: None, username: None, avatar_url: None, forum: None }
     }
 
     /// The destination of an owner admin's webhook `url` (its thread included), named after the

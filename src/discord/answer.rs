@@ -102,6 +102,10 @@ pub enum Outcome {
     Gone { status: u16, detail: String },
     /// 5xx (`status`), timeout or connection error (no status): try again later.
     Transient { status: Option<u16>, detail: String },
+    /// The thread the message was sent to cannot take it: deleted (`404`, code 10003 Unknown
+    /// Channel) or locked / archived for good (codes 160005 Thread is locked, 50083 Thread is
+    /// archived, whatever the status). A forum destination makes a new post; any other pauses.
+    ThreadUnusable { status: u16, locked: bool, detail: String },
 }
 
 impl Outcome {
@@ -111,6 +115,9 @@ impl Outcome {
             Outcome::Rejected { status, detail } => Outcome::Rejected { status, detail: change(detail) },
             Outcome::Gone { status, detail } => Outcome::Gone { status, detail: change(detail) },
             Outcome::Transient { status, detail } => Outcome::Transient { status, detail: change(detail) },
+            Outcome::ThreadUnusable { status, locked, detail } => {
+                Outcome::ThreadUnusable { status, locked, detail: change(detail) }
+            }
             other => other,
         }
     }
@@ -121,11 +128,56 @@ impl Outcome {
 pub struct Reply {
     pub outcome: Outcome,
     pub rate_limit: RateLimit,
+    /// The `channel_id` of the created message (with `?wait=true`): for a message that created a
+    /// forum post, the new post's id. `None` when the answer had none that reads as an id.
+    pub channel_id: Option<u64>,
+}
+
+/// Discord's error codes the relay acts on (`code` in an error body).
+const UNKNOWN_CHANNEL: u64 = 10003;
+const THREAD_ARCHIVED: u64 = 50083;
+const THREAD_LOCKED: u64 = 160005;
+/// "Webhooks posted to forum channels must have a thread_name or thread_id".
+const FORUM_NEEDS_THREAD: u64 = 220001;
+
+/// The `channel_id` of a created message in a 2xx body, if it is a snowflake.
+pub fn created_channel_id(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        channel_id: Option<String>,
+    }
+    let created: Created = serde_json::from_slice(body).ok()?;
+    created.channel_id?.parse().ok().filter(|id| (1..1 << 63).contains(id))
+}
+
+/// The `code` of a Discord error body, if it has one.
+fn error_code(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Error {
+        code: Option<u64>,
+    }
+    serde_json::from_slice::<Error>(body).ok()?.code
 }
 
 /// Classifies an HTTP answer. Pure, so every rule is unit-tested.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
     let detail = || error_detail(status, body);
+    let code = if status.is_client_error() { error_code(body) } else { None };
+    match (status.as_u16(), code) {
+        (404, Some(UNKNOWN_CHANNEL)) => {
+            return Outcome::ThreadUnusable { status: 404, locked: false, detail: detail() };
+        }
+        (status @ 400..=499, Some(THREAD_LOCKED | THREAD_ARCHIVED)) => {
+            return Outcome::ThreadUnusable { status, locked: true, detail: detail() };
+        }
+        (status @ 400, Some(FORUM_NEEDS_THREAD)) => {
+            // Every message would be refused alike: a configuration problem, not a bad payload.
+            let hint = "; the webhook belongs to a forum channel: set forum = true on the destination (or \
+                        DISCORD_FORUM=true for DISCORD_WEBHOOK_URL)";
+            return Outcome::Gone { status, detail: format!("{}{hint}", detail()) };
+        }
+        _ => {}
+    }
     match status.as_u16() {
         200..=299 => Outcome::Delivered,
         429 => rate_limited(headers, body),

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serenity::builder::ExecuteWebhook;
 
-pub use answer::{classify, redact, Outcome, RateLimit, Reply, Scope, Wait, MAX_WAIT, MIN_RETRY_AFTER};
+pub use answer::{
+    classify, created_channel_id, redact, Outcome, RateLimit, Reply, Scope, Wait, MAX_WAIT, MIN_RETRY_AFTER,
+};
 pub use url::{WebhookUrl, WebhookUrlError};
 
 /// How much of an answer's body is read. Classifying needs a few hundred bytes of an error and
@@ -63,6 +65,7 @@ impl Client {
                 return Reply {
                     outcome: Outcome::Rejected { status: 0, detail: format!("could not serialise the message: {err}") },
                     rate_limit: RateLimit::default(),
+                    channel_id: None,
                 }
             }
         };
@@ -83,7 +86,8 @@ impl Client {
         let body = read_prefix(response, BODY_READ_MAX_BYTES).await;
         // Before anything quotes it: a proxy's error page may echo the URL, token and all.
         let outcome = classify(status, &headers, &body).map_detail(|detail| guard(detail, url.token()));
-        Reply { outcome, rate_limit: RateLimit::from_headers(&headers) }
+        let channel_id = if status.is_success() { created_channel_id(&body) } else { None };
+        Reply { outcome, rate_limit: RateLimit::from_headers(&headers), channel_id }
     }
 }
 
@@ -117,7 +121,7 @@ fn transport_failure(err: reqwest::Error, token: &str) -> Reply {
         source = cause.source();
     }
     let detail = guard(detail, token);
-    Reply { outcome: Outcome::Transient { status: None, detail }, rate_limit: RateLimit::default() }
+    Reply { outcome: Outcome::Transient { status: None, detail }, rate_limit: RateLimit::default(), channel_id: None }
 }
 
 /// `detail` with `token` redacted, or left out whole if it is there in disguise.

@@ -258,3 +258,35 @@ fn only_discords_json_is_quoted_and_never_a_disguised_token() {
     let escapes = detail_of(b"{\"message\": \"\\u001b]0;owned\\u0007\\u001b[2J\"}");
     assert!(!escapes.chars().any(char::is_control), "{escapes:?}");
 }
+
+#[test]
+fn a_deleted_or_locked_thread_is_told_apart_from_a_deleted_webhook() {
+    let none = HeaderMap::new();
+    let unknown_channel = br#"{"message": "Unknown Channel", "code": 10003}"#;
+    assert!(matches!(
+        classify(StatusCode::NOT_FOUND, &none, unknown_channel),
+        Outcome::ThreadUnusable { status: 404, locked: false, .. }
+    ));
+    for (status, body) in [
+        (StatusCode::FORBIDDEN, &br#"{"message": "Thread is locked", "code": 160005}"#[..]),
+        (StatusCode::BAD_REQUEST, &br#"{"message": "Thread is archived", "code": 50083}"#[..]),
+    ] {
+        assert!(matches!(classify(status, &none, body), Outcome::ThreadUnusable { locked: true, .. }), "{status}");
+    }
+    let unknown_webhook = br#"{"message": "Unknown Webhook", "code": 10015}"#;
+    assert!(matches!(classify(StatusCode::NOT_FOUND, &none, unknown_webhook), Outcome::Gone { .. }));
+    let forum =
+        br#"{"message": "Webhooks posted to forum channels must have a thread_name or thread_id", "code": 220001}"#;
+    let Outcome::Gone { status: 400, detail } = classify(StatusCode::BAD_REQUEST, &none, forum) else {
+        panic!("a forum webhook without forum mode refuses every message: pause, do not dead-letter")
+    };
+    assert!(detail.contains("forum = true"), "{detail}");
+}
+
+#[test]
+fn reads_the_created_posts_id_from_the_answer() {
+    assert_eq!(created_channel_id(br#"{"id": "1", "channel_id": "1300000000000000000"}"#), Some(1300000000000000000));
+    for body in [&br#"{"channel_id": 5}"#[..], b"{}", b"not json", br#"{"channel_id": "-1"}"#, b""] {
+        assert_eq!(created_channel_id(body), None);
+    }
+}

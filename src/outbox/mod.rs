@@ -11,6 +11,7 @@
 //! ([`files`]).
 
 mod files;
+mod forum;
 mod queries;
 mod reader;
 mod schema;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::destination::Mentions;
+pub use forum::PostKey;
 use reader::Reader;
 use writer::Writer;
 

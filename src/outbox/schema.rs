@@ -8,7 +8,21 @@ use rusqlite::{Connection, OpenFlags};
 use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+
+/// Forum mode: which post (thread) of a forum destination holds a user's messages, or a day's
+/// digests (`kind` 'digest', `name` the UTC date). `panel` is '' for events without a panel label.
+pub const SCHEMA_V4: &str = "
+CREATE TABLE forum_posts (
+    destination     TEXT    NOT NULL,
+    kind            TEXT    NOT NULL CHECK (kind IN ('user', 'digest')),
+    panel           TEXT    NOT NULL DEFAULT '',
+    name            TEXT    NOT NULL,
+    thread_id       INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (destination, kind, panel, name)
+);
+";
 
 /// Owner destinations were named `owner:<admin>:<url hash>`; they are `owner:<url hash>` now, so
 /// admins sharing a webhook share its rows and task. Forgetting destinations without rows needs

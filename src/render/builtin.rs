@@ -193,3 +193,13 @@ pub fn templates(lang: Lang) -> &'static [(&'static str, &'static str)] {
         Lang::Zh => ZH,
     }
 }
+
+/// The built-in forum post titles (`forum/titles.toml`) of `lang`.
+pub fn titles(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => include_str!("../../templates/en/forum/titles.toml"),
+        Lang::Ru => include_str!("../../templates/ru/forum/titles.toml"),
+        Lang::Fa => include_str!("../../templates/fa/forum/titles.toml"),
+        Lang::Zh => include_str!("../../templates/zh/forum/titles.toml"),
+    }
+}

@@ -14,6 +14,7 @@
 mod builtin;
 mod draft;
 pub mod filters;
+mod forum;
 pub mod limits;
 mod live;
 pub mod samples;
@@ -31,6 +32,7 @@ use time::OffsetDateTime;
 
 pub use builtin::Lang;
 pub use draft::{Draft, Part};
+pub use forum::{PostTitle, THREAD_NAME, TITLES_FILE};
 pub use live::Templates;
 pub use shape::{Color, Field, Shape};
 use template::{Format, Leaf, Spec};
@@ -52,8 +54,9 @@ const MARKDOWN_ESCAPE: &str = "discord-markdown";
 /// stripped of hidden characters, not markdown-escaped.
 const PLAIN_TEXT: &str = "discord-plain";
 
-/// Leaves Discord shows as plain text, by the end of their template name.
-const PLAIN_TEXT_LEAVES: [&str; 2] = ["#author.name", "#footer.text"];
+/// Leaves Discord shows as plain text, by the end of their template name (a forum post's title
+/// too).
+const PLAIN_TEXT_LEAVES: [&str; 3] = ["#author.name", "#footer.text", "#thread_name"];
 
 /// One event summarised in a digest.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -131,6 +134,8 @@ pub struct Renderer {
     /// Template name → a hash of the admin's file that replaced the built-in one, to tell what a
     /// reload changed.
     overrides: BTreeMap<String, u64>,
+    /// Forum post titles.
+    titles: forum::Titles,
 }
 
 /// A freshly loaded template set and the problems met while loading it.
@@ -157,6 +162,7 @@ impl Renderer {
             renderer.builtin.insert(name.to_owned(), compiled.clone());
             renderer.active.insert(name.to_owned(), compiled);
         }
+        renderer.compile_builtin_titles();
         renderer
     }
 
@@ -178,6 +184,7 @@ impl Renderer {
             }
         }
         let mut loaded = Self::from_sources(lang, sources);
+        loaded.renderer.load_titles(dir, &mut problems, &mut loaded.overrides);
         problems.append(&mut loaded.problems);
         loaded.problems = problems;
         loaded.warnings = warnings;
@@ -266,6 +273,7 @@ impl Renderer {
             builtin: HashMap::new(),
             reported: Mutex::new(HashSet::new()),
             overrides: BTreeMap::new(),
+            titles: forum::Titles::default(),
         }
     }
 
@@ -369,6 +377,7 @@ impl Renderer {
                 }
             }
         }
+        problems.extend(self.check_titles());
         problems.dedup();
         problems
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{Routes, Rule};
 use crate::config::{inline_or_file, toml_problem, InlineOrFileError};
-use crate::destination::{Destination, Mentions, Origin, Target};
+use crate::destination::{Destination, Forum, Mentions, Origin, Target};
 use crate::discord::WebhookUrl;
 use crate::event::KNOWN_ACTIONS;
 use crate::secret::Secret;
@@ -43,6 +43,18 @@ struct DestinationSpec {
     thread_id: Option<Id>,
     username: Option<String>,
     avatar_url: Option<String>,
+    // Forum mode (issue 12): the webhook is a forum channel's; tags by action (or `digest`).
+    #[serde(default)]
+    forum: bool,
+    tags: Option<BTreeMap<String, TagIds>>,
+}
+
+/// A forum tag id, or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TagIds {
+    One(Id),
+    Many(Vec<Id>),
 }
 
 #[derive(Deserialize)]
@@ -223,13 +235,56 @@ fn destination(
             problems.push(format!("{at}.avatar_url: {avatar:?} is not an http(s) URL"));
         }
     }
+    let forum = forum(&at, spec.forum, spec.tags, thread_id.is_some(), problems);
     Some(Destination {
         name: name.to_owned(),
         target: Target::Webhook(url?),
         thread_id,
         username: spec.username,
         avatar_url: spec.avatar_url,
+        forum,
     })
+}
+
+/// Forum mode of a destination: `forum = true`, with optional `tags = { action = id or [ids] }`.
+fn forum(
+    at: &str,
+    enabled: bool,
+    tags: Option<BTreeMap<String, TagIds>>,
+    has_thread: bool,
+    problems: &mut Vec<String>,
+) -> Option<Forum> {
+    if !enabled {
+        if tags.is_some() {
+            problems.push(format!("{at}.tags: tags are for forum destinations; set forum = true"));
+        }
+        return None;
+    }
+    if has_thread {
+        problems.push(format!("{at}: a forum destination posts into a thread per user; remove thread_id"));
+    }
+    let mut forum = Forum::default();
+    for (key, ids) in tags.unwrap_or_default() {
+        let ids = match ids {
+            TagIds::One(id) => vec![id],
+            TagIds::Many(ids) => ids,
+        };
+        let parsed: Vec<u64> = ids
+            .iter()
+            .filter_map(|id| {
+                let parsed = id.snowflake();
+                if parsed.is_none() {
+                    problems.push(format!("{at}.tags.{key}: {id} is not a Discord id"));
+                }
+                parsed
+            })
+            .collect();
+        if let Err(problem) = Forum::check_tags(&key, &parsed) {
+            problems.push(format!("{at}.tags: {problem}"));
+        }
+        forum.tags.insert(key, parsed);
+    }
+    Some(forum)
 }
 
 fn rule(i: usize, spec: RuleSpec, known: &[&str], problems: &mut Vec<String>) -> Rule {
@@ -317,6 +372,47 @@ mention_users = [323456789012345678]
         assert_eq!(routes.destinations[0].thread_id, Some(223456789012345678));
         assert_eq!(routes.destinations[0].username.as_deref(), Some("Panel alerts"));
         assert_eq!(routes.rules.len(), 3);
+    }
+
+    #[test]
+    fn reads_a_forum_destination_and_its_tags() {
+        let text = r#"
+[destinations.support]
+url = "https://discord.com/api/webhooks/1/aaa"
+forum = true
+tags = { user_expired = "123456789012345678", user_limited = ["223456789012345678", 323456789012345678] }
+
+[[rules]]
+to = ["support"]
+"#;
+        let forum = routes(text).unwrap().destinations[0].forum.clone().unwrap();
+        assert_eq!(forum.tags_for("user_expired"), [123456789012345678]);
+        assert_eq!(forum.tags_for("user_limited"), [223456789012345678, 323456789012345678]);
+
+        let broken = r#"
+[destinations.support]
+url = "https://discord.com/api/webhooks/1/aaa"
+thread_id = "223456789012345678"
+forum = true
+tags = { user_expird = "123456789012345678", user_expired = "12" }
+
+[destinations.plain]
+url = "https://discord.com/api/webhooks/2/bbb"
+tags = { user_expired = "123456789012345678" }
+
+[[rules]]
+to = ["support"]
+"#;
+        let problems = routes(broken).unwrap_err();
+        let expected = [
+            "destinations.plain.tags: tags are for forum destinations",
+            "destinations.support: a forum destination posts into a thread per user; remove thread_id",
+            "destinations.support.tags: \"user_expird\" is neither an action",
+            "destinations.support.tags.user_expired: \"12\" is not a Discord id",
+        ];
+        for expected in expected {
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected} not in {problems:#?}");
+        }
     }
 
     #[test]

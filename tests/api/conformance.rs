@@ -1,7 +1,8 @@
 //! The conformance guard: every request body the relay sends is valid against Discord's published
 //! schema for Execute Webhook (`tests/fixtures/discord-webhook-request.schema.json`, extracted
 //! unchanged from Discord's OpenAPI spec), in every built-in language, for every real payload, for
-//! digests, and with a routes file that sets mentions, a thread, a display name and an avatar.
+//! digests, and with a routes file that sets mentions, a thread, a display name and an avatar, and a
+//! forum destination (post titles, tags, messages into known posts).
 //!
 //! The bodies are the ones the fake Discord receives, so they come from the real pipeline
 //! (render, route, store, pack, send), not from a copy of it; and, for the samples `check` and
@@ -23,6 +24,8 @@ const WAIT: Duration = Duration::from_secs(30);
 const DISPLAY_WEBHOOK: u64 = 200;
 const THREAD_WEBHOOK: u64 = 300;
 const THREAD_ID: &str = "222222222222222222";
+const FORUM_WEBHOOK: u64 = 400;
+const FORUM_TAG: &str = "777777777777777777";
 
 /// Discord's schema, as its `about` says to use it: JSON Schema 2020-12, formats (`uri`,
 /// `date-time`) checked too.
@@ -80,6 +83,9 @@ fn the_schema_refuses_what_discord_refuses() {
         ("2001 characters of content", json!({"content": "x".repeat(2001)})),
         ("a role that is not a snowflake", json!({"content": "x", "allowed_mentions": {"roles": ["@everyone"]}})),
         ("an unknown mention type", json!({"content": "x", "allowed_mentions": {"parse": ["channels"]}})),
+        ("a 101-character post title", json!({"content": "x", "thread_name": "ü".repeat(101)})),
+        ("6 tags on a post", json!({"content": "x", "thread_name": "t", "applied_tags": vec!["1"; 6]})),
+        ("a tag that is not a snowflake", json!({"content": "x", "thread_name": "t", "applied_tags": ["expired"]})),
     ];
     for (what, body) in broken {
         assert!(!violations(&schema, &body).is_empty(), "the schema accepts {what}");
@@ -142,7 +148,7 @@ async fn every_body_the_relay_sends_matches_discords_schema() {
     }
 }
 
-/// Runs a relay in `lang` with three destinations (plain, display name and avatar, thread) and
+/// Runs a relay in `lang` with four destinations (plain, display name and avatar, thread, forum) and
 /// mentions, feeds it every fixture, an unknown action, a note past every limit and two bursts
 /// above `DIGEST_THRESHOLD`, and returns every request the fake Discord received.
 async fn send_everything(lang: &str) -> Vec<Request> {
@@ -175,6 +181,10 @@ async fn send_everything(lang: &str) -> Vec<Request> {
         assert_eq!(app.post(body).await.status(), 200, "{lang}");
     }
     wait_until_nothing_is_pending(&app, lang).await;
+    // Alone, so that it is no digest's member: a forum post's title past 100 characters.
+    let long = batch_of("user_limited", 1, "", |_, event| event["username"] = json!("ö_".repeat(200)));
+    assert_eq!(app.post(long).await.status(), 200, "{lang}");
+    wait_until_nothing_is_pending(&app, lang).await;
     let requests = discord.requests();
     app.stop().await;
     requests
@@ -201,6 +211,11 @@ avatar_url = "https://cdn.example.com/avatars/relay.png"
 url = "{thread}"
 thread_id = "{THREAD_ID}"
 
+[destinations.forum]
+url = "{forum}"
+forum = true
+tags = {{ user_limited = ["{FORUM_TAG}", "{FORUM_TAG}", "{FORUM_TAG}", "{FORUM_TAG}", "{FORUM_TAG}"], user_expired = "{FORUM_TAG}", digest = "{FORUM_TAG}" }}
+
 [[rules]]
 to = ["default"]
 
@@ -213,9 +228,14 @@ mention_users = ["555555555555555555"]
 actions = ["user_expired", "user_limited"]
 to = ["thread"]
 mention_roles = ["666666666666666666"]
+
+[[rules]]
+to = ["forum"]
+mention_roles = ["444444444444444444"]
 "#,
         display = discord.webhook_url_for(DISPLAY_WEBHOOK),
         thread = discord.webhook_url_for(THREAD_WEBHOOK),
+        forum = discord.forum_webhook_url(FORUM_WEBHOOK),
     )
 }
 
@@ -229,7 +249,7 @@ async fn wait_until_nothing_is_pending(app: &TestApp, lang: &str) {
             .filter(|line| line.starts_with("relay_pending_rows{"))
             .filter_map(|line| line.rsplit_once(' ')?.1.parse().ok())
             .collect();
-        if pending.len() == 3 && pending.iter().all(|rows| *rows == 0.0) {
+        if pending.len() == 4 && pending.iter().all(|rows| *rows == 0.0) {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "{lang}: rows still pending after {WAIT:?}: {pending:?}");
@@ -270,6 +290,8 @@ fn assert_covers_every_feature(lang: &str, requests: &[Request]) {
     });
     assert!(both_roles, "{lang}: no message with the mentions of two rules");
 
+    assert_covers_forum_mode(lang, &to(FORUM_WEBHOOK));
+
     let bodies: Vec<Value> = requests.iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
     let embeds: Vec<&Value> = bodies.iter().flat_map(|body| body["embeds"].as_array().into_iter().flatten()).collect();
     let digests = embeds
@@ -282,4 +304,19 @@ fn assert_covers_every_feature(lang: &str, requests: &[Request]) {
     assert!(clamped("title", 256) && clamped("description", 4096), "{lang}: no title or description clamped");
     let most = bodies.iter().filter_map(|body| body["embeds"].as_array().map(Vec::len)).max().unwrap_or(0);
     assert!(most > 2, "{lang}: at most {most} embeds in a message; the fixtures' batch packs more");
+}
+
+/// Forum mode's bodies: every one names its post, new posts carry a title (one cut to 100
+/// characters) and up to 5 tags, and digests went into a post of their own.
+fn assert_covers_forum_mode(lang: &str, forum: &[(&Request, Value)]) {
+    assert!(!forum.is_empty(), "{lang}: nothing sent to the forum");
+    for (request, body) in forum {
+        let names_post = body["thread_name"].is_string() != request.query.contains("thread_id=");
+        assert!(names_post, "{lang}: exactly one of thread_name and thread_id: {} {body}", request.query);
+    }
+    let titles: Vec<&str> = forum.iter().filter_map(|(_, body)| body["thread_name"].as_str()).collect();
+    assert!(titles.iter().any(|t| t.chars().count() == 100), "{lang}: no title cut to 100: {titles:?}");
+    let most_tags = forum.iter().filter_map(|(_, body)| body["applied_tags"].as_array().map(Vec::len)).max();
+    assert_eq!(most_tags, Some(5), "{lang}");
+    assert!(forum.iter().any(|(r, _)| r.query.contains("thread_id=")), "{lang}: no message into a known post");
 }

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
+#[path = "fake_forum.rs"]
+mod forum;
+pub use forum::Thread;
+
 pub const WEBHOOK_ID: u64 = 112233445566778899;
 pub const WEBHOOK_TOKEN: &str = "fake-token_ABCdef0123456789";
 
@@ -114,6 +118,8 @@ struct Inner {
     messages: Vec<(u64, Value)>,
     /// Webhook ids that exist (all with the same token).
     webhooks: Vec<u64>,
+    /// Which of them belong to forum channels, and their posts.
+    forums: forum::Forums,
 }
 
 /// A running fake Discord. Dropping it does not stop the server; the test runtime's end does.
@@ -171,6 +177,28 @@ impl FakeDiscord {
             inner.webhooks.push(id);
         }
         format!("http://127.0.0.1:{}/api/webhooks/{id}/{WEBHOOK_TOKEN}", self.port)
+    }
+
+    /// The URL of a webhook `id` of a forum channel, created on first use.
+    pub fn forum_webhook_url(&self, id: u64) -> String {
+        let url = self.webhook_url_for(id);
+        self.inner.lock().unwrap().forums.add_webhook(id);
+        url
+    }
+
+    /// The posts of every forum channel, in the order they were created.
+    pub fn threads(&self) -> Vec<Thread> {
+        self.inner.lock().unwrap().forums.threads.clone()
+    }
+
+    /// Deletes post `id` (as a moderator would): messages into it get 404, code 10003.
+    pub fn delete_thread(&self, id: u64) {
+        self.inner.lock().unwrap().forums.thread_mut(id).expect("a post of the fake").deleted = true;
+    }
+
+    /// Locks post `id`: messages into it get 403, code 160005.
+    pub fn lock_thread(&self, id: u64) {
+        self.inner.lock().unwrap().forums.thread_mut(id).expect("a post of the fake").locked = true;
     }
 
     /// The bodies of the messages accepted by webhook `id`, in order.
@@ -324,6 +352,11 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
         add_bucket_headers(&mut response, limits.bucket_requests, remaining, reset_after);
         return (400, response);
     }
+    if let Err((status, body)) = inner.forums.check(id, query, &message) {
+        let mut response = error(status, body);
+        add_bucket_headers(&mut response, limits.bucket_requests, remaining, reset_after);
+        return (status, response);
+    }
     if let Some(channel) = &limits.channel {
         while inner.channel_sent.front().is_some_and(|at| now.duration_since(*at) >= channel.window) {
             inner.channel_sent.pop_front();
@@ -336,12 +369,16 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
         inner.channel_sent.push_back(now);
     }
     inner.messages.push((id, message.clone()));
+    let channel_id = match inner.forums.place(id, query, &message) {
+        forum::Placed::Channel => "998877".to_owned(),
+        forum::Placed::Thread(thread) => thread.to_string(),
+    };
     let wait = query.split('&').any(|pair| pair == "wait=true");
     let mut response = if wait {
         HttpResponse::Ok().json(json!({
             "id": (inner.messages.len() as u64 + 1_000_000).to_string(),
             "type": 0,
-            "channel_id": "998877",
+            "channel_id": channel_id,
             "webhook_id": WEBHOOK_ID.to_string(),
             "content": message["content"].as_str().unwrap_or_default(),
             "embeds": message["embeds"].clone(),
@@ -415,6 +452,7 @@ pub fn validate(message: &Value) -> Vec<String> {
     if total > 6000 {
         problems.push(format!("embeds: {total} characters > 6000"));
     }
+    problems.extend(forum::validate(message));
     if let Some(mentions) = message.get("allowed_mentions") {
         let parse = mentions["parse"].as_array().cloned().unwrap_or_default();
         for kind in ["users", "roles"] {

@@ -12,6 +12,7 @@ mod delivery;
 mod dry_run;
 mod engine;
 mod faults;
+mod forum;
 mod hostile;
 mod ingest;
 mod look;

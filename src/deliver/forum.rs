@@ -1,0 +1,214 @@
+//! Forum mode: every message goes into a post (a thread) of the forum channel, one post per user
+//! (per panel), and one per day for digests. The map from user to post lives in the outbox.
+//!
+//! A message for a user without a known post creates one: it carries `thread_name` (the rendered
+//! `forum/titles` template) and the tags of its action, and the answer's `channel_id` (with
+//! `?wait=true`) is the new post's id. That id is recorded in the same transaction that marks the
+//! message's rows delivered, so the relay never counts a row delivered while forgetting the post it
+//! made. A crash between Discord's answer and that commit leaves the rows pending and no post
+//! recorded: they are sent again and make a second post. That is the at-least-once window every
+//! delivery has; in normal operation a user never gets a second post.
+//!
+//! A post Discord no longer has (404, code 10003) or that is locked is forgotten, and the next
+//! step makes a new one. After a `user_deleted` is delivered into a post, the post is forgotten,
+//! so a new user of the same name gets a fresh one.
+
+use serenity::builder::ExecuteWebhook;
+use serenity::model::id::ForumTagId;
+use time::OffsetDateTime;
+
+use super::worker::Worker;
+use super::{Sent, Step};
+use crate::destination::{Mentions, DIGEST_TAG_KEY};
+use crate::discord::Outcome;
+use crate::outbox::{OutboxError, PostKey, Row, RowMeta};
+use crate::render::{Part, PostTitle};
+
+/// The action whose delivery ends a user's post.
+const USER_DELETED: &str = "user_deleted";
+
+/// Where a forum message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Post {
+    /// Into the known post with this id (`?thread_id=`).
+    Existing(u64),
+    /// Into a new post with this title and these tags.
+    New { name: String, tags: Vec<u64> },
+}
+
+/// `message` made to create a post titled `name` with `tags`.
+pub fn new_post(message: ExecuteWebhook, name: &str, tags: &[u64]) -> ExecuteWebhook {
+    let message = message.thread_name(name.to_owned());
+    if tags.is_empty() {
+        message
+    } else {
+        message.applied_tags(tags.iter().copied().map(ForumTagId::new).collect())
+    }
+}
+
+/// The rows that can share the head's message in forum mode: those of the head's user (same
+/// panel and username), in order, up to and including a `user_deleted` (what follows it belongs to
+/// a new user of that name, in a new post).
+pub fn same_post(parts: Vec<(Row, Part)>) -> Vec<(Row, Part)> {
+    let Some((head, _)) = parts.first() else { return parts };
+    let (panel, username) = (head.meta.panel.clone(), head.meta.username.clone());
+    let mut taken = Vec::new();
+    for (row, part) in parts {
+        if row.meta.panel != panel || row.meta.username != username {
+            continue;
+        }
+        let ends = row.meta.action == USER_DELETED;
+        taken.push((row, part));
+        if ends {
+            break;
+        }
+    }
+    taken
+}
+
+/// The post of the digest holding `rows`: the UTC day its first event was received.
+pub fn digest_post(rows: &[RowMeta]) -> PostKey {
+    let ms = rows.first().map_or(0, |row| row.received_at_ms);
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    PostKey::Digest { date: at.date().to_string() }
+}
+
+impl Worker {
+    /// Sends `parts` (of `rows`) into the post of `key`, creating it when none is known (with the
+    /// tags of `creator`, the action of the first row), and records what Discord said.
+    pub(super) async fn send_in_post(
+        &mut self,
+        key: PostKey,
+        creator: &str,
+        rows: &[RowMeta],
+        parts: &[Part],
+        mentions: &Mentions,
+        sent: Sent,
+    ) -> Result<Step, OutboxError> {
+        let name = self.destination.name.clone();
+        let post = match self.outbox.forum_post(&name, &key).await? {
+            Some(id) => Post::Existing(id),
+            None => Post::New { name: self.thread_name(&key, creator), tags: self.tags(&key, creator) },
+        };
+        let (outcome, channel_id) = self.send(parts, mentions, Some(&post)).await;
+        match (outcome, &post) {
+            (Outcome::Delivered, _) => {
+                let created = match (&post, channel_id) {
+                    (Post::New { .. }, None) => {
+                        log::warn!(
+                            "{name}: Discord created a forum post but its answer did not say the post's id; the \
+                             next message for it makes another post"
+                        );
+                        None
+                    }
+                    (Post::New { .. }, id) => id,
+                    (Post::Existing(_), _) => None,
+                };
+                if created.is_some() {
+                    self.metrics.forum_posts_created.get_or_create(&self.labels).inc();
+                }
+                let ids = rows.iter().map(|row| row.id).collect();
+                self.outbox.delivered_in_post(ids, &name, &key, created, ended_posts(&key, rows)).await?;
+                Ok(self.after_delivery(rows, parts.len(), sent))
+            }
+            (Outcome::ThreadUnusable { locked, detail, .. }, Post::Existing(id)) => {
+                let what = if locked { "is locked or archived" } else { "was deleted" };
+                log::warn!("{name}: the forum post {id} {what} ({detail}); making a new post for these events");
+                self.outbox.forget_forum_post(&name, &key, *id).await?;
+                self.metrics.forum_posts_lost.get_or_create(&self.labels).inc();
+                Ok(Step::Progress)
+            }
+            (outcome, _) => self.settle(rows, parts.len(), outcome, sent).await,
+        }
+    }
+
+    /// The title of a new post for `key`.
+    fn thread_name(&self, key: &PostKey, action: &str) -> String {
+        let title = match key {
+            PostKey::User { panel, username } => PostTitle::user(username, panel.as_deref(), action),
+            PostKey::Digest { date } => PostTitle::digest(date, action),
+        };
+        self.templates.current().thread_name(&title.several_panels(self.settings.several_panels))
+    }
+
+    /// The tags of a new post for `key`, created by `action`.
+    fn tags(&self, key: &PostKey, action: &str) -> Vec<u64> {
+        let forum = self.destination.forum.as_ref();
+        let tag_key = if matches!(key, PostKey::Digest { .. }) { DIGEST_TAG_KEY } else { action };
+        forum.map(|forum| forum.tags_for(tag_key).to_vec()).unwrap_or_default()
+    }
+}
+
+/// The user posts to forget once `rows` are delivered into `key`: the post's own when its last row
+/// deletes the user; for a digest of deletions, every deleted user's.
+fn ended_posts(key: &PostKey, rows: &[RowMeta]) -> Vec<PostKey> {
+    let deleted = rows.iter().filter(|row| row.action == USER_DELETED);
+    match key {
+        PostKey::User { .. } => deleted.take(1).map(|_| key.clone()).collect(),
+        PostKey::Digest { .. } => {
+            deleted.map(|row| PostKey::User { panel: row.panel.clone(), username: row.username.clone() }).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Draft;
+
+    fn row(id: i64, action: &str, username: &str, panel: Option<&str>) -> (Row, Part) {
+        let meta = RowMeta {
+            id,
+            action: action.into(),
+            username: username.into(),
+            panel: panel.map(str::to_owned),
+            received_at_ms: 1_795_827_600_000,
+            mentions: Mentions::default(),
+        };
+        let mut draft = Draft { title: "t".into(), ..Draft::default() };
+        draft.clamp();
+        (Row { meta, destination: "forum".into(), part: String::new(), attempts: 0 }, draft.into_part())
+    }
+
+    fn ids(parts: &[(Row, Part)]) -> Vec<i64> {
+        parts.iter().map(|(row, _)| row.meta.id).collect()
+    }
+
+    #[test]
+    fn a_message_holds_one_users_events_and_ends_with_their_deletion() {
+        let window = vec![
+            row(1, "user_created", "ali", None),
+            row(2, "user_created", "reza", None),
+            row(3, "user_updated", "ali", Some("eu")),
+            row(4, "user_limited", "ali", None),
+            row(5, "user_deleted", "ali", None),
+            row(6, "user_created", "ali", None),
+        ];
+        assert_eq!(ids(&same_post(window)), [1, 4, 5], "another user, another panel, and the new ali wait");
+    }
+
+    #[test]
+    fn a_digest_goes_to_the_post_of_its_day_and_a_deletion_ends_a_post() {
+        let metas: Vec<RowMeta> = [row(1, "user_deleted", "ali", Some("eu")), row(2, "user_deleted", "reza", None)]
+            .into_iter()
+            .map(|(row, _)| row.meta)
+            .collect();
+        assert_eq!(digest_post(&metas), PostKey::Digest { date: "2026-11-28".into() });
+        let ended = ended_posts(&digest_post(&metas), &metas);
+        assert_eq!(ended.len(), 2);
+        let ali = PostKey::User { panel: Some("eu".into()), username: "ali".into() };
+        assert_eq!(ended_posts(&ali, &metas[..1]), std::slice::from_ref(&ali));
+        let created = vec![RowMeta { action: "user_created".into(), ..metas[0].clone() }];
+        assert!(ended_posts(&ali, &created).is_empty());
+    }
+
+    #[test]
+    fn a_new_post_carries_its_title_and_only_the_tags_it_has() {
+        let body = serde_json::to_value(new_post(ExecuteWebhook::new().content("x"), "ali", &[])).unwrap();
+        assert_eq!(body["thread_name"], "ali");
+        assert!(body.get("applied_tags").is_none(), "{body}");
+        let body = serde_json::to_value(new_post(ExecuteWebhook::new(), "ali", &[123456789012345678])).unwrap();
+        assert_eq!(body["applied_tags"], serde_json::json!(["123456789012345678"]));
+    }
+}

@@ -1,0 +1,243 @@
+//! Forum post titles (`forum/titles.toml`): the `thread_name` of the posts forum mode creates, one
+//! template for a user's post and one for a day's digest post. Plain text like `author.name` (no
+//! markdown escaping; hidden characters stripped), one line, Persian in a right-to-left isolate
+//! with values in first-strong isolates, and cut to Discord's 100 characters with isolates kept
+//! balanced. A template that fails falls back to the built-in one, then to the bare username.
+
+use std::path::Path;
+
+use minijinja::value::Value;
+use serde::Serialize;
+
+use super::{builtin, limits, Problem, Renderer};
+
+/// Discord's limit on a post's title (`thread_name`).
+pub const THREAD_NAME: usize = 100;
+
+/// The file in the templates folder that replaces the built-in titles.
+pub const TITLES_FILE: &str = "forum/titles.toml";
+
+/// The name of the titles in the overrides (what a reload reports as changed).
+const TITLES_NAME: &str = "forum/titles";
+
+/// The two titles, by index in [`Titles`].
+const KINDS: [&str; 2] = ["post", "digest"];
+
+/// The compiled titles: template names in the environment, the admin's and the built-in ones.
+#[derive(Debug, Clone, Default)]
+pub struct Titles {
+    active: [String; 2],
+    builtin: [String; 2],
+    origin: String,
+}
+
+/// What a title template renders.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostTitle {
+    pub username: Option<String>,
+    pub panel: Option<String>,
+    pub several_panels: bool,
+    pub action: String,
+    pub date: Option<String>,
+}
+
+impl PostTitle {
+    /// The title of `username`'s post (on `panel`), created by `action`.
+    pub fn user(username: &str, panel: Option<&str>, action: &str) -> Self {
+        Self {
+            username: Some(username.to_owned()),
+            panel: panel.map(str::to_owned),
+            several_panels: false,
+            action: action.to_owned(),
+            date: None,
+        }
+    }
+
+    /// The title of the digest post of `date` (UTC, `2026-11-28`), created by a burst of `action`.
+    pub fn digest(date: &str, action: &str) -> Self {
+        Self { username: None, panel: None, several_panels: false, action: action.to_owned(), date: Some(date.into()) }
+    }
+
+    pub fn several_panels(self, several_panels: bool) -> Self {
+        Self { several_panels, ..self }
+    }
+
+    fn kind(&self) -> usize {
+        usize::from(self.username.is_none())
+    }
+
+    /// The title when no template renders: the username, or the date.
+    fn fallback(&self) -> String {
+        let text = self.username.clone().or_else(|| self.date.clone().map(|date| format!("Digest {date}")));
+        limits::truncate(text.unwrap_or_default().trim(), THREAD_NAME)
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TitlesSpec {
+    post: Option<String>,
+    digest: Option<String>,
+}
+
+impl Renderer {
+    /// Compiles the built-in titles of the renderer's language.
+    pub(super) fn compile_builtin_titles(&mut self) {
+        let origin = format!("built-in {}/{TITLES_FILE}", self.lang.code());
+        let names = self
+            .compile_titles(&origin, builtin::titles(self.lang))
+            .unwrap_or_else(|problems| panic!("built-in titles are broken: {problems:?}"));
+        let names = names.map(|name| name.unwrap_or_default());
+        self.titles = Titles { active: names.clone(), builtin: names, origin };
+    }
+
+    /// Replaces the titles by the admin's `forum/titles.toml` in `dir`, if there is one.
+    pub(super) fn load_titles(&mut self, dir: &Path, problems: &mut Vec<Problem>, overrides: &mut Vec<String>) {
+        let path = dir.join(TITLES_FILE);
+        let origin = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+            Err(err) => {
+                problems.push(Problem { origin, line: None, message: format!("cannot read: {err}") });
+                return;
+            }
+        };
+        match self.compile_titles(&origin, &text) {
+            Ok(names) => {
+                for (slot, name) in self.titles.active.iter_mut().zip(names) {
+                    if let Some(name) = name {
+                        *slot = name;
+                    }
+                }
+                self.titles.origin = origin.clone();
+                self.overrides.insert(TITLES_NAME.to_owned(), super::hash(&text));
+                overrides.push(origin);
+            }
+            Err(mut errors) => problems.append(&mut errors),
+        }
+    }
+
+    /// Adds the titles of `text` to the environment; their names, by kind (none: not given).
+    fn compile_titles(&mut self, origin: &str, text: &str) -> Result<[Option<String>; 2], Vec<Problem>> {
+        let problem = |message: String| vec![Problem { origin: origin.to_owned(), line: None, message }];
+        let spec: TitlesSpec = toml::from_str(text).map_err(|err| problem(err.message().to_owned()))?;
+        let mut names = [None, None];
+        let mut errors = Vec::new();
+        for (i, source) in [spec.post, spec.digest].into_iter().enumerate() {
+            let Some(source) = source else { continue };
+            let name = format!("{origin}#{}#thread_name", KINDS[i]);
+            match self.env.add_template_owned(name.clone(), source) {
+                Ok(()) => names[i] = Some(name),
+                Err(err) => errors.extend(problem(format!("{}: {}", KINDS[i], super::jinja_reason(&err)))),
+            }
+        }
+        if errors.is_empty() {
+            Ok(names)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The title (`thread_name`) of a new post, never empty and at most 100 characters.
+    pub fn thread_name(&self, title: &PostTitle) -> String {
+        let context = Value::from_serialize(title);
+        let kind = title.kind();
+        let candidates = [&self.titles.active[kind], &self.titles.builtin[kind]];
+        for (i, name) in candidates.into_iter().enumerate() {
+            if i == 1 && candidates[0] == candidates[1] {
+                break;
+            }
+            match self.render_title(name, &context) {
+                Ok(text) if !text.is_empty() => return text,
+                Ok(_) => {}
+                Err(message) => {
+                    let problem = Problem { origin: self.titles.origin.clone(), line: None, message };
+                    self.report(&problem, &title.action);
+                }
+            }
+        }
+        title.fallback()
+    }
+
+    /// Renders the title template `name`: one line, right to left in Persian, cut to 100.
+    fn render_title(&self, name: &str, context: &Value) -> Result<String, String> {
+        let rendered = self.env.get_template(name).and_then(|t| t.render(context));
+        let text = rendered
+            .map_err(|err| format!("{}: {}", name.rsplit('#').nth(1).unwrap_or("title"), super::jinja_reason(&err)))?;
+        let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let line = if self.lang.is_rtl() && !line.is_empty() { format!("\u{2067}{line}\u{2069}") } else { line };
+        Ok(limits::truncate(&line, THREAD_NAME))
+    }
+
+    /// Problems of the titles in use with sample contexts (for `check` and reloads).
+    pub(super) fn check_titles(&self) -> Vec<Problem> {
+        let samples = [
+            PostTitle::user(&"user_name_".repeat(12), Some("eu-1"), "user_created").several_panels(true),
+            PostTitle::user("ali", None, "user_limited"),
+            PostTitle::digest("2026-11-28", "user_expired"),
+        ];
+        let mut problems = Vec::new();
+        for sample in samples {
+            let context = Value::from_serialize(&sample);
+            let problem = match self.render_title(&self.titles.active[sample.kind()], &context) {
+                Ok(text) if text.is_empty() => "renders an empty title (Discord would refuse the post)".to_owned(),
+                Ok(_) => continue,
+                Err(message) => message,
+            };
+            let problem = Problem { origin: self.titles.origin.clone(), line: None, message: problem };
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Lang;
+
+    #[test]
+    fn titles_a_post_with_the_username_and_the_panel_when_several_post() {
+        let renderer = Renderer::builtin(Lang::En);
+        assert_eq!(renderer.thread_name(&PostTitle::user("ali_r", Some("eu"), "user_created")), "ali_r");
+        let shared = PostTitle::user("ali_r", Some("eu"), "user_created").several_panels(true);
+        assert_eq!(renderer.thread_name(&shared), "ali_r · eu", "plain text: no markdown escaping");
+        assert_eq!(renderer.thread_name(&PostTitle::digest("2026-11-28", "user_expired")), "📋 Digest 2026-11-28");
+        assert!(renderer.check_titles().is_empty());
+    }
+
+    #[test]
+    fn a_long_persian_title_is_cut_to_100_with_its_isolates_closed() {
+        for lang in Lang::ALL {
+            let renderer = Renderer::builtin(*lang);
+            let title = renderer.thread_name(&PostTitle::user(&"x".repeat(300), None, "user_created"));
+            assert_eq!(limits::chars(&title), THREAD_NAME, "{lang}");
+            let opened = title.chars().filter(|c| ('\u{2066}'..='\u{2068}').contains(c)).count();
+            let closed = title.chars().filter(|c| *c == '\u{2069}').count();
+            assert_eq!(opened, closed, "{lang}: {title:?}");
+            assert!(!renderer.thread_name(&PostTitle::digest("2026-11-28", "user_expired")).is_empty());
+        }
+        let fa = Renderer::builtin(Lang::Fa).thread_name(&PostTitle::user("ali", None, "user_created"));
+        assert_eq!(fa, "\u{2067}\u{2068}ali\u{2069}\u{2069}");
+    }
+
+    #[test]
+    fn an_admins_title_replaces_the_built_in_one_and_a_broken_one_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("forum")).unwrap();
+        std::fs::write(dir.path().join(TITLES_FILE), "post = \"{{ username }} ({{ action }})\"\n").unwrap();
+        let loaded = Renderer::load(dir.path(), Lang::En);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let renderer = loaded.renderer;
+        assert_eq!(renderer.thread_name(&PostTitle::user("ali", None, "user_created")), "ali (user_created)");
+        assert_eq!(renderer.thread_name(&PostTitle::digest("2026-11-28", "x")), "📋 Digest 2026-11-28", "kept");
+
+        std::fs::write(dir.path().join(TITLES_FILE), "post = \"{{ user.nope.deeper }}\"\n").unwrap();
+        let renderer = Renderer::load(dir.path(), Lang::En).renderer;
+        assert_eq!(renderer.thread_name(&PostTitle::user("ali", None, "user_created")), "ali", "built-in");
+        assert!(!renderer.check_titles().is_empty());
+    }
+}
