@@ -21,6 +21,7 @@ mod digest;
 mod dispatch;
 mod pacer;
 mod pack;
+pub mod preview;
 mod settings;
 mod settle;
 mod supervise;

@@ -103,6 +103,16 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Render failures since load. Holds one problem per template file, so it stays as small as the
+/// template set however many events fail.
+#[derive(Debug, Default)]
+struct Failures {
+    /// Renders that fell back.
+    renders: usize,
+    /// The first failure of each template file, with the action it was rendering.
+    first: Vec<(Problem, String)>,
+}
+
 /// A compiled leaf: the name of its template in the environment, where it came from.
 #[derive(Debug, Clone)]
 struct LeafRef {
@@ -126,8 +136,9 @@ pub struct Renderer {
     active: HashMap<String, Arc<Compiled>>,
     /// Action name → the built-in template, the fallback when the admin's fails.
     builtin: HashMap<String, Arc<Compiled>>,
-    /// Template files whose render failures were already logged at error level.
-    reported: Mutex<HashSet<String>>,
+    /// Renders that fell back since load, and the first failure of each template file (the one
+    /// logged at error level).
+    failures: Mutex<Failures>,
     /// Template name → a hash of the admin's file that replaced the built-in one, to tell what a
     /// reload changed.
     overrides: BTreeMap<String, u64>,
@@ -264,7 +275,7 @@ impl Renderer {
             lang,
             active: HashMap::new(),
             builtin: HashMap::new(),
-            reported: Mutex::new(HashSet::new()),
+            failures: Mutex::new(Failures::default()),
             overrides: BTreeMap::new(),
         }
     }
@@ -315,6 +326,9 @@ impl Renderer {
             Err(problem) => problem,
         };
         self.report(&problem, action);
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.renders = failures.renders.saturating_add(1);
+        }
         let builtin = lookup(&self.builtin, prefix, action);
         if Arc::ptr_eq(builtin, chosen) {
             return None;
@@ -398,8 +412,28 @@ impl Renderer {
         changes
     }
 
+    /// How many renders fell back (to the built-in template, or to the minimal embed) since the
+    /// templates were loaded, and the first failure of each template file, with its action. For
+    /// `render`, which must not pass a fallback off as the admin's template.
+    pub fn fallbacks(&self) -> (usize, Vec<(Problem, String)>) {
+        match self.failures.lock() {
+            Ok(failures) => (failures.renders, failures.first.clone()),
+            Err(poisoned) => (poisoned.get_ref().renders, poisoned.get_ref().first.clone()),
+        }
+    }
+
     fn report(&self, problem: &Problem, action: &str) {
-        let first = self.reported.lock().map(|mut seen| seen.insert(problem.origin.clone())).unwrap_or(true);
+        let first = self
+            .failures
+            .lock()
+            .map(|mut failures| {
+                let first = failures.first.iter().all(|(seen, _)| seen.origin != problem.origin);
+                if first {
+                    failures.first.push((problem.clone(), action.to_owned()));
+                }
+                first
+            })
+            .unwrap_or(true);
         if first {
             log::error!(
                 "template {problem} (action {action}); using the built-in template instead. Further failures of this \

@@ -26,7 +26,7 @@ const THREAD_ID: &str = "222222222222222222";
 
 /// Discord's schema, as its `about` says to use it: JSON Schema 2020-12, formats (`uri`,
 /// `date-time`) checked too.
-fn discord_schema() -> Validator {
+pub fn discord_schema() -> Validator {
     let file: Value = serde_json::from_str(&fixture("discord-webhook-request.schema.json")).unwrap();
     let schema = json!({
         "$ref": "#/components/schemas/IncomingWebhookRequestPartial",
@@ -40,7 +40,7 @@ fn discord_schema() -> Validator {
 }
 
 /// Where `body` breaks the schema, one line per problem.
-fn violations(schema: &Validator, body: &Value) -> Vec<String> {
+pub fn violations(schema: &Validator, body: &Value) -> Vec<String> {
     schema
         .iter_errors(body)
         .map(|error| format!("{}: …{}", error.instance_path(), tail(&error.to_string(), 300)))

@@ -266,11 +266,17 @@ fn render_prints_the_exact_request_bodies_for_a_webhook_body() {
     let dir = tempfile::tempdir().unwrap();
     let body = dir.path().join("body.json");
     std::fs::write(&body, fixture("marzban-0.8.4/user_enabled.json")).unwrap();
+    // The edit that enabled the user is folded into its user_enabled, as ingest folds it.
     let output = relay(&["render", body.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let message: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(message["embeds"].as_array().unwrap().len(), 2, "both events packed in one message");
+    let message: Value = crate::cli::rendered_one(&output.stdout);
+    assert_eq!(message["embeds"].as_array().unwrap().len(), 1, "one change, one embed");
     assert_eq!(message["allowed_mentions"]["parse"], serde_json::json!([]));
+    assert_eq!(message["embeds"][0]["title"], "✅ User enabled: h5b5cf44\\_main");
+
+    let output = relay(&["render", body.to_str().unwrap()], &[("FOLD_UPDATES", "false")]);
+    let message: Value = crate::cli::rendered_one(&output.stdout);
+    assert_eq!(message["embeds"].as_array().unwrap().len(), 2, "both events packed in one message");
     assert_eq!(message["embeds"][1]["title"], "✅ User enabled: h5b5cf44\\_main");
 }
 
@@ -278,7 +284,7 @@ fn render_prints_the_exact_request_bodies_for_a_webhook_body() {
 fn render_previews_a_sample_action_and_refuses_unknown_ones() {
     let output = relay(&["render", "--action", "reached_usage_percent"], &[("TEMPLATE_LANG", "zh")]);
     assert_eq!(output.status.code(), Some(0));
-    let message: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let message: Value = crate::cli::rendered_one(&output.stdout);
     assert!(message["embeds"][0]["title"].as_str().unwrap().contains("dave"));
 
     let output = relay(&["render", "--action", "user_exploded"], &[]);
