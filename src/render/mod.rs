@@ -12,7 +12,9 @@
 //! embed naming the action and user is sent.
 
 mod builtin;
+mod check;
 mod draft;
+pub mod edges;
 pub mod filters;
 pub mod limits;
 mod live;
@@ -342,51 +344,6 @@ impl Renderer {
         }
     }
 
-    /// Renders every template in use against the sample events (and a stressed copy with long,
-    /// multi-byte, right-to-left text), with no fallback, and checks each result against Discord's
-    /// limits. Empty when all is well.
-    pub fn check(&self) -> Vec<Problem> {
-        let now = OffsetDateTime::now_utc();
-        let mut problems = Vec::new();
-        for name in self.names() {
-            let template = &self.active[name];
-            let contexts: Vec<Value> = match name.strip_prefix(DIGEST_PREFIX) {
-                Some(action) => samples::digests(action, now).iter().map(Value::from_serialize).collect(),
-                None => match samples::event_for(name, now) {
-                    Ok(sample) => {
-                        vec![Value::from_serialize(samples::stressed(&sample)), Value::from_serialize(sample)]
-                    }
-                    Err(message) => {
-                        problems.push(Problem { origin: template.origin.clone(), line: None, message });
-                        continue;
-                    }
-                },
-            };
-            for context in contexts {
-                let rendered = self.render_compiled(template, &context, now);
-                match rendered {
-                    Ok(part) => {
-                        problems.extend(
-                            limits::violations(part.content.as_deref(), &part.embed)
-                                .into_iter()
-                                .map(|message| Problem { origin: template.origin.clone(), line: None, message }),
-                        )
-                    }
-                    Err(problem) => {
-                        // Not only the first error: every leaf that fails, each once.
-                        for problem in std::iter::once(problem).chain(self.leaf_problems(template, &context)) {
-                            if !problems.contains(&problem) {
-                                problems.push(problem);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        problems.dedup();
-        problems
-    }
-
     /// `(name, origin)` of every template in use, sorted by name.
     pub fn templates(&self) -> Vec<(&str, &str)> {
         self.names().into_iter().map(|name| (name, self.active[name].origin.as_str())).collect()
@@ -509,7 +466,7 @@ impl Renderer {
                     let owner = path.split('.').take(depth).collect::<Vec<_>>().join(".");
                     return Some(format!(
                         "`{looked_up}` is undefined because `{owner}` is null for this event; guard it with \
-                         {{% if {owner} %}}"
+                         {{% if {owner} %}}…{{% endif %}} or write `{path} | default('…')`"
                     ));
                 }
                 let keys: Vec<String> = parent
@@ -555,25 +512,6 @@ impl Renderer {
             Ok(_) => Err(errors),
             Err(problem) => Err(vec![problem]),
         }
-    }
-
-    /// The render error of every leaf of `template` for `context` (not only the first, as
-    /// [`Self::render_compiled`] stops at), in the order of the file.
-    fn leaf_problems(&self, template: &Compiled, context: &Value) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut render = |leaf: &LeafRef| {
-            if let Err(problem) = self.render_leaf(template, leaf, context) {
-                problems.push(problem);
-            }
-        };
-        let _ = template.shape.try_map((), (), |_, leaf| {
-            leaf.iter().for_each(&mut render);
-            Ok::<_, Problem>(())
-        });
-        if let Some(Color::Template(leaf)) = &template.shape.color {
-            render(leaf);
-        }
-        problems
     }
 }
 
