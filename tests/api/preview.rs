@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::cli::{relay, rendered};
 use crate::conformance::{discord_schema, violations};
-use crate::helpers::fixture;
+use crate::helpers::{batch_of, fixture};
 
 /// The embed titles of `messages`, in order, without the Persian isolates.
 fn titles(messages: &[(String, Value)]) -> Vec<String> {
@@ -78,6 +78,25 @@ fn a_burst_at_or_below_the_digest_threshold_is_previewed_as_single_embeds() {
     let counts: Vec<usize> = messages.iter().map(|(_, body)| body["embeds"].as_array().unwrap().len()).collect();
     assert_eq!(counts, [10, 2], "packed ten to a message, as delivery packs them");
     assert_eq!(titles(&messages)[11], "⌛ User expired: erin\\_12");
+}
+
+#[test]
+fn a_saved_body_with_a_burst_in_it_is_previewed_as_digests_too() {
+    // Arrange: a midnight expiry of 45 users, as Marzban sends it (one array), and one other event.
+    let dir = tempfile::tempdir().unwrap();
+    let mut events: Vec<Value> = serde_json::from_str(&batch_of("user_expired", 45, "night_", |_, _| {})).unwrap();
+    events.extend(serde_json::from_str::<Vec<Value>>(&fixture("marzban-0.8.4/user_created.json")).unwrap());
+    let body = dir.path().join("midnight.json");
+    std::fs::write(&body, serde_json::to_string(&events).unwrap()).unwrap();
+
+    // Act
+    let output = relay(&["render", body.to_str().unwrap()], &[]);
+
+    // Assert: the burst as one digest message, then the single embed, as delivery sends them.
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let messages = rendered(&output.stdout);
+    assert_eq!(titles(&messages), ["📋 45 users expired", "🆕 User created: h5b5cf44\\_main"]);
+    assert_eq!(messages.len(), 2, "a digest never shares a message with single embeds");
 }
 
 #[test]
