@@ -50,7 +50,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         println!("{} {name:<22} {origin}", if failed { "FAIL" } else { "ok  " });
     }
     if problems.is_empty() {
-        println!("all templates render valid Discord messages for every sample event");
+        println!("all templates render valid Discord messages for every sample and edge event");
         return Ok(ExitCode::SUCCESS);
     }
     println!();

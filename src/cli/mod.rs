@@ -31,10 +31,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the relay (what happens with no command).
     Serve,
-    /// Load the configuration and every template, render each against built-in sample events,
-    /// verify the results against Discord's limits, and report. Exit code 0 only when all is well.
+    /// Load the configuration and every template, render each against built-in sample events and
+    /// the edge events the panels send (no owner, `by` null, every nullable field null, on hold,
+    /// unlimited, `user_deleted` without `user`), verify the results against Discord's limits, and
+    /// report. Exit code 0 only when all is well.
     Check,
-    /// Print the Discord request bodies the relay would send for a webhook body.
+    /// Print the Discord request bodies the relay would send for a webhook body, a sample, or a
+    /// burst of samples (as digests), each after a `# to destination NAME` line. Exit code 1 when
+    /// one of your templates failed and the built-in one stood in.
     Render(render::Args),
     /// Post one sample message to every configured destination (mentions left out).
     SendTest(send_test::Args),

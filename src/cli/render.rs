@@ -1,20 +1,28 @@
 //! `render`: preview the Discord messages for a webhook body, exactly as the relay would send them.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use std::sync::Arc;
-
-use crate::config::Config;
-use crate::deliver::{build_message, new_post, next_message};
-use crate::destination::{Destination, Mentions};
-use crate::event::{parse_batch, parse_datetime};
-use crate::render::{limits, samples, Part, PostTitle, Renderer};
+use crate::config::{parse_count, Config};
+use crate::deliver::preview;
+use crate::event::{parse_batch, parse_datetime, Event};
+use crate::ingest::prepare_events;
+use crate::outbox::RowMeta;
+use crate::render::{samples, Part, Renderer};
 use crate::startup;
+
+/// The line before each request body `render` prints, followed by the destination's name: the
+/// output is such a line, then the body as indented JSON (whose lines never start with `#`), and
+/// so on, all on standard output.
+pub const DESTINATION_LINE: &str = "# to destination ";
+
+/// The largest burst `render --burst` previews: five times the look-ahead a delivery task finds a
+/// burst in, so several bursts in a row can be seen, and a few seconds of work at most.
+pub const BURST_MAX: usize = 10_000;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,6 +38,14 @@ pub struct Args {
     /// received it.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     received_at: Option<OffsetDateTime>,
+    /// With --action: N events of that sample for distinct users, received together, printed as
+    /// delivery would send them: as digests when N is above DIGEST_THRESHOLD. N from 1 to 10000.
+    #[arg(long, value_name = "N", requires = "action", value_parser = parse_burst)]
+    burst: Option<usize>,
+}
+
+fn parse_burst(text: &str) -> Result<usize, String> {
+    parse_count(text.trim(), 1..=BURST_MAX)
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
@@ -47,19 +63,23 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("warning: template {warning}");
     }
     for problem in &loaded.problems {
-        eprintln!("template {problem}; the built-in template is used instead");
+        eprintln!("warning: template {problem}; the built-in template is used instead");
     }
     let now = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
-    let events = match &args.action {
-        Some(action) => {
+    let events = match (&args.action, args.burst) {
+        (Some(action), burst) => {
             let known = samples::actions();
             if !known.contains(action) && action != "default" {
                 eprintln!("there is no sample for {action:?}; known actions: {}", known.join(", "));
                 return Ok(ExitCode::FAILURE);
             }
-            vec![samples::event_for(action, now).map_err(anyhow::Error::msg)?]
+            let sample = samples::event_for(action, now).map_err(anyhow::Error::msg)?;
+            match burst {
+                Some(count) => burst_of(&sample, count),
+                None => vec![sample],
+            }
         }
-        None => {
+        (None, _) => {
             let body = read_body(args.file.as_ref())?;
             let batch = match parse_batch(&body, now, config.panel_name.as_deref()) {
                 Ok(batch) => batch,
@@ -74,51 +94,74 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             batch.events
         }
     };
-    // As ingest and delivery would: route each event, render it once, pack per destination (per
-    // user's post for a forum, whose first message creates the post, as if none existed yet).
+    // As ingest would (fold, route, render once) and as delivery would for rows that are all
+    // pending at once (digests of bursts, the rest packed), destination by destination.
     let router = startup::router(&config);
-    let mut queues: Vec<Queue> = Vec::new();
-    for event in &events {
-        let part = loaded.renderer.render(event);
-        for route in router.route(event) {
-            let post = route.destination.forum.as_ref().map(|forum| {
-                let title = PostTitle::user(&event.username, event.panel.as_deref(), event.action.as_str());
-                let name = loaded.renderer.thread_name(&title.several_panels(config.delivery.several_panels));
-                (name, forum.tags_for(event.action.as_str()).to_vec(), (event.panel.clone(), event.username.clone()))
-            });
-            let key = post.as_ref().map(|(_, _, key)| key.clone());
-            let found = queues.iter().position(|q| q.destination.name == route.destination.name && q.user == key);
-            let at = found.unwrap_or_else(|| {
-                let post = post.map(|(name, tags, _)| (name, tags));
-                queues.push(Queue { destination: route.destination.clone(), user: key, post, parts: Vec::new() });
-                queues.len() - 1
-            });
-            queues[at].parts.push((part.clone(), route.mentions));
+    let prepared = prepare_events(&events, now, &loaded.renderer, &router, config.fold_updates);
+    let mut queues: Vec<(String, Vec<(RowMeta, Part)>)> = Vec::new();
+    for (id, row) in prepared.rows.into_iter().enumerate() {
+        let part: Part = serde_json::from_str(&row.part).context("a rendered part reads back")?;
+        let meta = RowMeta {
+            id: i64::try_from(id).unwrap_or(i64::MAX),
+            action: row.action,
+            username: row.username,
+            panel: row.panel,
+            received_at_ms: row.received_at_ms,
+            mentions: row.mentions,
+        };
+        match queues.iter_mut().find(|(name, _)| *name == row.destination) {
+            Some((_, rows)) => rows.push((meta, part)),
+            None => queues.push((row.destination, vec![(meta, part)])),
         }
     }
-    for queue in &queues {
-        let parts: Vec<(&Part, &Mentions)> = queue.parts.iter().map(|(part, mentions)| (part, mentions)).collect();
-        let mut rest = parts.as_slice();
-        let mut first = true;
-        while !rest.is_empty() {
-            let (count, mentions) = next_message(rest, limits::EMBEDS_PER_MESSAGE);
-            let mut message = build_message(rest[..count].iter().map(|(part, _)| *part), &mentions, &queue.destination);
-            match (&queue.post, first) {
-                (Some((name, tags)), true) => {
-                    eprintln!("# to destination {}, creating the post {name:?}", queue.destination.name);
-                    message = new_post(message, name, tags);
-                }
-                (Some((name, _)), false) => {
-                    eprintln!("# to destination {}, into the post {name:?}", queue.destination.name);
-                }
-                (None, _) => eprintln!("# to destination {}", queue.destination.name),
+    let mut out = std::io::stdout().lock();
+    for (name, rows) in queues {
+        let destination = &prepared.destinations[&name];
+        let threshold = config.delivery.digest_threshold;
+        let several_panels = config.delivery.several_panels;
+        for message in preview::messages(destination, rows, threshold, &loaded.renderer, several_panels) {
+            match &message.post {
+                Some((title, true)) => eprintln!("# {name}: this message creates the forum post {title:?}"),
+                Some((title, false)) => eprintln!("# {name}: this message goes into the forum post {title:?}"),
+                None => {}
             }
-            println!("{}", serde_json::to_string_pretty(&message)?);
-            rest = &rest[count..];
-            first = false;
+            writeln!(out, "{DESTINATION_LINE}{name}")?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&message.body)?)?;
         }
+    }
+    out.flush()?;
+    let (fell_back, failures) = loaded.renderer.fallbacks();
+    if fell_back > 0 {
+        eprintln!(
+            "warning: {fell_back} embed(s) above were not rendered with the template in use: it failed, so the \
+             built-in template (or a minimal embed) stands in, as the relay would do"
+        );
+        for (problem, action) in &failures {
+            eprintln!("  {problem} (action {action})");
+        }
+    }
+    if fell_back > 0 || !loaded.problems.is_empty() {
+        eprintln!("render: exit code 1 because a template of yours failed; `check` lists every problem");
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `count` copies of `sample` for distinct users (`<name>_001`, `<name>_002`, …), as a panel sends
+/// a burst: a mass expiry at midnight, say.
+fn burst_of(sample: &Event, count: usize) -> Vec<Event> {
+    let width = count.to_string().len();
+    let base = if sample.username.is_empty() { "user" } else { sample.username.as_str() };
+    (1..=count)
+        .map(|i| {
+            let mut event = sample.clone();
+            event.username = format!("{base}_{i:0width$}");
+            if let Some(user) = &mut event.user {
+                user.username = Some(event.username.clone());
+            }
+            event
+        })
+        .collect()
 }
 
 fn read_body(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
@@ -132,14 +175,4 @@ fn read_body(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
             Ok(body)
         }
     }
-}
-
-/// The messages for one destination (for a forum, for one user's post), in order.
-struct Queue {
-    destination: Arc<Destination>,
-    /// A forum destination's user: panel and username.
-    user: Option<(Option<String>, String)>,
-    /// The title and tags of the post its first message creates.
-    post: Option<(String, Vec<u64>)>,
-    parts: Vec<(Part, Mentions)>,
 }

@@ -15,10 +15,10 @@ use super::worker::Worker;
 use super::{digest_chunks, digest_members, fitting_parts, mention_chars, Sent, Step, DIGEST_EMBED_BUDGET};
 use crate::destination::Mentions;
 use crate::outbox::{now_ms, OutboxError, RowMeta};
-use crate::render::{limits, Digest, DigestEntry, Part};
+use crate::render::{limits, Digest, DigestEntry, Part, Renderer};
 
 /// How many pending rows are looked at to find a burst for a digest.
-const DIGEST_LOOKAHEAD: usize = 2000;
+pub const DIGEST_LOOKAHEAD: usize = 2000;
 
 /// A burst still arriving is held at most this many `digest_window`s after its first event, so a
 /// steady stream of events cannot hold it for ever.
@@ -75,6 +75,24 @@ impl Burst {
     pub fn is_done(&self) -> bool {
         self.pending.is_empty()
     }
+
+    /// Renders as many of the burst's next parts as fit in one message with `renderer`; returns
+    /// their rows and embeds. What the delivery task sends, and what `render --burst` prints.
+    pub fn next_message(&self, renderer: &Renderer) -> (Vec<RowMeta>, Vec<Part>) {
+        let render = |count: usize| -> Vec<Part> {
+            self.contexts(count).iter().map(|context| renderer.render_digest(context)).collect()
+        };
+        let mut taken = self.pending.len().min(limits::EMBEDS_PER_MESSAGE);
+        let mut parts = render(taken);
+        let mentions = Mentions::union(self.pending.iter().take(taken).flat_map(|(_, rows)| rows).map(|r| &r.mentions));
+        let fitting = fitting_parts(&parts, taken, mention_chars(&mentions));
+        if fitting < taken {
+            taken = fitting;
+            parts = render(taken);
+        }
+        let rows = self.pending.iter().take(taken).flat_map(|(_, rows)| rows.iter().cloned()).collect();
+        (rows, parts)
+    }
 }
 
 impl Worker {
@@ -96,7 +114,7 @@ impl Worker {
         let Some(burst) = &self.burst else {
             return Ok(None);
         };
-        let (rows, parts) = self.render_digest(burst);
+        let (rows, parts) = burst.next_message(&self.templates.current());
         log::info!(
             "{}: sending {} of {} {} events as a digest",
             self.destination.name,
@@ -129,26 +147,6 @@ impl Worker {
             return Planned::Hold(Step::Wait(wait));
         }
         Planned::Burst(Burst::plan(&members, DIGEST_EMBED_BUDGET))
-    }
-
-    /// Renders as many of the burst's next parts as fit in one message; returns their rows and
-    /// embeds.
-    fn render_digest(&self, burst: &Burst) -> (Vec<RowMeta>, Vec<Part>) {
-        let renderer = self.templates.current();
-        let render = |count: usize| -> Vec<Part> {
-            burst.contexts(count).iter().map(|context| renderer.render_digest(context)).collect()
-        };
-        let mut taken = burst.pending.len().min(limits::EMBEDS_PER_MESSAGE);
-        let mut parts = render(taken);
-        let mentions =
-            Mentions::union(burst.pending.iter().take(taken).flat_map(|(_, rows)| rows).map(|r| &r.mentions));
-        let fitting = fitting_parts(&parts, taken, mention_chars(&mentions));
-        if fitting < taken {
-            taken = fitting;
-            parts = render(taken);
-        }
-        let rows = burst.pending.iter().take(taken).flat_map(|(_, rows)| rows.iter().cloned()).collect();
-        (rows, parts)
     }
 }
 

@@ -19,10 +19,10 @@ use time::OffsetDateTime;
 
 use super::worker::Worker;
 use super::{Sent, Step};
-use crate::destination::{Mentions, DIGEST_TAG_KEY};
+use crate::destination::{Destination, Mentions, DIGEST_TAG_KEY};
 use crate::discord::Outcome;
 use crate::outbox::{OutboxError, PostKey, Row, RowMeta};
-use crate::render::{Part, PostTitle};
+use crate::render::{Part, PostTitle, Renderer};
 
 /// The action whose delivery ends a user's post.
 const USER_DELETED: &str = "user_deleted";
@@ -50,20 +50,55 @@ pub fn new_post(message: ExecuteWebhook, name: &str, tags: &[u64]) -> ExecuteWeb
 /// panel and username), in order, up to and including a `user_deleted` (what follows it belongs to
 /// a new user of that name, in a new post).
 pub fn same_post(parts: Vec<(Row, Part)>) -> Vec<(Row, Part)> {
-    let Some((head, _)) = parts.first() else { return parts };
-    let (panel, username) = (head.meta.panel.clone(), head.meta.username.clone());
-    let mut taken = Vec::new();
-    for (row, part) in parts {
-        if row.meta.panel != panel || row.meta.username != username {
+    let taken = same_post_rows(parts.iter().map(|(row, _)| &row.meta));
+    parts.into_iter().enumerate().filter(|(i, _)| taken.contains(i)).map(|(_, part)| part).collect()
+}
+
+/// The positions of the rows [`same_post`] takes from `rows`.
+pub fn same_post_rows<'a>(rows: impl IntoIterator<Item = &'a RowMeta>) -> Vec<usize> {
+    let mut rows = rows.into_iter().enumerate();
+    let Some((_, head)) = rows.next() else { return Vec::new() };
+    let mut taken = vec![0];
+    if head.action == USER_DELETED {
+        return taken;
+    }
+    for (i, row) in rows {
+        if row.panel != head.panel || row.username != head.username {
             continue;
         }
-        let ends = row.meta.action == USER_DELETED;
-        taken.push((row, part));
-        if ends {
+        taken.push(i);
+        if row.action == USER_DELETED {
             break;
         }
     }
     taken
+}
+
+/// The post a message of `rows` goes into: the post of its first row's user, or for a digest the
+/// post of the day.
+pub fn post_key(rows: &[RowMeta], digest: bool) -> PostKey {
+    match (digest, rows.first()) {
+        (false, Some(head)) => PostKey::User { panel: head.panel.clone(), username: head.username.clone() },
+        _ => digest_post(rows),
+    }
+}
+
+/// The title and tags of a new post for `key`, made by a message of `action`.
+pub fn new_post_of(
+    destination: &Destination,
+    renderer: &Renderer,
+    several_panels: bool,
+    key: &PostKey,
+    action: &str,
+) -> (String, Vec<u64>) {
+    let title = match key {
+        PostKey::User { panel, username } => PostTitle::user(username, panel.as_deref(), action),
+        PostKey::Digest { date } => PostTitle::digest(date, action),
+    };
+    let name = renderer.thread_name(&title.several_panels(several_panels));
+    let tag_key = if matches!(key, PostKey::Digest { .. }) { DIGEST_TAG_KEY } else { action };
+    let tags = destination.forum.as_ref().map(|forum| forum.tags_for(tag_key).to_vec()).unwrap_or_default();
+    (name, tags)
 }
 
 /// The post of the digest holding `rows`: the UTC day its first event was received.
@@ -89,7 +124,10 @@ impl Worker {
         let name = self.destination.name.clone();
         let post = match self.outbox.forum_post(&name, &key).await? {
             Some(id) => Post::Existing(id),
-            None => Post::New { name: self.thread_name(&key, creator), tags: self.tags(&key, creator) },
+            None => {
+                let (name, tags) = self.new_post_of(&key, creator);
+                Post::New { name, tags }
+            }
         };
         let (outcome, channel_id) = self.send(parts, mentions, Some(&post)).await;
         match (outcome, &post) {
@@ -123,26 +161,15 @@ impl Worker {
         }
     }
 
-    /// The title of a new post for `key`.
-    fn thread_name(&self, key: &PostKey, action: &str) -> String {
-        let title = match key {
-            PostKey::User { panel, username } => PostTitle::user(username, panel.as_deref(), action),
-            PostKey::Digest { date } => PostTitle::digest(date, action),
-        };
-        self.templates.current().thread_name(&title.several_panels(self.settings.several_panels))
-    }
-
-    /// The tags of a new post for `key`, created by `action`.
-    fn tags(&self, key: &PostKey, action: &str) -> Vec<u64> {
-        let forum = self.destination.forum.as_ref();
-        let tag_key = if matches!(key, PostKey::Digest { .. }) { DIGEST_TAG_KEY } else { action };
-        forum.map(|forum| forum.tags_for(tag_key).to_vec()).unwrap_or_default()
+    /// The title and tags of a new post for `key`, made by a message of `action`.
+    fn new_post_of(&self, key: &PostKey, action: &str) -> (String, Vec<u64>) {
+        new_post_of(&self.destination, &self.templates.current(), self.settings.several_panels, key, action)
     }
 }
 
 /// The user posts to forget once `rows` are delivered into `key`: the post's own when its last row
 /// deletes the user; for a digest of deletions, every deleted user's.
-fn ended_posts(key: &PostKey, rows: &[RowMeta]) -> Vec<PostKey> {
+pub fn ended_posts(key: &PostKey, rows: &[RowMeta]) -> Vec<PostKey> {
     let deleted = rows.iter().filter(|row| row.action == USER_DELETED);
     match key {
         PostKey::User { .. } => deleted.take(1).map(|_| key.clone()).collect(),

@@ -25,6 +25,7 @@ mod dispatch;
 mod forum;
 mod pacer;
 mod pack;
+pub mod preview;
 mod settings;
 mod settle;
 mod supervise;

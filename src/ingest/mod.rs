@@ -35,6 +35,7 @@ use body::read_body;
 use prepare::prepare;
 
 pub use body::Unverified;
+pub use prepare::{prepare_events, Prepared};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
 pub const SECRET_HEADER: &str = "x-webhook-secret";

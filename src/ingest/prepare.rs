@@ -43,18 +43,33 @@ pub fn prepare(
     fold_updates: bool,
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
-    let folded = if fold_updates { folded_updates(&batch.events) } else { Vec::new() };
+    let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates);
+    prepared.rejected = batch.rejected;
+    prepared.rejected_total = batch.rejected_total;
+    Ok(prepared)
+}
+
+/// Folds, routes and renders events received at `received_at`, as [`prepare`] does for a body's
+/// events. `render` previews through it.
+pub fn prepare_events(
+    events: &[Event],
+    received_at: OffsetDateTime,
+    renderer: &Renderer,
+    router: &Router,
+    fold_updates: bool,
+) -> Prepared {
+    let folded = if fold_updates { folded_updates(events) } else { Vec::new() };
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut prepared = Prepared {
-        accepted: batch.events.len(),
-        actions: batch.events.iter().map(|e| e.action.to_string()).collect(),
-        rejected: batch.rejected,
-        rejected_total: batch.rejected_total,
-        rows: Vec::with_capacity(batch.events.len()),
+        accepted: events.len(),
+        actions: events.iter().map(|e| e.action.to_string()).collect(),
+        rejected: Vec::new(),
+        rejected_total: 0,
+        rows: Vec::with_capacity(events.len()),
         destinations: BTreeMap::new(),
         remember: Vec::new(),
     };
-    for (index, event) in batch.events.iter().enumerate() {
+    for (index, event) in events.iter().enumerate() {
         if folded.contains(&index) {
             log::debug!("{} of {:?} is folded into its status event", event.action, event.username);
             continue;
@@ -90,7 +105,7 @@ pub fn prepare(
             prepared.destinations.entry(destination.name.clone()).or_insert(destination);
         }
     }
-    Ok(prepared)
+    prepared
 }
 
 /// Actions a panel raises right after the `user_updated` of an edit that changed the user's status.

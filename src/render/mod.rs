@@ -12,7 +12,9 @@
 //! embed naming the action and user is sent.
 
 mod builtin;
+mod check;
 mod draft;
+pub mod edges;
 pub mod filters;
 mod forum;
 pub mod limits;
@@ -106,6 +108,16 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Render failures since load. Holds one problem per template file, so it stays as small as the
+/// template set however many events fail.
+#[derive(Debug, Default)]
+struct Failures {
+    /// Renders that fell back.
+    renders: usize,
+    /// The first failure of each template file, with the action it was rendering.
+    first: Vec<(Problem, String)>,
+}
+
 /// A compiled leaf: the name of its template in the environment, where it came from.
 #[derive(Debug, Clone)]
 struct LeafRef {
@@ -129,8 +141,9 @@ pub struct Renderer {
     active: HashMap<String, Arc<Compiled>>,
     /// Action name → the built-in template, the fallback when the admin's fails.
     builtin: HashMap<String, Arc<Compiled>>,
-    /// Template files whose render failures were already logged at error level.
-    reported: Mutex<HashSet<String>>,
+    /// Renders that fell back since load, and the first failure of each template file (the one
+    /// logged at error level).
+    failures: Mutex<Failures>,
     /// Template name → a hash of the admin's file that replaced the built-in one, to tell what a
     /// reload changed.
     overrides: BTreeMap<String, u64>,
@@ -271,7 +284,7 @@ impl Renderer {
             lang,
             active: HashMap::new(),
             builtin: HashMap::new(),
-            reported: Mutex::new(HashSet::new()),
+            failures: Mutex::new(Failures::default()),
             overrides: BTreeMap::new(),
             titles: forum::Titles::default(),
         }
@@ -323,6 +336,9 @@ impl Renderer {
             Err(problem) => problem,
         };
         self.report(&problem, action);
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.renders = failures.renders.saturating_add(1);
+        }
         let builtin = lookup(&self.builtin, prefix, action);
         if Arc::ptr_eq(builtin, chosen) {
             return None;
@@ -334,52 +350,6 @@ impl Renderer {
                 None
             }
         }
-    }
-
-    /// Renders every template in use against the sample events (and a stressed copy with long,
-    /// multi-byte, right-to-left text), with no fallback, and checks each result against Discord's
-    /// limits. Empty when all is well.
-    pub fn check(&self) -> Vec<Problem> {
-        let now = OffsetDateTime::now_utc();
-        let mut problems = Vec::new();
-        for name in self.names() {
-            let template = &self.active[name];
-            let contexts: Vec<Value> = match name.strip_prefix(DIGEST_PREFIX) {
-                Some(action) => samples::digests(action, now).iter().map(Value::from_serialize).collect(),
-                None => match samples::event_for(name, now) {
-                    Ok(sample) => {
-                        vec![Value::from_serialize(samples::stressed(&sample)), Value::from_serialize(sample)]
-                    }
-                    Err(message) => {
-                        problems.push(Problem { origin: template.origin.clone(), line: None, message });
-                        continue;
-                    }
-                },
-            };
-            for context in contexts {
-                let rendered = self.render_compiled(template, &context, now);
-                match rendered {
-                    Ok(part) => {
-                        problems.extend(
-                            limits::violations(part.content.as_deref(), &part.embed)
-                                .into_iter()
-                                .map(|message| Problem { origin: template.origin.clone(), line: None, message }),
-                        )
-                    }
-                    Err(problem) => {
-                        // Not only the first error: every leaf that fails, each once.
-                        for problem in std::iter::once(problem).chain(self.leaf_problems(template, &context)) {
-                            if !problems.contains(&problem) {
-                                problems.push(problem);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        problems.extend(self.check_titles());
-        problems.dedup();
-        problems
     }
 
     /// `(name, origin)` of every template in use, sorted by name.
@@ -407,8 +377,28 @@ impl Renderer {
         changes
     }
 
+    /// How many renders fell back (to the built-in template, or to the minimal embed) since the
+    /// templates were loaded, and the first failure of each template file, with its action. For
+    /// `render`, which must not pass a fallback off as the admin's template.
+    pub fn fallbacks(&self) -> (usize, Vec<(Problem, String)>) {
+        match self.failures.lock() {
+            Ok(failures) => (failures.renders, failures.first.clone()),
+            Err(poisoned) => (poisoned.get_ref().renders, poisoned.get_ref().first.clone()),
+        }
+    }
+
     fn report(&self, problem: &Problem, action: &str) {
-        let first = self.reported.lock().map(|mut seen| seen.insert(problem.origin.clone())).unwrap_or(true);
+        let first = self
+            .failures
+            .lock()
+            .map(|mut failures| {
+                let first = failures.first.iter().all(|(seen, _)| seen.origin != problem.origin);
+                if first {
+                    failures.first.push((problem.clone(), action.to_owned()));
+                }
+                first
+            })
+            .unwrap_or(true);
         if first {
             log::error!(
                 "template {problem} (action {action}); using the built-in template instead. Further failures of this \
@@ -484,7 +474,7 @@ impl Renderer {
                     let owner = path.split('.').take(depth).collect::<Vec<_>>().join(".");
                     return Some(format!(
                         "`{looked_up}` is undefined because `{owner}` is null for this event; guard it with \
-                         {{% if {owner} %}}"
+                         {{% if {owner} %}}…{{% endif %}} or write `{path} | default('…')`"
                     ));
                 }
                 let keys: Vec<String> = parent
@@ -530,25 +520,6 @@ impl Renderer {
             Ok(_) => Err(errors),
             Err(problem) => Err(vec![problem]),
         }
-    }
-
-    /// The render error of every leaf of `template` for `context` (not only the first, as
-    /// [`Self::render_compiled`] stops at), in the order of the file.
-    fn leaf_problems(&self, template: &Compiled, context: &Value) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut render = |leaf: &LeafRef| {
-            if let Err(problem) = self.render_leaf(template, leaf, context) {
-                problems.push(problem);
-            }
-        };
-        let _ = template.shape.try_map((), (), |_, leaf| {
-            leaf.iter().for_each(&mut render);
-            Ok::<_, Problem>(())
-        });
-        if let Some(Color::Template(leaf)) = &template.shape.color {
-            render(leaf);
-        }
-        problems
     }
 }
 

@@ -17,6 +17,39 @@ pub fn relay(args: &[&str], vars: &[(&str, &str)]) -> Output {
         .expect("the binary runs")
 }
 
+/// What `render` printed: each request body with the destination named on the line before it
+/// (`# to destination NAME`), split as the README says to.
+pub fn rendered(stdout: &[u8]) -> Vec<(String, serde_json::Value)> {
+    let text = std::str::from_utf8(stdout).expect("render prints UTF-8");
+    let mut messages: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        match line.strip_prefix("# to destination ") {
+            Some(name) => messages.push((name.to_owned(), String::new())),
+            None => {
+                let (_, body) = messages.last_mut().unwrap_or_else(|| panic!("a body before its destination: {text}"));
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+    }
+    messages
+        .into_iter()
+        .map(|(name, body)| {
+            let body = serde_json::from_str(&body).unwrap_or_else(|err| panic!("{err}: {body}"));
+            (name, body)
+        })
+        .collect()
+}
+
+/// The one message `render` printed, to the default destination.
+pub fn rendered_one(stdout: &[u8]) -> serde_json::Value {
+    let mut messages = rendered(stdout);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let (destination, body) = messages.remove(0);
+    assert_eq!(destination, "default");
+    body
+}
+
 #[tokio::test]
 async fn healthcheck_succeeds_against_a_running_relay_and_fails_without_one() {
     let discord = FakeDiscord::start().await;

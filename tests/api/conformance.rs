@@ -29,7 +29,7 @@ const FORUM_TAG: &str = "777777777777777777";
 
 /// Discord's schema, as its `about` says to use it: JSON Schema 2020-12, formats (`uri`,
 /// `date-time`) checked too.
-fn discord_schema() -> Validator {
+pub fn discord_schema() -> Validator {
     let file: Value = serde_json::from_str(&fixture("discord-webhook-request.schema.json")).unwrap();
     let schema = json!({
         "$ref": "#/components/schemas/IncomingWebhookRequestPartial",
@@ -43,7 +43,7 @@ fn discord_schema() -> Validator {
 }
 
 /// Where `body` breaks the schema, one line per problem.
-fn violations(schema: &Validator, body: &Value) -> Vec<String> {
+pub fn violations(schema: &Validator, body: &Value) -> Vec<String> {
     schema
         .iter_errors(body)
         .map(|error| format!("{}: …{}", error.instance_path(), tail(&error.to_string(), 300)))

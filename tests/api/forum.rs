@@ -240,10 +240,10 @@ async fn send_test_makes_a_post_of_its_own_and_render_shows_the_title_a_post_wou
     assert_eq!(discord.threads().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["alice"]);
 
     let rendered = run(&["render", "--action", "user_limited"]).await.unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&rendered.stdout), String::from_utf8_lossy(&rendered.stderr));
+    let stderr = String::from_utf8_lossy(&rendered.stderr);
     assert_eq!(rendered.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("creating the post \"dave\""), "{stderr}");
-    let body: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(stderr.contains("creates the forum post \"dave\""), "{stderr}");
+    let body = crate::cli::rendered_one(&rendered.stdout);
     assert_eq!(
         (body["thread_name"].as_str(), &body["applied_tags"]),
         (Some("dave"), &serde_json::json!([EXPIRED_TAG]))

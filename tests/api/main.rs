@@ -21,6 +21,7 @@ mod operations;
 mod owners;
 mod pacing;
 mod pasarguard;
+mod preview;
 mod safety;
 mod storage;
 mod templates;

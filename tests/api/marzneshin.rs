@@ -244,7 +244,7 @@ fn render_counts_the_days_left_of_a_saved_body_as_of_when_it_was_received() {
     let render = |received_at: &str| {
         let output = crate::cli::relay(&["render", "--received-at", received_at, body.to_str().unwrap()], &[]);
         assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-        let message: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let message: Value = crate::cli::rendered_one(&output.stdout);
         message["embeds"][0]["description"].as_str().unwrap_or_default().to_owned()
     };
 
@@ -293,6 +293,6 @@ fn a_days_left_warning_received_a_second_after_marzneshin_fired_it_still_says_th
 
     // Assert: Marzneshin meant 3 days (NOTIFY_DAYS_LEFT); flooring at receipt says 2.
     assert_eq!(output.status.code(), Some(0));
-    let message: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let message: Value = crate::cli::rendered_one(&output.stdout);
     assert_eq!(message["embeds"][0]["description"], "**3** days left.");
 }

@@ -266,11 +266,17 @@ fn render_prints_the_exact_request_bodies_for_a_webhook_body() {
     let dir = tempfile::tempdir().unwrap();
     let body = dir.path().join("body.json");
     std::fs::write(&body, fixture("marzban-0.8.4/user_enabled.json")).unwrap();
+    // The edit that enabled the user is folded into its user_enabled, as ingest folds it.
     let output = relay(&["render", body.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let message: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(message["embeds"].as_array().unwrap().len(), 2, "both events packed in one message");
+    let message: Value = crate::cli::rendered_one(&output.stdout);
+    assert_eq!(message["embeds"].as_array().unwrap().len(), 1, "one change, one embed");
     assert_eq!(message["allowed_mentions"]["parse"], serde_json::json!([]));
+    assert_eq!(message["embeds"][0]["title"], "✅ User enabled: h5b5cf44\\_main");
+
+    let output = relay(&["render", body.to_str().unwrap()], &[("FOLD_UPDATES", "false")]);
+    let message: Value = crate::cli::rendered_one(&output.stdout);
+    assert_eq!(message["embeds"].as_array().unwrap().len(), 2, "both events packed in one message");
     assert_eq!(message["embeds"][1]["title"], "✅ User enabled: h5b5cf44\\_main");
 }
 
@@ -278,7 +284,7 @@ fn render_prints_the_exact_request_bodies_for_a_webhook_body() {
 fn render_previews_a_sample_action_and_refuses_unknown_ones() {
     let output = relay(&["render", "--action", "reached_usage_percent"], &[("TEMPLATE_LANG", "zh")]);
     assert_eq!(output.status.code(), Some(0));
-    let message: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let message: Value = crate::cli::rendered_one(&output.stdout);
     assert!(message["embeds"][0]["title"].as_str().unwrap().contains("dave"));
 
     let output = relay(&["render", "--action", "user_exploded"], &[]);
@@ -311,4 +317,117 @@ async fn sighup_reloads_the_templates_and_keeps_them_if_the_new_ones_fail() {
 
     relay.signal("TERM").await;
     assert!(relay.wait().await.success());
+}
+
+/// The user Marzban's env-defined sudo admin creates: the real capture with `user.admin` null (and
+/// the acting admin's `users_usage` null, as for every admin defined only in the panel's env).
+fn env_sudo_user_created() -> String {
+    let mut events: Vec<Value> = serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
+    events[0]["user"]["admin"] = Value::Null;
+    events[0]["by"]["users_usage"] = Value::Null;
+    serde_json::to_string(&events).unwrap()
+}
+
+#[test]
+fn check_passes_the_built_in_templates_on_the_env_sudo_event_and_fails_an_unguarded_admin() {
+    // Arrange: the built-in templates render the env-sudo event in every language.
+    let body = env_sudo_user_created();
+    let batch = parse_batch(body.as_bytes(), OffsetDateTime::now_utc(), None).unwrap();
+    assert!(batch.events[0].admin.is_none() && batch.events[0].by.is_some());
+    for &lang in Lang::ALL {
+        let part = Renderer::builtin(lang).try_render(&batch.events[0]);
+        assert!(part.is_ok(), "{lang}: {part:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [("TEMPLATES_DIR", dir.path().to_str().unwrap())];
+    let check = || {
+        let output = relay(&["check"], &vars);
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (code, stdout) = check();
+    assert_eq!(code, Some(0), "{stdout}");
+
+    // Act: a template that works on the sample (its user has an owner) but not on that event.
+    let file = dir.path().join("user_created.toml");
+    std::fs::write(&file, "title = \"🆕 {{ username }}\"\ndescription = \"Owner: {{ admin.username }}\"\n").unwrap();
+    let (code, stdout) = check();
+
+    // Assert
+    assert_eq!(code, Some(1), "{stdout}");
+    let expected = format!(
+        "error: {}:2: description: undefined value: `admin.username` is undefined because `admin` is null for \
+         this event; guard it with {{% if admin %}}…{{% endif %}} or write `admin.username | default('…')` [on \
+         edge event marzban-0.8.4/user_created.json#0 (user_created) with user.admin null (a user created by an \
+         admin defined in the panel's env)",
+        file.display()
+    );
+    assert!(stdout.contains(&expected), "{expected}\nmissing from:\n{stdout}");
+    assert!(stdout.contains("FAIL user_created"), "{stdout}");
+
+    // Either guard passes.
+    for guarded in [
+        "{% if admin %}Owner: {{ admin.username }}{% endif %}",
+        "Owner: {{ admin.username | default('the panel admin') }}",
+    ] {
+        std::fs::write(&file, format!("title = \"🆕 {{{{ username }}}}\"\ndescription = \"{guarded}\"\n")).unwrap();
+        let (code, stdout) = check();
+        assert_eq!(code, Some(0), "{guarded}: {stdout}");
+    }
+}
+
+#[test]
+fn check_fails_templates_that_break_on_a_minimal_body_a_null_by_or_a_digest_without_a_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("user_deleted.toml"), "title = \"{{ user.username }} deleted\"\n").unwrap();
+    std::fs::write(dir.path().join("user_disabled.toml"), "title = \"{{ username }} by {{ by.username }}\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("digest")).unwrap();
+    std::fs::write(
+        dir.path().join("digest").join("user_expired.toml"),
+        "title = \"{{ total }} expired{% if panel | length > 0 %} on {{ panel }}{% endif %}\"\n",
+    )
+    .unwrap();
+    let output = relay(&["check"], &[("TEMPLATES_DIR", dir.path().to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for expected in [
+        "`user.username` is undefined because `user` is null for this event",
+        "`by.username` is undefined because `by` is null for this event",
+        "(user_disabled) with by null (the panel acted by itself)",
+        "cannot calculate length of value of type none [on an edge digest",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} missing from:\n{stdout}");
+    }
+}
+
+/// Secret values as `edges.json` stores them: strings `"redacted"`, numbers 0, the shape kept (the
+/// relay reads protocol names from the keys of `proxies`).
+fn redacted(value: &Value, secret: bool) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let secret = secret || marzban_discord_relay::event::SECRET_KEYS.contains(&key.as_str());
+                    (key.clone(), redacted(value, secret))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|item| redacted(item, secret)).collect()),
+        Value::String(_) if secret => Value::from("redacted"),
+        Value::Number(_) if secret => Value::from(0),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn the_edge_events_check_uses_are_the_real_captures() {
+    let captures = marzban_discord_relay::render::edges::captures();
+    assert!(captures.len() >= 30, "every panel's actions: {}", captures.len());
+    for capture in captures {
+        let body: Value = serde_json::from_str(&fixture(&capture.capture)).unwrap();
+        let element = match &body {
+            Value::Array(elements) => &elements[capture.element],
+            object => object,
+        };
+        assert_eq!(redacted(element, false), capture.body, "{}#{}", capture.capture, capture.element);
+    }
 }

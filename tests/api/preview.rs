@@ -1,0 +1,144 @@
+//! Previewing what the relay would send: `render --burst` shows the digests delivery sends for a
+//! burst, every body named with its destination on standard output, and `render` does not pass a
+//! fallback off as the admin's template.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::cli::{relay, rendered};
+use crate::conformance::{discord_schema, violations};
+use crate::helpers::{batch_of, fixture};
+
+/// The embed titles of `messages`, in order, without the Persian isolates.
+fn titles(messages: &[(String, Value)]) -> Vec<String> {
+    messages
+        .iter()
+        .flat_map(|(_, body)| body["embeds"].as_array().unwrap().iter())
+        .map(|embed| {
+            embed["title"].as_str().unwrap().chars().filter(|c| !('\u{2066}'..='\u{2069}').contains(c)).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_burst_of_500_expiries_is_previewed_as_the_digests_delivery_sends() {
+    // Arrange: two destinations, so each body must say where it goes.
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        "[destinations.audit]\nurl = \"https://discord.com/api/webhooks/1/abc\"\n\
+         [destinations.support]\nurl = \"https://discord.com/api/webhooks/2/def\"\n\
+         [[rules]]\nto = [\"audit\"]\n[[rules]]\nactions = [\"user_expired\"]\nto = [\"support\"]\n",
+    )
+    .unwrap();
+    let schema = discord_schema();
+    for (lang, part_of) in [("en", "/"), ("fa", " از ")] {
+        // Act
+        let vars = [("ROUTES_FILE", routes.to_str().unwrap()), ("TEMPLATE_LANG", lang)];
+        let output = relay(&["render", "--burst", "500", "--action", "user_expired"], &vars);
+
+        // Assert
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{lang}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.starts_with("# to destination audit\n{"), "{lang}: the destination comes first: {stdout}");
+        let messages = rendered(&output.stdout);
+        for destination in ["audit", "support"] {
+            let mine: Vec<(String, Value)> = messages.iter().filter(|(to, _)| to == destination).cloned().collect();
+            let titles = titles(&mine);
+            let parts = titles.len();
+            assert!(parts >= 2, "{lang} {destination}: 500 names take more than one embed: {titles:?}");
+            for (i, title) in titles.iter().enumerate() {
+                assert!(title.contains("500"), "{lang} {destination}: every part carries the total: {title}");
+                let place = format!("{}{part_of}{parts}", i + 1);
+                assert!(title.contains(&place), "{lang} {destination}: part {place} in {title:?}");
+            }
+            let listed: HashSet<String> = mine
+                .iter()
+                .flat_map(|(_, body)| body["embeds"].as_array().unwrap().clone())
+                .flat_map(|embed| {
+                    let description = embed["description"].as_str().unwrap().to_owned();
+                    description.split([',', '،']).map(|name| name.trim().to_owned()).collect::<Vec<_>>()
+                })
+                .collect();
+            assert_eq!(listed.len(), 500, "{lang} {destination}: 500 distinct users listed");
+        }
+        for (destination, body) in &messages {
+            assert_eq!(violations(&schema, body), Vec::<String>::new(), "{lang} {destination}: {body:#}");
+        }
+    }
+}
+
+#[test]
+fn a_burst_at_or_below_the_digest_threshold_is_previewed_as_single_embeds() {
+    let output = relay(&["render", "--burst", "12", "--action", "user_expired"], &[("DIGEST_THRESHOLD", "12")]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let messages = rendered(&output.stdout);
+    let counts: Vec<usize> = messages.iter().map(|(_, body)| body["embeds"].as_array().unwrap().len()).collect();
+    assert_eq!(counts, [10, 2], "packed ten to a message, as delivery packs them");
+    assert_eq!(titles(&messages)[11], "⌛ User expired: erin\\_12");
+}
+
+#[test]
+fn a_saved_body_with_a_burst_in_it_is_previewed_as_digests_too() {
+    // Arrange: a midnight expiry of 45 users, as Marzban sends it (one array), and one other event.
+    let dir = tempfile::tempdir().unwrap();
+    let mut events: Vec<Value> = serde_json::from_str(&batch_of("user_expired", 45, "night_", |_, _| {})).unwrap();
+    events.extend(serde_json::from_str::<Vec<Value>>(&fixture("marzban-0.8.4/user_created.json")).unwrap());
+    let body = dir.path().join("midnight.json");
+    std::fs::write(&body, serde_json::to_string(&events).unwrap()).unwrap();
+
+    // Act
+    let output = relay(&["render", body.to_str().unwrap()], &[]);
+
+    // Assert: the burst as one digest message, then the single embed, as delivery sends them.
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let messages = rendered(&output.stdout);
+    assert_eq!(titles(&messages), ["📋 45 users expired", "🆕 User created: h5b5cf44\\_main"]);
+    assert_eq!(messages.len(), 2, "a digest never shares a message with single embeds");
+}
+
+#[test]
+fn a_burst_size_outside_1_to_10000_is_refused_with_the_range() {
+    for bad in ["0", "10001", "many", "2.5"] {
+        let output = relay(&["render", "--burst", bad, "--action", "user_expired"], &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("--burst") && stderr.contains("from 1 to 10000"), "{bad}: {stderr}");
+    }
+    let output = relay(&["render", "--burst", "3"], &[]);
+    assert_eq!(output.status.code(), Some(2), "--burst needs --action");
+}
+
+#[test]
+fn render_exits_non_zero_and_warns_when_a_template_fell_back_but_still_prints_the_body() {
+    // Arrange: an unguarded `admin.username`, and a user created by Marzban's env-defined sudo
+    // admin, whose `admin` is null.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("user_created.toml"), "title = \"New user of {{ admin.username }}\"\n").unwrap();
+    let mut events: Vec<Value> = serde_json::from_str(&fixture("marzban-0.8.4/user_created.json")).unwrap();
+    events[0]["user"]["admin"] = Value::Null;
+    let bodies = tempfile::tempdir().unwrap();
+    let body = bodies.path().join("env-sudo.json");
+    std::fs::write(&body, serde_json::to_string(&events).unwrap()).unwrap();
+    let vars = [("TEMPLATES_DIR", dir.path().to_str().unwrap())];
+
+    // Act
+    let output = relay(&["render", body.to_str().unwrap()], &vars);
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let file = dir.path().join("user_created.toml").display().to_string();
+    assert!(stderr.contains("warning: 1 embed(s) above were not rendered with the template in use"), "{stderr}");
+    assert!(stderr.contains(&format!("{file}:1: title: undefined value")), "{stderr}");
+    assert!(stderr.contains("`admin` is null"), "{stderr}");
+    let messages = rendered(&output.stdout);
+    assert_eq!(titles(&messages), ["🆕 User created: h5b5cf44\\_main"], "the built-in template stood in");
+
+    // The same template renders the event of a user with an owner: no fallback, exit code 0.
+    let output = relay(&["render", "--action", "user_created"], &vars);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(titles(&rendered(&output.stdout)), ["New user of admin"]);
+}
