@@ -277,13 +277,17 @@ fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
         channel_messages: channel.0,
         channel_window: channel.1,
         digest_threshold: env.parse_or("DIGEST_THRESHOLD", defaults.digest_threshold, |s| {
-            s.parse().map_err(|_| format!("must be a whole number (0 turns digests off), not {s:?}"))
+            parse_count(s, 0..=DIGEST_THRESHOLD_MAX).map_err(|e| format!("{e} (0 turns digests off)"))
         })?,
         digest_window: env
             .parse_or("DIGEST_WINDOW", defaults.digest_window, |s| parse_duration_in(s, DIGEST_WINDOW))?,
         ..defaults
     })
 }
+
+/// The largest `DIGEST_THRESHOLD`: a delivery task finds a burst among the 2,000 oldest pending
+/// events, so a larger threshold could never be passed.
+pub const DIGEST_THRESHOLD_MAX: usize = crate::deliver::DIGEST_LOOKAHEAD - 1;
 
 /// Typed access to variables; empty values count as unset.
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);

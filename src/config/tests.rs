@@ -192,6 +192,11 @@ fn reads_the_delivery_settings() {
     assert_eq!(defaults.delivery.digest_threshold, 30);
     assert_eq!(defaults.dedup_window, Some(Duration::from_secs(900)));
     assert_eq!(defaults.owner_destinations_max, 100);
+    for threshold in ["2000", "-1", "1e3", "99999999999999999999999"] {
+        let err = self::config(&[("DIGEST_THRESHOLD", threshold)]).unwrap_err().to_string();
+        assert!(err.contains("DIGEST_THRESHOLD") && err.contains("from 0 to 1999"), "{threshold}: {err}");
+    }
+    assert_eq!(self::config(&[("DIGEST_THRESHOLD", "1999")]).unwrap().delivery.digest_threshold, 1999);
     let err = self::config(&[("RETRY_SCHEDULE", "1s,soon")]).unwrap_err();
     assert!(err.to_string().starts_with("RETRY_SCHEDULE step \"soon\" must be a duration"), "{err}");
 }

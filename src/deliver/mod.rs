@@ -34,6 +34,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use digest::DIGEST_LOOKAHEAD;
 pub use dispatch::{Delivery, Dispatch};
 pub use forum::new_post;
 pub use pack::{
