@@ -23,7 +23,7 @@ mod pacer;
 mod pack;
 mod settings;
 mod settle;
-mod supervise;
+pub(crate) mod supervise;
 mod worker;
 
 use std::sync::Arc;

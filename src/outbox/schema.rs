@@ -8,7 +8,41 @@ use rusqlite::{Connection, OpenFlags};
 use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_REPORTS];
+
+/// Scheduled reports: what was received per quarter-hour slot (unix seconds / 900), panel ('' for
+/// none) and action; up to `NAMES_PER_DAY` usernames per UTC day (unix seconds / 86400), panel and
+/// action for the actions reports list; the relay's own health per slot; and the end (unix
+/// seconds) of the last period each destination was sent each report for.
+pub const SCHEMA_REPORTS: &str = "
+CREATE TABLE tally (
+    slot            INTEGER NOT NULL,
+    panel           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    events          INTEGER NOT NULL,
+    PRIMARY KEY (slot, panel, action)
+) WITHOUT ROWID;
+CREATE TABLE tally_names (
+    day             INTEGER NOT NULL,
+    panel           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    username        TEXT    NOT NULL,
+    slot            INTEGER NOT NULL,
+    PRIMARY KEY (day, panel, action, username)
+) WITHOUT ROWID;
+CREATE TABLE health_tally (
+    slot            INTEGER NOT NULL,
+    kind            TEXT    NOT NULL,
+    count           INTEGER NOT NULL,
+    PRIMARY KEY (slot, kind)
+) WITHOUT ROWID;
+CREATE TABLE reports_sent (
+    destination     TEXT    NOT NULL,
+    report          TEXT    NOT NULL,
+    period_end      INTEGER NOT NULL,
+    PRIMARY KEY (destination, report)
+) WITHOUT ROWID;
+";
 
 /// Owner destinations were named `owner:<admin>:<url hash>`; they are `owner:<url hash>` now, so
 /// admins sharing a webhook share its rows and task. Forgetting destinations without rows needs

@@ -16,6 +16,7 @@ mod draft;
 pub mod filters;
 pub mod limits;
 mod live;
+pub mod report;
 pub mod samples;
 mod shape;
 pub mod template;
@@ -32,6 +33,7 @@ use time::OffsetDateTime;
 pub use builtin::Lang;
 pub use draft::{Draft, Part};
 pub use live::Templates;
+pub use report::{HealthCounts, ReportContext, UserList, REPORT_TEMPLATE};
 pub use shape::{Color, Field, Shape};
 use template::{Format, Leaf, Spec};
 
@@ -338,6 +340,11 @@ impl Renderer {
             let template = &self.active[name];
             let contexts: Vec<Value> = match name.strip_prefix(DIGEST_PREFIX) {
                 Some(action) => samples::digests(action, now).iter().map(Value::from_serialize).collect(),
+                None if name == REPORT_TEMPLATE => ["daily", "weekly"]
+                    .into_iter()
+                    .flat_map(|kind| report::samples(kind, now.unix_timestamp()).into_iter().flatten())
+                    .map(|context| Value::from_serialize(&context))
+                    .collect(),
                 None => match samples::event_for(name, now) {
                     Ok(sample) => {
                         vec![Value::from_serialize(samples::stressed(&sample)), Value::from_serialize(sample)]
@@ -638,6 +645,9 @@ fn template_files(dir: &Path, prefix: &str, problems: &mut Vec<Problem>) -> Vec<
 /// would never be used for the action its author meant. Names the nearest known action.
 fn unknown_action_warning(file: &TemplateFile) -> Option<Problem> {
     let action = file.name.strip_prefix(DIGEST_PREFIX).unwrap_or(&file.name);
+    if file.name == REPORT_TEMPLATE {
+        return None;
+    }
     let known = crate::event::KNOWN_ACTIONS.iter().copied().chain([DEFAULT_TEMPLATE]);
     if known.clone().any(|name| name == action) {
         return None;
@@ -669,8 +679,10 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The template named `prefix` + `action` in `set`, or `prefix` + `default`.
+/// The template named `prefix` + `action` in `set`, or `prefix` + `default`. The report template is
+/// never an event's: an event named `report` gets the default one.
 fn lookup<'a>(set: &'a HashMap<String, Arc<Compiled>>, prefix: &str, action: &str) -> &'a Arc<Compiled> {
+    let action = if prefix.is_empty() && action == REPORT_TEMPLATE { DEFAULT_TEMPLATE } else { action };
     set.get(&format!("{prefix}{action}"))
         .or_else(|| set.get(&format!("{prefix}{DEFAULT_TEMPLATE}")))
         .expect("the built-in set always has default templates")
