@@ -4,6 +4,7 @@
 mod check;
 mod outbox;
 mod render;
+mod report;
 mod send_test;
 
 use std::io::{Read, Write};
@@ -36,6 +37,9 @@ pub enum Command {
     Check,
     /// Print the Discord request bodies the relay would send for a webhook body.
     Render(render::Args),
+    /// Make a report now (the last scheduled period, or any other) and print its request bodies,
+    /// or store it in the outbox for the running relay to send (--send).
+    Report(report::Args),
     /// Post one sample message to every configured destination (mentions left out).
     SendTest(send_test::Args),
     /// Inspect the outbox and manage dead letters.
@@ -52,6 +56,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(),
         Command::Check => check::run(),
         Command::Render(args) => render::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Outbox(command) => outbox::run(&command),
         Command::SendTest(args) => send_test::run(&args),
         Command::Healthcheck => healthcheck(),

@@ -11,20 +11,24 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::deliver::{build_message, next_message};
-use crate::destination::{Destination, Mentions};
+use crate::destination::{Destination, Mentions, Target, DEFAULT_DESTINATION};
 use crate::event::{parse_batch, parse_datetime};
-use crate::render::{limits, samples, Part, Renderer};
+use crate::render::{limits, report, samples, Part, Renderer};
+use crate::reports::ReportKind;
 use crate::startup;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A file holding a webhook body (a JSON array of events or one event); `-` or nothing reads
     /// standard input.
-    #[arg(value_name = "FILE|-", conflicts_with = "action")]
+    #[arg(value_name = "FILE|-", conflicts_with_all = ["action", "report"])]
     file: Option<PathBuf>,
     /// Render the built-in sample event of this action instead.
-    #[arg(long, value_name = "ACTION")]
+    #[arg(long, value_name = "ACTION", conflicts_with = "report")]
     action: Option<String>,
+    /// Render a sample report (two panels) with the report template instead.
+    #[arg(long, value_name = "daily|weekly", value_parser = ReportKind::parse)]
+    report: Option<ReportKind>,
     /// When the body was received, as an RFC 3339 time or unix seconds (default: now). Days left
     /// and event times are computed from it, so a saved body renders as it did when the relay
     /// received it.
@@ -50,6 +54,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("template {problem}; the built-in template is used instead");
     }
     let now = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
+    if let Some(kind) = args.report {
+        let router = startup::router(&config);
+        let destination = router
+            .destinations()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Destination::new(DEFAULT_DESTINATION, Target::DryRun)));
+        let sample = report::samples(kind.name(), now.unix_timestamp()).swap_remove(0);
+        let parts: Vec<Part> = sample.iter().map(|context| loaded.renderer.render_report(context)).collect();
+        let none = Mentions::default();
+        let message = build_message(parts.iter(), &none, &destination);
+        println!("{}", serde_json::to_string_pretty(&message)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let events = match &args.action {
         Some(action) => {
             let known = samples::actions();
