@@ -91,3 +91,6 @@ impl ReportSettings {
         self.schedules.iter().find(|schedule| schedule.kind == kind)
     }
 }
+
+#[cfg(test)]
+mod tests;

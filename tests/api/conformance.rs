@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jsonschema::{Draft, Validator};
 use marzban_discord_relay::deliver::{build_message, next_message};
-use marzban_discord_relay::render::{limits, samples, Lang, Part, Renderer};
+use marzban_discord_relay::render::{limits, report, samples, Lang, Part, Renderer};
 use marzban_discord_relay::routing::{Destination, Mentions, Target};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -26,7 +26,7 @@ const THREAD_ID: &str = "222222222222222222";
 
 /// Discord's schema, as its `about` says to use it: JSON Schema 2020-12, formats (`uri`,
 /// `date-time`) checked too.
-fn discord_schema() -> Validator {
+pub fn discord_schema() -> Validator {
     let file: Value = serde_json::from_str(&fixture("discord-webhook-request.schema.json")).unwrap();
     let schema = json!({
         "$ref": "#/components/schemas/IncomingWebhookRequestPartial",
@@ -40,7 +40,7 @@ fn discord_schema() -> Validator {
 }
 
 /// Where `body` breaks the schema, one line per problem.
-fn violations(schema: &Validator, body: &Value) -> Vec<String> {
+pub fn violations(schema: &Validator, body: &Value) -> Vec<String> {
     schema
         .iter_errors(body)
         .map(|error| format!("{}: …{}", error.instance_path(), tail(&error.to_string(), 300)))
@@ -107,6 +107,10 @@ fn every_sample_that_check_and_send_test_render_matches_discords_schema() {
             parts.push(renderer.render(&event));
             parts.push(renderer.render(&samples::stressed(&event)));
             parts.extend(samples::digests(action, now).iter().map(|digest| renderer.render_digest(digest)));
+        }
+        for kind in ["daily", "weekly"] {
+            let reports = report::samples(kind, now.unix_timestamp());
+            parts.extend(reports.iter().flatten().map(|context| renderer.render_report(context)));
         }
         // One by one, as send-test posts them.
         for part in &parts {

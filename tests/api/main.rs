@@ -20,6 +20,7 @@ mod operations;
 mod owners;
 mod pacing;
 mod pasarguard;
+mod reports;
 mod safety;
 mod storage;
 mod templates;
