@@ -24,7 +24,7 @@ pub struct Args {
     period: ReportKind,
     /// When the period ends: an RFC 3339 time (2026-11-28T09:00:00Z), a local time in REPORTS_TZ
     /// (2026-11-28 09:00) or unix seconds. Default: the last scheduled end if REPORTS schedules
-    /// this report, else now.
+    /// this report, else the end of the current quarter-hour (so it includes everything so far).
     #[arg(long, value_name = "TIME", conflicts_with_all = ["from", "to"])]
     ending: Option<String>,
     /// The start of a period of your own (with --to), in the same forms as --ending.
@@ -85,7 +85,8 @@ fn period(args: &Args, config: &Config, tz: &TimeZone, now: Timestamp) -> anyhow
         None => match config.reports.schedule(kind).and_then(|schedule| schedule.last_period(now, tz)) {
             Some(period) => period,
             None => {
-                let quarter = now.as_second() - now.as_second().rem_euclid(SLOT_SECONDS);
+                // The end of the current quarter-hour slot, so that everything received so far counts.
+                let quarter = now.as_second().div_euclid(SLOT_SECONDS).saturating_add(1).saturating_mul(SLOT_SECONDS);
                 ending_at(kind, Timestamp::from_second(quarter)?, tz)?
             }
         },

@@ -141,4 +141,28 @@ async fn the_tally_counts_per_panel_lists_names_once_and_skips_resends() {
     assert_eq!(none.expired.more, 1, "two expiries, one name");
     assert_eq!((eu.panel.as_deref(), eu.total, eu.net), (Some("eu-1"), 1, 1));
     assert!(none.health.is_some() && eu.health.is_none(), "health once, on the first part");
+
+    // The panel sending an event again (same fingerprint, within the window) counts once.
+    let window = Some(std::time::Duration::from_secs(900));
+    let resent = |first: bool| {
+        let row = crate::outbox::NewRow {
+            destination: "default".into(),
+            received_at_ms: t.as_millisecond(),
+            action: "user_created".into(),
+            username: "d".into(),
+            panel: None,
+            part: "{}".into(),
+            fingerprint: Some("f".into()),
+            may_be_resend: !first,
+            mentions: crate::destination::Mentions::default(),
+        };
+        let tally = Tallied { fingerprint: Some("f".into()), may_be_resend: !first, ..event("user_created", "d", t) };
+        (vec![row], vec![tally])
+    };
+    for first in [true, false] {
+        let (rows, tally) = resent(first);
+        outbox.enqueue_counted(rows, Vec::new(), tally, window).await.unwrap();
+    }
+    let report = Report::read(&outbox, "daily", period).await.unwrap();
+    assert_eq!(report.parts[0].counts["user_created"], 2, "a, and d once");
 }

@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use crate::conformance::{discord_schema, violations};
 use crate::fake_discord::{validate, FakeDiscord};
-use crate::helpers::{fixture, logs, poll_until, spawn_app_in, Options};
+use crate::cli::relay;
+use crate::helpers::{fixture, logs, poll_until, spawn_app_in, Options, SECRET};
 
 /// The fake clock's time, unix seconds.
 type FakeTime = Arc<AtomicI64>;
@@ -153,4 +154,60 @@ async fn a_period_of_10000_events_fits_discords_limits_in_every_language() {
             rest = &rest[count..];
         }
     }
+}
+
+#[tokio::test]
+async fn the_report_command_prints_any_period_and_sends_it_through_the_outbox() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
+    assert_eq!(app.post(fixture("marzban-0.8.4/user_expired.json")).await.status(), 200);
+    app.wait_until_settled().await;
+    app.stop().await;
+
+    let now = Timestamp::now().as_second();
+    let (from, to) = ((now - 3600).to_string(), (now + 3600).to_string());
+    let data_dir = dir.path().display().to_string();
+    let no_templates = dir.path().join("none").display().to_string();
+    let base = [("DATA_DIR", data_dir.as_str()), ("TEMPLATES_DIR", no_templates.as_str())];
+    let args = ["report", "--from", from.as_str(), "--to", to.as_str()];
+    // Blocking is fine here: no relay of this test is running.
+    let output = relay(&args, &base);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(body["embeds"][0]["title"].as_str().unwrap().starts_with("📊 Report"), "{body:#}");
+    assert!(field(&body, "⌛ Expired").contains(r"h5b5cf44\_expired"), "{body:#}");
+    assert_eq!(violations(&discord_schema(), &body), Vec::<String>::new());
+
+    let url = discord.webhook_url();
+    let vars = [base[0], base[1], ("DISCORD_WEBHOOK_URL", url.as_str()), ("WEBHOOK_SECRET", SECRET)];
+    let output = relay(&["report", "--period", "weekly", "--send"], &vars);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("stored 1 report embed(s) for destination default"));
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
+    let weekly = poll_until("the weekly report", || async {
+        discord.messages().into_iter().find(|m| m["embeds"][0]["title"].as_str().is_some_and(|t| t.contains("Weekly")))
+    })
+    .await;
+    assert!(field(&weekly, "Status").contains("Expired: 1"), "{weekly:#}");
+    app.stop().await;
+}
+
+#[test]
+fn a_schedule_that_cannot_be_read_is_refused_naming_the_setting() {
+    for (var, value, says) in [
+        ("REPORTS", "daily@9:00", "REPORTS \"daily@9:00\" is not daily@HH:MM"),
+        ("REPORTS", "daily@09:00,daily@21:00", "REPORTS names daily twice"),
+        ("REPORTS_TZ", "Europe/Atlantis", "REPORTS_TZ \"Europe/Atlantis\" is not an IANA time zone name"),
+    ] {
+        let output = relay(&["check"], &[(var, value)]);
+        assert_eq!(output.status.code(), Some(1), "{var}={value}");
+        let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(said.contains(says), "{var}={value}: {said}");
+    }
+    let output = relay(&["render", "--report", "weekly"], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(body["embeds"].as_array().unwrap().len(), 2, "two sample panels");
+    assert!(body["embeds"][0]["title"].as_str().unwrap().contains("Weekly report · eu-1"));
 }
