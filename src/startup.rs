@@ -10,13 +10,13 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::deliver::supervise::keep_running;
 use crate::deliver::{Delivery, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics, OwnerMetrics};
 use crate::outbox::Outbox;
-use crate::deliver::supervise::keep_running;
 use crate::render::Templates;
 use crate::reports::{self, Producer};
 use crate::routing::Router;
@@ -169,7 +169,12 @@ fn start_reports(
     }
     for recipient in &recipients {
         let names: Vec<&str> = recipient.reports.iter().map(|kind| kind.name()).collect();
-        log::info!("destination {}: {} reports ({})", recipient.destination.name, names.join(", "), settings.time_zone.iana_name().unwrap_or("UTC"));
+        log::info!(
+            "destination {}: {} reports ({})",
+            recipient.destination.name,
+            names.join(", "),
+            settings.time_zone.iana_name().unwrap_or("UTC")
+        );
     }
     let producer =
         Producer::new(outbox.clone(), templates.clone(), settings.clone(), recipients, Some(delivery.dispatch()));

@@ -62,7 +62,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         if args.send {
             let rows = report.rows(&destination.name, &loaded.renderer, now_ms());
             let stored = outbox.enqueue(rows, None).await?.stored;
-            println!("stored {stored} report embed(s) for destination {}; the running relay sends them", destination.name);
+            println!(
+                "stored {stored} report embed(s) for destination {}; the running relay sends them",
+                destination.name
+            );
         } else {
             print_bodies(&report, &loaded.renderer, &destination)?;
         }

@@ -106,7 +106,9 @@ impl Outbox {
 
     /// The tally of `[start, end)` (unix seconds, rounded down to slots).
     pub async fn period_tally(&self, start: i64, end: i64) -> Result<PeriodTally, OutboxError> {
-        self.reader.read(move |conn| period_tally(conn, start.div_euclid(SLOT_SECONDS), end.div_euclid(SLOT_SECONDS))).await
+        self.reader
+            .read(move |conn| period_tally(conn, start.div_euclid(SLOT_SECONDS), end.div_euclid(SLOT_SECONDS)))
+            .await
     }
 
     /// The end (unix seconds) of the last period `destination` was sent `report` for.
@@ -164,14 +166,14 @@ impl Outbox {
 /// Tallies `events`, skipping those whose fingerprint was stored within `dedup_window` (the panel
 /// sending them again). Runs before the batch's own rows are stored.
 pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option<Duration>) -> rusqlite::Result<()> {
-    let mut seen = conn.prepare_cached(
-        "SELECT 1 FROM messages WHERE fingerprint = ?1 AND received_at >= ?2 LIMIT 1",
-    )?;
+    let mut seen =
+        conn.prepare_cached("SELECT 1 FROM messages WHERE fingerprint = ?1 AND received_at >= ?2 LIMIT 1")?;
     let mut count = conn.prepare_cached(
         "INSERT INTO tally (slot, panel, action, events) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + 1",
     )?;
-    let mut kept = conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE day = ?1 AND panel = ?2 AND action = ?3")?;
+    let mut kept =
+        conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE day = ?1 AND panel = ?2 AND action = ?3")?;
     let mut name = conn.prepare_cached(
         "INSERT OR IGNORE INTO tally_names (day, panel, action, username, slot) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;

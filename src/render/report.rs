@@ -129,7 +129,11 @@ pub fn samples(report: &str, to: i64) -> Vec<Vec<ReportContext>> {
     }
     eu.total = eu.counts.values().sum();
     eu.net = 11;
-    eu.expired = UserList { total: 5, names: ["alice", "bob_the_builder", "carol", "dave", "erin"].map(String::from).into(), more: 0 };
+    eu.expired = UserList {
+        total: 5,
+        names: ["alice", "bob_the_builder", "carol", "dave", "erin"].map(String::from).into(),
+        more: 0,
+    };
     eu.limited = UserList { total: 2, names: vec!["frank".into(), "grace".into()], more: 0 };
     eu.health = Some(HealthCounts { delivered: 48, retried: 2, rate_limited: 1, dead: 0, paused: 0 });
     let mut us = ReportContext::empty(report, from, to, Some("us-2".into()));
@@ -148,6 +152,7 @@ pub fn samples(report: &str, to: i64) -> Vec<Vec<ReportContext>> {
     let names: Vec<String> = (0..crate::reports::NAMES_SHOWN).map(long).collect();
     busy.expired = UserList { total: per_action, more: per_action - names.len() as i64, names: names.clone() };
     busy.limited = UserList { total: per_action, more: per_action - names.len() as i64, names };
-    busy.health = Some(HealthCounts { delivered: 9_999_999, retried: 123_456, rate_limited: 7_890, dead: 12, paused: 3 });
+    busy.health =
+        Some(HealthCounts { delivered: 9_999_999, retried: 123_456, rate_limited: 7_890, dead: 12, paused: 3 });
     vec![vec![eu, us], vec![ReportContext::empty(report, from, to, None)], vec![busy]]
 }

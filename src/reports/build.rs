@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use super::{Period, NAMES_SHOWN};
 use crate::destination::Mentions;
 use crate::outbox::{HealthKind, NewRow, Outbox, OutboxError, PeriodTally};
-use crate::render::{HealthCounts, ReportContext, Renderer, UserList, REPORT_TEMPLATE};
+use crate::render::{HealthCounts, Renderer, ReportContext, UserList, REPORT_TEMPLATE};
 
 /// A report of one period: its parts, one per panel that sent anything (one part when none did).
 #[derive(Debug, Clone, PartialEq, Eq)]

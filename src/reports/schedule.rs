@@ -33,9 +33,10 @@ impl ReportKind {
     }
 
     pub fn parse(name: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|kind| kind.name() == name.trim()).ok_or_else(|| {
-            format!("{:?} is not a report (daily or weekly)", name.trim())
-        })
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name.trim())
+            .ok_or_else(|| format!("{:?} is not a report (daily or weekly)", name.trim()))
     }
 
     /// How many local calendar days one period spans.
@@ -95,9 +96,8 @@ pub fn parse_reports(value: &str) -> Result<Vec<Schedule>, String> {
 }
 
 fn parse_entry(entry: &str) -> Result<Schedule, String> {
-    let shape = || {
-        format!("{entry:?} is not daily@HH:MM or weekly@DAY HH:MM (DAY: mon, tue, …, sun; MM: 00, 15, 30 or 45)")
-    };
+    let shape =
+        || format!("{entry:?} is not daily@HH:MM or weekly@DAY HH:MM (DAY: mon, tue, …, sun; MM: 00, 15, 30 or 45)");
     let (kind, when) = entry.split_once('@').ok_or_else(shape)?;
     let kind = ReportKind::parse(kind).map_err(|err| format!("{entry:?}: {err}"))?;
     let when = when.trim();
@@ -237,7 +237,10 @@ mod tests {
         // Before today's time, the period is yesterday's; exactly at it, today's has ended.
         let early = daily("09:00").last_period(at("2026-03-10T08:59:59Z"), &utc).unwrap();
         assert_eq!(early.end, at("2026-03-09T09:00:00Z"));
-        assert_eq!(daily("09:00").last_period(at("2026-03-10T09:00:00Z"), &utc).unwrap().end, at("2026-03-10T09:00:00Z"));
+        assert_eq!(
+            daily("09:00").last_period(at("2026-03-10T09:00:00Z"), &utc).unwrap().end,
+            at("2026-03-10T09:00:00Z")
+        );
         assert_eq!(daily("09:00").next_end(at("2026-03-10T09:00:00Z"), &utc), Some(at("2026-03-11T09:00:00Z")));
     }
 

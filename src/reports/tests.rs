@@ -56,7 +56,10 @@ async fn a_period_is_stored_once_even_across_a_restart() {
     let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
     // The first look only records where reports start: the relay has no tally of that day.
     assert_eq!(reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap(), 0);
-    outbox.enqueue_counted(Vec::new(), Vec::new(), vec![event("user_created", "alice", at("2026-03-10T08:30:00Z"))], None).await.unwrap();
+    outbox
+        .enqueue_counted(Vec::new(), Vec::new(), vec![event("user_created", "alice", at("2026-03-10T08:30:00Z"))], None)
+        .await
+        .unwrap();
     assert_eq!(reports.next_due(at("2026-03-10T08:00:00Z")), Some(at("2026-03-10T09:00:00Z")));
     assert_eq!(reports.run_due(at("2026-03-10T08:59:59Z")).await.unwrap(), 0, "not due yet");
     assert_eq!(reports.run_due(at("2026-03-10T09:00:00Z")).await.unwrap(), 1);
@@ -165,4 +168,53 @@ async fn the_tally_counts_per_panel_lists_names_once_and_skips_resends() {
     }
     let report = Report::read(&outbox, "daily", period).await.unwrap();
     assert_eq!(report.parts[0].counts["user_created"], 2, "a, and d once");
+}
+
+#[test]
+fn the_routes_file_chooses_who_gets_which_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    let write = |reports: &str| {
+        std::fs::write(
+            &routes,
+            format!(
+                "[destinations.audit]\nurl = \"https://discord.com/api/webhooks/1/t\"\n{reports}\n\
+                 [destinations.alerts]\nurl = \"https://discord.com/api/webhooks/2/t\"\n\
+                 [[rules]]\nto = [\"audit\", \"alerts\"]\n"
+            ),
+        )
+        .unwrap();
+    };
+    let vars = |reports: &str| -> std::collections::HashMap<String, String> {
+        [
+            ("WEBHOOK_SECRET", "s"),
+            ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/3/t"),
+            ("ROUTES_FILE", routes.to_str().unwrap()),
+            ("REPORTS", reports),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    };
+    let chosen = |config: &crate::config::Config| -> Vec<(String, Vec<ReportKind>)> {
+        recipients(&crate::startup::router(config), config.routes.as_ref(), &config.reports)
+            .into_iter()
+            .map(|r| (r.destination.name.clone(), r.reports))
+            .collect()
+    };
+
+    write("");
+    let config = crate::config::Config::from_vars(&vars("daily@09:00,weekly@mon 09:00")).unwrap();
+    assert_eq!(chosen(&config), [("default".to_owned(), vec![ReportKind::Daily, ReportKind::Weekly])]);
+
+    write("reports = [\"weekly\"]");
+    let config = crate::config::Config::from_vars(&vars("daily@09:00,weekly@mon 09:00")).unwrap();
+    assert_eq!(chosen(&config), [("audit".to_owned(), vec![ReportKind::Weekly])], "default no longer");
+
+    let refused = crate::config::Config::from_vars(&vars("daily@09:00")).unwrap_err().to_string();
+    assert!(refused.starts_with("REPORTS has no weekly report"), "{refused}");
+
+    write("reports = [\"monthly\"]");
+    let refused = crate::config::Config::from_vars(&vars("daily@09:00")).unwrap_err().to_string();
+    assert!(refused.contains("destinations.audit.reports: \"monthly\" is not a report"), "{refused}");
 }

@@ -16,9 +16,9 @@ use marzban_discord_relay::render::{limits, Lang, Part, Renderer};
 use marzban_discord_relay::reports::{Clock, Period, Report, NAMES_SHOWN};
 use serde_json::Value;
 
+use crate::cli::relay;
 use crate::conformance::{discord_schema, violations};
 use crate::fake_discord::{validate, FakeDiscord};
-use crate::cli::relay;
 use crate::helpers::{fixture, logs, poll_until, spawn_app_in, Options, SECRET};
 
 /// The fake clock's time, unix seconds.
@@ -147,8 +147,9 @@ async fn a_period_of_10000_events_fits_discords_limits_in_every_language() {
         let mut rest = queue.as_slice();
         while !rest.is_empty() {
             let (count, mentions) = next_message(rest, limits::EMBEDS_PER_MESSAGE);
-            let body = serde_json::to_value(build_message(rest[..count].iter().map(|(p, _)| *p), &mentions, &destination))
-                .unwrap();
+            let body =
+                serde_json::to_value(build_message(rest[..count].iter().map(|(p, _)| *p), &mentions, &destination))
+                    .unwrap();
             assert_eq!(validate(&body), Vec::<String>::new(), "{lang}: {body:#}");
             assert_eq!(violations(&schema, &body), Vec::<String>::new(), "{lang}: {body:#}");
             rest = &rest[count..];
