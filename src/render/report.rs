@@ -149,7 +149,8 @@ pub fn samples(report: &str, to: i64) -> Vec<Vec<ReportContext>> {
     busy.total = busy.counts.values().sum();
     busy.net = 0;
     let long = |i: usize| format!("{}_{i}*_@everyone", "کاربر_ü汉字".repeat(4));
-    let names: Vec<String> = (0..crate::reports::NAMES_SHOWN).map(long).collect();
+    // As many as the report's builder lists: as fit 900 characters.
+    let names: Vec<String> = (0..12).map(long).collect();
     busy.expired = UserList { total: per_action, more: per_action - names.len() as i64, names: names.clone() };
     busy.limited = UserList { total: per_action, more: per_action - names.len() as i64, names };
     busy.health =

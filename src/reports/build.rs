@@ -4,6 +4,12 @@
 use std::collections::BTreeSet;
 
 use super::{Period, NAMES_SHOWN};
+use crate::render::filters::escape_markdown;
+use crate::render::limits;
+
+/// Characters of escaped usernames a list may take: a field holds 1,024, and "and 12,345 more"
+/// (in any language, with the isolates around values in Persian) must fit after them.
+const NAMES_CHARS: usize = 900;
 use crate::destination::Mentions;
 use crate::outbox::{HealthKind, NewRow, Outbox, OutboxError, PeriodTally};
 use crate::render::{HealthCounts, Renderer, ReportContext, UserList, REPORT_TEMPLATE};
@@ -71,9 +77,20 @@ pub fn build_report(report: &str, period: Period, tally: &PeriodTally) -> Report
     Report { parts: contexts }
 }
 
+/// The first users of `action` on `panel`: at most [`NAMES_SHOWN`], and only as many as fit
+/// [`NAMES_CHARS`] once escaped, so that "and K more" still fits in the field after them.
 fn listed(tally: &PeriodTally, panel: &str, action: &str, total: i64) -> UserList {
     let kept = tally.names.get(&(panel.to_owned(), action.to_owned())).map(Vec::as_slice).unwrap_or_default();
-    let names: Vec<String> = kept.iter().take(NAMES_SHOWN).cloned().collect();
+    let mut used = 0;
+    let names: Vec<String> = kept
+        .iter()
+        .take(NAMES_SHOWN)
+        .take_while(|name| {
+            used += limits::chars(&escape_markdown(name)) + 4;
+            used <= NAMES_CHARS
+        })
+        .cloned()
+        .collect();
     let more = total.saturating_sub(names.len() as i64).max(0);
     UserList { total, names, more }
 }

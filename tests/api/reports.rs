@@ -133,7 +133,7 @@ async fn a_period_of_10000_events_fits_discords_limits_in_every_language() {
     let report = Report::read(&outbox, "daily", period).await.unwrap();
     assert_eq!(report.parts.iter().map(|part| part.total).sum::<i64>(), 10_000);
     for part in &report.parts {
-        assert_eq!(part.expired.names.len(), NAMES_SHOWN);
+        assert!((1..=NAMES_SHOWN).contains(&part.expired.names.len()), "{:?}", part.expired.names);
         assert_eq!(part.expired.names.len() as i64 + part.expired.more, part.expired.total);
     }
 
@@ -142,6 +142,12 @@ async fn a_period_of_10000_events_fits_discords_limits_in_every_language() {
     for &lang in Lang::ALL {
         let renderer = Renderer::builtin(lang);
         let parts: Vec<Part> = report.parts.iter().map(|context| renderer.render_report(context)).collect();
+        if lang == Lang::En {
+            for part in &parts {
+                let expired = part.embed.fields.iter().find(|f| f.name == "⌛ Expired").unwrap();
+                assert!(expired.value.ends_with(" more"), "the count of the rest survives: {}", expired.value);
+            }
+        }
         let none = Mentions::default();
         let queue: Vec<(&Part, &Mentions)> = parts.iter().map(|part| (part, &none)).collect();
         let mut rest = queue.as_slice();
