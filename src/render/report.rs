@@ -15,7 +15,8 @@ use crate::event::KNOWN_ACTIONS;
 pub const REPORT_TEMPLATE: &str = "report";
 
 /// The users of one listed action (expired, limited) in a report: the first few by name, and how
-/// many more there were.
+/// many more there were. At most `reports::NAMES_SHOWN` names, and only as many as fit 900
+/// characters, so the count of the rest still fits the field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct UserList {
     /// Events of this action in the period.
