@@ -81,8 +81,8 @@ const WEEKDAYS: [(&str, Weekday); 7] = [
     ("sun", Weekday::Sunday),
 ];
 
-/// Parses `REPORTS`: comma-separated `daily@HH:MM` and `weekly@DAY HH:MM` (DAY: mon…sun), each
-/// report at most once. Empty: no reports.
+/// Parses `REPORTS`: comma-separated `daily@HH:MM` and `weekly@DAY HH:MM` (DAY: mon…sun; or
+/// `weekly@DAY-HH:MM`), each report at most once. Empty: no reports.
 pub fn parse_reports(value: &str) -> Result<Vec<Schedule>, String> {
     let mut schedules: Vec<Schedule> = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
@@ -96,15 +96,20 @@ pub fn parse_reports(value: &str) -> Result<Vec<Schedule>, String> {
 }
 
 fn parse_entry(entry: &str) -> Result<Schedule, String> {
-    let shape =
-        || format!("{entry:?} is not daily@HH:MM or weekly@DAY HH:MM (DAY: mon, tue, …, sun; MM: 00, 15, 30 or 45)");
+    let shape = || {
+        format!(
+            "{entry:?} is not daily@HH:MM or weekly@DAY HH:MM (or weekly@DAY-HH:MM; DAY: mon, tue, …, sun; MM: 00, \
+             15, 30 or 45)"
+        )
+    };
     let (kind, when) = entry.split_once('@').ok_or_else(shape)?;
     let kind = ReportKind::parse(kind).map_err(|err| format!("{entry:?}: {err}"))?;
     let when = when.trim();
     let (weekday, time) = match kind {
         ReportKind::Daily => (None, when),
         ReportKind::Weekly => {
-            let (day, time) = when.split_once(' ').ok_or_else(shape)?;
+            // A dash works as well as a space, for `.env` files, where a space needs quotes.
+            let (day, time) = when.split_once([' ', '-']).ok_or_else(shape)?;
             let day = day.trim().to_ascii_lowercase();
             let weekday = WEEKDAYS.iter().find(|(name, _)| *name == day).map(|(_, d)| *d).ok_or_else(shape)?;
             (Some(weekday), time.trim())
@@ -205,6 +210,7 @@ mod tests {
             ]
         );
         assert_eq!(schedules[1].to_string(), "weekly@mon 18:30");
+        assert_eq!(parse_reports("weekly@mon-18:30").unwrap()[0], schedules[1], "a dash needs no quotes in .env");
         assert!(parse_reports("").unwrap().is_empty());
     }
 
