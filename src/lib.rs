@@ -35,6 +35,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod outbox;
 pub mod render;
+pub mod reports;
 pub mod routing;
 pub mod secret;
 pub mod startup;

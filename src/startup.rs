@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::deliver::supervise::keep_running;
 use crate::deliver::{Delivery, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
@@ -17,6 +18,7 @@ use crate::ingest::{self, Auth, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics, OwnerMetrics};
 use crate::outbox::Outbox;
 use crate::render::Templates;
+use crate::reports::{self, Producer};
 use crate::routing::Router;
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
@@ -34,6 +36,8 @@ pub struct Application {
     port: u16,
     delivery: Delivery,
     templates: Arc<Templates>,
+    /// The report producer's task and its stop token, when reports are scheduled.
+    reports: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -75,6 +79,7 @@ impl Application {
             health: health.clone(),
         };
         let delivery = Delivery::start(&router, stored, services, config.delivered_retention);
+        let reports = start_reports(&config, &router, &outbox, &templates, &delivery, &health, &metrics);
         let state = web::Data::new(State {
             auth: auth(&config),
             templates: templates.clone(),
@@ -106,7 +111,7 @@ impl Application {
         .listen(listener)?
         .run();
         log::info!("listening on port {port}");
-        Ok(Self { server, port, delivery, templates })
+        Ok(Self { server, port, delivery, templates, reports })
     }
 
     /// The live template set, to reload it.
@@ -132,10 +137,53 @@ impl Application {
                 server.await
             }
         };
+        if let Some((stop, task)) = self.reports {
+            stop.cancel();
+            let _ = task.await;
+        }
         self.delivery.stop().await;
         log::info!("stopped");
         served.context("the HTTP server task failed")?.context("the HTTP server failed")
     }
+}
+
+/// Starts the report producer, supervised like a delivery task (as `reports`), when `REPORTS`
+/// schedules any report for some destination.
+fn start_reports(
+    config: &Config,
+    router: &Router,
+    outbox: &Outbox,
+    templates: &Arc<Templates>,
+    delivery: &Delivery,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+) -> Option<(CancellationToken, tokio::task::JoinHandle<()>)> {
+    let settings = &config.reports;
+    if settings.schedules.is_empty() {
+        return None;
+    }
+    let recipients = reports::recipients(router, config.routes.as_ref(), settings);
+    if recipients.is_empty() {
+        log::warn!("REPORTS is set but no destination gets reports (see README, Reports)");
+        return None;
+    }
+    for recipient in &recipients {
+        let names: Vec<&str> = recipient.reports.iter().map(|kind| kind.name()).collect();
+        log::info!(
+            "destination {}: {} reports ({})",
+            recipient.destination.name,
+            names.join(", "),
+            settings.time_zone.iana_name().unwrap_or("UTC")
+        );
+    }
+    let producer =
+        Producer::new(outbox.clone(), templates.clone(), settings.clone(), recipients, Some(delivery.dispatch()));
+    let stop = CancellationToken::new();
+    let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        keep_running("reports", &health, &metrics, &shutdown, || producer.clone().run(shutdown.clone())).await;
+    });
+    Some((stop, task))
 }
 
 /// `default` (from `DISCORD_WEBHOOK_URL`, or the dry-run log when nothing else is configured) and

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::destination::Target;
 use crate::render::Renderer;
+use crate::reports;
 use crate::startup;
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -37,6 +38,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     for (label, _) in &config.panels {
         println!("  panel {label}: POST /webhook/{label}");
     }
+    print_reports(&config);
     println!("  templates: {} over the built-in {} set", config.templates_dir.display(), config.template_lang);
 
     let loaded = Renderer::load(&config.templates_dir, config.template_lang);
@@ -59,4 +61,23 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
     println!("{} problem(s); the relay would use the built-in template wherever one of yours fails", problems.len());
     Ok(ExitCode::FAILURE)
+}
+
+/// `REPORTS`: which reports, when, and to whom.
+fn print_reports(config: &Config) {
+    let settings = &config.reports;
+    if settings.schedules.is_empty() {
+        return;
+    }
+    let when: Vec<String> = settings.schedules.iter().map(ToString::to_string).collect();
+    let tz = settings.time_zone.iana_name().unwrap_or("UTC");
+    println!("  reports: {} ({tz})", when.join(", "));
+    let recipients = reports::recipients(&startup::router(config), config.routes.as_ref(), settings);
+    if recipients.is_empty() {
+        println!("  warning: REPORTS is set but no destination gets reports");
+    }
+    for recipient in recipients {
+        let kinds: Vec<&str> = recipient.reports.iter().map(|kind| kind.name()).collect();
+        println!("  reports to {}: {}", recipient.destination.name, kinds.join(", "));
+    }
 }

@@ -4,6 +4,7 @@
 mod check;
 mod outbox;
 mod render;
+mod report;
 mod send_test;
 
 use std::io::{Read, Write};
@@ -40,6 +41,9 @@ pub enum Command {
     /// burst of samples (as digests), each after a `# to destination NAME` line. Exit code 1 when
     /// one of your templates failed and the built-in one stood in.
     Render(render::Args),
+    /// Make a report now (the last scheduled period, or any other) and print its request bodies,
+    /// or store it in the outbox for the running relay to send (--send).
+    Report(report::Args),
     /// Post one sample message to every configured destination (mentions left out).
     SendTest(send_test::Args),
     /// Inspect the outbox and manage dead letters.
@@ -56,6 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(),
         Command::Check => check::run(),
         Command::Render(args) => render::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Outbox(command) => outbox::run(&command),
         Command::SendTest(args) => send_test::run(&args),
         Command::Healthcheck => healthcheck(),

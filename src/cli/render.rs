@@ -7,12 +7,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use time::OffsetDateTime;
 
+use std::sync::Arc;
+
 use crate::config::{parse_count, Config};
-use crate::deliver::preview;
+use crate::deliver::{build_message, preview};
+use crate::destination::{Destination, Mentions, Target, DEFAULT_DESTINATION};
 use crate::event::{parse_batch, parse_datetime, Event};
 use crate::ingest::prepare_events;
 use crate::outbox::RowMeta;
-use crate::render::{samples, Part, Renderer};
+use crate::render::{report, samples, Part, Renderer};
+use crate::reports::ReportKind;
 use crate::startup;
 
 /// The line before each request body `render` prints, followed by the destination's name: the
@@ -28,11 +32,14 @@ pub const BURST_MAX: usize = 10_000;
 pub struct Args {
     /// A file holding a webhook body (a JSON array of events or one event); `-` or nothing reads
     /// standard input.
-    #[arg(value_name = "FILE|-", conflicts_with = "action")]
+    #[arg(value_name = "FILE|-", conflicts_with_all = ["action", "report"])]
     file: Option<PathBuf>,
     /// Render the built-in sample event of this action instead.
-    #[arg(long, value_name = "ACTION")]
+    #[arg(long, value_name = "ACTION", conflicts_with = "report")]
     action: Option<String>,
+    /// Render a sample report (two panels) with the report template instead.
+    #[arg(long, value_name = "daily|weekly", value_parser = ReportKind::parse)]
+    report: Option<ReportKind>,
     /// When the body was received, as an RFC 3339 time or unix seconds (default: now). Days left
     /// and event times are computed from it, so a saved body renders as it did when the relay
     /// received it.
@@ -66,6 +73,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("warning: template {problem}; the built-in template is used instead");
     }
     let now = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
+    if let Some(kind) = args.report {
+        let router = startup::router(&config);
+        let destination = router
+            .destinations()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Destination::new(DEFAULT_DESTINATION, Target::DryRun)));
+        let sample = report::samples(kind.name(), now.unix_timestamp()).swap_remove(0);
+        let parts: Vec<Part> = sample.iter().map(|context| loaded.renderer.render_report(context)).collect();
+        let none = Mentions::default();
+        let message = build_message(parts.iter(), &none, &destination);
+        println!("{DESTINATION_LINE}{}", destination.name);
+        println!("{}", serde_json::to_string_pretty(&message)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let events = match (&args.action, args.burst) {
         (Some(action), burst) => {
             let known = samples::actions();

@@ -12,6 +12,7 @@ use crate::deliver::DeliverySettings;
 use crate::destination::{parse_tags, Forum, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
 use crate::render::Lang;
+use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
 use crate::routing::Routes;
 use crate::secret::Secret;
 
@@ -122,6 +123,8 @@ pub struct Config {
     /// event (`user_disabled`, `user_enabled`, `user_limited`, `user_expired`) of the same user by
     /// the same admin is one edit, sent as the status event's embed alone. `false` sends both.
     pub fold_updates: bool,
+    /// `REPORTS` and `REPORTS_TZ`: scheduled reports (none by default), see [`ReportSettings`].
+    pub reports: ReportSettings,
     /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
     /// and shown by `check`. Each names the variable.
     pub warnings: Vec<String>,
@@ -174,6 +177,7 @@ impl Config {
         }
         let discord_forum = forum(&env, discord_webhook_url.as_ref())?;
         let mut delivery = delivery_settings(&env)?;
+        let reports = report_settings(&env, routes.as_ref())?;
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
         let allow_no_secret = env.parse_or("ALLOW_NO_SECRET", false, parse_bool)?;
         // `POST /` is a panel of its own when it takes requests at all.
@@ -225,6 +229,7 @@ impl Config {
             )
             .filter(|window| !window.is_zero()),
             fold_updates: env.parse_or("FOLD_UPDATES", true, parse_bool)?,
+            reports,
             warnings,
         })
     }
@@ -264,6 +269,21 @@ fn forum(env: &Env, url: Option<&WebhookUrl>) -> Result<Option<Forum>, ConfigErr
         )),
         Some(_) => Ok(Some(Forum { tags })),
     }
+}
+
+/// `REPORTS` and `REPORTS_TZ`; every report a routes-file destination asks for must be scheduled.
+fn report_settings(env: &Env, routes: Option<&Routes>) -> Result<ReportSettings, ConfigError> {
+    let schedules = env.parse_or("REPORTS", Vec::new(), parse_reports)?;
+    let time_zone = env.parse_or("REPORTS_TZ", jiff::tz::TimeZone::UTC, parse_time_zone)?;
+    for (name, kinds) in routes.iter().flat_map(|routes| routes.reports.iter()) {
+        if let Some(kind) = kinds.iter().find(|kind| !schedules.iter().any(|s| s.kind == **kind)) {
+            return Err(invalid(
+                "REPORTS",
+                format!("has no {kind} report, which destination {name:?} of ROUTES_FILE asks for (reports = [...])"),
+            ));
+        }
+    }
+    Ok(ReportSettings { schedules, time_zone, ..ReportSettings::default() })
 }
 
 fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {

@@ -1,6 +1,6 @@
 //! Starting, waking and stopping the destination tasks: one per destination, started when a
 //! destination is first named (an owner admin's webhook) and stopped when it is forgotten; and the
-//! hourly pruning of delivered rows and unused owner webhooks.
+//! hourly pruning of delivered rows, unused owner webhooks and the reports' old tally.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -174,6 +174,11 @@ async fn prune(dispatch: Dispatch, retention: Duration, shutdown: CancellationTo
                  without rows"
             ),
             Err(err) => log::warn!("could not prune old delivered rows: {err}"),
+        }
+        // The reports' tally is kept for its own span, whatever DELIVERED_RETENTION says.
+        let keep_ms = crate::reports::KEEP_DAYS.saturating_mul(86_400_000);
+        if let Err(err) = dispatch.inner.services.outbox.prune_tally(now_ms().saturating_sub(keep_ms)).await {
+            log::warn!("could not prune the reports' old tally: {err}");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -22,7 +22,7 @@ use super::{Sent, Step};
 use crate::destination::{Destination, Mentions, DIGEST_TAG_KEY};
 use crate::discord::Outcome;
 use crate::outbox::{OutboxError, PostKey, Row, RowMeta};
-use crate::render::{Part, PostTitle, Renderer};
+use crate::render::{Part, PostTitle, Renderer, REPORT_TEMPLATE};
 
 /// The action whose delivery ends a user's post.
 const USER_DELETED: &str = "user_deleted";
@@ -62,8 +62,9 @@ pub fn same_post_rows<'a>(rows: impl IntoIterator<Item = &'a RowMeta>) -> Vec<us
     if head.action == USER_DELETED {
         return taken;
     }
+    let post = user_post(head);
     for (i, row) in rows {
-        if row.panel != head.panel || row.username != head.username {
+        if user_post(row) != post {
             continue;
         }
         taken.push(i);
@@ -78,9 +79,17 @@ pub fn same_post_rows<'a>(rows: impl IntoIterator<Item = &'a RowMeta>) -> Vec<us
 /// post of the day.
 pub fn post_key(rows: &[RowMeta], digest: bool) -> PostKey {
     match (digest, rows.first()) {
-        (false, Some(head)) => PostKey::User { panel: head.panel.clone(), username: head.username.clone() },
+        (false, Some(head)) => user_post(head),
         _ => digest_post(rows),
     }
+}
+
+/// The post of `row`'s user. A scheduled report is one message whatever the panels it covers, so
+/// its rows (one per panel, named `daily report`, `weekly report`) share one post per report,
+/// panel aside: no panel user can take the name, which has a space.
+fn user_post(row: &RowMeta) -> PostKey {
+    let panel = if row.action == REPORT_TEMPLATE { None } else { row.panel.clone() };
+    PostKey::User { panel, username: row.username.clone() }
 }
 
 /// The title and tags of a new post for `key`, made by a message of `action`.
@@ -213,6 +222,22 @@ mod tests {
             row(6, "user_created", "ali", None),
         ];
         assert_eq!(ids(&same_post(window)), [1, 4, 5], "another user, another panel, and the new ali wait");
+    }
+
+    #[test]
+    fn a_reports_panels_share_one_post_of_that_report() {
+        let window = vec![
+            row(1, "report", "daily report", None),
+            row(2, "report", "daily report", Some("eu")),
+            row(3, "user_created", "ali", Some("eu")),
+            row(4, "report", "weekly report", Some("eu")),
+        ];
+        assert_eq!(ids(&same_post(window.clone())), [1, 2]);
+        let metas: Vec<RowMeta> = window.into_iter().map(|(row, _)| row.meta).collect();
+        let daily = PostKey::User { panel: None, username: "daily report".into() };
+        assert_eq!((post_key(&metas[1..2], false), post_key(&metas[..2], false)), (daily.clone(), daily));
+        let ali = PostKey::User { panel: Some("eu".into()), username: "ali".into() };
+        assert_eq!(post_key(&metas[2..3], false), ali, "a user's post stays per panel");
     }
 
     #[test]

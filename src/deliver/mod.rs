@@ -28,7 +28,7 @@ mod pack;
 pub mod preview;
 mod settings;
 mod settle;
-mod supervise;
+pub(crate) mod supervise;
 mod worker;
 
 use std::sync::Arc;

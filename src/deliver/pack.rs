@@ -118,7 +118,8 @@ pub fn mention_chars(mentions: &Mentions) -> usize {
 /// head row does, so a ping never rides on a digest of events that did not ask for it.
 pub fn digest_members(window: &[RowMeta], threshold: usize) -> Option<Vec<&RowMeta>> {
     let head = window.first()?;
-    if threshold == 0 {
+    // A report's embeds are summaries already, never listed in a digest.
+    if threshold == 0 || head.action == crate::render::REPORT_TEMPLATE {
         return None;
     }
     let mut others: HashSet<&str> = HashSet::new();

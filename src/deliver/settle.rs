@@ -9,7 +9,7 @@ use super::worker::Worker;
 use super::{Sent, Step};
 use crate::discord::{self, Outcome, Scope, Wait};
 use crate::metrics::ScopeLabels;
-use crate::outbox::{now_ms, OutboxError, RowMeta};
+use crate::outbox::{now_ms, HealthKind, OutboxError, RowMeta};
 
 impl Worker {
     /// Records what Discord said about the message of `rows` (`embeds` embeds), which carried
@@ -23,12 +23,22 @@ impl Worker {
     ) -> Result<Step, OutboxError> {
         match outcome {
             Outcome::Delivered => self.delivered(rows, embeds, sent).await,
-            Outcome::RateLimited { retry_after: Some(wait), scope } => Ok(self.rate_limited(wait, scope)),
-            Outcome::RateLimited { retry_after: None, .. } => Ok(self.banned()),
+            Outcome::RateLimited { retry_after: Some(wait), scope } => {
+                self.note_health(HealthKind::RateLimited).await;
+                Ok(self.rate_limited(wait, scope))
+            }
+            Outcome::RateLimited { retry_after: None, .. } => {
+                self.note_health(HealthKind::RateLimited).await;
+                Ok(self.banned())
+            }
             Outcome::Transient { detail, .. } => self.retry_later(rows, detail).await,
             Outcome::Rejected { status, detail } => self.rejected(rows, status, detail, sent).await,
-            Outcome::Gone { status, detail } => Ok(self.gone(status, &detail)),
+            Outcome::Gone { status, detail } => {
+                self.note_health(HealthKind::Paused).await;
+                Ok(self.gone(status, &detail))
+            }
             Outcome::ThreadUnusable { status, locked, detail } => {
+                self.note_health(HealthKind::Paused).await;
                 let what = if locked { "is locked or archived for good" } else { "was deleted" };
                 Ok(self.pause(&format!(
                     "Discord answered {status}: the thread this destination posts into {what} ({detail})"
@@ -185,6 +195,14 @@ impl Worker {
         self.health.pause(name, &reason);
         self.paused = Some(reason);
         Step::Paused
+    }
+
+    /// Counts an outcome that changes no row in the relay's health, for reports. A failure to count
+    /// it is logged, and delivery goes on.
+    async fn note_health(&self, kind: HealthKind) {
+        if let Err(err) = self.outbox.note_health(kind, 1).await {
+            log::warn!("{}: could not count {} for reports: {err}", self.destination.name, kind.name());
+        }
     }
 
     /// Remembers when the current run of failures (5xx, timeouts, 429s) began.

@@ -34,9 +34,10 @@ pub(super) async fn supervise(
 }
 
 /// Runs the task `start` makes until `shutdown`. A task that ends before that (it panicked) is
-/// counted in `relay_delivery_task_restarts_total`, logged at error, shown in `/readyz` while it
-/// is down, and started again after a backoff that doubles up to [`RESTART_DELAY_MAX`].
-async fn keep_running<F, Fut>(
+/// counted in `relay_delivery_task_restarts_total` (labelled with `name`), logged at error, shown
+/// in `/readyz` while it is down, and started again after a backoff that doubles up to
+/// [`RESTART_DELAY_MAX`]. The report producer runs under it too, as `reports`.
+pub(crate) async fn keep_running<F, Fut>(
     name: &str,
     health: &Health,
     metrics: &Metrics,
@@ -65,7 +66,7 @@ async fn keep_running<F, Fut>(
         let wait = RESTART_DELAY_FIRST.saturating_mul(1 << restarts.saturating_sub(1).min(16)).min(RESTART_DELAY_MAX);
         metrics.task_restarts.get_or_create(&DestinationLabels::of(name)).inc();
         health.task_stopped(name, &reason);
-        log::error!("{name}: the delivery task stopped unexpectedly ({reason}); starting it again in {wait:?}");
+        log::error!("{name}: the task stopped unexpectedly ({reason}); starting it again in {wait:?}");
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}

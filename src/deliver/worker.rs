@@ -10,13 +10,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::digest::Burst;
-use super::forum::{new_post, same_post, Post};
+use super::forum::{new_post, post_key, same_post, Post};
 use super::pacer::Pacer;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
 use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics};
-use crate::outbox::{Outbox, OutboxError, PostKey, Row, RowMeta};
+use crate::outbox::{Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
 
 /// Waits at least this long are logged and shown in `/readyz` as a parked destination.
@@ -106,7 +106,7 @@ impl Worker {
         let (rows, parts): (Vec<RowMeta>, Vec<Part>) =
             parts.into_iter().take(count).map(|(row, part)| (row.meta, part)).unzip();
         if self.destination.forum.is_some() {
-            let key = PostKey::User { panel: rows[0].panel.clone(), username: rows[0].username.clone() };
+            let key = post_key(&rows, false);
             let creator = rows[0].action.clone();
             return self.send_in_post(key, &creator, &rows, &parts, &mentions, Sent::Embeds).await;
         }

@@ -266,7 +266,8 @@ async fn receive(
         IngestError::Unavailable
     })??;
 
-    let stored = state.outbox.enqueue_with(prepared.rows, prepared.remember, state.dedup_window).await;
+    let stored =
+        state.outbox.enqueue_counted(prepared.rows, prepared.remember, prepared.tally, state.dedup_window).await;
     let enqueued = stored.map_err(|err| {
         log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);
         hint_at_first_503(state, label.as_deref());

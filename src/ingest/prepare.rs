@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::IngestError;
 use crate::destination::{Destination, Origin, Target};
 use crate::event::{parse_batch, Event, Rejection};
-use crate::outbox::{NewRow, StoredDestination};
+use crate::outbox::{NewRow, StoredDestination, Tallied};
 use crate::render::Renderer;
 use crate::routing::Router;
 
@@ -31,6 +31,8 @@ pub struct Prepared {
     pub destinations: BTreeMap<String, Arc<Destination>>,
     /// Owner admins' webhooks to remember with the rows.
     pub remember: Vec<StoredDestination>,
+    /// Every accepted event (folded, muted and unrouted ones too), for scheduled reports.
+    pub tally: Vec<Tallied>,
 }
 
 /// Parses, routes and renders a body: CPU work, run off the async workers.
@@ -68,6 +70,17 @@ pub fn prepare_events(
         rows: Vec::with_capacity(events.len()),
         destinations: BTreeMap::new(),
         remember: Vec::new(),
+        tally: events
+            .iter()
+            .map(|event| Tallied {
+                action: event.action.to_string(),
+                panel: event.panel.clone(),
+                username: event.username.clone(),
+                received_at_ms,
+                fingerprint: event.fingerprint.clone(),
+                may_be_resend: event.may_be_resend,
+            })
+            .collect(),
     };
     for (index, event) in events.iter().enumerate() {
         if folded.contains(&index) {

@@ -15,6 +15,7 @@ mod forum;
 mod queries;
 mod reader;
 mod schema;
+mod tally;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::destination::Mentions;
 pub use forum::PostKey;
 use reader::Reader;
+pub use tally::{HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_DAY, OTHER_ACTION, SLOT_SECONDS};
 use writer::Writer;
 
 /// What a stored row takes besides its part, roughly (columns, index entries).
@@ -203,14 +205,26 @@ impl Outbox {
         destinations: Vec<StoredDestination>,
         dedup_window: Option<Duration>,
     ) -> Result<Enqueued, OutboxError> {
+        self.enqueue_inner(rows, destinations, Arc::new(Vec::new()), dedup_window).await
+    }
+
+    async fn enqueue_inner(
+        &self,
+        rows: Vec<NewRow>,
+        destinations: Vec<StoredDestination>,
+        tally: Arc<Vec<Tallied>>,
+        dedup_window: Option<Duration>,
+    ) -> Result<Enqueued, OutboxError> {
         let (rows, destinations) = (Arc::new(rows), Arc::new(destinations));
         let max_bytes = self.max_bytes;
         let attempt = || {
-            let (rows, destinations) = (rows.clone(), destinations.clone());
+            let (rows, destinations, tally) = (rows.clone(), destinations.clone(), tally.clone());
             self.writer.call(move |conn| {
                 if !queries::room_for(conn, &rows, max_bytes)? {
                     return Err(OutboxError::Full);
                 }
+                // Before the rows: a re-sent event is recognised by the rows stored earlier.
+                tally::record(conn, &tally, dedup_window)?;
                 Ok(queries::store(conn, &rows, &destinations, dedup_window)?)
             })
         };
@@ -261,24 +275,43 @@ impl Outbox {
         self.reader.read(move |conn| queries::due(conn, &destination, limit)).await
     }
 
-    /// Marks rows delivered.
+    /// Marks the rows of one message Discord accepted delivered, counting the message in the
+    /// relay's health.
     pub async fn mark_delivered(&self, ids: Vec<i64>) -> Result<(), OutboxError> {
-        self.finish(ids, "delivered", None).await
+        self.finish(ids, "delivered", None, (HealthKind::Delivered, 1)).await
     }
 
     /// Marks rows dead (kept, never sent again unless retried by hand) with the reason.
     pub async fn mark_dead(&self, ids: Vec<i64>, reason: String) -> Result<(), OutboxError> {
-        self.finish(ids, "dead", Some(reason)).await
+        let count = ids.len() as i64;
+        self.finish(ids, "dead", Some(reason), (HealthKind::Dead, count)).await
     }
 
-    async fn finish(&self, ids: Vec<i64>, state: &'static str, reason: Option<String>) -> Result<(), OutboxError> {
+    async fn finish(
+        &self,
+        ids: Vec<i64>,
+        state: &'static str,
+        reason: Option<String>,
+        (kind, count): (HealthKind, i64),
+    ) -> Result<(), OutboxError> {
         let now = now_ms();
-        self.writer.call(move |conn| queries::finish(conn, &ids, state, now, reason.as_deref())).await
+        self.writer
+            .call(move |conn| {
+                queries::finish(conn, &ids, state, now, reason.as_deref())?;
+                tally::add_health(conn, kind, count, now)
+            })
+            .await
     }
 
-    /// Counts a failed attempt on rows that stay pending.
+    /// Counts a failed attempt on rows that stay pending (and a retry in the relay's health).
     pub async fn record_attempt(&self, ids: Vec<i64>, error: String) -> Result<(), OutboxError> {
-        self.writer.call(move |conn| queries::record_attempt(conn, &ids, &error)).await
+        let now = now_ms();
+        self.writer
+            .call(move |conn| {
+                queries::record_attempt(conn, &ids, &error)?;
+                tally::add_health(conn, HealthKind::Retried, 1, now)
+            })
+            .await
     }
 
     /// Destinations that have pending rows.

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS];
 
 /// Forum mode: which post (thread) of a forum destination holds a user's messages, or a day's
 /// digests (`kind` 'digest', `name` the UTC date). `panel` is '' for events without a panel label.
@@ -22,6 +22,40 @@ CREATE TABLE forum_posts (
     created_at      INTEGER NOT NULL,
     PRIMARY KEY (destination, kind, panel, name)
 );
+";
+
+/// Scheduled reports: what was received per quarter-hour slot (unix seconds / 900), panel ('' for
+/// none) and action; up to `NAMES_PER_DAY` usernames per UTC day (unix seconds / 86400), panel and
+/// action for the actions reports list; the relay's own health per slot; and the end (unix
+/// seconds) of the last period each destination was sent each report for.
+pub const SCHEMA_REPORTS: &str = "
+CREATE TABLE tally (
+    slot            INTEGER NOT NULL,
+    panel           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    events          INTEGER NOT NULL,
+    PRIMARY KEY (slot, panel, action)
+) WITHOUT ROWID;
+CREATE TABLE tally_names (
+    day             INTEGER NOT NULL,
+    panel           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    username        TEXT    NOT NULL,
+    slot            INTEGER NOT NULL,
+    PRIMARY KEY (day, panel, action, username)
+) WITHOUT ROWID;
+CREATE TABLE health_tally (
+    slot            INTEGER NOT NULL,
+    kind            TEXT    NOT NULL,
+    count           INTEGER NOT NULL,
+    PRIMARY KEY (slot, kind)
+) WITHOUT ROWID;
+CREATE TABLE reports_sent (
+    destination     TEXT    NOT NULL,
+    report          TEXT    NOT NULL,
+    period_end      INTEGER NOT NULL,
+    PRIMARY KEY (destination, report)
+) WITHOUT ROWID;
 ";
 
 /// Owner destinations were named `owner:<admin>:<url hash>`; they are `owner:<url hash>` now, so

@@ -174,7 +174,7 @@ macro_rules! language {
             "default", "user_created", "user_updated", "user_deleted", "user_limited", "user_expired",
             "user_enabled", "user_disabled", "data_usage_reset", "data_reset_by_next", "subscription_revoked",
             "reached_usage_percent", "reached_days_left", "user_activated", "user_deactivated",
-            "digest/default",
+            "digest/default", "report",
         )
     };
 }

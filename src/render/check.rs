@@ -5,7 +5,9 @@
 use minijinja::value::Value;
 use time::OffsetDateTime;
 
-use super::{edges, limits, samples, Color, Compiled, LeafRef, Problem, Renderer, DIGEST_PREFIX};
+use super::{
+    edges, limits, report, samples, Color, Compiled, LeafRef, Problem, Renderer, DIGEST_PREFIX, REPORT_TEMPLATE,
+};
 
 /// A problem and the events it showed on.
 struct Found {
@@ -36,6 +38,7 @@ impl Renderer {
             let template = &self.active[name];
             let contexts = match name.strip_prefix(DIGEST_PREFIX) {
                 Some(action) => digest_contexts(action, now),
+                None if name == REPORT_TEMPLATE => report_contexts(now),
                 None => match event_contexts(name, now, &edge_events) {
                     Ok(contexts) => contexts,
                     Err(message) => {
@@ -98,6 +101,21 @@ impl Found {
         }
         problem
     }
+}
+
+/// The sample reports (daily and weekly, several panels, long user lists) the report template is
+/// checked against.
+fn report_contexts(now: OffsetDateTime) -> Vec<(String, Value)> {
+    ["daily", "weekly"]
+        .into_iter()
+        .flat_map(|kind| report::samples(kind, now.unix_timestamp()).into_iter().flatten())
+        .map(|context| {
+            (
+                format!("a sample {} report of panel {:?}", context.report, context.panel),
+                Value::from_serialize(&context),
+            )
+        })
+        .collect()
 }
 
 /// The events the template of `action` is checked against, each with what it is.

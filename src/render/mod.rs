@@ -19,6 +19,7 @@ pub mod filters;
 mod forum;
 pub mod limits;
 mod live;
+pub mod report;
 pub mod samples;
 mod shape;
 pub mod template;
@@ -36,6 +37,7 @@ pub use builtin::Lang;
 pub use draft::{Draft, Part};
 pub use forum::{PostTitle, THREAD_NAME, TITLES_FILE};
 pub use live::Templates;
+pub use report::{HealthCounts, ReportContext, UserList, REPORT_TEMPLATE};
 pub use shape::{Color, Field, Shape};
 use template::{Format, Leaf, Spec};
 
@@ -618,6 +620,9 @@ fn template_files(dir: &Path, prefix: &str, problems: &mut Vec<Problem>) -> Vec<
 /// would never be used for the action its author meant. Names the nearest known action.
 fn unknown_action_warning(file: &TemplateFile) -> Option<Problem> {
     let action = file.name.strip_prefix(DIGEST_PREFIX).unwrap_or(&file.name);
+    if file.name == REPORT_TEMPLATE {
+        return None;
+    }
     let known = crate::event::KNOWN_ACTIONS.iter().copied().chain([DEFAULT_TEMPLATE]);
     if known.clone().any(|name| name == action) {
         return None;
@@ -649,8 +654,10 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The template named `prefix` + `action` in `set`, or `prefix` + `default`.
+/// The template named `prefix` + `action` in `set`, or `prefix` + `default`. The report template is
+/// never an event's: an event named `report` gets the default one.
 fn lookup<'a>(set: &'a HashMap<String, Arc<Compiled>>, prefix: &str, action: &str) -> &'a Arc<Compiled> {
+    let action = if prefix.is_empty() && action == REPORT_TEMPLATE { DEFAULT_TEMPLATE } else { action };
     set.get(&format!("{prefix}{action}"))
         .or_else(|| set.get(&format!("{prefix}{DEFAULT_TEMPLATE}")))
         .expect("the built-in set always has default templates")

@@ -12,6 +12,7 @@ use crate::config::{inline_or_file, toml_problem, InlineOrFileError};
 use crate::destination::{Destination, Forum, Mentions, Origin, Target};
 use crate::discord::WebhookUrl;
 use crate::event::KNOWN_ACTIONS;
+use crate::reports::ReportKind;
 use crate::secret::Secret;
 
 #[derive(Deserialize)]
@@ -47,6 +48,8 @@ struct DestinationSpec {
     #[serde(default)]
     forum: bool,
     tags: Option<BTreeMap<String, TagIds>>,
+    // Scheduled reports (REPORTS): which reports this destination gets.
+    reports: Option<Vec<String>>,
 }
 
 /// A forum tag id, or a list of them.
@@ -150,7 +153,10 @@ impl Routes {
                 .and_then(|value| Secret::parse(value).map_err(|e| problems.push(format!("{at}.secret {e}"))).ok());
             routes.panels.extend(secret.map(|secret| (label, secret)));
         }
-        for (name, spec) in file.destinations {
+        for (name, mut spec) in file.destinations {
+            if let Some(reports) = spec.reports.take() {
+                routes.reports.insert(name.clone(), report_kinds(&name, &reports, problems));
+            }
             if let Some(destination) = destination(&name, spec, base, reserved, problems) {
                 routes.destinations.push(destination);
             }
@@ -171,6 +177,19 @@ impl Routes {
         }
         routes
     }
+}
+
+/// A destination's `reports = [...]`: report names (daily, weekly), each once.
+fn report_kinds(name: &str, reports: &[String], problems: &mut Vec<String>) -> Vec<ReportKind> {
+    let mut kinds = Vec::new();
+    for report in reports {
+        match ReportKind::parse(report) {
+            Ok(kind) if kinds.contains(&kind) => problems.push(format!("destinations.{name}.reports: {kind} twice")),
+            Ok(kind) => kinds.push(kind),
+            Err(err) => problems.push(format!("destinations.{name}.reports: {err}")),
+        }
+    }
+    kinds
 }
 
 fn check_action(action: &str, at: &str, problems: &mut Vec<String>) {

@@ -66,6 +66,8 @@ pub struct Routes {
     pub destinations: Vec<Destination>,
     pub rules: Vec<Rule>,
     pub mute: HashSet<String>,
+    /// Scheduled reports: destination name → the reports it gets (`reports = ["daily"]`).
+    pub reports: std::collections::BTreeMap<String, Vec<crate::reports::ReportKind>>,
 }
 
 /// Decides the destinations of each event.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use jsonschema::{Draft, Validator};
 use marzban_discord_relay::deliver::{build_message, next_message};
-use marzban_discord_relay::render::{limits, samples, Lang, Part, Renderer};
+use marzban_discord_relay::render::{limits, report, samples, Lang, Part, Renderer};
 use marzban_discord_relay::routing::{Destination, Mentions, Target};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -113,6 +113,10 @@ fn every_sample_that_check_and_send_test_render_matches_discords_schema() {
             parts.push(renderer.render(&event));
             parts.push(renderer.render(&samples::stressed(&event)));
             parts.extend(samples::digests(action, now).iter().map(|digest| renderer.render_digest(digest)));
+        }
+        for kind in ["daily", "weekly"] {
+            let reports = report::samples(kind, now.unix_timestamp());
+            parts.extend(reports.iter().flatten().map(|context| renderer.render_report(context)));
         }
         // One by one, as send-test posts them.
         for part in &parts {

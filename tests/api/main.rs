@@ -22,6 +22,7 @@ mod owners;
 mod pacing;
 mod pasarguard;
 mod preview;
+mod reports;
 mod safety;
 mod storage;
 mod templates;

@@ -1,0 +1,254 @@
+//! What scheduled reports need, kept apart from the message rows: a tally of received events per
+//! quarter-hour slot, panel and action (written at ingest in the same transaction as the events'
+//! rows); up to [`NAMES_PER_DAY`] usernames per UTC day, panel and action for the actions a report
+//! lists; the relay's own health per slot (written with the delivery outcome it counts); and the
+//! last period each destination was sent each report for (written in the same transaction as the
+//! report's rows, so a report is stored exactly once per period and destination).
+//!
+//! Kept for as long as the caller's pruning says (`reports::KEEP_DAYS`), whatever
+//! `DELIVERED_RETENTION` does to the message rows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{queries, NewRow, Outbox, OutboxError};
+use crate::event::KNOWN_ACTIONS;
+
+/// The tally's slot: a quarter of an hour, in seconds.
+pub const SLOT_SECONDS: i64 = 900;
+
+const DAY_SECONDS: i64 = 86_400;
+
+/// How many usernames are kept per UTC day, panel and listed action; the rest are only counted.
+pub const NAMES_PER_DAY: i64 = 50;
+
+/// The actions whose usernames a report lists.
+pub const LISTED_ACTIONS: [&str; 2] = ["user_expired", "user_limited"];
+
+/// Actions not sent by any known panel are tallied under this name, so a sender cannot make the
+/// tally grow with made-up action names.
+pub const OTHER_ACTION: &str = "other";
+
+/// One received event, as the tally sees it.
+#[derive(Debug, Clone)]
+pub struct Tallied {
+    pub action: String,
+    pub panel: Option<String>,
+    pub username: String,
+    pub received_at_ms: i64,
+    /// As in [`NewRow`]: an event the panel may be sending again is not counted twice when a row
+    /// with its fingerprint was stored within the de-duplication window.
+    pub fingerprint: Option<String>,
+    pub may_be_resend: bool,
+}
+
+/// What the relay's health counts, per slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthKind {
+    /// A message Discord accepted.
+    Delivered,
+    /// A failed attempt that will be retried (5xx, timeout, connection error).
+    Retried,
+    /// A 429 (or a ban).
+    RateLimited,
+    /// A row that became a dead letter.
+    Dead,
+    /// A destination paused because its webhook is gone.
+    Paused,
+}
+
+impl HealthKind {
+    pub const ALL: [HealthKind; 5] =
+        [HealthKind::Delivered, HealthKind::Retried, HealthKind::RateLimited, HealthKind::Dead, HealthKind::Paused];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthKind::Delivered => "delivered",
+            HealthKind::Retried => "retried",
+            HealthKind::RateLimited => "rate_limited",
+            HealthKind::Dead => "dead",
+            HealthKind::Paused => "paused",
+        }
+    }
+}
+
+/// The tally of a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeriodTally {
+    /// (panel, action) → events received; panel `""` is events without a panel label.
+    pub events: BTreeMap<(String, String), i64>,
+    /// (panel, listed action) → the usernames kept, in the order received, each once.
+    pub names: BTreeMap<(String, String), Vec<String>>,
+    /// Health kind name → count.
+    pub health: BTreeMap<String, i64>,
+}
+
+impl Outbox {
+    /// [`Outbox::enqueue_with`], also tallying `tally` (in the same transaction).
+    pub async fn enqueue_counted(
+        &self,
+        rows: Vec<NewRow>,
+        destinations: Vec<super::StoredDestination>,
+        tally: Vec<Tallied>,
+        dedup_window: Option<Duration>,
+    ) -> Result<super::Enqueued, OutboxError> {
+        self.enqueue_inner(rows, destinations, Arc::new(tally), dedup_window).await
+    }
+
+    /// Counts `count` of `kind` in the relay's health now.
+    pub async fn note_health(&self, kind: HealthKind, count: i64) -> Result<(), OutboxError> {
+        let now = super::now_ms();
+        self.writer.call(move |conn| add_health(conn, kind, count, now)).await
+    }
+
+    /// The tally of `[start, end)` (unix seconds, rounded down to slots).
+    pub async fn period_tally(&self, start: i64, end: i64) -> Result<PeriodTally, OutboxError> {
+        self.reader
+            .read(move |conn| period_tally(conn, start.div_euclid(SLOT_SECONDS), end.div_euclid(SLOT_SECONDS)))
+            .await
+    }
+
+    /// The end (unix seconds) of the last period `destination` was sent `report` for.
+    pub async fn report_sent(&self, destination: &str, report: &str) -> Result<Option<i64>, OutboxError> {
+        let (destination, report) = (destination.to_owned(), report.to_owned());
+        self.reader.read(move |conn| sent(conn, &destination, &report)).await
+    }
+
+    /// Stores `rows` (a report for the period ending `period_end`, unix seconds) and records that
+    /// period as sent to `destination`, all in one transaction; unless a period ending at or after
+    /// it was already recorded, in which case nothing is stored and the answer is `false`.
+    pub async fn store_report(
+        &self,
+        destination: String,
+        report: String,
+        period_end: i64,
+        rows: Vec<NewRow>,
+    ) -> Result<bool, OutboxError> {
+        let max_bytes = self.max_bytes;
+        self.writer
+            .call(move |conn| {
+                if sent(conn, &destination, &report)?.is_some_and(|end| end >= period_end) {
+                    return Ok(false);
+                }
+                if !queries::room_for(conn, &rows, max_bytes)? {
+                    return Err(OutboxError::Full);
+                }
+                queries::store(conn, &rows, &[], None)?;
+                conn.execute(
+                    "INSERT INTO reports_sent (destination, report, period_end) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (destination, report) DO UPDATE SET period_end = excluded.period_end",
+                    params![destination, report, period_end],
+                )?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Deletes the tally, names and health counted before `before_ms`. Returns how many rows.
+    pub async fn prune_tally(&self, before_ms: i64) -> Result<usize, OutboxError> {
+        let slot = before_ms.div_euclid(1000).div_euclid(SLOT_SECONDS);
+        let day = before_ms.div_euclid(1000).div_euclid(DAY_SECONDS);
+        self.writer
+            .call(move |conn| {
+                Ok::<_, rusqlite::Error>(
+                    conn.execute("DELETE FROM tally WHERE slot < ?1", params![slot])?
+                        + conn.execute("DELETE FROM tally_names WHERE day < ?1", params![day])?
+                        + conn.execute("DELETE FROM health_tally WHERE slot < ?1", params![slot])?,
+                )
+            })
+            .await
+    }
+}
+
+/// Tallies `events`, skipping those whose fingerprint was stored within `dedup_window` (the panel
+/// sending them again). Runs before the batch's own rows are stored.
+pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option<Duration>) -> rusqlite::Result<()> {
+    let mut seen =
+        conn.prepare_cached("SELECT 1 FROM messages WHERE fingerprint = ?1 AND received_at >= ?2 LIMIT 1")?;
+    let mut count = conn.prepare_cached(
+        "INSERT INTO tally (slot, panel, action, events) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + 1",
+    )?;
+    let mut kept =
+        conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE day = ?1 AND panel = ?2 AND action = ?3")?;
+    let mut name = conn.prepare_cached(
+        "INSERT OR IGNORE INTO tally_names (day, panel, action, username, slot) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for event in events {
+        if let (Some(window), Some(fingerprint), true) = (dedup_window, &event.fingerprint, event.may_be_resend) {
+            let since = event.received_at_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+            if seen.query_row(params![fingerprint, since], |_| Ok(())).optional()?.is_some() {
+                continue;
+            }
+        }
+        let action = if KNOWN_ACTIONS.contains(&event.action.as_str()) { event.action.as_str() } else { OTHER_ACTION };
+        let panel = event.panel.as_deref().unwrap_or("");
+        let seconds = event.received_at_ms.div_euclid(1000);
+        let slot = seconds.div_euclid(SLOT_SECONDS);
+        count.execute(params![slot, panel, action])?;
+        if LISTED_ACTIONS.contains(&action) {
+            let day = seconds.div_euclid(DAY_SECONDS);
+            let held: i64 = kept.query_row(params![day, panel, action], |r| r.get(0))?;
+            if held < NAMES_PER_DAY {
+                name.execute(params![day, panel, action, event.username, slot])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts `count` of `kind` in the slot of `now_ms`.
+pub(super) fn add_health(conn: &Connection, kind: HealthKind, count: i64, now_ms: i64) -> rusqlite::Result<()> {
+    if count <= 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO health_tally (slot, kind, count) VALUES (?1, ?2, ?3)
+         ON CONFLICT (slot, kind) DO UPDATE SET count = count + excluded.count",
+    )?
+    .execute(params![now_ms.div_euclid(1000).div_euclid(SLOT_SECONDS), kind.name(), count])?;
+    Ok(())
+}
+
+fn period_tally(conn: &Connection, from_slot: i64, to_slot: i64) -> rusqlite::Result<PeriodTally> {
+    let mut tally = PeriodTally::default();
+    let mut events = conn.prepare_cached(
+        "SELECT panel, action, SUM(events) FROM tally WHERE slot >= ?1 AND slot < ?2 GROUP BY panel, action",
+    )?;
+    for row in events.query_map(params![from_slot, to_slot], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))? {
+        let (key, count) = row?;
+        tally.events.insert(key, count);
+    }
+    let (from_day, to_day) =
+        ((from_slot * SLOT_SECONDS).div_euclid(DAY_SECONDS), (to_slot * SLOT_SECONDS).div_euclid(DAY_SECONDS));
+    let mut names = conn.prepare_cached(
+        "SELECT panel, action, username FROM tally_names
+         WHERE day >= ?1 AND day <= ?2 AND slot >= ?3 AND slot < ?4 ORDER BY slot, username",
+    )?;
+    let rows = names.query_map(params![from_day, to_day, from_slot, to_slot], |r| {
+        Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, String>(2)?))
+    })?;
+    for row in rows {
+        let (key, username) = row?;
+        let list = tally.names.entry(key).or_default();
+        if !list.contains(&username) {
+            list.push(username);
+        }
+    }
+    let mut health =
+        conn.prepare_cached("SELECT kind, SUM(count) FROM health_tally WHERE slot >= ?1 AND slot < ?2 GROUP BY kind")?;
+    for row in health.query_map(params![from_slot, to_slot], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (kind, count) = row?;
+        tally.health.insert(kind, count);
+    }
+    Ok(tally)
+}
+
+fn sent(conn: &Connection, destination: &str, report: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT period_end FROM reports_sent WHERE destination = ?1 AND report = ?2")?
+        .query_row(params![destination, report], |r| r.get(0))
+        .optional()
+}

@@ -1,0 +1,148 @@
+//! The report producer: a task that, whenever a scheduled period has ended, stores that period's
+//! report as rows for every destination that gets it, and wakes their delivery tasks.
+//!
+//! Exactly once per period and destination, across restarts: the outbox records the end of the
+//! last period each destination was sent each report for, in the same transaction as the report's
+//! rows. After downtime only the latest period that has ended is sent (once), not every period
+//! missed. The first time a destination is given a report, the period that has just ended is only
+//! recorded, not sent: the relay has no tally of it; the first report comes at the next scheduled
+//! time.
+//!
+//! [`Producer::run_due`] is one step that tests drive with any time; [`Producer::run`] loops it on
+//! the settings' clock.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use super::{Report, ReportKind, ReportSettings};
+use crate::deliver::Dispatch;
+use crate::destination::{Destination, DEFAULT_DESTINATION};
+use crate::outbox::{now_ms, Outbox, OutboxError};
+use crate::render::Templates;
+use crate::routing::{Router, Routes};
+
+/// A destination that gets reports, and which.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub destination: Arc<Destination>,
+    pub reports: Vec<ReportKind>,
+}
+
+/// Who gets which reports: every routes-file destination with `reports = [...]` gets those; when
+/// none has one, the `default` destination gets every report `REPORTS` schedules.
+pub fn recipients(router: &Router, routes: Option<&Routes>, settings: &ReportSettings) -> Vec<Recipient> {
+    let scheduled: Vec<ReportKind> = settings.schedules.iter().map(|s| s.kind).collect();
+    if scheduled.is_empty() {
+        return Vec::new();
+    }
+    let chosen = routes.map(|routes| &routes.reports).filter(|reports| !reports.is_empty());
+    router
+        .destinations()
+        .iter()
+        .filter_map(|destination| {
+            let reports = match chosen {
+                Some(chosen) => chosen.get(&destination.name)?.clone(),
+                None if destination.name == DEFAULT_DESTINATION => scheduled.clone(),
+                None => return None,
+            };
+            (!reports.is_empty()).then(|| Recipient { destination: destination.clone(), reports })
+        })
+        .collect()
+}
+
+/// Stores reports when they are due.
+#[derive(Clone)]
+pub struct Producer {
+    outbox: Outbox,
+    templates: Arc<Templates>,
+    settings: ReportSettings,
+    recipients: Vec<Recipient>,
+    /// Wakes the recipients' delivery tasks; none when only storing (tests).
+    dispatch: Option<Dispatch>,
+}
+
+impl Producer {
+    pub fn new(
+        outbox: Outbox,
+        templates: Arc<Templates>,
+        settings: ReportSettings,
+        recipients: Vec<Recipient>,
+        dispatch: Option<Dispatch>,
+    ) -> Self {
+        Self { outbox, templates, settings, recipients, dispatch }
+    }
+
+    /// Stores every report due at `now` that is not stored yet: for each recipient and report, the
+    /// latest period that has ended. Returns how many reports were stored.
+    pub async fn run_due(&self, now: Timestamp) -> Result<usize, OutboxError> {
+        let mut stored = 0;
+        for recipient in &self.recipients {
+            for kind in &recipient.reports {
+                if self.run_one(recipient, *kind, now).await? {
+                    stored += 1;
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn run_one(&self, recipient: &Recipient, kind: ReportKind, now: Timestamp) -> Result<bool, OutboxError> {
+        let tz = &self.settings.time_zone;
+        let Some(period) = self.settings.schedule(kind).and_then(|schedule| schedule.last_period(now, tz)) else {
+            return Ok(false);
+        };
+        let name = &recipient.destination.name;
+        let end = period.end.as_second();
+        match self.outbox.report_sent(name, kind.name()).await? {
+            Some(sent) if sent >= end => return Ok(false),
+            Some(_) => {}
+            None => {
+                self.outbox.store_report(name.clone(), kind.name().into(), end, Vec::new()).await?;
+                log::info!("{name}: {kind} reports start with the period after the one ending {}", period.end);
+                return Ok(false);
+            }
+        }
+        let report = Report::read(&self.outbox, kind.name(), period).await?;
+        let rows = report.rows(name, &self.templates.current(), now_ms());
+        let fresh = self.outbox.store_report(name.clone(), kind.name().into(), end, rows).await?;
+        if fresh {
+            log::info!("{name}: stored the {kind} report of {} to {}", period.start, period.end);
+            if let Some(dispatch) = &self.dispatch {
+                dispatch.wake(&recipient.destination);
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// When the next report is due after `now`, if any is scheduled for a recipient.
+    pub fn next_due(&self, now: Timestamp) -> Option<Timestamp> {
+        let tz = &self.settings.time_zone;
+        self.recipients
+            .iter()
+            .flat_map(|recipient| recipient.reports.iter())
+            .filter_map(|kind| self.settings.schedule(*kind)?.next_end(now, tz))
+            .min()
+    }
+
+    /// Stores reports as they fall due until `shutdown`: looks at the clock, stores what is due,
+    /// and sleeps until the next report is due (at most `recheck`). A failure to store (a full
+    /// outbox) is logged and tried again at the next look.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let now = self.settings.clock.now();
+            if let Err(err) = self.run_due(now).await {
+                log::warn!("could not store a scheduled report; trying again shortly: {err}");
+            }
+            let until_due = self
+                .next_due(now)
+                .and_then(|due| std::time::Duration::try_from(due.duration_since(now)).ok())
+                .unwrap_or(self.settings.recheck);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(until_due.min(self.settings.recheck)) => {}
+            }
+        }
+    }
+}
