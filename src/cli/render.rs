@@ -7,16 +7,17 @@ use std::process::ExitCode;
 use anyhow::Context;
 use time::OffsetDateTime;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{parse_count, Config};
-use crate::deliver::{build_message, preview};
-use crate::destination::{Destination, Mentions, Target, DEFAULT_DESTINATION};
+use crate::deliver::preview;
+use crate::destination::{Destination, Target, DEFAULT_DESTINATION};
 use crate::event::{parse_batch, parse_datetime, Event};
 use crate::ingest::prepare_events;
-use crate::outbox::RowMeta;
+use crate::outbox::{NewRow, RowMeta};
 use crate::render::{report, samples, Part, Renderer};
-use crate::reports::ReportKind;
+use crate::reports::{Report, ReportKind};
 use crate::startup;
 
 /// The line before each request body `render` prints, followed by the destination's name: the
@@ -80,12 +81,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .first()
             .cloned()
             .unwrap_or_else(|| Arc::new(Destination::new(DEFAULT_DESTINATION, Target::DryRun)));
-        let sample = report::samples(kind.name(), now.unix_timestamp()).swap_remove(0);
-        let parts: Vec<Part> = sample.iter().map(|context| loaded.renderer.render_report(context)).collect();
-        let none = Mentions::default();
-        let message = build_message(parts.iter(), &none, &destination);
-        println!("{DESTINATION_LINE}{}", destination.name);
-        println!("{}", serde_json::to_string_pretty(&message)?);
+        let sample = Report { parts: report::samples(kind.name(), now.unix_timestamp()).swap_remove(0) };
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let rows = sample.rows(&destination.name, &loaded.renderer, now_ms);
+        let destinations = BTreeMap::from([(destination.name.clone(), destination)]);
+        print_rows(rows, &destinations, &config, &loaded.renderer)?;
         return Ok(ExitCode::SUCCESS);
     }
     let events = match (&args.action, args.burst) {
@@ -120,8 +120,35 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // pending at once (digests of bursts, the rest packed), destination by destination.
     let router = startup::router(&config);
     let prepared = prepare_events(&events, now, &loaded.renderer, &router, config.fold_updates);
+    print_rows(prepared.rows, &prepared.destinations, &config, &loaded.renderer)?;
+    let (fell_back, failures) = loaded.renderer.fallbacks();
+    if fell_back > 0 {
+        eprintln!(
+            "warning: {fell_back} embed(s) above were not rendered with the template in use: it failed, so the \
+             built-in template (or a minimal embed) stands in, as the relay would do"
+        );
+        for (problem, action) in &failures {
+            eprintln!("  {problem} (action {action})");
+        }
+    }
+    if fell_back > 0 || !loaded.problems.is_empty() {
+        eprintln!("render: exit code 1 because a template of yours failed; `check` lists every problem");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the messages delivery would send for `rows` (all pending at once), destination by
+/// destination, each body after its [`DESTINATION_LINE`] on standard output; which forum post a
+/// message goes into is said on standard error. `render` and `report` print through this.
+pub(super) fn print_rows(
+    rows: Vec<NewRow>,
+    destinations: &BTreeMap<String, Arc<Destination>>,
+    config: &Config,
+    renderer: &Renderer,
+) -> anyhow::Result<()> {
     let mut queues: Vec<(String, Vec<(RowMeta, Part)>)> = Vec::new();
-    for (id, row) in prepared.rows.into_iter().enumerate() {
+    for (id, row) in rows.into_iter().enumerate() {
         let part: Part = serde_json::from_str(&row.part).context("a rendered part reads back")?;
         let meta = RowMeta {
             id: i64::try_from(id).unwrap_or(i64::MAX),
@@ -138,10 +165,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     for (name, rows) in queues {
-        let destination = &prepared.destinations[&name];
+        let destination = destinations.get(&name).context("a row's destination is known")?;
         let threshold = config.delivery.digest_threshold;
         let several_panels = config.delivery.several_panels;
-        for message in preview::messages(destination, rows, threshold, &loaded.renderer, several_panels) {
+        for message in preview::messages(destination, rows, threshold, renderer, several_panels) {
             match &message.post {
                 Some((title, true)) => eprintln!("# {name}: this message creates the forum post {title:?}"),
                 Some((title, false)) => eprintln!("# {name}: this message goes into the forum post {title:?}"),
@@ -152,21 +179,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    let (fell_back, failures) = loaded.renderer.fallbacks();
-    if fell_back > 0 {
-        eprintln!(
-            "warning: {fell_back} embed(s) above were not rendered with the template in use: it failed, so the \
-             built-in template (or a minimal embed) stands in, as the relay would do"
-        );
-        for (problem, action) in &failures {
-            eprintln!("  {problem} (action {action})");
-        }
-    }
-    if fell_back > 0 || !loaded.problems.is_empty() {
-        eprintln!("render: exit code 1 because a template of yours failed; `check` lists every problem");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `count` copies of `sample` for distinct users (`<name>_001`, `<name>_002`, …), as a panel sends

@@ -1,8 +1,8 @@
 //! `report`: make a report now, for the last scheduled period or any other one, and print its
 //! Discord request bodies (like `render`) or store it in the outbox for the running relay to send.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use jiff::civil::DateTime;
@@ -10,10 +10,9 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 use crate::config::Config;
-use crate::deliver::{build_message, next_message};
-use crate::destination::{Destination, Mentions, DEFAULT_DESTINATION};
+use crate::destination::DEFAULT_DESTINATION;
 use crate::outbox::{now_ms, Outbox, SLOT_SECONDS};
-use crate::render::{limits, Part, Renderer};
+use crate::render::Renderer;
 use crate::reports::{Period, Report, ReportKind, KEEP_DAYS};
 use crate::startup;
 
@@ -67,7 +66,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 destination.name
             );
         } else {
-            print_bodies(&report, &loaded.renderer, &destination)?;
+            let rows = report.rows(&destination.name, &loaded.renderer, now_ms());
+            let destinations = BTreeMap::from([(destination.name.clone(), destination.clone())]);
+            super::render::print_rows(rows, &destinations, &config, &loaded.renderer)?;
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -129,19 +130,4 @@ fn parse_time(text: &str, tz: &TimeZone) -> anyhow::Result<Timestamp> {
         anyhow::anyhow!("{text:?} is neither an RFC 3339 time (2026-11-28T09:00:00Z), a local time (2026-11-28 09:00) nor unix seconds")
     })?;
     Ok(tz.to_ambiguous_timestamp(local).compatible()?)
-}
-
-/// Prints the messages of `report` for `destination`, packed as delivery would.
-fn print_bodies(report: &Report, renderer: &Renderer, destination: &Arc<Destination>) -> anyhow::Result<()> {
-    let parts: Vec<Part> = report.parts.iter().map(|context| renderer.render_report(context)).collect();
-    let none = Mentions::default();
-    let parts: Vec<(&Part, &Mentions)> = parts.iter().map(|part| (part, &none)).collect();
-    let mut rest = parts.as_slice();
-    while !rest.is_empty() {
-        let (count, mentions) = next_message(rest, limits::EMBEDS_PER_MESSAGE);
-        let message = build_message(rest[..count].iter().map(|(part, _)| *part), &mentions, destination);
-        println!("{}", serde_json::to_string_pretty(&message)?);
-        rest = &rest[count..];
-    }
-    Ok(())
 }

@@ -178,7 +178,7 @@ async fn the_report_command_prints_any_period_and_sends_it_through_the_outbox() 
     // Blocking is fine here: no relay of this test is running.
     let output = relay(&args, &base);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let body = crate::cli::rendered_one(&output.stdout);
     assert!(body["embeds"][0]["title"].as_str().unwrap().starts_with("📊 Report"), "{body:#}");
     assert!(field(&body, "⌛ Expired").contains(r"h5b5cf44\_expired"), "{body:#}");
     assert_eq!(violations(&discord_schema(), &body), Vec::<String>::new());
@@ -211,7 +211,7 @@ fn a_schedule_that_cannot_be_read_is_refused_naming_the_setting() {
     }
     let output = relay(&["render", "--report", "weekly"], &[]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let body = crate::cli::rendered_one(&output.stdout);
     assert_eq!(body["embeds"].as_array().unwrap().len(), 2, "two sample panels");
     assert!(body["embeds"][0]["title"].as_str().unwrap().contains("Weekly report · eu-1"));
 }
