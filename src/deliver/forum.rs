@@ -11,7 +11,9 @@
 //!
 //! A post Discord no longer has (404, code 10003) or that is locked is forgotten, and the next
 //! step makes a new one. After a `user_deleted` is delivered into a post, the post is forgotten,
-//! so a new user of the same name gets a fresh one.
+//! so a new user of the same name gets a fresh one; a `user_created` starts a fresh post even when
+//! one is remembered, for the deletion may never have reached this destination (routed elsewhere,
+//! muted, dead-lettered, lost in the panel's queue).
 
 use serenity::builder::ExecuteWebhook;
 use serenity::model::id::ForumTagId;
@@ -26,6 +28,11 @@ use crate::render::{Part, PostTitle, Renderer};
 
 /// The action whose delivery ends a user's post.
 const USER_DELETED: &str = "user_deleted";
+
+/// The action that begins a user: a post remembered for the username belongs to an earlier user
+/// of that name whose deletion this destination never got (routed elsewhere, muted, dead-lettered,
+/// or lost in the panel's queue), so it starts a post of its own.
+const USER_CREATED: &str = "user_created";
 
 /// Where a forum message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +54,9 @@ pub fn new_post(message: ExecuteWebhook, name: &str, tags: &[u64]) -> ExecuteWeb
 }
 
 /// The rows that can share the head's message in forum mode: those of the head's user (same
-/// panel and username), in order, up to and including a `user_deleted` (what follows it belongs to
-/// a new user of that name, in a new post).
+/// panel and username), in order, up to and including a `user_deleted` and up to but not
+/// including a `user_created` (what follows the one, and the other, belong to a new user of that
+/// name, in a new post).
 pub fn same_post(parts: Vec<(Row, Part)>) -> Vec<(Row, Part)> {
     let taken = same_post_rows(parts.iter().map(|(row, _)| &row.meta));
     parts.into_iter().enumerate().filter(|(i, _)| taken.contains(i)).map(|(_, part)| part).collect()
@@ -66,6 +74,9 @@ pub fn same_post_rows<'a>(rows: impl IntoIterator<Item = &'a RowMeta>) -> Vec<us
         if row.panel != head.panel || row.username != head.username {
             continue;
         }
+        if row.action == USER_CREATED {
+            break;
+        }
         taken.push(i);
         if row.action == USER_DELETED {
             break;
@@ -81,6 +92,12 @@ pub fn post_key(rows: &[RowMeta], digest: bool) -> PostKey {
         (false, Some(head)) => PostKey::User { panel: head.panel.clone(), username: head.username.clone() },
         _ => digest_post(rows),
     }
+}
+
+/// Whether the message of `rows` into `key` starts a new post even when one is remembered: it
+/// begins with a user's creation.
+pub fn starts_a_post(key: &PostKey, rows: &[RowMeta]) -> bool {
+    matches!(key, PostKey::User { .. }) && rows.first().is_some_and(|row| row.action == USER_CREATED)
 }
 
 /// The title and tags of a new post for `key`, made by a message of `action`.
@@ -123,8 +140,8 @@ impl Worker {
     ) -> Result<Step, OutboxError> {
         let name = self.destination.name.clone();
         let post = match self.outbox.forum_post(&name, &key).await? {
-            Some(id) => Post::Existing(id),
-            None => {
+            Some(id) if !starts_a_post(&key, rows) => Post::Existing(id),
+            _ => {
                 let (name, tags) = self.new_post_of(&key, creator);
                 Post::New { name, tags }
             }
@@ -168,14 +185,18 @@ impl Worker {
 }
 
 /// The user posts to forget once `rows` are delivered into `key`: the post's own when its last row
-/// deletes the user; for a digest of deletions, every deleted user's.
+/// deletes the user; for a digest of deletions, every deleted user's, and of creations, every
+/// created user's earlier post (a name reused: the user's next event starts a fresh post).
 pub fn ended_posts(key: &PostKey, rows: &[RowMeta]) -> Vec<PostKey> {
-    let deleted = rows.iter().filter(|row| row.action == USER_DELETED);
     match key {
-        PostKey::User { .. } => deleted.take(1).map(|_| key.clone()).collect(),
-        PostKey::Digest { .. } => {
-            deleted.map(|row| PostKey::User { panel: row.panel.clone(), username: row.username.clone() }).collect()
+        PostKey::User { .. } => {
+            rows.iter().filter(|row| row.action == USER_DELETED).take(1).map(|_| key.clone()).collect()
         }
+        PostKey::Digest { .. } => rows
+            .iter()
+            .filter(|row| row.action == USER_DELETED || row.action == USER_CREATED)
+            .map(|row| PostKey::User { panel: row.panel.clone(), username: row.username.clone() })
+            .collect(),
     }
 }
 
@@ -213,6 +234,12 @@ mod tests {
             row(6, "user_created", "ali", None),
         ];
         assert_eq!(ids(&same_post(window)), [1, 4, 5], "another user, another panel, and the new ali wait");
+        let recreated = vec![
+            row(1, "user_updated", "ali", None),
+            row(2, "user_created", "ali", None),
+            row(3, "user_limited", "ali", None),
+        ];
+        assert_eq!(ids(&same_post(recreated)), [1], "a creation begins a new user of that name, in a new post");
     }
 
     #[test]

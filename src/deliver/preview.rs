@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serenity::builder::ExecuteWebhook;
 
 use super::digest::{Burst, DIGEST_LOOKAHEAD};
-use super::forum::{ended_posts, new_post, new_post_of, post_key, same_post_rows};
+use super::forum::{ended_posts, new_post, new_post_of, post_key, same_post_rows, starts_a_post};
 use super::{build_message, digest_members, next_message, DIGEST_EMBED_BUDGET};
 use crate::destination::{Destination, Mentions};
 use crate::outbox::{PostKey, RowMeta};
@@ -43,8 +43,8 @@ impl Posts<'_> {
         let key = post_key(rows, digest);
         let action = rows.first().map(|row| row.action.as_str()).unwrap_or_default();
         let (body, post) = match self.made.get(&key) {
-            Some(title) => (body, (title.clone(), false)),
-            None => {
+            Some(title) if !starts_a_post(&key, rows) => (body, (title.clone(), false)),
+            _ => {
                 let (title, tags) = new_post_of(destination, self.renderer, self.several_panels, &key, action);
                 self.made.insert(key.clone(), title.clone());
                 (new_post(body, &title, &tags), (title, true))

@@ -79,3 +79,47 @@ async fn a_forum_that_requires_tags_pauses_instead_of_dead_lettering_every_new_u
     assert_eq!(names, ["first_0", "first_1", "first_2"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_recreated_user_gets_a_fresh_post_even_when_the_forum_never_heard_of_the_deletion() {
+    // Arrange: a support forum that gets only users' creations and expiries (the deletion goes
+    // elsewhere, or is muted, or was lost in the panel's queue).
+    let discord = FakeDiscord::start().await;
+    let url = discord.forum_webhook_url(WEBHOOK_ID);
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "mute = [\"user_deleted\"]\n[destinations.support]\nurl = \"{url}\"\nforum = true\n\
+             [[rules]]\nto = [\"support\"]\n"
+        ),
+    )
+    .unwrap();
+    let options =
+        Options::new().var("WEBHOOK_SECRET", crate::helpers::SECRET).var("ROUTES_FILE", routes.to_str().unwrap());
+    let app = spawn_app_in(dir.path(), options).await;
+
+    // Act: alice is created and expires; later she is deleted and a new alice is created.
+    for action in ["user_created", "user_expired"] {
+        assert_eq!(app.post(batch_of(action, 1, "alice", |_, _| {})).await.status(), 200);
+    }
+    app.wait_until_settled().await;
+    let later: Vec<serde_json::Value> = ["user_deleted", "user_created", "user_limited"]
+        .iter()
+        .flat_map(|action| {
+            serde_json::from_str::<Vec<serde_json::Value>>(&batch_of(action, 1, "alice", |_, _| {})).unwrap()
+        })
+        .collect();
+    assert_eq!(app.post(serde_json::to_string(&later).unwrap()).await.status(), 200);
+    app.wait_until_settled().await;
+
+    // Assert
+    let threads = discord.threads();
+    let held: Vec<(String, usize)> = threads.iter().map(|t| (t.name.clone(), t.messages.len())).collect();
+    let embeds: Vec<usize> =
+        threads.iter().map(|t| t.messages.iter().map(|m| m["embeds"].as_array().map_or(0, Vec::len)).sum()).collect();
+    assert_eq!(held.len(), 2, "the new alice has a post of her own: {held:?}");
+    assert_eq!(embeds, [2, 2], "created + expired, then the new alice's created + limited: {held:?}");
+    app.stop().await;
+}
