@@ -133,8 +133,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (fell_back, failures) = loaded.renderer.fallbacks();
     if fell_back > 0 {
         eprintln!(
-            "warning: {fell_back} embed(s) above were not rendered with the template in use: it failed, so the \
-             built-in template (or a minimal embed) stands in, as the relay would do"
+            "warning: {fell_back} embed(s) or forum post title(s) above were not rendered with the template in \
+             use: it failed, so the built-in template (or a minimal embed) stands in, as the relay would do"
         );
         for (problem, action) in &failures {
             eprintln!("  {problem} (action {action})");

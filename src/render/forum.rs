@@ -162,6 +162,7 @@ impl Renderer {
                 Err(message) => {
                     let problem = Problem { origin: self.titles.origin.clone(), line: None, message };
                     self.report(&problem, &title.action);
+                    self.count_fallback();
                 }
             }
         }
