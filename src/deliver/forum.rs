@@ -29,6 +29,10 @@ use crate::render::{Part, PostTitle, Renderer};
 /// The action whose delivery ends a user's post.
 const USER_DELETED: &str = "user_deleted";
 
+/// Forum posts made in a row without learning their id before the destination pauses: one is
+/// a glitch (the next message of that user makes another post), several mean every event would.
+const UNNAMED_POSTS_MAX: u32 = 3;
+
 /// The action that begins a user: a post remembered for the username belongs to an earlier user
 /// of that name whose deletion this destination never got (routed elsewhere, muted, dead-lettered,
 /// or lost in the panel's queue), so it starts a post of its own.
@@ -151,13 +155,17 @@ impl Worker {
             (Outcome::Delivered, _) => {
                 let created = match (&post, channel_id) {
                     (Post::New { .. }, None) => {
+                        self.posts_without_id += 1;
                         log::warn!(
                             "{name}: Discord created a forum post but its answer did not say the post's id; the \
                              next message for it makes another post"
                         );
                         None
                     }
-                    (Post::New { .. }, id) => id,
+                    (Post::New { .. }, id) => {
+                        self.posts_without_id = 0;
+                        id
+                    }
                     (Post::Existing(_), _) => None,
                 };
                 if created.is_some() {
@@ -165,7 +173,15 @@ impl Worker {
                 }
                 let ids = rows.iter().map(|row| row.id).collect();
                 self.outbox.delivered_in_post(ids, &name, &key, created, ended_posts(&key, rows)).await?;
-                Ok(self.after_delivery(rows, parts.len(), sent))
+                let step = self.after_delivery(rows, parts.len(), sent);
+                if self.posts_without_id >= UNNAMED_POSTS_MAX {
+                    return Ok(self.pause(&format!(
+                        "{UNNAMED_POSTS_MAX} forum posts in a row were made but Discord's answer did not say the new \
+                         post's id (channel_id), so every event would make a post of its own. Something in front of \
+                         Discord (a proxy) may be dropping the answer's body; the relay needs it (?wait=true)"
+                    )));
+                }
+                Ok(step)
             }
             (Outcome::ThreadUnusable { locked, detail, .. }, Post::Existing(id)) => {
                 let what = if locked { "is locked or archived" } else { "was deleted" };

@@ -123,3 +123,32 @@ async fn a_recreated_user_gets_a_fresh_post_even_when_the_forum_never_heard_of_t
     assert_eq!(embeds, [2, 2], "created + expired, then the new alice's created + limited: {held:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn answers_that_never_say_the_new_posts_id_pause_the_forum_instead_of_making_a_post_per_event() {
+    // Arrange: something in front of Discord (a proxy) answers 2xx without the created message, so
+    // the relay never learns a post's id; one such answer is a glitch, three in a row are not.
+    let discord = FakeDiscord::start().await;
+    let url = discord.forum_webhook_url(WEBHOOK_ID);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord).var("DISCORD_WEBHOOK_URL", &url).var("DISCORD_FORUM", "true");
+    let app = spawn_app_in(dir.path(), options).await;
+    discord.script([crate::fake_discord::Reply::status(204, "")]);
+
+    // Act: a glitch, then three users' first events all answered without a body.
+    assert_eq!(app.post(batch_of("user_created", 1, "glitch_", |_, _| {})).await.status(), 200);
+    app.wait_until_settled().await;
+    assert_eq!(app.post(batch_of("user_created", 1, "fine_", |_, _| {})).await.status(), 200);
+    app.wait_until_settled().await;
+    discord.script((0..3).map(|_| crate::fake_discord::Reply::status(200, "{}")));
+    assert_eq!(app.post(three_users()).await.status(), 200);
+
+    // Assert
+    let ready = paused_saying(&app, "did not say the new post's id").await;
+    assert!(ready.contains("proxy"), "{ready}");
+    assert_eq!(app.pending_rows().await, 0.0, "the three were delivered");
+    assert_eq!(app.post(batch_of("user_created", 1, "later_", |_, _| {})).await.status(), 200);
+    poll_until("the later event pending", || async { (app.pending_rows().await == 1.0).then_some(()) }).await;
+    assert_eq!(discord.requests().len(), 5, "a glitch does not pause: {:#?}", discord.requests());
+    app.stop().await;
+}
