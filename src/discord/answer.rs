@@ -147,7 +147,8 @@ const SETUP_REFUSALS: [(u64, &str); 5] = [
     (
         220001,
         "the webhook belongs to a forum channel: set forum = true on the destination (or DISCORD_FORUM=true for \
-         DISCORD_WEBHOOK_URL)",
+         DISCORD_WEBHOOK_URL); an admin's own webhook (their discord_webhook in the panel) must be a text \
+         channel's",
     ),
     // Webhooks posted to forum channels cannot have both a thread_name and thread_id.
     (220002, "a forum destination cannot post into a fixed thread: remove thread_id from its URL"),
