@@ -124,7 +124,11 @@ pub fn new_post_of(
 
 /// The post of the digest holding `rows`: the UTC day its first event was received.
 pub fn digest_post(rows: &[RowMeta]) -> PostKey {
-    let ms = rows.first().map_or(0, |row| row.received_at_ms);
+    digest_post_at(rows.first().map_or(0, |row| row.received_at_ms))
+}
+
+/// The digest post of the UTC day of `ms` (unix milliseconds).
+pub fn digest_post_at(ms: i64) -> PostKey {
     let at =
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     PostKey::Digest { date: at.date().to_string() }

@@ -38,9 +38,9 @@ struct Posts<'a> {
 }
 
 impl Posts<'_> {
-    /// `body` sent into the post of `rows` (a new one, with title and tags, if none exists yet).
-    fn place(&mut self, destination: &Destination, body: ExecuteWebhook, rows: &[RowMeta], digest: bool) -> Preview {
-        let key = post_key(rows, digest);
+    /// `body` sent into the post of `key` (a new one, with title and tags, if none exists yet).
+    fn place(&mut self, destination: &Destination, body: ExecuteWebhook, rows: &[RowMeta], key: PostKey) -> Preview {
+        let digest = matches!(key, PostKey::Digest { .. });
         let action = rows.first().map(|row| row.action.as_str()).unwrap_or_default();
         let (body, post) = match self.made.get(&key) {
             Some(title) if !starts_a_post(&key, rows) => (body, (title.clone(), false)),
@@ -82,7 +82,7 @@ pub fn messages(
             let mentions = Mentions::union(rows.iter().map(|row| &row.mentions));
             let body = build_message(&parts, &mentions, destination);
             messages.push(match &mut posts {
-                Some(posts) => posts.place(destination, body, &rows, true),
+                Some(posts) => posts.place(destination, body, &rows, current.post()),
                 None => Preview { body, events: rows.len(), digest: true, post: None },
             });
             let sent: HashSet<i64> = rows.iter().map(|row| row.id).collect();
@@ -111,7 +111,7 @@ pub fn messages(
         let body = build_message(sent.iter().map(|(_, part)| part), &mentions, destination);
         let rows: Vec<RowMeta> = sent.into_iter().map(|(meta, _)| meta).collect();
         messages.push(match &mut posts {
-            Some(posts) => posts.place(destination, body, &rows, false),
+            Some(posts) => posts.place(destination, body, &rows, post_key(&rows, false)),
             None => Preview { body, events: count, digest: false, post: None },
         });
     }
@@ -218,6 +218,25 @@ mod tests {
             ],
             "ali's three events share the post they made; the new ali after the deletion gets a new post"
         );
+    }
+
+    #[test]
+    fn a_burst_that_spans_utc_midnight_goes_into_the_post_of_the_day_it_began() {
+        let renderer = Renderer::builtin(Lang::En);
+        let mut destination = Destination::new("forum", Target::DryRun);
+        destination.forum = Some(crate::destination::Forum::default());
+        // 2026-11-28 23:59:59 UTC, then one second past midnight for the second half.
+        let before_midnight = 1_795_910_399_000;
+        let mut pending = rows(600, "user_expired", &renderer);
+        for (i, (meta, _)) in pending.iter_mut().enumerate() {
+            meta.received_at_ms = before_midnight + if i < 300 { 0 } else { 2_000 };
+        }
+        let previews = messages(&destination, pending, 30, &renderer, false);
+        assert!(previews.len() >= 2 && previews.iter().all(|p| p.digest));
+        let posts: Vec<(String, bool)> = previews.iter().map(|p| p.post.clone().unwrap()).collect();
+        let day = "📋 Digest 2026-11-28".to_owned();
+        assert_eq!(posts[0], (day.clone(), true));
+        assert!(posts[1..].iter().all(|post| *post == (day.clone(), false)), "one burst, one post: {posts:?}");
     }
 
     #[test]
