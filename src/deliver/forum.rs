@@ -9,6 +9,10 @@
 //! recorded: they are sent again and make a second post. That is the at-least-once window every
 //! delivery has; in normal operation a user never gets a second post.
 //!
+//! A new post that Discord refuses (400) while it names tags is made again without them: a tag id
+//! that is not one of the forum's is the likeliest cause, and a refused digest would otherwise go
+//! out as a post per user. If it is refused without tags too, it is refused like any message.
+//!
 //! A post Discord no longer has (404, code 10003) or that is locked is forgotten, and the next
 //! step makes a new one. After a `user_deleted` is delivered into a post, the post is forgotten,
 //! so a new user of the same name gets a fresh one; a `user_created` starts a fresh post even when
@@ -150,13 +154,29 @@ impl Worker {
         let post = match self.outbox.forum_post(&name, &key).await? {
             Some(id) if !starts_a_post(&key, rows) => Post::Existing(id),
             _ => {
-                let (name, tags) = self.new_post_of(&key, creator);
+                let (name, mut tags) = self.new_post_of(&key, creator);
+                if self.untagged == rows.first().map(|row| row.id) {
+                    tags.clear();
+                }
                 Post::New { name, tags }
             }
         };
         let (outcome, channel_id) = self.send(parts, mentions, Some(&post)).await;
+        if let (Outcome::Rejected { status: 400, detail }, Post::New { tags, .. }) = (&outcome, &post) {
+            if !tags.is_empty() {
+                // The tags are the likeliest cause (an id that is not one of the forum's): a
+                // refused digest would otherwise go out as a post per user.
+                log::warn!(
+                    "{name}: Discord refused a new forum post with the tags {tags:?} ({detail}); making it without \
+                     tags. Check the tag ids (DISCORD_FORUM_TAGS, or the destination's tags)"
+                );
+                self.untagged = rows.first().map(|row| row.id);
+                return Ok(Step::Progress);
+            }
+        }
         match (outcome, &post) {
             (Outcome::Delivered, _) => {
+                self.untagged = None;
                 let created = match (&post, channel_id) {
                     (Post::New { .. }, None) => {
                         self.posts_without_id += 1;

@@ -49,6 +49,8 @@ pub struct Worker {
     pub(super) failing_since: Option<Instant>,
     /// Forum posts made in a row whose answer did not say the new post's id.
     pub(super) posts_without_id: u32,
+    /// The row whose new forum post goes without tags: Discord refused it with them.
+    pub(super) untagged: Option<i64>,
 }
 
 impl Worker {
@@ -72,6 +74,7 @@ impl Worker {
             paused: None,
             failing_since: None,
             posts_without_id: 0,
+            untagged: None,
         }
     }
 

@@ -152,3 +152,57 @@ async fn answers_that_never_say_the_new_posts_id_pause_the_forum_instead_of_maki
     assert_eq!(discord.requests().len(), 5, "a glitch does not pause: {:#?}", discord.requests());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_digest_post_refused_for_its_tags_is_made_without_them_not_as_a_post_per_user() {
+    // Arrange: the `digest` tag id is not one of the forum's (a copy-paste slip), and Discord
+    // refuses the post that names it.
+    let discord = FakeDiscord::start().await;
+    let url = discord.forum_webhook_url(WEBHOOK_ID);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("DISCORD_WEBHOOK_URL", &url)
+        .var("DISCORD_FORUM", "true")
+        .var("DISCORD_FORUM_TAGS", "digest:999999999999999999")
+        .var("DIGEST_WINDOW", "1s");
+    let app = spawn_app_in(dir.path(), options).await;
+    let refused = r#"{"code": 50035, "message": "Invalid Form Body", "errors": {"applied_tags": {"_errors": [{"code": "BASE_TYPE_CHOICES", "message": "Value must be one of the forum's tags."}]}}}"#;
+    discord.script([crate::fake_discord::Reply::status(400, refused)]);
+
+    // Act: a burst of 100 expiries.
+    assert_eq!(app.post(batch_of("user_expired", 100, "expired_", |_, _| {})).await.status(), 200);
+    app.wait_until_settled().await;
+
+    // Assert
+    let threads = discord.threads();
+    let names: Vec<&str> = threads.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(threads.len(), 1, "one digest post, not a post per user: {names:?}");
+    assert!(threads[0].name.starts_with("📋 Digest"), "{names:?}");
+    assert!(threads[0].applied_tags.is_empty());
+    assert_eq!(dead_letters(&app).await, 0.0);
+    assert_eq!(discord.requests().len(), 2, "the refused request and the post without tags");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_post_refused_with_and_without_its_tags_is_a_dead_letter_after_two_requests() {
+    let discord = FakeDiscord::start().await;
+    let url = discord.forum_webhook_url(WEBHOOK_ID);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("DISCORD_WEBHOOK_URL", &url)
+        .var("DISCORD_FORUM", "true")
+        .var("DISCORD_FORUM_TAGS", "user_created:123456789012345678");
+    let app = spawn_app_in(dir.path(), options).await;
+    let refused = r#"{"code": 50035, "message": "Invalid Form Body"}"#;
+    discord.script((0..2).map(|_| crate::fake_discord::Reply::status(400, refused)));
+
+    assert_eq!(app.post(batch_of("user_created", 1, "refused_", |_, _| {})).await.status(), 200);
+    app.wait_until_settled().await;
+
+    assert_eq!(dead_letters(&app).await, 1.0);
+    let requests = discord.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(requests[0].body.contains("applied_tags") && !requests[1].body.contains("applied_tags"));
+    app.stop().await;
+}
