@@ -155,7 +155,7 @@ impl Worker {
             Some(id) if !starts_a_post(&key, rows) => Post::Existing(id),
             _ => {
                 let (name, mut tags) = self.new_post_of(&key, creator);
-                if self.untagged == rows.first().map(|row| row.id) {
+                if self.untagged.is_some() && self.untagged == rows.first().map(|row| row.id) {
                     tags.clear();
                 }
                 Post::New { name, tags }
