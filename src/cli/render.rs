@@ -16,7 +16,7 @@ use crate::destination::{Destination, Target, DEFAULT_DESTINATION};
 use crate::event::{parse_batch, parse_datetime, Event};
 use crate::ingest::prepare_events;
 use crate::outbox::{NewRow, RowMeta};
-use crate::render::{report, samples, Part, Renderer};
+use crate::render::{report, samples, Loaded, Part, Renderer};
 use crate::reports::{Report, ReportKind};
 use crate::startup;
 
@@ -86,7 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let rows = sample.rows(&destination.name, &loaded.renderer, now_ms);
         let destinations = BTreeMap::from([(destination.name.clone(), destination)]);
         print_rows(rows, &destinations, &config, &loaded.renderer)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(exit_code(&loaded));
     }
     let events = match (&args.action, args.burst) {
         (Some(action), burst) => {
@@ -121,11 +121,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let router = startup::router(&config);
     let prepared = prepare_events(&events, now, &loaded.renderer, &router, config.fold_updates);
     print_rows(prepared.rows, &prepared.destinations, &config, &loaded.renderer)?;
+    Ok(exit_code(&loaded))
+}
+
+/// 1 when one of the admin's templates failed to load, or failed for what was rendered and the
+/// built-in one stood in (said on standard error); else 0.
+fn exit_code(loaded: &Loaded) -> ExitCode {
     let (fell_back, failures) = loaded.renderer.fallbacks();
     if fell_back > 0 {
         eprintln!(
-            "warning: {fell_back} embed(s) above were not rendered with the template in use: it failed, so the \
-             built-in template (or a minimal embed) stands in, as the relay would do"
+            "warning: {fell_back} embed(s) or forum post title(s) above were not rendered with the template in \
+             use: it failed, so the built-in template (or a minimal embed) stands in, as the relay would do"
         );
         for (problem, action) in &failures {
             eprintln!("  {problem} (action {action})");
@@ -133,9 +139,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     if fell_back > 0 || !loaded.problems.is_empty() {
         eprintln!("render: exit code 1 because a template of yours failed; `check` lists every problem");
-        return Ok(ExitCode::FAILURE);
+        return ExitCode::FAILURE;
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 /// Prints the messages delivery would send for `rows` (all pending at once), destination by

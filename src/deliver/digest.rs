@@ -10,11 +10,11 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::forum::digest_post;
+use super::forum::digest_post_at;
 use super::worker::Worker;
 use super::{digest_chunks, digest_members, fitting_parts, mention_chars, Sent, Step, DIGEST_EMBED_BUDGET};
 use crate::destination::Mentions;
-use crate::outbox::{now_ms, OutboxError, RowMeta};
+use crate::outbox::{now_ms, OutboxError, PostKey, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part, Renderer};
 
 /// How many pending rows are looked at to find a burst for a digest.
@@ -34,6 +34,8 @@ pub struct Burst {
     parts: usize,
     /// Parts not yet delivered, each with its number (1-based), oldest first.
     pending: VecDeque<(usize, Vec<RowMeta>)>,
+    /// When its first event was received (ms): in forum mode, the day whose post holds every part.
+    began_ms: i64,
 }
 
 impl Burst {
@@ -44,6 +46,7 @@ impl Burst {
             action: members.first().map(|row| row.action.clone()).unwrap_or_default(),
             total: members.len(),
             parts: chunks.len(),
+            began_ms: members.first().map_or(0, |row| row.received_at_ms),
             pending: chunks
                 .into_iter()
                 .enumerate()
@@ -65,6 +68,12 @@ impl Burst {
     /// The context of each of the next `count` parts.
     fn contexts(&self, count: usize) -> Vec<Digest> {
         self.pending.iter().take(count).map(|(part, rows)| digest(rows, self.total, *part, self.parts)).collect()
+    }
+
+    /// The forum post every part of the burst goes into: that of the UTC day its first event was
+    /// received, even when later parts hold events received after midnight.
+    pub fn post(&self) -> PostKey {
+        digest_post_at(self.began_ms)
     }
 
     /// The first `parts` parts were delivered.
@@ -124,7 +133,7 @@ impl Worker {
         );
         let mentions = Mentions::union(rows.iter().map(|row| &row.mentions));
         if self.destination.forum.is_some() {
-            let (key, action) = (digest_post(&rows), burst.action.clone());
+            let (key, action) = (burst.post(), burst.action.clone());
             return self.send_in_post(key, &action, &rows, &parts, &mentions, Sent::Digest).await.map(Some);
         }
         let (outcome, _) = self.send(&parts, &mentions, None).await;

@@ -9,9 +9,15 @@
 //! recorded: they are sent again and make a second post. That is the at-least-once window every
 //! delivery has; in normal operation a user never gets a second post.
 //!
+//! A new post that Discord refuses (400) while it names tags is made again without them: a tag id
+//! that is not one of the forum's is the likeliest cause, and a refused digest would otherwise go
+//! out as a post per user. If it is refused without tags too, it is refused like any message.
+//!
 //! A post Discord no longer has (404, code 10003) or that is locked is forgotten, and the next
 //! step makes a new one. After a `user_deleted` is delivered into a post, the post is forgotten,
-//! so a new user of the same name gets a fresh one.
+//! so a new user of the same name gets a fresh one; a `user_created` starts a fresh post even when
+//! one is remembered, for the deletion may never have reached this destination (routed elsewhere,
+//! muted, dead-lettered, lost in the panel's queue).
 
 use serenity::builder::ExecuteWebhook;
 use serenity::model::id::ForumTagId;
@@ -26,6 +32,15 @@ use crate::render::{Part, PostTitle, Renderer, REPORT_TEMPLATE};
 
 /// The action whose delivery ends a user's post.
 const USER_DELETED: &str = "user_deleted";
+
+/// Forum posts made in a row without learning their id before the destination pauses: one is
+/// a glitch (the next message of that user makes another post), several mean every event would.
+const UNNAMED_POSTS_MAX: u32 = 3;
+
+/// The action that begins a user: a post remembered for the username belongs to an earlier user
+/// of that name whose deletion this destination never got (routed elsewhere, muted, dead-lettered,
+/// or lost in the panel's queue), so it starts a post of its own.
+const USER_CREATED: &str = "user_created";
 
 /// Where a forum message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +62,9 @@ pub fn new_post(message: ExecuteWebhook, name: &str, tags: &[u64]) -> ExecuteWeb
 }
 
 /// The rows that can share the head's message in forum mode: those of the head's user (same
-/// panel and username), in order, up to and including a `user_deleted` (what follows it belongs to
-/// a new user of that name, in a new post).
+/// panel and username), in order, up to and including a `user_deleted` and up to but not
+/// including a `user_created` (what follows the one, and the other, belong to a new user of that
+/// name, in a new post).
 pub fn same_post(parts: Vec<(Row, Part)>) -> Vec<(Row, Part)> {
     let taken = same_post_rows(parts.iter().map(|(row, _)| &row.meta));
     parts.into_iter().enumerate().filter(|(i, _)| taken.contains(i)).map(|(_, part)| part).collect()
@@ -66,6 +82,9 @@ pub fn same_post_rows<'a>(rows: impl IntoIterator<Item = &'a RowMeta>) -> Vec<us
     for (i, row) in rows {
         if user_post(row) != post {
             continue;
+        }
+        if row.action == USER_CREATED {
+            break;
         }
         taken.push(i);
         if row.action == USER_DELETED {
@@ -92,6 +111,12 @@ fn user_post(row: &RowMeta) -> PostKey {
     PostKey::User { panel, username: row.username.clone() }
 }
 
+/// Whether the message of `rows` into `key` starts a new post even when one is remembered: it
+/// begins with a user's creation.
+pub fn starts_a_post(key: &PostKey, rows: &[RowMeta]) -> bool {
+    matches!(key, PostKey::User { .. }) && rows.first().is_some_and(|row| row.action == USER_CREATED)
+}
+
 /// The title and tags of a new post for `key`, made by a message of `action`.
 pub fn new_post_of(
     destination: &Destination,
@@ -112,7 +137,11 @@ pub fn new_post_of(
 
 /// The post of the digest holding `rows`: the UTC day its first event was received.
 pub fn digest_post(rows: &[RowMeta]) -> PostKey {
-    let ms = rows.first().map_or(0, |row| row.received_at_ms);
+    digest_post_at(rows.first().map_or(0, |row| row.received_at_ms))
+}
+
+/// The digest post of the UTC day of `ms` (unix milliseconds).
+pub fn digest_post_at(ms: i64) -> PostKey {
     let at =
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     PostKey::Digest { date: at.date().to_string() }
@@ -132,24 +161,44 @@ impl Worker {
     ) -> Result<Step, OutboxError> {
         let name = self.destination.name.clone();
         let post = match self.outbox.forum_post(&name, &key).await? {
-            Some(id) => Post::Existing(id),
-            None => {
-                let (name, tags) = self.new_post_of(&key, creator);
+            Some(id) if !starts_a_post(&key, rows) => Post::Existing(id),
+            _ => {
+                let (name, mut tags) = self.new_post_of(&key, creator);
+                if self.untagged.is_some() && self.untagged == rows.first().map(|row| row.id) {
+                    tags.clear();
+                }
                 Post::New { name, tags }
             }
         };
         let (outcome, channel_id) = self.send(parts, mentions, Some(&post)).await;
+        if let (Outcome::Rejected { status: 400, detail }, Post::New { tags, .. }) = (&outcome, &post) {
+            if !tags.is_empty() {
+                // The tags are the likeliest cause (an id that is not one of the forum's): a
+                // refused digest would otherwise go out as a post per user.
+                log::warn!(
+                    "{name}: Discord refused a new forum post with the tags {tags:?} ({detail}); making it without \
+                     tags. Check the tag ids (DISCORD_FORUM_TAGS, or the destination's tags)"
+                );
+                self.untagged = rows.first().map(|row| row.id);
+                return Ok(Step::Progress);
+            }
+        }
         match (outcome, &post) {
             (Outcome::Delivered, _) => {
+                self.untagged = None;
                 let created = match (&post, channel_id) {
                     (Post::New { .. }, None) => {
+                        self.posts_without_id += 1;
                         log::warn!(
                             "{name}: Discord created a forum post but its answer did not say the post's id; the \
                              next message for it makes another post"
                         );
                         None
                     }
-                    (Post::New { .. }, id) => id,
+                    (Post::New { .. }, id) => {
+                        self.posts_without_id = 0;
+                        id
+                    }
                     (Post::Existing(_), _) => None,
                 };
                 if created.is_some() {
@@ -157,7 +206,15 @@ impl Worker {
                 }
                 let ids = rows.iter().map(|row| row.id).collect();
                 self.outbox.delivered_in_post(ids, &name, &key, created, ended_posts(&key, rows)).await?;
-                Ok(self.after_delivery(rows, parts.len(), sent))
+                let step = self.after_delivery(rows, parts.len(), sent);
+                if self.posts_without_id >= UNNAMED_POSTS_MAX {
+                    return Ok(self.pause(&format!(
+                        "{UNNAMED_POSTS_MAX} forum posts in a row were made but Discord's answer did not say the new \
+                         post's id (channel_id), so every event would make a post of its own. Something in front of \
+                         Discord (a proxy) may be dropping the answer's body; the relay needs it (?wait=true)"
+                    )));
+                }
+                Ok(step)
             }
             (Outcome::ThreadUnusable { locked, detail, .. }, Post::Existing(id)) => {
                 let what = if locked { "is locked or archived" } else { "was deleted" };
@@ -177,14 +234,18 @@ impl Worker {
 }
 
 /// The user posts to forget once `rows` are delivered into `key`: the post's own when its last row
-/// deletes the user; for a digest of deletions, every deleted user's.
+/// deletes the user; for a digest of deletions, every deleted user's, and of creations, every
+/// created user's earlier post (a name reused: the user's next event starts a fresh post).
 pub fn ended_posts(key: &PostKey, rows: &[RowMeta]) -> Vec<PostKey> {
-    let deleted = rows.iter().filter(|row| row.action == USER_DELETED);
     match key {
-        PostKey::User { .. } => deleted.take(1).map(|_| key.clone()).collect(),
-        PostKey::Digest { .. } => {
-            deleted.map(|row| PostKey::User { panel: row.panel.clone(), username: row.username.clone() }).collect()
+        PostKey::User { .. } => {
+            rows.iter().filter(|row| row.action == USER_DELETED).take(1).map(|_| key.clone()).collect()
         }
+        PostKey::Digest { .. } => rows
+            .iter()
+            .filter(|row| row.action == USER_DELETED || row.action == USER_CREATED)
+            .map(|row| PostKey::User { panel: row.panel.clone(), username: row.username.clone() })
+            .collect(),
     }
 }
 
@@ -222,6 +283,12 @@ mod tests {
             row(6, "user_created", "ali", None),
         ];
         assert_eq!(ids(&same_post(window)), [1, 4, 5], "another user, another panel, and the new ali wait");
+        let recreated = vec![
+            row(1, "user_updated", "ali", None),
+            row(2, "user_created", "ali", None),
+            row(3, "user_limited", "ali", None),
+        ];
+        assert_eq!(ids(&same_post(recreated)), [1], "a creation begins a new user of that name, in a new post");
     }
 
     #[test]

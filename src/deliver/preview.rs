@@ -7,12 +7,12 @@
 //! [`next_message`] packing. Timing (pacing, `DIGEST_WINDOW`, retries) changes when a body goes out,
 //! not what it says: every row here has already arrived, so no burst is still arriving.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serenity::builder::ExecuteWebhook;
 
 use super::digest::{Burst, DIGEST_LOOKAHEAD};
-use super::forum::{ended_posts, new_post, new_post_of, post_key, same_post_rows};
+use super::forum::{ended_posts, new_post, new_post_of, post_key, same_post_rows, starts_a_post};
 use super::{build_message, digest_members, next_message, DIGEST_EMBED_BUDGET};
 use crate::destination::{Destination, Mentions};
 use crate::outbox::{PostKey, RowMeta};
@@ -38,13 +38,13 @@ struct Posts<'a> {
 }
 
 impl Posts<'_> {
-    /// `body` sent into the post of `rows` (a new one, with title and tags, if none exists yet).
-    fn place(&mut self, destination: &Destination, body: ExecuteWebhook, rows: &[RowMeta], digest: bool) -> Preview {
-        let key = post_key(rows, digest);
+    /// `body` sent into the post of `key` (a new one, with title and tags, if none exists yet).
+    fn place(&mut self, destination: &Destination, body: ExecuteWebhook, rows: &[RowMeta], key: PostKey) -> Preview {
+        let digest = matches!(key, PostKey::Digest { .. });
         let action = rows.first().map(|row| row.action.as_str()).unwrap_or_default();
         let (body, post) = match self.made.get(&key) {
-            Some(title) => (body, (title.clone(), false)),
-            None => {
+            Some(title) if !starts_a_post(&key, rows) => (body, (title.clone(), false)),
+            _ => {
                 let (title, tags) = new_post_of(destination, self.renderer, self.several_panels, &key, action);
                 self.made.insert(key.clone(), title.clone());
                 (new_post(body, &title, &tags), (title, true))
@@ -63,7 +63,7 @@ impl Posts<'_> {
 /// post as delivery places it, as if no post existed yet (`several_panels`: titles name the panel).
 pub fn messages(
     destination: &Destination,
-    mut pending: Vec<(RowMeta, Part)>,
+    pending: Vec<(RowMeta, Part)>,
     digest_threshold: usize,
     renderer: &Renderer,
     several_panels: bool,
@@ -71,8 +71,9 @@ pub fn messages(
     let mut posts = destination.forum.as_ref().map(|_| Posts { renderer, several_panels, made: HashMap::new() });
     let mut messages = Vec::new();
     let mut burst: Option<Burst> = None;
+    let mut pending = VecDeque::from(pending);
     while !pending.is_empty() {
-        if burst.is_none() {
+        if burst.is_none() && digest_threshold > 0 {
             let window: Vec<RowMeta> = pending.iter().take(DIGEST_LOOKAHEAD).map(|(meta, _)| meta.clone()).collect();
             burst = digest_members(&window, digest_threshold).map(|members| Burst::plan(&members, DIGEST_EMBED_BUDGET));
         }
@@ -81,7 +82,7 @@ pub fn messages(
             let mentions = Mentions::union(rows.iter().map(|row| &row.mentions));
             let body = build_message(&parts, &mentions, destination);
             messages.push(match &mut posts {
-                Some(posts) => posts.place(destination, body, &rows, true),
+                Some(posts) => posts.place(destination, body, &rows, current.post()),
                 None => Preview { body, events: rows.len(), digest: true, post: None },
             });
             let sent: HashSet<i64> = rows.iter().map(|row| row.id).collect();
@@ -92,32 +93,25 @@ pub fn messages(
             }
             continue;
         }
-        // The rows that can share the head's message: in a forum, only the head's user's.
+        // The rows that can share the head's message, among the oldest a delivery step reads:
+        // in a forum, only the head's user's.
+        let oldest = pending.len().min(limits::EMBEDS_PER_MESSAGE);
         let candidates: Vec<usize> = match posts {
-            Some(_) => same_post_rows(pending.iter().map(|(meta, _)| meta)),
-            None => (0..pending.len()).collect(),
+            Some(_) => same_post_rows(pending.iter().take(oldest).map(|(meta, _)| meta)),
+            None => (0..oldest).collect(),
         };
-        let head: Vec<(&Part, &Mentions)> = candidates
-            .iter()
-            .take(limits::EMBEDS_PER_MESSAGE)
-            .map(|&i| (&pending[i].1, &pending[i].0.mentions))
-            .collect();
+        let head: Vec<(&Part, &Mentions)> =
+            candidates.iter().map(|&i| (&pending[i].1, &pending[i].0.mentions)).collect();
         let (count, mentions) = next_message(&head, limits::EMBEDS_PER_MESSAGE);
-        let taken: HashSet<usize> = candidates.into_iter().take(count).collect();
-        let mut sent = Vec::with_capacity(count);
-        let mut kept = Vec::with_capacity(pending.len() - count);
-        for (i, row) in pending.into_iter().enumerate() {
-            if taken.contains(&i) {
-                sent.push(row)
-            } else {
-                kept.push(row)
-            }
-        }
-        pending = kept;
+        let mut taken: Vec<usize> = candidates.into_iter().take(count).collect();
+        taken.sort_unstable();
+        // From the back, so each index still names its row; all are near the front.
+        let mut sent: Vec<(RowMeta, Part)> = taken.iter().rev().filter_map(|&i| pending.remove(i)).collect();
+        sent.reverse();
         let body = build_message(sent.iter().map(|(_, part)| part), &mentions, destination);
         let rows: Vec<RowMeta> = sent.into_iter().map(|(meta, _)| meta).collect();
         messages.push(match &mut posts {
-            Some(posts) => posts.place(destination, body, &rows, false),
+            Some(posts) => posts.place(destination, body, &rows, post_key(&rows, false)),
             None => Preview { body, events: count, digest: false, post: None },
         });
     }
@@ -224,5 +218,51 @@ mod tests {
             ],
             "ali's three events share the post they made; the new ali after the deletion gets a new post"
         );
+    }
+
+    #[test]
+    fn a_burst_that_spans_utc_midnight_goes_into_the_post_of_the_day_it_began() {
+        let renderer = Renderer::builtin(Lang::En);
+        let mut destination = Destination::new("forum", Target::DryRun);
+        destination.forum = Some(crate::destination::Forum::default());
+        // 2026-11-28 23:59:59 UTC, then one second past midnight for the second half.
+        let before_midnight = 1_795_910_399_000;
+        let mut pending = rows(600, "user_expired", &renderer);
+        for (i, (meta, _)) in pending.iter_mut().enumerate() {
+            meta.received_at_ms = before_midnight + if i < 300 { 0 } else { 2_000 };
+        }
+        let previews = messages(&destination, pending, 30, &renderer, false);
+        assert!(previews.len() >= 2 && previews.iter().all(|p| p.digest));
+        let posts: Vec<(String, bool)> = previews.iter().map(|p| p.post.clone().unwrap()).collect();
+        let day = "📋 Digest 2026-11-28".to_owned();
+        assert_eq!(posts[0], (day.clone(), true));
+        assert!(posts[1..].iter().all(|post| *post == (day.clone(), false)), "one burst, one post: {posts:?}");
+    }
+
+    #[test]
+    fn in_a_forum_a_message_holds_only_the_users_events_among_the_ten_oldest_as_delivery_takes_them() {
+        // Delivery reads the 10 oldest pending rows and sends the head user's among them: ali's
+        // second event, 11 rows behind, waits for a message of its own.
+        let renderer = Renderer::builtin(Lang::En);
+        let mut destination = Destination::new("forum", Target::DryRun);
+        destination.forum = Some(crate::destination::Forum::default());
+        let users = std::iter::once("ali").chain(std::iter::repeat_n("reza", 10)).chain(std::iter::once("ali"));
+        let pending: Vec<(RowMeta, Part)> = users
+            .enumerate()
+            .map(|(i, user)| {
+                let (mut meta, part) = rows(1, "user_updated", &renderer).remove(0);
+                (meta.id, meta.username) = (i as i64, user.to_owned());
+                (meta, part)
+            })
+            .collect();
+        let previews = messages(&destination, pending, 30, &renderer, false);
+        let placed: Vec<(usize, String, bool)> = previews
+            .iter()
+            .map(|p| {
+                let (title, new) = p.post.clone().unwrap();
+                (p.events, title, new)
+            })
+            .collect();
+        assert_eq!(placed, [(1, "ali".into(), true), (10, "reza".into(), true), (1, "ali".into(), false)]);
     }
 }

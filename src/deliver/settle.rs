@@ -185,7 +185,7 @@ impl Worker {
     }
 
     /// Pauses the destination for `reason`, keeping its rows.
-    fn pause(&mut self, reason: &str) -> Step {
+    pub(super) fn pause(&mut self, reason: &str) -> Step {
         let name = &self.destination.name;
         let reason = reason.to_owned();
         log::error!(

@@ -47,6 +47,10 @@ pub struct Worker {
     pub(super) paused: Option<String>,
     /// When the current run of failed requests began, if the last request failed.
     pub(super) failing_since: Option<Instant>,
+    /// Forum posts made in a row whose answer did not say the new post's id.
+    pub(super) posts_without_id: u32,
+    /// The row whose new forum post goes without tags: Discord refused it with them.
+    pub(super) untagged: Option<i64>,
 }
 
 impl Worker {
@@ -69,6 +73,8 @@ impl Worker {
             burst: None,
             paused: None,
             failing_since: None,
+            posts_without_id: 0,
+            untagged: None,
         }
     }
 

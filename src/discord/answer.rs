@@ -98,7 +98,8 @@ pub enum Outcome {
     RateLimited { retry_after: Option<Wait>, scope: Scope },
     /// 400 and other 4xx but 401/403/404: this payload will never be accepted as it is.
     Rejected { status: u16, detail: String },
-    /// 401, 403, 404: the webhook is gone or its token is wrong. Stop sending to it.
+    /// 401, 403, 404: the webhook is gone or its token is wrong; or a 400 whose code says the
+    /// destination is set up wrong for its channel (forum mode). Stop sending to it.
     Gone { status: u16, detail: String },
     /// 5xx (`status`), timeout or connection error (no status): try again later.
     Transient { status: Option<u16>, detail: String },
@@ -137,8 +138,39 @@ pub struct Reply {
 const UNKNOWN_CHANNEL: u64 = 10003;
 const THREAD_ARCHIVED: u64 = 50083;
 const THREAD_LOCKED: u64 = 160005;
-/// "Webhooks posted to forum channels must have a thread_name or thread_id".
-const FORUM_NEEDS_THREAD: u64 = 220001;
+
+/// Codes that refuse every message of a destination alike, because the destination is set up
+/// wrong for its channel: pausing keeps the rows, where dead-lettering would lose every event.
+/// Each with the hint that says how to fix it.
+const SETUP_REFUSALS: [(u64, &str); 5] = [
+    // Webhooks posted to forum channels must have a thread_name or thread_id.
+    (
+        220001,
+        "the webhook belongs to a forum channel: set forum = true on the destination (or DISCORD_FORUM=true for \
+         DISCORD_WEBHOOK_URL); an admin's own webhook (their discord_webhook in the panel) must be a text \
+         channel's",
+    ),
+    // Webhooks posted to forum channels cannot have both a thread_name and thread_id.
+    (220002, "a forum destination cannot post into a fixed thread: remove thread_id from its URL"),
+    // Webhooks can only create threads in forum channels.
+    (
+        220003,
+        "forum mode is on but the webhook is not a forum channel's: remove forum = true (or DISCORD_FORUM), or use \
+         the webhook of a forum channel",
+    ),
+    // There are no tags available that can be set by non-moderators.
+    (
+        40066,
+        "the forum requires a tag on every post but only moderators may apply its tags: let everyone use a tag in \
+         the forum's settings, or turn off its required tags",
+    ),
+    // A tag is required to create a forum post in this channel.
+    (
+        40067,
+        "the forum requires a tag on every post: give every action (and digest) a tag in DISCORD_FORUM_TAGS (or \
+         the destination's tags), or turn off the forum's required tags in its settings",
+    ),
+];
 
 /// The `channel_id` of a created message in a 2xx body, if it is a snowflake.
 pub fn created_channel_id(body: &[u8]) -> Option<u64> {
@@ -170,11 +202,10 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome
         (status @ 400..=499, Some(THREAD_LOCKED | THREAD_ARCHIVED)) => {
             return Outcome::ThreadUnusable { status, locked: true, detail: detail() };
         }
-        (status @ 400, Some(FORUM_NEEDS_THREAD)) => {
-            // Every message would be refused alike: a configuration problem, not a bad payload.
-            let hint = "; the webhook belongs to a forum channel: set forum = true on the destination (or \
-                        DISCORD_FORUM=true for DISCORD_WEBHOOK_URL)";
-            return Outcome::Gone { status, detail: format!("{}{hint}", detail()) };
+        (status @ 400, Some(code)) => {
+            if let Some((_, hint)) = SETUP_REFUSALS.iter().find(|(refused, _)| *refused == code) {
+                return Outcome::Gone { status, detail: format!("{}; {hint}", detail()) };
+            }
         }
         _ => {}
     }

@@ -281,6 +281,16 @@ fn a_deleted_or_locked_thread_is_told_apart_from_a_deleted_webhook() {
         panic!("a forum webhook without forum mode refuses every message: pause, do not dead-letter")
     };
     assert!(detail.contains("forum = true"), "{detail}");
+    assert!(detail.contains("an admin's own webhook"), "owner destinations cannot be forums: {detail}");
+    for (code, hint) in [(220002, "thread_id"), (220003, "not a forum"), (40066, "moderators"), (40067, "a tag")] {
+        let body = format!(r#"{{"message": "refused", "code": {code}}}"#);
+        let Outcome::Gone { status: 400, detail } = classify(StatusCode::BAD_REQUEST, &none, body.as_bytes()) else {
+            panic!("{code} refuses every message of the destination alike: pause, do not dead-letter")
+        };
+        assert!(detail.contains(hint), "{code}: {detail}");
+    }
+    let other = br#"{"message": "Invalid Form Body", "code": 50035}"#;
+    assert!(matches!(classify(StatusCode::BAD_REQUEST, &none, other), Outcome::Rejected { .. }));
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //!
 //! * no owner: `user.admin` null (Marzban, PasarGuard: a user created by an admin defined only in
 //!   the panel's env, whose `by.users_usage` is null too), `user.owner_username` null (Marzneshin);
-//! * no actor: `by` null (PasarGuard's status changes, a panel's own jobs);
+//! * no actor: `by` null (PasarGuard's status changes, a panel's own jobs), except on the actions
+//!   every panel's model requires it on ([`BY_REQUIRED`]);
 //! * every nullable field of the panel's user model null at once, `by` and `reason` too;
 //! * an on-hold user (for the actions an on-hold user can have);
 //! * unlimited data and no expiry;
@@ -80,6 +81,12 @@ const ON_HOLD_ACTIONS: &[&str] = &[
     "data_usage_reset",
     "subscription_revoked",
 ];
+
+/// Actions on which every panel's model requires `by` (the admin who acted): Marzban's,
+/// PasarGuard's and Marzneshin's `UserCreated`, `UserUpdated`, `UserDeleted` and
+/// `UserSubscriptionRevoked`. Their `by` is never nulled: a template may use `by.username` there
+/// unguarded. (`user_enabled`, `user_disabled` and `data_usage_reset` may come without one.)
+const BY_REQUIRED: &[&str] = &["user_created", "user_updated", "user_deleted", "subscription_revoked"];
 
 /// Seven days: the hold the captures use.
 const HOLD_SECONDS: i64 = 7 * 24 * 3600;
@@ -206,14 +213,15 @@ fn variants(capture: &Capture) -> Vec<(String, Value)> {
             }),
         });
     }
-    if by.is_some() {
+    let by_nullable = !BY_REQUIRED.contains(&action);
+    if by.is_some() && by_nullable {
         variants.push(edit("with by null (the panel acted by itself)", &|map| {
             map.insert("by".into(), Value::Null);
         }));
     }
     variants.push(edit("with every nullable field null", &|map| {
         for key in ["by", "reason"] {
-            if map.contains_key(key) {
+            if map.contains_key(key) && (key != "by" || by_nullable) {
                 map.insert(key.into(), Value::Null);
             }
         }
@@ -306,6 +314,26 @@ mod tests {
         for action in crate::event::KNOWN_ACTIONS {
             assert!(has(&|e| e.event.action.as_str() == *action), "no edge event for {action}");
         }
+    }
+
+    #[test]
+    fn by_is_null_only_where_a_panel_sends_it_so() {
+        // Every panel's model requires `by` on these (Marzban's and PasarGuard's UserCreated,
+        // UserUpdated, UserDeleted, UserSubscriptionRevoked; Marzneshin's likewise).
+        for edge in events(OffsetDateTime::now_utc()) {
+            if BY_REQUIRED.contains(&edge.event.action.as_str()) {
+                assert!(edge.event.by.is_some(), "{}", edge.what);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for action in BY_REQUIRED {
+            let title = format!("title = \"{{{{ username }}}} ({action} by {{{{ by.username }}}})\"\n");
+            std::fs::write(dir.path().join(format!("{action}.toml")), title).unwrap();
+        }
+        let loaded = crate::render::Renderer::load(dir.path(), crate::render::Lang::En);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let problems = loaded.renderer.check();
+        assert!(problems.is_empty(), "no false alarm for what no panel sends: {problems:#?}");
     }
 
     #[test]

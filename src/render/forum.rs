@@ -9,13 +9,17 @@ use std::path::Path;
 use minijinja::value::Value;
 use serde::Serialize;
 
-use super::{builtin, limits, Problem, Renderer};
+use super::{builtin, filters, limits, Problem, Renderer};
 
 /// Discord's limit on a post's title (`thread_name`).
 pub const THREAD_NAME: usize = 100;
 
 /// The file in the templates folder that replaces the built-in titles.
 pub const TITLES_FILE: &str = "forum/titles.toml";
+
+/// The title of the post of a user whose username shows as nothing (empty, blank, or only
+/// characters the relay strips), when the template gives none either.
+const NO_USERNAME: &str = "(no username)";
 
 /// The name of the titles in the overrides (what a reload reports as changed).
 const TITLES_NAME: &str = "forum/titles";
@@ -66,10 +70,14 @@ impl PostTitle {
         usize::from(self.username.is_none())
     }
 
-    /// The title when no template renders: the username, or the date.
+    /// The title when no template renders one that shows anything: the username (stripped of
+    /// hidden characters), or the date; [`NO_USERNAME`] when the username shows as nothing, since
+    /// Discord refuses a post without a title.
     fn fallback(&self) -> String {
-        let text = self.username.clone().or_else(|| self.date.clone().map(|date| format!("Digest {date}")));
-        limits::truncate(text.unwrap_or_default().trim(), THREAD_NAME)
+        let text = self.username.as_deref().map(|name| filters::strip_invisible(name).into_iter().collect::<String>());
+        let text = text.or_else(|| self.date.clone().map(|date| format!("Digest {date}"))).unwrap_or_default();
+        let text = if shows_nothing(&text) { NO_USERNAME } else { text.trim() };
+        limits::truncate(text, THREAD_NAME)
     }
 }
 
@@ -149,11 +157,12 @@ impl Renderer {
                 break;
             }
             match self.render_title(name, &context) {
-                Ok(text) if !text.is_empty() => return text,
+                Ok(text) if !shows_nothing(&text) => return text,
                 Ok(_) => {}
                 Err(message) => {
                     let problem = Problem { origin: self.titles.origin.clone(), line: None, message };
                     self.report(&problem, &title.action);
+                    self.count_fallback();
                 }
             }
         }
@@ -181,7 +190,7 @@ impl Renderer {
         for sample in samples {
             let context = Value::from_serialize(&sample);
             let problem = match self.render_title(&self.titles.active[sample.kind()], &context) {
-                Ok(text) if text.is_empty() => "renders an empty title (Discord would refuse the post)".to_owned(),
+                Ok(text) if shows_nothing(&text) => "renders an empty title (Discord would refuse the post)".to_owned(),
                 Ok(_) => continue,
                 Err(message) => message,
             };
@@ -192,6 +201,11 @@ impl Renderer {
         }
         problems
     }
+}
+
+/// Whether `title` shows nothing: only whitespace and the isolates the relay adds.
+fn shows_nothing(title: &str) -> bool {
+    title.chars().all(|c| c.is_whitespace() || ('\u{2066}'..='\u{2069}').contains(&c))
 }
 
 #[cfg(test)]
@@ -222,6 +236,22 @@ mod tests {
         }
         let fa = Renderer::builtin(Lang::Fa).thread_name(&PostTitle::user("ali", None, "user_created"));
         assert_eq!(fa, "\u{2067}\u{2068}ali\u{2069}\u{2069}");
+    }
+
+    #[test]
+    fn a_username_that_shows_as_nothing_still_makes_a_title_discord_takes() {
+        let blank = ["", "   ", "\n\t", "\u{200B}\u{2060}", "\u{202E}\u{2066}", "\u{3164}\u{115F}"];
+        for lang in Lang::ALL {
+            let renderer = Renderer::builtin(*lang);
+            for username in blank {
+                let title = renderer.thread_name(&PostTitle::user(username, None, "user_created"));
+                // The relay's own isolates (Persian) aside, nothing hidden and something shown.
+                let bare: String = title.chars().filter(|c| !('\u{2067}'..='\u{2069}').contains(c)).collect();
+                let shown: String = super::super::filters::strip_invisible(&bare).into_iter().collect();
+                assert!(!shown.trim().is_empty(), "{lang}: {username:?} made the title {title:?}");
+                assert_eq!(shown, bare, "{lang}: {username:?}: no hidden characters in {title:?}");
+            }
+        }
     }
 
     #[test]

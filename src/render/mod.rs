@@ -114,7 +114,7 @@ impl fmt::Display for Problem {
 /// template set however many events fail.
 #[derive(Debug, Default)]
 struct Failures {
-    /// Renders that fell back.
+    /// Renders (embeds and forum post titles) that fell back.
     renders: usize,
     /// The first failure of each template file, with the action it was rendering.
     first: Vec<(Problem, String)>,
@@ -338,9 +338,7 @@ impl Renderer {
             Err(problem) => problem,
         };
         self.report(&problem, action);
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.renders = failures.renders.saturating_add(1);
-        }
+        self.count_fallback();
         let builtin = lookup(&self.builtin, prefix, action);
         if Arc::ptr_eq(builtin, chosen) {
             return None;
@@ -386,6 +384,13 @@ impl Renderer {
         match self.failures.lock() {
             Ok(failures) => (failures.renders, failures.first.clone()),
             Err(poisoned) => (poisoned.get_ref().renders, poisoned.get_ref().first.clone()),
+        }
+    }
+
+    /// Counts a render (an embed, or a forum post's title) that fell back.
+    fn count_fallback(&self) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.renders = failures.renders.saturating_add(1);
         }
     }
 

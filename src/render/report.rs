@@ -93,6 +93,7 @@ impl Renderer {
     pub fn render_report(&self, report: &ReportContext) -> Part {
         let at = OffsetDateTime::from_unix_timestamp(report.to).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         self.try_render_report(report).unwrap_or_else(|problem| {
+            self.count_fallback();
             self.report(&problem, REPORT_TEMPLATE);
             let builtin = &self.builtin[REPORT_TEMPLATE];
             self.render_compiled(builtin, &Value::from_serialize(report), at).unwrap_or_else(|problem| {

@@ -254,7 +254,9 @@ fn destination(
             problems.push(format!("{at}.avatar_url: {avatar:?} is not an http(s) URL"));
         }
     }
-    let forum = forum(&at, spec.forum, spec.tags, thread_id.is_some(), problems);
+    // A thread_id in the URL's query counts: execute_url would send every message there.
+    let has_thread = thread_id.is_some() || url.as_ref().is_some_and(|url| url.thread_id().is_some());
+    let forum = forum(&at, spec.forum, spec.tags, has_thread, problems);
     Some(Destination {
         name: name.to_owned(),
         target: Target::Webhook(url?),
@@ -432,6 +434,18 @@ to = ["support"]
         for expected in expected {
             assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected} not in {problems:#?}");
         }
+
+        // A thread in the URL's query is a thread_id too: every user's post would be that thread.
+        let in_url = r#"
+[destinations.support]
+url = "https://discord.com/api/webhooks/1/aaa?thread_id=223456789012345678"
+forum = true
+
+[[rules]]
+to = ["support"]
+"#;
+        let problems = routes(in_url).unwrap_err();
+        assert!(problems.iter().any(|p| p.ends_with("remove thread_id")), "{problems:#?}");
     }
 
     #[test]

@@ -186,6 +186,11 @@ impl FakeDiscord {
         url
     }
 
+    /// Makes the forum of webhook `id` require a tag on every new post.
+    pub fn require_tags(&self, id: u64) {
+        self.inner.lock().unwrap().forums.require_tags(id);
+    }
+
     /// The posts of every forum channel, in the order they were created.
     pub fn threads(&self) -> Vec<Thread> {
         self.inner.lock().unwrap().forums.threads.clone()

@@ -8,6 +8,8 @@
 //! * `thread_name` on a webhook of a text channel: 400, code 220003 ("Webhooks can only create
 //!   threads in forum channels");
 //! * `thread_id` of a post that does not exist or was deleted: 404, code 10003 ("Unknown Channel");
+//! * `thread_name` without `applied_tags` in a forum whose settings require a tag on every post:
+//!   400, code 40067 ("A tag is required to create a forum post in this channel");
 //! * `thread_id` of a locked post: 403, code 160005 ("Thread is locked"). Discord's opcode table
 //!   has 160005 for a locked thread and 50083 for an archived one; posting into an archived but
 //!   unlocked post unarchives it, so only locking refuses a webhook's message. The status is 403,
@@ -38,6 +40,8 @@ pub struct Thread {
 #[derive(Debug, Default)]
 pub struct Forums {
     webhooks: Vec<u64>,
+    /// Forum webhooks whose channel requires a tag on every new post.
+    tags_required: Vec<u64>,
     pub threads: Vec<Thread>,
 }
 
@@ -54,6 +58,11 @@ impl Forums {
         if !self.webhooks.contains(&id) {
             self.webhooks.push(id);
         }
+    }
+
+    /// The forum of `webhook` requires a tag on every new post (a setting of the channel).
+    pub fn require_tags(&mut self, webhook: u64) {
+        self.tags_required.push(webhook);
     }
 
     pub fn is_forum(&self, webhook: u64) -> bool {
@@ -86,7 +95,16 @@ impl Forums {
                 Some(thread) if thread.locked => Err((403, json!({"message": "Thread is locked", "code": 160005}))),
                 Some(_) => Ok(()),
             },
-            (None, true) => Ok(()),
+            (None, true) => {
+                let tagged = message["applied_tags"].as_array().is_some_and(|tags| !tags.is_empty());
+                if self.tags_required.contains(&webhook) && !tagged {
+                    return Err((
+                        400,
+                        json!({"message": "A tag is required to create a forum post in this channel", "code": 40067}),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 

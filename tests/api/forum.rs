@@ -122,8 +122,13 @@ async fn the_same_username_on_two_panels_gets_two_posts_named_after_their_panels
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_in(dir.path(), forum_options(&discord).var("PANELS", "eu:secret-of-eu,us:secret-of-us")).await;
 
-    for (panel, secret) in [("eu", "secret-of-eu"), ("us", "secret-of-us"), ("eu", "secret-of-eu")] {
-        let response = app.post_to(&format!("/webhook/{panel}"), event("user_created", "alice"), Some(secret)).await;
+    let sent = [
+        ("eu", "secret-of-eu", "user_created"),
+        ("us", "secret-of-us", "user_created"),
+        ("eu", "secret-of-eu", "user_updated"),
+    ];
+    for (panel, secret, action) in sent {
+        let response = app.post_to(&format!("/webhook/{panel}"), event(action, "alice"), Some(secret)).await;
         assert_eq!(response.status(), 200);
         threads_holding(&discord, 1).await;
     }

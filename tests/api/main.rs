@@ -13,6 +13,7 @@ mod dry_run;
 mod engine;
 mod faults;
 mod forum;
+mod forum_faults;
 mod hostile;
 mod ingest;
 mod look;

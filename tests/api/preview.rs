@@ -131,7 +131,10 @@ fn render_exits_non_zero_and_warns_when_a_template_fell_back_but_still_prints_th
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let file = dir.path().join("user_created.toml").display().to_string();
-    assert!(stderr.contains("warning: 1 embed(s) above were not rendered with the template in use"), "{stderr}");
+    assert!(
+        stderr.contains("warning: 1 embed(s) or forum post title(s) above were not rendered with the template in use"),
+        "{stderr}"
+    );
     assert!(stderr.contains(&format!("{file}:1: title: undefined value")), "{stderr}");
     assert!(stderr.contains("`admin` is null"), "{stderr}");
     let messages = rendered(&output.stdout);
@@ -141,4 +144,48 @@ fn render_exits_non_zero_and_warns_when_a_template_fell_back_but_still_prints_th
     let output = relay(&["render", "--action", "user_created"], &vars);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(titles(&rendered(&output.stdout)), ["New user of admin"]);
+}
+
+#[test]
+fn render_exits_non_zero_when_a_forum_post_title_of_yours_fell_back() {
+    // Arrange: a title that reaches for the event's `user`, which titles do not have.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("forum")).unwrap();
+    std::fs::write(dir.path().join("forum/titles.toml"), "post = \"{{ username }} ({{ user.status }})\"\n").unwrap();
+    let vars = [
+        ("TEMPLATES_DIR", dir.path().to_str().unwrap()),
+        ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/abc"),
+        ("DISCORD_FORUM", "true"),
+    ];
+
+    // Act
+    let output = relay(&["render", "--action", "user_created"], &vars);
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("titles.toml: post: undefined value"), "{stderr}");
+    let messages = rendered(&output.stdout);
+    assert_eq!(messages[0].1["thread_name"], "alice", "the built-in title stood in: {messages:?}");
+}
+
+#[test]
+fn render_exits_non_zero_when_your_report_template_fell_back() {
+    // Arrange: the relay's health is on a report's first embed only, so an unguarded
+    // `health.delivered` fails for the second panel of the two-panel sample.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.toml"), "title = \"{{ panel }}: {{ health.delivered }} delivered\"\n")
+        .unwrap();
+    let vars = [("TEMPLATES_DIR", dir.path().to_str().unwrap())];
+
+    // Act
+    let output = relay(&["render", "--report", "daily"], &vars);
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("report.toml:1: title: undefined value"), "{stderr}");
+    let messages = rendered(&output.stdout);
+    let titles = titles(&messages);
+    assert!(titles[0].starts_with("eu-1: ") && titles[1].contains("Daily report"), "{titles:?}");
 }
