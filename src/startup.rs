@@ -124,24 +124,34 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` is cancelled: then stops accepting, lets requests in flight finish
-    /// (each answers only after its commit), and stops delivery, leaving unsent rows pending.
+    /// Serves until `shutdown` is cancelled: then stops accepting and lets requests in flight
+    /// finish (each answers only after its commit) while, at the same time, delivery stops (the
+    /// Discord request in flight gets its grace), leaving unsent rows pending.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
+        let (reports, delivery) = (self.reports, self.delivery);
+        let stop_background = async move {
+            if let Some((stop, task)) = reports {
+                stop.cancel();
+                let _ = task.await;
+            }
+            delivery.stop().await;
+        };
         let served = tokio::select! {
-            served = &mut server => served,
+            served = &mut server => {
+                stop_background.await;
+                served
+            }
             () = shutdown.cancelled() => {
                 log::info!("shutting down: no new requests; waiting for requests in flight");
-                handle.stop(true).await;
-                server.await
+                let drain = async {
+                    handle.stop(true).await;
+                    server.await
+                };
+                tokio::join!(drain, stop_background).0
             }
         };
-        if let Some((stop, task)) = self.reports {
-            stop.cancel();
-            let _ = task.await;
-        }
-        self.delivery.stop().await;
         log::info!("stopped");
         served.context("the HTTP server task failed")?.context("the HTTP server failed")
     }

@@ -30,7 +30,9 @@ pub struct DeliverySettings {
     /// How often an idle task looks for due rows even without a wake-up.
     pub idle_poll: Duration,
     /// How long the request in flight at shutdown may take before it is abandoned (its rows stay
-    /// pending and are sent again after restart).
+    /// pending and are sent again after restart). By default a second longer than a request may
+    /// take, so a graceful stop never abandons a request Discord may have acted on: a forum post
+    /// made, its id not yet recorded, would be made again after the restart.
     pub shutdown_grace: Duration,
     pub timeouts: discord::Timeouts,
     /// Whether more than one panel posts to the relay (`PANELS`, the routes file's panels, and
@@ -52,7 +54,7 @@ impl Default for DeliverySettings {
             ban_cooldown: s(600),
             pause_reminder: s(300),
             idle_poll: s(30),
-            shutdown_grace: s(5),
+            shutdown_grace: discord::Timeouts::default().request.saturating_add(s(1)),
             timeouts: discord::Timeouts::default(),
             several_panels: false,
         }

@@ -110,6 +110,8 @@ struct Inner {
     down: bool,
     reject_embed: Option<EmbedPredicate>,
     delay: Duration,
+    /// Requests that have arrived, answered or not (still in their delay).
+    arrived: usize,
     bucket_start: Option<Instant>,
     bucket_used: u32,
     channel_sent: VecDeque<Instant>,
@@ -227,6 +229,11 @@ impl FakeDiscord {
     }
 
     /// Every request waits this long before it is answered.
+    /// How many requests have arrived, including those not answered yet.
+    pub fn arrived(&self) -> usize {
+        self.inner.lock().unwrap().arrived
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         self.inner.lock().unwrap().delay = delay;
     }
@@ -289,21 +296,31 @@ async fn execute(
     body: web::Bytes,
     inner: web::Data<Arc<Mutex<Inner>>>,
 ) -> HttpResponse {
-    let delay = inner.lock().unwrap().delay;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let mut inner = inner.lock().unwrap();
-    let (status, response) = answer(&mut inner, &path, request.query_string(), &body);
-    inner.requests.push(Request {
-        at: Instant::now(),
-        path: request.path().to_owned(),
-        query: request.query_string().to_owned(),
-        status,
-        body,
+    let delay = {
+        let mut inner = inner.lock().unwrap();
+        inner.arrived += 1;
+        inner.delay
+    };
+    // As Discord does, the request is carried out even when the client stops waiting for the
+    // answer (a timeout, a relay that shuts down): the work runs as a task of its own.
+    let (answered, answer_here) = tokio::sync::oneshot::channel();
+    actix_web::rt::spawn(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let mut inner = inner.lock().unwrap();
+        let (status, response) = answer(&mut inner, &path, request.query_string(), &body);
+        inner.requests.push(Request {
+            at: Instant::now(),
+            path: request.path().to_owned(),
+            query: request.query_string().to_owned(),
+            status,
+            body,
+        });
+        let _ = answered.send(response);
     });
-    response
+    answer_here.await.unwrap_or_else(|_| HttpResponse::InternalServerError().finish())
 }
 
 fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, HttpResponse) {

@@ -254,3 +254,34 @@ async fn send_test_makes_a_post_of_its_own_and_render_shows_the_title_a_post_wou
         (Some("dave"), &serde_json::json!([EXPIRED_TAG]))
     );
 }
+
+#[tokio::test]
+async fn a_stop_while_a_post_is_being_made_waits_for_it_and_remembers_it() {
+    // Arrange: Discord takes a second and a half to make each post; the relay's stop gives the
+    // request in flight more than that, as its default gives more than a request may take.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let grace = |config: &mut marzban_discord_relay::config::Config| {
+        config.delivery.shutdown_grace = std::time::Duration::from_secs(10);
+    };
+    let app = spawn_app_in(dir.path(), forum_options(&discord).tweak(grace)).await;
+    discord.set_delay(std::time::Duration::from_millis(1500));
+
+    // Act: the relay is stopped while alice's post is being made, then started again.
+    post_ok(&app, event("user_created", "alice")).await;
+    poll_until("the post's request arrived", || async { (discord.arrived() == 1).then_some(()) }).await;
+    app.stop().await;
+    discord.set_delay(std::time::Duration::ZERO);
+    let app = spawn_app_in(dir.path(), forum_options(&discord)).await;
+    post_ok(&app, event("user_expired", "alice")).await;
+
+    // Assert: the stop waited for the answer and kept the post's id, so alice has one post.
+    threads_holding(&discord, 2).await;
+    let threads = poll_until("every request that arrived is answered", || async {
+        (discord.requests().len() == discord.arrived()).then(|| discord.threads())
+    })
+    .await;
+    assert_eq!(threads.len(), 1, "one post for alice: {threads:#?}");
+    assert_eq!(messages_in(&threads[0]), 2);
+    app.stop().await;
+}
