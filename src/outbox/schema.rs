@@ -25,8 +25,8 @@ CREATE TABLE forum_posts (
 ";
 
 /// Scheduled reports: what was received per quarter-hour slot (unix seconds / 900), panel ('' for
-/// none) and action; up to `NAMES_PER_DAY` usernames per UTC day (unix seconds / 86400), panel and
-/// action for the actions reports list; the relay's own health per slot; and the end (unix
+/// none) and action; up to `NAMES_PER_SLOT` usernames per slot, panel and action for the actions
+/// reports list (with the UTC day, unix seconds / 86400, for pruning); the relay's own health per slot; and the end (unix
 /// seconds) of the last period each destination was sent each report for.
 pub const SCHEMA_REPORTS: &str = "
 CREATE TABLE tally (

@@ -1,6 +1,6 @@
 //! What scheduled reports need, kept apart from the message rows: a tally of received events per
 //! quarter-hour slot, panel and action (written at ingest in the same transaction as the events'
-//! rows); up to [`NAMES_PER_DAY`] usernames per UTC day, panel and action for the actions a report
+//! rows); up to [`NAMES_PER_SLOT`] usernames per slot, panel and action for the actions a report
 //! lists; the relay's own health per slot (written with the delivery outcome it counts); and the
 //! last period each destination was sent each report for (written in the same transaction as the
 //! report's rows, so a report is stored exactly once per period and destination).
@@ -8,7 +8,7 @@
 //! Kept for as long as the caller's pruning says (`reports::KEEP_DAYS`), whatever
 //! `DELIVERED_RETENTION` does to the message rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,10 @@ pub const SLOT_SECONDS: i64 = 900;
 
 const DAY_SECONDS: i64 = 86_400;
 
-/// How many usernames are kept per UTC day, panel and listed action; the rest are only counted.
-pub const NAMES_PER_DAY: i64 = 50;
+/// How many usernames are kept per slot, panel and listed action; the rest are only counted. Per
+/// slot, because a report's period is whole slots in any time zone: whatever it covers, its first
+/// slot with expired (or limited) users has their first names, as many as a report shows.
+pub const NAMES_PER_SLOT: i64 = 20;
 
 /// The actions whose usernames a report lists.
 pub const LISTED_ACTIONS: [&str; 2] = ["user_expired", "user_limited"];
@@ -172,8 +174,11 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
         "INSERT INTO tally (slot, panel, action, events) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + 1",
     )?;
-    let mut kept =
-        conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE day = ?1 AND panel = ?2 AND action = ?3")?;
+    let mut kept = conn.prepare_cached(
+        "SELECT COUNT(*) FROM tally_names WHERE day = ?1 AND panel = ?2 AND action = ?3 AND slot = ?4",
+    )?;
+    // Names held per (slot, panel, action): counted once per batch, then kept up to date here.
+    let mut held: HashMap<(i64, String, &str), i64> = HashMap::new();
     let mut name = conn.prepare_cached(
         "INSERT OR IGNORE INTO tally_names (day, panel, action, username, slot) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -191,9 +196,16 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
         count.execute(params![slot, panel, action])?;
         if LISTED_ACTIONS.contains(&action) {
             let day = seconds.div_euclid(DAY_SECONDS);
-            let held: i64 = kept.query_row(params![day, panel, action], |r| r.get(0))?;
-            if held < NAMES_PER_DAY {
-                name.execute(params![day, panel, action, event.username, slot])?;
+            let key = (slot, panel.to_owned(), action);
+            let count = match held.get_mut(&key) {
+                Some(count) => count,
+                None => {
+                    let count: i64 = kept.query_row(params![day, panel, action, slot], |r| r.get(0))?;
+                    held.entry(key).or_insert(count)
+                }
+            };
+            if *count < NAMES_PER_SLOT {
+                *count += name.execute(params![day, panel, action, event.username, slot])? as i64;
             }
         }
     }
@@ -231,11 +243,11 @@ fn period_tally(conn: &Connection, from_slot: i64, to_slot: i64) -> rusqlite::Re
     let rows = names.query_map(params![from_day, to_day, from_slot, to_slot], |r| {
         Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, String>(2)?))
     })?;
+    let mut seen: HashSet<((String, String), String)> = HashSet::new();
     for row in rows {
         let (key, username) = row?;
-        let list = tally.names.entry(key).or_default();
-        if !list.contains(&username) {
-            list.push(username);
+        if seen.insert((key.clone(), username.clone())) {
+            tally.names.entry(key).or_default().push(username);
         }
     }
     let mut health =

@@ -31,7 +31,7 @@ pub use schedule::{parse_reports, parse_time_zone, Period, ReportKind, Schedule}
 pub const KEEP_DAYS: i64 = 35;
 
 /// How many usernames a report lists per panel for expired and for limited users; the rest are
-/// counted ("and 37 more"). The outbox keeps up to `outbox::NAMES_PER_DAY` per day.
+/// counted ("and 37 more"). The outbox keeps up to `outbox::NAMES_PER_SLOT` per quarter-hour.
 pub const NAMES_SHOWN: usize = 20;
 
 /// What time it is, for the producer. Tests give it a clock they move by hand.
@@ -92,5 +92,7 @@ impl ReportSettings {
     }
 }
 
+#[cfg(test)]
+mod edge_tests;
 #[cfg(test)]
 mod tests;

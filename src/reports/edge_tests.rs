@@ -1,0 +1,90 @@
+//! Reports under unlucky conditions, with real panel payloads (tests/fixtures): lists across the
+//! UTC day, usernames longer than any panel allows, a schedule moved between runs, and more.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::*;
+use crate::event::parse_batch;
+use crate::outbox::{Outbox, Tallied};
+use crate::render::{Lang, Part, Templates};
+
+const EXPIRED: &str = include_str!("../../tests/fixtures/marzban-0.8.4/user_expired.json");
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+/// The captured Marzban `user_expired` event for `username`, tallied as received at `when`.
+fn expired(username: &str, when: Timestamp, panel: Option<&str>) -> Tallied {
+    let mut body: serde_json::Value = serde_json::from_str(EXPIRED).unwrap();
+    body[0]["username"] = username.into();
+    body[0]["user"]["username"] = username.into();
+    let received = time::OffsetDateTime::from_unix_timestamp(when.as_second()).unwrap();
+    let batch = parse_batch(body.to_string().as_bytes(), received, panel).unwrap();
+    let event = &batch.events[0];
+    Tallied {
+        action: event.action.to_string(),
+        panel: event.panel.clone(),
+        username: event.username.clone(),
+        received_at_ms: when.as_millisecond(),
+        fingerprint: event.fingerprint.clone(),
+        may_be_resend: event.may_be_resend,
+    }
+}
+
+async fn tally(outbox: &Outbox, events: Vec<Tallied>) {
+    outbox.enqueue_counted(Vec::new(), Vec::new(), events, None).await.unwrap();
+}
+
+fn producer(dir: &std::path::Path, reports: &str, tz: &str) -> (Producer, Outbox) {
+    let outbox = Outbox::open(dir).unwrap();
+    let templates = Arc::new(Templates::load(dir.join("no-templates"), Lang::En).0);
+    let settings = ReportSettings {
+        schedules: parse_reports(reports).unwrap(),
+        time_zone: parse_time_zone(tz).unwrap(),
+        ..ReportSettings::default()
+    };
+    let recipient = Recipient {
+        destination: Arc::new(crate::destination::Destination::new(
+            crate::destination::DEFAULT_DESTINATION,
+            crate::destination::Target::DryRun,
+        )),
+        reports: settings.schedules.iter().map(|s| s.kind).collect(),
+    };
+    (Producer::new(outbox.clone(), templates, settings, vec![recipient], None), outbox)
+}
+
+async fn stored(outbox: &Outbox) -> Vec<Part> {
+    let rows = outbox.due(crate::destination::DEFAULT_DESTINATION, 1000).await.unwrap();
+    rows.iter().map(|row| serde_json::from_str(&row.part).unwrap()).collect()
+}
+
+/// The period (from, to) a stored report part says it covers.
+fn covered(part: &Part) -> (i64, i64) {
+    let description = part.embed.description.clone().unwrap_or_default();
+    let numbers: Vec<i64> =
+        description.split("<t:").skip(1).filter_map(|rest| rest.split(':').next()?.parse().ok()).collect();
+    (numbers[0], numbers[1])
+}
+
+#[tokio::test]
+async fn a_report_names_expired_users_when_the_utc_day_filled_its_names_before_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    // 60 users expire at 08:00 UTC (before a 09:00 report's period), 30 more at noon (in it).
+    let morning: Vec<Tallied> =
+        (0..60).map(|i| expired(&format!("early_{i:02}"), at("2026-03-09T08:00:00Z"), None)).collect();
+    let noon: Vec<Tallied> =
+        (0..30).map(|i| expired(&format!("noon_{i:02}"), at("2026-03-09T12:00:00Z"), None)).collect();
+    tally(&outbox, morning).await;
+    tally(&outbox, noon).await;
+    let period = Period { start: at("2026-03-09T09:00:00Z"), end: at("2026-03-10T09:00:00Z") };
+    let report = Report::read(&outbox, "daily", period).await.unwrap();
+    let list = &report.parts[0].expired;
+    assert_eq!(list.total, 30);
+    assert_eq!(list.names.len(), NAMES_SHOWN, "{list:?}");
+    assert!(list.names.iter().all(|name| name.starts_with("noon_")), "{list:?}");
+    assert_eq!(list.more, 30 - NAMES_SHOWN as i64);
+}
