@@ -27,6 +27,11 @@ const DAY_SECONDS: i64 = 86_400;
 /// slot with expired (or limited) users has their first names, as many as a report shows.
 pub const NAMES_PER_SLOT: i64 = 20;
 
+/// How many characters of a username are kept for a report's list: Marzban allows 32, and a longer
+/// one is cut (ending in `…`), so a list always has room for its first name and the outbox holds
+/// little per name.
+pub const NAME_KEPT_CHARS: usize = 64;
+
 /// The actions whose usernames a report lists.
 pub const LISTED_ACTIONS: [&str; 2] = ["user_expired", "user_limited"];
 
@@ -205,11 +210,21 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
                 }
             };
             if *count < NAMES_PER_SLOT {
-                *count += name.execute(params![day, panel, action, event.username, slot])? as i64;
+                *count += name.execute(params![day, panel, action, kept_name(&event.username), slot])? as i64;
             }
         }
     }
     Ok(())
+}
+
+/// `username`, cut to [`NAME_KEPT_CHARS`] characters (the last one `…`) when longer.
+fn kept_name(username: &str) -> std::borrow::Cow<'_, str> {
+    if username.chars().count() <= NAME_KEPT_CHARS {
+        return username.into();
+    }
+    let mut cut: String = username.chars().take(NAME_KEPT_CHARS - 1).collect();
+    cut.push('…');
+    cut.into()
 }
 
 /// Counts `count` of `kind` in the slot of `now_ms`.

@@ -88,3 +88,21 @@ async fn a_report_names_expired_users_when_the_utc_day_filled_its_names_before_t
     assert!(list.names.iter().all(|name| name.starts_with("noon_")), "{list:?}");
     assert_eq!(list.more, 30 - NAMES_SHOWN as i64);
 }
+
+#[tokio::test]
+async fn a_username_longer_than_any_panel_allows_is_shortened_not_the_reason_the_list_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let when = at("2026-03-09T12:00:00Z");
+    tally(&outbox, vec![expired(&"ü".repeat(5000), when, None), expired("bob", when, None)]).await;
+    let period = Period { start: at("2026-03-09T09:00:00Z"), end: at("2026-03-10T09:00:00Z") };
+    let report = Report::read(&outbox, "daily", period).await.unwrap();
+    let list = &report.parts[0].expired;
+    assert_eq!(list.names.len(), 2, "{list:?}");
+    assert!(list.names.contains(&"bob".to_owned()));
+    assert!(list.names.iter().all(|name| name.chars().count() <= crate::outbox::NAME_KEPT_CHARS), "{list:?}");
+    let renderer = Templates::load(dir.path().join("none"), Lang::En).0.current();
+    let part = renderer.render_report(&report.parts[0]);
+    let field = part.embed.fields.iter().find(|f| f.name.contains("Expired")).expect("the list is shown");
+    assert!(field.value.contains("bob") && field.value.contains("üü…"), "{}", field.value);
+}
