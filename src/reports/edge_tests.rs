@@ -106,3 +106,37 @@ async fn a_username_longer_than_any_panel_allows_is_shortened_not_the_reason_the
     let field = part.embed.fields.iter().find(|f| f.name.contains("Expired")).expect("the list is shown");
     assert!(field.value.contains("bob") && field.value.contains("üü…"), "{}", field.value);
 }
+
+#[tokio::test]
+async fn moving_the_daily_time_later_does_not_report_the_same_hours_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reports, outbox) = producer(dir.path(), "daily@08:00", "UTC");
+    reports.run_due(at("2026-03-09T07:00:00Z")).await.unwrap();
+    tally(&outbox, vec![expired("before_eight", at("2026-03-10T07:00:00Z"), None)]).await;
+    assert_eq!(reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap(), 1);
+    drop(reports);
+    // The operator moves the report to 09:00 (or changes REPORTS_TZ) and restarts.
+    let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
+    tally(&outbox, vec![expired("after_eight", at("2026-03-10T08:30:00Z"), None)]).await;
+    reports.run_due(at("2026-03-10T09:00:00Z")).await.unwrap();
+    reports.run_due(at("2026-03-11T09:00:00Z")).await.unwrap();
+    let periods: Vec<(i64, i64)> = stored(&outbox).await.iter().map(covered).collect();
+    for pair in periods.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "hours reported twice: {periods:?}");
+    }
+    assert_eq!(periods.last().unwrap().1, at("2026-03-11T09:00:00Z").as_second());
+    assert_eq!(periods.first().unwrap().1, at("2026-03-10T08:00:00Z").as_second());
+}
+
+#[tokio::test]
+async fn moving_the_daily_time_earlier_reports_each_hour_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
+    reports.run_due(at("2026-03-09T10:00:00Z")).await.unwrap();
+    assert_eq!(reports.run_due(at("2026-03-10T09:00:00Z")).await.unwrap(), 1);
+    drop(reports);
+    let (reports, outbox) = producer(dir.path(), "daily@08:00", "UTC");
+    assert_eq!(reports.run_due(at("2026-03-11T08:00:00Z")).await.unwrap(), 1);
+    let periods: Vec<(i64, i64)> = stored(&outbox).await.iter().map(covered).collect();
+    assert_eq!(periods[1].0, periods[0].1, "the next report starts where the last ended: {periods:?}");
+}

@@ -6,7 +6,9 @@
 //! rows. After downtime only the latest period that has ended is sent (once), not every period
 //! missed. The first time a destination is given a report, the period that has just ended is only
 //! recorded, not sent: the relay has no tally of it; the first report comes at the next scheduled
-//! time.
+//! time. When the schedule moved (`REPORTS`, `REPORTS_TZ`), the first period after the move starts
+//! where the last report ended, so it may be shorter than usual, but no hour is in two
+//! reports or in none.
 //!
 //! [`Producer::run_due`] is one step that tests drive with any time; [`Producer::run`] loops it on
 //! the settings' clock.
@@ -90,14 +92,20 @@ impl Producer {
 
     async fn run_one(&self, recipient: &Recipient, kind: ReportKind, now: Timestamp) -> Result<bool, OutboxError> {
         let tz = &self.settings.time_zone;
-        let Some(period) = self.settings.schedule(kind).and_then(|schedule| schedule.last_period(now, tz)) else {
+        let Some(mut period) = self.settings.schedule(kind).and_then(|schedule| schedule.last_period(now, tz)) else {
             return Ok(false);
         };
         let name = &recipient.destination.name;
         let end = period.end.as_second();
         match self.outbox.report_sent(name, kind.name()).await? {
             Some(sent) if sent >= end => return Ok(false),
-            Some(_) => {}
+            // After REPORTS or REPORTS_TZ moved the time, the first period starts where the last
+            // report ended: no hour in two reports, none in neither.
+            Some(sent) => {
+                if let Ok(sent) = Timestamp::from_second(sent) {
+                    period.start = period.start.max(sent);
+                }
+            }
             None => {
                 self.outbox.store_report(name.clone(), kind.name().into(), end, Vec::new()).await?;
                 log::info!("{name}: {kind} reports start with the period after the one ending {}", period.end);
