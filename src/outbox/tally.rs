@@ -126,7 +126,8 @@ impl Outbox {
 
     /// Stores `rows` (a report for the period ending `period_end`, unix seconds) and records that
     /// period as sent to `destination`, all in one transaction; unless a period ending at or after
-    /// it was already recorded, in which case nothing is stored and the answer is `false`.
+    /// it was already recorded, in which case nothing is stored and the answer is `false`. When
+    /// the outbox is full, makes room as ingest does (deleting delivered rows) and tries once more.
     pub async fn store_report(
         &self,
         destination: String,
@@ -135,8 +136,10 @@ impl Outbox {
         rows: Vec<NewRow>,
     ) -> Result<bool, OutboxError> {
         let max_bytes = self.max_bytes;
-        self.writer
-            .call(move |conn| {
+        let rows = Arc::new(rows);
+        let attempt = || {
+            let (destination, report, rows) = (destination.clone(), report.clone(), rows.clone());
+            self.writer.call(move |conn| {
                 if sent(conn, &destination, &report)?.is_some_and(|end| end >= period_end) {
                     return Ok(false);
                 }
@@ -151,7 +154,18 @@ impl Outbox {
                 )?;
                 Ok(true)
             })
-            .await
+        };
+        match attempt().await {
+            Err(OutboxError::Full) => {
+                let deleted = self.writer.call(|conn| queries::purge_delivered(conn, None)).await?;
+                log::warn!("the outbox is full; deleted {deleted} delivered rows to make room for a report");
+                if deleted == 0 {
+                    return Err(OutboxError::Full);
+                }
+                attempt().await
+            }
+            stored => stored,
+        }
     }
 
     /// Deletes the tally, names and health counted before `before_ms`. Returns how many rows.

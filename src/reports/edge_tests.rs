@@ -131,7 +131,7 @@ async fn moving_the_daily_time_later_does_not_report_the_same_hours_twice() {
 #[tokio::test]
 async fn moving_the_daily_time_earlier_reports_each_hour_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
+    let (reports, _) = producer(dir.path(), "daily@09:00", "UTC");
     reports.run_due(at("2026-03-09T10:00:00Z")).await.unwrap();
     assert_eq!(reports.run_due(at("2026-03-10T09:00:00Z")).await.unwrap(), 1);
     drop(reports);
@@ -139,4 +139,43 @@ async fn moving_the_daily_time_earlier_reports_each_hour_once() {
     assert_eq!(reports.run_due(at("2026-03-11T08:00:00Z")).await.unwrap(), 1);
     let periods: Vec<(i64, i64)> = stored(&outbox).await.iter().map(covered).collect();
     assert_eq!(periods[1].0, periods[0].1, "the next report starts where the last ended: {periods:?}");
+}
+
+#[tokio::test]
+async fn a_report_due_when_the_outbox_is_full_of_delivered_rows_makes_room_like_an_event_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let max_bytes = 256 * 1024;
+    let outbox = Outbox::open_capped(dir.path(), Some(max_bytes)).unwrap();
+    let row = |i: usize, size: usize| crate::outbox::NewRow {
+        destination: crate::destination::DEFAULT_DESTINATION.into(),
+        received_at_ms: at("2026-03-10T07:00:00Z").as_millisecond(),
+        action: "user_created".into(),
+        username: format!("user_{i}"),
+        panel: None,
+        part: format!("{{\"filler\":\"{}\"}}", "x".repeat(size)),
+        fingerprint: None,
+        may_be_resend: false,
+        mentions: crate::destination::Mentions::default(),
+    };
+    // Fill the outbox with rows Discord already has, as a quiet week of retention does.
+    for size in [4000, 100] {
+        for i in 0.. {
+            if outbox.enqueue(vec![row(i, size)], None).await.is_err() {
+                break;
+            }
+        }
+    }
+    let delivered: Vec<i64> = outbox.due("default", 1000).await.unwrap().iter().map(|r| r.meta.id).collect();
+    outbox.mark_delivered(delivered).await.unwrap();
+
+    let templates = Arc::new(Templates::load(dir.path().join("none"), Lang::En).0);
+    let settings = ReportSettings { schedules: parse_reports("daily@09:00").unwrap(), ..ReportSettings::default() };
+    let recipient = Recipient {
+        destination: Arc::new(crate::destination::Destination::new("default", crate::destination::Target::DryRun)),
+        reports: vec![ReportKind::Daily],
+    };
+    let reports = Producer::new(outbox.clone(), templates, settings, vec![recipient], None);
+    reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap();
+    assert_eq!(reports.run_due(at("2026-03-10T09:00:00Z")).await.unwrap(), 1, "the report is stored");
+    assert_eq!(stored(&outbox).await.len(), 1);
 }
