@@ -44,6 +44,8 @@ fn producer(dir: &std::path::Path, reports: &str, tz: &str) -> (Producer, Outbox
     let settings = ReportSettings {
         schedules: parse_reports(reports).unwrap(),
         time_zone: parse_time_zone(tz).unwrap(),
+        // Stepped to the second: a report is due at its period's end.
+        settle: std::time::Duration::ZERO,
         ..ReportSettings::default()
     };
     let recipient = Recipient {
@@ -176,6 +178,31 @@ async fn a_report_due_when_the_outbox_is_full_of_delivered_rows_makes_room_like_
     };
     let reports = Producer::new(outbox.clone(), templates, settings, vec![recipient], None);
     reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap();
-    assert_eq!(reports.run_due(at("2026-03-10T09:00:00Z")).await.unwrap(), 1, "the report is stored");
+    assert_eq!(reports.run_due(at("2026-03-10T09:05:00Z")).await.unwrap(), 1, "the report is stored");
     assert_eq!(stored(&outbox).await.len(), 1);
+}
+
+#[tokio::test]
+async fn events_received_just_before_the_end_but_stored_after_it_are_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let templates = Arc::new(Templates::load(dir.path().join("none"), Lang::En).0);
+    let settings = ReportSettings { schedules: parse_reports("daily@09:00").unwrap(), ..ReportSettings::default() };
+    let recipient = Recipient {
+        destination: Arc::new(crate::destination::Destination::new("default", crate::destination::Target::DryRun)),
+        reports: vec![ReportKind::Daily],
+    };
+    let reports = Producer::new(outbox.clone(), templates, settings, vec![recipient], None);
+    reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap();
+    // A batch whose request began at 08:59:59 is still being read when the clock passes 09:00.
+    let end = at("2026-03-10T09:00:00Z");
+    assert_eq!(reports.run_due(at("2026-03-10T09:00:01Z")).await.unwrap(), 0, "a batch may still be in flight");
+    tally(&outbox, vec![expired("late_batch", at("2026-03-10T08:59:59Z"), None)]).await;
+    let due = reports.next_due(at("2026-03-10T09:00:01Z")).unwrap();
+    assert!(due > end && due <= at("2026-03-10T09:05:00Z"), "{due}");
+    assert_eq!(reports.run_due(due).await.unwrap(), 1);
+    let parts = stored(&outbox).await;
+    assert_eq!(covered(&parts[0]).1, end.as_second(), "the period still ends at 09:00");
+    let status = parts[0].embed.fields.iter().find(|f| f.name == "Status").unwrap();
+    assert!(status.value.contains("Expired: 1"), "{}", status.value);
 }

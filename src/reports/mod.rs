@@ -73,7 +73,15 @@ pub struct ReportSettings {
     /// sleeps until the next report is due, but never longer than this, so a clock that jumps
     /// (a suspended host, a corrected clock) is noticed within it.
     pub recheck: Duration,
+    /// How long after a period's end its report is made: events whose request began before the
+    /// end are stored up to the body timeout (60 s) later, and counted in the period they began.
+    /// [`SETTLE`], except in tests that step the producer to the second.
+    pub settle: Duration,
 }
+
+/// How long after a period's end its report is made (see [`ReportSettings::settle`]): the request
+/// body timeout and room to store.
+pub const SETTLE: Duration = Duration::from_secs(75);
 
 impl Default for ReportSettings {
     fn default() -> Self {
@@ -82,6 +90,7 @@ impl Default for ReportSettings {
             time_zone: TimeZone::UTC,
             clock: Clock::system(),
             recheck: Duration::from_secs(60),
+            settle: SETTLE,
         }
     }
 }

@@ -10,6 +10,9 @@
 //! where the last report ended, so it may be shorter than usual, but no hour is in two
 //! reports or in none.
 //!
+//! A report is made [`super::SETTLE`] after its period ends, not at once: a batch whose request
+//! began before the end counts in that period, and may be stored up to the body timeout later.
+//!
 //! [`Producer::run_due`] is one step that tests drive with any time; [`Producer::run`] loops it on
 //! the settings' clock.
 
@@ -77,7 +80,8 @@ impl Producer {
     }
 
     /// Stores every report due at `now` that is not stored yet: for each recipient and report, the
-    /// latest period that has ended. Returns how many reports were stored.
+    /// latest period that ended `settle` or more before `now` (by then, every event received
+    /// before its end is stored). Returns how many reports were stored.
     pub async fn run_due(&self, now: Timestamp) -> Result<usize, OutboxError> {
         let mut stored = 0;
         for recipient in &self.recipients {
@@ -92,7 +96,9 @@ impl Producer {
 
     async fn run_one(&self, recipient: &Recipient, kind: ReportKind, now: Timestamp) -> Result<bool, OutboxError> {
         let tz = &self.settings.time_zone;
-        let Some(mut period) = self.settings.schedule(kind).and_then(|schedule| schedule.last_period(now, tz)) else {
+        let settled = self.settled(now);
+        let Some(mut period) = self.settings.schedule(kind).and_then(|schedule| schedule.last_period(settled, tz))
+        else {
             return Ok(false);
         };
         let name = &recipient.destination.name;
@@ -124,14 +130,25 @@ impl Producer {
         Ok(fresh)
     }
 
-    /// When the next report is due after `now`, if any is scheduled for a recipient.
+    /// When the next report is due after `now`, if any is scheduled for a recipient: the next
+    /// period's end, plus the settings' `settle`.
     pub fn next_due(&self, now: Timestamp) -> Option<Timestamp> {
         let tz = &self.settings.time_zone;
+        let settle = jiff::SignedDuration::try_from(self.settings.settle).ok()?;
         self.recipients
             .iter()
             .flat_map(|recipient| recipient.reports.iter())
-            .filter_map(|kind| self.settings.schedule(*kind)?.next_end(now, tz))
+            .filter_map(|kind| self.settings.schedule(*kind)?.next_end(self.settled(now), tz))
+            .filter_map(|end| end.checked_add(settle).ok())
             .min()
+    }
+
+    /// The time up to which what was received is stored at `now`: `settle` earlier.
+    fn settled(&self, now: Timestamp) -> Timestamp {
+        jiff::SignedDuration::try_from(self.settings.settle)
+            .ok()
+            .and_then(|settle| now.checked_sub(settle).ok())
+            .unwrap_or(now)
     }
 
     /// Stores reports as they fall due until `shutdown`: looks at the clock, stores what is due,
