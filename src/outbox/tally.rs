@@ -168,6 +168,25 @@ impl Outbox {
         }
     }
 
+    /// Records `period_end` as the end of the last period `destination` was sent `report` for,
+    /// even when an later one was recorded: for a record made while the clock was wrong.
+    pub async fn reset_report_sent(
+        &self,
+        destination: String,
+        report: String,
+        period_end: i64,
+    ) -> Result<(), OutboxError> {
+        self.writer
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE reports_sent SET period_end = ?3 WHERE destination = ?1 AND report = ?2",
+                    params![destination, report, period_end],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
     /// Deletes the tally, names and health counted before `before_ms`. Returns how many rows.
     pub async fn prune_tally(&self, before_ms: i64) -> Result<usize, OutboxError> {
         let slot = before_ms.div_euclid(1000).div_euclid(SLOT_SECONDS);

@@ -206,3 +206,35 @@ async fn events_received_just_before_the_end_but_stored_after_it_are_in_the_repo
     let status = parts[0].embed.fields.iter().find(|f| f.name == "Status").unwrap();
     assert!(status.value.contains("Expired: 1"), "{}", status.value);
 }
+
+#[tokio::test]
+async fn a_clock_that_ran_a_year_ahead_does_not_silence_reports_until_that_year() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
+    // The host booted with its clock a year ahead, long enough for a report to be made...
+    reports.run_due(at("2027-03-10T08:00:00Z")).await.unwrap();
+    assert_eq!(reports.run_due(at("2027-03-10T09:00:00Z")).await.unwrap(), 1);
+    // ...then NTP set it right. A clock that is behind for a moment (and is set right again soon)
+    // makes no report: the record stands.
+    assert_eq!(reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap(), 0);
+    assert_eq!(reports.run_due(at("2026-03-10T08:30:00Z")).await.unwrap(), 0);
+    // Still a year behind the record an hour later: the record came from the wrong clock.
+    assert_eq!(reports.run_due(at("2026-03-10T09:30:00Z")).await.unwrap(), 0, "the period before is not reported");
+    assert_eq!(reports.run_due(at("2026-03-11T09:00:00Z")).await.unwrap(), 1, "reports go on");
+    let parts = stored(&outbox).await;
+    let covers = covered(&parts[1]);
+    assert_eq!(covers, (at("2026-03-10T09:00:00Z").as_second(), at("2026-03-11T09:00:00Z").as_second()));
+}
+
+#[tokio::test]
+async fn a_clock_behind_for_a_moment_does_not_repeat_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
+    reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap();
+    assert_eq!(reports.run_due(at("2026-03-11T09:00:00Z")).await.unwrap(), 1);
+    // A restart on a host whose clock reads 1970 until NTP answers a few minutes later.
+    assert_eq!(reports.run_due(at("1970-01-01T00:00:10Z")).await.unwrap(), 0);
+    assert_eq!(reports.run_due(at("1970-01-01T00:05:00Z")).await.unwrap(), 0);
+    assert_eq!(reports.run_due(at("2026-03-11T10:00:00Z")).await.unwrap(), 0, "reported already");
+    assert_eq!(stored(&outbox).await.len(), 1);
+}

@@ -16,7 +16,9 @@
 //! [`Producer::run_due`] is one step that tests drive with any time; [`Producer::run`] loops it on
 //! the settings' clock.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +68,16 @@ pub struct Producer {
     recipients: Vec<Recipient>,
     /// Wakes the recipients' delivery tasks; none when only storing (tests).
     dispatch: Option<Dispatch>,
+    /// Reports whose record is far ahead of the clock, and when that was first seen.
+    ahead: Arc<Mutex<HashMap<(String, ReportKind), Timestamp>>>,
 }
+
+/// How far ahead of the clock a report's record must be to doubt the clock (see
+/// `Producer::look_for_a_wrong_clock`).
+pub const CLOCK_DOUBT: Duration = Duration::from_secs(86_400);
+
+/// How long a record must stay that far ahead before it is taken for a wrong clock's.
+pub const CLOCK_DOUBT_FOR: Duration = Duration::from_secs(3600);
 
 impl Producer {
     pub fn new(
@@ -76,7 +87,7 @@ impl Producer {
         recipients: Vec<Recipient>,
         dispatch: Option<Dispatch>,
     ) -> Self {
-        Self { outbox, templates, settings, recipients, dispatch }
+        Self { outbox, templates, settings, recipients, dispatch, ahead: Arc::default() }
     }
 
     /// Stores every report due at `now` that is not stored yet: for each recipient and report, the
@@ -104,7 +115,10 @@ impl Producer {
         let name = &recipient.destination.name;
         let end = period.end.as_second();
         match self.outbox.report_sent(name, kind.name()).await? {
-            Some(sent) if sent >= end => return Ok(false),
+            Some(sent) if sent >= end => {
+                self.look_for_a_wrong_clock(name, kind, sent, period.end, settled).await?;
+                return Ok(false);
+            }
             // After REPORTS or REPORTS_TZ moved the time, the first period starts where the last
             // report ended: no hour in two reports, none in neither.
             Some(sent) => {
@@ -128,6 +142,47 @@ impl Producer {
             }
         }
         Ok(fresh)
+    }
+
+    /// A recorded period that ends more than [`CLOCK_DOUBT`] after `now` was recorded while the
+    /// clock was ahead, or the clock is behind now. A clock behind (at boot, before NTP answers)
+    /// is set right within minutes, and the record must stand; a record from a clock that was
+    /// ahead would silence the report until that time comes. So when the record is still that far
+    /// ahead after [`CLOCK_DOUBT_FOR`] of this clock's time, it is set back to `latest_end` (the
+    /// latest period that has ended, not reported: as on a first start).
+    async fn look_for_a_wrong_clock(
+        &self,
+        name: &str,
+        kind: ReportKind,
+        sent: i64,
+        latest_end: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), OutboxError> {
+        let key = (name.to_owned(), kind);
+        let doubt = CLOCK_DOUBT.as_secs() as i64;
+        if sent <= now.as_second().saturating_add(doubt) {
+            self.ahead.lock().map(|mut ahead| ahead.remove(&key)).ok();
+            return Ok(());
+        }
+        let since = {
+            let Ok(mut ahead) = self.ahead.lock() else { return Ok(()) };
+            *ahead.entry(key.clone()).or_insert(now)
+        };
+        let recorded = Timestamp::from_second(sent).map_or_else(|_| sent.to_string(), |t| t.to_string());
+        if since == now {
+            log::warn!(
+                "{name}: the last {kind} report recorded ended at {recorded}, which has not come yet: the clock                  was ahead then, or is behind now. If it still is in {CLOCK_DOUBT_FOR:?}, {kind} reports start                  again from now"
+            );
+        }
+        if now.duration_since(since).as_secs() < CLOCK_DOUBT_FOR.as_secs() as i64 {
+            return Ok(());
+        }
+        self.outbox.reset_report_sent(name.to_owned(), kind.name().into(), latest_end.as_second()).await?;
+        self.ahead.lock().map(|mut ahead| ahead.remove(&key)).ok();
+        log::warn!(
+            "{name}: the last {kind} report was recorded with a clock that was ahead ({recorded}); {kind} reports              start again with the period after the one ending {latest_end}"
+        );
+        Ok(())
     }
 
     /// When the next report is due after `now`, if any is scheduled for a recipient: the next
