@@ -238,3 +238,23 @@ async fn a_clock_behind_for_a_moment_does_not_repeat_a_report() {
     assert_eq!(reports.run_due(at("2026-03-11T10:00:00Z")).await.unwrap(), 0, "reported already");
     assert_eq!(stored(&outbox).await.len(), 1);
 }
+
+#[tokio::test]
+async fn names_in_a_report_are_shown_as_typed_never_as_markdown_mentions_or_reordered_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let when = at("2026-03-09T12:00:00Z");
+    let names =
+        ["@everyone", "<@&123456789012345678>", "**bold**", "||spoiler||", "abc\u{202e}fed", "[x](https://e.x)"];
+    tally(&outbox, names.iter().map(|name| expired(name, when, None)).collect()).await;
+    let period = Period { start: at("2026-03-09T09:00:00Z"), end: at("2026-03-10T09:00:00Z") };
+    let report = Report::read(&outbox, "daily", period).await.unwrap();
+    for lang in [Lang::En, Lang::Ru, Lang::Fa, Lang::Zh] {
+        let renderer = Templates::load(dir.path().join("none"), lang).0.current();
+        let part = renderer.render_report(&report.parts[0]);
+        let list = &part.embed.fields.iter().find(|f| f.name.contains('⌛') && !f.inline).unwrap().value;
+        for escaped in [r"\@everyone", r"\<\@&", r"\*\*bold\*\*", r"\|\|spoiler\|\|", r"\[x\](", "abcfed"] {
+            assert!(list.contains(escaped), "{lang:?}: no {escaped:?} in {list:?}");
+        }
+    }
+}
