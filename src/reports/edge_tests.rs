@@ -258,3 +258,27 @@ async fn names_in_a_report_are_shown_as_typed_never_as_markdown_mentions_or_reor
         }
     }
 }
+
+#[test]
+fn lord_howes_half_hour_dst_and_a_weekly_time_the_clocks_skip() {
+    let lord_howe = parse_time_zone("Australia/Lord_Howe").unwrap();
+    let daily = |time: &str| parse_reports(&format!("daily@{time}")).unwrap()[0];
+    // 2026-10-04: 02:00 (+10:30) becomes 02:30 (+11:00); 02:15 does not exist, runs at 02:45.
+    let skipped = daily("02:15").last_period(at("2026-10-04T00:00:00Z"), &lord_howe).unwrap();
+    assert_eq!(skipped, Period { start: at("2026-10-02T15:45:00Z"), end: at("2026-10-03T15:45:00Z") });
+    // 2027-04-04: 02:00 (+11:00) becomes 01:30 (+10:30); 01:45 happens twice, runs at the first.
+    let repeated = daily("01:45").last_period(at("2027-04-04T00:00:00Z"), &lord_howe).unwrap();
+    assert_eq!(repeated.end, at("2027-04-03T14:45:00Z"));
+    let after = daily("01:45").next_end(repeated.end, &lord_howe).unwrap();
+    assert_eq!(after, at("2027-04-04T15:15:00Z"), "once that day, then the next day's");
+    for period in [skipped, repeated] {
+        assert_eq!(period.start.as_second() % crate::outbox::SLOT_SECONDS, 0, "whole slots");
+        assert_eq!(period.end.as_second() % crate::outbox::SLOT_SECONDS, 0, "whole slots");
+    }
+    // Berlin, Sunday 2026-03-29: weekly@sun 02:30 does not exist; runs at 03:30 CEST.
+    let weekly = parse_reports("weekly@sun 02:30").unwrap()[0];
+    let berlin = parse_time_zone("Europe/Berlin").unwrap();
+    let period = weekly.last_period(at("2026-03-29T12:00:00Z"), &berlin).unwrap();
+    assert_eq!(period, Period { start: at("2026-03-22T01:30:00Z"), end: at("2026-03-29T01:30:00Z") });
+    assert_eq!(weekly.next_end(period.end, &berlin), Some(at("2026-04-05T00:30:00Z")));
+}
