@@ -282,3 +282,20 @@ fn lord_howes_half_hour_dst_and_a_weekly_time_the_clocks_skip() {
     assert_eq!(period, Period { start: at("2026-03-22T01:30:00Z"), end: at("2026-03-29T01:30:00Z") });
     assert_eq!(weekly.next_end(period.end, &berlin), Some(at("2026-04-05T00:30:00Z")));
 }
+
+#[tokio::test]
+async fn a_first_start_just_after_a_scheduled_time_makes_no_report_of_that_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let templates = Arc::new(Templates::load(dir.path().join("none"), Lang::En).0);
+    let settings = ReportSettings { schedules: parse_reports("daily@09:00").unwrap(), ..ReportSettings::default() };
+    let recipient = Recipient {
+        destination: Arc::new(crate::destination::Destination::new("default", crate::destination::Target::DryRun)),
+        reports: vec![ReportKind::Daily],
+    };
+    let reports = Producer::new(outbox.clone(), templates, settings, vec![recipient], None);
+    // First start ever at 09:00:30: the day up to 09:00 went unseen; the first report is tomorrow's.
+    assert_eq!(reports.run_due(at("2026-03-10T09:00:30Z")).await.unwrap(), 0);
+    assert_eq!(reports.run_due(at("2026-03-10T09:05:00Z")).await.unwrap(), 0);
+    assert_eq!(reports.run_due(at("2026-03-11T09:05:00Z")).await.unwrap(), 1);
+}

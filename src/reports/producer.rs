@@ -127,8 +127,10 @@ impl Producer {
                 }
             }
             None => {
-                self.outbox.store_report(name.clone(), kind.name().into(), end, Vec::new()).await?;
-                log::info!("{name}: {kind} reports start with the period after the one ending {}", period.end);
+                // The latest period that has ended by the clock, settled or not: none of it was seen.
+                let first = self.settings.schedule(kind).and_then(|s| s.last_period(now, tz)).unwrap_or(period);
+                self.outbox.store_report(name.clone(), kind.name().into(), first.end.as_second(), Vec::new()).await?;
+                log::info!("{name}: {kind} reports start with the period after the one ending {}", first.end);
                 return Ok(false);
             }
         }
