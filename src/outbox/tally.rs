@@ -20,8 +20,6 @@ use crate::event::KNOWN_ACTIONS;
 /// The tally's slot: a quarter of an hour, in seconds.
 pub const SLOT_SECONDS: i64 = 900;
 
-const DAY_SECONDS: i64 = 86_400;
-
 /// How many usernames are kept per slot, panel and listed action; the rest are only counted. Per
 /// slot, because a report's period is whole slots in any time zone: whatever it covers, its first
 /// slot with expired (or limited) users has their first names, as many as a report shows.
@@ -190,12 +188,11 @@ impl Outbox {
     /// Deletes the tally, names and health counted before `before_ms`. Returns how many rows.
     pub async fn prune_tally(&self, before_ms: i64) -> Result<usize, OutboxError> {
         let slot = before_ms.div_euclid(1000).div_euclid(SLOT_SECONDS);
-        let day = before_ms.div_euclid(1000).div_euclid(DAY_SECONDS);
         self.writer
             .call(move |conn| {
                 Ok::<_, rusqlite::Error>(
                     conn.execute("DELETE FROM tally WHERE slot < ?1", params![slot])?
-                        + conn.execute("DELETE FROM tally_names WHERE day < ?1", params![day])?
+                        + conn.execute("DELETE FROM tally_names WHERE slot < ?1", params![slot])?
                         + conn.execute("DELETE FROM health_tally WHERE slot < ?1", params![slot])?,
                 )
             })
@@ -212,14 +209,12 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
         "INSERT INTO tally (slot, panel, action, events) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + 1",
     )?;
-    let mut kept = conn.prepare_cached(
-        "SELECT COUNT(*) FROM tally_names WHERE day = ?1 AND panel = ?2 AND action = ?3 AND slot = ?4",
-    )?;
+    let mut kept =
+        conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE slot = ?1 AND panel = ?2 AND action = ?3")?;
     // Names held per (slot, panel, action): counted once per batch, then kept up to date here.
     let mut held: HashMap<(i64, String, &str), i64> = HashMap::new();
-    let mut name = conn.prepare_cached(
-        "INSERT OR IGNORE INTO tally_names (day, panel, action, username, slot) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    let mut name = conn
+        .prepare_cached("INSERT OR IGNORE INTO tally_names (slot, panel, action, username) VALUES (?1, ?2, ?3, ?4)")?;
     for event in events {
         if let (Some(window), Some(fingerprint), true) = (dedup_window, &event.fingerprint, event.may_be_resend) {
             let since = event.received_at_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
@@ -233,17 +228,16 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
         let slot = seconds.div_euclid(SLOT_SECONDS);
         count.execute(params![slot, panel, action])?;
         if LISTED_ACTIONS.contains(&action) {
-            let day = seconds.div_euclid(DAY_SECONDS);
             let key = (slot, panel.to_owned(), action);
             let count = match held.get_mut(&key) {
                 Some(count) => count,
                 None => {
-                    let count: i64 = kept.query_row(params![day, panel, action, slot], |r| r.get(0))?;
+                    let count: i64 = kept.query_row(params![slot, panel, action], |r| r.get(0))?;
                     held.entry(key).or_insert(count)
                 }
             };
             if *count < NAMES_PER_SLOT {
-                *count += name.execute(params![day, panel, action, kept_name(&event.username), slot])? as i64;
+                *count += name.execute(params![slot, panel, action, kept_name(&event.username)])? as i64;
             }
         }
     }
@@ -282,13 +276,11 @@ fn period_tally(conn: &Connection, from_slot: i64, to_slot: i64) -> rusqlite::Re
         let (key, count) = row?;
         tally.events.insert(key, count);
     }
-    let (from_day, to_day) =
-        ((from_slot * SLOT_SECONDS).div_euclid(DAY_SECONDS), (to_slot * SLOT_SECONDS).div_euclid(DAY_SECONDS));
     let mut names = conn.prepare_cached(
         "SELECT panel, action, username FROM tally_names
-         WHERE day >= ?1 AND day <= ?2 AND slot >= ?3 AND slot < ?4 ORDER BY slot, username",
+         WHERE slot >= ?1 AND slot < ?2 ORDER BY slot, username",
     )?;
-    let rows = names.query_map(params![from_day, to_day, from_slot, to_slot], |r| {
+    let rows = names.query_map(params![from_slot, to_slot], |r| {
         Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, String>(2)?))
     })?;
     let mut seen: HashSet<((String, String), String)> = HashSet::new();

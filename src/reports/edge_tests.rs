@@ -299,3 +299,19 @@ async fn a_first_start_just_after_a_scheduled_time_makes_no_report_of_that_day()
     assert_eq!(reports.run_due(at("2026-03-10T09:05:00Z")).await.unwrap(), 0);
     assert_eq!(reports.run_due(at("2026-03-11T09:05:00Z")).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_user_who_hits_the_limit_twice_a_day_is_named_in_the_report_of_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    // bob's usage is reset after his first expiry at 08:00 UTC; he expires again at noon.
+    tally(&outbox, vec![expired("bob", at("2026-03-09T08:00:00Z"), None)]).await;
+    tally(&outbox, vec![expired("bob", at("2026-03-09T12:00:00Z"), None)]).await;
+    let period = Period { start: at("2026-03-09T09:00:00Z"), end: at("2026-03-10T09:00:00Z") };
+    let list = Report::read(&outbox, "daily", period).await.unwrap().parts[0].expired.clone();
+    assert_eq!((list.total, list.names.as_slice(), list.more), (1, ["bob".to_owned()].as_slice(), 0));
+    // A report over both names him once.
+    let day = Period { start: at("2026-03-09T00:00:00Z"), end: at("2026-03-10T00:00:00Z") };
+    let list = Report::read(&outbox, "daily", day).await.unwrap().parts[0].expired.clone();
+    assert_eq!((list.total, list.names.as_slice(), list.more), (2, ["bob".to_owned()].as_slice(), 1));
+}
