@@ -105,7 +105,7 @@ fn ending_at(kind: ReportKind, end: Timestamp, tz: &TimeZone) -> anyhow::Result<
     Ok(Period { start: start.timestamp(), end })
 }
 
-/// Refuses a period the tally no longer (or not yet) covers.
+/// Refuses a period the tally no longer (or not yet) covers, or longer than it is kept.
 fn checked(period: Period, now: Timestamp) -> anyhow::Result<Period> {
     let oldest = now.as_second().saturating_sub(KEEP_DAYS * 86_400);
     if period.start.as_second() < oldest {
@@ -113,6 +113,9 @@ fn checked(period: Period, now: Timestamp) -> anyhow::Result<Period> {
     }
     if period.start > now {
         bail!("the period starts in the future");
+    }
+    if period.end.as_second().saturating_sub(period.start.as_second()) > KEEP_DAYS * 86_400 {
+        bail!("a report covers at most {KEEP_DAYS} days (the relay keeps its tally that long); --to is too late");
     }
     Ok(period)
 }
@@ -130,4 +133,38 @@ fn parse_time(text: &str, tz: &TimeZone) -> anyhow::Result<Timestamp> {
         anyhow::anyhow!("{text:?} is neither an RFC 3339 time (2026-11-28T09:00:00Z), a local time (2026-11-28 09:00) nor unix seconds")
     })?;
     Ok(tz.to_ambiguous_timestamp(local).compatible()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(from: &str, to: &str) -> Args {
+        Args {
+            period: ReportKind::Daily,
+            ending: None,
+            from: Some(from.into()),
+            to: Some(to.into()),
+            send: false,
+            destination: None,
+        }
+    }
+
+    fn refused(from: &str, to: &str) -> String {
+        let config = Config::from_vars(&std::collections::HashMap::new()).unwrap();
+        let now: Timestamp = "2026-11-28T04:00:00Z".parse().unwrap();
+        period(&args(from, to), &config, &TimeZone::UTC, now).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_custom_period_is_at_most_as_long_as_the_tally_is_kept() {
+        let config = Config::from_vars(&std::collections::HashMap::new()).unwrap();
+        let now: Timestamp = "2026-11-28T04:00:00Z".parse().unwrap();
+        let within = period(&args("2026-11-27T04:00:00Z", "2026-11-28T05:00:00Z"), &config, &TimeZone::UTC, now);
+        assert_eq!(within.unwrap().0, "custom", "up to now and a little after is fine");
+        assert!(refused("2026-11-27T00:00:00Z", "2099-01-01T00:00:00Z").contains("at most 35 days"));
+        assert!(refused("2026-11-28T00:00:00Z", "2026-11-27T00:00:00Z").contains("--from must be before --to"));
+        assert!(refused("2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z").contains("more than 35 days ago"));
+        assert!(refused("99999999999999999", "0").contains("out of range"));
+    }
 }

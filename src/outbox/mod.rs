@@ -27,7 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::destination::Mentions;
 pub use forum::PostKey;
 use reader::Reader;
-pub use tally::{HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_DAY, OTHER_ACTION, SLOT_SECONDS};
+pub use tally::{
+    HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION, SLOT_SECONDS,
+};
 use writer::Writer;
 
 /// What a stored row takes besides its part, roughly (columns, index entries).

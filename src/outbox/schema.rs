@@ -8,7 +8,22 @@ use rusqlite::{Connection, OpenFlags};
 use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS];
+pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS, SCHEMA_REPORT_NAMES];
+
+/// The reports' usernames are kept per slot (not per UTC day): a user named in two slots of a day
+/// is kept in both, so a report of the later one names them. Names kept so far stay.
+pub const SCHEMA_REPORT_NAMES: &str = "
+CREATE TABLE tally_names_by_slot (
+    slot            INTEGER NOT NULL,
+    panel           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    username        TEXT    NOT NULL,
+    PRIMARY KEY (slot, panel, action, username)
+) WITHOUT ROWID;
+INSERT INTO tally_names_by_slot (slot, panel, action, username) SELECT slot, panel, action, username FROM tally_names;
+DROP TABLE tally_names;
+ALTER TABLE tally_names_by_slot RENAME TO tally_names;
+";
 
 /// Forum mode: which post (thread) of a forum destination holds a user's messages, or a day's
 /// digests (`kind` 'digest', `name` the UTC date). `panel` is '' for events without a panel label.
@@ -25,8 +40,8 @@ CREATE TABLE forum_posts (
 ";
 
 /// Scheduled reports: what was received per quarter-hour slot (unix seconds / 900), panel ('' for
-/// none) and action; up to `NAMES_PER_DAY` usernames per UTC day (unix seconds / 86400), panel and
-/// action for the actions reports list; the relay's own health per slot; and the end (unix
+/// none) and action; usernames for the actions reports list (per UTC day, unix seconds / 86400;
+/// per slot since [`SCHEMA_REPORT_NAMES`]); the relay's own health per slot; and the end (unix
 /// seconds) of the last period each destination was sent each report for.
 pub const SCHEMA_REPORTS: &str = "
 CREATE TABLE tally (

@@ -1,6 +1,6 @@
 //! What scheduled reports need, kept apart from the message rows: a tally of received events per
 //! quarter-hour slot, panel and action (written at ingest in the same transaction as the events'
-//! rows); up to [`NAMES_PER_DAY`] usernames per UTC day, panel and action for the actions a report
+//! rows); up to [`NAMES_PER_SLOT`] usernames per slot, panel and action for the actions a report
 //! lists; the relay's own health per slot (written with the delivery outcome it counts); and the
 //! last period each destination was sent each report for (written in the same transaction as the
 //! report's rows, so a report is stored exactly once per period and destination).
@@ -8,7 +8,7 @@
 //! Kept for as long as the caller's pruning says (`reports::KEEP_DAYS`), whatever
 //! `DELIVERED_RETENTION` does to the message rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,10 +20,15 @@ use crate::event::KNOWN_ACTIONS;
 /// The tally's slot: a quarter of an hour, in seconds.
 pub const SLOT_SECONDS: i64 = 900;
 
-const DAY_SECONDS: i64 = 86_400;
+/// How many usernames are kept per slot, panel and listed action; the rest are only counted. Per
+/// slot, because a report's period is whole slots in any time zone: whatever it covers, its first
+/// slot with expired (or limited) users has their first names, as many as a report shows.
+pub const NAMES_PER_SLOT: i64 = 20;
 
-/// How many usernames are kept per UTC day, panel and listed action; the rest are only counted.
-pub const NAMES_PER_DAY: i64 = 50;
+/// How many characters of a username are kept for a report's list: Marzban allows 32, and a longer
+/// one is cut (ending in `…`), so a list always has room for its first name and the outbox holds
+/// little per name.
+pub const NAME_KEPT_CHARS: usize = 64;
 
 /// The actions whose usernames a report lists.
 pub const LISTED_ACTIONS: [&str; 2] = ["user_expired", "user_limited"];
@@ -119,7 +124,8 @@ impl Outbox {
 
     /// Stores `rows` (a report for the period ending `period_end`, unix seconds) and records that
     /// period as sent to `destination`, all in one transaction; unless a period ending at or after
-    /// it was already recorded, in which case nothing is stored and the answer is `false`.
+    /// it was already recorded, in which case nothing is stored and the answer is `false`. When
+    /// the outbox is full, makes room as ingest does (deleting delivered rows) and tries once more.
     pub async fn store_report(
         &self,
         destination: String,
@@ -128,8 +134,10 @@ impl Outbox {
         rows: Vec<NewRow>,
     ) -> Result<bool, OutboxError> {
         let max_bytes = self.max_bytes;
-        self.writer
-            .call(move |conn| {
+        let rows = Arc::new(rows);
+        let attempt = || {
+            let (destination, report, rows) = (destination.clone(), report.clone(), rows.clone());
+            self.writer.call(move |conn| {
                 if sent(conn, &destination, &report)?.is_some_and(|end| end >= period_end) {
                     return Ok(false);
                 }
@@ -144,18 +152,47 @@ impl Outbox {
                 )?;
                 Ok(true)
             })
+        };
+        match attempt().await {
+            Err(OutboxError::Full) => {
+                let deleted = self.writer.call(|conn| queries::purge_delivered(conn, None)).await?;
+                log::warn!("the outbox is full; deleted {deleted} delivered rows to make room for a report");
+                if deleted == 0 {
+                    return Err(OutboxError::Full);
+                }
+                attempt().await
+            }
+            stored => stored,
+        }
+    }
+
+    /// Records `period_end` as the end of the last period `destination` was sent `report` for,
+    /// even when an later one was recorded: for a record made while the clock was wrong.
+    pub async fn reset_report_sent(
+        &self,
+        destination: String,
+        report: String,
+        period_end: i64,
+    ) -> Result<(), OutboxError> {
+        self.writer
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE reports_sent SET period_end = ?3 WHERE destination = ?1 AND report = ?2",
+                    params![destination, report, period_end],
+                )
+                .map(drop)
+            })
             .await
     }
 
     /// Deletes the tally, names and health counted before `before_ms`. Returns how many rows.
     pub async fn prune_tally(&self, before_ms: i64) -> Result<usize, OutboxError> {
         let slot = before_ms.div_euclid(1000).div_euclid(SLOT_SECONDS);
-        let day = before_ms.div_euclid(1000).div_euclid(DAY_SECONDS);
         self.writer
             .call(move |conn| {
                 Ok::<_, rusqlite::Error>(
                     conn.execute("DELETE FROM tally WHERE slot < ?1", params![slot])?
-                        + conn.execute("DELETE FROM tally_names WHERE day < ?1", params![day])?
+                        + conn.execute("DELETE FROM tally_names WHERE slot < ?1", params![slot])?
                         + conn.execute("DELETE FROM health_tally WHERE slot < ?1", params![slot])?,
                 )
             })
@@ -173,10 +210,11 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
          ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + 1",
     )?;
     let mut kept =
-        conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE day = ?1 AND panel = ?2 AND action = ?3")?;
-    let mut name = conn.prepare_cached(
-        "INSERT OR IGNORE INTO tally_names (day, panel, action, username, slot) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+        conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE slot = ?1 AND panel = ?2 AND action = ?3")?;
+    // Names held per (slot, panel, action): counted once per batch, then kept up to date here.
+    let mut held: HashMap<(i64, String, &str), i64> = HashMap::new();
+    let mut name = conn
+        .prepare_cached("INSERT OR IGNORE INTO tally_names (slot, panel, action, username) VALUES (?1, ?2, ?3, ?4)")?;
     for event in events {
         if let (Some(window), Some(fingerprint), true) = (dedup_window, &event.fingerprint, event.may_be_resend) {
             let since = event.received_at_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
@@ -190,14 +228,30 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
         let slot = seconds.div_euclid(SLOT_SECONDS);
         count.execute(params![slot, panel, action])?;
         if LISTED_ACTIONS.contains(&action) {
-            let day = seconds.div_euclid(DAY_SECONDS);
-            let held: i64 = kept.query_row(params![day, panel, action], |r| r.get(0))?;
-            if held < NAMES_PER_DAY {
-                name.execute(params![day, panel, action, event.username, slot])?;
+            let key = (slot, panel.to_owned(), action);
+            let count = match held.get_mut(&key) {
+                Some(count) => count,
+                None => {
+                    let count: i64 = kept.query_row(params![slot, panel, action], |r| r.get(0))?;
+                    held.entry(key).or_insert(count)
+                }
+            };
+            if *count < NAMES_PER_SLOT {
+                *count += name.execute(params![slot, panel, action, kept_name(&event.username)])? as i64;
             }
         }
     }
     Ok(())
+}
+
+/// `username`, cut to [`NAME_KEPT_CHARS`] characters (the last one `…`) when longer.
+fn kept_name(username: &str) -> std::borrow::Cow<'_, str> {
+    if username.chars().count() <= NAME_KEPT_CHARS {
+        return username.into();
+    }
+    let mut cut: String = username.chars().take(NAME_KEPT_CHARS - 1).collect();
+    cut.push('…');
+    cut.into()
 }
 
 /// Counts `count` of `kind` in the slot of `now_ms`.
@@ -222,20 +276,18 @@ fn period_tally(conn: &Connection, from_slot: i64, to_slot: i64) -> rusqlite::Re
         let (key, count) = row?;
         tally.events.insert(key, count);
     }
-    let (from_day, to_day) =
-        ((from_slot * SLOT_SECONDS).div_euclid(DAY_SECONDS), (to_slot * SLOT_SECONDS).div_euclid(DAY_SECONDS));
     let mut names = conn.prepare_cached(
         "SELECT panel, action, username FROM tally_names
-         WHERE day >= ?1 AND day <= ?2 AND slot >= ?3 AND slot < ?4 ORDER BY slot, username",
+         WHERE slot >= ?1 AND slot < ?2 ORDER BY slot, username",
     )?;
-    let rows = names.query_map(params![from_day, to_day, from_slot, to_slot], |r| {
+    let rows = names.query_map(params![from_slot, to_slot], |r| {
         Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, String>(2)?))
     })?;
+    let mut seen: HashSet<((String, String), String)> = HashSet::new();
     for row in rows {
         let (key, username) = row?;
-        let list = tally.names.entry(key).or_default();
-        if !list.contains(&username) {
-            list.push(username);
+        if seen.insert((key.clone(), username.clone())) {
+            tally.names.entry(key).or_default().push(username);
         }
     }
     let mut health =

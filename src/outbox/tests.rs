@@ -267,3 +267,28 @@ async fn a_failing_job_does_not_undo_the_others() {
     assert_eq!(good.unwrap().stored, 1);
     assert_eq!(outbox.due("a", 10).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn an_outbox_of_schema_5_keeps_the_reports_names_when_they_move_to_slots() {
+    use super::schema::{SCHEMA_REPORTS, SCHEMA_V3, SCHEMA_V4};
+    let dir = tempfile::tempdir().unwrap();
+    let slot = 1_773_057_600 / SLOT_SECONDS; // 2026-03-09T12:00:00Z
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(&format!(
+            "{SCHEMA_V1} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_REPORTS} PRAGMA user_version = 5;"
+        ))
+        .unwrap();
+        conn.execute(
+            "INSERT INTO tally_names (day, panel, action, username, slot) VALUES (?1, '', 'user_expired', 'kept', ?2)",
+            rusqlite::params![slot * SLOT_SECONDS / 86_400, slot],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO tally (slot, panel, action, events) VALUES (?1, '', 'user_expired', 1)", [slot])
+            .unwrap();
+    }
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let tally = outbox.period_tally(slot * SLOT_SECONDS, (slot + 1) * SLOT_SECONDS).await.unwrap();
+    assert_eq!(tally.names[&(String::new(), "user_expired".to_owned())], ["kept"]);
+    assert_eq!(outbox.prune_tally((slot + 1) * SLOT_SECONDS * 1000).await.unwrap(), 2, "pruned by slot");
+}

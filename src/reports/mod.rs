@@ -31,7 +31,7 @@ pub use schedule::{parse_reports, parse_time_zone, Period, ReportKind, Schedule}
 pub const KEEP_DAYS: i64 = 35;
 
 /// How many usernames a report lists per panel for expired and for limited users; the rest are
-/// counted ("and 37 more"). The outbox keeps up to `outbox::NAMES_PER_DAY` per day.
+/// counted ("and 37 more"). The outbox keeps up to `outbox::NAMES_PER_SLOT` per quarter-hour.
 pub const NAMES_SHOWN: usize = 20;
 
 /// What time it is, for the producer. Tests give it a clock they move by hand.
@@ -73,7 +73,15 @@ pub struct ReportSettings {
     /// sleeps until the next report is due, but never longer than this, so a clock that jumps
     /// (a suspended host, a corrected clock) is noticed within it.
     pub recheck: Duration,
+    /// How long after a period's end its report is made: events whose request began before the
+    /// end are stored up to the body timeout (60 s) later, and counted in the period they began.
+    /// [`SETTLE`], except in tests that step the producer to the second.
+    pub settle: Duration,
 }
+
+/// How long after a period's end its report is made (see [`ReportSettings::settle`]): the request
+/// body timeout and room to store.
+pub const SETTLE: Duration = Duration::from_secs(75);
 
 impl Default for ReportSettings {
     fn default() -> Self {
@@ -82,6 +90,7 @@ impl Default for ReportSettings {
             time_zone: TimeZone::UTC,
             clock: Clock::system(),
             recheck: Duration::from_secs(60),
+            settle: SETTLE,
         }
     }
 }
@@ -92,5 +101,7 @@ impl ReportSettings {
     }
 }
 
+#[cfg(test)]
+mod edge_tests;
 #[cfg(test)]
 mod tests;

@@ -6,12 +6,19 @@
 //! rows. After downtime only the latest period that has ended is sent (once), not every period
 //! missed. The first time a destination is given a report, the period that has just ended is only
 //! recorded, not sent: the relay has no tally of it; the first report comes at the next scheduled
-//! time.
+//! time. When the schedule moved (`REPORTS`, `REPORTS_TZ`), the first period after the move starts
+//! where the last report ended, so it may be shorter than usual, but no hour is in two
+//! reports or in none.
+//!
+//! A report is made [`super::SETTLE`] after its period ends, not at once: a batch whose request
+//! began before the end counts in that period, and may be stored up to the body timeout later.
 //!
 //! [`Producer::run_due`] is one step that tests drive with any time; [`Producer::run`] loops it on
 //! the settings' clock.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +68,16 @@ pub struct Producer {
     recipients: Vec<Recipient>,
     /// Wakes the recipients' delivery tasks; none when only storing (tests).
     dispatch: Option<Dispatch>,
+    /// Reports whose record is far ahead of the clock, and when that was first seen.
+    ahead: Arc<Mutex<HashMap<(String, ReportKind), Timestamp>>>,
 }
+
+/// How far ahead of the clock a report's record must be to doubt the clock (see
+/// `Producer::look_for_a_wrong_clock`).
+pub const CLOCK_DOUBT: Duration = Duration::from_secs(86_400);
+
+/// How long a record must stay that far ahead before it is taken for a wrong clock's.
+pub const CLOCK_DOUBT_FOR: Duration = Duration::from_secs(3600);
 
 impl Producer {
     pub fn new(
@@ -71,11 +87,12 @@ impl Producer {
         recipients: Vec<Recipient>,
         dispatch: Option<Dispatch>,
     ) -> Self {
-        Self { outbox, templates, settings, recipients, dispatch }
+        Self { outbox, templates, settings, recipients, dispatch, ahead: Arc::default() }
     }
 
     /// Stores every report due at `now` that is not stored yet: for each recipient and report, the
-    /// latest period that has ended. Returns how many reports were stored.
+    /// latest period that ended `settle` or more before `now` (by then, every event received
+    /// before its end is stored). Returns how many reports were stored.
     pub async fn run_due(&self, now: Timestamp) -> Result<usize, OutboxError> {
         let mut stored = 0;
         for recipient in &self.recipients {
@@ -90,17 +107,30 @@ impl Producer {
 
     async fn run_one(&self, recipient: &Recipient, kind: ReportKind, now: Timestamp) -> Result<bool, OutboxError> {
         let tz = &self.settings.time_zone;
-        let Some(period) = self.settings.schedule(kind).and_then(|schedule| schedule.last_period(now, tz)) else {
+        let settled = self.settled(now);
+        let Some(mut period) = self.settings.schedule(kind).and_then(|schedule| schedule.last_period(settled, tz))
+        else {
             return Ok(false);
         };
         let name = &recipient.destination.name;
         let end = period.end.as_second();
         match self.outbox.report_sent(name, kind.name()).await? {
-            Some(sent) if sent >= end => return Ok(false),
-            Some(_) => {}
+            Some(sent) if sent >= end => {
+                self.look_for_a_wrong_clock(name, kind, sent, period.end, settled).await?;
+                return Ok(false);
+            }
+            // After REPORTS or REPORTS_TZ moved the time, the first period starts where the last
+            // report ended: no hour in two reports, none in neither.
+            Some(sent) => {
+                if let Ok(sent) = Timestamp::from_second(sent) {
+                    period.start = period.start.max(sent);
+                }
+            }
             None => {
-                self.outbox.store_report(name.clone(), kind.name().into(), end, Vec::new()).await?;
-                log::info!("{name}: {kind} reports start with the period after the one ending {}", period.end);
+                // The latest period that has ended by the clock, settled or not: none of it was seen.
+                let first = self.settings.schedule(kind).and_then(|s| s.last_period(now, tz)).unwrap_or(period);
+                self.outbox.store_report(name.clone(), kind.name().into(), first.end.as_second(), Vec::new()).await?;
+                log::info!("{name}: {kind} reports start with the period after the one ending {}", first.end);
                 return Ok(false);
             }
         }
@@ -116,14 +146,66 @@ impl Producer {
         Ok(fresh)
     }
 
-    /// When the next report is due after `now`, if any is scheduled for a recipient.
+    /// A recorded period that ends more than [`CLOCK_DOUBT`] after `now` was recorded while the
+    /// clock was ahead, or the clock is behind now. A clock behind (at boot, before NTP answers)
+    /// is set right within minutes, and the record must stand; a record from a clock that was
+    /// ahead would silence the report until that time comes. So when the record is still that far
+    /// ahead after [`CLOCK_DOUBT_FOR`] of this clock's time, it is set back to `latest_end` (the
+    /// latest period that has ended, not reported: as on a first start).
+    async fn look_for_a_wrong_clock(
+        &self,
+        name: &str,
+        kind: ReportKind,
+        sent: i64,
+        latest_end: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), OutboxError> {
+        let key = (name.to_owned(), kind);
+        let doubt = CLOCK_DOUBT.as_secs() as i64;
+        if sent <= now.as_second().saturating_add(doubt) {
+            self.ahead.lock().map(|mut ahead| ahead.remove(&key)).ok();
+            return Ok(());
+        }
+        let since = {
+            let Ok(mut ahead) = self.ahead.lock() else { return Ok(()) };
+            *ahead.entry(key.clone()).or_insert(now)
+        };
+        let recorded = Timestamp::from_second(sent).map_or_else(|_| sent.to_string(), |t| t.to_string());
+        if since == now {
+            log::warn!(
+                "{name}: the last {kind} report recorded ended at {recorded}, which has not come yet: the clock                  was ahead then, or is behind now. If it still is in {CLOCK_DOUBT_FOR:?}, {kind} reports start                  again from now"
+            );
+        }
+        if now.duration_since(since).as_secs() < CLOCK_DOUBT_FOR.as_secs() as i64 {
+            return Ok(());
+        }
+        self.outbox.reset_report_sent(name.to_owned(), kind.name().into(), latest_end.as_second()).await?;
+        self.ahead.lock().map(|mut ahead| ahead.remove(&key)).ok();
+        log::warn!(
+            "{name}: the last {kind} report was recorded with a clock that was ahead ({recorded}); {kind} reports              start again with the period after the one ending {latest_end}"
+        );
+        Ok(())
+    }
+
+    /// When the next report is due after `now`, if any is scheduled for a recipient: the next
+    /// period's end, plus the settings' `settle`.
     pub fn next_due(&self, now: Timestamp) -> Option<Timestamp> {
         let tz = &self.settings.time_zone;
+        let settle = jiff::SignedDuration::try_from(self.settings.settle).ok()?;
         self.recipients
             .iter()
             .flat_map(|recipient| recipient.reports.iter())
-            .filter_map(|kind| self.settings.schedule(*kind)?.next_end(now, tz))
+            .filter_map(|kind| self.settings.schedule(*kind)?.next_end(self.settled(now), tz))
+            .filter_map(|end| end.checked_add(settle).ok())
             .min()
+    }
+
+    /// The time up to which what was received is stored at `now`: `settle` earlier.
+    fn settled(&self, now: Timestamp) -> Timestamp {
+        jiff::SignedDuration::try_from(self.settings.settle)
+            .ok()
+            .and_then(|settle| now.checked_sub(settle).ok())
+            .unwrap_or(now)
     }
 
     /// Stores reports as they fall due until `shutdown`: looks at the clock, stores what is due,

@@ -20,6 +20,8 @@ fn producer(dir: &std::path::Path, reports: &str, tz: &str) -> (Producer, Outbox
     let settings = ReportSettings {
         schedules: parse_reports(reports).unwrap(),
         time_zone: parse_time_zone(tz).unwrap(),
+        // Stepped to the second: a report is due at its period's end.
+        settle: std::time::Duration::ZERO,
         ..ReportSettings::default()
     };
     let recipient = Recipient {
