@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::discord::WebhookUrl;
 
-pub use forum::{parse_tags, snowflake, Forum, DIGEST_TAG_KEY, MAX_APPLIED_TAGS};
+pub use forum::{distinct_tags, parse_tags, snowflake, Forum, DIGEST_TAG_KEY, MAX_APPLIED_TAGS};
 pub use owners::{OwnerDestinations, DEFAULT_OWNER_DESTINATIONS_MAX};
 
 /// The name of the destination configured by `DISCORD_WEBHOOK_URL` (or the dry-run log).

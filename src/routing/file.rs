@@ -303,7 +303,7 @@ fn forum(
         if let Err(problem) = Forum::check_tags(&key, &parsed) {
             problems.push(format!("{at}.tags: {problem}"));
         }
-        forum.tags.insert(key, parsed);
+        forum.tags.insert(key, crate::destination::distinct_tags(parsed));
     }
     Some(forum)
 }

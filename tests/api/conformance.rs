@@ -218,7 +218,7 @@ thread_id = "{THREAD_ID}"
 [destinations.forum]
 url = "{forum}"
 forum = true
-tags = {{ user_limited = ["{FORUM_TAG}", "{FORUM_TAG}", "{FORUM_TAG}", "{FORUM_TAG}", "{FORUM_TAG}"], user_expired = "{FORUM_TAG}", digest = "{FORUM_TAG}" }}
+tags = {{ user_limited = ["{FORUM_TAG}", "777777777777777771", "777777777777777772", "777777777777777773", "777777777777777774", "{FORUM_TAG}"], user_expired = "{FORUM_TAG}", digest = "{FORUM_TAG}" }}
 
 [[rules]]
 to = ["default"]
