@@ -116,6 +116,8 @@ pub struct Metrics {
     /// Forum mode: posts created, and known posts Discord refused (deleted or locked), by destination.
     pub forum_posts_created: Family<DestinationLabels, Counter>,
     pub forum_posts_lost: Family<DestinationLabels, Counter>,
+    /// Forum mode: users' posts forgotten to make room in a full outbox (read from the outbox).
+    forum_posts_forgotten: Counter,
     /// Time from receipt to delivery, by destination.
     pub delivery_latency: Family<DestinationLabels, Histogram>,
     /// Owner admins' webhooks in use, and events whose owner copy was skipped at the bound.
@@ -265,6 +267,7 @@ impl Metrics {
             task_restarts: Family::default(),
             forum_posts_created: Family::default(),
             forum_posts_lost: Family::default(),
+            forum_posts_forgotten: Counter::default(),
             delivery_latency: latency,
             owners: OwnerMetrics::default(),
             pending_rows: Family::default(),
@@ -304,6 +307,11 @@ impl Metrics {
             m.forum_posts_lost.clone(),
         );
         registry.register(
+            "forum_posts_forgotten",
+            "Users' forum posts forgotten to make room in a full outbox (their next events start new posts)",
+            m.forum_posts_forgotten.clone(),
+        );
+        registry.register(
             "delivery_task_restarts",
             "Delivery tasks that stopped unexpectedly and were started again",
             m.task_restarts.clone(),
@@ -331,6 +339,12 @@ impl Metrics {
             m.owners.skipped.clone(),
         );
         Self { registry, ..metrics }
+    }
+
+    /// Sets the count of forum posts forgotten to make room: the outbox counts them, as it
+    /// forgets them while storing events.
+    pub fn set_forum_posts_forgotten(&self, total: u64) {
+        self.forum_posts_forgotten.inner().store(total, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The text exposition, after refreshing the gauges from `stats` and `health`.

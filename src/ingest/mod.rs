@@ -180,6 +180,7 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
 
 async fn metrics_text(state: web::Data<State>) -> HttpResponse {
     let stats = state.outbox.stats().await.unwrap_or_default();
+    state.metrics.set_forum_posts_forgotten(state.outbox.forum_posts_forgotten());
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render(&stats, &state.health))

@@ -50,8 +50,9 @@ impl Outbox {
         let (destination, key, now) = (destination.to_owned(), key.clone(), now_ms());
         self.writer
             .call(move |conn| {
-                if let Some(thread_id) = created {
-                    remember(conn, &destination, &key, thread_id, now)?;
+                match created {
+                    Some(thread_id) => remember(conn, &destination, &key, thread_id, now)?,
+                    None => used(conn, &destination, &key, now)?,
                 }
                 for ended in &ended {
                     forget(conn, &destination, ended, None)?;
@@ -93,17 +94,38 @@ fn find(conn: &Connection, destination: &str, key: &PostKey) -> rusqlite::Result
     Ok(id.and_then(|id| u64::try_from(id).ok()))
 }
 
-fn remember(conn: &Connection, destination: &str, key: &PostKey, thread_id: u64, now: i64) -> rusqlite::Result<()> {
+pub(super) fn remember(conn: &Connection, destination: &str, key: &PostKey, thread_id: u64, now: i64) -> rusqlite::Result<()> {
     let (kind, panel, name) = key.columns();
     // Thread ids are snowflakes (below 2^63); anything larger cannot be stored and is not kept.
     let Ok(thread_id) = i64::try_from(thread_id) else { return Ok(()) };
     conn.prepare_cached(
-        "INSERT INTO forum_posts (destination, kind, panel, name, thread_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO forum_posts (destination, kind, panel, name, thread_id, created_at, used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
          ON CONFLICT (destination, kind, panel, name) DO UPDATE SET thread_id = excluded.thread_id,
-             created_at = excluded.created_at",
+             created_at = excluded.created_at, used_at = excluded.used_at",
     )?
     .execute(params![destination, kind, panel, name, thread_id, now])?;
     Ok(())
+}
+
+/// Notes that the post of `key` (if one is remembered) was written to at `now`.
+fn used(conn: &Connection, destination: &str, key: &PostKey, now: i64) -> rusqlite::Result<()> {
+    let (kind, panel, name) = key.columns();
+    conn.prepare_cached(
+        "UPDATE forum_posts SET used_at = ?5 WHERE destination = ?1 AND kind = ?2 AND panel = ?3 AND name = ?4",
+    )?
+    .execute(params![destination, kind, panel, name, now])?;
+    Ok(())
+}
+
+/// Forgets up to `count` users' posts, the least recently written to first (over all
+/// destinations; digest posts are few and pruned by age). Returns how many.
+pub(super) fn forget_least_used(conn: &Connection, count: usize) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM forum_posts WHERE rowid IN
+             (SELECT rowid FROM forum_posts WHERE kind = 'user' ORDER BY used_at, rowid LIMIT ?1)",
+    )?
+    .execute(params![i64::try_from(count).unwrap_or(i64::MAX)])
 }
 
 fn forget(conn: &Connection, destination: &str, key: &PostKey, thread_id: Option<u64>) -> rusqlite::Result<()> {

@@ -14,6 +14,7 @@ mod files;
 mod forum;
 mod queries;
 mod reader;
+mod room;
 mod schema;
 mod tally;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod tests;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -160,6 +162,8 @@ pub struct Outbox {
     path: PathBuf,
     /// New rows are refused beyond this many bytes of data (`OUTBOX_MAX_BYTES`).
     max_bytes: Option<u64>,
+    /// Users' forum posts forgotten to make room, since opened (see [`room`]).
+    forgotten_posts: Arc<AtomicU64>,
 }
 
 impl Outbox {
@@ -186,7 +190,7 @@ impl Outbox {
         // The writer's connection upgrades the schema before the reader's opens.
         let writer = Writer::start(schema::open_writer(&path)?)?;
         let reader = Reader::new(schema::open_reader(&path)?);
-        Ok(Self { writer, reader, path, max_bytes })
+        Ok(Self { writer, reader, path, max_bytes, forgotten_posts: Arc::default() })
     }
 
     /// The SQLite file.
@@ -232,10 +236,8 @@ impl Outbox {
         };
         match attempt().await {
             Err(OutboxError::Full) => {
-                // Make room by deleting what Discord already has, and try once more.
-                let deleted = self.writer.call(|conn| queries::purge_delivered(conn, None)).await?;
-                log::warn!("the outbox is full; deleted {deleted} delivered rows to make room");
-                if deleted == 0 {
+                // Make room (what Discord already has, then forum posts long unused), and try once more.
+                if self.make_room(rows.clone(), "").await? == room::Freed::default() {
                     return Err(OutboxError::Full);
                 }
                 attempt().await

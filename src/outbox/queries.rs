@@ -202,8 +202,12 @@ pub fn room_for(conn: &Connection, rows: &[NewRow], max_bytes: Option<u64>) -> r
     let Some(max_bytes) = max_bytes else {
         return Ok(true);
     };
-    let incoming: u64 = rows.iter().map(|row| row.part.len() as u64 + ROW_OVERHEAD_BYTES).sum();
-    Ok(used_bytes(conn)?.saturating_add(incoming) <= max_bytes)
+    Ok(used_bytes(conn)?.saturating_add(incoming_bytes(rows)) <= max_bytes)
+}
+
+/// What storing `rows` takes, roughly.
+pub fn incoming_bytes(rows: &[NewRow]) -> u64 {
+    rows.iter().map(|row| row.part.len() as u64 + ROW_OVERHEAD_BYTES).sum()
 }
 
 /// Bytes of data in the database file (pages in use, not counting free ones).

@@ -8,7 +8,15 @@ use rusqlite::{Connection, OpenFlags};
 use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS, SCHEMA_REPORT_NAMES];
+pub const MIGRATIONS: &[&str] =
+    &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS, SCHEMA_REPORT_NAMES, SCHEMA_FORUM_POSTS_USED];
+
+/// When each remembered forum post was last written to (unix ms), so a full outbox forgets the
+/// least recently used posts first. Posts remembered so far count as used when they were made.
+pub const SCHEMA_FORUM_POSTS_USED: &str = "
+ALTER TABLE forum_posts ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;
+UPDATE forum_posts SET used_at = created_at;
+";
 
 /// The reports' usernames are kept per slot (not per UTC day): a user named in two slots of a day
 /// is kept in both, so a report of the later one names them. Names kept so far stay.

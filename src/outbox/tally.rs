@@ -125,7 +125,7 @@ impl Outbox {
     /// Stores `rows` (a report for the period ending `period_end`, unix seconds) and records that
     /// period as sent to `destination`, all in one transaction; unless a period ending at or after
     /// it was already recorded, in which case nothing is stored and the answer is `false`. When
-    /// the outbox is full, makes room as ingest does (deleting delivered rows) and tries once more.
+    /// the outbox is full, makes room as ingest does (see [`super::room`]) and tries once more.
     pub async fn store_report(
         &self,
         destination: String,
@@ -155,9 +155,7 @@ impl Outbox {
         };
         match attempt().await {
             Err(OutboxError::Full) => {
-                let deleted = self.writer.call(|conn| queries::purge_delivered(conn, None)).await?;
-                log::warn!("the outbox is full; deleted {deleted} delivered rows to make room for a report");
-                if deleted == 0 {
+                if self.make_room(rows.clone(), " for a report").await? == super::room::Freed::default() {
                     return Err(OutboxError::Full);
                 }
                 attempt().await
