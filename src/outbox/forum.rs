@@ -94,7 +94,13 @@ fn find(conn: &Connection, destination: &str, key: &PostKey) -> rusqlite::Result
     Ok(id.and_then(|id| u64::try_from(id).ok()))
 }
 
-pub(super) fn remember(conn: &Connection, destination: &str, key: &PostKey, thread_id: u64, now: i64) -> rusqlite::Result<()> {
+pub(super) fn remember(
+    conn: &Connection,
+    destination: &str,
+    key: &PostKey,
+    thread_id: u64,
+    now: i64,
+) -> rusqlite::Result<()> {
     let (kind, panel, name) = key.columns();
     // Thread ids are snowflakes (below 2^63); anything larger cannot be stored and is not kept.
     let Ok(thread_id) = i64::try_from(thread_id) else { return Ok(()) };

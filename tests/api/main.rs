@@ -14,6 +14,7 @@ mod engine;
 mod faults;
 mod forum;
 mod forum_faults;
+mod forum_room;
 mod hostile;
 mod ingest;
 mod look;
