@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::deliver::supervise::keep_running;
+use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
@@ -191,7 +191,7 @@ fn start_reports(
     let stop = CancellationToken::new();
     let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
     let task = tokio::spawn(async move {
-        keep_running("reports", &health, &metrics, &shutdown, || producer.clone().run(shutdown.clone())).await;
+        keep_running(REPORTS_TASK, &health, &metrics, &shutdown, || producer.clone().run(shutdown.clone())).await;
     });
     Some((stop, task))
 }

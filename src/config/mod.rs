@@ -45,8 +45,18 @@ pub enum ConfigError {
 }
 
 fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { var, message: message.into() }
+    let mut message: String = message.into();
+    // A message quotes the value it refuses; a value of a hundred kilobytes is not worth a log.
+    if let Some((cut, _)) = message.char_indices().nth(INVALID_MESSAGE_CHARS) {
+        let more = message[cut..].chars().count();
+        message.truncate(cut);
+        message.push_str(&format!("… ({more} more characters not shown)"));
+    }
+    ConfigError::Invalid { var, message }
 }
+
+/// The longest message about an invalid setting, in characters.
+const INVALID_MESSAGE_CHARS: usize = 600;
 
 /// Everything the relay needs to run.
 #[derive(Debug, Clone)]

@@ -259,3 +259,11 @@ fn post_titles_name_the_panel_only_when_several_panels_post() {
     let two = config(&[("PANELS", "eu:s1"), ("WEBHOOK_SECRET", "s")]).unwrap();
     assert!(two.delivery.several_panels);
 }
+
+#[test]
+fn a_huge_invalid_value_is_not_repeated_whole() {
+    let huge = "9".repeat(100_000);
+    let message = config(&[("DIGEST_THRESHOLD", huge.as_str())]).unwrap_err().to_string();
+    assert!(message.starts_with("DIGEST_THRESHOLD must be a whole number from 0 to 1999"), "{message}");
+    assert!(message.len() < 1_000 && message.ends_with("more characters not shown)"), "{} bytes", message.len());
+}

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::supervise::supervise;
+use super::supervise::{keep_running, supervise, PRUNE_TASK};
 use super::Services;
 use crate::destination::{Destination, Origin, OwnerDestinations};
 use crate::outbox::{now_ms, OutboxError};
@@ -139,7 +139,17 @@ impl Delivery {
         for destination in router.destinations().iter().cloned().chain(stored.into_iter().map(Arc::new)) {
             dispatch.wake(&destination);
         }
-        let prune = tokio::spawn(prune(dispatch.clone(), retention, dispatch.inner.shutdown.child_token()));
+        let prune = {
+            let (dispatch, shutdown) = (dispatch.clone(), dispatch.inner.shutdown.child_token());
+            tokio::spawn(async move {
+                let services = &dispatch.inner.services;
+                let (health, metrics) = (services.health.clone(), services.metrics.clone());
+                keep_running(PRUNE_TASK, &health, &metrics, &shutdown, || {
+                    prune(dispatch.clone(), retention, shutdown.clone())
+                })
+                .await;
+            })
+        };
         if let Ok(mut slot) = dispatch.inner.prune.lock() {
             *slot = Some(prune);
         }

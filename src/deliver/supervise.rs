@@ -33,10 +33,16 @@ pub(super) async fn supervise(
     .await;
 }
 
+/// The names the relay's own background tasks are supervised, counted and shown in `/readyz`
+/// under: not names a destination can have (a destination's name has no ':').
+pub const REPORTS_TASK: &str = "task:reports";
+pub const PRUNE_TASK: &str = "task:prune";
+
 /// Runs the task `start` makes until `shutdown`. A task that ends before that (it panicked) is
 /// counted in `relay_delivery_task_restarts_total` (labelled with `name`), logged at error, shown
 /// in `/readyz` while it is down, and started again after a backoff that doubles up to
-/// [`RESTART_DELAY_MAX`]. The report producer runs under it too, as `reports`.
+/// [`RESTART_DELAY_MAX`]. The report producer and the hourly prune run under it too, as
+/// [`REPORTS_TASK`] and [`PRUNE_TASK`].
 pub(crate) async fn keep_running<F, Fut>(
     name: &str,
     health: &Health,

@@ -10,23 +10,30 @@
 //! Rendering never fails: an admin's template that errors is replaced by the built-in one for the
 //! action (and the error logged once with file, line and reason); if even that fails, a minimal
 //! embed naming the action and user is sent.
+//!
+//! This file holds [`Renderer`]'s core: the environment (escaping, filters), compiling a template's
+//! leaves and rendering them. Around it: `load` (the templates folder: which files count, and
+//! warnings for names no panel sends), `problem` (what went wrong where, with the nearest valid
+//! name for an undefined variable), `fallback` (the built-in and minimal fallbacks, and counting
+//! them), `check`, `forum` (post titles) and `report` (scheduled reports).
 
 mod builtin;
 mod check;
 mod draft;
 pub mod edges;
+mod fallback;
 pub mod filters;
 mod forum;
 pub mod limits;
 mod live;
+mod load;
+mod problem;
 pub mod report;
 pub mod samples;
 mod shape;
 pub mod template;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::Value;
@@ -35,13 +42,17 @@ use time::OffsetDateTime;
 
 pub use builtin::Lang;
 pub use draft::{Draft, Part};
+use fallback::{minimal_part, Failures};
 pub use forum::{PostTitle, THREAD_NAME, TITLES_FILE};
 pub use live::Templates;
+pub use load::Source;
+pub use problem::Problem;
+use problem::{jinja_problem, jinja_reason, leaf_line, problem_at};
 pub use report::{HealthCounts, ReportContext, UserList, REPORT_TEMPLATE};
 pub use shape::{Color, Field, Shape};
 use template::{Format, Leaf, Spec};
 
-use crate::event::{Action, Event};
+use crate::event::Event;
 
 /// The name of the template used for actions without one of their own.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -90,34 +101,6 @@ pub struct Digest {
     pub panel: Option<String>,
     /// The newest event's receive time, unix seconds; the embed's timestamp.
     pub event_time: f64,
-}
-
-/// A problem with a template: where, and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file (or `built-in <lang>/<name>`).
-    pub origin: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.origin, line, self.message),
-            None => write!(f, "{}: {}", self.origin, self.message),
-        }
-    }
-}
-
-/// Render failures since load. Holds one problem per template file, so it stays as small as the
-/// template set however many events fail.
-#[derive(Debug, Default)]
-struct Failures {
-    /// Renders (embeds and forum post titles) that fell back.
-    renders: usize,
-    /// The first failure of each template file, with the action it was rendering.
-    first: Vec<(Problem, String)>,
 }
 
 /// A compiled leaf: the name of its template in the environment, where it came from.
@@ -179,52 +162,6 @@ impl Renderer {
         }
         renderer.compile_builtin_titles();
         renderer
-    }
-
-    /// The built-in templates of `lang`, replaced file by file by the `.toml` and `.json` files of
-    /// `dir` (if it exists). A file that fails to load is reported and the built-in one is kept.
-    pub fn load(dir: &Path, lang: Lang) -> Loaded {
-        let mut problems = Vec::new();
-        let files: Vec<TemplateFile> = template_files(dir, "", &mut problems)
-            .into_iter()
-            .chain(template_files(&dir.join("digest"), DIGEST_PREFIX, &mut problems))
-            .collect();
-        let warnings: Vec<Problem> = files.iter().filter_map(unknown_action_warning).collect();
-        let mut sources = Vec::new();
-        for file in files {
-            let origin = file.path.display().to_string();
-            match std::fs::read_to_string(&file.path) {
-                Ok(text) => sources.push(Source { name: file.name, origin, format: file.format, text }),
-                Err(err) => problems.push(Problem { origin, line: None, message: format!("cannot read: {err}") }),
-            }
-        }
-        let mut loaded = Self::from_sources(lang, sources);
-        loaded.renderer.load_titles(dir, &mut problems, &mut loaded.overrides);
-        problems.append(&mut loaded.problems);
-        loaded.problems = problems;
-        loaded.warnings = warnings;
-        loaded
-    }
-
-    /// The built-in templates of `lang`, replaced by `sources` (templates given as text).
-    pub fn from_sources(lang: Lang, sources: Vec<Source>) -> Loaded {
-        let mut renderer = Self::builtin(lang);
-        let mut problems = Vec::new();
-        let mut overrides = Vec::new();
-        for Source { name, origin, format, text } in sources {
-            let problem = |message: String| vec![Problem { origin: origin.clone(), line: None, message }];
-            let loaded =
-                template::parse(&text, format).map_err(problem).and_then(|spec| renderer.compile(&origin, spec));
-            match loaded {
-                Ok(compiled) => {
-                    renderer.active.insert(name.clone(), Arc::new(compiled));
-                    renderer.overrides.insert(name, hash(&text));
-                    overrides.push(origin);
-                }
-                Err(mut errors) => problems.append(&mut errors),
-            }
-        }
-        Loaded { renderer, problems, warnings: Vec::new(), overrides }
     }
 
     fn empty(lang: Lang) -> Self {
@@ -329,29 +266,6 @@ impl Renderer {
         })
     }
 
-    /// Renders with the template in use for `action` (under `prefix`), else with the built-in one;
-    /// `None` if both fail.
-    fn render_or_fall_back(&self, prefix: &str, action: &str, context: &Value, at: OffsetDateTime) -> Option<Part> {
-        let chosen = lookup(&self.active, prefix, action);
-        let problem = match self.render_compiled(chosen, context, at) {
-            Ok(part) => return Some(part),
-            Err(problem) => problem,
-        };
-        self.report(&problem, action);
-        self.count_fallback();
-        let builtin = lookup(&self.builtin, prefix, action);
-        if Arc::ptr_eq(builtin, chosen) {
-            return None;
-        }
-        match self.render_compiled(builtin, context, at) {
-            Ok(part) => Some(part),
-            Err(problem) => {
-                self.report(&problem, action);
-                None
-            }
-        }
-    }
-
     /// `(name, origin)` of every template in use, sorted by name.
     pub fn templates(&self) -> Vec<(&str, &str)> {
         self.names().into_iter().map(|name| (name, self.active[name].origin.as_str())).collect()
@@ -375,45 +289,6 @@ impl Renderer {
             changes.push(format!("language {} → {}", previous.lang, self.lang));
         }
         changes
-    }
-
-    /// How many renders fell back (to the built-in template, or to the minimal embed) since the
-    /// templates were loaded, and the first failure of each template file, with its action. For
-    /// `render`, which must not pass a fallback off as the admin's template.
-    pub fn fallbacks(&self) -> (usize, Vec<(Problem, String)>) {
-        match self.failures.lock() {
-            Ok(failures) => (failures.renders, failures.first.clone()),
-            Err(poisoned) => (poisoned.get_ref().renders, poisoned.get_ref().first.clone()),
-        }
-    }
-
-    /// Counts a render (an embed, or a forum post's title) that fell back.
-    fn count_fallback(&self) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.renders = failures.renders.saturating_add(1);
-        }
-    }
-
-    fn report(&self, problem: &Problem, action: &str) {
-        let first = self
-            .failures
-            .lock()
-            .map(|mut failures| {
-                let first = failures.first.iter().all(|(seen, _)| seen.origin != problem.origin);
-                if first {
-                    failures.first.push((problem.clone(), action.to_owned()));
-                }
-                first
-            })
-            .unwrap_or(true);
-        if first {
-            log::error!(
-                "template {problem} (action {action}); using the built-in template instead. Further failures of this \
-                 file are logged at debug level until the templates are reloaded"
-            );
-        } else {
-            log::debug!("template {problem} (action {action})");
-        }
     }
 
     fn render_compiled(&self, template: &Compiled, context: &Value, at: OffsetDateTime) -> Result<Part, Problem> {
@@ -457,48 +332,6 @@ impl Renderer {
                 Err(problem)
             }
         }
-    }
-
-    /// What is undefined in the leaf template `name` for `context`, with the nearest valid name at
-    /// that level: "`user_name` is not defined; did you mean `username`?". `None` if it cannot tell.
-    fn undefined_hint(&self, name: &str, context: &Value) -> Option<String> {
-        let template = self.env.get_template(name).ok()?;
-        let mut paths: Vec<String> = template.undeclared_variables(true).into_iter().collect();
-        paths.sort();
-        for path in paths {
-            let mut parent = context.clone();
-            for (depth, segment) in path.split('.').enumerate() {
-                if depth == 0 && self.env.globals().any(|(global, _)| global == segment) {
-                    break;
-                }
-                let value = parent.get_attr(segment).unwrap_or(Value::UNDEFINED);
-                if !value.is_undefined() {
-                    parent = value;
-                    continue;
-                }
-                let looked_up = path.split('.').take(depth + 1).collect::<Vec<_>>().join(".");
-                if parent.is_none() {
-                    let owner = path.split('.').take(depth).collect::<Vec<_>>().join(".");
-                    return Some(format!(
-                        "`{looked_up}` is undefined because `{owner}` is null for this event; guard it with \
-                         {{% if {owner} %}}…{{% endif %}} or write `{path} | default('…')`"
-                    ));
-                }
-                let keys: Vec<String> = parent
-                    .try_iter()
-                    .map(|keys| keys.filter_map(|key| key.as_str().map(str::to_owned)).collect())
-                    .unwrap_or_default();
-                let nearest = keys.iter().min_by_key(|key| edit_distance(segment, key));
-                return Some(match nearest {
-                    Some(nearest) => {
-                        let suggested = path.split('.').take(depth).chain([nearest.as_str()]).collect::<Vec<_>>();
-                        format!("`{looked_up}` is not defined; did you mean `{}`?", suggested.join("."))
-                    }
-                    None => format!("`{looked_up}` is not defined"),
-                });
-            }
-        }
-        None
     }
 
     /// Adds every leaf of `spec` to the environment as a template named `<origin>#<path>`,
@@ -546,119 +379,6 @@ fn right_to_left_lines(text: &str) -> String {
         .join("\n")
 }
 
-/// A template given as text: its name (`user_created`, `digest/default`), where it comes from (for
-/// messages), its format and its text.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub name: String,
-    pub origin: String,
-    pub format: Format,
-    pub text: String,
-}
-
-/// A template file found in the templates folder.
-struct TemplateFile {
-    /// The template's name: the action it is for (the file stem), prefixed with `digest/` for
-    /// digest templates.
-    name: String,
-    path: std::path::PathBuf,
-    format: Format,
-}
-
-/// The `.toml` and `.json` files directly in `dir`, sorted, named with `prefix`; none if `dir` does
-/// not exist.
-fn template_files(dir: &Path, prefix: &str, problems: &mut Vec<Problem>) -> Vec<TemplateFile> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(err) => {
-            problems.push(Problem {
-                origin: dir.display().to_string(),
-                line: None,
-                message: format!("cannot read the templates folder: {err}"),
-            });
-            return Vec::new();
-        }
-    };
-    let mut files: Vec<TemplateFile> = entries
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
-        .filter_map(|entry| {
-            let file_name = entry.file_name().into_string().ok()?;
-            let format = Format::of(&file_name)?;
-            let name = file_name.rsplit_once('.')?.0.to_owned();
-            Some(TemplateFile { name: format!("{prefix}{name}"), path: entry.path(), format })
-        })
-        .collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files.retain(|file| {
-        let valid = Action::parse(file.name.trim_start_matches(prefix)).is_ok();
-        if !valid {
-            problems.push(Problem {
-                origin: file.path.display().to_string(),
-                line: None,
-                message: "the file name is not an action name (letters, digits, '_' and '-'); it is ignored".into(),
-            });
-        }
-        valid
-    });
-    let mut seen = HashSet::new();
-    files.retain(|file| {
-        let first = seen.insert(file.name.clone());
-        if !first {
-            problems.push(Problem {
-                origin: file.path.display().to_string(),
-                line: None,
-                message: format!(
-                    "another file is already the template for {:?} (when both {0}.json and {0}.toml exist, the \
-                     .json file wins); this one is ignored",
-                    file.name
-                ),
-            });
-        }
-        first
-    });
-    files
-}
-
-/// A warning when `file` is named after no action the panels send (nor `default`): it loads but
-/// would never be used for the action its author meant. Names the nearest known action.
-fn unknown_action_warning(file: &TemplateFile) -> Option<Problem> {
-    let action = file.name.strip_prefix(DIGEST_PREFIX).unwrap_or(&file.name);
-    if file.name == REPORT_TEMPLATE {
-        return None;
-    }
-    let known = crate::event::KNOWN_ACTIONS.iter().copied().chain([DEFAULT_TEMPLATE]);
-    if known.clone().any(|name| name == action) {
-        return None;
-    }
-    let nearest = known.min_by_key(|name| edit_distance(action, name)).expect("there are known actions");
-    Some(Problem {
-        origin: file.path.display().to_string(),
-        line: None,
-        message: format!(
-            "{action:?} is not an action the panels send, so this template is used only if a panel sends it; \
-             did you mean {nearest:?}?"
-        ),
-    })
-}
-
-/// The Levenshtein distance between `a` and `b`, in characters.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substituted = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
-
 /// The template named `prefix` + `action` in `set`, or `prefix` + `default`. The report template is
 /// never an event's: an event named `report` gets the default one.
 fn lookup<'a>(set: &'a HashMap<String, Arc<Compiled>>, prefix: &str, action: &str) -> &'a Arc<Compiled> {
@@ -673,43 +393,4 @@ fn hash(text: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
     hasher.finish()
-}
-
-fn leaf_line(leaf_line: Option<usize>, error_line: Option<usize>) -> Option<usize> {
-    match (leaf_line, error_line) {
-        (Some(start), Some(within)) => Some(start + within.saturating_sub(1)),
-        (start, _) => start,
-    }
-}
-
-fn jinja_reason(err: &minijinja::Error) -> String {
-    match err.detail() {
-        Some(detail) => format!("{}: {detail}", err.kind()),
-        None => err.kind().to_string(),
-    }
-}
-
-fn jinja_problem(template: &Compiled, leaf: &LeafRef, err: &minijinja::Error) -> Problem {
-    Problem {
-        origin: template.origin.clone(),
-        line: leaf_line(leaf.line, err.line()),
-        message: format!("{}: {}", leaf.path, jinja_reason(err)),
-    }
-}
-
-fn problem_at(template: &Compiled, leaf: &LeafRef, message: String) -> Problem {
-    Problem { origin: template.origin.clone(), line: leaf.line, message: format!("{}: {message}", leaf.path) }
-}
-
-/// The last resort when no template renders: the action and who, nothing else.
-fn minimal_part(action: &str, who: &str, at: OffsetDateTime) -> Part {
-    let mut draft = Draft {
-        title: format!("{action} · {}", filters::escape_markdown(who)),
-        description: "This event could not be rendered with its template; the relay's log says why.".into(),
-        color: Some(0x95A5A6),
-        timestamp: Some(at),
-        ..Draft::default()
-    };
-    draft.clamp();
-    draft.into_part()
 }

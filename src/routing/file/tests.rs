@@ -1,0 +1,148 @@
+//! The routes file's tests; `routes` and `FILE` serve the router's tests too.
+
+use super::*;
+use crate::destination::DEFAULT_DESTINATION;
+
+pub fn routes(text: &str) -> Result<Routes, Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::write(dir.path().join("eu.secret"), "from-a-file\n").unwrap();
+    Routes::load(&path, &[DEFAULT_DESTINATION])
+}
+
+pub const FILE: &str = r#"
+mute = ["user_updated"]
+
+[panels.eu1]
+secret_file = "eu.secret"
+
+[destinations.alerts]
+url = "https://discord.com/api/webhooks/1/aaa"
+thread_id = "223456789012345678"
+username = "Panel alerts"
+
+[[rules]]
+to = ["default"]
+
+[[rules]]
+actions = ["user_limited", "reached_usage_percent"]
+min_used_percent = 90
+to = ["alerts"]
+mention_roles = ["123456789012345678"]
+
+[[rules]]
+actions = ["user_limited"]
+to = ["alerts"]
+mention_users = [323456789012345678]
+"#;
+
+#[test]
+fn reads_a_routes_file() {
+    let routes = routes(FILE).unwrap();
+    assert_eq!(routes.panels[0].0, "eu1");
+    assert_eq!(routes.panels[0].1.expose(), "from-a-file");
+    assert_eq!(routes.destinations[0].thread_id, Some(223456789012345678));
+    assert_eq!(routes.destinations[0].username.as_deref(), Some("Panel alerts"));
+    assert_eq!(routes.rules.len(), 3);
+}
+
+#[test]
+fn reads_a_forum_destination_and_its_tags() {
+    let text = r#"
+[destinations.support]
+url = "https://discord.com/api/webhooks/1/aaa"
+forum = true
+tags = { user_expired = "123456789012345678", user_limited = ["223456789012345678", 323456789012345678] }
+
+[[rules]]
+to = ["support"]
+"#;
+    let forum = routes(text).unwrap().destinations[0].forum.clone().unwrap();
+    assert_eq!(forum.tags_for("user_expired"), [123456789012345678]);
+    assert_eq!(forum.tags_for("user_limited"), [223456789012345678, 323456789012345678]);
+
+    let broken = r#"
+[destinations.support]
+url = "https://discord.com/api/webhooks/1/aaa"
+thread_id = "223456789012345678"
+forum = true
+tags = { user_expird = "123456789012345678", user_expired = "12" }
+
+[destinations.plain]
+url = "https://discord.com/api/webhooks/2/bbb"
+tags = { user_expired = "123456789012345678" }
+
+[[rules]]
+to = ["support"]
+"#;
+    let problems = routes(broken).unwrap_err();
+    let expected = [
+        "destinations.plain.tags: tags are for forum destinations",
+        "destinations.support: a forum destination posts into a thread per user; remove thread_id",
+        "destinations.support.tags: \"user_expird\" is neither an action",
+        "destinations.support.tags.user_expired: \"12\" is not a Discord id",
+    ];
+    for expected in expected {
+        assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected} not in {problems:#?}");
+    }
+
+    // A thread in the URL's query is a thread_id too: every user's post would be that thread.
+    let in_url = r#"
+[destinations.support]
+url = "https://discord.com/api/webhooks/1/aaa?thread_id=223456789012345678"
+forum = true
+
+[[rules]]
+to = ["support"]
+"#;
+    let problems = routes(in_url).unwrap_err();
+    assert!(problems.iter().any(|p| p.ends_with("remove thread_id")), "{problems:#?}");
+}
+
+#[test]
+fn reports_every_problem_with_where_it_is() {
+    let text = r#"
+mute = ["user_explode"]
+
+[destinations.alerts]
+url = "https://discord.com/webhooks/1/aaa"
+thread_id = "12"
+
+[destinations.default]
+url = "https://discord.com/api/webhooks/2/bbb"
+
+[[rules]]
+actions = ["user_expird"]
+to = ["alrets"]
+mention_roles = [5]
+"#;
+    let problems = routes(text).unwrap_err();
+    let expected = [
+        "mute: unknown action \"user_explode\"",
+        "destinations.alerts.url is not a usable webhook URL: must have a path",
+        "destinations.alerts.thread_id: \"12\" is not a Discord id",
+        "destinations.default: choose another name",
+        "rules[0].actions: unknown action \"user_expird\"",
+        "rules[0].to: unknown destination \"alrets\"",
+        "rules[0].mention_roles: 5 is not a Discord id",
+    ];
+    for expected in expected {
+        assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected} not in {problems:#?}");
+    }
+    let problems = routes("[[rules]]\nto = [\"default\"]\nwhen = 1\n").unwrap_err();
+    assert!(problems[0].starts_with("line 3:"), "{problems:?}");
+    let problems = routes("mute = []\n").unwrap_err();
+    assert!(problems[0].contains("no [[rules]]"), "{problems:?}");
+}
+
+#[test]
+fn a_secret_that_is_no_string_is_refused_without_its_value() {
+    for value in ["31415926535", "3.14159265", "true", "[\"x\"]"] {
+        let problems =
+            routes(&format!("[panels.eu]\nsecret = {value}\n\n[[rules]]\nto = [\"default\"]\n")).unwrap_err();
+        let shown = problems.join("\n");
+        assert!(shown.starts_with("line 2:") && shown.contains("string in quotes"), "{shown}");
+        assert!(!shown.contains("31415") && !shown.contains("14159") && !shown.contains("true"), "{shown}");
+    }
+}
