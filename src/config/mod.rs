@@ -120,7 +120,7 @@ pub struct Config {
     /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
     /// webhooks left without rows are forgotten (URL deleted, place freed).
     pub delivered_retention: Duration,
-    /// `OUTBOX_MAX_BYTES`, at least 64 KiB: the most the outbox file may hold. When it is full, delivered rows are
+    /// `OUTBOX_MAX_BYTES`, at least 96 KiB: the most the outbox file may hold. When it is full, delivered rows are
     /// deleted to make room; if that is not enough, requests are answered 503 (the panel keeps its
     /// batch). `None`: only the disk limits it.
     pub outbox_max_bytes: Option<u64>,
@@ -231,7 +231,7 @@ impl Config {
                 parse_duration_in(s, RETENTION)
             })?,
             outbox_max_bytes: env.parse_or("OUTBOX_MAX_BYTES", None, |s| {
-                parse_size_in(s, 64 << 10, None).map(|size| Some(size as u64))
+                parse_size_in(s, crate::outbox::MIN_MAX_BYTES as usize, None).map(|size| Some(size as u64))
             })?,
             body_timeout: Duration::from_secs(60),
             dedup_window: Some(

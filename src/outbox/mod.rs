@@ -37,8 +37,19 @@ use writer::Writer;
 /// What a stored row takes besides its part, roughly (columns, index entries).
 const ROW_OVERHEAD_BYTES: u64 = 256;
 
-/// How much room the outbox must have left to count as not full in `/readyz`.
+/// How much room the outbox must have left to count as not full in `/readyz` (at most; see
+/// [`full_margin`]).
 pub const FULL_MARGIN_BYTES: u64 = 64 * 1024;
+
+/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes about 60 KiB (its tables and
+/// indexes), so a smaller one could never hold a batch.
+pub const MIN_MAX_BYTES: u64 = 96 * 1024;
+
+/// The room an outbox of `max_bytes` keeps free: [`FULL_MARGIN_BYTES`], or an eighth of a smaller
+/// `OUTBOX_MAX_BYTES`, so a small outbox is not "full" when it is empty.
+pub fn full_margin(max_bytes: u64) -> u64 {
+    (max_bytes / 8).min(FULL_MARGIN_BYTES)
+}
 
 /// The file name inside `DATA_DIR`.
 pub const FILE_NAME: &str = "outbox.sqlite3";
@@ -354,13 +365,15 @@ impl Outbox {
         self.writer.call(queries::purge_dead).await
     }
 
-    /// Whether the outbox is at `OUTBOX_MAX_BYTES`: a batch of [`FULL_MARGIN_BYTES`] would no
-    /// longer fit, so the panel's next requests are likely to be refused.
+    /// Whether the outbox is at `OUTBOX_MAX_BYTES`: a batch of [`full_margin`] would no longer
+    /// fit, so the panel's next requests are likely to be refused.
     pub async fn is_full(&self) -> Result<bool, OutboxError> {
         let Some(max_bytes) = self.max_bytes else {
             return Ok(false);
         };
-        self.reader.read(move |conn| Ok(queries::used_bytes(conn)?.saturating_add(FULL_MARGIN_BYTES) > max_bytes)).await
+        self.reader
+            .read(move |conn| Ok(queries::used_bytes(conn)?.saturating_add(full_margin(max_bytes)) > max_bytes))
+            .await
     }
 
     /// Checks that the outbox can commit a write right now.

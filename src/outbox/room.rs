@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use rusqlite::Connection;
 
-use super::{forum, queries, NewRow, Outbox, OutboxError, FULL_MARGIN_BYTES};
+use super::{forum, full_margin, queries, NewRow, Outbox, OutboxError};
 
 /// The fewest posts one step forgets: deleting rows frees whole pages only, so a step must be
 /// able to empty one (a page holds about 40 posts).
@@ -64,10 +64,10 @@ impl Outbox {
     }
 }
 
-/// Room kept free beyond the rows that need it once posts are being forgotten: 64 KiB, or an
-/// eighth of a smaller `OUTBOX_MAX_BYTES`.
+/// Room kept free beyond the rows that need it once posts are being forgotten: the room that
+/// keeps the outbox from counting as full.
 fn spare_bytes(max_bytes: u64) -> u64 {
-    (max_bytes / 8).min(FULL_MARGIN_BYTES)
+    full_margin(max_bytes)
 }
 
 /// Forgets users' posts, least recently written to first, while `rows` do not fit under

@@ -46,6 +46,13 @@ async fn remembered_posts_filling_a_small_outbox_are_forgotten_least_recent_firs
         .var("DIGEST_THRESHOLD", "0")
         .var("CHANNEL_RATE_LIMIT", "0");
     let app = spawn_app_in(dir.path(), options).await;
+    let readiness = app.get("/readyz").await;
+    assert_eq!(
+        readiness.status(),
+        200,
+        "the smallest outbox is not full when empty: {}",
+        readiness.text().await.unwrap()
+    );
 
     // Act: 400 users are created, ten at a time, each batch delivered before the next.
     for round in 0..ROUNDS {
