@@ -5,16 +5,13 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use super::tests::{at, producer, stored};
 use super::*;
 use crate::event::parse_batch;
 use crate::outbox::{Outbox, Tallied};
 use crate::render::{Lang, Part, Templates};
 
 const EXPIRED: &str = include_str!("../../tests/fixtures/marzban-0.8.4/user_expired.json");
-
-fn at(text: &str) -> Timestamp {
-    text.parse().unwrap()
-}
 
 /// The captured Marzban `user_expired` event for `username`, tallied as received at `when`.
 fn expired(username: &str, when: Timestamp, panel: Option<&str>) -> Tallied {
@@ -36,31 +33,6 @@ fn expired(username: &str, when: Timestamp, panel: Option<&str>) -> Tallied {
 
 async fn tally(outbox: &Outbox, events: Vec<Tallied>) {
     outbox.enqueue_counted(Vec::new(), Vec::new(), events, None).await.unwrap();
-}
-
-fn producer(dir: &std::path::Path, reports: &str, tz: &str) -> (Producer, Outbox) {
-    let outbox = Outbox::open(dir).unwrap();
-    let templates = Arc::new(Templates::load(dir.join("no-templates"), Lang::En).0);
-    let settings = ReportSettings {
-        schedules: parse_reports(reports).unwrap(),
-        time_zone: parse_time_zone(tz).unwrap(),
-        // Stepped to the second: a report is due at its period's end.
-        settle: std::time::Duration::ZERO,
-        ..ReportSettings::default()
-    };
-    let recipient = Recipient {
-        destination: Arc::new(crate::destination::Destination::new(
-            crate::destination::DEFAULT_DESTINATION,
-            crate::destination::Target::DryRun,
-        )),
-        reports: settings.schedules.iter().map(|s| s.kind).collect(),
-    };
-    (Producer::new(outbox.clone(), templates, settings, vec![recipient], None), outbox)
-}
-
-async fn stored(outbox: &Outbox) -> Vec<Part> {
-    let rows = outbox.due(crate::destination::DEFAULT_DESTINATION, 1000).await.unwrap();
-    rows.iter().map(|row| serde_json::from_str(&row.part).unwrap()).collect()
 }
 
 /// The period (from, to) a stored report part says it covers.

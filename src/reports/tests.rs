@@ -10,11 +10,11 @@ use crate::destination::{Destination, Target, DEFAULT_DESTINATION};
 use crate::outbox::{Outbox, Tallied};
 use crate::render::{Lang, Part, Templates};
 
-fn at(text: &str) -> Timestamp {
+pub(super) fn at(text: &str) -> Timestamp {
     text.parse().unwrap()
 }
 
-fn producer(dir: &std::path::Path, reports: &str, tz: &str) -> (Producer, Outbox) {
+pub(super) fn producer(dir: &std::path::Path, reports: &str, tz: &str) -> (Producer, Outbox) {
     let outbox = Outbox::open(dir).unwrap();
     let templates = Arc::new(Templates::load(dir.join("no-templates"), Lang::En).0);
     let settings = ReportSettings {
@@ -32,7 +32,7 @@ fn producer(dir: &std::path::Path, reports: &str, tz: &str) -> (Producer, Outbox
 }
 
 /// The report parts stored for `default`, oldest first.
-async fn stored(outbox: &Outbox) -> Vec<Part> {
+pub(super) async fn stored(outbox: &Outbox) -> Vec<Part> {
     let rows = outbox.due(DEFAULT_DESTINATION, 1000).await.unwrap();
     rows.iter().map(|row| serde_json::from_str(&row.part).unwrap()).collect()
 }
