@@ -189,7 +189,7 @@ awk '$1 == "default" && $2 >= 1 { found = 1 } END { exit !found }' "$work/stats"
 ok
 detail <"$work/stats"
 
-step "stop the stack (SIGTERM, 15 s grace)"
+step "stop the stack (SIGTERM, 20 s grace)"
 stop_began=$(date +%s.%N)
 compose stop >/dev/null 2>&1
 stop_seconds=$(since "$stop_began")
