@@ -210,6 +210,22 @@ pub fn incoming_bytes(rows: &[NewRow]) -> u64 {
     rows.iter().map(|row| row.part.len() as u64 + ROW_OVERHEAD_BYTES).sum()
 }
 
+/// What deleting delivered rows would free, roughly and on the low side (their parts' bytes), but
+/// counted only up to `enough`: a full outbox's next batch makes its room from them. Reads the
+/// rows through the index of finished rows, oldest first, and stops once `enough` is reached.
+pub fn delivered_bytes_up_to(conn: &Connection, enough: u64) -> rusqlite::Result<u64> {
+    let mut lengths = conn.prepare_cached(
+        "SELECT octet_length(part) FROM messages WHERE state <> 'pending' AND state = 'delivered' ORDER BY finished_at",
+    )?;
+    let mut rows = lengths.query([])?;
+    let mut total: u64 = 0;
+    while total < enough {
+        let Some(row) = rows.next()? else { break };
+        total = total.saturating_add(u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0));
+    }
+    Ok(total)
+}
+
 /// Bytes of data in the database file (pages in use, not counting free ones).
 pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;

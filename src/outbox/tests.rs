@@ -292,3 +292,26 @@ async fn an_outbox_of_schema_5_keeps_the_reports_names_when_they_move_to_slots()
     assert_eq!(tally.names[&(String::new(), "user_expired".to_owned())], ["kept"]);
     assert_eq!(outbox.prune_tally((slot + 1) * SLOT_SECONDS * 1000).await.unwrap(), 2, "pruned by slot");
 }
+
+#[tokio::test]
+async fn an_outbox_at_its_cap_only_because_of_delivered_rows_is_not_full() {
+    // Arrange: the cap is reached with rows of 20 KB, and all of them are delivered.
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open_capped(dir.path(), Some(256 * 1024)).unwrap();
+    let big = |name: &str| NewRow { part: "x".repeat(20_000), ..row("a", name, None) };
+    let mut stored = 0;
+    while outbox.enqueue(vec![big(&stored.to_string())], None).await.is_ok() {
+        stored += 1;
+        assert!(stored < 100, "the cap holds");
+    }
+    assert!(outbox.is_full().await.unwrap(), "full of pending rows: the next events would be refused");
+
+    // Act: Discord has every row, and nothing new comes in to make room.
+    let ids: Vec<i64> = outbox.due("a", 1000).await.unwrap().iter().map(|r| r.meta.id).collect();
+    outbox.mark_delivered(ids).await.unwrap();
+
+    // Assert: the next events would be taken (their room is made from delivered rows), so the
+    // outbox is not full, though the delivered rows are still there.
+    assert!(!outbox.is_full().await.unwrap(), "delivered rows are room the next batch takes");
+    assert_eq!(outbox.stats().await.unwrap()[0].delivered, stored);
+}
