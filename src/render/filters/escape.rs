@@ -47,29 +47,52 @@ pub fn escape_markdown(text: &str) -> String {
 ///   Khmer inherent vowels (U+17B4, U+17B5), the Mongolian vowel separator (U+180E), interlinear
 ///   annotation marks (U+FFF9–U+FFFB) and musical formatting (U+1D173–U+1D17A). A name made of
 ///   Hangul fillers would otherwise show as blank;
-/// * tag characters (U+E0000–U+E007F), except in the run that follows a black flag (U+1F3F4),
-///   where they spell a subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿);
+/// * tag characters (U+E0000–U+E007F), except a run right after a black flag (U+1F3F4) that
+///   spells a subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿): any other run, there too, is hidden text;
 /// * zero-width (non-)joiners (U+200C, U+200D), except between two non-ASCII visible characters,
 ///   where they carry meaning: Persian words (`می‌خواهم`), emoji sequences (`👨‍👩‍👧`). Between
 ///   Latin letters they only disguise a name.
 pub fn strip_invisible(text: &str) -> Vec<char> {
-    let mut in_flag = false;
-    let kept: Vec<char> = text
-        .chars()
-        .filter(|&ch| {
-            let tag = matches!(ch, '\u{E0000}'..='\u{E007F}');
-            let keep = !is_hidden(ch) && (!tag || in_flag);
-            in_flag = ch == '\u{1F3F4}' || (in_flag && tag && ch != '\u{E007F}');
-            keep
-        })
-        .map(|ch| if matches!(ch, '\u{2028}' | '\u{2029}') { '\n' } else { ch })
-        .collect();
+    let chars: Vec<char> = text.chars().collect();
+    let mut kept: Vec<char> = Vec::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let ch = chars[i];
+        i += 1;
+        if is_tag(ch) || is_hidden(ch) {
+            continue;
+        }
+        kept.push(if matches!(ch, '\u{2028}' | '\u{2029}') { '\n' } else { ch });
+        if ch == '\u{1F3F4}' {
+            // The run ends at its cancel tag: a tag after that is no part of the flag.
+            let tags = chars[i..].iter().take_while(|&&c| is_tag(c));
+            let run = tags.clone().position(|&c| c == '\u{E007F}').map_or_else(|| tags.count(), |end| end + 1);
+            if is_subdivision(&chars[i..i + run]) {
+                kept.extend_from_slice(&chars[i..i + run]);
+            }
+            i += run;
+        }
+    }
     let joins = |ch: Option<&char>| ch.is_some_and(|&ch| !ch.is_ascii() && !ch.is_whitespace() && !is_joiner(ch));
     kept.iter()
         .enumerate()
         .filter(|&(i, &ch)| !is_joiner(ch) || (i > 0 && joins(kept.get(i - 1)) && joins(kept.get(i + 1))))
         .map(|(_, &ch)| ch)
         .collect()
+}
+
+fn is_tag(ch: char) -> bool {
+    matches!(ch, '\u{E0000}'..='\u{E007F}')
+}
+
+/// Whether `tags` (the tag characters after a black flag) spell a subdivision, as in 🏴󠁧󠁢󠁳󠁣󠁴󠁿:
+/// a region's two letters, one to four letters or digits, and the cancel tag (Unicode's
+/// emoji_tag_sequence). Any other run is text no one sees.
+fn is_subdivision(tags: &[char]) -> bool {
+    let Some((&'\u{E007F}', spec)) = tags.split_last() else { return false };
+    let letter = |c: &char| matches!(c, '\u{E0061}'..='\u{E007A}');
+    let alphanumeric = |c: &char| letter(c) || matches!(c, '\u{E0030}'..='\u{E0039}');
+    (3..=6).contains(&spec.len()) && spec[..2].iter().all(letter) && spec[2..].iter().all(alphanumeric)
 }
 
 /// Characters dropped from panel text wherever they are (see [`strip_invisible`]).
@@ -172,6 +195,12 @@ mod tests {
         for blank in ['\u{00AD}', '\u{034F}', '\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}', '\u{180E}', '\u{E0041}'] {
             assert_eq!(escape_markdown(&format!("a{blank}{blank}b")), "ab", "U+{:04X}", blank as u32);
         }
+        // After a black flag, only a subdivision's tags stay: no hidden text rides on the flag.
+        let tags = |text: &str| text.chars().map(|c| char::from_u32(c as u32 + 0xE0000).unwrap()).collect::<String>();
+        let smuggled = format!("\u{1F3F4}{}\u{E007F}", tags("ignore the admins"));
+        assert_eq!(escape_markdown(&format!("bob{smuggled}")), "bob\u{1F3F4}");
+        assert_eq!(escape_markdown(&format!("bob\u{1F3F4}{}x", tags("gbsct"))), "bob\u{1F3F4}x", "not ended");
+        assert_eq!(escape_markdown(&format!("\u{1F3F4}{}\u{E007F}", tags("gbsctland"))), "\u{1F3F4}", "too long");
         // A name of Hangul fillers is empty, not a blank that looks like a name.
         assert_eq!(escape_markdown("\u{3164}\u{3164}"), "");
         // Tag characters spell a subdivision flag after a black flag, and only there.
