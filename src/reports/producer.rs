@@ -173,7 +173,9 @@ impl Producer {
         let recorded = Timestamp::from_second(sent).map_or_else(|_| sent.to_string(), |t| t.to_string());
         if since == now {
             log::warn!(
-                "{name}: the last {kind} report recorded ended at {recorded}, which has not come yet: the clock                  was ahead then, or is behind now. If it still is in {CLOCK_DOUBT_FOR:?}, {kind} reports start                  again from now"
+                "{name}: the last {kind} report recorded ended at {recorded}, which has not come yet: the clock \
+                 was ahead then, or is behind now. If it still is in {CLOCK_DOUBT_FOR:?}, {kind} reports start \
+                 again from now"
             );
         }
         if now.duration_since(since).as_secs() < CLOCK_DOUBT_FOR.as_secs() as i64 {
@@ -182,7 +184,8 @@ impl Producer {
         self.outbox.reset_report_sent(name.to_owned(), kind.name().into(), latest_end.as_second()).await?;
         self.ahead.lock().map(|mut ahead| ahead.remove(&key)).ok();
         log::warn!(
-            "{name}: the last {kind} report was recorded with a clock that was ahead ({recorded}); {kind} reports              start again with the period after the one ending {latest_end}"
+            "{name}: the last {kind} report was recorded with a clock that was ahead ({recorded}); {kind} reports \
+             start again with the period after the one ending {latest_end}"
         );
         Ok(())
     }
