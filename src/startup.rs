@@ -309,3 +309,29 @@ async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
     }
     log::info!("outbox at {}", outbox.path().display());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::HTTP_SHUTDOWN_TIMEOUT_SECS;
+    use crate::config::parse_duration;
+    use crate::deliver::DeliverySettings;
+    use crate::discord::Timeouts;
+
+    #[test]
+    fn a_stop_outlasts_a_discord_request_and_ends_within_the_compose_grace_period() {
+        // The request in flight may have been carried out by Discord: abandoning it would make a
+        // forum post again after the restart. And compose must not kill the relay before that.
+        let grace = DeliverySettings::default().shutdown_grace;
+        assert!(grace > Timeouts::default().request, "{grace:?}");
+        let compose = include_str!("../docker-compose.yml");
+        let period = compose
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("stop_grace_period:"))
+            .map(|value| parse_duration(value.trim()).unwrap())
+            .expect("docker-compose.yml sets stop_grace_period");
+        let stop = grace.max(Duration::from_secs(HTTP_SHUTDOWN_TIMEOUT_SECS));
+        assert!(stop + Duration::from_secs(2) <= period, "a stop takes up to {stop:?}; compose gives {period:?}");
+    }
+}
