@@ -228,12 +228,12 @@ impl FakeDiscord {
         self.inner.lock().unwrap().down = down;
     }
 
-    /// Every request waits this long before it is answered.
     /// How many requests have arrived, including those not answered yet.
     pub fn arrived(&self) -> usize {
         self.inner.lock().unwrap().arrived
     }
 
+    /// Every request waits this long before it is answered.
     pub fn set_delay(&self, delay: Duration) {
         self.inner.lock().unwrap().delay = delay;
     }
