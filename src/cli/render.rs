@@ -125,8 +125,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// 1 when one of the admin's templates failed to load, or failed for what was rendered and the
-/// built-in one stood in (said on standard error); else 0.
-fn exit_code(loaded: &Loaded) -> ExitCode {
+/// built-in one stood in (said on standard error); else 0. `report`'s preview exits the same way.
+pub(super) fn exit_code(loaded: &Loaded) -> ExitCode {
     let (fell_back, failures) = loaded.renderer.fallbacks();
     if fell_back > 0 {
         eprintln!(

@@ -65,12 +65,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 "stored {stored} report embed(s) for destination {}; the running relay sends them",
                 destination.name
             );
+            // Stored is done: a script that took 1 for "not sent" would store it again.
+            Ok(ExitCode::SUCCESS)
         } else {
             let rows = report.rows(&destination.name, &loaded.renderer, now_ms());
             let destinations = BTreeMap::from([(destination.name.clone(), destination.clone())]);
             super::render::print_rows(rows, &destinations, &config, &loaded.renderer)?;
+            Ok(super::render::exit_code(&loaded))
         }
-        Ok(ExitCode::SUCCESS)
     })
 }
 

@@ -189,3 +189,22 @@ fn render_exits_non_zero_when_your_report_template_fell_back() {
     let titles = titles(&messages);
     assert!(titles[0].starts_with("eu-1: ") && titles[1].contains("Daily report"), "{titles:?}");
 }
+
+#[test]
+fn the_report_command_exits_non_zero_when_your_report_template_fell_back() {
+    // Arrange: a report template that names a value reports do not have.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.toml"), "title = \"{{ no_such.value }}\"\n").unwrap();
+    let data = dir.path().join("data");
+    let vars = [("TEMPLATES_DIR", dir.path().to_str().unwrap()), ("DATA_DIR", data.to_str().unwrap())];
+
+    // Act: the preview of the report the relay would send now.
+    let output = relay(&["report"], &vars);
+
+    // Assert: as `render --report` does, it says the built-in template stood in, and exits 1.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("report.toml:1: title: undefined value"), "{stderr}");
+    let messages = rendered(&output.stdout);
+    assert!(titles(&messages)[0].contains("Daily report"), "the built-in template stood in: {messages:?}");
+}
