@@ -267,3 +267,11 @@ fn a_huge_invalid_value_is_not_repeated_whole() {
     assert!(message.starts_with("DIGEST_THRESHOLD must be a whole number from 0 to 1999"), "{message}");
     assert!(message.len() < 1_000 && message.ends_with("more characters not shown)"), "{} bytes", message.len());
 }
+
+#[test]
+fn panels_written_secret_first_are_refused_without_showing_the_secret() {
+    // An easy slip: `secret:label` instead of `label:secret`; the "label" is then the secret.
+    let message = config(&[("PANELS", "eu1:fine, Tr0ub4dor&3:us1")]).unwrap_err().to_string();
+    assert!(!message.contains("Tr0ub4dor"), "{message}");
+    assert!(message.contains("panel 2"), "says which entry: {message}");
+}

@@ -12,11 +12,15 @@ use crate::secret::Secret;
 /// `label:secret,label:secret`: panels and their secrets (a secret may hold `:` but not `,`).
 pub fn parse_panels(value: &str) -> Result<Vec<(String, Secret)>, String> {
     let mut panels: Vec<(String, Secret)> = Vec::new();
-    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    for (n, entry) in value.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
         let (label, secret) =
             entry.split_once(':').ok_or_else(|| "must be label:secret pairs separated by commas".to_owned())?;
         if !is_panel_label(label) {
-            return Err(format!("panel label {label:?} must be 1 to 32 letters, digits, '_' or '-'"));
+            // Not quoted: written secret first (`secret:label`), the "label" is the secret.
+            return Err(format!(
+                "panel {}: the label (before the ':') must be 1 to 32 letters, digits, '_' or '-' (not shown, in                  case it is the secret: write label:secret)",
+                n + 1
+            ));
         }
         if panels.iter().any(|(known, _)| known == label) {
             return Err(format!("names panel {label:?} twice"));
