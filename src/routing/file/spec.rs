@@ -91,7 +91,8 @@ impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Id::Number(n) => write!(f, "{n}"),
-            Id::Text(s) => write!(f, "{s:?}"),
+            // Quoted for the message about it, without a webhook token pasted there by mistake.
+            Id::Text(s) => write!(f, "{:?}", crate::discord::redact(s, None)),
         }
     }
 }

@@ -146,3 +146,15 @@ fn a_secret_that_is_no_string_is_refused_without_its_value() {
         assert!(!shown.contains("31415") && !shown.contains("14159") && !shown.contains("true"), "{shown}");
     }
 }
+
+#[test]
+fn a_webhook_url_pasted_where_an_id_goes_is_refused_without_its_token() {
+    let token = "Zq3vXk9LmN2pR7sT1uW4yA6bC8dE0fG5hJ_kLmNoPqRsTuVwXyZ-abcdefghij12";
+    let text = format!(
+        "[destinations.alerts]\nurl = \"https://discord.com/api/webhooks/1/aaa\"\n\
+         thread_id = \"https://discord.com/api/webhooks/123456789012345678/{token}\"\n"
+    );
+    let problems = routes(&text).unwrap_err();
+    assert!(problems.iter().any(|p| p.starts_with("destinations.alerts.thread_id: ")), "{problems:#?}");
+    assert!(!problems.concat().contains(&token[..16]), "{problems:#?}");
+}
