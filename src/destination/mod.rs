@@ -164,6 +164,9 @@ mod tests {
         let discord = name("https://discord.com/api/webhooks/9/tok");
         assert_eq!(name("https://discordapp.com/api/webhooks/9/tok"), discord);
         assert_eq!(name("https://Canary.Discord.com/api/webhooks/9/tok"), discord);
+        // Discord's own spellings of its path: an API version, a trailing slash.
+        assert_eq!(name("https://discord.com/api/v10/webhooks/9/tok"), discord);
+        assert_eq!(name("https://discord.com/api/webhooks/9/tok/"), discord);
         assert_ne!(name("https://discord.com/api/webhooks/9/other"), discord);
         assert_ne!(name("https://discord.com/api/webhooks/9/tok?thread_id=123456789012345678"), discord);
     }

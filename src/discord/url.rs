@@ -119,14 +119,16 @@ impl WebhookUrl {
         self.thread_id
     }
 
-    /// The URL that names this webhook: its execute URL, on `discord.com` when it is on any of
-    /// Discord's hosts, so `discordapp.com` or `canary.discord.com` spellings of one webhook are
-    /// one webhook.
+    /// The URL that names this webhook: its execute URL, as `discord.com/api/webhooks/<id>/<token>`
+    /// when it is on any of Discord's hosts, so `discordapp.com`, `canary.discord.com`,
+    /// `/api/v10/` or trailing-slash spellings of one webhook are one webhook (one task, one
+    /// place under `OWNER_DESTINATIONS_MAX`, one pace for its channel).
     pub fn identity(&self) -> Url {
         let mut url = self.execute_url(None);
         if self.is_discord_host() {
             // Setting a domain host on an https URL cannot fail.
             let _ = url.set_host(Some("discord.com"));
+            url.set_path(&format!("/api/webhooks/{}/{}", self.id, self.token()));
         }
         url
     }
