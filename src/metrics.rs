@@ -220,8 +220,14 @@ impl Health {
                 let left = until.duration_since(now).unwrap_or_default().as_secs();
                 report(format!("is parked for another {left} s: {reason}"));
             }
+            // The relay's own tasks (task:prune, task:reports) are tasks, not destinations.
+            let task = name.starts_with(crate::deliver::supervise::TASK_PREFIX);
             if let Some(reason) = &health.down {
-                report(format!("has no delivery task: it stopped unexpectedly ({reason}) and is being restarted"));
+                report(if task {
+                    format!("stopped unexpectedly ({reason}) and is being restarted")
+                } else {
+                    format!("has no delivery task: it stopped unexpectedly ({reason}) and is being restarted")
+                });
             }
             let recent = health
                 .restarts
@@ -229,13 +235,33 @@ impl Health {
                 .filter(|at| now.duration_since(**at).unwrap_or_default() < CRASH_LOOP_WINDOW)
                 .count();
             if recent >= CRASH_LOOP_RESTARTS {
+                let what = if task { "keeps stopping" } else { "keeps losing its delivery task" };
                 report(format!(
-                    "keeps losing its delivery task: restarted {recent} times in the last {} minutes",
+                    "{what}: restarted {recent} times in the last {} minutes",
                     CRASH_LOOP_WINDOW.as_secs() / 60
                 ));
             }
         }
         problems
+    }
+
+    /// The [`Health::problems`] of the names `shown` keeps, as `/readyz` says them: `destination
+    /// NAME …`, or the relay's own task by its name (`task:prune stopped unexpectedly …`).
+    pub fn reasons(&self, now: SystemTime, shown: impl Fn(&str) -> bool) -> Vec<String> {
+        let task = |name: &str| name.starts_with(crate::deliver::supervise::TASK_PREFIX);
+        self.problems(now)
+            .into_iter()
+            .filter(|(name, _)| shown(name))
+            .map(
+                |(name, problem)| {
+                    if task(&name) {
+                        format!("{name} {problem}")
+                    } else {
+                        format!("destination {name} {problem}")
+                    }
+                },
+            )
+            .collect()
     }
 }
 

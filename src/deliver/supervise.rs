@@ -37,6 +37,8 @@ pub(super) async fn supervise(
 /// under: not names a destination can have (a destination's name has no ':').
 pub const REPORTS_TASK: &str = "task:reports";
 pub const PRUNE_TASK: &str = "task:prune";
+/// What the names of the relay's own tasks begin with.
+pub const TASK_PREFIX: &str = "task:";
 
 /// Runs the task `start` makes until `shutdown`. A task that ends before that (it panicked) is
 /// counted in `relay_delivery_task_restarts_total` (labelled with `name`), logged at error, shown
@@ -136,6 +138,31 @@ mod tests {
         shutdown.cancel();
         supervisor.await.unwrap();
         assert_eq!(starts.load(Ordering::SeqCst), 2, "a task that ends at shutdown is not started again");
+    }
+
+    #[test]
+    fn a_stopped_background_task_is_shown_as_the_task_it_is_not_as_a_destination() {
+        let health = Health::default();
+        let now = std::time::SystemTime::now();
+        health.task_stopped(PRUNE_TASK, "it panicked: disk I/O error");
+        for _ in 0..metrics::CRASH_LOOP_RESTARTS {
+            health.task_restarted(REPORTS_TASK, now);
+        }
+        let reasons = health.reasons(now, |_| true);
+        assert!(
+            reasons.contains(
+                &"task:prune stopped unexpectedly (it panicked: disk I/O error) and is being restarted".into()
+            ),
+            "{reasons:?}"
+        );
+        assert!(reasons.iter().any(|r| r.starts_with("task:reports keeps stopping: restarted 3 times")), "{reasons:?}");
+        assert!(!reasons.iter().any(|r| r.contains("destination") || r.contains("delivery task")), "{reasons:?}");
+        health.task_stopped("default", "it returned");
+        assert!(health
+            .reasons(now, |_| true)
+            .iter()
+            .any(|r| r.starts_with("destination default has no delivery task")));
+        assert!(!health.reasons(now, |name| name != "default").iter().any(|r| r.contains("default")), "filtered");
     }
 
     #[test]

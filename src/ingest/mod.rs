@@ -167,10 +167,7 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     }
     // An owner admin's own webhook being gone is that admin's problem, not the relay's: it shows
     // in the metrics and the log, not in readiness.
-    let problems = state.health.problems(std::time::SystemTime::now());
-    for (destination, problem) in problems.into_iter().filter(|(name, _)| Origin::of(name) != Origin::Owner) {
-        reasons.push(format!("destination {destination} {problem}"));
-    }
+    reasons.extend(state.health.reasons(std::time::SystemTime::now(), |name| Origin::of(name) != Origin::Owner));
     if reasons.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({ "ready": true }))
     } else {
