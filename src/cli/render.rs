@@ -75,11 +75,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let now = args.received_at.unwrap_or_else(OffsetDateTime::now_utc);
     if let Some(kind) = args.report {
+        // As the destination that gets this report would be sent it (a forum's post, say).
         let router = startup::router(&config);
-        let destination = router
-            .destinations()
-            .first()
-            .cloned()
+        let recipients = crate::reports::recipients(&router, config.routes.as_ref(), &config.reports);
+        let destination = recipients
+            .iter()
+            .find(|recipient| recipient.reports.contains(&kind))
+            .or(recipients.first())
+            .map(|recipient| recipient.destination.clone())
+            .or_else(|| router.destinations().first().cloned())
             .unwrap_or_else(|| Arc::new(Destination::new(DEFAULT_DESTINATION, Target::DryRun)));
         let sample = Report { parts: report::samples(kind.name(), now.unix_timestamp()).swap_remove(0) };
         let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;

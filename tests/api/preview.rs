@@ -208,3 +208,32 @@ fn the_report_command_exits_non_zero_when_your_report_template_fell_back() {
     let messages = rendered(&output.stdout);
     assert!(titles(&messages)[0].contains("Daily report"), "the built-in template stood in: {messages:?}");
 }
+
+#[test]
+fn render_report_shows_the_report_as_the_destination_that_gets_it() {
+    // Arrange: the default destination is a text channel; reports go to a forum of the routes file.
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        "[destinations.board]\nurl = \"https://discord.com/api/webhooks/2/bbb\"\nforum = true\nreports = [\"daily\"]\n\n\
+         [[rules]]\nto = [\"default\"]\n",
+    )
+    .unwrap();
+    let vars = [
+        ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/aaa"),
+        ("ROUTES_FILE", routes.to_str().unwrap()),
+        ("REPORTS", "daily@09:00"),
+    ];
+
+    // Act
+    let output = relay(&["render", "--report", "daily"], &vars);
+
+    // Assert: printed as delivery would send it to `board`, into a forum post of its own.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let messages = rendered(&output.stdout);
+    assert!(messages.iter().all(|(destination, _)| destination == "board"), "{messages:?}");
+    assert!(stderr.contains("# board: this message creates the forum post"), "{stderr}");
+    assert!(messages[0].1["thread_name"].is_string(), "{messages:?}");
+}
