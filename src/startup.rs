@@ -131,12 +131,16 @@ impl Application {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         let (reports, delivery) = (self.reports, self.delivery);
+        // The report producer and the delivery tasks stop side by side: a report still being
+        // stored must not eat into the grace of the Discord request in flight.
         let stop_background = async move {
-            if let Some((stop, task)) = reports {
-                stop.cancel();
-                let _ = task.await;
-            }
-            delivery.stop().await;
+            let stop_reports = async move {
+                if let Some((stop, task)) = reports {
+                    stop.cancel();
+                    let _ = task.await;
+                }
+            };
+            tokio::join!(stop_reports, delivery.stop());
         };
         let served = tokio::select! {
             served = &mut server => {
