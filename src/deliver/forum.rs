@@ -105,11 +105,16 @@ pub fn post_key(rows: &[RowMeta], digest: bool) -> PostKey {
 
 /// The post of `row`'s user. A scheduled report is one message whatever the panels it covers, so
 /// its rows (one per panel, named `daily report`, `weekly report`) share one post per report,
-/// panel aside: no panel user can take the name, which has a space.
+/// kept under [`REPORT_POSTS`] in place of a panel label, so that no user can share it, whatever
+/// their name.
 fn user_post(row: &RowMeta) -> PostKey {
-    let panel = if row.action == REPORT_TEMPLATE { None } else { row.panel.clone() };
+    let panel = if row.action == REPORT_TEMPLATE { Some(REPORT_POSTS.to_owned()) } else { row.panel.clone() };
     PostKey::User { panel, username: row.username.clone() }
 }
+
+/// Where report posts are kept in the map of posts: in place of a panel label, which is only
+/// letters, digits, `_` and `-`.
+const REPORT_POSTS: &str = ":reports";
 
 /// Whether the message of `rows` into `key` starts a new post even when one is remembered: it
 /// begins with a user's creation.
@@ -126,7 +131,9 @@ pub fn new_post_of(
     action: &str,
 ) -> (String, Vec<u64>) {
     let title = match key {
-        PostKey::User { panel, username } => PostTitle::user(username, panel.as_deref(), action),
+        PostKey::User { panel, username } => {
+            PostTitle::user(username, panel.as_deref().filter(|panel| *panel != REPORT_POSTS), action)
+        }
         PostKey::Digest { date } => PostTitle::digest(date, action),
     };
     let name = renderer.thread_name(&title.several_panels(several_panels));
@@ -301,8 +308,14 @@ mod tests {
         ];
         assert_eq!(ids(&same_post(window.clone())), [1, 2]);
         let metas: Vec<RowMeta> = window.into_iter().map(|(row, _)| row.meta).collect();
-        let daily = PostKey::User { panel: None, username: "daily report".into() };
+        let daily = PostKey::User { panel: Some(REPORT_POSTS.into()), username: "daily report".into() };
         assert_eq!((post_key(&metas[1..2], false), post_key(&metas[..2], false)), (daily.clone(), daily));
+        let namesake = row(5, "user_created", "daily report", None).0.meta;
+        assert_ne!(
+            post_key(&[namesake], false),
+            post_key(&metas[..1], false),
+            "a user of that name has a post of theirs"
+        );
         let ali = PostKey::User { panel: Some("eu".into()), username: "ali".into() };
         assert_eq!(post_key(&metas[2..3], false), ali, "a user's post stays per panel");
     }
