@@ -29,8 +29,9 @@ pub struct Freed {
 impl Outbox {
     /// Makes room for `rows` in a full outbox, in one transaction: deletes every delivered row and,
     /// if `rows` still do not fit, forgets users' forum posts, the least recently written to first,
-    /// until `rows` fit with some room to spare ([`spare_bytes`]), so that the next requests do
-    /// not each have to forget a few more. `what` names what needs the room, for the log.
+    /// until `rows` fit with [`full_margin`] to spare (the room that keeps the outbox from counting
+    /// as full), so that the next requests do not each have to forget a few more. `what` names
+    /// what needs the room, for the log.
     pub(super) async fn make_room(&self, rows: std::sync::Arc<Vec<NewRow>>, what: &str) -> Result<Freed, OutboxError> {
         let max_bytes = self.max_bytes;
         let freed = self
@@ -64,14 +65,8 @@ impl Outbox {
     }
 }
 
-/// Room kept free beyond the rows that need it once posts are being forgotten: the room that
-/// keeps the outbox from counting as full.
-fn spare_bytes(max_bytes: u64) -> u64 {
-    full_margin(max_bytes)
-}
-
 /// Forgets users' posts, least recently written to first, while `rows` do not fit under
-/// `max_bytes` with [`spare_bytes`] to spare; nothing when they fit already. Returns how many.
+/// `max_bytes` with [`full_margin`] to spare; nothing when they fit already. Returns how many.
 fn forget_posts_for(conn: &Connection, rows: &[NewRow], max_bytes: u64) -> rusqlite::Result<usize> {
     if queries::room_for(conn, rows, Some(max_bytes))? {
         return Ok(0);
@@ -83,7 +78,7 @@ fn forget_posts_for(conn: &Connection, rows: &[NewRow], max_bytes: u64) -> rusql
     if !queries::room_for(conn, rows, Some(max_bytes.saturating_add(could_free)))? {
         return Ok(0);
     }
-    let needed = queries::incoming_bytes(rows).saturating_add(spare_bytes(max_bytes));
+    let needed = queries::incoming_bytes(rows).saturating_add(full_margin(max_bytes));
     let mut forgotten = 0;
     loop {
         let missing = queries::used_bytes(conn)?.saturating_add(needed).saturating_sub(max_bytes);
@@ -167,7 +162,7 @@ mod tests {
         assert_eq!(outbox.forum_post("forum", &user(0)).await.unwrap(), Some(1000), "just used: kept");
         assert_eq!(outbox.forum_post("forum", &user(1)).await.unwrap(), None, "the least recently used goes");
         assert_eq!(outbox.forum_post("forum", &user(1999)).await.unwrap(), Some(2999));
-        assert!(used_bytes(&outbox).await + spare_bytes(MAX_BYTES) <= MAX_BYTES, "with room to spare");
+        assert!(used_bytes(&outbox).await + full_margin(MAX_BYTES) <= MAX_BYTES, "with room to spare");
         assert_eq!(outbox.due("forum", 10).await.unwrap().len(), 2, "both events are kept");
     }
 
