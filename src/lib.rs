@@ -33,6 +33,7 @@ pub mod discord;
 pub mod event;
 pub mod ingest;
 pub mod metrics;
+pub mod nodes;
 pub mod outbox;
 pub mod panel;
 pub mod render;

@@ -158,6 +158,8 @@ struct DestinationHealth {
     parked: Option<(SystemTime, String)>,
     down: Option<String>,
     restarts: VecDeque<SystemTime>,
+    /// A task that works in rounds (node watch) promised to finish its next round by then.
+    due: Option<SystemTime>,
 }
 
 impl Health {
@@ -194,6 +196,12 @@ impl Health {
         });
     }
 
+    /// The relay's task `name` will finish its next round by `by`; past it, `/readyz` shows it
+    /// stuck.
+    pub fn due_by(&self, name: &str, by: SystemTime) {
+        self.with(name, |health| health.due = Some(by));
+    }
+
     /// Drops what is known about a destination that no longer exists (a forgotten owner webhook).
     pub fn forget(&self, destination: &str) {
         if let Ok(mut destinations) = self.destinations.lock() {
@@ -228,6 +236,9 @@ impl Health {
                 } else {
                     format!("has no delivery task: it stopped unexpectedly ({reason}) and is being restarted")
                 });
+            }
+            if let Some(late) = health.due.and_then(|due| now.duration_since(due).ok()) {
+                report(format!("is stuck: its round is {} s late", late.as_secs()));
             }
             let recent = health
                 .restarts
@@ -365,6 +376,12 @@ impl Metrics {
             m.owners.skipped.clone(),
         );
         Self { registry, ..metrics }
+    }
+
+    /// The registry, for a stage that registers metrics of its own (node watch) before the
+    /// metrics are shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// Sets the count of forum posts forgotten to make room: the outbox counts them, as it
