@@ -20,18 +20,11 @@ pub mod metrics;
 pub mod track;
 pub mod watcher;
 
-use std::ops::RangeInclusive;
 use std::time::Duration;
 
 pub use metrics::NodeMetrics;
 pub use track::{Change, Kind, WatchState};
 pub use watcher::{Watcher, NODES_TASK};
-
-/// What `NODE_POLL_INTERVAL` may be: often enough to matter, rarely enough for a panel.
-pub const POLL_INTERVAL: RangeInclusive<Duration> = Duration::from_secs(5)..=Duration::from_secs(3600);
-
-/// What `NODE_DOWN_AFTER` may be.
-pub const DOWN_AFTER: RangeInclusive<Duration> = Duration::from_secs(0)..=Duration::from_secs(86_400);
 
 /// The node watch settings.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ CREATE TABLE node_watch (
     panel           TEXT    PRIMARY KEY,
     state           TEXT    NOT NULL,
     updated_at      INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE node_outages (
     panel           TEXT    NOT NULL,
     node_id         INTEGER NOT NULL,
