@@ -27,6 +27,7 @@ use super::worker::Worker;
 use super::{Sent, Step};
 use crate::destination::{Destination, Mentions, DIGEST_TAG_KEY};
 use crate::discord::Outcome;
+use crate::event::is_watch_action;
 use crate::outbox::{OutboxError, PostKey, Row, RowMeta};
 use crate::render::{Part, PostTitle, Renderer, REPORT_TEMPLATE};
 
@@ -107,10 +108,22 @@ pub fn post_key(rows: &[RowMeta], digest: bool) -> PostKey {
 /// its rows (one per panel, named `daily report`, `weekly report`) share one post per report,
 /// kept under [`REPORT_POSTS`] in place of a panel label, so that no user can share it, whatever
 /// their name.
+///
+/// A node's events (node watch) share a post per node, kept under [`NODE_POSTS`] and the panel's
+/// label: a user named like a node has a post of their own.
 fn user_post(row: &RowMeta) -> PostKey {
-    let panel = if row.action == REPORT_TEMPLATE { Some(REPORT_POSTS.to_owned()) } else { row.panel.clone() };
+    let panel = if row.action == REPORT_TEMPLATE {
+        Some(REPORT_POSTS.to_owned())
+    } else if is_watch_action(&row.action) {
+        Some(format!("{NODE_POSTS}{}", row.panel.as_deref().unwrap_or_default()))
+    } else {
+        row.panel.clone()
+    };
     PostKey::User { panel, username: row.username.clone() }
 }
+
+/// What node posts' place in the map of posts begins with, before the panel's label.
+const NODE_POSTS: &str = ":nodes:";
 
 /// Where report posts are kept in the map of posts: in place of a panel label, which is only
 /// letters, digits, `_` and `-`.
@@ -132,7 +145,9 @@ pub fn new_post_of(
 ) -> (String, Vec<u64>) {
     let title = match key {
         PostKey::User { panel, username } => {
-            PostTitle::user(username, panel.as_deref().filter(|panel| *panel != REPORT_POSTS), action)
+            let shown = panel.as_deref().filter(|panel| *panel != REPORT_POSTS);
+            let shown = shown.map(|panel| panel.strip_prefix(NODE_POSTS).unwrap_or(panel)).filter(|p| !p.is_empty());
+            PostTitle::user(username, shown, action)
         }
         PostKey::Digest { date } => PostTitle::digest(date, action),
     };
@@ -296,6 +311,19 @@ mod tests {
             row(3, "user_limited", "ali", None),
         ];
         assert_eq!(ids(&same_post(recreated)), [1], "a creation begins a new user of that name, in a new post");
+    }
+
+    #[test]
+    fn a_nodes_events_share_a_post_apart_from_a_user_of_the_same_name() {
+        let window = [
+            row(1, "node_down", "de-1", Some("eu")),
+            row(2, "user_limited", "de-1", Some("eu")),
+            row(3, "node_recovered", "de-1", Some("eu")),
+        ];
+        let metas: Vec<RowMeta> = window.iter().map(|(row, _)| row.meta.clone()).collect();
+        let node = PostKey::User { panel: Some(":nodes:eu".into()), username: "de-1".into() };
+        assert_eq!((post_key(&metas[..1], false), post_key(&metas[2..], false)), (node.clone(), node));
+        assert_eq!(post_key(&metas[1..2], false), PostKey::User { panel: Some("eu".into()), username: "de-1".into() });
     }
 
     #[test]

@@ -21,6 +21,16 @@ pub const WATCH_ACTIONS: &[&str] = &[
     "panel_recovered",
 ];
 
+/// Whether `action` is one the relay knows: one the panels send, or one node watch raises.
+pub fn is_known_action(action: &str) -> bool {
+    super::KNOWN_ACTIONS.contains(&action) || is_watch_action(action)
+}
+
+/// Every action the relay knows, for a message that lists them.
+pub fn known_actions_list() -> String {
+    super::KNOWN_ACTIONS.iter().chain(WATCH_ACTIONS).copied().collect::<Vec<_>>().join(", ")
+}
+
 /// Whether `action` is one node watch raises.
 pub fn is_watch_action(action: &str) -> bool {
     WATCH_ACTIONS.contains(&action)

@@ -20,6 +20,9 @@ pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 /// A JWT is renewed this long before the expiry it states.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(120);
 
+/// How long an idle connection to the panel is kept: less than uvicorn's keep-alive (5 s).
+const POOL_IDLE: Duration = Duration::from_secs(2);
+
 /// Nodes asked for per page (PasarGuard's `limit`, Marzneshin's `size`, whose default maximum is 100).
 const PAGE_SIZE: usize = 100;
 
@@ -52,6 +55,10 @@ impl PanelClient {
             .connect_timeout(settings.timeout)
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // Connections are reused within a round (login, nodes, core), not across rounds: the
+            // panel's server closes an idle one after 5 s (uvicorn), and a poll that picks it up as
+            // it closes fails ("connection closed before message completed").
+            .pool_idle_timeout(POOL_IDLE)
             .danger_accept_invalid_certs(settings.insecure_tls)
             .build()
             .map_err(|err| format!("cannot build the panel's HTTP client: {err}"))?;
@@ -205,22 +212,25 @@ fn unreadable(path: &'static str, reason: impl Into<String>) -> PanelError {
     PanelError::Unreadable { path, reason }
 }
 
-/// What went wrong, without the URL reqwest puts in its message.
+/// What went wrong, without the URL reqwest puts in its message: the kind, and the innermost
+/// cause (redacted, cut).
 fn unreachable(err: reqwest::Error) -> PanelError {
-    let what = if err.is_timeout() {
-        "timed out".to_owned()
+    let err = err.without_url();
+    let kind = if err.is_timeout() {
+        return PanelError::Unreachable("timed out".to_owned());
     } else if err.is_connect() {
-        let mut cause: &dyn std::error::Error = &err;
-        while let Some(source) = cause.source() {
-            cause = source;
-        }
-        format!("cannot connect ({})", redact(&cause.to_string(), None).chars().take(200).collect::<String>())
+        "cannot connect"
     } else if err.is_body() || err.is_decode() {
-        "the answer broke off".to_owned()
+        "the answer broke off"
     } else {
-        "the request failed".to_owned()
+        "the request failed"
     };
-    PanelError::Unreachable(what)
+    let mut cause: &dyn std::error::Error = &err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    let cause: String = redact(&cause.to_string(), None).chars().take(200).collect();
+    PanelError::Unreachable(format!("{kind} ({cause})"))
 }
 
 /// The `exp` a JWT states, without checking its signature (the panel checks it; the relay only

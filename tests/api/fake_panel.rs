@@ -1,5 +1,7 @@
 //! A fake panel API (Marzban, PasarGuard or Marzneshin shapes) on 127.0.0.1: the login, the node
 //! list and Marzban's core status, with nodes, token revocation, outages and delays each test sets.
+// The benchmark uses a part of it only.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};

@@ -16,7 +16,7 @@ use std::path::Path;
 use super::{Routes, Rule};
 use crate::config::{inline_or_file, toml_problem, InlineOrFileError};
 use crate::destination::Mentions;
-use crate::event::KNOWN_ACTIONS;
+use crate::event::{is_known_action, known_actions_list};
 use crate::secret::Secret;
 use destination::{destination, report_kinds};
 use spec::{Id, RoutesFile, RuleSpec};
@@ -86,8 +86,8 @@ impl Routes {
 }
 
 fn check_action(action: &str, at: &str, problems: &mut Vec<String>) {
-    if !KNOWN_ACTIONS.contains(&action) {
-        problems.push(format!("{at}: unknown action {action:?} (known: {})", KNOWN_ACTIONS.join(", ")));
+    if !is_known_action(action) {
+        problems.push(format!("{at}: unknown action {action:?} (known: {})", known_actions_list()));
     }
 }
 
