@@ -51,6 +51,8 @@ pub struct Worker {
     pub(super) posts_without_id: u32,
     /// The row whose new forum post goes without tags: Discord refused it with them.
     pub(super) untagged: Option<i64>,
+    /// The row whose new forum post gets a neutral title: AutoMod blocked the usual one.
+    pub(super) neutral_title: Option<i64>,
 }
 
 impl Worker {
@@ -75,6 +77,7 @@ impl Worker {
             failing_since: None,
             posts_without_id: 0,
             untagged: None,
+            neutral_title: None,
         }
     }
 
@@ -150,7 +153,10 @@ impl Worker {
         let class = match &outcome {
             Outcome::Delivered => "2xx",
             Outcome::RateLimited { .. } => "429",
-            Outcome::Rejected { .. } | Outcome::Gone { .. } | Outcome::ThreadUnusable { .. } => "4xx",
+            Outcome::Rejected { .. }
+            | Outcome::Gone { .. }
+            | Outcome::ThreadUnusable { .. }
+            | Outcome::TitleBlocked { .. } => "4xx",
             Outcome::Transient { status: Some(_), .. } => "5xx",
             Outcome::Transient { status: None, .. } => "error",
         };
