@@ -71,13 +71,12 @@ pub(super) fn destination(
     })
 }
 
-/// Where `destination` posts: its webhook however spelled (Discord's hosts and API versions are
-/// one webhook) and the thread it posts into; none for a dry run.
-fn posts_to(destination: &Destination) -> Option<(String, Option<u64>)> {
+/// Where `destination` posts: its webhook's id (Discord limits a webhook by its id, however the
+/// URL is spelled and whatever proxy it goes through) and the thread it posts into; none for a
+/// dry run.
+fn posts_to(destination: &Destination) -> Option<(u64, Option<u64>)> {
     let Target::Webhook(url) = &destination.target else { return None };
-    let mut webhook = url.identity();
-    webhook.set_query(None);
-    Some((webhook.to_string(), destination.thread_id.or(url.thread_id())))
+    Some((url.id(), destination.thread_id.or(url.thread_id())))
 }
 
 /// Whether two destinations post to the same webhook and thread. Each would pace itself alone
