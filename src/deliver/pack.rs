@@ -124,7 +124,7 @@ pub const NODE_DIGEST_THRESHOLD: usize = 3;
 pub fn digest_members(window: &[RowMeta], threshold: usize) -> Option<Vec<&RowMeta>> {
     let head = window.first()?;
     // A report's embeds are summaries already, never listed in a digest.
-    if threshold == 0 || head.action == crate::render::REPORT_TEMPLATE {
+    if threshold == 0 || head.action == crate::render::REPORT_ACTION {
         return None;
     }
     // Nodes go down together when the panel's host loses its network: a few are a digest already.
