@@ -3,7 +3,8 @@
 //! A fake Marzban API (in this process) lists 200 nodes; every 10th round one of them goes down
 //! for 10 rounds (so the tracker changes state and the watcher stores events and its state). The
 //! watcher's rounds run back to back with the clock moved by the poll interval each round (30 s),
-//! so an hour of polls is 120 rounds. Reports the CPU time per round (the whole process, the fake
+//! so an hour of polls is 120 rounds. The rows stored are marked delivered and deleted after each
+//! round, as delivery and pruning would. Reports the CPU time per round (the whole process, the fake
 //! panel included: an upper bound; and the watcher's own thread) as a share of one core at one
 //! round per 30 s, and the resident memory every simulated hour.
 //!
@@ -46,6 +47,16 @@ fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Takes the place of delivery and pruning, as in a running relay: the rows stored are marked
+/// delivered and deleted, so the outbox (and SQLite's page cache) does not grow with them.
+async fn deliver_everything(outbox: &Outbox) {
+    let ids: Vec<i64> = outbox.due("default", 10_000).await.unwrap().iter().map(|row| row.meta.id).collect();
+    if !ids.is_empty() {
+        outbox.mark_delivered(ids).await.unwrap();
+        outbox.purge_delivered(i64::MAX).await.unwrap();
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -99,6 +110,7 @@ async fn main() {
         }
         let now = start + interval * round as u32;
         events += watcher.round(&mut state, now).await.unwrap().len();
+        deliver_everything(&watcher.outbox).await;
         if round % ROUNDS_PER_HOUR == 0 {
             rss.push(rss_kib());
         }

@@ -31,7 +31,7 @@ use json::serialize_unix;
 
 pub use batch::{parse_batch, Batch, BodyError, Rejection, REJECTIONS_SHOWN};
 pub use json::{parse_datetime, unix_seconds};
-pub use node::{is_known_action, is_watch_action, known_actions_list, NodeContext, WATCH_ACTIONS};
+pub use node::{is_known_action, is_watch_action, known_actions, known_actions_list, NodeContext, WATCH_ACTIONS};
 pub use normalise::strip_secrets;
 
 /// The actions the panels send: Marzban's and PasarGuard's twelve and Marzneshin's two more.

@@ -26,9 +26,14 @@ pub fn is_known_action(action: &str) -> bool {
     super::KNOWN_ACTIONS.contains(&action) || is_watch_action(action)
 }
 
+/// Every action the relay knows: the panels' and node watch's.
+pub fn known_actions() -> impl Iterator<Item = &'static str> + Clone {
+    super::KNOWN_ACTIONS.iter().chain(WATCH_ACTIONS).copied()
+}
+
 /// Every action the relay knows, for a message that lists them.
 pub fn known_actions_list() -> String {
-    super::KNOWN_ACTIONS.iter().chain(WATCH_ACTIONS).copied().collect::<Vec<_>>().join(", ")
+    known_actions().collect::<Vec<_>>().join(", ")
 }
 
 /// Whether `action` is one node watch raises.

@@ -148,3 +148,21 @@ impl Health {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::Health;
+
+    #[test]
+    fn a_task_whose_round_is_late_shows_as_stuck_until_it_promises_again() {
+        let (health, now) = (Health::default(), SystemTime::now());
+        health.due_by("task:nodes", now + Duration::from_secs(90));
+        assert!(health.reasons(now, |_| true).is_empty(), "on time");
+        let late = now + Duration::from_secs(100);
+        assert_eq!(health.reasons(late, |_| true), ["task:nodes is stuck: its round is 10 s late"]);
+        health.due_by("task:nodes", late + Duration::from_secs(90));
+        assert!(health.reasons(late, |_| true).is_empty(), "a round finished");
+    }
+}
