@@ -157,6 +157,8 @@ compose down --volumes --remove-orphans >/dev/null 2>&1 || true
 
 step "build the image (docker-compose.yml, Dockerfile)"
 compose build --quiet >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; die "build failed"; }
+# Compose 2.40 building through the engine's API (no buildx) exits 0 when the build fails.
+docker image inspect marzban-discord-relay:smoke >/dev/null 2>&1 || { tail -30 "$work/build.log"; die "build failed: no image"; }
 ok "$(docker image inspect -f '{{.Size}}' marzban-discord-relay:smoke | awk '{ printf "%.1f MB", $1 / 1e6 }')"
 
 # The mode and owner of the image's /data, as `docker cp` reads them (the image has no shell).
