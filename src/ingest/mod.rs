@@ -174,18 +174,12 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     // Waits under five minutes are Discord's pacing, which ends by itself and which nothing an
     // operator does shortens: shown, but the relay stays ready (it stores events meanwhile).
     let notices = state.health.notices(now, configured);
-    let mut body = serde_json::json!({ "ready": reasons.is_empty() });
-    if !reasons.is_empty() {
-        body["reasons"] = reasons.into();
+    let ready = reasons.is_empty();
+    let mut body = serde_json::json!({ "ready": ready });
+    for (key, lines) in [("reasons", reasons), ("notices", notices)].into_iter().filter(|(_, l)| !l.is_empty()) {
+        body[key] = lines.into();
     }
-    if !notices.is_empty() {
-        body["notices"] = notices.into();
-    }
-    if body["ready"] == true {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    HttpResponse::build(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
 }
 
 async fn metrics_text(state: web::Data<State>) -> HttpResponse {
