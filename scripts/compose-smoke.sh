@@ -9,8 +9,8 @@
 # and see the queued message delivered; check the user (65532), the capabilities, the read-only
 # root, the image's and the volume's /data (0700, 65532), the health check, the stop time and that
 # no secret reaches the logs; that the warning about a 0755 volume says a host command that fixes
-# it; then the README's compose-secrets-and-bind-mount setup, its error messages and its fix; and
-# tear it all down.
+# it; then docs/DEPLOY.md's compose-secrets-and-bind-mount setup, its error messages and its fix;
+# and tear it all down.
 #
 # It uses the compose project name marzban-discord-relay-smoke (its own volume, container and image
 # marzban-discord-relay:smoke), so a real deployment on the same host is left alone, but it needs
@@ -263,7 +263,7 @@ wait_for 30 healthz || die "/healthz did not answer"
 ok "no warning after the restart"
 log_lines 'can be used by other users'
 
-# --- the README's compose secrets and bind mount ----------------------------------------------------
+# --- docs/DEPLOY.md's compose secrets and bind mount ------------------------------------------------
 compose down >/dev/null 2>&1
 env_file >"$work/.env"
 mkdir -p "$work/secrets" "$work/data"
@@ -309,7 +309,7 @@ answer=$(post reached_days_left)
 wait_for 20 delivered h5b5cf44_days || die "reached_days_left was not delivered"
 [[ -s $work/data/outbox.sqlite3 ]] || die "no outbox in ./data"
 ok "outbox in ./data"
-# The README's ./data is made with mkdir (0755): the relay says how to close it.
+# docs/DEPLOY.md's ./data is made with mkdir (0755): the relay says how to close it.
 log_lines 'sudo chmod 700 ./data'
 
 step "tear down (containers, volume, image)"

@@ -178,7 +178,7 @@ fn start_reports(
     }
     let recipients = reports::recipients(router, config.routes.as_ref(), settings);
     if recipients.is_empty() {
-        log::warn!("REPORTS is set but no destination gets reports (see README, Reports)");
+        log::warn!("REPORTS is set but no destination gets reports (see docs/REPORTS.md)");
         return None;
     }
     for recipient in &recipients {
