@@ -187,7 +187,7 @@ async fn metrics_text(state: web::Data<State>) -> HttpResponse {
     state.metrics.set_forum_posts_forgotten(state.outbox.forum_posts_forgotten());
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.render(&stats, &state.health))
+        .body(state.metrics.render(&stats, &state.health, crate::outbox::now_ms()))
 }
 
 async fn receive_root(
