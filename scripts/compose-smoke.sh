@@ -160,6 +160,8 @@ compose build --quiet >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; d
 # Compose 2.40 building through the engine's API (no buildx) exits 0 when the build fails.
 docker image inspect marzban-discord-relay:smoke >/dev/null 2>&1 || { tail -30 "$work/build.log"; die "build failed: no image"; }
 ok "$(docker image inspect -f '{{.Size}}' marzban-discord-relay:smoke | awk '{ printf "%.1f MB", $1 / 1e6 }')"
+# What the relay adds to the base image, layer by layer (the binary, the templates, /data).
+docker history --format '{{.Size}}  {{.CreatedBy}}' marzban-discord-relay:smoke | grep COPY | cut -c1-100 | detail
 
 # The mode and owner of the image's /data, as `docker cp` reads them (the image has no shell).
 image_data() {
