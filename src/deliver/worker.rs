@@ -60,6 +60,8 @@ pub struct Worker {
     posts_without_id: u32,
     /// The row whose new forum post goes without tags: Discord refused it with them.
     untagged: Option<i64>,
+    /// The row whose new forum post gets a neutral title: AutoMod blocked the usual one.
+    neutral_title: Option<i64>,
 }
 
 impl Worker {
@@ -84,6 +86,7 @@ impl Worker {
             failing_since: None,
             posts_without_id: 0,
             untagged: None,
+            neutral_title: None,
         }
     }
 
@@ -189,7 +192,10 @@ impl Worker {
         let class = match &outcome {
             Outcome::Delivered => "2xx",
             Outcome::RateLimited { .. } => "429",
-            Outcome::Rejected { .. } | Outcome::Gone { .. } | Outcome::ThreadUnusable { .. } => "4xx",
+            Outcome::Rejected { .. }
+            | Outcome::Gone { .. }
+            | Outcome::ThreadUnusable { .. }
+            | Outcome::TitleBlocked { .. } => "4xx",
             Outcome::Transient { status: Some(_), .. } => "5xx",
             Outcome::Transient { status: None, .. } => "error",
         };

@@ -25,6 +25,7 @@ mod pacing;
 mod pasarguard;
 mod preview;
 mod readiness;
+mod report_faults;
 mod reports;
 mod safety;
 mod storage;
