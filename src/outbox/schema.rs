@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_REPORTS,
     SCHEMA_REPORT_NAMES,
     SCHEMA_FORUM_POSTS_USED,
+    SCHEMA_REPORT_ACTION,
     SCHEMA_NODE_WATCH,
 ];
 
@@ -35,6 +36,14 @@ CREATE TABLE node_outages (
     ended_at        INTEGER,
     PRIMARY KEY (panel, node_id, started_at)
 ) WITHOUT ROWID;
+";
+
+/// The relay's own reports are stored with the action `:report`, which no panel can send: a report
+/// stored before (action `report`, username `daily report` or `weekly report`, no fingerprint) and
+/// not yet delivered would otherwise go out as a panel event, into a post of its own in forum mode.
+pub const SCHEMA_REPORT_ACTION: &str = "
+UPDATE messages SET action = ':report'
+    WHERE action = 'report' AND fingerprint IS NULL AND username IN ('daily report', 'weekly report');
 ";
 
 /// When each remembered forum post was last written to (unix ms), so a full outbox forgets the
