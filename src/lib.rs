@@ -45,6 +45,7 @@ pub mod event;
 pub mod ingest;
 pub mod metrics;
 pub mod outbox;
+pub mod panel;
 pub mod render;
 pub mod reports;
 pub mod routing;
