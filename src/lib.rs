@@ -16,8 +16,8 @@
 //!   * [`reports`]: a producer inside the process: scheduled reports written into the outbox.
 //!   * `nodes/` (to come): the node watcher, a producer beside `reports`: asks the panel (through
 //!     `panel/`) about its nodes and writes node events into the outbox like the panel's own.
-//!   * `bot/` (to come): the Discord application (serenity): gateway or HTTP interactions,
-//!     commands and actions, turned into panel calls through `panel/`.
+//!   * [`bot`]: the Discord application: `POST /interactions` (Ed25519-verified), `/user` and the
+//!     user card's buttons, turned into panel calls through `panel/` (the gateway is to come).
 //! * What decides and delivers:
 //!   * [`routing`]: which destinations get an event, with which mentions.
 //!   * [`deliver`]: one task per destination: takes the oldest pending rows, packs them into as
@@ -36,6 +36,7 @@
 //!   inline or in a file) and [`metrics`] (Prometheus metrics and the `/readyz` health state; it
 //!   knows destinations by name, no stage and no task).
 
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod deliver;

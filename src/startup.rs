@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::bot::{self, Bot};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Services};
@@ -17,6 +18,7 @@ use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics};
 use crate::outbox::Outbox;
+use crate::panel::PanelClient;
 use crate::render::Templates;
 use crate::reports::{self, Producer};
 use crate::routing::Router;
@@ -98,11 +100,16 @@ impl Application {
             refusals: Default::default(),
         });
 
+        let bot = start_bot(&config)?;
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {
             on_worker_start();
-            App::new().app_data(app_state.clone()).configure(ingest::routes)
+            let app = App::new().app_data(app_state.clone()).configure(ingest::routes);
+            match &bot {
+                Some(bot) => app.app_data(bot.clone()).configure(bot::routes),
+                None => app,
+            }
         })
         .workers(workers)
         .max_connections(MAX_CONNECTIONS_PER_WORKER)
@@ -198,6 +205,33 @@ fn start_reports(
         keep_running(REPORTS_TASK, &health, &metrics, &shutdown, || producer.clone().run(shutdown.clone())).await;
     });
     Some((stop, task))
+}
+
+/// The Discord application's handler for `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set
+/// (with or without a panel API); registers the slash commands in the background when
+/// `DISCORD_BOT_TOKEN` is set.
+fn start_bot(config: &Config) -> anyhow::Result<Option<web::Data<Bot>>> {
+    let Some(settings) = &config.bot else {
+        return Ok(None);
+    };
+    let panel = match &config.panel_api {
+        Some(api) => Some(Arc::new(PanelClient::new(api).map_err(anyhow::Error::msg)?)),
+        None => {
+            log::warn!("bot: PANEL_API_URL is not set: /user answers that no panel API is configured");
+            None
+        }
+    };
+    let actors = settings.actors.len();
+    log::info!(
+        "bot: POST /interactions for application {}; {actors} role or user ids may act (DISCORD_ACTORS): {}",
+        settings.application_id,
+        settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+    );
+    if settings.bot_token.is_some() {
+        tokio::spawn(bot::register_commands(settings.clone()));
+    }
+    let bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
+    Ok(Some(web::Data::new(bot)))
 }
 
 /// `default` (from `DISCORD_WEBHOOK_URL`, or the dry-run log when nothing else is configured) and

@@ -1,9 +1,11 @@
 //! End-to-end tests: the relay on port 0 with its own data folder, talking to a fake Discord on
 //! 127.0.0.1, fed with the real request bodies in `tests/fixtures/`.
 
+mod fake_bot_peers;
 mod fake_discord;
 mod helpers;
 
+mod bot;
 mod burst;
 mod cli;
 mod conformance;
