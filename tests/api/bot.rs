@@ -7,7 +7,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
 use crate::fake_bot_peers::{FakePanel, FakeRest, JWT_PREFIX, PANEL_PASSWORD, PANEL_USER};
-use crate::helpers::{poll_until, spawn_app_in, Options, TestApp};
+use crate::helpers::{logs, poll_until, spawn_app_in, Options, TestApp};
 
 const SIGNING_KEY: [u8; 32] = [7; 32];
 const APPLICATION_ID: &str = "1234567890123456789";
@@ -228,6 +228,13 @@ async fn reset_from_the_card_zeroes_the_usage_once_and_updates_the_card() {
     assert!(text_of(&again).contains("done a moment ago"), "{again}");
     let resets = bot.panel.calls().iter().filter(|(_, path)| path.ends_with("/reset")).count();
     assert_eq!(resets, 1, "a double click acts once");
+    let audit: Vec<String> = logs().into_iter().filter(|line| line.contains("audit:")).collect();
+    assert_eq!(audit.len(), 1, "{audit:#?}");
+    assert!(audit[0].contains(r#""moderator" (1500000000000000001) reset alice's usage"#), "{audit:#?}");
+    let token = fixture("component_button.json")["token"].as_str().unwrap().to_owned();
+    for secret in [JWT_PREFIX, PANEL_PASSWORD, token.as_str()] {
+        assert!(!logs().iter().any(|line| line.contains(secret)), "{secret} logged");
+    }
 }
 
 #[tokio::test]
@@ -260,4 +267,9 @@ async fn the_slash_commands_are_registered_for_the_guild_with_the_bot_token() {
     assert_eq!(put.authorization.as_deref(), Some(format!("Bot {BOT_TOKEN}").as_str()));
     assert_eq!(put.body[0]["name"], "user");
     assert_eq!(put.body[0]["default_member_permissions"], "8", "administrators only by default");
+    poll_until("the registration logged", || async {
+        logs().iter().any(|line| line.contains("slash commands are registered in guild")).then_some(())
+    })
+    .await;
+    assert!(!logs().iter().any(|line| line.contains("bot-token-never-shown")), "the bot token was logged");
 }
