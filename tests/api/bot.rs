@@ -273,3 +273,43 @@ async fn the_slash_commands_are_registered_for_the_guild_with_the_bot_token() {
     .await;
     assert!(!logs().iter().any(|line| line.contains("bot-token-never-shown")), "the bot token was logged");
 }
+
+#[tokio::test]
+async fn a_slow_click_is_acknowledged_then_the_card_is_edited_with_the_new_state() {
+    let bot = start(&[]).await;
+    bot.panel.state.lock().unwrap().delay = Duration::from_millis(3500);
+    let acknowledged = interact(&bot.app, &click(&format!("card:reset:{}:alice", now()), &[MODERATOR_ROLE])).await;
+    assert_eq!(acknowledged, json!({"type": 6}), "a deferred update takes no data");
+    let edit =
+        poll_until("the card edited", || async { bot.rest.calls().into_iter().find(|call| call.method == "PATCH") })
+            .await;
+    assert_eq!(bot.panel.user("alice")["used_traffic"], 0);
+    assert!(edit.body.to_string().contains("0 B / 1.00 MiB"), "{:?}", edit.body);
+}
+
+#[tokio::test]
+async fn extend_moves_the_expiry_and_a_confirmed_revoke_revokes_once() {
+    let bot = start(&[("DISCORD_EXTEND_DAYS", "7,30")]).await;
+    let card = interact(&bot.app, &command("alice", &[MODERATOR_ROLE])).await;
+    assert!(text_of(&card).contains("Extend +7 d") && text_of(&card).contains("Extend +30 d"), "{card}");
+    let before = bot.panel.user("alice")["expire"].as_i64().unwrap();
+    let extended = interact(&bot.app, &click(&format!("card:extend30:{}:alice", now()), &[MODERATOR_ROLE])).await;
+    assert_eq!(extended["type"], 7, "{extended}");
+    assert_eq!(bot.panel.user("alice")["expire"].as_i64().unwrap(), before + 30 * 86_400);
+
+    let revoke = format!("card:revoke!:{}:alice", now());
+    interact(&bot.app, &click(&revoke, &[MODERATOR_ROLE])).await;
+    let revoked = bot.panel.calls().iter().filter(|(_, path)| path.ends_with("/revoke_sub")).count();
+    assert_eq!(revoked, 1);
+    assert!(!bot.panel.user("alice")["subscription_url"].as_str().unwrap().contains("YWxpY2U"), "a new link");
+}
+
+#[tokio::test]
+async fn actions_not_in_discord_actions_are_refused() {
+    let bot = start(&[("DISCORD_ACTIONS", "lookup")]).await;
+    let card = interact(&bot.app, &command("alice", &[MODERATOR_ROLE])).await;
+    assert!(!text_of(&card).contains("card:reset:"), "no button for what is not allowed: {card}");
+    let refused = interact(&bot.app, &click(&format!("card:reset:{}:alice", now()), &[MODERATOR_ROLE])).await;
+    assert!(text_of(&refused).contains("You may not reset"), "{refused}");
+    assert_eq!(bot.panel.user("alice")["used_traffic"], 1_500_000);
+}
