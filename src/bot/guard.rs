@@ -125,6 +125,24 @@ mod tests {
     }
 
     #[test]
+    fn an_actor_is_listed_by_id_or_role_in_a_configured_guild_only() {
+        let member = |id: u64, roles: &[u64]| -> Member {
+            serde_json::from_value(serde_json::json!({"user": {"id": id.to_string(), "username": "m"},
+                "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(), "deaf": false, "mute": false,
+                "flags": 0, "joined_at": null}))
+            .unwrap()
+        };
+        let guard = guard();
+        let (home, other) = (Some(GuildId::new(1)), Some(GuildId::new(2)));
+        assert!(guard.is_actor(home, Some(&member(10, &[]))), "listed by user id");
+        assert!(guard.is_actor(home, Some(&member(5, &[3, 10]))), "listed by role");
+        assert!(!guard.is_actor(home, Some(&member(5, &[3]))), "not listed");
+        assert!(!guard.is_actor(other, Some(&member(10, &[]))), "another guild");
+        assert!(!guard.is_actor(None, Some(&member(10, &[]))), "a direct message");
+        assert!(!guard.is_actor(home, None));
+    }
+
+    #[test]
     fn remembers_a_bounded_number_of_clickers() {
         let guard = guard();
         let start = Instant::now();
