@@ -18,8 +18,8 @@
 //!     [`panel`]) about its nodes and core every `NODE_POLL_INTERVAL` and writes node events
 //!     (`node_down`, `node_recovered`, …, `panel_unreachable`) into the outbox like the panel's own,
 //!     with its state in the same transaction.
-//!   * `bot/` (to come): the Discord application (serenity): gateway or HTTP interactions,
-//!     commands and actions, turned into panel calls through `panel/`.
+//!   * [`bot`]: the Discord application: `POST /interactions` (Ed25519-verified), `/user` and the
+//!     user card's buttons, turned into panel calls through `panel/` (the gateway is to come).
 //! * What decides and delivers:
 //!   * [`routing`]: which destinations get an event, with which mentions.
 //!   * [`deliver`]: one task per destination: takes the oldest pending rows, packs them into as
@@ -39,6 +39,7 @@
 //!   inline or in a file) and [`metrics`] (Prometheus metrics and the `/readyz` health state; it
 //!   knows destinations by name, no stage and no task).
 
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod deliver;

@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::bot::{self, Bot};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Services};
@@ -90,11 +91,16 @@ impl Application {
         };
         let delivery = Delivery::start(&router, stored, services, config.delivered_retention);
         let reports = start_reports(&config, &router, &outbox, &templates, &delivery, &health, &metrics);
-        let watcher = config.panel_api.as_ref().map(|settings| -> anyhow::Result<Watcher> {
-            let client = PanelClient::new(settings).map_err(anyhow::Error::msg)?;
+        // One client for node watch and the bot: one login, one JWT.
+        let panel = config
+            .panel_api
+            .as_ref()
+            .map(|settings| PanelClient::new(settings).map(Arc::new).map_err(anyhow::Error::msg))
+            .transpose()?;
+        let watcher = config.panel_api.as_ref().zip(panel.clone()).map(|(settings, client)| {
             log::info!("node watch: polling {} every {:?}", settings.url, config.node_watch.poll_interval);
-            Ok(Watcher {
-                client: Arc::new(client),
+            Watcher {
+                client,
                 outbox: outbox.clone(),
                 templates: templates.clone(),
                 router: router.clone(),
@@ -104,9 +110,9 @@ impl Application {
                 settings: config.node_watch.clone(),
                 call_timeout: settings.timeout,
                 panel: settings.label.clone(),
-            })
+            }
         });
-        let nodes = watcher.transpose()?.map(|watcher| start_nodes(watcher, &health, &metrics));
+        let nodes = watcher.map(|watcher| start_nodes(watcher, &health, &metrics));
         let producers = reports.into_iter().chain(nodes).collect();
         let state = web::Data::new(State {
             auth: auth(&config),
@@ -126,11 +132,16 @@ impl Application {
             refusals: Default::default(),
         });
 
+        let bot = start_bot(&config, panel)?;
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {
             on_worker_start();
-            App::new().app_data(app_state.clone()).configure(ingest::routes)
+            let app = App::new().app_data(app_state.clone()).configure(ingest::routes);
+            match &bot {
+                Some(bot) => app.app_data(bot.clone()).configure(bot::routes),
+                None => app,
+            }
         })
         .workers(workers)
         .max_connections(MAX_CONNECTIONS_PER_WORKER)
@@ -238,6 +249,29 @@ fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -
         keep_running(NODES_TASK, &health, &metrics, &shutdown, || watcher.clone().run(shutdown.clone())).await;
     });
     (stop, task)
+}
+
+/// The Discord application's handler for `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set
+/// (with or without a panel API); registers the slash commands in the background when
+/// `DISCORD_BOT_TOKEN` is set.
+fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> anyhow::Result<Option<web::Data<Bot>>> {
+    let Some(settings) = &config.bot else {
+        return Ok(None);
+    };
+    if panel.is_none() {
+        log::warn!("bot: PANEL_API_URL is not set: /user answers that no panel API is configured");
+    }
+    let actors = settings.actors.len();
+    log::info!(
+        "bot: POST /interactions for application {}; {actors} role or user ids may act (DISCORD_ACTORS): {}",
+        settings.application_id,
+        settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+    );
+    if settings.bot_token.is_some() {
+        tokio::spawn(bot::register_commands(settings.clone()));
+    }
+    let bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
+    Ok(Some(web::Data::new(bot)))
 }
 
 /// `default` (from `DISCORD_WEBHOOK_URL`, or the dry-run log when nothing else is configured) and

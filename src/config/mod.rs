@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::bot::BotSettings;
 use crate::deliver::DeliverySettings;
 use crate::destination::{parse_tags, Destination, Forum, Target, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
@@ -18,6 +19,7 @@ use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
 use crate::routing::Routes;
 use crate::secret::{inline_or_file, InlineOrFileError, Secret};
 
+mod bot;
 mod panel_api;
 #[cfg(test)]
 mod tests;
@@ -141,10 +143,13 @@ pub struct Config {
     pub reports: ReportSettings,
     /// `PANEL_API_URL` and its credentials (`PANEL_API_USERNAME`, `PANEL_API_PASSWORD` or
     /// `PANEL_API_KEY`, each with a `_FILE` variant), `PANEL_API_FAMILY`, `PANEL_API_INSECURE_TLS`,
-    /// `PANEL_API_TIMEOUT`: the panel's REST API, for node watch. `None`: no node watch.
+    /// `PANEL_API_TIMEOUT`: the panel's REST API, for node watch and the bot. `None`: neither.
     pub panel_api: Option<PanelApiSettings>,
     /// `NODE_POLL_INTERVAL` and `NODE_DOWN_AFTER`, see [`NodeWatchSettings`].
     pub node_watch: NodeWatchSettings,
+    /// `DISCORD_PUBLIC_KEY` and the other `DISCORD_*` settings of the Discord application, see
+    /// [`BotSettings`]. `None`: no `POST /interactions`.
+    pub bot: Option<BotSettings>,
     /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
     /// and shown by `check`. Each names the variable.
     pub warnings: Vec<String>,
@@ -200,6 +205,7 @@ impl Config {
         let panel_name = env.get("PANEL_NAME").map(|name| name.trim().to_owned());
         let panel_api = panel_api::panel_api(&env, panel_name.as_deref())?;
         let node_watch = panel_api::node_watch(&env)?;
+        let bot = bot::bot(&env)?;
         let mut delivery = delivery_settings(&env)?;
         let reports = report_settings(&env, routes.as_ref())?;
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
@@ -256,6 +262,7 @@ impl Config {
             reports,
             panel_api,
             node_watch,
+            bot,
             warnings,
         })
     }

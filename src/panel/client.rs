@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -112,9 +112,25 @@ impl PanelClient {
 
     /// `GET path` with the credentials, logging in again once on a `401`.
     async fn get(&self, path: &str, name: &'static str) -> Result<Value, PanelError> {
+        self.call(Method::GET, path, None, name).await
+    }
+
+    /// `method path` with the credentials and, when given, a JSON body; logs in again once on a
+    /// `401`. `name` stands for the path in errors (a username in the path is not repeated there).
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        name: &'static str,
+    ) -> Result<Value, PanelError> {
         let mut renewed = false;
         loop {
-            let request = self.authorize(self.http.get(format!("{}{path}", self.base))).await?;
+            let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
+            if let Some(body) = body {
+                request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
+            }
+            let request = self.authorize(request).await?;
             let response = request.send().await.map_err(unreachable)?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -207,7 +223,7 @@ async fn read_json(mut response: reqwest::Response, name: &'static str) -> Resul
     serde_json::from_slice(&body).map_err(|err| unreadable(name, err.to_string()))
 }
 
-fn unreadable(path: &'static str, reason: impl Into<String>) -> PanelError {
+pub(super) fn unreadable(path: &'static str, reason: impl Into<String>) -> PanelError {
     let reason: String = redact(&reason.into(), None).chars().take(200).collect();
     PanelError::Unreadable { path, reason }
 }

@@ -3,6 +3,7 @@
 //!
 //! * [`client`]: the HTTP side: timeouts on every call, a bounded answer, the login and its JWT
 //!   (kept in memory only, renewed before it expires and on a `401`).
+//! * [`users`]: one user (the bot's user card) and the changes made to them from Discord.
 //! * [`answers`]: what the panel answers, parsed as hostile input: never a panic, every name and
 //!   message cut to a documented length, at most [`MAX_NODES`] nodes.
 //!
@@ -20,12 +21,14 @@
 
 mod answers;
 mod client;
+mod users;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use answers::{CoreStatus, Node, NodeStatus, ADDRESS_MAX_CHARS, MAX_NODES, MESSAGE_MAX_CHARS, NAME_MAX_CHARS};
 pub use client::{PanelClient, MAX_ANSWER_BYTES};
+pub use users::{is_username, PanelUser, EXTEND_MAX_DAYS, NOTE_MAX_CHARS, USERNAME_MAX_CHARS};
 
 pub use crate::event::Family;
 
@@ -99,6 +102,9 @@ pub enum PanelError {
     /// The answer was not what the family sends.
     #[error("the panel's answer to {path} could not be read: {reason}")]
     Unreadable { path: &'static str, reason: String },
+    /// What the relay cannot ask this family yet.
+    #[error("{0} are not supported yet")]
+    Unsupported(&'static str),
 }
 
 /// The parsing of `PANEL_API_FAMILY`.
