@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use time::OffsetDateTime;
 
-use super::filters::{escape_markdown, strip_invisible};
+use super::filters::{escape_markdown, is_blank, strip_invisible};
 use super::{limits, minimal_part, Lang, Part, Renderer};
 use crate::event::KNOWN_ACTIONS;
 
@@ -135,11 +135,10 @@ impl Renderer {
 /// A username as a report's list shows it: one line (line breaks and other control characters
 /// are spaces, runs of spaces one), without hidden characters, and never empty: a name that shows
 /// nothing is "(no username)" in the report's language, so a list never has an empty entry.
-/// The Braille blank (U+2800) counts as a space here: it draws as nothing, and is the usual way
-/// to make a name look empty on Discord.
+/// Blanks ([`is_blank`]: the Braille blank U+2800 among them) count as spaces here, so a name
+/// shows nothing exactly when a forum title would ([`super::filters::shows_nothing`]).
 pub fn listed_name(name: &str, lang: Lang) -> String {
-    let blank = |c: char| c.is_control() || c == '\u{2800}';
-    let visible: String = strip_invisible(name).into_iter().map(|c| if blank(c) { ' ' } else { c }).collect();
+    let visible: String = strip_invisible(name).into_iter().map(|c| if is_blank(c) { ' ' } else { c }).collect();
     let line = visible.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.is_empty() {
         no_username(lang).to_owned()
