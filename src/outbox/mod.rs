@@ -33,8 +33,8 @@ pub use forum::PostKey;
 pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
 pub use tally::{
-    HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION, SLOT_SECONDS,
-    TALLY_KEEP_DAYS,
+    HealthKind, PeriodTally, ReportRecord, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION,
+    SLOT_SECONDS, TALLY_KEEP_DAYS,
 };
 use writer::Writer;
 

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_FORUM_POSTS_USED,
     SCHEMA_REPORT_ACTION,
     SCHEMA_NODE_WATCH,
+    SCHEMA_REPORT_HIGHEST_END,
 ];
 
 /// Node watch: per panel ('' for none) the watcher's state as JSON (nodes, open outages), and
@@ -36,6 +37,14 @@ CREATE TABLE node_outages (
     ended_at        INTEGER,
     PRIMARY KEY (panel, node_id, started_at)
 ) WITHOUT ROWID;
+";
+
+/// The highest period end each report was recorded as sent for, which setting the record back
+/// (a clock that seemed to have been ahead) leaves alone: once the clock is right again, no report
+/// starts before it. Records so far are their own highest.
+pub const SCHEMA_REPORT_HIGHEST_END: &str = "
+ALTER TABLE reports_sent ADD COLUMN highest_end INTEGER NOT NULL DEFAULT 0;
+UPDATE reports_sent SET highest_end = period_end;
 ";
 
 /// The relay's own reports are stored with the action `:report`, which no panel can send: a report

@@ -84,6 +84,17 @@ impl HealthKind {
     }
 }
 
+/// What the outbox records of a report sent to a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportRecord {
+    /// The end (unix seconds) of the last period recorded: the next report starts here. Set back
+    /// when it came from a clock that was ahead ([`Outbox::reset_report_sent`]).
+    pub end: i64,
+    /// The highest end ever recorded, never set back: a record set back while the clock was
+    /// behind must not make the next report count again what was reported already.
+    pub highest: i64,
+}
+
 /// The tally of a period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeriodTally {
@@ -120,8 +131,8 @@ impl Outbox {
             .await
     }
 
-    /// The end (unix seconds) of the last period `destination` was sent `report` for.
-    pub async fn report_sent(&self, destination: &str, report: &str) -> Result<Option<i64>, OutboxError> {
+    /// The record of the periods `destination` was sent `report` for, if any.
+    pub async fn report_sent(&self, destination: &str, report: &str) -> Result<Option<ReportRecord>, OutboxError> {
         let (destination, report) = (destination.to_owned(), report.to_owned());
         self.reader.read(move |conn| sent(conn, &destination, &report)).await
     }
@@ -142,7 +153,7 @@ impl Outbox {
         let attempt = || {
             let (destination, report, rows) = (destination.clone(), report.clone(), rows.clone());
             self.writer.call(move |conn| {
-                if sent(conn, &destination, &report)?.is_some_and(|end| end >= period_end) {
+                if sent(conn, &destination, &report)?.is_some_and(|record| record.end >= period_end) {
                     return Ok(false);
                 }
                 if !queries::room_for(conn, &rows, max_bytes)? {
@@ -150,8 +161,9 @@ impl Outbox {
                 }
                 queries::store(conn, &rows, &[], None)?;
                 conn.execute(
-                    "INSERT INTO reports_sent (destination, report, period_end) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (destination, report) DO UPDATE SET period_end = excluded.period_end",
+                    "INSERT INTO reports_sent (destination, report, period_end, highest_end) VALUES (?1, ?2, ?3, ?3)
+                     ON CONFLICT (destination, report) DO UPDATE SET period_end = excluded.period_end,
+                         highest_end = MAX(highest_end, excluded.period_end)",
                     params![destination, report, period_end],
                 )?;
                 Ok(true)
@@ -169,7 +181,8 @@ impl Outbox {
     }
 
     /// Records `period_end` as the end of the last period `destination` was sent `report` for,
-    /// even when an later one was recorded: for a record made while the clock was wrong.
+    /// even when a later one was recorded: for a record made while the clock was wrong. The
+    /// highest end recorded ([`ReportRecord::highest`]) stays.
     pub async fn reset_report_sent(
         &self,
         destination: String,
@@ -301,8 +314,8 @@ fn period_tally(conn: &Connection, from_slot: i64, to_slot: i64) -> rusqlite::Re
     Ok(tally)
 }
 
-fn sent(conn: &Connection, destination: &str, report: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT period_end FROM reports_sent WHERE destination = ?1 AND report = ?2")?
-        .query_row(params![destination, report], |r| r.get(0))
+fn sent(conn: &Connection, destination: &str, report: &str) -> rusqlite::Result<Option<ReportRecord>> {
+    conn.prepare_cached("SELECT period_end, highest_end FROM reports_sent WHERE destination = ?1 AND report = ?2")?
+        .query_row(params![destination, report], |r| Ok(ReportRecord { end: r.get(0)?, highest: r.get(1)? }))
         .optional()
 }

@@ -322,7 +322,7 @@ async fn a_report_stored_before_reports_had_their_own_action_is_still_a_report()
     let dir = tempfile::tempdir().unwrap();
     {
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-        // The schema just before that upgrade (later ones, node watch's, follow it).
+        // The schema just before that upgrade (later ones follow it).
         let before = MIGRATIONS.iter().position(|sql| *sql == SCHEMA_REPORT_ACTION).unwrap();
         conn.execute_batch(&format!("{} PRAGMA user_version = {before};", MIGRATIONS[..before].join(" "))).unwrap();
         let insert = "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint) \
@@ -338,4 +338,27 @@ async fn a_report_stored_before_reports_had_their_own_action_is_still_a_report()
     let actions: Vec<&str> = due.iter().map(|row| row.meta.action.as_str()).collect();
     assert_eq!(actions, [":report", ":report", "report", "report"]);
     assert_eq!(crate::render::REPORT_ACTION, ":report", "the upgrade spells the action out");
+}
+
+#[tokio::test]
+async fn a_report_record_from_before_the_highest_end_was_kept_is_its_own_highest() {
+    use super::schema::{MIGRATIONS, SCHEMA_REPORT_HIGHEST_END};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        let before = MIGRATIONS.iter().position(|step| *step == SCHEMA_REPORT_HIGHEST_END).unwrap();
+        conn.execute_batch(&format!("{} PRAGMA user_version = {before};", MIGRATIONS[..before].join(" "))).unwrap();
+        conn.execute("INSERT INTO reports_sent (destination, report, period_end) VALUES ('default', 'daily', 900)", [])
+            .unwrap();
+    }
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let record = outbox.report_sent("default", "daily").await.unwrap().unwrap();
+    assert_eq!((record.end, record.highest), (900, 900));
+    // Setting the record back leaves the highest end; a later report raises both.
+    outbox.reset_report_sent("default".into(), "daily".into(), 0).await.unwrap();
+    let record = outbox.report_sent("default", "daily").await.unwrap().unwrap();
+    assert_eq!((record.end, record.highest), (0, 900));
+    assert!(outbox.store_report("default".into(), "daily".into(), 1800, Vec::new()).await.unwrap());
+    let record = outbox.report_sent("default", "daily").await.unwrap().unwrap();
+    assert_eq!((record.end, record.highest), (1800, 1800));
 }
