@@ -367,3 +367,41 @@ async fn a_million_nothings_get_a_short_answer_and_one_log_line() {
     assert!(embeds[0]["title"].as_str().unwrap().contains(marker));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_megabyte_username_is_cut_at_ingest_and_in_the_dead_letter_line() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord).var("OUTBOX_MAX_BYTES", "4MiB").var("DIGEST_THRESHOLD", "0");
+    let app = spawn_app_in(dir.path(), options).await;
+    // The first message is refused, then its first embed alone: a dead letter.
+    let refused = r#"{"code": 50035, "message": "Invalid Form Body"}"#;
+    discord.script([Reply::status(400, refused), Reply::status(400, refused)]);
+    let name = "m".repeat(1_000_000);
+    let cut = format!("{}…", "m".repeat(63));
+    let mut events: Value = serde_json::from_str(&user_created()).unwrap();
+    events[0]["username"] = json!(name);
+
+    // Sixty such events, in six requests (60 MB of names), fit in a 4 MiB outbox.
+    for request in 0..6 {
+        let batch: Vec<Value> = (0..10)
+            .map(|i| {
+                let mut event = events[0].clone();
+                event["user"]["note"] = json!(format!("{request}-{i}"));
+                event
+            })
+            .collect();
+        assert_eq!(app.post(serde_json::to_string(&batch).unwrap()).await.status(), 200, "request {request}");
+    }
+    app.wait_until_settled().await;
+
+    // The first message was refused for good: its dead-letter line names the user as cut.
+    let lines = logs();
+    let dead = lines.iter().find(|l| l.contains("kept as a dead letter")).expect("a dead-letter line");
+    assert!(dead.contains(&format!("{cut:?}")) && dead.len() < 1_000, "{} bytes: {dead:.300}", dead.len());
+    let delivered = discord.embeds();
+    assert!(!delivered.is_empty());
+    let text = serde_json::to_string(&delivered).unwrap();
+    assert!(text.contains(&cut) && !text.contains(&"m".repeat(64)), "every embed shows the name cut");
+    app.stop().await;
+}
