@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 
 mod health;
 
-pub use health::{Health, CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW, TASK_PREFIX};
+pub use health::{Health, Waiting, CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW, TASK_PREFIX};
 
 use crate::destination::{DestinationStats, Origin, OwnerMetrics};
 
@@ -237,6 +237,12 @@ impl Metrics {
             m.owners.skipped.clone(),
         );
         Self { registry, ..metrics }
+    }
+
+    /// The registry, for a stage that registers metrics of its own (node watch) before the
+    /// metrics are shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// Sets the count of forum posts forgotten to make room: the outbox counts them, as it

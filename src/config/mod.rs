@@ -9,17 +9,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver::DeliverySettings;
-use crate::destination::{parse_tags, Forum, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
+use crate::destination::{parse_tags, Destination, Forum, Target, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
+use crate::nodes::NodeWatchSettings;
+use crate::panel::PanelApiSettings;
 use crate::render::Lang;
 use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
 use crate::routing::Routes;
 use crate::secret::{inline_or_file, InlineOrFileError, Secret};
 
+mod panel_api;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub use panel_api::{NODE_DOWN_AFTER, NODE_POLL, PANEL_API_TIMEOUT};
 pub use values::*;
 
 /// 64 MiB: a burst of ~40,000 Marzban events in one request.
@@ -129,9 +133,9 @@ pub struct Config {
     /// rows for `DELIVERED_RETENTION`.
     pub owner_destinations_max: usize,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
-    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`, `DIGEST_WINDOW`), each range-checked:
-    /// [`RETRY_STEP`], [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`], [`CHANNEL_MESSAGES`] and
-    /// [`DIGEST_WINDOW`].
+    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`, `DIGEST_WINDOW`) and which waits `/readyz` lists
+    /// (`READYZ_WAIT_NOTICE`), each range-checked: [`RETRY_STEP`], [`RETRY_MAX_AGE`],
+    /// [`CHANNEL_WINDOW`], [`CHANNEL_MESSAGES`], [`DIGEST_WINDOW`] and [`WAIT_NOTICE`].
     pub delivery: DeliverySettings,
     /// `DELIVERED_RETENTION`, default 7 days, [`RETENTION`] (0 to 3650 days): delivered rows older
     /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
@@ -152,6 +156,12 @@ pub struct Config {
     pub fold_updates: bool,
     /// `REPORTS` and `REPORTS_TZ`: scheduled reports (none by default), see [`ReportSettings`].
     pub reports: ReportSettings,
+    /// `PANEL_API_URL` and its credentials (`PANEL_API_USERNAME`, `PANEL_API_PASSWORD` or
+    /// `PANEL_API_KEY`, each with a `_FILE` variant), `PANEL_API_FAMILY`, `PANEL_API_INSECURE_TLS`,
+    /// `PANEL_API_TIMEOUT`: the panel's REST API, for node watch. `None`: no node watch.
+    pub panel_api: Option<PanelApiSettings>,
+    /// `NODE_POLL_INTERVAL` and `NODE_DOWN_AFTER`, see [`NodeWatchSettings`].
+    pub node_watch: NodeWatchSettings,
     /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
     /// and shown by `check`. Each names the variable.
     pub warnings: Vec<String>,
@@ -192,6 +202,7 @@ impl Config {
             .map(|path| Routes::load(Path::new(&path), reserved))
             .transpose()
             .map_err(|problems| invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))?;
+        refuse_a_shared_default(routes.as_ref(), discord_webhook_url.as_ref())?;
         let mut panels = env.parse_or("PANELS", Vec::new(), parse_panels)?;
         let mut warnings: Vec<String> = webhook_secret.iter().filter_map(|s| unsendable(s, "WEBHOOK_SECRET")).collect();
         warnings.extend(panels.iter().filter_map(|(label, s)| unsendable(s, &format!("PANELS (panel {label})"))));
@@ -203,6 +214,9 @@ impl Config {
             panels.push((label.clone(), secret.clone()));
         }
         let discord_forum = forum(&env, discord_webhook_url.as_ref())?;
+        let panel_name = env.get("PANEL_NAME").map(|name| name.trim().to_owned());
+        let panel_api = panel_api::panel_api(&env, panel_name.as_deref())?;
+        let node_watch = panel_api::node_watch(&env)?;
         let mut delivery = delivery_settings(&env)?;
         let reports = report_settings(&env, routes.as_ref())?;
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
@@ -228,7 +242,7 @@ impl Config {
             data_dir: env.get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
             templates_dir: env.get("TEMPLATES_DIR").map_or_else(|| PathBuf::from("./templates"), PathBuf::from),
             template_lang: env.parse_or("TEMPLATE_LANG", Lang::default(), |s| s.parse())?,
-            panel_name: env.get("PANEL_NAME").map(|name| name.trim().to_owned()),
+            panel_name,
             max_body_bytes: env
                 .parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, |s| parse_size_in(s, 1 << 10, Some(1 << 30)))?,
             unverified_body_bytes: env
@@ -260,6 +274,8 @@ impl Config {
             .filter(|window| !window.is_zero()),
             fold_updates: env.parse_or("FOLD_UPDATES", true, parse_bool)?,
             reports,
+            panel_api,
+            node_watch,
             warnings,
         })
     }
@@ -280,6 +296,18 @@ fn unsendable(secret: &Secret, var: &str) -> Option<String> {
              this secret and none of its notifications will arrive. Use ASCII letters and digits"
         )
     })
+}
+
+/// Refuses a routes file with a destination on `DISCORD_WEBHOOK_URL`'s webhook and thread: two
+/// destinations there would pace alone against one rate limit, and make forum posts twice.
+fn refuse_a_shared_default(routes: Option<&Routes>, default: Option<&WebhookUrl>) -> Result<(), ConfigError> {
+    let (Some(routes), Some(url)) = (routes, default) else { return Ok(()) };
+    let problems = routes.shared_with_default(&Destination::new(DEFAULT_DESTINATION, Target::Webhook(url.clone())));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))
+    }
 }
 
 /// `DISCORD_FORUM` and `DISCORD_FORUM_TAGS`, checked against the default destination's URL.
@@ -331,6 +359,7 @@ fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
         })?,
         digest_window: env
             .parse_or("DIGEST_WINDOW", defaults.digest_window, |s| parse_duration_in(s, DIGEST_WINDOW))?,
+        wait_notice: env.parse_or("READYZ_WAIT_NOTICE", defaults.wait_notice, |s| parse_duration_in(s, WAIT_NOTICE))?,
         ..defaults
     })
 }

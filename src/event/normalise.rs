@@ -78,6 +78,7 @@ impl Event {
             family,
             fingerprint,
             may_be_resend,
+            node: None,
         })
     }
 }

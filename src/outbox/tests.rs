@@ -345,3 +345,27 @@ async fn a_row_counts_whole_against_the_cap_and_planning_reads_names_cut() {
     assert_eq!(outbox.dead(10).await.unwrap()[0].username, cut);
     assert_eq!(crate::event::cut_name("ж".repeat(65)), format!("{}…", "ж".repeat(63)), "the same cut in characters");
 }
+
+#[tokio::test]
+async fn a_report_stored_before_reports_had_their_own_action_is_still_a_report() {
+    use super::schema::{MIGRATIONS, SCHEMA_REPORT_ACTION};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        // The schema just before that upgrade (later ones, node watch's, follow it).
+        let before = MIGRATIONS.iter().position(|sql| *sql == SCHEMA_REPORT_ACTION).unwrap();
+        conn.execute_batch(&format!("{} PRAGMA user_version = {before};", MIGRATIONS[..before].join(" "))).unwrap();
+        let insert = "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint) \
+                      VALUES ('default', 1, 'report', ?1, 'eu', '{}', ?2)";
+        conn.execute(insert, rusqlite::params!["daily report", None::<String>]).unwrap();
+        conn.execute(insert, rusqlite::params!["weekly report", None::<String>]).unwrap();
+        // A panel's event named `report` (a fingerprint, or another name) stays the panel's.
+        conn.execute(insert, rusqlite::params!["daily report", Some("fp")]).unwrap();
+        conn.execute(insert, rusqlite::params!["ali", None::<String>]).unwrap();
+    }
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let due = outbox.due("default", 10).await.unwrap();
+    let actions: Vec<&str> = due.iter().map(|row| row.meta.action.as_str()).collect();
+    assert_eq!(actions, [":report", ":report", "report", "report"]);
+    assert_eq!(crate::render::REPORT_ACTION, ":report", "the upgrade spells the action out");
+}
