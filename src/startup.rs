@@ -15,7 +15,7 @@ use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
-use crate::ingest::{self, Auth, RootAuth, State, Unverified};
+use crate::ingest::{self, Auth, PanelBodies, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics};
 use crate::nodes::{NodeMetrics, Watcher, NODES_TASK};
 use crate::outbox::Outbox;
@@ -128,6 +128,7 @@ impl Application {
             dedup_window: config.dedup_window,
             fold_updates: config.fold_updates,
             unverified: Unverified::new(config.unverified_body_bytes),
+            panel_bodies: panel_bodies(&config),
             answered_503: Default::default(),
             refusals: Default::default(),
         });
@@ -307,6 +308,17 @@ fn auth(config: &Config) -> Auth {
         None => RootAuth::Open,
     };
     Auth { root, panels: config.panels.iter().cloned().collect() }
+}
+
+/// Each panel's share of `PANEL_BODY_BYTES`, keyed as its events are labelled: `POST /` by
+/// `PANEL_NAME`, `POST /webhook/<label>` by its label.
+fn panel_bodies(config: &Config) -> PanelBodies {
+    let labels = config.panels.iter().map(|(label, _)| Some(label.clone()));
+    PanelBodies::new(
+        config.panel_body_bytes,
+        config.panel_requests_max,
+        std::iter::once(config.panel_name.clone()).chain(labels),
+    )
 }
 
 /// Owner admins' webhooks that still have pending rows, to deliver them after a restart.

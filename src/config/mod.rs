@@ -31,6 +31,14 @@ pub use values::*;
 /// 64 MiB: a burst of ~40,000 Marzban events in one request.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
+/// 128 MiB: the largest body (`MAX_BODY_BYTES`) fits in one panel's half, and on a 1 GB VPS the
+/// bodies being read, with what parsing them takes, stay well under the memory left to the relay.
+pub const DEFAULT_PANEL_BODY_BYTES: usize = 128 * 1024 * 1024;
+
+/// What `PANEL_REQUESTS_MAX` may be. A panel sends its batches one after another; 16 leaves room
+/// for a panel with several webhook workers, or several panels sharing `POST /`.
+pub const PANEL_REQUESTS_RANGE: RangeInclusive<usize> = 1..=256;
+
 /// What `OWNER_DESTINATIONS_MAX` may be: each owner webhook costs a task and its polling, and
 /// 1000 is far more admins with webhooks than one panel has.
 pub const OWNER_DESTINATIONS_RANGE: RangeInclusive<usize> = 1..=1000;
@@ -89,6 +97,15 @@ pub struct Config {
     /// being read; one larger than this on its own is answered 413. The raw secret is checked
     /// before any body is read and never needs this budget.
     pub unverified_body_bytes: usize,
+    /// `PANEL_BODY_BYTES`, default 128 MiB (1 MiB to 4 GiB): the most bytes held, in total over all
+    /// requests, for bodies sent with a panel's secret (or to an open `POST /`), taken as they
+    /// arrive; one panel (each label of `PANELS`, and `POST /`) holds at most half of it, so a
+    /// leaked secret cannot keep the other panels out. A request that does not fit is answered 503
+    /// with `Retry-After` and no more of it is read; a body larger than half is answered 413.
+    pub panel_body_bytes: usize,
+    /// `PANEL_REQUESTS_MAX`, default 16 (1 to 256): requests of one panel read and handled at
+    /// once; one more is answered 503 with `Retry-After`, and the panel sends it again.
+    pub panel_requests_max: usize,
     /// `WEBHOOK_SECRET` (or `WEBHOOK_SECRET_FILE`): what the panel sends in `x-webhook-secret` to
     /// `POST /`. `None` only when the relay runs dry, panels have their own secrets, or
     /// `ALLOW_NO_SECRET=true`.
@@ -236,6 +253,9 @@ impl Config {
                 .parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, |s| parse_size_in(s, 1 << 10, Some(1 << 30)))?,
             unverified_body_bytes: env
                 .parse_or("UNVERIFIED_BODY_BYTES", 16 << 20, |s| parse_size_in(s, 64 << 10, Some(1 << 30)))?,
+            panel_body_bytes: env
+                .parse_or("PANEL_BODY_BYTES", DEFAULT_PANEL_BODY_BYTES, |s| parse_size_in(s, 1 << 20, Some(4 << 30)))?,
+            panel_requests_max: env.parse_or("PANEL_REQUESTS_MAX", 16, |s| parse_count(s, PANEL_REQUESTS_RANGE))?,
             webhook_secret,
             allow_no_secret,
             discord_webhook_url,

@@ -73,6 +73,25 @@ const PASARGUARD_MAX_SKEW: time::Duration = time::Duration::seconds(60);
 /// The longest action name accepted. Real ones are under 25 characters.
 const ACTION_MAX_CHARS: usize = 64;
 
+/// The most characters kept of a user's or an admin's name: Marzban allows 32, so real names are
+/// whole, while a longer one (a sender may put a megabyte there) is cut to this many, its last
+/// character `…`. Names become the outbox's columns, forum posts' keys, report lists and log
+/// lines: each holds a name of at most this size.
+pub const NAME_MAX_CHARS: usize = 64;
+
+/// `name`, cut to [`NAME_MAX_CHARS`] characters (on a character boundary, the last one `…`) when
+/// longer.
+pub fn cut_name(mut name: String) -> String {
+    let mut starts = name.char_indices().map(|(at, _)| at);
+    if let Some(kept_end) = starts.nth(NAME_MAX_CHARS - 1) {
+        if starts.next().is_some() {
+            name.truncate(kept_end);
+            name.push('…');
+        }
+    }
+    name
+}
+
 /// The panel software a notification came from, told apart by the shape of its body: the panels
 /// share action names but not what their fields mean, nor how they re-send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,7 +7,7 @@
 //! not stored, so the change is one embed: the status event's, routed and mentioned as the status
 //! event is. Both events carry the same user, so nothing the update showed is lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -127,20 +127,24 @@ const STATUS_ACTIONS: [&str; 4] = ["user_disabled", "user_enabled", "user_limite
 /// The indexes of the `user_updated` events in `events` that are folded into a status event: the
 /// same user's next event in the request is a status event by the same admin.
 fn folded_updates(events: &[Event]) -> Vec<usize> {
-    let actor = |event: &Event| event.by.as_ref().map(|by| by.username.clone());
-    let same_user = |a: &Event, b: &Event| a.username == b.username && a.panel == b.panel;
-    events
-        .iter()
-        .enumerate()
-        .filter(|(_, event)| event.action.as_str() == "user_updated")
-        .filter(|(index, update)| {
-            let next = events[index + 1..].iter().find(|later| same_user(update, later));
-            next.is_some_and(|status| {
-                STATUS_ACTIONS.contains(&status.action.as_str()) && actor(status) == actor(update)
-            })
-        })
-        .map(|(index, _)| index)
-        .collect()
+    fn actor(event: &Event) -> Option<Option<&str>> {
+        event.by.as_ref().map(|by| by.username.as_deref())
+    }
+    // Read from the end, so each user's next event is known when their update is reached.
+    let mut next: HashMap<(&str, Option<&str>), &Event> = HashMap::new();
+    let mut folded = Vec::new();
+    for (index, event) in events.iter().enumerate().rev() {
+        let user = (event.username.as_str(), event.panel.as_deref());
+        if event.action.as_str() == "user_updated" {
+            let status = next.get(&user).filter(|status| STATUS_ACTIONS.contains(&status.action.as_str()));
+            if status.is_some_and(|status| actor(status) == actor(event)) {
+                folded.push(index);
+            }
+        }
+        next.insert(user, event);
+    }
+    folded.reverse();
+    folded
 }
 
 #[cfg(test)]

@@ -38,7 +38,8 @@ pub use tally::{
 };
 use writer::Writer;
 
-/// What a stored row takes besides its part, roughly (columns, index entries).
+/// What a stored row takes besides the text of its columns, roughly (its numbers, record and
+/// index headers, the index entries of its state).
 const ROW_OVERHEAD_BYTES: u64 = 256;
 
 /// How much room the outbox must have left to count as not full in `/readyz` (at most; see

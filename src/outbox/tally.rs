@@ -221,9 +221,11 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
     let mut seen =
         conn.prepare_cached("SELECT 1 FROM messages WHERE fingerprint = ?1 AND received_at >= ?2 LIMIT 1")?;
     let mut count = conn.prepare_cached(
-        "INSERT INTO tally (slot, panel, action, events) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + 1",
+        "INSERT INTO tally (slot, panel, action, events) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + excluded.events",
     )?;
+    // Counted here first: a batch of 50 events is one statement per action, not 50.
+    let mut counts: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
     let mut kept =
         conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE slot = ?1 AND panel = ?2 AND action = ?3")?;
     // Names held per (slot, panel, action): counted once per batch, then kept up to date here.
@@ -241,7 +243,7 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
         let panel = event.panel.as_deref().unwrap_or("");
         let seconds = event.received_at_ms.div_euclid(1000);
         let slot = seconds.div_euclid(SLOT_SECONDS);
-        count.execute(params![slot, panel, action])?;
+        *counts.entry((slot, panel, action)).or_default() += 1;
         if LISTED_ACTIONS.contains(&action) {
             let key = (slot, panel.to_owned(), action);
             let count = match held.get_mut(&key) {
@@ -255,6 +257,9 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
                 *count += name.execute(params![slot, panel, action, kept_name(&event.username)])? as i64;
             }
         }
+    }
+    for ((slot, panel, action), events) in counts {
+        count.execute(params![slot, panel, action, events])?;
     }
     Ok(())
 }

@@ -317,6 +317,36 @@ async fn an_outbox_at_its_cap_only_because_of_delivered_rows_is_not_full() {
 }
 
 #[tokio::test]
+async fn a_row_counts_whole_against_the_cap_and_planning_reads_names_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let max_bytes = 1 << 20;
+    let outbox = Outbox::open_capped(dir.path(), Some(max_bytes)).unwrap();
+    // Rows as an older relay stored them, before ingest cut names: a 200 KB username each.
+    let huge = "ж".repeat(100_000);
+    let mut stored = 0;
+    while stored < 20 {
+        match outbox.enqueue(vec![row("a", &huge, None)], None).await {
+            Ok(_) => stored += 1,
+            Err(OutboxError::Full) => break,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    let used = outbox.reader.read(queries::used_bytes).await.unwrap();
+    assert!(stored < 5, "{stored} rows of 200 KB fit in 1 MiB");
+    // Page rounding of the overflow pages: a few KiB at most, never one more row.
+    assert!(used <= max_bytes + (16 << 10), "{used} bytes used of {max_bytes}");
+
+    let cut = crate::event::cut_name(huge.clone());
+    let planned = outbox.pending_meta("a", 2000).await.unwrap();
+    assert!(planned.iter().all(|meta| meta.username == cut), "read as ingest cuts it");
+    let due = outbox.due("a", 10).await.unwrap();
+    assert_eq!(due[0].meta.username, cut);
+    outbox.mark_dead(vec![due[0].meta.id], "HTTP 400".into()).await.unwrap();
+    assert_eq!(outbox.dead(10).await.unwrap()[0].username, cut);
+    assert_eq!(crate::event::cut_name("ж".repeat(65)), format!("{}…", "ж".repeat(63)), "the same cut in characters");
+}
+
+#[tokio::test]
 async fn a_report_stored_before_reports_had_their_own_action_is_still_a_report() {
     use super::schema::{MIGRATIONS, SCHEMA_REPORT_ACTION};
     let dir = tempfile::tempdir().unwrap();
