@@ -113,6 +113,8 @@ pub struct Metrics {
     pub dead_letters: Family<DestinationLabels, Counter>,
     /// Delivery tasks that stopped unexpectedly and were started again, by destination.
     pub task_restarts: Family<DestinationLabels, Counter>,
+    /// Failed writes of what Discord accepted, retried without sending again, by destination.
+    pub record_retries: Family<DestinationLabels, Counter>,
     /// Forum mode: posts created, and known posts Discord refused (deleted or locked), by destination.
     pub forum_posts_created: Family<DestinationLabels, Counter>,
     pub forum_posts_lost: Family<DestinationLabels, Counter>,
@@ -146,7 +148,7 @@ pub const CRASH_LOOP_RESTARTS: usize = 3;
 
 /// What is wrong with each destination, behind `/readyz`: a webhook that is gone (paused), a long
 /// wait an answer imposed (parked), a delivery task that stopped unexpectedly (down, or restarted
-/// again and again).
+/// again and again), what Discord accepted that the outbox cannot record (unrecorded).
 #[derive(Debug, Default)]
 pub struct Health {
     destinations: Mutex<BTreeMap<String, DestinationHealth>>,
@@ -158,6 +160,8 @@ struct DestinationHealth {
     parked: Option<(SystemTime, String)>,
     down: Option<String>,
     restarts: VecDeque<SystemTime>,
+    /// Since when, and what, Discord accepted that the outbox could not record yet.
+    unrecorded: Option<(SystemTime, String)>,
 }
 
 impl Health {
@@ -182,11 +186,19 @@ impl Health {
         self.with(destination, |health| health.down = Some(reason.to_owned()));
     }
 
+    /// Discord accepted `what` at `since`, and the outbox could not record it yet; `None` once it
+    /// is recorded.
+    pub fn unrecorded(&self, destination: &str, unrecorded: Option<(SystemTime, String)>) {
+        self.with(destination, |health| health.unrecorded = unrecorded);
+    }
+
     /// The destination's delivery task was started again (with no wait pending).
     pub fn task_restarted(&self, destination: &str, at: SystemTime) {
         self.with(destination, |health| {
             health.down = None;
             health.parked = None;
+            // What the stopped task held unrecorded is pending again: the new task sends it.
+            health.unrecorded = None;
             health.restarts.push_back(at);
             while health.restarts.len() > CRASH_LOOP_RESTARTS {
                 health.restarts.pop_front();
@@ -219,6 +231,13 @@ impl Health {
             if let Some((until, reason)) = health.parked.as_ref().filter(|(until, _)| *until > now) {
                 let left = until.duration_since(now).unwrap_or_default().as_secs();
                 report(format!("is parked for another {left} s: {reason}"));
+            }
+            if let Some((since, what)) = &health.unrecorded {
+                let waiting = now.duration_since(*since).unwrap_or_default().as_secs();
+                report(format!(
+                    "cannot record what Discord accepted ({what}) for {waiting} s; nothing more is sent to it until \
+                     that is recorded"
+                ));
             }
             // The relay's own tasks (task:prune, task:reports) are tasks, not destinations.
             let task = name.starts_with(crate::deliver::supervise::TASK_PREFIX);
@@ -291,6 +310,7 @@ impl Metrics {
             retries: Family::default(),
             dead_letters: Family::default(),
             task_restarts: Family::default(),
+            record_retries: Family::default(),
             forum_posts_created: Family::default(),
             forum_posts_lost: Family::default(),
             forum_posts_forgotten: Counter::default(),
@@ -341,6 +361,11 @@ impl Metrics {
             "delivery_task_restarts",
             "Delivery tasks that stopped unexpectedly and were started again",
             m.task_restarts.clone(),
+        );
+        registry.register(
+            "delivery_record_retries",
+            "Writes of what Discord accepted that failed and are retried (the message is not sent again)",
+            m.record_retries.clone(),
         );
         registry.register(
             "delivery_latency_seconds",

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::digest::Burst;
 use super::forum::{new_post, post_key, same_post, Post};
 use super::pacer::Pacer;
+use super::record::Recorder;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
@@ -51,12 +52,15 @@ pub struct Worker {
     pub(super) posts_without_id: u32,
     /// The row whose new forum post goes without tags: Discord refused it with them.
     pub(super) untagged: Option<i64>,
+    /// Writes what Discord accepted, holding the destination while that fails.
+    pub(super) recorder: Recorder,
 }
 
 impl Worker {
     pub fn new(destination: Arc<Destination>, services: Services, wake: Arc<Notify>) -> Self {
         let Services { outbox, client, templates, settings, metrics, health } = services;
         Self {
+            recorder: Recorder::new(&destination.name, outbox.clone(), metrics.clone(), health.clone()),
             labels: DestinationLabels::of(&destination.name),
             pacer: Pacer::new(&settings),
             destination,
@@ -80,6 +84,10 @@ impl Worker {
 
     /// Sends at most one message and records the outcome.
     pub async fn try_deliver_once(&mut self) -> Result<Step, OutboxError> {
+        // Nothing is sent while what Discord accepted last is not recorded.
+        if let Some(wait) = self.recorder.retry().await {
+            return Ok(Step::Wait(wait));
+        }
         if self.paused.is_some() {
             return Ok(Step::Paused);
         }
@@ -236,6 +244,7 @@ impl Worker {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        let _ = tokio::time::timeout(self.settings.shutdown_grace, self.recorder.last_chance()).await;
     }
 }
 

@@ -177,9 +177,14 @@ pub fn forget_unused_destinations(conn: &Connection, candidates: Vec<String>) ->
     Ok(unused)
 }
 
-/// Whether a write can be committed: touches a temporary table.
-pub fn probe(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS probe (x); DELETE FROM probe;")
+/// Whether a write to the main file can be committed: rewrites the one row of `readiness` with
+/// `now` (unix ms), which the group transaction then commits to the file like any other write.
+pub fn probe(conn: &Connection, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO readiness (id, checked_at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET checked_at = ?1",
+    )?
+    .execute(params![now])?;
+    Ok(())
 }
 
 /// Stores `rows` and remembers `destinations`, all or nothing (inside a savepoint).

@@ -315,3 +315,28 @@ async fn an_outbox_at_its_cap_only_because_of_delivered_rows_is_not_full() {
     assert!(!outbox.is_full().await.unwrap(), "delivered rows are room the next batch takes");
     assert_eq!(outbox.stats().await.unwrap()[0].delivered, stored);
 }
+
+#[tokio::test]
+async fn the_readiness_probe_commits_a_write_to_the_file_and_fails_when_that_fails() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let other = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    let checked_at = || other.query_row("SELECT checked_at FROM readiness", [], |r| r.get::<_, i64>(0)).unwrap();
+
+    // Act, Assert: the probe's write is in the file, where another connection sees it.
+    let before = now_ms();
+    outbox.probe().await.unwrap();
+    assert!(checked_at() >= before, "the probe wrote the main file");
+
+    // Writes to the file fail (an injected full disk): so does the probe, saying why.
+    other
+        .execute_batch(
+            "CREATE TRIGGER full BEFORE UPDATE ON readiness BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let err = outbox.probe().await.unwrap_err();
+    assert!(err.to_string().contains("database or disk is full"), "{err}");
+    other.execute_batch("DROP TRIGGER full").unwrap();
+    outbox.probe().await.unwrap();
+}

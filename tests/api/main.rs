@@ -28,3 +28,4 @@ mod reports;
 mod safety;
 mod storage;
 mod templates;
+mod write_failures;
