@@ -367,8 +367,7 @@ impl Outbox {
 
     /// Checks that the outbox can commit a write to its file right now.
     pub async fn probe(&self) -> Result<(), OutboxError> {
-        let now = now_ms();
-        self.writer.call(move |conn| queries::probe(conn, now)).await
+        self.writer.call(queries::probe).await
     }
 }
 

@@ -8,25 +8,8 @@ use rusqlite::{Connection, OpenFlags};
 use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-pub const MIGRATIONS: &[&str] = &[
-    SCHEMA_V1,
-    SCHEMA_V2,
-    SCHEMA_V3,
-    SCHEMA_V4,
-    SCHEMA_REPORTS,
-    SCHEMA_REPORT_NAMES,
-    SCHEMA_FORUM_POSTS_USED,
-    SCHEMA_READINESS,
-];
-
-/// One row `/readyz` rewrites to check that a write to the main file commits (a write to a
-/// temporary table would not notice a full disk or a file that cannot be written).
-pub const SCHEMA_READINESS: &str = "
-CREATE TABLE readiness (
-    id              INTEGER PRIMARY KEY CHECK (id = 1),
-    checked_at      INTEGER NOT NULL
-);
-";
+pub const MIGRATIONS: &[&str] =
+    &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS, SCHEMA_REPORT_NAMES, SCHEMA_FORUM_POSTS_USED];
 
 /// When each remembered forum post was last written to (unix ms), so a full outbox forgets the
 /// least recently used posts first. Posts remembered so far count as used when they were made.
