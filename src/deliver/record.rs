@@ -20,7 +20,7 @@ use crate::outbox::{Outbox, OutboxError, PostKey};
 /// The wait before the first retry of a failed write; it doubles with each failure, up to
 /// [`RETRY_MAX`]: a full disk can last, and retrying does not load Discord, only the disk.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// What Discord accepted, as the outbox records it.
 #[derive(Debug, Clone)]
@@ -163,7 +163,7 @@ mod tests {
     fn the_wait_doubles_up_to_its_cap_and_never_overflows() {
         let waits: Vec<Duration> = (1..=8).map(backoff).collect();
         let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
-        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
         assert_eq!(backoff(u32::MAX), RETRY_MAX);
     }
 }
