@@ -7,7 +7,7 @@
 # Discord on this host. Then: build; start; post a real Marzban fixture with the secret and see it
 # delivered; stop the fake Discord, post another, restart the stack, start the fake Discord again
 # and see the queued message delivered; check the user (65532), the capabilities, the read-only
-# root, the health check, the stop time and that no secret reaches the logs; then the README's
+# root, the health check, the stop time and that no secret reaches the logs; then docs/DEPLOY.md's
 # compose-secrets-and-bind-mount setup, its error messages and its fix; and tear it all down.
 #
 # It uses the compose project name marzban-discord-relay-smoke (its own volume, container and image
@@ -218,7 +218,7 @@ logs=$(compose logs --no-color 2>&1)
 [[ $logs != *"$secret"* && $logs != *"$token"* ]] || die "a secret is in the logs"
 ok "$(wc -l <<<"$logs") lines"
 
-# --- the README's compose secrets and bind mount ----------------------------------------------------
+# --- docs/DEPLOY.md's compose secrets and bind mount ------------------------------------------------
 compose down >/dev/null 2>&1
 env_file >"$work/.env"
 mkdir -p "$work/secrets" "$work/data"

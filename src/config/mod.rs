@@ -14,7 +14,7 @@ use crate::discord::WebhookUrl;
 use crate::render::Lang;
 use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
 use crate::routing::Routes;
-use crate::secret::Secret;
+use crate::secret::{inline_or_file, InlineOrFileError, Secret};
 
 #[cfg(test)]
 mod tests;

@@ -23,20 +23,12 @@ use serenity::builder::ExecuteWebhook;
 use serenity::model::id::ForumTagId;
 use time::OffsetDateTime;
 
-use super::record::Accepted;
-use super::worker::Worker;
-use super::{Sent, Step};
-use crate::destination::{Destination, Mentions, DIGEST_TAG_KEY};
-use crate::discord::Outcome;
-use crate::outbox::{OutboxError, PostKey, Row, RowMeta};
+use crate::destination::{Destination, DIGEST_TAG_KEY};
+use crate::outbox::{PostKey, Row, RowMeta};
 use crate::render::{Part, PostTitle, Renderer, REPORT_TEMPLATE};
 
 /// The action whose delivery ends a user's post.
 const USER_DELETED: &str = "user_deleted";
-
-/// Forum posts made in a row without learning their id before the destination pauses: one is
-/// a glitch (the next message of that user makes another post), several mean every event would.
-const UNNAMED_POSTS_MAX: u32 = 3;
 
 /// The action that begins a user: a post remembered for the username belongs to an earlier user
 /// of that name whose deletion this destination never got (routed elsewhere, muted, dead-lettered,
@@ -155,95 +147,6 @@ pub fn digest_post_at(ms: i64) -> PostKey {
     PostKey::Digest { date: at.date().to_string() }
 }
 
-impl Worker {
-    /// Sends `parts` (of `rows`) into the post of `key`, creating it when none is known (with the
-    /// tags of `creator`, the action of the first row), and records what Discord said.
-    pub(super) async fn send_in_post(
-        &mut self,
-        key: PostKey,
-        creator: &str,
-        rows: &[RowMeta],
-        parts: &[Part],
-        mentions: &Mentions,
-        sent: Sent,
-    ) -> Result<Step, OutboxError> {
-        let name = self.destination.name.clone();
-        let post = match self.outbox.forum_post(&name, &key).await? {
-            Some(id) if !starts_a_post(&key, rows) => Post::Existing(id),
-            _ => {
-                let (name, mut tags) = self.new_post_of(&key, creator);
-                if self.untagged.is_some() && self.untagged == rows.first().map(|row| row.id) {
-                    tags.clear();
-                }
-                Post::New { name, tags }
-            }
-        };
-        let (outcome, channel_id) = self.send(parts, mentions, Some(&post)).await;
-        if let (Outcome::Rejected { status: 400, detail }, Post::New { tags, .. }) = (&outcome, &post) {
-            if !tags.is_empty() {
-                // The tags are the likeliest cause (an id that is not one of the forum's): a
-                // refused digest would otherwise go out as a post per user.
-                log::warn!(
-                    "{name}: Discord refused a new forum post with the tags {tags:?} ({detail}); making it without \
-                     tags. Check the tag ids (DISCORD_FORUM_TAGS, or the destination's tags)"
-                );
-                self.untagged = rows.first().map(|row| row.id);
-                return Ok(Step::Progress);
-            }
-        }
-        match (outcome, &post) {
-            (Outcome::Delivered, _) => {
-                self.untagged = None;
-                let created = match (&post, channel_id) {
-                    (Post::New { .. }, None) => {
-                        self.posts_without_id += 1;
-                        log::warn!(
-                            "{name}: Discord created a forum post but its answer did not say the post's id; the \
-                             next message for it makes another post"
-                        );
-                        None
-                    }
-                    (Post::New { .. }, id) => {
-                        self.posts_without_id = 0;
-                        id
-                    }
-                    (Post::Existing(_), _) => None,
-                };
-                if created.is_some() {
-                    self.metrics.forum_posts_created.get_or_create(&self.labels).inc();
-                }
-                let step = self.after_delivery(rows, parts.len(), sent);
-                let ids = rows.iter().map(|row| row.id).collect();
-                let ended = ended_posts(&key, rows);
-                // Discord has it whatever the outbox does: a failed write is retried, never the post.
-                let held = self.recorder.record(Accepted::InPost { ids, key, created, ended }).await.map(Step::Wait);
-                if self.posts_without_id >= UNNAMED_POSTS_MAX {
-                    let paused = self.pause(&format!(
-                        "{UNNAMED_POSTS_MAX} forum posts in a row were made but Discord's answer did not say the new \
-                         post's id (channel_id), so every event would make a post of its own. Something in front of \
-                         Discord (a proxy) may be dropping the answer's body; the relay needs it (?wait=true)"
-                    ));
-                    return Ok(held.unwrap_or(paused));
-                }
-                Ok(held.unwrap_or(step))
-            }
-            (Outcome::ThreadUnusable { locked, detail, .. }, Post::Existing(id)) => {
-                let what = if locked { "is locked or archived" } else { "was deleted" };
-                log::warn!("{name}: the forum post {id} {what} ({detail}); making a new post for these events");
-                self.outbox.forget_forum_post(&name, &key, *id).await?;
-                self.metrics.forum_posts_lost.get_or_create(&self.labels).inc();
-                Ok(Step::Progress)
-            }
-            (outcome, _) => self.settle(rows, parts.len(), outcome, sent).await,
-        }
-    }
-
-    /// The title and tags of a new post for `key`, made by a message of `action`.
-    fn new_post_of(&self, key: &PostKey, action: &str) -> (String, Vec<u64>) {
-        new_post_of(&self.destination, &self.templates.current(), self.settings.several_panels, key, action)
-    }
-}
-
 /// The user posts to forget once `rows` are delivered into `key`: the post's own when its last row
 /// deletes the user; for a digest of deletions, every deleted user's, and of creations, every
 /// created user's earlier post (a name reused: the user's next event starts a fresh post).
@@ -263,6 +166,7 @@ pub fn ended_posts(key: &PostKey, rows: &[RowMeta]) -> Vec<PostKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::Mentions;
     use crate::render::Draft;
 
     fn row(id: i64, action: &str, username: &str, panel: Option<&str>) -> (Row, Part) {

@@ -26,9 +26,7 @@ mod forum;
 mod pacer;
 mod pack;
 pub mod preview;
-mod record;
 mod settings;
-mod settle;
 pub(crate) mod supervise;
 mod worker;
 

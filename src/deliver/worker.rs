@@ -1,6 +1,10 @@
 //! The delivery task of one destination: takes the oldest due rows, packs them into one message,
-//! sends it, and hands Discord's answer to [`super::settle`]. [`Worker::try_deliver_once`] is one
-//! such step; [`Worker::run`] repeats it until shutdown.
+//! sends it, and hands Discord's answer to [`settle`]. [`Worker::try_deliver_once`] is one such
+//! step; [`Worker::run`] repeats it until shutdown.
+//!
+//! The worker alone holds the task's state; its parts [`post`] (forum mode) and [`settle`] (what
+//! an answer changes) are its own files. Digests ([`super::digest`]) and forum posts
+//! ([`super::forum`]) are planned from the values the worker hands them and never see it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +13,14 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::digest::Burst;
+mod post;
+mod record;
+mod settle;
+
+use super::digest::{plan_burst, Burst, Planned, DIGEST_LOOKAHEAD};
 use super::forum::{new_post, post_key, same_post, Post};
 use super::pacer::Pacer;
-use super::record::Recorder;
+use record::Recorder;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
@@ -25,35 +33,35 @@ const PARK_NOTICE: Duration = Duration::from_secs(300);
 
 /// Delivers one destination's rows.
 pub struct Worker {
-    pub(super) destination: Arc<Destination>,
-    pub(super) outbox: Outbox,
+    destination: Arc<Destination>,
+    outbox: Outbox,
     client: discord::Client,
-    pub(super) templates: Arc<Templates>,
-    pub(super) settings: Arc<DeliverySettings>,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) health: Arc<Health>,
+    templates: Arc<Templates>,
+    settings: Arc<DeliverySettings>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
     /// Labels of this destination's metrics.
-    pub(super) labels: DestinationLabels,
+    labels: DestinationLabels,
     wake: Arc<Notify>,
     /// Consecutive transient failures of the head of the queue.
-    pub(super) failures: usize,
-    pub(super) pacer: Pacer,
+    failures: usize,
+    pacer: Pacer,
     /// Rows up to this id are sent one per message: a packed message with them was refused.
-    pub(super) isolate_through: Option<i64>,
+    isolate_through: Option<i64>,
     /// Rows up to this id are not digested: a digest with them was refused.
-    pub(super) no_digest_through: Option<i64>,
+    no_digest_through: Option<i64>,
     /// The burst being sent as digests, part by part.
-    pub(super) burst: Option<Burst>,
+    burst: Option<Burst>,
     /// Why the destination is paused, if it is.
-    pub(super) paused: Option<String>,
+    paused: Option<String>,
     /// When the current run of failed requests began, if the last request failed.
-    pub(super) failing_since: Option<Instant>,
+    failing_since: Option<Instant>,
     /// Forum posts made in a row whose answer did not say the new post's id.
-    pub(super) posts_without_id: u32,
+    posts_without_id: u32,
     /// The row whose new forum post goes without tags: Discord refused it with them.
-    pub(super) untagged: Option<i64>,
+    untagged: Option<i64>,
     /// Writes what Discord accepted, holding the destination while that fails.
-    pub(super) recorder: Recorder,
+    recorder: Recorder,
 }
 
 impl Worker {
@@ -128,14 +136,44 @@ impl Worker {
         self.settle(&rows, parts.len(), outcome, Sent::Embeds).await
     }
 
+    /// Sends the next message of the burst in progress, or starts one if the head of the queue
+    /// starts a burst (waiting first while it may still be arriving).
+    async fn try_digest(&mut self) -> Result<Option<Step>, OutboxError> {
+        if self.settings.digest_threshold == 0 {
+            return Ok(None);
+        }
+        let window = self.outbox.pending_meta(&self.destination.name, DIGEST_LOOKAHEAD).await?;
+        self.burst = self.burst.take().and_then(|burst| burst.keep_pending(&window));
+        if self.burst.is_none() {
+            match plan_burst(&window, self.no_digest_through, &self.settings) {
+                Planned::Nothing => return Ok(None),
+                Planned::Hold(step) => return Ok(Some(step)),
+                Planned::Burst(burst) => self.burst = Some(burst),
+            }
+        }
+        let Some(burst) = &self.burst else {
+            return Ok(None);
+        };
+        let (rows, parts) = burst.next_message(&self.templates.current());
+        log::info!(
+            "{}: sending {} of {} {} events as a digest",
+            self.destination.name,
+            rows.len(),
+            burst.total(),
+            burst.action()
+        );
+        let mentions = Mentions::union(rows.iter().map(|row| &row.mentions));
+        if self.destination.forum.is_some() {
+            let (key, action) = (burst.post(), burst.action().to_owned());
+            return self.send_in_post(key, &action, &rows, &parts, &mentions, Sent::Digest).await.map(Some);
+        }
+        let (outcome, _) = self.send(&parts, &mentions, None).await;
+        self.settle(&rows, parts.len(), outcome, Sent::Digest).await.map(Some)
+    }
+
     /// Sends one message (into the forum post `post`, if given) and counts the answer. Also
     /// returns the created message's `channel_id`, if the answer had one.
-    pub(super) async fn send(
-        &mut self,
-        parts: &[Part],
-        mentions: &Mentions,
-        post: Option<&Post>,
-    ) -> (Outcome, Option<u64>) {
+    async fn send(&mut self, parts: &[Part], mentions: &Mentions, post: Option<&Post>) -> (Outcome, Option<u64>) {
         let mut message = build_message(parts, mentions, &self.destination);
         let mut thread_id = self.destination.thread_id;
         match post {
@@ -180,7 +218,7 @@ impl Worker {
 
     /// Waits `wait` because an answer asked for it; says so when that is long, or longer than the
     /// relay is willing to wait.
-    pub(super) fn park(&mut self, wait: Wait, why: &str) {
+    fn park(&mut self, wait: Wait, why: &str) {
         let name = &self.destination.name;
         let Wait { duration, capped } = wait;
         if capped {

@@ -180,7 +180,7 @@ async fn metrics_text(state: web::Data<State>) -> HttpResponse {
     state.metrics.set_forum_posts_forgotten(state.outbox.forum_posts_forgotten());
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.render(&stats, &state.health))
+        .body(state.metrics.render(&stats, &state.health, crate::outbox::now_ms()))
 }
 
 async fn receive_root(
@@ -360,8 +360,8 @@ fn hint_at_first_503(state: &State, panel: Option<&str>) {
     log::warn!(
         "first 503 since start{panel}: Marzban and PasarGuard treat a batch as delivered when any one of their \
          webhooks answers 2xx, so if the panel has another webhook that accepted this batch, it will not re-send it \
-         here and these events are lost. Make the relay the panel's only webhook (see the README's PasarGuard \
-         section). This hint is logged once"
+         here and these events are lost. Make the relay the panel's only webhook (see docs/PANELS.md, \
+         PasarGuard). This hint is logged once"
     );
 }
 

@@ -8,7 +8,7 @@ use super::spec::{DestinationSpec, TagIds};
 use super::{is_panel_label, one_of};
 use crate::destination::{Destination, Forum, Origin, Target};
 use crate::discord::WebhookUrl;
-use crate::reports::ReportKind;
+use crate::routing::ReportKind;
 
 /// A destination's `reports = [...]`: report names (daily, weekly), each once.
 pub(super) fn report_kinds(name: &str, reports: &[String], problems: &mut Vec<String>) -> Vec<ReportKind> {

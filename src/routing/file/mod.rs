@@ -14,10 +14,11 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use super::{Routes, Rule};
-use crate::config::{inline_or_file, toml_problem, InlineOrFileError};
 use crate::destination::Mentions;
 use crate::event::KNOWN_ACTIONS;
+use crate::render::template::line_at;
 use crate::secret::Secret;
+use crate::secret::{inline_or_file, InlineOrFileError};
 use destination::{destination, report_kinds};
 use spec::{Id, RoutesFile, RuleSpec};
 
@@ -147,5 +148,14 @@ fn rule(i: usize, spec: RuleSpec, known: &[&str], problems: &mut Vec<String>) ->
         max_days_left: spec.max_days_left,
         to: spec.to,
         mentions,
+    }
+}
+
+/// A TOML file's syntax error as one line: `line N: what is wrong`.
+fn toml_problem(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim();
+    match err.span() {
+        Some(span) => format!("line {}: {message}", line_at(text, span.start)),
+        None => message.to_owned(),
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::record::Accepted;
-use super::worker::Worker;
-use super::{Sent, Step};
+use super::Worker;
+use crate::deliver::{Sent, Step};
 use crate::discord::{self, Outcome, Scope, Wait};
 use crate::metrics::ScopeLabels;
 use crate::outbox::{now_ms, HealthKind, OutboxError, RowMeta};

@@ -1,0 +1,156 @@
+//! What is wrong with each destination and with the relay's own tasks, behind `/readyz`.
+//!
+//! Entries are keyed by name: a destination's, or a task's as `task:NAME` ([`TASK_PREFIX`]), so
+//! `/readyz` can say which is which without knowing any task.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// The relay's own tasks (`task:prune`, `task:reports`) are kept in [`Health`] under their name
+/// with this prefix, which no destination name has.
+pub const TASK_PREFIX: &str = "task:";
+
+/// Restarts of one destination's task within this window that make it a crash loop in `/readyz`.
+pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(900);
+
+/// That many restarts within [`CRASH_LOOP_WINDOW`].
+pub const CRASH_LOOP_RESTARTS: usize = 3;
+
+/// What is wrong with each destination, behind `/readyz`: a webhook that is gone (paused), a long
+/// wait an answer imposed (parked), a delivery task that stopped unexpectedly (down, or restarted
+/// again and again), what Discord accepted that the outbox cannot record (unrecorded).
+#[derive(Debug, Default)]
+pub struct Health {
+    destinations: Mutex<BTreeMap<String, DestinationHealth>>,
+}
+
+#[derive(Debug, Default)]
+struct DestinationHealth {
+    paused: Option<String>,
+    parked: Option<(SystemTime, String)>,
+    down: Option<String>,
+    restarts: VecDeque<SystemTime>,
+    /// Since when, and what, Discord accepted that the outbox could not record yet.
+    unrecorded: Option<(SystemTime, String)>,
+}
+
+impl Health {
+    fn with(&self, destination: &str, change: impl FnOnce(&mut DestinationHealth)) {
+        if let Ok(mut destinations) = self.destinations.lock() {
+            change(destinations.entry(destination.to_owned()).or_default());
+        }
+    }
+
+    /// The destination's webhook is gone: nothing is sent to it until restart.
+    pub fn pause(&self, destination: &str, reason: &str) {
+        self.with(destination, |health| health.paused = Some(reason.to_owned()));
+    }
+
+    /// The destination sends nothing until `until`, for `reason`.
+    pub fn park(&self, destination: &str, until: SystemTime, reason: &str) {
+        self.with(destination, |health| health.parked = Some((until, reason.to_owned())));
+    }
+
+    /// The destination's delivery task stopped unexpectedly, for `reason`; it will be restarted.
+    pub fn task_stopped(&self, destination: &str, reason: &str) {
+        self.with(destination, |health| health.down = Some(reason.to_owned()));
+    }
+
+    /// Discord accepted `what` at `since`, and the outbox could not record it yet; `None` once it
+    /// is recorded.
+    pub fn unrecorded(&self, destination: &str, unrecorded: Option<(SystemTime, String)>) {
+        self.with(destination, |health| health.unrecorded = unrecorded);
+    }
+
+    /// The destination's delivery task was started again (with no wait pending).
+    pub fn task_restarted(&self, destination: &str, at: SystemTime) {
+        self.with(destination, |health| {
+            health.down = None;
+            health.parked = None;
+            // What the stopped task held unrecorded is pending again: the new task sends it.
+            health.unrecorded = None;
+            health.restarts.push_back(at);
+            while health.restarts.len() > CRASH_LOOP_RESTARTS {
+                health.restarts.pop_front();
+            }
+        });
+    }
+
+    /// Drops what is known about a destination that no longer exists (a forgotten owner webhook).
+    pub fn forget(&self, destination: &str) {
+        if let Ok(mut destinations) = self.destinations.lock() {
+            destinations.remove(destination);
+        }
+    }
+
+    /// `(destination, reason)` of every paused destination.
+    pub fn paused(&self) -> Vec<(String, String)> {
+        let Ok(destinations) = self.destinations.lock() else { return Vec::new() };
+        destinations.iter().filter_map(|(name, h)| Some((name.clone(), h.paused.clone()?))).collect()
+    }
+
+    /// `(destination, problem)` for everything that makes the relay not ready at `now`.
+    pub fn problems(&self, now: SystemTime) -> Vec<(String, String)> {
+        let Ok(destinations) = self.destinations.lock() else { return Vec::new() };
+        let mut problems = Vec::new();
+        for (name, health) in destinations.iter() {
+            let mut report = |problem: String| problems.push((name.clone(), problem));
+            if let Some(reason) = &health.paused {
+                report(format!("is paused: {reason}"));
+            }
+            if let Some((until, reason)) = health.parked.as_ref().filter(|(until, _)| *until > now) {
+                let left = until.duration_since(now).unwrap_or_default().as_secs();
+                report(format!("is parked for another {left} s: {reason}"));
+            }
+            if let Some((since, what)) = &health.unrecorded {
+                let waiting = now.duration_since(*since).unwrap_or_default().as_secs();
+                report(format!(
+                    "cannot record what Discord accepted ({what}) for {waiting} s; nothing more is sent to it until \
+                     that is recorded"
+                ));
+            }
+            // The relay's own tasks (task:prune, task:reports) are tasks, not destinations.
+            let task = name.starts_with(TASK_PREFIX);
+            if let Some(reason) = &health.down {
+                report(if task {
+                    format!("stopped unexpectedly ({reason}) and is being restarted")
+                } else {
+                    format!("has no delivery task: it stopped unexpectedly ({reason}) and is being restarted")
+                });
+            }
+            let recent = health
+                .restarts
+                .iter()
+                .filter(|at| now.duration_since(**at).unwrap_or_default() < CRASH_LOOP_WINDOW)
+                .count();
+            if recent >= CRASH_LOOP_RESTARTS {
+                let what = if task { "keeps stopping" } else { "keeps losing its delivery task" };
+                report(format!(
+                    "{what}: restarted {recent} times in the last {} minutes",
+                    CRASH_LOOP_WINDOW.as_secs() / 60
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The [`Health::problems`] of the names `shown` keeps, as `/readyz` says them: `destination
+    /// NAME …`, or the relay's own task by its name (`task:prune stopped unexpectedly …`).
+    pub fn reasons(&self, now: SystemTime, shown: impl Fn(&str) -> bool) -> Vec<String> {
+        let task = |name: &str| name.starts_with(TASK_PREFIX);
+        self.problems(now)
+            .into_iter()
+            .filter(|(name, _)| shown(name))
+            .map(
+                |(name, problem)| {
+                    if task(&name) {
+                        format!("{name} {problem}")
+                    } else {
+                        format!("destination {name} {problem}")
+                    }
+                },
+            )
+            .collect()
+    }
+}
