@@ -20,13 +20,13 @@ mod settle;
 use super::digest::{plan_burst, Burst, Planned, DIGEST_LOOKAHEAD};
 use super::forum::{new_post, post_key, same_post, Post};
 use super::pacer::Pacer;
-use record::Recorder;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
 use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics};
 use crate::outbox::{Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
+use record::Recorder;
 
 /// Waits at least this long are logged and shown in `/readyz` as a parked destination.
 const PARK_NOTICE: Duration = Duration::from_secs(300);
