@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver::DeliverySettings;
-use crate::destination::{parse_tags, Forum, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
+use crate::destination::{parse_tags, Destination, Forum, Target, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
 use crate::render::Lang;
 use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
@@ -175,6 +175,7 @@ impl Config {
             .map(|path| Routes::load(Path::new(&path), reserved))
             .transpose()
             .map_err(|problems| invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))?;
+        refuse_a_shared_default(routes.as_ref(), discord_webhook_url.as_ref())?;
         let mut panels = env.parse_or("PANELS", Vec::new(), parse_panels)?;
         let mut warnings: Vec<String> = webhook_secret.iter().filter_map(|s| unsendable(s, "WEBHOOK_SECRET")).collect();
         warnings.extend(panels.iter().filter_map(|(label, s)| unsendable(s, &format!("PANELS (panel {label})"))));
@@ -260,6 +261,18 @@ fn unsendable(secret: &Secret, var: &str) -> Option<String> {
              this secret and none of its notifications will arrive. Use ASCII letters and digits"
         )
     })
+}
+
+/// Refuses a routes file with a destination on `DISCORD_WEBHOOK_URL`'s webhook and thread: two
+/// destinations there would pace alone against one rate limit, and make forum posts twice.
+fn refuse_a_shared_default(routes: Option<&Routes>, default: Option<&WebhookUrl>) -> Result<(), ConfigError> {
+    let (Some(routes), Some(url)) = (routes, default) else { return Ok(()) };
+    let problems = routes.shared_with_default(&Destination::new(DEFAULT_DESTINATION, Target::Webhook(url.clone())));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))
+    }
 }
 
 /// `DISCORD_FORUM` and `DISCORD_FORUM_TAGS`, checked against the default destination's URL.

@@ -275,3 +275,14 @@ fn panels_written_secret_first_are_refused_without_showing_the_secret() {
     assert!(!message.contains("Tr0ub4dor"), "{message}");
     assert!(message.contains("panel 2"), "says which entry: {message}");
 }
+
+#[test]
+fn a_routes_destination_on_the_default_webhook_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(&routes, format!("[destinations.audit]\nurl = \"{URL}\"\n[[rules]]\nto = [\"audit\"]\n")).unwrap();
+    let err = config(&[("DISCORD_WEBHOOK_URL", URL), ("ROUTES_FILE", routes.to_str().unwrap())]).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("DISCORD_WEBHOOK_URL and destinations.audit post to the same webhook"), "{said}");
+    assert!(!said.contains("tok-en_123"), "{said}");
+}

@@ -12,6 +12,10 @@
 //! A new post that Discord refuses (400) while it names tags is made again without them: a tag id
 //! that is not one of the forum's is the likeliest cause, and a refused digest would otherwise go
 //! out as a post per user. If it is refused without tags too, it is refused like any message.
+//! A new post whose title Discord's AutoMod blocks (400, code 200001: a word in the username, or
+//! in the admin's title template) is made again with a neutral title ([`neutral_title`]): the
+//! post is remembered like any other, so the user's later events go into it instead of each
+//! being refused. If the neutral title is blocked too, the message is refused like any.
 //!
 //! A post Discord no longer has (404, code 10003) or that is locked is forgotten, and the next
 //! step makes a new one. After a `user_deleted` is delivered into a post, the post is forgotten,
@@ -21,11 +25,12 @@
 
 use serenity::builder::ExecuteWebhook;
 use serenity::model::id::ForumTagId;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::destination::{Destination, DIGEST_TAG_KEY};
 use crate::outbox::{PostKey, Row, RowMeta};
-use crate::render::{Part, PostTitle, Renderer, REPORT_TEMPLATE};
+use crate::render::{Part, PostTitle, Renderer, REPORT_ACTION, REPORT_USERNAME_SUFFIX};
 
 /// The action whose delivery ends a user's post.
 const USER_DELETED: &str = "user_deleted";
@@ -101,7 +106,7 @@ pub fn post_key(rows: &[RowMeta], digest: bool) -> PostKey {
 /// kept under [`REPORT_POSTS`] in place of a panel label, so that no user can share it, whatever
 /// their name.
 fn user_post(row: &RowMeta) -> PostKey {
-    let panel = if row.action == REPORT_TEMPLATE { Some(REPORT_POSTS.to_owned()) } else { row.panel.clone() };
+    let panel = if row.action == REPORT_ACTION { Some(REPORT_POSTS.to_owned()) } else { row.panel.clone() };
     PostKey::User { panel, username: row.username.clone() }
 }
 
@@ -124,15 +129,32 @@ pub fn new_post_of(
     action: &str,
 ) -> (String, Vec<u64>) {
     let title = match key {
-        PostKey::User { panel, username } => {
-            PostTitle::user(username, panel.as_deref().filter(|panel| *panel != REPORT_POSTS), action)
+        PostKey::User { panel: Some(panel), username } if panel == REPORT_POSTS => {
+            PostTitle::report(username.strip_suffix(REPORT_USERNAME_SUFFIX).unwrap_or(username), action)
         }
+        PostKey::User { panel, username } => PostTitle::user(username, panel.as_deref(), action),
         PostKey::Digest { date } => PostTitle::digest(date, action),
     };
     let name = renderer.thread_name(&title.several_panels(several_panels));
     let tag_key = if matches!(key, PostKey::Digest { .. }) { DIGEST_TAG_KEY } else { action };
     let tags = destination.forum.as_ref().map(|forum| forum.tags_for(tag_key).to_vec()).unwrap_or_default();
     (name, tags)
+}
+
+/// The title of a new post for `key` when AutoMod blocked the usual one: nothing a user chose,
+/// only the panel's label and a short hash of the username (the same for every event of the
+/// user, so an admin can tell two such posts apart), or for a digest its date.
+pub fn neutral_title(key: &PostKey) -> String {
+    match key {
+        PostKey::User { panel, username } => {
+            let hash = crate::secret::lower_hex(&Sha256::digest(username.as_bytes()));
+            match panel.as_deref().filter(|panel| *panel != REPORT_POSTS) {
+                Some(panel) => format!("{panel} · #{}", &hash[..8]),
+                None => format!("#{}", &hash[..8]),
+            }
+        }
+        PostKey::Digest { date } => date.clone(),
+    }
 }
 
 /// The post of the digest holding `rows`: the UTC day its first event was received.
@@ -209,10 +231,10 @@ mod tests {
     #[test]
     fn a_reports_panels_share_one_post_of_that_report() {
         let window = vec![
-            row(1, "report", "daily report", None),
-            row(2, "report", "daily report", Some("eu")),
+            row(1, REPORT_ACTION, "daily report", None),
+            row(2, REPORT_ACTION, "daily report", Some("eu")),
             row(3, "user_created", "ali", Some("eu")),
-            row(4, "report", "weekly report", Some("eu")),
+            row(4, REPORT_ACTION, "weekly report", Some("eu")),
         ];
         assert_eq!(ids(&same_post(window.clone())), [1, 2]);
         let metas: Vec<RowMeta> = window.into_iter().map(|(row, _)| row.meta).collect();
@@ -224,6 +246,9 @@ mod tests {
             post_key(&metas[..1], false),
             "a user of that name has a post of theirs"
         );
+        let sent_by_a_panel = row(6, "report", "daily report", Some("eu")).0.meta;
+        let theirs = PostKey::User { panel: Some("eu".into()), username: "daily report".into() };
+        assert_eq!(post_key(&[sent_by_a_panel], false), theirs, "a panel's `report` event is a user's");
         let ali = PostKey::User { panel: Some("eu".into()), username: "ali".into() };
         assert_eq!(post_key(&metas[2..3], false), ali, "a user's post stays per panel");
     }

@@ -62,6 +62,8 @@ pub struct Worker {
     untagged: Option<i64>,
     /// Writes what Discord accepted, holding the destination while that fails.
     recorder: Recorder,
+    /// The row whose new forum post gets a neutral title: AutoMod blocked the usual one.
+    neutral_title: Option<i64>,
 }
 
 impl Worker {
@@ -87,6 +89,7 @@ impl Worker {
             failing_since: None,
             posts_without_id: 0,
             untagged: None,
+            neutral_title: None,
         }
     }
 
@@ -196,7 +199,10 @@ impl Worker {
         let class = match &outcome {
             Outcome::Delivered => "2xx",
             Outcome::RateLimited { .. } => "429",
-            Outcome::Rejected { .. } | Outcome::Gone { .. } | Outcome::ThreadUnusable { .. } => "4xx",
+            Outcome::Rejected { .. }
+            | Outcome::Gone { .. }
+            | Outcome::ThreadUnusable { .. }
+            | Outcome::TitleBlocked { .. } => "4xx",
             Outcome::Transient { status: Some(_), .. } => "5xx",
             Outcome::Transient { status: None, .. } => "error",
         };

@@ -4,7 +4,7 @@
 
 use super::record::Accepted;
 use super::Worker;
-use crate::deliver::forum::{ended_posts, new_post_of, starts_a_post, Post};
+use crate::deliver::forum::{ended_posts, neutral_title, new_post_of, starts_a_post, Post};
 use crate::deliver::{Sent, Step};
 use crate::destination::Mentions;
 use crate::discord::Outcome;
@@ -31,14 +31,30 @@ impl Worker {
         let post = match self.outbox.forum_post(&name, &key).await? {
             Some(id) if !starts_a_post(&key, rows) => Post::Existing(id),
             _ => {
-                let (name, mut tags) = self.new_post_of(&key, creator);
-                if self.untagged.is_some() && self.untagged == rows.first().map(|row| row.id) {
+                let (mut name, mut tags) = self.new_post_of(&key, creator);
+                let head = rows.first().map(|row| row.id);
+                if self.untagged.is_some() && self.untagged == head {
                     tags.clear();
+                }
+                if self.neutral_title.is_some() && self.neutral_title == head {
+                    name = neutral_title(&key);
                 }
                 Post::New { name, tags }
             }
         };
         let (outcome, channel_id) = self.send(parts, mentions, Some(&post)).await;
+        if let (Outcome::TitleBlocked { detail }, Post::New { name: title, .. }) = (&outcome, &post) {
+            let head = rows.first().map(|row| row.id);
+            if self.neutral_title != head {
+                let neutral = neutral_title(&key);
+                log::warn!(
+                    "{name}: Discord's AutoMod blocked the title {title:?} of a new forum post ({detail}); making it \
+                     titled {neutral:?}. The forum's AutoMod rules decide which titles pass"
+                );
+                self.neutral_title = head;
+                return Ok(Step::Progress);
+            }
+        }
         if let (Outcome::Rejected { status: 400, detail }, Post::New { tags, .. }) = (&outcome, &post) {
             if !tags.is_empty() {
                 // The tags are the likeliest cause (an id that is not one of the forum's): a
@@ -53,7 +69,7 @@ impl Worker {
         }
         match (outcome, &post) {
             (Outcome::Delivered, _) => {
-                self.untagged = None;
+                (self.untagged, self.neutral_title) = (None, None);
                 let created = match (&post, channel_id) {
                     (Post::New { .. }, None) => {
                         self.posts_without_id += 1;

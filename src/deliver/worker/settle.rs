@@ -34,6 +34,8 @@ impl Worker {
             }
             Outcome::Transient { detail, .. } => self.retry_later(rows, detail).await,
             Outcome::Rejected { status, detail } => self.rejected(rows, status, detail, sent).await,
+            // A neutral title was blocked too, or the answer came where no post was being made.
+            Outcome::TitleBlocked { detail } => self.rejected(rows, 400, detail, sent).await,
             Outcome::Gone { status, detail } => {
                 self.note_health(HealthKind::Paused).await;
                 Ok(self.gone(status, &detail))
