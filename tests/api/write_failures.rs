@@ -4,19 +4,12 @@
 //! it is recorded, and `/readyz` says why it is not ready until writes work again.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
 use crate::fake_discord::{FakeDiscord, Limits, WEBHOOK_ID};
 use crate::helpers::{batch_of, poll_until, spawn_app_in, Options, TestApp};
-
-/// The relay's SQLite busy timeout: a write waits this long for a lock held elsewhere, then fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long the lock is held after Discord answered: past the busy timeout, so the relay's first
-/// write of the outcome fails, and long enough for a relay that re-sends to do so meanwhile.
-const LOCK_HELD: Duration = BUSY_TIMEOUT.saturating_add(Duration::from_secs(3));
 
 /// The relay's outbox file in `dir`.
 fn outbox_file(dir: &Path) -> std::path::PathBuf {
@@ -47,15 +40,18 @@ async fn record_retries(app: &TestApp) -> f64 {
 }
 
 /// Takes the outbox's write lock once the panel's events are stored and Discord is answering
-/// them, holds it for [`LOCK_HELD`] after Discord's first answer, and gives back what `/readyz`
-/// said meanwhile.
+/// them, as another process would, and holds it past the relay's busy timeout: until the relay has
+/// failed to record Discord's answer (or, as it did before, sent the message again). Gives back
+/// what `/readyz` said while the lock was held.
 async fn hold_the_write_lock_while_discord_answers(app: &TestApp, discord: &FakeDiscord, dir: &Path) -> (u16, String) {
     let lock = another_connection(dir);
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     discord.wait_for_requests(1, crate::helpers::SETTLE).await;
-    let answered = Instant::now();
+    poll_until("a failed write of what Discord accepted", || async {
+        (record_retries(app).await >= 1.0 || discord.arrived() >= 2).then_some(())
+    })
+    .await;
     let locked = readiness(app).await;
-    tokio::time::sleep(LOCK_HELD.saturating_sub(answered.elapsed())).await;
     lock.execute_batch("ROLLBACK").unwrap();
     locked
 }
@@ -80,6 +76,7 @@ async fn a_message_discord_accepted_while_the_outbox_was_locked_is_sent_once() {
     assert_eq!(messages[0]["embeds"].as_array().map(Vec::len), Some(5));
     assert_eq!(status, 503, "not ready while the outbox cannot be written: {reasons}");
     assert!(reasons.contains("database is locked"), "says why: {reasons}");
+    assert!(reasons.contains("destination default cannot record what Discord accepted (5 events"), "{reasons}");
     assert!(record_retries(&app).await >= 1.0, "the failed write was counted and retried");
     let (status, reasons) = readiness(&app).await;
     assert_eq!(status, 200, "ready again once the lock is gone: {reasons}");
