@@ -51,7 +51,8 @@ const QUOTED: &[(&str, &[&str])] = &[
     ("docs/PANELS.md", &["first 503 since start"]),
     ("docs/DELIVERY.md", &["delivered ", " events after ", " s of failures"]),
     ("docs/OPERATIONS.md", &["is paused: "]),
-    ("docs/OPERATIONS.md", &["is parked for another ", " s: "]),
+    ("docs/OPERATIONS.md", &["is parked ", "until ", "(another ", " s): "]),
+    ("docs/OPERATIONS.md", &["destination ", " waits ", "until ", "(another ", " s): "]),
     ("docs/OPERATIONS.md", &["stopped unexpectedly (", ") and is being restarted"]),
     ("docs/OPERATIONS.md", &["keeps stopping", ": restarted ", " times in the last ", " minutes"]),
 ];

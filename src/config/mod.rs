@@ -112,9 +112,9 @@ pub struct Config {
     /// rows for `DELIVERED_RETENTION`.
     pub owner_destinations_max: usize,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
-    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`, `DIGEST_WINDOW`), each range-checked:
-    /// [`RETRY_STEP`], [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`], [`CHANNEL_MESSAGES`] and
-    /// [`DIGEST_WINDOW`].
+    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`, `DIGEST_WINDOW`) and which waits `/readyz` lists
+    /// (`READYZ_WAIT_NOTICE`), each range-checked: [`RETRY_STEP`], [`RETRY_MAX_AGE`],
+    /// [`CHANNEL_WINDOW`], [`CHANNEL_MESSAGES`], [`DIGEST_WINDOW`] and [`WAIT_NOTICE`].
     pub delivery: DeliverySettings,
     /// `DELIVERED_RETENTION`, default 7 days, [`RETENTION`] (0 to 3650 days): delivered rows older
     /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
@@ -324,6 +324,7 @@ fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
         })?,
         digest_window: env
             .parse_or("DIGEST_WINDOW", defaults.digest_window, |s| parse_duration_in(s, DIGEST_WINDOW))?,
+        wait_notice: env.parse_or("READYZ_WAIT_NOTICE", defaults.wait_notice, |s| parse_duration_in(s, WAIT_NOTICE))?,
         ..defaults
     })
 }

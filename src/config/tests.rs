@@ -223,6 +223,17 @@ fn reads_the_digest_window_within_its_range() {
 }
 
 #[test]
+fn reads_the_readyz_wait_notice_within_its_range() {
+    assert_eq!(config(&[]).unwrap().delivery.wait_notice, Duration::from_secs(60));
+    assert_eq!(config(&[("READYZ_WAIT_NOTICE", "1s")]).unwrap().delivery.wait_notice, Duration::from_secs(1));
+    assert_eq!(config(&[("READYZ_WAIT_NOTICE", "5m")]).unwrap().delivery.wait_notice, Duration::from_secs(300));
+    for out_of_range in ["0", "500ms", "301s", "1h", "1e30s", "soon"] {
+        let err = config(&[("READYZ_WAIT_NOTICE", out_of_range)]).unwrap_err().to_string();
+        assert!(err.starts_with("READYZ_WAIT_NOTICE must be "), "{out_of_range}: {err}");
+    }
+}
+
+#[test]
 fn folds_updates_unless_told_not_to() {
     assert!(config(&[]).unwrap().fold_updates);
     assert!(!config(&[("FOLD_UPDATES", "false")]).unwrap().fold_updates);

@@ -124,6 +124,11 @@ pub const DEDUP: Bounds = Bounds { min: Duration::from_secs(1), max: days(1), ze
 pub const DIGEST_WINDOW: Bounds =
     Bounds { min: Duration::from_millis(100), max: Duration::from_secs(60), zero_is_off: true };
 
+/// `READYZ_WAIT_NOTICE`: 1 second to 5 minutes. Waits an answer imposed of five minutes or more
+/// already make `/readyz` answer 503, so a longer notice would show nothing more.
+pub const WAIT_NOTICE: Bounds =
+    Bounds { min: Duration::from_secs(1), max: Duration::from_secs(300), zero_is_off: false };
+
 /// `DELIVERED_RETENTION`: 0 to 3650 days (0: delete delivered rows at the next hourly pruning).
 pub const RETENTION: Bounds = Bounds { min: Duration::ZERO, max: days(3650), zero_is_off: false };
 

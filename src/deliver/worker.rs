@@ -23,13 +23,15 @@ use super::pacer::Pacer;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
-use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics};
+use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics, Waiting};
 use crate::outbox::{Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
 use record::Recorder;
 
-/// Waits at least this long are logged and shown in `/readyz` as a parked destination.
-const PARK_NOTICE: Duration = Duration::from_secs(300);
+/// Waits an answer imposed that are at least this long are logged, and make `/readyz` answer 503
+/// while they last (the destination is parked): five minutes and more is no pacing but a ban, a
+/// misbehaving proxy or an absurd answer. Shorter waits of at least `wait_notice` are notices.
+const PARK: Duration = Duration::from_secs(300);
 
 /// Delivers one destination's rows.
 pub struct Worker {
@@ -233,15 +235,23 @@ impl Worker {
                 discord::MAX_WAIT,
                 discord::MAX_WAIT
             );
-        } else if duration >= PARK_NOTICE {
+        } else if duration >= PARK {
             log::warn!("{name}: {why}; sending nothing for {duration:?}");
         }
-        if capped || duration >= PARK_NOTICE {
-            let until = std::time::SystemTime::now().checked_add(duration).unwrap_or(std::time::SystemTime::now());
-            let asked = if capped { " (asked for longer, capped)" } else { "" };
-            self.health.park(name, until, &format!("{why}: waiting {duration:?}{asked}"));
-        }
+        let asked = if capped { " (asked for longer, capped)" } else { "" };
+        self.show_wait(duration, capped || duration >= PARK, &format!("{why}: waiting {duration:?}{asked}"));
         self.pacer.delay(duration);
+    }
+
+    /// Shows a wait in `/readyz` until it ends: as a reason the relay is not ready when it
+    /// `blocks`, otherwise as a notice if it is at least `wait_notice` long.
+    pub(super) fn show_wait(&self, duration: Duration, blocks: bool, reason: &str) {
+        if !blocks && duration < self.settings.wait_notice {
+            return;
+        }
+        let now = std::time::SystemTime::now();
+        let until = now.checked_add(duration).unwrap_or(now);
+        self.health.wait(&self.destination.name, Waiting { until, reason: reason.to_owned(), blocks });
     }
 
     /// Delivers until `shutdown` is cancelled. The request in flight then gets

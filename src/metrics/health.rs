@@ -19,7 +19,8 @@ pub const CRASH_LOOP_RESTARTS: usize = 3;
 
 /// What is wrong with each destination, behind `/readyz`: a webhook that is gone (paused), a long
 /// wait an answer imposed (parked), a delivery task that stopped unexpectedly (down, or restarted
-/// again and again), what Discord accepted that the outbox cannot record (unrecorded).
+/// again and again), what Discord accepted that the outbox cannot record (unrecorded); and, as
+/// notices that leave the relay ready, shorter waits worth knowing of.
 #[derive(Debug, Default)]
 pub struct Health {
     destinations: Mutex<BTreeMap<String, DestinationHealth>>,
@@ -28,11 +29,36 @@ pub struct Health {
 #[derive(Debug, Default)]
 struct DestinationHealth {
     paused: Option<String>,
-    parked: Option<(SystemTime, String)>,
+    waiting: Option<Waiting>,
     down: Option<String>,
     restarts: VecDeque<SystemTime>,
     /// Since when, and what, Discord accepted that the outbox could not record yet.
     unrecorded: Option<(SystemTime, String)>,
+}
+
+/// A destination sending nothing until `until`, for `reason`, shown in `/readyz` until it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    pub until: SystemTime,
+    pub reason: String,
+    /// Whether the relay is not ready while it lasts (the destination is parked) or the wait is
+    /// only a notice beside `"ready": true`.
+    pub blocks: bool,
+}
+
+impl Waiting {
+    /// `until 2026-12-07T14:30:00Z (another 240 s): reason`, as of `now`.
+    fn describe(&self, now: SystemTime) -> String {
+        let left = self.until.duration_since(now).unwrap_or_default().as_secs();
+        let end = jiff::Timestamp::try_from(self.until)
+            .and_then(|at| at.round(jiff::Unit::Second))
+            .map_or_else(|_| String::new(), |at| format!("until {at} "));
+        format!("{end}(another {left} s): {}", self.reason)
+    }
+
+    fn lasts(&self, now: SystemTime) -> bool {
+        self.until > now
+    }
 }
 
 impl Health {
@@ -47,9 +73,14 @@ impl Health {
         self.with(destination, |health| health.paused = Some(reason.to_owned()));
     }
 
-    /// The destination sends nothing until `until`, for `reason`.
-    pub fn park(&self, destination: &str, until: SystemTime, reason: &str) {
-        self.with(destination, |health| health.parked = Some((until, reason.to_owned())));
+    /// The destination sends nothing until `wait.until`. A wait that ends later is kept: the
+    /// destination's pacing keeps the longest wait too.
+    pub fn wait(&self, destination: &str, wait: Waiting) {
+        self.with(destination, |health| {
+            if health.waiting.as_ref().is_none_or(|known| known.until <= wait.until) {
+                health.waiting = Some(wait);
+            }
+        });
     }
 
     /// The destination's delivery task stopped unexpectedly, for `reason`; it will be restarted.
@@ -67,7 +98,7 @@ impl Health {
     pub fn task_restarted(&self, destination: &str, at: SystemTime) {
         self.with(destination, |health| {
             health.down = None;
-            health.parked = None;
+            health.waiting = None;
             // What the stopped task held unrecorded is pending again: the new task sends it.
             health.unrecorded = None;
             health.restarts.push_back(at);
@@ -99,9 +130,8 @@ impl Health {
             if let Some(reason) = &health.paused {
                 report(format!("is paused: {reason}"));
             }
-            if let Some((until, reason)) = health.parked.as_ref().filter(|(until, _)| *until > now) {
-                let left = until.duration_since(now).unwrap_or_default().as_secs();
-                report(format!("is parked for another {left} s: {reason}"));
+            if let Some(wait) = health.waiting.as_ref().filter(|wait| wait.blocks && wait.lasts(now)) {
+                report(format!("is parked {}", wait.describe(now)));
             }
             if let Some((since, what)) = &health.unrecorded {
                 let waiting = now.duration_since(*since).unwrap_or_default().as_secs();
@@ -151,6 +181,20 @@ impl Health {
                     }
                 },
             )
+            .collect()
+    }
+
+    /// `destination NAME waits until …` for every wait that is only a notice, of the destinations
+    /// `shown` keeps, at `now`.
+    pub fn notices(&self, now: SystemTime, shown: impl Fn(&str) -> bool) -> Vec<String> {
+        let Ok(destinations) = self.destinations.lock() else { return Vec::new() };
+        destinations
+            .iter()
+            .filter(|(name, _)| shown(name))
+            .filter_map(|(name, health)| {
+                let wait = health.waiting.as_ref().filter(|wait| !wait.blocks && wait.lasts(now))?;
+                Some(format!("destination {name} waits {}", wait.describe(now)))
+            })
             .collect()
     }
 }

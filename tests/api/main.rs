@@ -24,6 +24,7 @@ mod owners;
 mod pacing;
 mod pasarguard;
 mod preview;
+mod readiness;
 mod report_faults;
 mod reports;
 mod safety;

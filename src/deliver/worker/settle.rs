@@ -132,6 +132,9 @@ impl Worker {
             self.destination.name,
             self.failures
         );
+        // Never parked: the rows wait in the outbox as they would for any failure, and the retry
+        // horizon decides when they become dead letters.
+        self.show_wait(wait, false, &format!("retrying after a failed delivery (attempt {}): {detail}", self.failures));
         self.pacer.delay(wait);
         Ok(Step::Wait(wait))
     }
