@@ -126,7 +126,7 @@ mod tests {
     use rusqlite::params;
 
     use super::*;
-    use crate::outbox::schema::MIGRATIONS;
+    use crate::outbox::schema::{MIGRATIONS, SCHEMA_FORUM_POSTS_USED};
     use crate::outbox::{PostKey, FILE_NAME, ROW_OVERHEAD_BYTES};
 
     const MAX_BYTES: u64 = 160 * 1024;
@@ -236,7 +236,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-            let previous = MIGRATIONS.len() - 1;
+            let previous = MIGRATIONS.iter().position(|step| *step == SCHEMA_FORUM_POSTS_USED).unwrap();
             conn.execute_batch(&format!("{} PRAGMA user_version = {previous};", MIGRATIONS[..previous].join(" ")))
                 .unwrap();
             for (name, thread_id, created_at) in [("old", 11, 5), ("new", 22, 9)] {

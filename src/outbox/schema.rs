@@ -8,8 +8,24 @@ use rusqlite::{Connection, OpenFlags};
 use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-pub const MIGRATIONS: &[&str] =
-    &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS, SCHEMA_REPORT_NAMES, SCHEMA_FORUM_POSTS_USED];
+pub const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    SCHEMA_V2,
+    SCHEMA_V3,
+    SCHEMA_V4,
+    SCHEMA_REPORTS,
+    SCHEMA_REPORT_NAMES,
+    SCHEMA_FORUM_POSTS_USED,
+    SCHEMA_REPORT_ACTION,
+];
+
+/// The relay's own reports are stored with the action `:report`, which no panel can send: a report
+/// stored before (action `report`, username `daily report` or `weekly report`, no fingerprint) and
+/// not yet delivered would otherwise go out as a panel event, into a post of its own in forum mode.
+pub const SCHEMA_REPORT_ACTION: &str = "
+UPDATE messages SET action = ':report'
+    WHERE action = 'report' AND fingerprint IS NULL AND username IN ('daily report', 'weekly report');
+";
 
 /// When each remembered forum post was last written to (unix ms), so a full outbox forgets the
 /// least recently used posts first. Posts remembered so far count as used when they were made.

@@ -338,3 +338,26 @@ async fn the_readiness_probe_commits_a_write_to_the_file_and_fails_when_that_fai
     other.execute_batch("ROLLBACK").unwrap();
     outbox.probe().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_report_stored_before_reports_had_their_own_action_is_still_a_report() {
+    use super::schema::MIGRATIONS;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        let before = MIGRATIONS.len() - 1;
+        conn.execute_batch(&format!("{} PRAGMA user_version = {before};", MIGRATIONS[..before].join(" "))).unwrap();
+        let insert = "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint) \
+                      VALUES ('default', 1, 'report', ?1, 'eu', '{}', ?2)";
+        conn.execute(insert, rusqlite::params!["daily report", None::<String>]).unwrap();
+        conn.execute(insert, rusqlite::params!["weekly report", None::<String>]).unwrap();
+        // A panel's event named `report` (a fingerprint, or another name) stays the panel's.
+        conn.execute(insert, rusqlite::params!["daily report", Some("fp")]).unwrap();
+        conn.execute(insert, rusqlite::params!["ali", None::<String>]).unwrap();
+    }
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let due = outbox.due("default", 10).await.unwrap();
+    let actions: Vec<&str> = due.iter().map(|row| row.meta.action.as_str()).collect();
+    assert_eq!(actions, [":report", ":report", "report", "report"]);
+    assert_eq!(crate::render::REPORT_ACTION, ":report", "the upgrade spells the action out");
+}

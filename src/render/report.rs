@@ -135,8 +135,11 @@ impl Renderer {
 /// A username as a report's list shows it: one line (line breaks and other control characters
 /// are spaces, runs of spaces one), without hidden characters, and never empty: a name that shows
 /// nothing is "(no username)" in the report's language, so a list never has an empty entry.
+/// The Braille blank (U+2800) counts as a space here: it draws as nothing, and is the usual way
+/// to make a name look empty on Discord.
 pub fn listed_name(name: &str, lang: Lang) -> String {
-    let visible: String = strip_invisible(name).into_iter().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let blank = |c: char| c.is_control() || c == '\u{2800}';
+    let visible: String = strip_invisible(name).into_iter().map(|c| if blank(c) { ' ' } else { c }).collect();
     let line = visible.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.is_empty() {
         no_username(lang).to_owned()
@@ -216,7 +219,8 @@ mod tests {
     #[test]
     fn a_listed_name_is_one_line_and_never_empty() {
         assert_eq!(listed_name("ali\nreza\r\n\tx", Lang::En), "ali reza x");
-        for blank in ["", "  ", "\u{200B}\u{2060}", "\u{3164}", "\n"] {
+        // U+2800 (Braille Pattern Blank) is the usual "invisible name" on Discord: drawn as nothing.
+        for blank in ["", "  ", "\u{200B}\u{2060}", "\u{3164}", "\n", "\u{2800}", "\u{2800} \u{2800}"] {
             assert_eq!(listed_name(blank, Lang::En), "(no username)", "{blank:?}");
             assert_eq!(listed_name(blank, Lang::Ru), "(без имени)", "{blank:?}");
         }

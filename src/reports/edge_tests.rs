@@ -212,6 +212,25 @@ async fn a_clock_behind_for_a_moment_does_not_repeat_a_report() {
 }
 
 #[tokio::test]
+#[ignore = "finding: a record reset by a clock that stayed behind makes the report after the fix cover days reported already"]
+async fn a_clock_behind_for_hours_then_set_right_does_not_count_a_reported_day_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
+    reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap();
+    tally(&outbox, vec![expired("once", at("2026-03-10T12:00:00Z"), None)]).await;
+    assert_eq!(reports.run_due(at("2026-03-11T09:00:00Z")).await.unwrap(), 1, "the day with `once`");
+    // A restart on a host whose clock reads a week behind for over an hour (NTP blocked): the
+    // record looks like a clock that was ahead, and is set back to that week.
+    assert_eq!(reports.run_due(at("2026-03-04T10:00:00Z")).await.unwrap(), 0);
+    assert_eq!(reports.run_due(at("2026-03-04T11:30:00Z")).await.unwrap(), 0);
+    // NTP answers: the next report is the day after the one reported.
+    assert_eq!(reports.run_due(at("2026-03-12T09:00:00Z")).await.unwrap(), 1);
+    let parts = stored(&outbox).await;
+    let status = &parts[1].embed.fields.iter().find(|f| f.name == "Status").unwrap().value;
+    assert!(!status.contains("Expired: 1"), "`once` was in the report before: {status} {:?}", covered(&parts[1]));
+}
+
+#[tokio::test]
 async fn names_in_a_report_are_shown_as_typed_never_as_markdown_mentions_or_reordered_text() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path()).unwrap();

@@ -161,8 +161,11 @@ impl Router {
                 return None;
             }
         };
-        let already = routed.iter().any(|r| matches!(&r.destination.target, Target::Webhook(u) if *u == url))
-            || self.destinations.iter().any(|d| matches!(&d.target, Target::Webhook(u) if *u == url));
+        // The same webhook and thread however spelled (another host, `/api/v10/`, a trailing
+        // slash, `?thread_id=` or `thread_id`): a second destination there would pace alone.
+        let place = Some((url.id(), url.thread_id()));
+        let already = routed.iter().any(|r| r.destination.posts_to() == place)
+            || self.destinations.iter().any(|d| d.posts_to() == place);
         if already {
             return None;
         }
@@ -307,6 +310,37 @@ to = ["default"]
         assert_ne!(threaded[1].destination.name, first[1].destination.name, "another thread is another place");
         assert_eq!(threaded[1].destination.thread_id, Some(5));
         assert_eq!(metrics.in_use.get(), 2);
+    }
+
+    #[test]
+    fn an_owner_webhook_spelled_otherwise_than_a_configured_one_is_no_second_destination() {
+        let text = r#"
+[destinations.alerts]
+url = "https://discord.com/api/webhooks/1/a"
+[destinations.threaded]
+url = "https://discord.com/api/webhooks/2/b"
+thread_id = "223456789012345678"
+[[rules]]
+actions = ["user_limited"]
+to = ["alerts", "threaded"]
+"#;
+        let file = routes(text).unwrap();
+        let owners = Arc::new(OwnerDestinations::new(DEFAULT_OWNER_DESTINATIONS_MAX, OwnerMetrics::default()));
+        let router =
+            Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&file), Some(owners));
+        // The same webhook and thread as a configured destination, however the URL spells it:
+        // a second destination there would pace alone against Discord's one limit.
+        for same in [
+            "https://discordapp.com/api/v10/webhooks/1/a/",
+            "https://canary.discord.com/api/webhooks/1/a",
+            "https://discord.com/api/webhooks/2/b?thread_id=223456789012345678",
+        ] {
+            assert!(router.route(&owned_by("res", same)).is_empty(), "{same}");
+        }
+        // The channel of a configured destination's thread is another place.
+        let channel = router.route(&owned_by("res", "https://discord.com/api/webhooks/2/b"));
+        assert_eq!(channel.len(), 1);
+        assert_eq!(Origin::of(&channel[0].destination.name), Origin::Owner);
     }
 
     #[test]
