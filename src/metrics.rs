@@ -238,6 +238,12 @@ impl Metrics {
         Self { registry, ..metrics }
     }
 
+    /// The registry, for a stage that registers metrics of its own (node watch) before the
+    /// metrics are shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// Sets the count of forum posts forgotten to make room: the outbox counts them, as it
     /// forgets them while storing events.
     pub fn set_forum_posts_forgotten(&self, total: u64) {

@@ -16,7 +16,9 @@ use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, T
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics};
+use crate::nodes::{NodeMetrics, Watcher, NODES_TASK};
 use crate::outbox::Outbox;
+use crate::panel::PanelClient;
 use crate::render::Templates;
 use crate::reports::{self, Producer};
 use crate::routing::Router;
@@ -30,14 +32,17 @@ const MAX_CONNECTIONS_PER_WORKER: usize = 256;
 /// How long in-flight requests get to finish at shutdown.
 const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
+/// A producer's task and the token that stops it.
+type Producing = (CancellationToken, tokio::task::JoinHandle<()>);
+
 /// The relay, built and listening, not yet running.
 pub struct Application {
     server: Server,
     port: u16,
     delivery: Delivery,
     templates: Arc<Templates>,
-    /// The report producer's task and its stop token, when reports are scheduled.
-    reports: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// The producers' tasks (reports, node watch) and their stop tokens, when configured.
+    producers: Vec<Producing>,
 }
 
 impl Application {
@@ -64,7 +69,12 @@ impl Application {
         let outbox = Outbox::open_capped(&config.data_dir, config.outbox_max_bytes)
             .context("cannot open the outbox (DATA_DIR)")?;
         let templates = Arc::new(load_templates(&config));
-        let metrics = Arc::new(Metrics::new());
+        let node_metrics = NodeMetrics::default();
+        let metrics = {
+            let mut metrics = Metrics::new();
+            node_metrics.register(metrics.registry_mut());
+            Arc::new(metrics)
+        };
         let router = Arc::new(router_counted(&config, metrics.owners.clone()));
         announce(&config, &outbox, &router).await;
         let stored = stored_destinations(&outbox).await;
@@ -80,6 +90,24 @@ impl Application {
         };
         let delivery = Delivery::start(&router, stored, services, config.delivered_retention);
         let reports = start_reports(&config, &router, &outbox, &templates, &delivery, &health, &metrics);
+        let watcher = config.panel_api.as_ref().map(|settings| -> anyhow::Result<Watcher> {
+            let client = PanelClient::new(settings).map_err(anyhow::Error::msg)?;
+            log::info!("node watch: polling {} every {:?}", settings.url, config.node_watch.poll_interval);
+            Ok(Watcher {
+                client: Arc::new(client),
+                outbox: outbox.clone(),
+                templates: templates.clone(),
+                router: router.clone(),
+                dispatch: Some(delivery.dispatch()),
+                metrics: node_metrics,
+                health: health.clone(),
+                settings: config.node_watch.clone(),
+                call_timeout: settings.timeout,
+                panel: settings.label.clone(),
+            })
+        });
+        let nodes = watcher.transpose()?.map(|watcher| start_nodes(watcher, &health, &metrics));
+        let producers = reports.into_iter().chain(nodes).collect();
         let state = web::Data::new(State {
             auth: auth(&config),
             templates: templates.clone(),
@@ -111,7 +139,7 @@ impl Application {
         .listen(listener)?
         .run();
         log::info!("listening on port {port}");
-        Ok(Self { server, port, delivery, templates, reports })
+        Ok(Self { server, port, delivery, templates, producers })
     }
 
     /// The live template set, to reload it.
@@ -130,17 +158,19 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
-        let (reports, delivery) = (self.reports, self.delivery);
-        // The report producer and the delivery tasks stop side by side: a report still being
-        // stored must not eat into the grace of the Discord request in flight.
+        let (producers, delivery) = (self.producers, self.delivery);
+        // The producers and the delivery tasks stop side by side: a report or a node event still
+        // being stored must not eat into the grace of the Discord request in flight.
         let stop_background = async move {
-            let stop_reports = async move {
-                if let Some((stop, task)) = reports {
+            let stop_producers = async move {
+                for (stop, _) in &producers {
                     stop.cancel();
+                }
+                for (_, task) in producers {
                     let _ = task.await;
                 }
             };
-            tokio::join!(stop_reports, delivery.stop());
+            tokio::join!(stop_producers, delivery.stop());
         };
         let served = tokio::select! {
             served = &mut server => {
@@ -171,7 +201,7 @@ fn start_reports(
     delivery: &Delivery,
     health: &Arc<Health>,
     metrics: &Arc<Metrics>,
-) -> Option<(CancellationToken, tokio::task::JoinHandle<()>)> {
+) -> Option<Producing> {
     let settings = &config.reports;
     if settings.schedules.is_empty() {
         return None;
@@ -198,6 +228,16 @@ fn start_reports(
         keep_running(REPORTS_TASK, &health, &metrics, &shutdown, || producer.clone().run(shutdown.clone())).await;
     });
     Some((stop, task))
+}
+
+/// Starts node watch, supervised like a delivery task (as `task:nodes`).
+fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -> Producing {
+    let stop = CancellationToken::new();
+    let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        keep_running(NODES_TASK, &health, &metrics, &shutdown, || watcher.clone().run(shutdown.clone())).await;
+    });
+    (stop, task)
 }
 
 /// `default` (from `DISCORD_WEBHOOK_URL`, or the dry-run log when nothing else is configured) and

@@ -11,15 +11,19 @@ use std::time::Duration;
 use crate::deliver::DeliverySettings;
 use crate::destination::{parse_tags, Destination, Forum, Target, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
+use crate::nodes::NodeWatchSettings;
+use crate::panel::PanelApiSettings;
 use crate::render::Lang;
 use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
 use crate::routing::Routes;
 use crate::secret::{inline_or_file, InlineOrFileError, Secret};
 
+mod panel_api;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub use panel_api::{NODE_DOWN_AFTER, NODE_POLL, PANEL_API_TIMEOUT};
 pub use values::*;
 
 /// 64 MiB: a burst of ~40,000 Marzban events in one request.
@@ -135,6 +139,12 @@ pub struct Config {
     pub fold_updates: bool,
     /// `REPORTS` and `REPORTS_TZ`: scheduled reports (none by default), see [`ReportSettings`].
     pub reports: ReportSettings,
+    /// `PANEL_API_URL` and its credentials (`PANEL_API_USERNAME`, `PANEL_API_PASSWORD` or
+    /// `PANEL_API_KEY`, each with a `_FILE` variant), `PANEL_API_FAMILY`, `PANEL_API_INSECURE_TLS`,
+    /// `PANEL_API_TIMEOUT`: the panel's REST API, for node watch. `None`: no node watch.
+    pub panel_api: Option<PanelApiSettings>,
+    /// `NODE_POLL_INTERVAL` and `NODE_DOWN_AFTER`, see [`NodeWatchSettings`].
+    pub node_watch: NodeWatchSettings,
     /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
     /// and shown by `check`. Each names the variable.
     pub warnings: Vec<String>,
@@ -187,6 +197,9 @@ impl Config {
             panels.push((label.clone(), secret.clone()));
         }
         let discord_forum = forum(&env, discord_webhook_url.as_ref())?;
+        let panel_name = env.get("PANEL_NAME").map(|name| name.trim().to_owned());
+        let panel_api = panel_api::panel_api(&env, panel_name.as_deref())?;
+        let node_watch = panel_api::node_watch(&env)?;
         let mut delivery = delivery_settings(&env)?;
         let reports = report_settings(&env, routes.as_ref())?;
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
@@ -212,7 +225,7 @@ impl Config {
             data_dir: env.get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
             templates_dir: env.get("TEMPLATES_DIR").map_or_else(|| PathBuf::from("./templates"), PathBuf::from),
             template_lang: env.parse_or("TEMPLATE_LANG", Lang::default(), |s| s.parse())?,
-            panel_name: env.get("PANEL_NAME").map(|name| name.trim().to_owned()),
+            panel_name,
             max_body_bytes: env
                 .parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, |s| parse_size_in(s, 1 << 10, Some(1 << 30)))?,
             unverified_body_bytes: env
@@ -241,6 +254,8 @@ impl Config {
             .filter(|window| !window.is_zero()),
             fold_updates: env.parse_or("FOLD_UPDATES", true, parse_bool)?,
             reports,
+            panel_api,
+            node_watch,
             warnings,
         })
     }

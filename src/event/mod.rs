@@ -18,6 +18,7 @@
 //! field [`Event::owner_webhook`] that per-admin delivery needs and that is never serialised.
 mod batch;
 mod json;
+mod node;
 mod normalise;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ use json::serialize_unix;
 
 pub use batch::{parse_batch, Batch, BodyError, Rejection, REJECTIONS_SHOWN};
 pub use json::{parse_datetime, unix_seconds};
+pub use node::{is_known_action, is_watch_action, known_actions, known_actions_list, NodeContext, WATCH_ACTIONS};
 pub use normalise::strip_secrets;
 
 /// The actions the panels send: Marzban's and PasarGuard's twelve and Marzneshin's two more.
@@ -210,6 +212,9 @@ pub struct Event {
     /// (it re-sends unchanged, and its `enqueued_at` tells distinct events apart).
     #[serde(skip)]
     pub may_be_resend: bool,
+    /// Node watch events (`node_*`, `core_*`, `panel_*`): the node, or the core or panel, the event
+    /// is about. `None` for the panels' own events.
+    pub node: Option<NodeContext>,
 }
 
 /// A panel user. Every field a default template uses is always present (null when unknown), so a

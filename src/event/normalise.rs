@@ -76,6 +76,7 @@ impl Event {
             family,
             fingerprint,
             may_be_resend,
+            node: None,
         })
     }
 }

@@ -12,6 +12,7 @@
 
 mod files;
 mod forum;
+mod nodes;
 mod queries;
 mod reader;
 mod room;
@@ -29,6 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use crate::destination::DestinationStats;
 use crate::destination::Mentions;
 pub use forum::PostKey;
+pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
 pub use tally::{
     HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION, SLOT_SECONDS,

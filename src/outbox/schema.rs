@@ -17,7 +17,26 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_REPORT_NAMES,
     SCHEMA_FORUM_POSTS_USED,
     SCHEMA_REPORT_ACTION,
+    SCHEMA_NODE_WATCH,
 ];
+
+/// Node watch: per panel ('' for none) the watcher's state as JSON (nodes, open outages), and
+/// the node outages that were reported, for reports (unix ms; `ended_at` NULL while open).
+pub const SCHEMA_NODE_WATCH: &str = "
+CREATE TABLE node_watch (
+    panel           TEXT    PRIMARY KEY,
+    state           TEXT    NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE node_outages (
+    panel           TEXT    NOT NULL,
+    node_id         INTEGER NOT NULL,
+    name            TEXT    NOT NULL,
+    started_at      INTEGER NOT NULL,
+    ended_at        INTEGER,
+    PRIMARY KEY (panel, node_id, started_at)
+) WITHOUT ROWID;
+";
 
 /// The relay's own reports are stored with the action `:report`, which no panel can send: a report
 /// stored before (action `report`, username `daily report` or `weekly report`, no fingerprint) and

@@ -341,11 +341,12 @@ async fn the_readiness_probe_commits_a_write_to_the_file_and_fails_when_that_fai
 
 #[tokio::test]
 async fn a_report_stored_before_reports_had_their_own_action_is_still_a_report() {
-    use super::schema::MIGRATIONS;
+    use super::schema::{MIGRATIONS, SCHEMA_REPORT_ACTION};
     let dir = tempfile::tempdir().unwrap();
     {
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-        let before = MIGRATIONS.len() - 1;
+        // The schema just before that upgrade (later ones, node watch's, follow it).
+        let before = MIGRATIONS.iter().position(|sql| *sql == SCHEMA_REPORT_ACTION).unwrap();
         conn.execute_batch(&format!("{} PRAGMA user_version = {before};", MIGRATIONS[..before].join(" "))).unwrap();
         let insert = "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint) \
                       VALUES ('default', 1, 'report', ?1, 'eu', '{}', ?2)";

@@ -46,6 +46,7 @@ use fallback::{minimal_part, Failures};
 pub use forum::{PostTitle, THREAD_NAME, TITLES_FILE};
 pub use live::Templates;
 pub use load::Source;
+pub(crate) use problem::edit_distance;
 pub use problem::Problem;
 use problem::{jinja_problem, jinja_reason, leaf_line, problem_at};
 pub use report::{

@@ -220,6 +220,43 @@ mod tests {
     }
 
     #[test]
+    fn node_events_go_to_an_ops_channel_pinging_on_call_on_node_down_only() {
+        let text = r#"
+[destinations.ops]
+url = "https://discord.com/api/webhooks/9/ops"
+
+[[rules]]
+actions = ["node_down", "node_recovered", "node_flapping", "panel_unreachable", "panel_recovered"]
+to = ["ops"]
+
+[[rules]]
+actions = ["node_down"]
+to = ["ops"]
+mention_roles = ["123456789012345678"]
+
+[[rules]]
+actions = ["user_limited"]
+to = ["default"]
+"#;
+        let file = routes(text).unwrap();
+        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&file), None);
+        let node = |action: &str| {
+            let context = crate::event::NodeContext { name: "de-1".into(), ..Default::default() };
+            let action = crate::event::Action::parse(action).unwrap();
+            Event::watch(action, None, crate::event::Family::Marzban, OffsetDateTime::now_utc(), context, None)
+        };
+        let down = router.route(&node("node_down"));
+        assert_eq!(names(&down), ["ops"]);
+        assert_eq!(down[0].mentions.roles.iter().copied().collect::<Vec<_>>(), [ROLE]);
+        let back = router.route(&node("node_recovered"));
+        assert_eq!(names(&back), ["ops"]);
+        assert!(back[0].mentions.roles.is_empty(), "the on-call role is pinged for a down only");
+        assert!(router.route(&node("node_added")).is_empty(), "no rule takes it");
+        let misspelt = routes("[[rules]]\nactions = [\"node_dwn\"]\nto = [\"default\"]\n").unwrap_err();
+        assert!(misspelt[0].contains("unknown action \"node_dwn\"") && misspelt[0].contains("node_down"));
+    }
+
+    #[test]
     fn a_renamed_event_matches_its_action_and_its_panels_name_for_it() {
         let file = routes(
             r#"
@@ -270,8 +307,8 @@ panels = ["eu1"]
 admins = ["reseller1"]
 to = ["default"]
 "#;
-        let routes = routes(text).unwrap();
-        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&routes), None);
+        let file = routes(text).unwrap();
+        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&file), None);
         let owned = json!({"action": "user_created", "user": {"admin": {"username": "reseller1"}}});
         assert_eq!(names(&router.route(&event(owned))), ["default"]);
         let other = json!({"action": "user_created", "user": {"admin": {"username": "reseller2"}}});

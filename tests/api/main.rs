@@ -2,6 +2,7 @@
 //! 127.0.0.1, fed with the real request bodies in `tests/fixtures/`.
 
 mod fake_discord;
+mod fake_panel;
 mod helpers;
 
 mod burst;
@@ -19,6 +20,7 @@ mod hostile;
 mod ingest;
 mod look;
 mod marzneshin;
+mod nodes;
 mod operations;
 mod owners;
 mod pacing;
