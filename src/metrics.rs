@@ -117,6 +117,8 @@ pub struct Metrics {
     pub dead_letters: Family<DestinationLabels, Counter>,
     /// Delivery tasks that stopped unexpectedly and were started again, by destination.
     pub task_restarts: Family<DestinationLabels, Counter>,
+    /// Failed writes of what Discord accepted, retried without sending again, by destination.
+    pub record_retries: Family<DestinationLabels, Counter>,
     /// Forum mode: posts created, and known posts Discord refused (deleted or locked), by destination.
     pub forum_posts_created: Family<DestinationLabels, Counter>,
     pub forum_posts_lost: Family<DestinationLabels, Counter>,
@@ -158,6 +160,7 @@ impl Metrics {
             retries: Family::default(),
             dead_letters: Family::default(),
             task_restarts: Family::default(),
+            record_retries: Family::default(),
             forum_posts_created: Family::default(),
             forum_posts_lost: Family::default(),
             forum_posts_forgotten: Counter::default(),
@@ -213,6 +216,11 @@ impl Metrics {
             "delivery_task_restarts",
             "Delivery tasks that stopped unexpectedly and were started again",
             m.task_restarts.clone(),
+        );
+        registry.register(
+            "delivery_record_retries",
+            "Writes of what Discord accepted that failed and are retried (the message is not sent again)",
+            m.record_retries.clone(),
         );
         registry.register(
             "delivery_latency_seconds",

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod post;
+mod record;
 mod settle;
 
 use super::digest::{plan_burst, Burst, Planned, DIGEST_LOOKAHEAD};
@@ -25,6 +26,7 @@ use crate::discord::{self, Outcome, RateLimit, Wait};
 use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics, Waiting};
 use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
+use record::Recorder;
 
 /// Waits an answer imposed that are at least this long are logged, and make `/readyz` answer 503
 /// while they last (the destination is parked): five minutes and more is no pacing but a ban, a
@@ -62,6 +64,8 @@ pub struct Worker {
     posts_without_id: u32,
     /// The row whose new forum post goes without tags: Discord refused it with them.
     untagged: Option<i64>,
+    /// Writes what Discord accepted, holding the destination while that fails.
+    recorder: Recorder,
     /// The row whose new forum post gets a neutral title: AutoMod blocked the usual one.
     neutral_title: Option<i64>,
 }
@@ -70,6 +74,7 @@ impl Worker {
     pub fn new(destination: Arc<Destination>, services: Services, wake: Arc<Notify>) -> Self {
         let Services { outbox, client, templates, settings, metrics, health } = services;
         Self {
+            recorder: Recorder::new(&destination.name, outbox.clone(), metrics.clone(), health.clone()),
             labels: DestinationLabels::of(&destination.name),
             pacer: Pacer::new(&settings),
             destination,
@@ -95,6 +100,10 @@ impl Worker {
 
     /// Sends at most one message and records the outcome.
     pub async fn try_deliver_once(&mut self) -> Result<Step, OutboxError> {
+        // Nothing is sent while what Discord accepted last is not recorded.
+        if let Some(wait) = self.recorder.retry().await {
+            return Ok(Step::Wait(wait));
+        }
         if self.paused.is_some() {
             return Ok(Step::Paused);
         }
@@ -302,6 +311,7 @@ impl Worker {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        let _ = tokio::time::timeout(self.settings.shutdown_grace, self.recorder.last_chance()).await;
     }
 }
 

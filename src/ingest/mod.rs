@@ -189,7 +189,7 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     let mut reasons = Vec::new();
     if let Err(err) = state.outbox.probe().await {
         log::warn!("readiness: {err}");
-        reasons.push("the outbox cannot commit".to_owned());
+        reasons.push(format!("the outbox cannot commit a write to its file: {err}"));
     }
     if state.outbox.is_full().await.unwrap_or(false) {
         reasons.push("the outbox is full (OUTBOX_MAX_BYTES): new events are refused until rows are delivered".into());

@@ -19,7 +19,8 @@ pub const CRASH_LOOP_RESTARTS: usize = 3;
 
 /// What is wrong with each destination, behind `/readyz`: a webhook that is gone (paused), a long
 /// wait an answer imposed (parked), a delivery task that stopped unexpectedly (down, or restarted
-/// again and again); and, as notices that leave the relay ready, shorter waits worth knowing of.
+/// again and again), what Discord accepted that the outbox cannot record (unrecorded); and, as
+/// notices that leave the relay ready, shorter waits worth knowing of.
 #[derive(Debug, Default)]
 pub struct Health {
     destinations: Mutex<BTreeMap<String, DestinationHealth>>,
@@ -31,6 +32,8 @@ struct DestinationHealth {
     waiting: Option<Waiting>,
     down: Option<String>,
     restarts: VecDeque<SystemTime>,
+    /// Since when, and what, Discord accepted that the outbox could not record yet.
+    unrecorded: Option<(SystemTime, String)>,
     /// A task that works in rounds (node watch) promised to finish its next round by then.
     due: Option<SystemTime>,
 }
@@ -87,11 +90,19 @@ impl Health {
         self.with(destination, |health| health.down = Some(reason.to_owned()));
     }
 
+    /// Discord accepted `what` at `since`, and the outbox could not record it yet; `None` once it
+    /// is recorded.
+    pub fn unrecorded(&self, destination: &str, unrecorded: Option<(SystemTime, String)>) {
+        self.with(destination, |health| health.unrecorded = unrecorded);
+    }
+
     /// The destination's delivery task was started again (with no wait pending).
     pub fn task_restarted(&self, destination: &str, at: SystemTime) {
         self.with(destination, |health| {
             health.down = None;
             health.waiting = None;
+            // What the stopped task held unrecorded is pending again: the new task sends it.
+            health.unrecorded = None;
             health.restarts.push_back(at);
             while health.restarts.len() > CRASH_LOOP_RESTARTS {
                 health.restarts.pop_front();
@@ -129,6 +140,13 @@ impl Health {
             }
             if let Some(wait) = health.waiting.as_ref().filter(|wait| wait.blocks && wait.lasts(now)) {
                 report(format!("is parked {}", wait.describe(now)));
+            }
+            if let Some((since, what)) = &health.unrecorded {
+                let waiting = now.duration_since(*since).unwrap_or_default().as_secs();
+                report(format!(
+                    "cannot record what Discord accepted ({what}) for {waiting} s; nothing more is sent to it until \
+                     that is recorded"
+                ));
             }
             // The relay's own tasks (task:prune, task:reports) are tasks, not destinations.
             let task = name.starts_with(TASK_PREFIX);

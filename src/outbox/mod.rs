@@ -359,24 +359,7 @@ impl Outbox {
         self.writer.call(queries::purge_dead).await
     }
 
-    /// Whether the outbox is at `OUTBOX_MAX_BYTES`: a batch of [`full_margin`] would no longer
-    /// fit, so the panel's next requests are likely to be refused. Delivered rows count as room,
-    /// since the next batch that needs it deletes them: an outbox at its cap only because Discord
-    /// has its rows is not full, though nothing deletes them until that batch comes.
-    pub async fn is_full(&self) -> Result<bool, OutboxError> {
-        let Some(max_bytes) = self.max_bytes else {
-            return Ok(false);
-        };
-        self.reader
-            .read(move |conn| {
-                let missing =
-                    queries::used_bytes(conn)?.saturating_add(full_margin(max_bytes)).saturating_sub(max_bytes);
-                Ok(missing > 0 && queries::delivered_bytes_up_to(conn, missing)? < missing)
-            })
-            .await
-    }
-
-    /// Checks that the outbox can commit a write right now.
+    /// Checks that the outbox can commit a write to its file right now.
     pub async fn probe(&self) -> Result<(), OutboxError> {
         self.writer.call(queries::probe).await
     }

@@ -59,6 +59,29 @@ impl Outbox {
         Ok(freed)
     }
 
+    /// Whether the outbox is at `OUTBOX_MAX_BYTES`: a batch of [`full_margin`] would not fit even
+    /// after [`Outbox::make_room`], so the panel's next requests are likely to be refused. What
+    /// making room takes counts as room, estimated as making room estimates it: delivered rows
+    /// (Discord has them) and users' forum posts. Nothing deletes either until a batch needs the
+    /// room, so an outbox at its cap only because of them is not full.
+    pub async fn is_full(&self) -> Result<bool, OutboxError> {
+        let Some(max_bytes) = self.max_bytes else {
+            return Ok(false);
+        };
+        self.reader
+            .read(move |conn| {
+                let missing =
+                    queries::used_bytes(conn)?.saturating_add(full_margin(max_bytes)).saturating_sub(max_bytes);
+                if missing == 0 {
+                    return Ok(false);
+                }
+                let posts = forgettable_bytes(conn)?;
+                let delivered = queries::delivered_bytes_up_to(conn, missing.saturating_sub(posts))?;
+                Ok(posts.saturating_add(delivered) < missing)
+            })
+            .await
+    }
+
     /// Users' forum posts forgotten to make room since the outbox was opened.
     pub fn forum_posts_forgotten(&self) -> u64 {
         self.forgotten_posts.load(Ordering::Relaxed)
@@ -73,9 +96,7 @@ fn forget_posts_for(conn: &Connection, rows: &[NewRow], max_bytes: u64) -> rusql
     }
     // When not even forgetting every post would make room (the outbox is full of pending rows),
     // forgetting them would cost new posts and still refuse the events.
-    let posts: i64 = conn.query_row("SELECT COUNT(*) FROM forum_posts WHERE kind = 'user'", [], |r| r.get(0))?;
-    let could_free = u64::try_from(posts).unwrap_or(0).saturating_mul(POST_BYTES);
-    if !queries::room_for(conn, rows, Some(max_bytes.saturating_add(could_free)))? {
+    if !queries::room_for(conn, rows, Some(max_bytes.saturating_add(forgettable_bytes(conn)?)))? {
         return Ok(0);
     }
     let needed = queries::incoming_bytes(rows).saturating_add(full_margin(max_bytes));
@@ -94,13 +115,19 @@ fn forget_posts_for(conn: &Connection, rows: &[NewRow], max_bytes: u64) -> rusql
     }
 }
 
+/// What forgetting every user's forum post could free, at most.
+fn forgettable_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let posts: i64 = conn.query_row("SELECT COUNT(*) FROM forum_posts WHERE kind = 'user'", [], |r| r.get(0))?;
+    Ok(u64::try_from(posts).unwrap_or(0).saturating_mul(POST_BYTES))
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::params;
 
     use super::*;
     use crate::outbox::schema::{MIGRATIONS, SCHEMA_FORUM_POSTS_USED};
-    use crate::outbox::{PostKey, FILE_NAME};
+    use crate::outbox::{PostKey, FILE_NAME, ROW_OVERHEAD_BYTES};
 
     /// 160 KiB, and the two pages node watch's empty tables take.
     const MAX_BYTES: u64 = 168 * 1024;
@@ -168,6 +195,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_outbox_at_its_cap_only_because_of_remembered_posts_is_not_full_and_takes_the_next_batch() {
+        // Arrange: the posts alone fill the outbox; nothing is pending, nothing delivered.
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open_capped(dir.path(), Some(MAX_BYTES)).unwrap();
+        remember_posts(&outbox, 2000).await;
+        assert!(used_bytes(&outbox).await > MAX_BYTES);
+
+        // Act
+        let full = outbox.is_full().await.unwrap();
+        let batch = usize::try_from(full_margin(MAX_BYTES)).unwrap() - 2 * ROW_OVERHEAD_BYTES as usize;
+        let stored = outbox.enqueue(vec![event("next", batch)], None).await.unwrap();
+
+        // Assert: /readyz says what making room does: the batch is taken.
+        assert!(!full, "posts making room would forget are room, as delivered rows are");
+        assert_eq!(stored.stored, 1);
+        assert!(outbox.forum_posts_forgotten() > 0);
+        assert!(!outbox.is_full().await.unwrap());
+    }
+
+    #[tokio::test]
     async fn posts_are_not_forgotten_when_that_would_not_make_room() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open_capped(dir.path(), Some(MAX_BYTES)).unwrap();
@@ -180,6 +227,7 @@ mod tests {
             }
         }
         assert!(refused, "pending rows filled the outbox");
+        assert!(outbox.is_full().await.unwrap(), "forgetting the posts would not make room either");
         assert_eq!(outbox.forum_post_count().await.unwrap(), 10, "forgetting 10 posts would not fit an event");
         assert_eq!(outbox.forum_posts_forgotten(), 0);
     }

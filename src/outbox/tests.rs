@@ -347,6 +347,29 @@ async fn a_row_counts_whole_against_the_cap_and_planning_reads_names_cut() {
 }
 
 #[tokio::test]
+async fn the_readiness_probe_commits_a_write_to_the_file_and_fails_when_that_fails() {
+    // Arrange: another process's connection, and a write-ahead log with nothing in it.
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let other = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    other.busy_timeout(Duration::from_secs(30)).unwrap();
+    let frames = || other.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)).unwrap();
+    other.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    assert_eq!(frames(), 0);
+
+    // Act, Assert: the probe's write went to the file (through its write-ahead log).
+    outbox.probe().await.unwrap();
+    assert!(frames() > 0, "the probe committed a page of the file");
+
+    // The file cannot be written (another process holds its write lock): the probe fails, saying why.
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = outbox.probe().await.unwrap_err();
+    assert!(err.to_string().contains("database is locked"), "{err}");
+    other.execute_batch("ROLLBACK").unwrap();
+    outbox.probe().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_report_stored_before_reports_had_their_own_action_is_still_a_report() {
     use super::schema::{MIGRATIONS, SCHEMA_REPORT_ACTION};
     let dir = tempfile::tempdir().unwrap();

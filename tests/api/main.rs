@@ -34,3 +34,4 @@ mod reports;
 mod safety;
 mod storage;
 mod templates;
+mod write_failures;

@@ -185,7 +185,8 @@ async fn readyz_follows_the_outbox_and_the_destinations() {
 
     let blocker = rusqlite::Connection::open(dir.path().join("outbox.sqlite3")).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    assert_eq!(ready(&app).await, (503, json!({"ready": false, "reasons": ["the outbox cannot commit"]})));
+    let reason = "the outbox cannot commit a write to its file: outbox storage error: database is locked";
+    assert_eq!(ready(&app).await, (503, json!({"ready": false, "reasons": [reason]})));
     blocker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(ready(&app).await.0, 200);
 

@@ -2,6 +2,7 @@
 //! none is known, and recording the post with the delivery. What the posts are is
 //! [`crate::deliver::forum`]'s; this is what the worker does with them.
 
+use super::record::Accepted;
 use super::Worker;
 use crate::deliver::forum::{ended_posts, neutral_title, new_post_of, starts_a_post, Post};
 use crate::deliver::{Sent, Step};
@@ -87,17 +88,20 @@ impl Worker {
                 if created.is_some() {
                     self.metrics.forum_posts_created.get_or_create(&self.labels).inc();
                 }
-                let ids = rows.iter().map(|row| row.id).collect();
-                self.outbox.delivered_in_post(ids, &name, &key, created, ended_posts(&key, rows)).await?;
                 let step = self.after_delivery(rows, parts.len(), sent);
+                let ids = rows.iter().map(|row| row.id).collect();
+                let ended = ended_posts(&key, rows);
+                // Discord has it whatever the outbox does: a failed write is retried, never the post.
+                let held = self.recorder.record(Accepted::InPost { ids, key, created, ended }).await.map(Step::Wait);
                 if self.posts_without_id >= UNNAMED_POSTS_MAX {
-                    return Ok(self.pause(&format!(
+                    let paused = self.pause(&format!(
                         "{UNNAMED_POSTS_MAX} forum posts in a row were made but Discord's answer did not say the new \
                          post's id (channel_id), so every event would make a post of its own. Something in front of \
                          Discord (a proxy) may be dropping the answer's body; the relay needs it (?wait=true)"
-                    )));
+                    ));
+                    return Ok(held.unwrap_or(paused));
                 }
-                Ok(step)
+                Ok(held.unwrap_or(step))
             }
             (Outcome::ThreadUnusable { locked, detail, .. }, Post::Existing(id)) => {
                 let what = if locked { "is locked or archived" } else { "was deleted" };

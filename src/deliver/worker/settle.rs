@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::record::Accepted;
 use super::Worker;
 use crate::deliver::{Sent, Step};
 use crate::discord::{self, Outcome, Scope, Wait};
@@ -22,7 +23,7 @@ impl Worker {
         sent: Sent,
     ) -> Result<Step, OutboxError> {
         match outcome {
-            Outcome::Delivered => self.delivered(rows, embeds, sent).await,
+            Outcome::Delivered => Ok(self.delivered(rows, embeds, sent).await),
             Outcome::RateLimited { retry_after: Some(wait), scope } => {
                 self.note_health(HealthKind::RateLimited).await;
                 Ok(self.rate_limited(wait, scope))
@@ -49,13 +50,17 @@ impl Worker {
         }
     }
 
-    /// 2xx: the rows are delivered.
-    async fn delivered(&mut self, rows: &[RowMeta], embeds: usize, sent: Sent) -> Result<Step, OutboxError> {
-        self.outbox.mark_delivered(ids(rows)).await?;
-        Ok(self.after_delivery(rows, embeds, sent))
+    /// 2xx: the rows are delivered. Discord has them whatever the outbox does: a failed write is
+    /// retried, never the message.
+    async fn delivered(&mut self, rows: &[RowMeta], embeds: usize, sent: Sent) -> Step {
+        let step = self.after_delivery(rows, embeds, sent);
+        match self.recorder.record(Accepted::Rows(ids(rows))).await {
+            Some(wait) => Step::Wait(wait),
+            None => step,
+        }
     }
 
-    /// What follows a delivery once its rows are marked delivered: the burst moves on, metrics.
+    /// What follows a delivery Discord accepted: the burst moves on, metrics.
     pub(super) fn after_delivery(&mut self, rows: &[RowMeta], embeds: usize, sent: Sent) -> Step {
         self.failures = 0;
         if sent == Sent::Digest {
