@@ -52,6 +52,9 @@ impl Bot {
         if !self.guard.is_actor(command.guild_id, command.member.as_deref()) {
             return refusal(Refusal::NotAnActor);
         }
+        if let Err(refused) = self.guard.first_time(command.id.get(), Instant::now()) {
+            return refusal(refused);
+        }
         if command.data.name != "user" {
             return Answer::text("The relay knows only /user.");
         }
@@ -79,7 +82,15 @@ impl Bot {
         if !self.guard.is_actor(component.guild_id, component.member.as_ref()) {
             return refusal(Refusal::NotAnActor);
         }
-        let Some(click) = parse_click(&component.data.custom_id) else {
+        if let Err(refused) = self.guard.first_time(component.id.get(), Instant::now()) {
+            return refusal(refused);
+        }
+        // A custom_id is whatever the client sent: an Extend is only by the days the card offers.
+        let click = parse_click(&component.data.custom_id).filter(|click| match click.verb {
+            Verb::Extend(days) => self.settings.extend_days.contains(&days),
+            _ => true,
+        });
+        let Some(click) = click else {
             return Answer::text("This button is not one of the relay's cards: run /user again.");
         };
         let action = click.verb.action();
@@ -90,7 +101,11 @@ impl Bot {
             return refusal(refused);
         }
         if click.verb != Verb::Refresh {
-            let age = unix_now().saturating_sub(click.issued);
+            // The card's age is the older of the custom_id's time (a confirmation keeps the card's)
+            // and the message's last edit as Discord states it (a custom_id can be forged).
+            let message = &component.message;
+            let drawn = click.issued.min(message.edited_timestamp.unwrap_or(message.timestamp).unix_timestamp());
+            let age = unix_now().saturating_sub(drawn);
             if !(-60..=CARD_MAX_AGE_SECS).contains(&age) {
                 return Answer::text("This card is older than 15 minutes: press Refresh, check the user, then act.");
             }
@@ -184,6 +199,7 @@ fn refusal(refused: Refusal) -> Answer {
         Refusal::NotAnActor => "You may not act on panel users from here (DISCORD_ACTORS). Nothing was changed.",
         Refusal::TooFast => "Too many requests; wait a minute and try again. Nothing was changed.",
         Refusal::AlreadyDone => "That was done a moment ago; it is not done twice. Press Refresh to see the user.",
+        Refusal::Replayed => "This interaction was already answered. Nothing was changed.",
     })
 }
 

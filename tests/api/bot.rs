@@ -28,17 +28,27 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A new interaction id each time, as Discord gives every interaction its own (a repeated id is a
+/// replay).
+fn fresh_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_300_000_000_000_000_100);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()
+}
+
 /// `/user <username>` from the moderator (with the moderator role unless `roles` says otherwise).
 fn command(username: &str, roles: &[&str]) -> Value {
     let mut command = fixture("command_user.json");
+    command["id"] = json!(fresh_id());
     command["data"]["options"][0]["value"] = json!(username);
     command["member"]["roles"] = json!(roles);
     command
 }
 
-/// A click on the card's button `custom_id`.
+/// A click on the card's button `custom_id`, on a card message drawn now.
 fn click(custom_id: &str, roles: &[&str]) -> Value {
     let mut click = fixture("component_button.json");
+    click["id"] = json!(fresh_id());
+    click["message"]["timestamp"] = json!(rfc3339(now()));
     click["data"]["custom_id"] = json!(custom_id);
     click["member"]["roles"] = json!(roles);
     click
@@ -312,4 +322,54 @@ async fn actions_not_in_discord_actions_are_refused() {
     let refused = interact(&bot.app, &click(&format!("card:reset:{}:alice", now()), &[MODERATOR_ROLE])).await;
     assert!(text_of(&refused).contains("You may not reset"), "{refused}");
     assert_eq!(bot.panel.user("alice")["used_traffic"], 1_500_000);
+}
+
+/// A click whose card message was last drawn at `drawn` (unix seconds), as Discord sends it.
+fn click_on_card_drawn(custom_id: &str, drawn: u64) -> Value {
+    let mut click = click(custom_id, &[MODERATOR_ROLE]);
+    click["message"]["timestamp"] = json!(rfc3339(drawn));
+    click
+}
+
+fn rfc3339(unix: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(unix as i64).unwrap();
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[tokio::test]
+async fn a_crafted_custom_id_cannot_extend_by_days_that_are_not_configured() {
+    let bot = start(&[("DISCORD_EXTEND_DAYS", "7")]).await;
+    let before = bot.panel.user("alice")["expire"].as_i64().unwrap();
+    let forged = interact(&bot.app, &click_on_card_drawn(&format!("card:extend3650:{}:alice", now()), now())).await;
+    assert!(text_of(&forged).contains("not one of"), "{forged}");
+    assert_eq!(bot.panel.user("alice")["expire"].as_i64().unwrap(), before, "the expiry moved by 10 years");
+    let allowed = interact(&bot.app, &click_on_card_drawn(&format!("card:extend7:{}:alice", now()), now())).await;
+    assert_eq!(allowed["type"], 7, "{allowed}");
+    assert_eq!(bot.panel.user("alice")["expire"].as_i64().unwrap(), before + 7 * 86_400);
+}
+
+#[tokio::test]
+async fn a_fresh_timestamp_in_the_custom_id_does_not_make_an_old_card_fresh() {
+    let bot = start(&[]).await;
+    let drawn = now() - 20 * 60;
+    let forged = interact(&bot.app, &click_on_card_drawn(&format!("card:reset:{}:alice", now()), drawn)).await;
+    assert!(text_of(&forged).contains("older than 15 minutes"), "{forged}");
+    assert_eq!(bot.panel.user("alice")["used_traffic"], 1_500_000);
+    assert!(bot.panel.calls().is_empty(), "{:?}", bot.panel.calls());
+}
+
+#[tokio::test]
+async fn a_replayed_signed_interaction_is_answered_once() {
+    // Whoever captured one signed request (a proxy's log) must not get the live card again, nor
+    // repeat an action once the double-click guard's 5 s are over.
+    let bot = start(&[]).await;
+    let body = command("alice", &[MODERATOR_ROLE]).to_string();
+    let key = SigningKey::from_bytes(&SIGNING_KEY);
+    let timestamp = now();
+    let first = post_signed(&bot.app, body.as_bytes(), &key, timestamp).await.json::<Value>().await.unwrap();
+    assert_eq!(first["data"]["embeds"][0]["title"], "alice", "{first}");
+    let replayed = post_signed(&bot.app, body.as_bytes(), &key, timestamp).await;
+    let shown = replayed.text().await.unwrap();
+    assert!(!shown.contains("1.43 MiB") && !shown.contains("embeds"), "the replay got the card: {shown}");
+    assert_eq!(bot.panel.calls().len(), 1, "{:?}", bot.panel.calls());
 }
