@@ -31,10 +31,9 @@ use crate::outbox::Outbox;
 use crate::render::Templates;
 use crate::routing::Router;
 use crate::secret::{HeaderCheck, Secret};
-use body::read_body;
 use prepare::prepare;
 
-pub use body::Unverified;
+pub use body::{read_body, Unverified};
 pub use prepare::{prepare_events, Prepared};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.

@@ -373,3 +373,44 @@ async fn a_replayed_signed_interaction_is_answered_once() {
     assert!(!shown.contains("1.43 MiB") && !shown.contains("embeds"), "the replay got the card: {shown}");
     assert_eq!(bot.panel.calls().len(), 1, "{:?}", bot.panel.calls());
 }
+
+/// Opens a connection, sends a `POST /interactions` head with signature headers (any value: they
+/// cannot be checked before the body is in) announcing `length` bytes, then `sent` bytes of it,
+/// and keeps the connection open without finishing.
+async fn stalled_interaction(port: u16, length: usize, sent: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "POST /interactions HTTP/1.1\r\nHost: relay\r\nx-signature-ed25519: {}\r\nx-signature-timestamp: {}\r\n\
+         Content-Length: {length}\r\n\r\n",
+        "ab".repeat(64),
+        now()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(&vec![b' '; sent]).await;
+    stream
+}
+
+#[tokio::test]
+async fn unsigned_interaction_bodies_share_the_unverified_budget() {
+    use tokio::io::AsyncReadExt;
+    // Two headers of any value made the relay hold a 256 KiB body per connection for 10 s, with
+    // nothing bounding them in total (1,024 connections: 256 MiB).
+    let bot = start(&[]).await;
+    let port = bot.app.port();
+    let uploads = futures_util::future::join_all((0..40).map(|_| stalled_interaction(port, 200 << 10, 4 << 10))).await;
+    let answers = futures_util::future::join_all(uploads.into_iter().map(|mut upload| async move {
+        let mut buffer = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(3), upload.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => String::from_utf8_lossy(&buffer[..read]).lines().next().map(str::to_owned),
+            _ => None,
+        }
+    }))
+    .await;
+    let count = |status: &str| answers.iter().filter(|a| a.as_deref() == Some(status)).count();
+    let (busy, timed_out) = (count("HTTP/1.1 503 Service Unavailable"), count("HTTP/1.1 408 Request Timeout"));
+    assert_eq!((busy, timed_out), (8, 32), "32 places, the rest turned away at once: {answers:?}");
+    let ping = fixture("ping.json").to_string();
+    let pong = post_signed(&bot.app, ping.as_bytes(), &SigningKey::from_bytes(&SIGNING_KEY), now()).await;
+    assert_eq!(pong.status(), 200, "Discord is still served once the stalled bodies are cut off");
+}
