@@ -211,7 +211,10 @@ fn no_panel() -> Answer {
 fn describe(err: &PanelError, username: &str) -> String {
     let name = escape_markdown(username);
     match err {
-        PanelError::Status { status: 404, .. } => format!("The panel has no user named {name}."),
+        // Only a user path's 404 means no such user (the login's means PANEL_API_URL is not the panel).
+        PanelError::Status { status: 404, path } if path.starts_with("/api/user/") => {
+            format!("The panel has no user named {name}.")
+        }
         PanelError::Unreachable(why) => format!(
             "⚠️ The panel did not answer ({}). If you asked for a change, press Refresh to see whether it was made.",
             escape_markdown(why)

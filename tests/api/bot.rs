@@ -414,3 +414,15 @@ async fn unsigned_interaction_bodies_share_the_unverified_budget() {
     let pong = post_signed(&bot.app, ping.as_bytes(), &SigningKey::from_bytes(&SIGNING_KEY), now()).await;
     assert_eq!(pong.status(), 200, "Discord is still served once the stalled bodies are cut off");
 }
+
+#[tokio::test]
+async fn a_panel_url_without_the_login_path_is_not_reported_as_an_unknown_user() {
+    // PANEL_API_URL pointing at something that is not the panel (a wrong port, a path prefix
+    // missing): the login is 404, which is not "the panel has no user named alice".
+    let elsewhere = FakeRest::start().await;
+    let bot = start(&[("PANEL_API_URL", &format!("http://127.0.0.1:{}", elsewhere.port))]).await;
+    let answer = interact(&bot.app, &command("alice", &[MODERATOR_ROLE])).await;
+    let shown = text_of(&answer);
+    assert!(!shown.contains("no user named"), "{shown}");
+    assert!(shown.contains("the login"), "{shown}");
+}
