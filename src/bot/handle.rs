@@ -123,7 +123,18 @@ impl Bot {
         let (drawing, label) = (self.drawing(), self.panel_label.clone().unwrap_or_else(|| "panel".to_owned()));
         let work = async move {
             let Click { verb, username, .. } = click;
-            let user = act(&panel, verb, &username).await.map_err(|err| Reply::text(describe(&err, &username)))?;
+            let user = act(&panel, verb, &username).await.map_err(|err| {
+                // The panel may have acted before it failed to answer (a timeout): the attempt is
+                // audited too, not only a confirmed change.
+                if verb != Verb::Refresh {
+                    let asked = verb.done(&username);
+                    let id = component.user.id;
+                    log::warn!(
+                        "audit: {actor:?} ({id}) asked to: {asked}; the panel did not confirm it: {err} · {label}"
+                    );
+                }
+                Reply::text(describe(&err, &username))
+            })?;
             let notice = (verb != Verb::Refresh).then(|| {
                 let done = verb.done(&username);
                 log::info!("audit: {actor:?} ({}) {done} · {label}", component.user.id);

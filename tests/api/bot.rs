@@ -426,3 +426,16 @@ async fn a_panel_url_without_the_login_path_is_not_reported_as_an_unknown_user()
     assert!(!shown.contains("no user named"), "{shown}");
     assert!(shown.contains("the login"), "{shown}");
 }
+
+#[tokio::test]
+async fn an_action_the_panel_did_not_confirm_is_audited_too() {
+    // A panel that times out may have reset the usage all the same: the attempt must be on record.
+    let bot = start(&[("PANEL_API_TIMEOUT", "1s")]).await;
+    bot.panel.state.lock().unwrap().delay = Duration::from_millis(1500);
+    interact(&bot.app, &click(&format!("card:reset:{}:alice", now()), &[MODERATOR_ROLE])).await;
+    let audit = poll_until("the attempt audited", || async {
+        logs().into_iter().find(|line| line.contains("audit:") && line.contains("reset alice's usage"))
+    })
+    .await;
+    assert!(audit.contains(r#""moderator" (1500000000000000001)"#) && audit.contains("did not confirm"), "{audit}");
+}
