@@ -135,6 +135,11 @@ impl Bot {
                 }
                 Reply::text(describe(&err, &username))
             })?;
+            // `extend` leaves a user who never expires as they are: neither done nor audited.
+            if matches!(verb, Verb::Extend(_)) && user.expire.is_none() {
+                let notice = format!("{} never expires: nothing was changed.", escape_markdown(&username));
+                return Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, Some(notice)));
+            }
             let notice = (verb != Verb::Refresh).then(|| {
                 let done = verb.done(&username);
                 log::info!("audit: {actor:?} ({}) {done} · {label}", component.user.id);

@@ -439,3 +439,14 @@ async fn an_action_the_panel_did_not_confirm_is_audited_too() {
     .await;
     assert!(audit.contains(r#""moderator" (1500000000000000001)"#) && audit.contains("did not confirm"), "{audit}");
 }
+
+#[tokio::test]
+async fn extending_a_user_who_never_expires_says_nothing_changed_and_audits_nothing() {
+    let bot = start(&[]).await;
+    bot.panel.state.lock().unwrap().users[0]["expire"] = Value::Null;
+    let answer = interact(&bot.app, &click(&format!("card:extend30:{}:alice", now()), &[MODERATOR_ROLE])).await;
+    let shown = text_of(&answer);
+    assert!(shown.contains("never expires") && !shown.contains("extended alice"), "{shown}");
+    assert_eq!(bot.panel.user("alice")["expire"], Value::Null);
+    assert!(!logs().iter().any(|line| line.contains("extended alice")), "an extension that did not happen was audited");
+}
