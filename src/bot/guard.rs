@@ -10,6 +10,7 @@ use serenity::model::guild::Member;
 use serenity::model::id::GuildId;
 
 use super::settings::BotSettings;
+use super::verify::MAX_SKEW;
 
 /// A clicker may make this many interactions per [`RATE_WINDOW`].
 pub const RATE_PER_WINDOW: usize = 20;
@@ -21,6 +22,14 @@ pub const ONCE_WITHIN: Duration = Duration::from_secs(5);
 /// The most clickers and recent actions remembered; past it, new ones are refused until old ones
 /// expire (never more memory).
 pub const MAX_REMEMBERED: usize = 1024;
+
+/// An interaction id is remembered this long: a replay's signature timestamp is accepted for
+/// `MAX_SKEW` either side of the relay's clock, so twice that covers every replay it lets through.
+pub const SEEN_FOR: Duration = Duration::from_secs(2 * MAX_SKEW.as_secs());
+
+/// The most interaction ids remembered; past it, new interactions are refused until old ones
+/// expire (Discord's volume for one guild's admins is far below it).
+pub const MAX_SEEN: usize = 8192;
 
 pub struct Guard {
     actors: BTreeSet<u64>,
@@ -34,6 +43,8 @@ struct State {
     clicks: HashMap<u64, Vec<Instant>>,
     /// Per (action, username), when it was last done.
     recent: HashMap<(String, String), Instant>,
+    /// Per interaction id, when it was first answered.
+    seen: HashMap<u64, Instant>,
 }
 
 /// Why an interaction is not carried out.
@@ -42,6 +53,8 @@ pub enum Refusal {
     NotAnActor,
     TooFast,
     AlreadyDone,
+    /// The same signed interaction again (a captured request sent a second time).
+    Replayed,
 }
 
 impl Guard {
@@ -77,6 +90,24 @@ impl Guard {
             return Err(Refusal::TooFast);
         }
         times.push(now);
+        Ok(())
+    }
+
+    /// Claims the interaction `id` at `now`; `Err` when it was answered already (Discord sends an
+    /// interaction once: a second one is a replay of a captured request).
+    pub fn first_time(&self, id: u64, now: Instant) -> Result<(), Refusal> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < SEEN_FOR;
+        if state.seen.contains_key(&id) {
+            return Err(Refusal::Replayed);
+        }
+        if state.seen.len() >= MAX_SEEN {
+            state.seen.retain(|_, at| fresh(at));
+            if state.seen.len() >= MAX_SEEN {
+                return Err(Refusal::TooFast);
+            }
+        }
+        state.seen.insert(id, now);
         Ok(())
     }
 
@@ -140,6 +171,19 @@ mod tests {
         assert!(!guard.is_actor(other, Some(&member(10, &[]))), "another guild");
         assert!(!guard.is_actor(None, Some(&member(10, &[]))), "a direct message");
         assert!(!guard.is_actor(home, None));
+    }
+
+    #[test]
+    fn an_interaction_is_answered_once_and_the_ids_remembered_are_bounded() {
+        let guard = guard();
+        let start = Instant::now();
+        assert_eq!(guard.first_time(1, start), Ok(()));
+        assert_eq!(guard.first_time(1, start + Duration::from_secs(299)), Err(Refusal::Replayed));
+        for id in 2..=MAX_SEEN as u64 {
+            guard.first_time(id, start).unwrap();
+        }
+        assert_eq!(guard.first_time(u64::MAX, start), Err(Refusal::TooFast), "full: refused, never grown");
+        assert_eq!(guard.first_time(u64::MAX, start + SEEN_FOR), Ok(()), "expired ids make room");
     }
 
     #[test]

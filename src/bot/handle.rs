@@ -52,6 +52,9 @@ impl Bot {
         if !self.guard.is_actor(command.guild_id, command.member.as_deref()) {
             return refusal(Refusal::NotAnActor);
         }
+        if let Err(refused) = self.guard.first_time(command.id.get(), Instant::now()) {
+            return refusal(refused);
+        }
         if command.data.name != "user" {
             return Answer::text("The relay knows only /user.");
         }
@@ -79,7 +82,15 @@ impl Bot {
         if !self.guard.is_actor(component.guild_id, component.member.as_ref()) {
             return refusal(Refusal::NotAnActor);
         }
-        let Some(click) = parse_click(&component.data.custom_id) else {
+        if let Err(refused) = self.guard.first_time(component.id.get(), Instant::now()) {
+            return refusal(refused);
+        }
+        // A custom_id is whatever the client sent: an Extend is only by the days the card offers.
+        let click = parse_click(&component.data.custom_id).filter(|click| match click.verb {
+            Verb::Extend(days) => self.settings.extend_days.contains(&days),
+            _ => true,
+        });
+        let Some(click) = click else {
             return Answer::text("This button is not one of the relay's cards: run /user again.");
         };
         let action = click.verb.action();
@@ -90,7 +101,11 @@ impl Bot {
             return refusal(refused);
         }
         if click.verb != Verb::Refresh {
-            let age = unix_now().saturating_sub(click.issued);
+            // The card's age is the older of the custom_id's time (a confirmation keeps the card's)
+            // and the message's last edit as Discord states it (a custom_id can be forged).
+            let message = &component.message;
+            let drawn = click.issued.min(message.edited_timestamp.unwrap_or(message.timestamp).unix_timestamp());
+            let age = unix_now().saturating_sub(drawn);
             if !(-60..=CARD_MAX_AGE_SECS).contains(&age) {
                 return Answer::text("This card is older than 15 minutes: press Refresh, check the user, then act.");
             }
@@ -108,7 +123,23 @@ impl Bot {
         let (drawing, label) = (self.drawing(), self.panel_label.clone().unwrap_or_else(|| "panel".to_owned()));
         let work = async move {
             let Click { verb, username, .. } = click;
-            let user = act(&panel, verb, &username).await.map_err(|err| Reply::text(describe(&err, &username)))?;
+            let user = act(&panel, verb, &username).await.map_err(|err| {
+                // The panel may have acted before it failed to answer (a timeout): the attempt is
+                // audited too, not only a confirmed change.
+                if verb != Verb::Refresh {
+                    let asked = verb.done(&username);
+                    let id = component.user.id;
+                    log::warn!(
+                        "audit: {actor:?} ({id}) asked to: {asked}; the panel did not confirm it: {err} · {label}"
+                    );
+                }
+                Reply::text(describe(&err, &username))
+            })?;
+            // `extend` leaves a user who never expires as they are: neither done nor audited.
+            if matches!(verb, Verb::Extend(_)) && user.expire.is_none() {
+                let notice = format!("{} never expires: nothing was changed.", escape_markdown(&username));
+                return Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, Some(notice)));
+            }
             let notice = (verb != Verb::Refresh).then(|| {
                 let done = verb.done(&username);
                 log::info!("audit: {actor:?} ({}) {done} · {label}", component.user.id);
@@ -184,6 +215,7 @@ fn refusal(refused: Refusal) -> Answer {
         Refusal::NotAnActor => "You may not act on panel users from here (DISCORD_ACTORS). Nothing was changed.",
         Refusal::TooFast => "Too many requests; wait a minute and try again. Nothing was changed.",
         Refusal::AlreadyDone => "That was done a moment ago; it is not done twice. Press Refresh to see the user.",
+        Refusal::Replayed => "This interaction was already answered. Nothing was changed.",
     })
 }
 
@@ -195,7 +227,10 @@ fn no_panel() -> Answer {
 fn describe(err: &PanelError, username: &str) -> String {
     let name = escape_markdown(username);
     match err {
-        PanelError::Status { status: 404, .. } => format!("The panel has no user named {name}."),
+        // Only a user path's 404 means no such user (the login's means PANEL_API_URL is not the panel).
+        PanelError::Status { status: 404, path } if path.starts_with("/api/user/") => {
+            format!("The panel has no user named {name}.")
+        }
         PanelError::Unreachable(why) => format!(
             "⚠️ The panel did not answer ({}). If you asked for a change, press Refresh to see whether it was made.",
             escape_markdown(why)

@@ -4,19 +4,25 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serenity::model::application::Interaction;
 
 use super::verify::verify;
 use super::Bot;
+use crate::ingest::{read_body, Sender};
 
 /// The largest interaction read: a click carries the message it is on (an embed of at most
 /// 6,000 characters and its buttons), well under this.
 pub const MAX_BODY_BYTES: usize = 256 << 10;
 
-/// How long a client may take to send the body.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send the body: Discord's few kilobytes arrive at once, and a body
+/// still coming after a second could not be answered within Discord's 3 s anyway.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The bytes all bodies not yet verified may hold together (each takes one of 32 places and its
+/// bytes as they arrive; past either, `503` at once). The endpoint's own budget: strangers here
+/// do not take the places of the panels' HMAC-signed webhooks, nor those of Discord.
+pub const UNVERIFIED_BYTES: usize = 32 * MAX_BODY_BYTES;
 
 pub const SIGNATURE_HEADER: &str = "x-signature-ed25519";
 pub const TIMESTAMP_HEADER: &str = "x-signature-timestamp";
@@ -31,17 +37,18 @@ async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot
     let (Some(signature), Some(timestamp)) = (headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)) else {
         return unauthorized();
     };
-    let body = match tokio::time::timeout(BODY_TIMEOUT, read(payload)).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(response)) => return response,
-        Err(_) => return HttpResponse::RequestTimeout().finish(),
-    };
+    let body =
+        match read_body(&request, payload, MAX_BODY_BYTES, BODY_TIMEOUT, Sender::Unverified(&bot.unverified)).await {
+            Ok(body) => body,
+            Err(err) => return err.error_response(),
+        };
+    let body = &body.bytes;
     let key = &bot.settings().public_key;
-    if let Err(err) = verify(key, Some(signature.as_bytes()), Some(timestamp.as_bytes()), &body, SystemTime::now()) {
+    if let Err(err) = verify(key, Some(signature.as_bytes()), Some(timestamp.as_bytes()), body, SystemTime::now()) {
         log::debug!("bot: refused an interaction: {err}");
         return unauthorized();
     }
-    let interaction: Interaction = match serde_json::from_slice(&body) {
+    let interaction: Interaction = match serde_json::from_slice(body) {
         Ok(interaction) => interaction,
         Err(err) => {
             let reason: String = err.to_string().chars().take(200).collect();
@@ -68,19 +75,6 @@ fn without_null_data(mut body: serde_json::Value) -> serde_json::Value {
         }
     }
     body
-}
-
-/// The body, up to [`MAX_BODY_BYTES`]; a larger one is answered `413`.
-async fn read(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| HttpResponse::BadRequest().finish())?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(HttpResponse::PayloadTooLarge().finish());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 fn unauthorized() -> HttpResponse {

@@ -26,6 +26,7 @@ use futures_util::future::BoxFuture;
 use serenity::builder::CreateInteractionResponse;
 use tokio::sync::Semaphore;
 
+use crate::ingest::Unverified;
 use crate::panel::PanelClient;
 use guard::Guard;
 use rest::Rest;
@@ -51,6 +52,8 @@ pub struct Bot {
     guard: Guard,
     in_flight: Arc<Semaphore>,
     defer_after: Duration,
+    /// What bodies not yet verified may hold together ([`http::UNVERIFIED_BYTES`]).
+    unverified: Unverified,
 }
 
 /// What to give Discord for one interaction.
@@ -79,6 +82,7 @@ impl Bot {
             rest: Arc::new(rest),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             defer_after: DEFER_AFTER,
+            unverified: Unverified::new(http::UNVERIFIED_BYTES),
         })
     }
 

@@ -154,7 +154,8 @@ pub fn parse_api_base(value: &str) -> Result<String, String> {
 
 /// Bytes from hex digits; `None` for anything else.
 pub(super) fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    // Every character a hex digit: `from_str_radix` alone would take "+f" for 0x0f.
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
@@ -177,6 +178,10 @@ mod tests {
             assert!(parse_extend_days(bad).is_err(), "{bad}");
         }
         assert!(parse_public_key("zz").is_err());
+        assert_eq!(hex("0aFf"), Some(vec![0x0a, 0xff]), "either case");
+        assert_eq!(hex("+a"), None, "a sign is not a hex digit");
+        let key = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+        assert!(parse_public_key(key).is_ok() && parse_public_key(&key.replacen("0a", "+a", 1)).is_err());
         assert!(parse_api_base("https://u:p@discord.com/api").is_err());
         assert_eq!(parse_api_base("http://127.0.0.1:5/api/").unwrap(), "http://127.0.0.1:5/api");
     }

@@ -36,7 +36,8 @@ pub fn verify(
         return Err(SignatureError::Missing);
     };
     let text = std::str::from_utf8(timestamp).map_err(|_| SignatureError::Malformed)?;
-    let seconds: u64 = text.parse().ok().filter(|_| text.len() <= 12).ok_or(SignatureError::Malformed)?;
+    let digits = (1..=12).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
+    let seconds: u64 = text.parse().ok().filter(|_| digits).ok_or(SignatureError::Malformed)?;
     let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if now.abs_diff(seconds) > MAX_SKEW.as_secs() {
         return Err(SignatureError::Stale);
@@ -74,6 +75,11 @@ mod tests {
         assert_eq!(check(&sig, "1", body), Err(SignatureError::Stale));
         assert_eq!(check("zz", &ts, body), Err(SignatureError::Malformed));
         assert_eq!(check(&sig, "-5", body), Err(SignatureError::Malformed));
+        assert_eq!(check(&sig, &format!("+{ts}"), body), Err(SignatureError::Malformed), "digits only");
+        assert_eq!(check(&sig, "99999999999999999999", body), Err(SignatureError::Malformed));
+        assert_eq!(check(&sig, "", body), Err(SignatureError::Malformed));
+        assert_eq!(check(&sig.to_uppercase(), &ts, body), Ok(()), "uppercase hex is hex");
+        assert_eq!(check(&sig[1..], &ts, body), Err(SignatureError::Malformed), "odd length");
         assert_eq!(verify(&key, None, Some(ts.as_bytes()), body, now), Err(SignatureError::Missing));
     }
 }

@@ -32,10 +32,9 @@ use crate::outbox::Outbox;
 use crate::render::Templates;
 use crate::routing::Router;
 use crate::secret::{HeaderCheck, Secret};
-use body::{read_body, Sender};
 use prepare::prepare;
 
-pub use body::{PanelBodies, Unverified};
+pub use body::{read_body, PanelBodies, Sender, Unverified};
 pub use prepare::{prepare_events, Prepared};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.

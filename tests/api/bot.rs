@@ -28,17 +28,27 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A new interaction id each time, as Discord gives every interaction its own (a repeated id is a
+/// replay).
+fn fresh_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_300_000_000_000_000_100);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()
+}
+
 /// `/user <username>` from the moderator (with the moderator role unless `roles` says otherwise).
 fn command(username: &str, roles: &[&str]) -> Value {
     let mut command = fixture("command_user.json");
+    command["id"] = json!(fresh_id());
     command["data"]["options"][0]["value"] = json!(username);
     command["member"]["roles"] = json!(roles);
     command
 }
 
-/// A click on the card's button `custom_id`.
+/// A click on the card's button `custom_id`, on a card message drawn now.
 fn click(custom_id: &str, roles: &[&str]) -> Value {
     let mut click = fixture("component_button.json");
+    click["id"] = json!(fresh_id());
+    click["message"]["timestamp"] = json!(rfc3339(now()));
     click["data"]["custom_id"] = json!(custom_id);
     click["member"]["roles"] = json!(roles);
     click
@@ -312,4 +322,131 @@ async fn actions_not_in_discord_actions_are_refused() {
     let refused = interact(&bot.app, &click(&format!("card:reset:{}:alice", now()), &[MODERATOR_ROLE])).await;
     assert!(text_of(&refused).contains("You may not reset"), "{refused}");
     assert_eq!(bot.panel.user("alice")["used_traffic"], 1_500_000);
+}
+
+/// A click whose card message was last drawn at `drawn` (unix seconds), as Discord sends it.
+fn click_on_card_drawn(custom_id: &str, drawn: u64) -> Value {
+    let mut click = click(custom_id, &[MODERATOR_ROLE]);
+    click["message"]["timestamp"] = json!(rfc3339(drawn));
+    click
+}
+
+fn rfc3339(unix: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(unix as i64).unwrap();
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[tokio::test]
+async fn a_crafted_custom_id_cannot_extend_by_days_that_are_not_configured() {
+    let bot = start(&[("DISCORD_EXTEND_DAYS", "7")]).await;
+    let before = bot.panel.user("alice")["expire"].as_i64().unwrap();
+    let forged = interact(&bot.app, &click_on_card_drawn(&format!("card:extend3650:{}:alice", now()), now())).await;
+    assert!(text_of(&forged).contains("not one of"), "{forged}");
+    assert_eq!(bot.panel.user("alice")["expire"].as_i64().unwrap(), before, "the expiry moved by 10 years");
+    let allowed = interact(&bot.app, &click_on_card_drawn(&format!("card:extend7:{}:alice", now()), now())).await;
+    assert_eq!(allowed["type"], 7, "{allowed}");
+    assert_eq!(bot.panel.user("alice")["expire"].as_i64().unwrap(), before + 7 * 86_400);
+}
+
+#[tokio::test]
+async fn a_fresh_timestamp_in_the_custom_id_does_not_make_an_old_card_fresh() {
+    let bot = start(&[]).await;
+    let drawn = now() - 20 * 60;
+    let forged = interact(&bot.app, &click_on_card_drawn(&format!("card:reset:{}:alice", now()), drawn)).await;
+    assert!(text_of(&forged).contains("older than 15 minutes"), "{forged}");
+    assert_eq!(bot.panel.user("alice")["used_traffic"], 1_500_000);
+    assert!(bot.panel.calls().is_empty(), "{:?}", bot.panel.calls());
+}
+
+#[tokio::test]
+async fn a_replayed_signed_interaction_is_answered_once() {
+    // Whoever captured one signed request (a proxy's log) must not get the live card again, nor
+    // repeat an action once the double-click guard's 5 s are over.
+    let bot = start(&[]).await;
+    let body = command("alice", &[MODERATOR_ROLE]).to_string();
+    let key = SigningKey::from_bytes(&SIGNING_KEY);
+    let timestamp = now();
+    let first = post_signed(&bot.app, body.as_bytes(), &key, timestamp).await.json::<Value>().await.unwrap();
+    assert_eq!(first["data"]["embeds"][0]["title"], "alice", "{first}");
+    let replayed = post_signed(&bot.app, body.as_bytes(), &key, timestamp).await;
+    let shown = replayed.text().await.unwrap();
+    assert!(!shown.contains("1.43 MiB") && !shown.contains("embeds"), "the replay got the card: {shown}");
+    assert_eq!(bot.panel.calls().len(), 1, "{:?}", bot.panel.calls());
+}
+
+/// Opens a connection, sends a `POST /interactions` head with signature headers (any value: they
+/// cannot be checked before the body is in) announcing `length` bytes, then `sent` bytes of it,
+/// and keeps the connection open without finishing.
+async fn stalled_interaction(port: u16, length: usize, sent: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "POST /interactions HTTP/1.1\r\nHost: relay\r\nx-signature-ed25519: {}\r\nx-signature-timestamp: {}\r\n\
+         Content-Length: {length}\r\n\r\n",
+        "ab".repeat(64),
+        now()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(&vec![b' '; sent]).await;
+    stream
+}
+
+#[tokio::test]
+async fn unsigned_interaction_bodies_share_the_unverified_budget() {
+    use tokio::io::AsyncReadExt;
+    // Two headers of any value made the relay hold a 256 KiB body per connection for 10 s, with
+    // nothing bounding them in total (1,024 connections: 256 MiB).
+    let bot = start(&[]).await;
+    let port = bot.app.port();
+    let uploads = futures_util::future::join_all((0..40).map(|_| stalled_interaction(port, 200 << 10, 4 << 10))).await;
+    let answers = futures_util::future::join_all(uploads.into_iter().map(|mut upload| async move {
+        let mut buffer = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(3), upload.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => String::from_utf8_lossy(&buffer[..read]).lines().next().map(str::to_owned),
+            _ => None,
+        }
+    }))
+    .await;
+    let count = |status: &str| answers.iter().filter(|a| a.as_deref() == Some(status)).count();
+    let (busy, timed_out) = (count("HTTP/1.1 503 Service Unavailable"), count("HTTP/1.1 408 Request Timeout"));
+    assert_eq!((busy, timed_out), (8, 32), "32 places, the rest turned away at once: {answers:?}");
+    let ping = fixture("ping.json").to_string();
+    let pong = post_signed(&bot.app, ping.as_bytes(), &SigningKey::from_bytes(&SIGNING_KEY), now()).await;
+    assert_eq!(pong.status(), 200, "Discord is still served once the stalled bodies are cut off");
+}
+
+#[tokio::test]
+async fn a_panel_url_without_the_login_path_is_not_reported_as_an_unknown_user() {
+    // PANEL_API_URL pointing at something that is not the panel (a wrong port, a path prefix
+    // missing): the login is 404, which is not "the panel has no user named alice".
+    let elsewhere = FakeRest::start().await;
+    let bot = start(&[("PANEL_API_URL", &format!("http://127.0.0.1:{}", elsewhere.port))]).await;
+    let answer = interact(&bot.app, &command("alice", &[MODERATOR_ROLE])).await;
+    let shown = text_of(&answer);
+    assert!(!shown.contains("no user named"), "{shown}");
+    assert!(shown.contains("the login"), "{shown}");
+}
+
+#[tokio::test]
+async fn an_action_the_panel_did_not_confirm_is_audited_too() {
+    // A panel that times out may have reset the usage all the same: the attempt must be on record.
+    let bot = start(&[("PANEL_API_TIMEOUT", "1s")]).await;
+    bot.panel.state.lock().unwrap().delay = Duration::from_millis(1500);
+    interact(&bot.app, &click(&format!("card:reset:{}:alice", now()), &[MODERATOR_ROLE])).await;
+    let audit = poll_until("the attempt audited", || async {
+        logs().into_iter().find(|line| line.contains("audit:") && line.contains("reset alice's usage"))
+    })
+    .await;
+    assert!(audit.contains(r#""moderator" (1500000000000000001)"#) && audit.contains("did not confirm"), "{audit}");
+}
+
+#[tokio::test]
+async fn extending_a_user_who_never_expires_says_nothing_changed_and_audits_nothing() {
+    let bot = start(&[]).await;
+    bot.panel.state.lock().unwrap().users[0]["expire"] = Value::Null;
+    let answer = interact(&bot.app, &click(&format!("card:extend30:{}:alice", now()), &[MODERATOR_ROLE])).await;
+    let shown = text_of(&answer);
+    assert!(shown.contains("never expires") && !shown.contains("extended alice"), "{shown}");
+    assert_eq!(bot.panel.user("alice")["expire"], Value::Null);
+    assert!(!logs().iter().any(|line| line.contains("extended alice")), "an extension that did not happen was audited");
 }
