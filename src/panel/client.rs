@@ -11,8 +11,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::answers::{self, CoreStatus, Node, MAX_NODES};
+use super::scrub::scrub;
 use super::{Credentials, Family, PanelApiSettings, PanelError, Redacted};
-use crate::discord::redact;
 
 /// The largest answer read from the panel: a thousand nodes are about 400 KiB.
 pub const MAX_ANSWER_BYTES: usize = 4 << 20;
@@ -224,7 +224,7 @@ async fn read_json(mut response: reqwest::Response, name: &'static str) -> Resul
 }
 
 pub(super) fn unreadable(path: &'static str, reason: impl Into<String>) -> PanelError {
-    let reason: String = redact(&reason.into(), None).chars().take(200).collect();
+    let reason: String = scrub(&reason.into()).chars().take(200).collect();
     PanelError::Unreadable { path, reason }
 }
 
@@ -245,7 +245,7 @@ fn unreachable(err: reqwest::Error) -> PanelError {
     while let Some(source) = cause.source() {
         cause = source;
     }
-    let cause: String = redact(&cause.to_string(), None).chars().take(200).collect();
+    let cause: String = scrub(&cause.to_string()).chars().take(200).collect();
     PanelError::Unreachable(format!("{kind} ({cause})"))
 }
 
