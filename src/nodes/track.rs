@@ -63,6 +63,23 @@ impl Outage {
     fn new(since_ms: i64, reason: Option<String>) -> Self {
         Self { since_ms, sent: false, reason }
     }
+
+    /// How long it has lasted at `now_ms`, never less than 0.
+    fn lasted(&self, now_ms: i64) -> i64 {
+        elapsed(self.since_ms, now_ms)
+    }
+
+    /// Whether it has lasted `down_after_ms` at `now_ms`. A start in the future (the clock was set
+    /// back) moves to now, so the outage is timed from the jump instead of once the clock catches up.
+    fn long_enough(&mut self, now_ms: i64, down_after_ms: i64) -> bool {
+        self.since_ms = self.since_ms.min(now_ms);
+        now_ms.saturating_sub(self.since_ms) >= down_after_ms
+    }
+}
+
+/// The time from `since_ms` to `now_ms`, never less than 0 (the clock may have been set back).
+fn elapsed(since_ms: i64, now_ms: i64) -> i64 {
+    now_ms.saturating_sub(since_ms).max(0)
 }
 
 /// What a change is about.
@@ -131,7 +148,7 @@ impl WatchState {
     pub fn unreachable(&mut self, reason: &str, now_ms: i64, down_after_ms: i64) -> Vec<Change> {
         let outage = self.unreachable.get_or_insert_with(|| Outage::new(now_ms, None));
         outage.reason = Some(reason.to_owned());
-        if outage.sent || now_ms.saturating_sub(outage.since_ms) < down_after_ms {
+        if outage.sent || !outage.long_enough(now_ms, down_after_ms) {
             return Vec::new();
         }
         outage.sent = true;
@@ -152,7 +169,7 @@ impl WatchState {
     ) -> Vec<Change> {
         let mut changes = Vec::new();
         if let Some(outage) = self.unreachable.take().filter(|outage| outage.sent) {
-            let duration = now_ms.saturating_sub(outage.since_ms);
+            let duration = outage.lasted(now_ms);
             changes.push(Change {
                 since_ms: Some(outage.since_ms),
                 duration_ms: Some(duration),
@@ -188,7 +205,7 @@ impl WatchState {
     fn core_step(&mut self, core: &CoreStatus, now_ms: i64, down_after_ms: i64) -> Option<Change> {
         if core.started {
             let outage = self.core.take().filter(|outage| outage.sent)?;
-            let duration = now_ms.saturating_sub(outage.since_ms);
+            let duration = outage.lasted(now_ms);
             return Some(Change {
                 since_ms: Some(outage.since_ms),
                 duration_ms: Some(duration),
@@ -196,7 +213,7 @@ impl WatchState {
             });
         }
         let outage = self.core.get_or_insert_with(|| Outage::new(now_ms, None));
-        if outage.sent || now_ms.saturating_sub(outage.since_ms) < down_after_ms {
+        if outage.sent || !outage.long_enough(now_ms, down_after_ms) {
             return None;
         }
         outage.sent = true;
@@ -262,9 +279,9 @@ fn back_up(id: i64, tracked: &mut Tracked, now_ms: i64) -> Option<Change> {
     let outage = tracked.down.take()?;
     if outage.sent {
         let mut change = Change::node(Kind::NodeRecovered, id, tracked);
-        change.reason = outage.reason;
+        change.duration_ms = Some(outage.lasted(now_ms));
         change.since_ms = Some(outage.since_ms);
-        change.duration_ms = Some(now_ms.saturating_sub(outage.since_ms));
+        change.reason = outage.reason;
         return Some(change);
     }
     tracked.flaps = tracked.flaps.saturating_add(1);
@@ -279,7 +296,7 @@ fn still_down(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -
     if message.is_some() {
         outage.reason = message;
     }
-    if outage.sent || now_ms.saturating_sub(outage.since_ms) < down_after_ms {
+    if outage.sent || !outage.long_enough(now_ms, down_after_ms) {
         return None;
     }
     outage.sent = true;
@@ -295,8 +312,8 @@ fn still_down(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -
 /// Once the flapping window has lasted `down_after_ms`: one `node_flapping` when it held
 /// [`FLAPS_MIN`] blips or more, and a new window.
 fn flapping(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -> Option<Change> {
-    let start = tracked.flap_window_ms?;
-    let length = now_ms.saturating_sub(start);
+    let start = tracked.flap_window_ms?.min(now_ms);
+    let length = elapsed(start, now_ms);
     if length < down_after_ms {
         return None;
     }

@@ -133,3 +133,19 @@ fn the_core_is_reported_down_once_and_recovered() {
     assert_eq!(actions(&back), ["core_recovered"]);
     assert_eq!(back[0].duration_ms, Some(8 * POLL));
 }
+
+#[test]
+fn a_clock_that_jumps_back_neither_delays_a_down_nor_gives_a_negative_downtime() {
+    let hour = 3_600_000;
+    let mut state = WatchState::default();
+    state.observe(&[up(1), up(2)], None, 10 * hour, DOWN_AFTER);
+    state.observe(&[up(1), down(2)], None, 10 * hour + POLL, DOWN_AFTER);
+    assert_eq!(actions(&state.observe(&[down(1), down(2)], None, 10 * hour + 5 * POLL, DOWN_AFTER)), ["node_down"]);
+    // The host's clock is set back an hour (NTP, a VM restored): node 1's outage is still
+    // reported after NODE_DOWN_AFTER, not an hour late, and node 2's recovery lasts no less than 0.
+    let back = 9 * hour;
+    let changes = run(&mut state, back, 5, |_| Some(vec![down(1), up(2)]));
+    let found: Vec<_> = changes.iter().map(|(at, change)| (*at, change.kind.action())).collect();
+    assert_eq!(found, [(back, "node_recovered"), (back + DOWN_AFTER, "node_down")]);
+    assert!(changes.iter().all(|(_, change)| change.duration_ms.is_none_or(|d| d >= 0)), "{changes:?}");
+}
