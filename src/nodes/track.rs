@@ -49,6 +49,9 @@ pub struct Tracked {
     /// Blips counted in the current window, and when the window began.
     pub flaps: u32,
     pub flap_window_ms: Option<i64>,
+    /// Missing from the last answer: removed if the next one lacks it too.
+    #[serde(default)]
+    pub missing: bool,
 }
 
 /// Something that is not as it should be, since when, and whether its message was sent.
@@ -179,8 +182,16 @@ impl WatchState {
         let seen: BTreeMap<i64, &Node> = nodes.iter().map(|node| (node.id, node)).collect();
         let gone: Vec<i64> = self.nodes.keys().filter(|id| !seen.contains_key(id)).copied().collect();
         for id in gone {
-            if let Some(node) = self.nodes.remove(&id) {
-                changes.push(Change::node(Kind::NodeRemoved, id, &node));
+            // One answer without a node may be the panel's hiccup (an empty list while its
+            // database restarts, a page boundary that moved between two pages): a node is removed
+            // once two answers in a row lack it, not removed and added back.
+            match self.nodes.get_mut(&id) {
+                Some(tracked) if !tracked.missing => tracked.missing = true,
+                _ => {
+                    if let Some(node) = self.nodes.remove(&id) {
+                        changes.push(Change::node(Kind::NodeRemoved, id, &node));
+                    }
+                }
             }
         }
         for (id, node) in seen {
@@ -240,12 +251,14 @@ fn first_sight(node: &Node, now_ms: i64) -> Tracked {
         down,
         flaps: 0,
         flap_window_ms: None,
+        missing: false,
     }
 }
 
 /// One known node's step from `tracked` to `node`, at `now_ms`.
 fn step(id: i64, tracked: &mut Tracked, node: &Node, now_ms: i64, down_after_ms: i64) -> Vec<Change> {
     let was_off = tracked.status.is_off();
+    tracked.missing = false;
     tracked.name.clone_from(&node.name);
     tracked.address.clone_from(&node.address);
     tracked.port = node.port;
