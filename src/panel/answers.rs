@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::scrub::scrub;
 use super::Family;
 
-/// The most nodes read from one panel; more are ignored (and logged by the watcher). Real panels
-/// have a few dozen.
+/// The most nodes read from one panel; more are ignored (silently: nothing logs it). Real
+/// panels have a few dozen.
 pub const MAX_NODES: usize = 1000;
 
 /// A node's name is cut to this many characters (Marzban allows 256).
