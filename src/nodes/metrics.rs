@@ -75,6 +75,11 @@ impl NodeMetrics {
         for id in before.nodes.keys().filter(|id| !state.nodes.contains_key(id)) {
             self.node_up.remove(&labels(id));
         }
+        // Past the first NODE_SERIES_MAX ids a node has no series, even one it had while it was
+        // among them (nodes with lower ids were added since): left, it would stay frozen.
+        for (id, _) in state.nodes.iter().skip(NODE_SERIES_MAX) {
+            self.node_up.remove(&labels(id));
+        }
         for (id, node) in state.nodes.iter().take(NODE_SERIES_MAX) {
             let up = match &node.status {
                 NodeStatus::Connected => 1,
@@ -83,5 +88,45 @@ impl NodeMetrics {
             };
             self.node_up.get_or_create(&labels(id)).set(up);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::Node;
+
+    fn state(ids: std::ops::Range<i64>) -> WatchState {
+        let nodes: Vec<Node> = ids
+            .map(|id| Node {
+                id,
+                name: format!("n{id}"),
+                address: String::new(),
+                port: None,
+                status: NodeStatus::Connected,
+                message: None,
+            })
+            .collect();
+        let mut state = WatchState::default();
+        state.observe(&nodes, None, 0, 120_000);
+        state
+    }
+
+    fn node_series(metrics: &NodeMetrics) -> usize {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text.lines().filter(|line| line.starts_with("node_up{")).count()
+    }
+
+    #[test]
+    fn node_series_stay_at_most_node_series_max_when_lower_ids_are_added() {
+        let metrics = NodeMetrics::default();
+        let (before, after) = (state(300..600), state(0..600));
+        metrics.polled("eu", &WatchState::default(), &before, true, &[]);
+        assert_eq!(node_series(&metrics), NODE_SERIES_MAX);
+        metrics.polled("eu", &before, &after, true, &[]);
+        assert_eq!(node_series(&metrics), NODE_SERIES_MAX);
     }
 }

@@ -49,6 +49,9 @@ pub struct Tracked {
     /// Blips counted in the current window, and when the window began.
     pub flaps: u32,
     pub flap_window_ms: Option<i64>,
+    /// Missing from the last answer: removed if the next one lacks it too.
+    #[serde(default)]
+    pub missing: bool,
 }
 
 /// Something that is not as it should be, since when, and whether its message was sent.
@@ -63,6 +66,23 @@ impl Outage {
     fn new(since_ms: i64, reason: Option<String>) -> Self {
         Self { since_ms, sent: false, reason }
     }
+
+    /// How long it has lasted at `now_ms`, never less than 0.
+    fn lasted(&self, now_ms: i64) -> i64 {
+        elapsed(self.since_ms, now_ms)
+    }
+
+    /// Whether it has lasted `down_after_ms` at `now_ms`. A start in the future (the clock was set
+    /// back) moves to now, so the outage is timed from the jump instead of once the clock catches up.
+    fn long_enough(&mut self, now_ms: i64, down_after_ms: i64) -> bool {
+        self.since_ms = self.since_ms.min(now_ms);
+        now_ms.saturating_sub(self.since_ms) >= down_after_ms
+    }
+}
+
+/// The time from `since_ms` to `now_ms`, never less than 0 (the clock may have been set back).
+fn elapsed(since_ms: i64, now_ms: i64) -> i64 {
+    now_ms.saturating_sub(since_ms).max(0)
 }
 
 /// What a change is about.
@@ -131,7 +151,7 @@ impl WatchState {
     pub fn unreachable(&mut self, reason: &str, now_ms: i64, down_after_ms: i64) -> Vec<Change> {
         let outage = self.unreachable.get_or_insert_with(|| Outage::new(now_ms, None));
         outage.reason = Some(reason.to_owned());
-        if outage.sent || now_ms.saturating_sub(outage.since_ms) < down_after_ms {
+        if outage.sent || !outage.long_enough(now_ms, down_after_ms) {
             return Vec::new();
         }
         outage.sent = true;
@@ -152,7 +172,7 @@ impl WatchState {
     ) -> Vec<Change> {
         let mut changes = Vec::new();
         if let Some(outage) = self.unreachable.take().filter(|outage| outage.sent) {
-            let duration = now_ms.saturating_sub(outage.since_ms);
+            let duration = outage.lasted(now_ms);
             changes.push(Change {
                 since_ms: Some(outage.since_ms),
                 duration_ms: Some(duration),
@@ -162,8 +182,16 @@ impl WatchState {
         let seen: BTreeMap<i64, &Node> = nodes.iter().map(|node| (node.id, node)).collect();
         let gone: Vec<i64> = self.nodes.keys().filter(|id| !seen.contains_key(id)).copied().collect();
         for id in gone {
-            if let Some(node) = self.nodes.remove(&id) {
-                changes.push(Change::node(Kind::NodeRemoved, id, &node));
+            // One answer without a node may be the panel's hiccup (an empty list while its
+            // database restarts, a page boundary that moved between two pages): a node is removed
+            // once two answers in a row lack it, not removed and added back.
+            match self.nodes.get_mut(&id) {
+                Some(tracked) if !tracked.missing => tracked.missing = true,
+                _ => {
+                    if let Some(node) = self.nodes.remove(&id) {
+                        changes.push(Change::node(Kind::NodeRemoved, id, &node));
+                    }
+                }
             }
         }
         for (id, node) in seen {
@@ -188,7 +216,7 @@ impl WatchState {
     fn core_step(&mut self, core: &CoreStatus, now_ms: i64, down_after_ms: i64) -> Option<Change> {
         if core.started {
             let outage = self.core.take().filter(|outage| outage.sent)?;
-            let duration = now_ms.saturating_sub(outage.since_ms);
+            let duration = outage.lasted(now_ms);
             return Some(Change {
                 since_ms: Some(outage.since_ms),
                 duration_ms: Some(duration),
@@ -196,7 +224,7 @@ impl WatchState {
             });
         }
         let outage = self.core.get_or_insert_with(|| Outage::new(now_ms, None));
-        if outage.sent || now_ms.saturating_sub(outage.since_ms) < down_after_ms {
+        if outage.sent || !outage.long_enough(now_ms, down_after_ms) {
             return None;
         }
         outage.sent = true;
@@ -223,12 +251,14 @@ fn first_sight(node: &Node, now_ms: i64) -> Tracked {
         down,
         flaps: 0,
         flap_window_ms: None,
+        missing: false,
     }
 }
 
 /// One known node's step from `tracked` to `node`, at `now_ms`.
 fn step(id: i64, tracked: &mut Tracked, node: &Node, now_ms: i64, down_after_ms: i64) -> Vec<Change> {
     let was_off = tracked.status.is_off();
+    tracked.missing = false;
     tracked.name.clone_from(&node.name);
     tracked.address.clone_from(&node.address);
     tracked.port = node.port;
@@ -262,9 +292,9 @@ fn back_up(id: i64, tracked: &mut Tracked, now_ms: i64) -> Option<Change> {
     let outage = tracked.down.take()?;
     if outage.sent {
         let mut change = Change::node(Kind::NodeRecovered, id, tracked);
-        change.reason = outage.reason;
+        change.duration_ms = Some(outage.lasted(now_ms));
         change.since_ms = Some(outage.since_ms);
-        change.duration_ms = Some(now_ms.saturating_sub(outage.since_ms));
+        change.reason = outage.reason;
         return Some(change);
     }
     tracked.flaps = tracked.flaps.saturating_add(1);
@@ -279,7 +309,7 @@ fn still_down(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -
     if message.is_some() {
         outage.reason = message;
     }
-    if outage.sent || now_ms.saturating_sub(outage.since_ms) < down_after_ms {
+    if outage.sent || !outage.long_enough(now_ms, down_after_ms) {
         return None;
     }
     outage.sent = true;
@@ -295,8 +325,8 @@ fn still_down(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -
 /// Once the flapping window has lasted `down_after_ms`: one `node_flapping` when it held
 /// [`FLAPS_MIN`] blips or more, and a new window.
 fn flapping(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -> Option<Change> {
-    let start = tracked.flap_window_ms?;
-    let length = now_ms.saturating_sub(start);
+    let start = tracked.flap_window_ms?.min(now_ms);
+    let length = elapsed(start, now_ms);
     if length < down_after_ms {
         return None;
     }

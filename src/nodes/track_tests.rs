@@ -94,7 +94,8 @@ fn admin_changes_are_reported_and_a_disabled_node_is_no_outage() {
     let mut state = WatchState::default();
     state.observe(&[up(1)], None, 0, DOWN_AFTER);
     assert_eq!(actions(&state.observe(&[up(1), down(2)], None, POLL, DOWN_AFTER)), ["node_added"]);
-    assert_eq!(actions(&state.observe(&[down(2)], None, 2 * POLL, DOWN_AFTER)), ["node_removed"]);
+    assert!(state.observe(&[down(2)], None, 2 * POLL, DOWN_AFTER).is_empty(), "one answer without it");
+    assert_eq!(actions(&state.observe(&[down(2)], None, 2 * POLL + 1, DOWN_AFTER)), ["node_removed"]);
     let off = node(2, NodeStatus::Disabled);
     assert_eq!(actions(&state.observe(std::slice::from_ref(&off), None, 3 * POLL, DOWN_AFTER)), ["node_disabled"]);
     assert!(run(&mut state, 4 * POLL, 10, |_| Some(vec![off.clone()])).is_empty());
@@ -132,4 +133,38 @@ fn the_core_is_reported_down_once_and_recovered() {
     let back = state.observe(&[], Some(&started), 8 * POLL, DOWN_AFTER);
     assert_eq!(actions(&back), ["core_recovered"]);
     assert_eq!(back[0].duration_ms, Some(8 * POLL));
+}
+
+#[test]
+fn a_clock_that_jumps_back_neither_delays_a_down_nor_gives_a_negative_downtime() {
+    let hour = 3_600_000;
+    let mut state = WatchState::default();
+    state.observe(&[up(1), up(2)], None, 10 * hour, DOWN_AFTER);
+    state.observe(&[up(1), down(2)], None, 10 * hour + POLL, DOWN_AFTER);
+    assert_eq!(actions(&state.observe(&[down(1), down(2)], None, 10 * hour + 5 * POLL, DOWN_AFTER)), ["node_down"]);
+    // The host's clock is set back an hour (NTP, a VM restored): node 1's outage is still
+    // reported after NODE_DOWN_AFTER, not an hour late, and node 2's recovery lasts no less than 0.
+    let back = 9 * hour;
+    let changes = run(&mut state, back, 5, |_| Some(vec![down(1), up(2)]));
+    let found: Vec<_> = changes.iter().map(|(at, change)| (*at, change.kind.action())).collect();
+    assert_eq!(found, [(back, "node_recovered"), (back + DOWN_AFTER, "node_down")]);
+    assert!(changes.iter().all(|(_, change)| change.duration_ms.is_none_or(|d| d >= 0)), "{changes:?}");
+}
+
+#[test]
+fn one_answer_missing_nodes_is_no_removal_and_no_addition() {
+    // A thousand nodes, then one empty answer (the panel's database restarting), then all again.
+    let all: Vec<Node> = (1..=1000).map(up).collect();
+    let mut state = WatchState::default();
+    state.observe(&all, None, 0, DOWN_AFTER);
+    assert!(state.observe(&[], None, POLL, DOWN_AFTER).is_empty());
+    assert!(state.observe(&all, None, 2 * POLL, DOWN_AFTER).is_empty(), "nothing was removed, nothing is added");
+    // A node down when it went missing keeps its outage; gone twice, it is removed (and closed).
+    state.observe(&[down(1)], None, 3 * POLL, DOWN_AFTER);
+    let changes = run(&mut state, 4 * POLL, 4, |_| Some(vec![down(1)]));
+    assert_eq!(changes.iter().filter(|(_, change)| change.kind == Kind::NodeRemoved).count(), 999);
+    assert_eq!(actions(&state.observe(&[], None, 8 * POLL, DOWN_AFTER)), Vec::<&str>::new());
+    let gone = state.observe(&[], None, 9 * POLL, DOWN_AFTER);
+    assert_eq!(actions(&gone), ["node_removed"]);
+    assert!(gone[0].node.as_ref().is_some_and(|(_, node)| node.down.as_ref().is_some_and(|d| d.sent)));
 }

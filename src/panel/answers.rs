@@ -5,11 +5,11 @@
 
 use serde_json::Value;
 
+use super::scrub::scrub;
 use super::Family;
-use crate::discord::redact;
 
-/// The most nodes read from one panel; more are ignored (and logged by the watcher). Real panels
-/// have a few dozen.
+/// The most nodes read from one panel; more are ignored (silently: nothing logs it). Real
+/// panels have a few dozen.
 pub const MAX_NODES: usize = 1000;
 
 /// A node's name is cut to this many characters (Marzban allows 256).
@@ -115,7 +115,12 @@ fn node(value: &Value) -> Option<Node> {
         address: text("address", ADDRESS_MAX_CHARS).unwrap_or_default(),
         port: map.get("port").and_then(Value::as_u64).and_then(|port| u16::try_from(port).ok()),
         status,
-        message: text("message", MESSAGE_MAX_CHARS).map(|m| redact(&m, None)).filter(|m| !m.trim().is_empty()),
+        // Redacted before it is cut: a token cut short is no longer recognisable as one.
+        message: map
+            .get("message")
+            .and_then(Value::as_str)
+            .map(|m| clean(&scrub(m), MESSAGE_MAX_CHARS))
+            .filter(|m| !m.trim().is_empty()),
     })
 }
 
@@ -183,6 +188,19 @@ mod tests {
         assert_eq!(nodes[0].status, NodeStatus::Other("on fire".into()));
         let many: Vec<Value> = (0..5000).map(|id| json!({"id": id, "status": "connected"})).collect();
         assert_eq!(nodes_page(&Value::Array(many)).unwrap().0.len(), MAX_NODES);
+    }
+
+    #[test]
+    fn a_message_is_redacted_before_it_is_cut() {
+        // The token starts 20 characters before the cut: cut first, its head would stay.
+        let token = "A1b2C3d4E5f6G7h8I9j0".repeat(4);
+        let text = format!("{} {token} and https://admin:hunter2@10.0.0.1:62050", "x ".repeat(140));
+        let answer = json!([{"id": 1, "status": "error", "message": text}]);
+        let message = nodes_page(&answer).unwrap().0[0].message.clone().unwrap();
+        assert!(!message.contains("A1b2C3d4E5"), "{message}");
+        let answer = json!([{"id": 1, "status": "error", "message": "connect https://admin:hunter2@10.0.0.1 failed"}]);
+        let message = nodes_page(&answer).unwrap().0[0].message.clone().unwrap();
+        assert!(!message.contains("hunter2"), "{message}");
     }
 
     #[test]

@@ -11,14 +11,20 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::answers::{self, CoreStatus, Node, MAX_NODES};
+use super::scrub::scrub;
 use super::{Credentials, Family, PanelApiSettings, PanelError, Redacted};
-use crate::discord::redact;
 
 /// The largest answer read from the panel: a thousand nodes are about 400 KiB.
 pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// A JWT is renewed this long before the expiry it states.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(120);
+
+/// A new JWT is used at least this long, whatever expiry it states: one that states a past
+/// expiry (the panel's clock behind the relay's, or a lifetime under [`RENEW_BEFORE`]) would
+/// otherwise mean a login before every call. A token the panel no longer takes gets a `401`,
+/// which logs in again anyway.
+pub const MIN_TOKEN_USE: Duration = Duration::from_secs(60);
 
 /// How long an idle connection to the panel is kept: less than uvicorn's keep-alive (5 s).
 const POOL_IDLE: Duration = Duration::from_secs(2);
@@ -193,7 +199,7 @@ impl PanelClient {
             if learnt.is_some() {
                 state.family = *learnt;
             }
-            let renew_at = jwt_expiry(&value).map(|exp| exp.checked_sub(RENEW_BEFORE).unwrap_or(exp));
+            let renew_at = renewal(jwt_expiry(&value), SystemTime::now());
             return Ok(Token { value: Redacted::new(value), renew_at });
         }
         Err(PanelError::Status { status: 404, path: "the login" })
@@ -224,7 +230,7 @@ async fn read_json(mut response: reqwest::Response, name: &'static str) -> Resul
 }
 
 pub(super) fn unreadable(path: &'static str, reason: impl Into<String>) -> PanelError {
-    let reason: String = redact(&reason.into(), None).chars().take(200).collect();
+    let reason: String = scrub(&reason.into()).chars().take(200).collect();
     PanelError::Unreadable { path, reason }
 }
 
@@ -245,7 +251,7 @@ fn unreachable(err: reqwest::Error) -> PanelError {
     while let Some(source) = cause.source() {
         cause = source;
     }
-    let cause: String = redact(&cause.to_string(), None).chars().take(200).collect();
+    let cause: String = scrub(&cause.to_string()).chars().take(200).collect();
     PanelError::Unreachable(format!("{kind} ({cause})"))
 }
 
@@ -256,6 +262,13 @@ fn jwt_expiry(token: &str) -> Option<SystemTime> {
     let claims: Value = serde_json::from_slice(&base64url(payload)?).ok()?;
     let exp = claims.get("exp")?.as_f64().filter(|exp| exp.is_finite() && *exp > 0.0)?;
     UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(exp).ok()?)
+}
+
+/// When to log in again for a token that expires at `exp` (`None`: on a `401` only), at `now`.
+fn renewal(exp: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
+    let exp = exp?;
+    let due = exp.checked_sub(RENEW_BEFORE).unwrap_or(exp);
+    Some(now.checked_add(MIN_TOKEN_USE).map_or(due, |earliest| due.max(earliest)))
 }
 
 /// Decodes unpadded base64url; `None` on any other character.
@@ -285,6 +298,16 @@ fn base64url(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_stating_a_past_expiry_is_still_used_for_a_while_not_renewed_before_every_call() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let past = renewal(Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)), now).unwrap();
+        assert_eq!(past, now + MIN_TOKEN_USE);
+        let day = renewal(Some(now + Duration::from_secs(86_400)), now).unwrap();
+        assert_eq!(day, now + Duration::from_secs(86_400) - RENEW_BEFORE);
+        assert_eq!(renewal(None, now), None);
+    }
 
     #[test]
     fn reads_the_expiry_of_a_marzban_jwt() {

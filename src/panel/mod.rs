@@ -21,6 +21,7 @@
 
 mod answers;
 mod client;
+mod scrub;
 mod users;
 
 use std::fmt;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 pub use answers::{CoreStatus, Node, NodeStatus, ADDRESS_MAX_CHARS, MAX_NODES, MESSAGE_MAX_CHARS, NAME_MAX_CHARS};
 pub use client::{PanelClient, MAX_ANSWER_BYTES};
+pub use scrub::scrub;
 pub use users::{is_username, PanelUser, EXTEND_MAX_DAYS, NOTE_MAX_CHARS, USERNAME_MAX_CHARS};
 
 pub use crate::event::Family;
