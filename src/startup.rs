@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
-use crate::deliver::{Delivery, Services};
+use crate::deliver::{Delivery, Retention, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, RootAuth, State, Unverified};
@@ -78,7 +78,12 @@ impl Application {
             metrics: metrics.clone(),
             health: health.clone(),
         };
-        let delivery = Delivery::start(&router, stored, services, config.delivered_retention);
+        let delivery = Delivery::start(
+            &router,
+            stored,
+            services,
+            Retention { delivered: config.delivered_retention, user_states: config.user_state_retention },
+        );
         let reports = start_reports(&config, &router, &outbox, &templates, &delivery, &health, &metrics);
         let state = web::Data::new(State {
             auth: auth(&config),
@@ -93,6 +98,7 @@ impl Application {
             body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
             fold_updates: config.fold_updates,
+            user_states: !config.user_state_retention.is_zero(),
             unverified: Unverified::new(config.unverified_body_bytes),
             answered_503: Default::default(),
             refusals: Default::default(),

@@ -19,6 +19,7 @@
 mod batch;
 mod json;
 mod normalise;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ use json::serialize_unix;
 pub use batch::{parse_batch, Batch, BodyError, Rejection, REJECTIONS_SHOWN};
 pub use json::{parse_datetime, unix_seconds};
 pub use normalise::strip_secrets;
+pub use state::{Change, PlanState, UserState, STATE_MAX_BYTES};
 
 /// The actions the panels send: Marzban's and PasarGuard's twelve and Marzneshin's two more.
 pub const KNOWN_ACTIONS: &[&str] = &[

@@ -7,15 +7,15 @@
 //! not stored, so the change is one embed: the status event's, routed and mentioned as the status
 //! event is. Both events carry the same user, so nothing the update showed is lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::IngestError;
 use crate::destination::{Destination, Origin, Target};
-use crate::event::{parse_batch, Event, Rejection};
-use crate::outbox::{NewRow, StoredDestination, Tallied};
+use crate::event::{parse_batch, Event, Rejection, UserState};
+use crate::outbox::{NewRow, Outbox, SeenState, StoredDestination, Tallied, UserKey};
 use crate::render::Renderer;
 use crate::routing::Router;
 
@@ -33,33 +33,54 @@ pub struct Prepared {
     pub remember: Vec<StoredDestination>,
     /// Every accepted event (folded, muted and unrouted ones too), for scheduled reports.
     pub tally: Vec<Tallied>,
+    /// The last state of each user the events showed (or that the user is gone), to remember.
+    pub states: Vec<SeenState>,
 }
 
-/// Parses, routes and renders a body: CPU work, run off the async workers.
+/// Parses, routes and renders a body: CPU work, run off the async workers. With `states`, each
+/// event is rendered with what changed since the state of its user the outbox remembers.
 pub fn prepare(
     body: &[u8],
     received_at: OffsetDateTime,
     panel: Option<&str>,
-    renderer: &Renderer,
-    router: &Router,
+    (renderer, router): (&Renderer, &Router),
     fold_updates: bool,
+    states: Option<&Outbox>,
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
-    let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates);
+    let known = match states {
+        Some(outbox) => {
+            let mut users: Vec<UserKey> = batch.events.iter().map(user_key).collect();
+            users.sort_unstable();
+            users.dedup();
+            outbox.user_states_blocking(&users).map_err(|err| {
+                log::error!("could not read the users' last states: {err}");
+                IngestError::Unavailable
+            })?
+        }
+        None => HashMap::new(),
+    };
+    let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates, &known);
+    if states.is_none() {
+        prepared.states.clear();
+    }
     prepared.rejected = batch.rejected;
     prepared.rejected_total = batch.rejected_total;
     Ok(prepared)
 }
 
 /// Folds, routes and renders events received at `received_at`, as [`prepare`] does for a body's
-/// events. `render` previews through it.
+/// events, each with what changed since the state of its user in `known` or earlier in `events`.
+/// `render` previews through it.
 pub fn prepare_events(
     events: &[Event],
     received_at: OffsetDateTime,
     renderer: &Renderer,
     router: &Router,
     fold_updates: bool,
+    known: &HashMap<UserKey, UserState>,
 ) -> Prepared {
+    let mut seen = Seen::new(known, received_at);
     let folded = if fold_updates { folded_updates(events) } else { Vec::new() };
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut prepared = Prepared {
@@ -81,18 +102,22 @@ pub fn prepare_events(
                 may_be_resend: event.may_be_resend,
             })
             .collect(),
+        states: Vec::new(),
     };
     for (index, event) in events.iter().enumerate() {
         if folded.contains(&index) {
+            // The status event shows the same user, and what the edit changed since before it.
             log::debug!("{} of {:?} is folded into its status event", event.action, event.username);
             continue;
         }
+        let previous = seen.replace(event);
         let routes = router.route(event);
         if routes.is_empty() {
             log::debug!("{} of {:?} goes nowhere (muted or no rule matches)", event.action, event.username);
             continue;
         }
-        let part = serde_json::to_string(&renderer.render(event)).expect("a rendered part always serialises");
+        let part = renderer.render_after(event, previous.as_ref());
+        let part = serde_json::to_string(&part).expect("a rendered part always serialises");
         for route in routes {
             let destination = route.destination;
             if destination.origin() == Origin::Owner && !prepared.destinations.contains_key(&destination.name) {
@@ -118,7 +143,78 @@ pub fn prepare_events(
             prepared.destinations.entry(destination.name.clone()).or_insert(destination);
         }
     }
+    prepared.states = seen.into_states();
     prepared
+}
+
+/// The state each user of `events` is left in, after those in `known`: what the relay would
+/// remember once it received `events`. Deleted users are absent.
+pub fn states_after(events: &[Event], known: &HashMap<UserKey, UserState>) -> HashMap<UserKey, UserState> {
+    let mut seen = Seen::new(known, OffsetDateTime::UNIX_EPOCH);
+    for event in events {
+        seen.replace(event);
+    }
+    let mut states = known.clone();
+    for (key, state) in seen.latest {
+        match state {
+            Some(state) => states.insert(key, state),
+            None => states.remove(&key),
+        };
+    }
+    states
+}
+
+/// The longest username whose state is remembered, in bytes.
+const USERNAME_KEPT_BYTES: usize = 128;
+
+/// A user's key in the remembered states: the panel label (`""` for none) and the username.
+fn user_key(event: &Event) -> UserKey {
+    (event.panel.clone().unwrap_or_default(), event.username.clone())
+}
+
+/// The users' states as a batch goes: what the outbox remembered, then what each event showed.
+struct Seen<'a> {
+    known: &'a HashMap<UserKey, UserState>,
+    /// Users met in this batch, in order, with the state they were last seen in (`None`: deleted).
+    latest: Vec<(UserKey, Option<UserState>)>,
+    seen_at_ms: i64,
+}
+
+impl<'a> Seen<'a> {
+    fn new(known: &'a HashMap<UserKey, UserState>, received_at: OffsetDateTime) -> Self {
+        let seen_at_ms = i64::try_from(received_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        Self { known, latest: Vec::new(), seen_at_ms }
+    }
+
+    /// The state `event`'s user was in before it, and records the state it shows. A deletion
+    /// forgets the user; an event without a user changes nothing else.
+    fn replace(&mut self, event: &Event) -> Option<UserState> {
+        let key = user_key(event);
+        let now = if event.action.as_str() == "user_deleted" { Some(None) } else { UserState::of(event).map(Some) };
+        let at = self.latest.iter().position(|(k, _)| *k == key);
+        let before = match at {
+            Some(i) => self.latest[i].1.clone(),
+            None => self.known.get(&key).cloned(),
+        };
+        if let Some(now) = now {
+            match at {
+                Some(i) => self.latest[i].1 = now,
+                None => self.latest.push((key, now)),
+            }
+        }
+        before
+    }
+
+    fn into_states(self) -> Vec<SeenState> {
+        let seen_at_ms = self.seen_at_ms;
+        // Panels' usernames are at most 32 characters; a longer one is not remembered, so a key
+        // takes at most this much room.
+        self.latest
+            .into_iter()
+            .filter(|((_, username), _)| username.len() <= USERNAME_KEPT_BYTES)
+            .map(|((panel, username), state)| SeenState { panel, username, state, seen_at_ms })
+            .collect()
+    }
 }
 
 /// Actions a panel raises right after the `user_updated` of an edit that changed the user's status.

@@ -16,6 +16,7 @@ mod queries;
 mod reader;
 mod room;
 mod schema;
+mod states;
 mod tally;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::destination::Mentions;
 pub use forum::PostKey;
+pub use states::{SeenState, UserKey, STATES_MAX};
 use reader::Reader;
 pub use tally::{
     HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION, SLOT_SECONDS,
@@ -156,6 +158,18 @@ pub enum Retry {
     All,
 }
 
+/// What one request stores, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub rows: Vec<NewRow>,
+    /// Owner admins' webhooks to remember with the rows.
+    pub destinations: Vec<StoredDestination>,
+    /// Every accepted event, for scheduled reports.
+    pub tally: Vec<Tallied>,
+    /// The users' states the request showed.
+    pub states: Vec<SeenState>,
+}
+
 /// What `enqueue` stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enqueued {
@@ -222,26 +236,25 @@ impl Outbox {
         destinations: Vec<StoredDestination>,
         dedup_window: Option<Duration>,
     ) -> Result<Enqueued, OutboxError> {
-        self.enqueue_inner(rows, destinations, Arc::new(Vec::new()), dedup_window).await
+        let batch = Batch { rows, destinations, ..Batch::default() };
+        self.enqueue_batch(batch, dedup_window).await
     }
 
-    async fn enqueue_inner(
-        &self,
-        rows: Vec<NewRow>,
-        destinations: Vec<StoredDestination>,
-        tally: Arc<Vec<Tallied>>,
-        dedup_window: Option<Duration>,
-    ) -> Result<Enqueued, OutboxError> {
-        let (rows, destinations) = (Arc::new(rows), Arc::new(destinations));
+    /// Stores a request's rows, with the owner webhooks, tally and user states that go with them,
+    /// in one transaction.
+    pub async fn enqueue_batch(&self, batch: Batch, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
+        let Batch { rows, destinations, tally, states } = batch;
+        let (rows, destinations, tally, states) = (Arc::new(rows), Arc::new(destinations), Arc::new(tally), Arc::new(states));
         let max_bytes = self.max_bytes;
         let attempt = || {
-            let (rows, destinations, tally) = (rows.clone(), destinations.clone(), tally.clone());
+            let (rows, destinations, tally, states) = (rows.clone(), destinations.clone(), tally.clone(), states.clone());
             self.writer.call(move |conn| {
                 if !queries::room_for(conn, &rows, max_bytes)? {
                     return Err(OutboxError::Full);
                 }
                 // Before the rows: a re-sent event is recognised by the rows stored earlier.
                 tally::record(conn, &tally, dedup_window)?;
+                states::record(conn, &states)?;
                 Ok(queries::store(conn, &rows, &destinations, dedup_window)?)
             })
         };

@@ -9,7 +9,20 @@ use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
 pub const MIGRATIONS: &[&str] =
-    &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS, SCHEMA_REPORT_NAMES, SCHEMA_FORUM_POSTS_USED];
+    &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS, SCHEMA_REPORT_NAMES, SCHEMA_FORUM_POSTS_USED, SCHEMA_USER_STATES];
+
+/// The last state seen of each user (JSON of `event::UserState`), per panel ('' for none), and
+/// when it was seen (unix ms), so an edit can show what it changed.
+pub const SCHEMA_USER_STATES: &str = "
+CREATE TABLE user_states (
+    panel           TEXT    NOT NULL,
+    username        TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    seen_at         INTEGER NOT NULL,
+    PRIMARY KEY (panel, username)
+);
+CREATE INDEX user_states_seen ON user_states (seen_at);
+";
 
 /// When each remembered forum post was last written to (unix ms), so a full outbox forgets the
 /// least recently used posts first. Posts remembered so far count as used when they were made.

@@ -39,6 +39,14 @@ pub struct Labels {
     pub statuses: [&'static str; 5],
     /// `reset_text` for `no_reset`, `day`, `week`, `month`, `year`.
     pub resets: [&'static str; 5],
+    /// The names of the fields `changes` lists, in the order of `changes::FIELDS`.
+    pub change_fields: [&'static str; 12],
+    /// What an expiry of none reads as in `changes`.
+    pub never: &'static str,
+    /// Between a value before and after in `changes`: pointing the way the language reads.
+    pub arrow: &'static str,
+    /// `relative_days`: a time N days ahead, N days ago (each with `{}` for the days), and today.
+    pub relative: [&'static str; 3],
 }
 
 /// The statuses, in the order of [`Labels::statuses`].
@@ -99,6 +107,13 @@ impl Lang {
                 plural: one_or_other,
                 statuses: ["Active", "Disabled", "Limited", "Expired", "On hold"],
                 resets: ["Never", "Daily", "Weekly", "Monthly", "Yearly"],
+                change_fields: [
+                    "Status", "Data limit", "Usage", "Expires", "On hold for", "Hold ends", "Reset", "Protocols",
+                    "Groups", "Next plan", "Note", "Owner",
+                ],
+                never: "Never",
+                arrow: "→",
+                relative: ["{} left", "{} ago", "today"],
             },
             Lang::Ru => Labels {
                 unlimited: "Безлимит",
@@ -112,6 +127,13 @@ impl Lang {
                 plural: russian_plural,
                 statuses: ["Активен", "Отключён", "Лимит исчерпан", "Истёк", "Ожидает"],
                 resets: ["Без сброса", "Ежедневно", "Еженедельно", "Ежемесячно", "Ежегодно"],
+                change_fields: [
+                    "Статус", "Лимит трафика", "Использовано", "Истекает", "Срок после подключения", "Ожидание до",
+                    "Сброс трафика", "Протоколы", "Группы", "Следующий тариф", "Заметка", "Владелец",
+                ],
+                never: "Никогда",
+                arrow: "→",
+                relative: ["осталось {}", "{} назад", "сегодня"],
             },
             Lang::Fa => Labels {
                 unlimited: "نامحدود",
@@ -125,6 +147,13 @@ impl Lang {
                 plural: one_or_other,
                 statuses: ["فعال", "غیرفعال", "محدود", "منقضی", "در انتظار"],
                 resets: ["بدون بازنشانی", "روزانه", "هفتگی", "ماهانه", "سالانه"],
+                change_fields: [
+                    "وضعیت", "حجم کل", "مصرف", "انقضا", "مدت پس از اولین اتصال", "پایان انتظار", "بازنشانی دوره‌ای",
+                    "پروتکل‌ها", "گروه‌ها", "پلن بعدی", "یادداشت", "ادمین مالک",
+                ],
+                never: "نامحدود",
+                arrow: "←",
+                relative: ["{} مانده", "{} پیش", "امروز"],
             },
             Lang::Zh => Labels {
                 unlimited: "无限制",
@@ -138,6 +167,13 @@ impl Lang {
                 plural: one_or_other,
                 statuses: ["活跃", "已禁用", "已限制", "已过期", "待激活"],
                 resets: ["不重置", "每天", "每周", "每月", "每年"],
+                change_fields: [
+                    "状态", "流量限额", "已用流量", "到期时间", "首次连接后时长", "待激活截止", "流量重置", "协议",
+                    "分组", "下一套餐", "备注", "所属管理员",
+                ],
+                never: "永不过期",
+                arrow: "→",
+                relative: ["剩余{}", "{}前", "今天"],
             },
         }
     }

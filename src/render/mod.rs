@@ -18,6 +18,7 @@
 //! them), `check`, `forum` (post titles) and `report` (scheduled reports).
 
 mod builtin;
+pub mod changes;
 mod check;
 mod draft;
 pub mod edges;
@@ -52,7 +53,7 @@ pub use report::{HealthCounts, ReportContext, UserList, REPORT_TEMPLATE};
 pub use shape::{Color, Field, Shape};
 use template::{Format, Leaf, Spec};
 
-use crate::event::Event;
+use crate::event::{Event, UserState};
 
 /// The name of the template used for actions without one of their own.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -209,6 +210,7 @@ impl Renderer {
             filters::percent(&value, decimals, &labels)
         });
         env.add_filter("days", move |value: Value| filters::days(&value, &labels));
+        env.add_filter("relative_days", move |value: Value, from: Value| filters::relative_days(&value, &from, &labels));
         env.add_filter("number", move |value: Value, decimals: Option<usize>| {
             filters::number_filter(&value, decimals, &labels)
         });
@@ -240,9 +242,16 @@ impl Renderer {
         lookup(&self.active, "", action)
     }
 
-    /// Renders `event` with its action's template, falling back as the module docs describe.
+    /// Renders `event` with its action's template, falling back as the module docs describe, as
+    /// the first event of its user the relay sees (`changes` is empty).
     pub fn render(&self, event: &Event) -> Part {
-        let context = Value::from_serialize(event);
+        self.render_after(event, None)
+    }
+
+    /// Renders `event` with its action's template, with `changes` listing what differs from
+    /// `previous`, the state of its user the relay saw last (`None`: not seen before).
+    pub fn render_after(&self, event: &Event, previous: Option<&UserState>) -> Part {
+        let context = self.context(event, previous);
         self.render_or_fall_back("", event.action.as_str(), &context, event.event_time)
             .unwrap_or_else(|| minimal_part(event.action.as_str(), &event.username, event.event_time))
     }
@@ -250,8 +259,23 @@ impl Renderer {
     /// Renders `event` with exactly the template in use for its action, without any fallback.
     /// For `check` and previews.
     pub fn try_render(&self, event: &Event) -> Result<Part, Problem> {
-        let context = Value::from_serialize(event);
+        self.try_render_after(event, None)
+    }
+
+    /// [`Renderer::try_render`] with `changes` from `previous`, as [`Renderer::render_after`].
+    pub fn try_render_after(&self, event: &Event, previous: Option<&UserState>) -> Result<Part, Problem> {
+        let context = self.context(event, previous);
         self.render_compiled(self.template_for(event.action.as_str()), &context, event.event_time)
+    }
+
+    /// The template context of `event`: the event itself, and `changes` since `previous`.
+    fn context(&self, event: &Event, previous: Option<&UserState>) -> Value {
+        let changes = match (previous, UserState::of(event)) {
+            (Some(before), Some(after)) => changes::describe(&after.changes_since(before), self.lang),
+            _ => Vec::new(),
+        };
+        let changes: Vec<Value> = changes.iter().map(changes::ChangeView::to_value).collect();
+        minijinja::context! { changes => changes, ..Value::from_serialize(event) }
     }
 
     /// Renders one embed of a digest with the digest template of its action (or the default digest

@@ -147,6 +147,29 @@ pub fn days(value: &Value, labels: &Labels) -> Result<Value, Error> {
     Ok(Value::from_safe_string(format!("{count}{}", labels.days[form])))
 }
 
+/// `{{ user.on_hold_timeout | relative_days(event_time) }}` → `3 days left`, `2 days ago`, `today`
+/// (fa `3 روز مانده`): how far the time is from `from`, in whole days, as words of the language
+/// rather than Discord's `<t:…:R>`, which the reader's client draws in its own language. None
+/// prints nothing.
+pub fn relative_days(value: &Value, from: &Value, labels: &Labels) -> Result<Value, Error> {
+    let (Some(at), Some(from)) = (unix_seconds(value)?, unix_seconds(from)?) else {
+        return Ok(Value::from_safe_string(String::new()));
+    };
+    // Rounded to the nearest day, as `days_left` is.
+    let days = at.saturating_sub(from).saturating_add(43_200).div_euclid(86_400);
+    let [ahead, ago, today] = labels.relative;
+    let count = |n: i64| {
+        let n = n.unsigned_abs();
+        format!("{n}{}", labels.days[(labels.plural)(n)])
+    };
+    let text = match days {
+        0 => today.to_owned(),
+        n if n > 0 => ahead.replace("{}", &count(n)),
+        n => ago.replace("{}", &count(n)),
+    };
+    Ok(Value::from_safe_string(text))
+}
+
 /// `{{ user.users_usage | number }}` → `1,234,567` (the separator is the language's); floats keep
 /// up to `decimals` (default 2) decimals.
 pub fn number_filter(value: &Value, decimals: Option<usize>, labels: &Labels) -> Result<Value, Error> {
@@ -255,6 +278,16 @@ mod tests {
         assert_eq!(show(30, Lang::Zh), "30天");
         assert_eq!(days(&Value::from(()), &Lang::En.labels()).unwrap().to_string(), "");
         assert!(days(&Value::UNDEFINED, &Lang::En.labels()).is_err());
+    }
+
+    #[test]
+    fn says_how_many_days_ahead_or_ago_in_the_languages_words() {
+        let show = |at: i64, lang: Lang| relative_days(&Value::from(at), &Value::from(0), &lang.labels()).unwrap().to_string();
+        assert_eq!([show(3 * 86_400, Lang::En), show(-2 * 86_400, Lang::En), show(3_600, Lang::En)], ["3 days left", "2 days ago", "today"]);
+        assert_eq!(show(30 * 86_400, Lang::Fa), "30 روز مانده");
+        assert_eq!(show(-86_400, Lang::Fa), "1 روز پیش");
+        assert_eq!(show(2 * 86_400, Lang::Ru), "осталось 2 дня");
+        assert_eq!(relative_days(&Value::from(()), &Value::from(0), &Lang::En.labels()).unwrap().to_string(), "");
     }
 
     #[test]
