@@ -5,6 +5,7 @@ mod fake_discord;
 mod helpers;
 
 mod burst;
+mod changes;
 mod cli;
 mod conformance;
 mod dedup;
