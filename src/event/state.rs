@@ -80,9 +80,11 @@ impl UserState {
     /// What `event` shows of its user; `None` for an event without one (`user_deleted`).
     pub fn of(event: &Event) -> Option<Self> {
         let user = event.user.as_ref()?;
-        let groups = user.extra.get("group_names").and_then(Value::as_array).map(|names| {
-            names.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>()
-        });
+        let groups = user
+            .extra
+            .get("group_names")
+            .and_then(Value::as_array)
+            .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>());
         let state = Self {
             status: user.status.as_deref().map(|s| cut(s, NAME_KEPT_BYTES)),
             data_limit: user.data_limit,
@@ -144,7 +146,8 @@ impl UserState {
         scalar("on_hold_expire_duration", before.on_hold_expire_duration.into(), self.on_hold_expire_duration.into());
         scalar("on_hold_timeout", before.on_hold_timeout.into(), self.on_hold_timeout.into());
         scalar("reset_strategy", before.reset_strategy.clone().into(), self.reset_strategy.clone().into());
-        for (field, old, new) in [("protocols", &before.protocols, &self.protocols), ("groups", &before.groups, &self.groups)]
+        for (field, old, new) in
+            [("protocols", &before.protocols, &self.protocols), ("groups", &before.groups, &self.groups)]
         {
             let added: Vec<String> = new.iter().filter(|name| !old.contains(name)).cloned().collect();
             let removed: Vec<String> = old.iter().filter(|name| !new.contains(name)).cloned().collect();
@@ -237,7 +240,10 @@ mod tests {
         let changes = after.changes_since(&before);
         let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
         assert_eq!(fields, ["data_limit", "protocols"], "usage that grew is no change");
-        assert_eq!((changes[1].added.clone(), changes[1].removed.clone()), (vec!["trojan".into()], vec!["vmess".into()]));
+        assert_eq!(
+            (changes[1].added.clone(), changes[1].removed.clone()),
+            (vec!["trojan".into()], vec!["vmess".into()])
+        );
         let reset = UserState { used_traffic: Some(0), ..before.clone() };
         assert_eq!(reset.changes_since(&before)[0].field, "used_traffic");
         assert!(before.changes_since(&before).is_empty());

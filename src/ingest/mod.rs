@@ -261,21 +261,16 @@ async fn receive(
     let label = panel.clone();
     let fold = state.fold_updates;
     let states = state.user_states.then(|| state.outbox.clone());
-    let prepared = web::block(move || {
-        prepare(&body, received_at, panel.as_deref(), (&renderer, &router), fold, states.as_ref())
-    })
-        .await
-        .map_err(|_| {
-        hint_at_first_503(state, label.as_deref());
-        IngestError::Unavailable
-    })??;
+    let prepared =
+        web::block(move || prepare(&body, received_at, panel.as_deref(), (&renderer, &router), fold, states.as_ref()))
+            .await
+            .map_err(|_| {
+                hint_at_first_503(state, label.as_deref());
+                IngestError::Unavailable
+            })??;
 
-    let batch = Batch {
-        rows: prepared.rows,
-        destinations: prepared.remember,
-        tally: prepared.tally,
-        states: prepared.states,
-    };
+    let batch =
+        Batch { rows: prepared.rows, destinations: prepared.remember, tally: prepared.tally, states: prepared.states };
     let stored = state.outbox.enqueue_batch(batch, state.dedup_window).await;
     let enqueued = stored.map_err(|err| {
         log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);

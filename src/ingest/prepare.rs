@@ -5,7 +5,9 @@
 //! reaches the relay as `user_updated` followed by the status event, in the same request, by the
 //! same admin. With folding on (`FOLD_UPDATES`, the default) the `user_updated` of such a pair is
 //! not stored, so the change is one embed: the status event's, routed and mentioned as the status
-//! event is. Both events carry the same user, so nothing the update showed is lost.
+//! event is. Both events carry the same user, so nothing the update showed is lost. Marzban's
+//! `user_expired` and `user_limited` name no admin even when an edit caused them: such a status
+//! event folds an update that already shows the user in that status, and names the update's admin.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -81,7 +83,8 @@ pub fn prepare_events(
     known: &HashMap<UserKey, UserState>,
 ) -> Prepared {
     let mut seen = Seen::new(known, received_at);
-    let folded = if fold_updates { folded_updates(events) } else { Vec::new() };
+    let pairs = if fold_updates { folded_updates(events) } else { Vec::new() };
+    let folded: Vec<usize> = pairs.iter().map(|(update, _)| *update).collect();
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut prepared = Prepared {
         accepted: events.len(),
@@ -116,7 +119,14 @@ pub fn prepare_events(
             log::debug!("{} of {:?} goes nowhere (muted or no rule matches)", event.action, event.username);
             continue;
         }
-        let part = renderer.render_after(event, previous.as_ref());
+        let part = match pairs.iter().find(|(_, status)| *status == index) {
+            // The edit's admin, where the status event names none.
+            Some((update, _)) if event.by.is_none() => {
+                let by = events[*update].by.clone();
+                renderer.render_after(&Event { by, ..event.clone() }, previous.as_ref())
+            }
+            _ => renderer.render_after(event, previous.as_ref()),
+        };
         let part = serde_json::to_string(&part).expect("a rendered part always serialises");
         for route in routes {
             let destination = route.destination;
@@ -220,22 +230,31 @@ impl<'a> Seen<'a> {
 /// Actions a panel raises right after the `user_updated` of an edit that changed the user's status.
 const STATUS_ACTIONS: [&str; 4] = ["user_disabled", "user_enabled", "user_limited", "user_expired"];
 
-/// The indexes of the `user_updated` events in `events` that are folded into a status event: the
-/// same user's next event in the request is a status event by the same admin.
-fn folded_updates(events: &[Event]) -> Vec<usize> {
+/// Status events Marzban raises without naming an admin, even when an admin's edit caused them.
+const NAMELESS_STATUS_ACTIONS: [&str; 2] = ["user_expired", "user_limited"];
+
+/// The `user_updated` events in `events` that are folded into a status event, each with that
+/// status event's index: the same user's next event in the request is a status event by the same
+/// admin, or one that names no admin (Marzban's expiry and limit) of an update that shows the user
+/// in that status already.
+fn folded_updates(events: &[Event]) -> Vec<(usize, usize)> {
     let actor = |event: &Event| event.by.as_ref().map(|by| by.username.clone());
+    let status = |event: &Event| event.user.as_ref().and_then(|user| user.status.clone());
     let same_user = |a: &Event, b: &Event| a.username == b.username && a.panel == b.panel;
+    let one_edit = |update: &Event, event: &Event| {
+        let action = event.action.as_str();
+        STATUS_ACTIONS.contains(&action)
+            && (actor(event) == actor(update)
+                || (event.by.is_none() && NAMELESS_STATUS_ACTIONS.contains(&action) && status(update) == status(event)))
+    };
     events
         .iter()
         .enumerate()
         .filter(|(_, event)| event.action.as_str() == "user_updated")
-        .filter(|(index, update)| {
-            let next = events[index + 1..].iter().find(|later| same_user(update, later));
-            next.is_some_and(|status| {
-                STATUS_ACTIONS.contains(&status.action.as_str()) && actor(status) == actor(update)
-            })
+        .filter_map(|(index, update)| {
+            let (offset, next) = events[index + 1..].iter().enumerate().find(|(_, later)| same_user(update, later))?;
+            one_edit(update, next).then_some((index, index + 1 + offset))
         })
-        .map(|(index, _)| index)
         .collect()
 }
 
@@ -272,7 +291,7 @@ mod tests {
             ("user_created", "c", Some("admin")),
             ("user_expired", "b", Some("admin")),
         ]);
-        assert_eq!(folded_updates(&batch), [0, 2], "b's next event is its expiry, whatever comes between");
+        assert_eq!(folded_updates(&batch), [(0, 1), (2, 4)], "b's next event is its expiry, whatever comes between");
     }
 
     #[test]
@@ -286,7 +305,7 @@ mod tests {
             ("user_deleted", "c", Some("admin")),
             ("user_updated", "d", Some("admin")),
         ]);
-        assert_eq!(folded_updates(&batch), Vec::<usize>::new(), "another admin, no status event, the last event");
+        assert!(folded_updates(&batch).is_empty(), "another admin, no status event, the last event");
         let disabled_first = events(&[("user_disabled", "a", Some("admin")), ("user_updated", "a", Some("admin"))]);
         assert!(folded_updates(&disabled_first).is_empty(), "a status event before the update is no pair");
     }

@@ -29,8 +29,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::destination::Mentions;
 pub use forum::PostKey;
-pub use states::{SeenState, UserKey, STATES_MAX};
 use reader::Reader;
+pub use states::{SeenState, UserKey, STATES_MAX};
 pub use tally::{
     HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION, SLOT_SECONDS,
 };
@@ -244,10 +244,12 @@ impl Outbox {
     /// in one transaction.
     pub async fn enqueue_batch(&self, batch: Batch, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
         let Batch { rows, destinations, tally, states } = batch;
-        let (rows, destinations, tally, states) = (Arc::new(rows), Arc::new(destinations), Arc::new(tally), Arc::new(states));
+        let (rows, destinations, tally, states) =
+            (Arc::new(rows), Arc::new(destinations), Arc::new(tally), Arc::new(states));
         let max_bytes = self.max_bytes;
         let attempt = || {
-            let (rows, destinations, tally, states) = (rows.clone(), destinations.clone(), tally.clone(), states.clone());
+            let (rows, destinations, tally, states) =
+                (rows.clone(), destinations.clone(), tally.clone(), states.clone());
             self.writer.call(move |conn| {
                 if !queries::room_for(conn, &rows, max_bytes)? {
                     return Err(OutboxError::Full);

@@ -8,8 +8,16 @@ use rusqlite::{Connection, OpenFlags};
 use super::OutboxError;
 
 /// Each step upgrades the schema by one version (`PRAGMA user_version` counts the steps applied).
-pub const MIGRATIONS: &[&str] =
-    &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_REPORTS, SCHEMA_REPORT_NAMES, SCHEMA_FORUM_POSTS_USED, SCHEMA_USER_STATES];
+pub const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    SCHEMA_V2,
+    SCHEMA_V3,
+    SCHEMA_V4,
+    SCHEMA_REPORTS,
+    SCHEMA_REPORT_NAMES,
+    SCHEMA_FORUM_POSTS_USED,
+    SCHEMA_USER_STATES,
+];
 
 /// The last state seen of each user (JSON of `event::UserState`), per panel ('' for none), and
 /// when it was seen (unix ms), so an edit can show what it changed.

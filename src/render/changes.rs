@@ -68,7 +68,8 @@ pub fn describe(changes: &[Change], lang: Lang) -> Vec<ChangeView> {
     changes
         .iter()
         .map(|change| {
-            let label = FIELDS.iter().position(|f| *f == change.field).map_or(change.field, |i| labels.change_fields[i]);
+            let label =
+                FIELDS.iter().position(|f| *f == change.field).map_or(change.field, |i| labels.change_fields[i]);
             ChangeView {
                 field: change.field,
                 label,

@@ -210,7 +210,9 @@ impl Renderer {
             filters::percent(&value, decimals, &labels)
         });
         env.add_filter("days", move |value: Value| filters::days(&value, &labels));
-        env.add_filter("relative_days", move |value: Value, from: Value| filters::relative_days(&value, &from, &labels));
+        env.add_filter("relative_days", move |value: Value, from: Value| {
+            filters::relative_days(&value, &from, &labels)
+        });
         env.add_filter("number", move |value: Value, decimals: Option<usize>| {
             filters::number_filter(&value, decimals, &labels)
         });
@@ -269,7 +271,7 @@ impl Renderer {
     }
 
     /// The template context of `event`: the event itself, and `changes` since `previous`.
-    fn context(&self, event: &Event, previous: Option<&UserState>) -> Value {
+    pub(crate) fn context(&self, event: &Event, previous: Option<&UserState>) -> Value {
         let changes = match (previous, UserState::of(event)) {
             (Some(before), Some(after)) => changes::describe(&after.changes_since(before), self.lang),
             _ => Vec::new(),
