@@ -166,10 +166,8 @@ fn main() {
     let seconds: u64 = std::env::var("INGEST_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // Every Marzban capture but the deletion, which would forget the user it is about.
-    let events: Vec<Value> = common::real_events(&["marzban-0.8.4"])
-        .into_iter()
-        .filter(|event| event["action"] != "user_deleted")
-        .collect();
+    let events: Vec<Value> =
+        common::real_events(&["marzban-0.8.4"]).into_iter().filter(|event| event["action"] != "user_deleted").collect();
     runtime.block_on(async {
         println!("binary: {BINARY}");
         println!(

@@ -26,6 +26,7 @@ mod pacing;
 mod pasarguard;
 mod preview;
 mod reports;
+mod review;
 mod safety;
 mod storage;
 mod templates;
