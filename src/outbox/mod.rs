@@ -43,7 +43,7 @@ const ROW_OVERHEAD_BYTES: u64 = 256;
 /// [`full_margin`]).
 pub const FULL_MARGIN_BYTES: u64 = 64 * 1024;
 
-/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes about 60 KiB (its tables and
+/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes about 80 KiB (its tables and
 /// indexes), so a smaller one could never hold a batch.
 pub const MIN_MAX_BYTES: u64 = 96 * 1024;
 

@@ -102,7 +102,8 @@ mod tests {
     use crate::outbox::schema::MIGRATIONS;
     use crate::outbox::{PostKey, FILE_NAME};
 
-    const MAX_BYTES: u64 = 160 * 1024;
+    // An empty outbox takes about 80 KiB (its tables and indexes); the rest holds the posts.
+    const MAX_BYTES: u64 = 192 * 1024;
 
     fn user(i: usize) -> PostKey {
         PostKey::User { panel: Some("eu1".into()), username: format!("user{i:05}") }

@@ -20,7 +20,10 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 /// The last state seen of each user (JSON of `event::UserState`), per panel ('' for none), and
-/// when it was seen (unix ms), so an edit can show what it changed.
+/// when it was seen (unix ms), so an edit can show what it changed. And the users each slot's
+/// events of a listed action were about (a hash of each name, up to a cap per slot; `unhashed`
+/// counts the events past it, null for slots counted before), so a report's "and N more" counts
+/// users.
 pub const SCHEMA_USER_STATES: &str = "
 CREATE TABLE user_states (
     panel           TEXT    NOT NULL,
@@ -30,6 +33,14 @@ CREATE TABLE user_states (
     PRIMARY KEY (panel, username)
 );
 CREATE INDEX user_states_seen ON user_states (seen_at);
+ALTER TABLE tally ADD COLUMN unhashed INTEGER;
+CREATE TABLE tally_users (
+    slot            INTEGER NOT NULL,
+    panel           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    user            INTEGER NOT NULL,
+    PRIMARY KEY (slot, panel, action, user)
+) WITHOUT ROWID;
 ";
 
 /// When each remembered forum post was last written to (unix ms), so a full outbox forgets the

@@ -8,7 +8,14 @@ use serde_json::{json, Value};
 
 use crate::cli::{relay, rendered, rendered_one};
 use crate::fake_discord::FakeDiscord;
-use crate::helpers::{capture, embed_titled, field, fixture, spawn_app, MARZBAN, MARZNESHIN, PASARGUARD};
+use jiff::Timestamp;
+use marzban_discord_relay::outbox::Outbox;
+use marzban_discord_relay::render::{Lang, Renderer};
+use marzban_discord_relay::reports::{Period, Report};
+
+use crate::helpers::{
+    batch_of, capture, embed_titled, field, fixture, spawn_app, spawn_app_in, Options, MARZBAN, MARZNESHIN, PASARGUARD,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -177,4 +184,35 @@ fn the_report_and_the_cards_use_one_emoji_per_meaning() {
             assert_eq!(emoji, card_emoji(lang, &action), "{lang}: the report's {action}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_reports_and_n_more_counts_users_not_events() {
+    // 25 users expire, and Marzban reports each of them twice (it re-checks before it records).
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), Options::delivering_to(&discord)).await;
+    let body = batch_of("user_expired", 25, "expired_", |_, _| {});
+    for _ in 0..2 {
+        assert_eq!(app.post(body.clone()).await.status(), 200);
+    }
+    app.stop().await;
+
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let now = Timestamp::now().as_second();
+    let (start, end) = (Timestamp::from_second(now - 3600).unwrap(), Timestamp::from_second(now + 3600).unwrap());
+    let report = Report::read(&outbox, "daily", Period { start, end }).await.unwrap();
+
+    let expired = &report.parts[0].expired;
+    assert_eq!(expired.total, 50, "the events");
+    assert_eq!(expired.names.len() + expired.more as usize, 25, "named and more: the users, {expired:?}");
+    let text = Renderer::builtin(Lang::En)
+        .render_report(&report.parts[0])
+        .embed
+        .fields
+        .iter()
+        .map(|f| f.value.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains(" and 5 more"), "{text}");
 }
