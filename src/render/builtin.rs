@@ -47,6 +47,8 @@ pub struct Labels {
     pub arrow: &'static str,
     /// `relative_days`: a time N days ahead, N days ago (each with `{}` for the days), and today.
     pub relative: [&'static str; 3],
+    /// How far an expiry moved in `changes`: later and earlier, each with `{}` for the days.
+    pub moved: [&'static str; 2],
 }
 
 /// The statuses, in the order of [`Labels::statuses`].
@@ -124,6 +126,7 @@ impl Lang {
                 never: "Never",
                 arrow: "→",
                 relative: ["{} left", "{} ago", "today"],
+                moved: ["+{}", "−{}"],
             },
             Lang::Ru => Labels {
                 unlimited: "Безлимит",
@@ -154,6 +157,7 @@ impl Lang {
                 never: "Никогда",
                 arrow: "→",
                 relative: ["осталось {}", "{} назад", "сегодня"],
+                moved: ["+{}", "−{}"],
             },
             Lang::Fa => Labels {
                 unlimited: "نامحدود",
@@ -184,6 +188,7 @@ impl Lang {
                 never: "نامحدود",
                 arrow: "←",
                 relative: ["{} مانده", "{} پیش", "امروز"],
+                moved: ["{} بیشتر", "{} کمتر"],
             },
             Lang::Zh => Labels {
                 unlimited: "无限制",
@@ -214,6 +219,7 @@ impl Lang {
                 never: "永不过期",
                 arrow: "→",
                 relative: ["剩余{}", "{}前", "今天"],
+                moved: ["+{}", "−{}"],
             },
         }
     }

@@ -109,9 +109,11 @@ fn days_moved(seconds: i64, labels: &Labels, lang: Lang) -> String {
     if days == 0 {
         return String::new();
     }
-    let sign = if days > 0 { "+" } else { "−" };
     let count = days.unsigned_abs();
-    let words = format!("{sign}{count}{}", labels.days[(labels.plural)(count)]);
+    let [later, earlier] = labels.moved;
+    let days_text = format!("{count}{}", labels.days[(labels.plural)(count)]);
+    // Persian says "30 days more": a sign before a number reorders in a right-to-left line.
+    let words = if days > 0 { later } else { earlier }.replace("{}", &days_text);
     format!(" ({})", isolate(&words, lang))
 }
 
@@ -205,6 +207,7 @@ mod tests {
             "**حجم کل** \u{2068}10 GiB\u{2069} ← \u{2068}20 GiB\u{2069}",
             "right to left: the arrow points from before to after as a Persian reader reads"
         );
+        assert!(texts(&before, &after, Lang::Fa)[2].ends_with("(\u{2068}30 روز بیشتر\u{2069})"), "no sign to reorder");
     }
 
     #[test]
