@@ -28,7 +28,7 @@ COPY templates ./templates
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked ${BUILD_JOBS:+--jobs "$BUILD_JOBS"} \
  && cp target/release/marzban-discord-relay /marzban-discord-relay \
- && mkdir -m 700 /data
+ && mkdir /out && mkdir -m 700 /out/data
 
 # Runtime stage: glibc and nothing else (no shell), as distroless's non-root user 65532. TLS roots
 # are built into the binary. Pinned by digest; docs/DEPLOY.md says how to move it forward.
@@ -42,9 +42,12 @@ COPY --from=build /src/templates /usr/share/marzban-discord-relay/templates
 ENV LISTEN_ADDR=0.0.0.0:9000 \
     DATA_DIR=/data \
     TEMPLATES_DIR=/templates
-# The volume's mount point belongs to distroless's nonroot user (65532), so a new named volume does
-# too. A bind mount keeps the host folder's owner: see "Docker compose" in the README.
-COPY --from=build --chown=65532:65532 /data /data
+# The volume's mount point belongs to distroless's nonroot user (65532) and is 0700, so a new named
+# volume is too. `COPY … /data /data` would copy the folder's contents only, leaving the image's
+# /data 0755; copying /out/ to / brings /data itself, mode included (BuildKit and the classic
+# builder alike). A bind mount keeps the host folder's owner and mode: see "Docker compose" in
+# the README.
+COPY --from=build --chown=65532:65532 /out/ /
 VOLUME ["/data"]
 EXPOSE 9000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \

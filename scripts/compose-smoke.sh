@@ -7,8 +7,10 @@
 # Discord on this host. Then: build; start; post a real Marzban fixture with the secret and see it
 # delivered; stop the fake Discord, post another, restart the stack, start the fake Discord again
 # and see the queued message delivered; check the user (65532), the capabilities, the read-only
-# root, the health check, the stop time and that no secret reaches the logs; then the README's
-# compose-secrets-and-bind-mount setup, its error messages and its fix; and tear it all down.
+# root, the image's and the volume's /data (0700, 65532), the health check, the stop time and that
+# no secret reaches the logs; that the warning about a 0755 volume says a host command that fixes
+# it; then docs/DEPLOY.md's compose-secrets-and-bind-mount setup, its error messages and its fix;
+# and tear it all down.
 #
 # It uses the compose project name marzban-discord-relay-smoke (its own volume, container and image
 # marzban-discord-relay:smoke), so a real deployment on the same host is left alone, but it needs
@@ -35,6 +37,8 @@ ok() { say "ok  $(since "$step_start") s${1:+  ($1)}"; }
 detail() { sed 's/^/      | /'; }
 # The last $2 (default 1) lines of the relay's log matching $1, as evidence.
 log_lines() { { compose logs --no-color 2>&1 | grep -E -- "$1" | tail -n "${2:-1}" | detail; } || true; }
+# Whether the relay's log holds $1.
+logged() { [[ $(compose logs --no-color 2>&1) == *"$1"* ]]; }
 
 # Waits up to $1 seconds for the command after it to succeed.
 wait_for() {
@@ -153,12 +157,38 @@ compose down --volumes --remove-orphans >/dev/null 2>&1 || true
 
 step "build the image (docker-compose.yml, Dockerfile)"
 compose build --quiet >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; die "build failed"; }
+# Compose 2.40 building through the engine's API (no buildx) exits 0 when the build fails.
+docker image inspect marzban-discord-relay:smoke >/dev/null 2>&1 || { tail -30 "$work/build.log"; die "build failed: no image"; }
 ok "$(docker image inspect -f '{{.Size}}' marzban-discord-relay:smoke | awk '{ printf "%.1f MB", $1 / 1e6 }')"
+# What the relay adds to the base image, layer by layer (the binary, the templates, /data).
+docker history --format '{{.Size}}  {{.CreatedBy}}' marzban-discord-relay:smoke | grep COPY | cut -c1-100 | detail
+
+# The mode and owner of the image's /data, as `docker cp` reads them (the image has no shell).
+image_data() {
+  local probe
+  probe=$(docker create marzban-discord-relay:smoke)
+  docker cp "$probe:/data" - | python3 -c '
+import sys, tarfile
+entry = tarfile.open(fileobj=sys.stdin.buffer, mode="r|").next()
+print("%o %d:%d" % (entry.mode & 0o777, entry.uid, entry.gid))'
+  docker rm -v "$probe" >/dev/null
+}
+step "the image's /data is 0700 and belongs to 65532"
+[[ $(image_data) == "700 65532:65532" ]] || die "the image's /data is $(image_data) (mode uid:gid)"
+ok "$(image_data)"
 
 step "start the stack and answer /healthz"
 compose up -d --quiet-pull >/dev/null 2>&1 || die "compose up failed"
 wait_for 30 healthz || die "/healthz did not answer"
 ok
+
+volume=${project}_relay-data
+volume_dir() { docker volume inspect -f '{{.Mountpoint}}' "$volume"; }
+open_folder_warnings() { compose logs --no-color 2>&1 | grep -c 'can be used by other users' || true; }
+step "the new volume is 0700 and belongs to 65532; no warning"
+[[ $(stat -c '%a %u:%g' "$(volume_dir)") == "700 65532:65532" ]] || die "the volume is $(stat -c '%a %u:%g' "$(volume_dir)")"
+[[ $(open_folder_warnings) == 0 ]] || die "the relay warned about its data folder"
+ok "$(stat -c '%a %u:%g' "$(volume_dir)")"
 
 step "runs as uid 65532, no capabilities, no new privileges"
 [[ $(status_line Uid) == 65532 ]] || die "runs as uid $(status_line Uid)"
@@ -218,10 +248,28 @@ logs=$(compose logs --no-color 2>&1)
 [[ $logs != *"$secret"* && $logs != *"$token"* ]] || die "a secret is in the logs"
 ok "$(wc -l <<<"$logs") lines"
 
-# --- the README's compose secrets and bind mount ----------------------------------------------------
+# --- a volume an older image made (0755): the warning says what to run on the host, and it works -
+step "a 0755 volume: the warning's host command makes it 0700"
+chmod 755 "$(volume_dir)"
+compose restart >/dev/null 2>&1 || die "compose restart failed"
+wait_for 20 logged 'can be used by other users (mode 755)' || die "no warning about a 0755 volume"
+# The warning names the compose file's volume; this run's project has its own.
+hint="sudo chmod 700 \"\$(docker volume inspect -f '{{.Mountpoint}}' marzban-discord-relay_relay-data)\""
+logged "$hint" || die "the warning does not say: $hint"
+chmod 700 "$(docker volume inspect -f '{{.Mountpoint}}' "$volume")"
+warnings=$(open_folder_warnings)
+compose restart >/dev/null 2>&1 || die "compose restart failed"
+wait_for 30 healthz || die "/healthz did not answer"
+[[ $(open_folder_warnings) == "$warnings" ]] || die "still warned after the chmod"
+[[ $(stat -c '%a' "$(volume_dir)") == 700 ]] || die "the volume is $(stat -c '%a' "$(volume_dir)")"
+ok "no warning after the restart"
+log_lines 'can be used by other users'
+
+# --- docs/DEPLOY.md's compose secrets and bind mount ------------------------------------------------
 compose down >/dev/null 2>&1
 env_file >"$work/.env"
 mkdir -p "$work/secrets" "$work/data"
+chmod 700 "$work/data"
 printf '%s\n' "$secret" >"$work/secrets/webhook_secret"
 printf '%s\n' "http://fake-discord:$port/api/webhooks/112233445566778899/$token" >"$work/secrets/discord_webhook_url"
 chmod 600 "$work/secrets/"*
@@ -241,7 +289,6 @@ secrets:
   discord_webhook_url:
     file: ./secrets/discord_webhook_url
 EOF
-logged() { [[ $(compose logs --no-color 2>&1) == *"$1"* ]]; }
 
 step "secrets of mode 0600 owned by root: the error says to chown"
 compose up -d >/dev/null 2>&1 || die "compose up failed"
@@ -265,6 +312,7 @@ answer=$(post reached_days_left)
 wait_for 20 delivered h5b5cf44_days || die "reached_days_left was not delivered"
 [[ -s $work/data/outbox.sqlite3 ]] || die "no outbox in ./data"
 ok "outbox in ./data"
+[[ $(open_folder_warnings) == 0 ]] || die "the relay warned about ./data, which docs/DEPLOY.md makes 0700"
 
 step "tear down (containers, volume, image)"
 compose down --remove-orphans >/dev/null 2>&1

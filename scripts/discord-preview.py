@@ -12,12 +12,14 @@ Output: an HTML page on standard output. To look at it:
 Discord renders markdown in the content, the title, the description and field values, but not in
 the author name, field names' emphasis aside, or the footer; the page does the same. Times
 (`<t:UNIX:STYLE>`) are shown as Discord would in UTC, mentions as pills. Layout is left to right,
-as Discord lays out messages.
+as Discord lays out messages. Relative times are counted from now, or from PREVIEW_NOW (unix
+seconds) when it is set, to match `render --received-at`.
 """
 
 import datetime
 import html
 import json
+import os
 import re
 import sys
 
@@ -43,10 +45,19 @@ def parse_input(text):
     return bodies
 
 
+def preview_now():
+    """When the reader looks: now, or PREVIEW_NOW (unix seconds), so that relative times
+    (`<t:…:R>`) read as they did when a saved body was received (`render --received-at`)."""
+    at = os.environ.get("PREVIEW_NOW")
+    if at:
+        return datetime.datetime.fromtimestamp(int(at), datetime.timezone.utc)
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def timestamp(match):
     at = datetime.datetime.fromtimestamp(int(match.group(1)), datetime.timezone.utc)
     style = match.group(2) or "f"
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = preview_now()
     if style == "R":
         days = (at - now).total_seconds() / 86400
         shown = f"in {round(days)} days" if days >= 0 else f"{round(-days)} days ago"
@@ -152,7 +163,7 @@ def message_html(destination, body):
 
 STYLE = """
 body { background:#313338; color:#dbdee1; font-family:"gg sans","Noto Sans","Noto Sans Arabic",
-  "Noto Sans CJK SC","Noto Color Emoji",sans-serif; font-size:16px; margin:16px; width:860px; }
+  "Noto Color Emoji","Noto Sans CJK SC",sans-serif; font-size:16px; margin:16px; width:860px; }
 .message { margin-bottom:22px; }
 .dest { color:#80848e; font-size:12px; }
 .who { color:#f2f3f5; font-weight:600; margin:2px 0 4px; }

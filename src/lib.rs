@@ -2,28 +2,39 @@
 //!
 //! # Layout
 //!
-//! The relay is a pipeline of four stages, one module each, plus the glue around them:
+//! Rooms in layers, top to bottom; a room imports its own layer and the ones below, never one
+//! above, and no two rooms import each other (`tests/architecture.rs` fails otherwise; the why is
+//! in `docs/ARCHITECTURE.md`).
 //!
-//! * [`ingest`]: the HTTP surface (actix-web). Checks the panel's secret, parses the batch, renders
-//!   and stores it, and answers only once the outbox has committed it.
-//! * [`event`]: the Marzban / PasarGuard / Marzneshin payload model and its normalisation into
-//!   [`event::Event`], with every secret field removed.
-//! * [`render`]: pure. Picks the template of an event's action, renders it leaf by leaf with
-//!   minijinja and clamps the result to Discord's limits ([`render::limits`]).
+//! * [`cli`]: the commands (`serve`, `check`, `render`, `send-test`, `report`, `outbox …`).
+//! * [`startup`] wires the stages together with an injected listener and shutdown token;
+//!   [`config`] reads the environment and assembles each stage's settings (each stage owns its
+//!   settings type and parser; no stage imports `config`).
+//! * What makes events:
+//!   * [`ingest`]: the HTTP surface (actix-web). Checks the panel's secret, parses the batch,
+//!     routes, renders and stores it, and answers only once the outbox has committed it.
+//!   * [`reports`]: a producer inside the process: scheduled reports written into the outbox.
+//!   * `nodes/` (to come): the node watcher, a producer beside `reports`: asks the panel (through
+//!     `panel/`) about its nodes and writes node events into the outbox like the panel's own.
+//!   * `bot/` (to come): the Discord application (serenity): gateway or HTTP interactions,
+//!     commands and actions, turned into panel calls through `panel/`.
+//! * What decides and delivers:
+//!   * [`routing`]: which destinations get an event, with which mentions.
+//!   * [`deliver`]: one task per destination: takes the oldest pending rows, packs them into as
+//!     few Discord messages as the limits allow, sends, and records the outcome.
+//!   * `panel/` (to come): the panel API client, one implementation per family (Marzban,
+//!     PasarGuard, Marzneshin) behind one interface; the only holder of panel credentials.
 //! * [`outbox`]: the only module that speaks SQL. One SQLite file, one writer thread that commits
-//!   many requests per transaction, and a read connection of its own so reads never wait for it.
-//!   It knows destinations (by name, with their mentions) but not routing or rendering. In forum
-//!   mode it also remembers which forum post holds each user's messages.
-//! * [`deliver`]: one task per destination: takes the oldest pending rows, packs them into as few
-//!   Discord messages as the limits allow, sends, and records the outcome.
-//! * [`discord`]: the webhook URL type and the HTTP client for one webhook, including the single
-//!   place where Discord's answers are classified.
-//!
-//! Around them: [`config`] (typed settings from the environment), [`secret`] (the shared secret and
-//! its constant-time check), [`destination`] (where messages go and whom they may mention, shared
-//! by routing and the outbox), [`routing`] (which destinations get an event, with which mentions),
-//! [`metrics`] (Prometheus metrics and readiness), [`startup`] (wires the stages together with an
-//! injected listener and shutdown token) and [`cli`] (the commands).
+//!   many requests per transaction, and a read connection of its own. In forum mode it also
+//!   remembers which forum post holds each user's messages. [`render`]: pure. Picks the template
+//!   of an event's action, renders it leaf by leaf with minijinja and clamps the result to
+//!   Discord's limits ([`render::limits`]).
+//! * The shared vocabulary: [`event`] (the panels' payloads normalised into [`event::Event`], every
+//!   secret field removed), [`destination`] (where messages go and whom they may mention),
+//!   [`discord`] (the webhook URL, the HTTP client for one webhook, and the one place Discord's
+//!   answers are classified), [`secret`] (the shared secret, its constant-time check, values given
+//!   inline or in a file) and [`metrics`] (Prometheus metrics and the `/readyz` health state; it
+//!   knows destinations by name, no stage and no task).
 
 pub mod cli;
 pub mod config;

@@ -9,10 +9,8 @@
 //! webhooks, which a panel's payload creates, all share the one label `destination="owner"`, so
 //! the number of series does not grow with the number of admins.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -22,8 +20,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::destination::Origin;
-use crate::outbox::{now_ms, DestinationStats};
+mod health;
+
+pub use health::{Health, Waiting, CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW, TASK_PREFIX};
+
+use crate::destination::{DestinationStats, Origin, OwnerMetrics};
 
 /// `destination="…"`: a destination's name, or `owner` for every owner admin's webhook (their
 /// names come from panel payloads, so they would make series without bound).
@@ -125,144 +126,6 @@ pub struct Metrics {
     pending_rows: Family<DestinationLabels, Gauge>,
     oldest_pending_age: Family<DestinationLabels, Gauge<f64, AtomicU64>>,
     paused: Family<DestinationLabels, Gauge>,
-}
-
-/// The metrics of owner-admin delivery, shared with [`crate::destination::OwnerDestinations`].
-#[derive(Debug, Clone, Default)]
-pub struct OwnerMetrics {
-    /// Owner admins' webhooks the relay currently delivers to (at most `OWNER_DESTINATIONS_MAX`,
-    /// plus ones restored with pending rows).
-    pub in_use: Gauge,
-    /// Events not copied to their owner admin's webhook because `OWNER_DESTINATIONS_MAX` was
-    /// reached (the configured destinations still got them).
-    pub skipped: Counter,
-}
-
-/// Restarts of one destination's task within this window that make it a crash loop in `/readyz`.
-pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(900);
-
-/// That many restarts within [`CRASH_LOOP_WINDOW`].
-pub const CRASH_LOOP_RESTARTS: usize = 3;
-
-/// What is wrong with each destination, behind `/readyz`: a webhook that is gone (paused), a long
-/// wait an answer imposed (parked), a delivery task that stopped unexpectedly (down, or restarted
-/// again and again).
-#[derive(Debug, Default)]
-pub struct Health {
-    destinations: Mutex<BTreeMap<String, DestinationHealth>>,
-}
-
-#[derive(Debug, Default)]
-struct DestinationHealth {
-    paused: Option<String>,
-    parked: Option<(SystemTime, String)>,
-    down: Option<String>,
-    restarts: VecDeque<SystemTime>,
-}
-
-impl Health {
-    fn with(&self, destination: &str, change: impl FnOnce(&mut DestinationHealth)) {
-        if let Ok(mut destinations) = self.destinations.lock() {
-            change(destinations.entry(destination.to_owned()).or_default());
-        }
-    }
-
-    /// The destination's webhook is gone: nothing is sent to it until restart.
-    pub fn pause(&self, destination: &str, reason: &str) {
-        self.with(destination, |health| health.paused = Some(reason.to_owned()));
-    }
-
-    /// The destination sends nothing until `until`, for `reason`.
-    pub fn park(&self, destination: &str, until: SystemTime, reason: &str) {
-        self.with(destination, |health| health.parked = Some((until, reason.to_owned())));
-    }
-
-    /// The destination's delivery task stopped unexpectedly, for `reason`; it will be restarted.
-    pub fn task_stopped(&self, destination: &str, reason: &str) {
-        self.with(destination, |health| health.down = Some(reason.to_owned()));
-    }
-
-    /// The destination's delivery task was started again (with no wait pending).
-    pub fn task_restarted(&self, destination: &str, at: SystemTime) {
-        self.with(destination, |health| {
-            health.down = None;
-            health.parked = None;
-            health.restarts.push_back(at);
-            while health.restarts.len() > CRASH_LOOP_RESTARTS {
-                health.restarts.pop_front();
-            }
-        });
-    }
-
-    /// Drops what is known about a destination that no longer exists (a forgotten owner webhook).
-    pub fn forget(&self, destination: &str) {
-        if let Ok(mut destinations) = self.destinations.lock() {
-            destinations.remove(destination);
-        }
-    }
-
-    /// `(destination, reason)` of every paused destination.
-    pub fn paused(&self) -> Vec<(String, String)> {
-        let Ok(destinations) = self.destinations.lock() else { return Vec::new() };
-        destinations.iter().filter_map(|(name, h)| Some((name.clone(), h.paused.clone()?))).collect()
-    }
-
-    /// `(destination, problem)` for everything that makes the relay not ready at `now`.
-    pub fn problems(&self, now: SystemTime) -> Vec<(String, String)> {
-        let Ok(destinations) = self.destinations.lock() else { return Vec::new() };
-        let mut problems = Vec::new();
-        for (name, health) in destinations.iter() {
-            let mut report = |problem: String| problems.push((name.clone(), problem));
-            if let Some(reason) = &health.paused {
-                report(format!("is paused: {reason}"));
-            }
-            if let Some((until, reason)) = health.parked.as_ref().filter(|(until, _)| *until > now) {
-                let left = until.duration_since(now).unwrap_or_default().as_secs();
-                report(format!("is parked for another {left} s: {reason}"));
-            }
-            // The relay's own tasks (task:prune, task:reports) are tasks, not destinations.
-            let task = name.starts_with(crate::deliver::supervise::TASK_PREFIX);
-            if let Some(reason) = &health.down {
-                report(if task {
-                    format!("stopped unexpectedly ({reason}) and is being restarted")
-                } else {
-                    format!("has no delivery task: it stopped unexpectedly ({reason}) and is being restarted")
-                });
-            }
-            let recent = health
-                .restarts
-                .iter()
-                .filter(|at| now.duration_since(**at).unwrap_or_default() < CRASH_LOOP_WINDOW)
-                .count();
-            if recent >= CRASH_LOOP_RESTARTS {
-                let what = if task { "keeps stopping" } else { "keeps losing its delivery task" };
-                report(format!(
-                    "{what}: restarted {recent} times in the last {} minutes",
-                    CRASH_LOOP_WINDOW.as_secs() / 60
-                ));
-            }
-        }
-        problems
-    }
-
-    /// The [`Health::problems`] of the names `shown` keeps, as `/readyz` says them: `destination
-    /// NAME …`, or the relay's own task by its name (`task:prune stopped unexpectedly …`).
-    pub fn reasons(&self, now: SystemTime, shown: impl Fn(&str) -> bool) -> Vec<String> {
-        let task = |name: &str| name.starts_with(crate::deliver::supervise::TASK_PREFIX);
-        self.problems(now)
-            .into_iter()
-            .filter(|(name, _)| shown(name))
-            .map(
-                |(name, problem)| {
-                    if task(&name) {
-                        format!("{name} {problem}")
-                    } else {
-                        format!("destination {name} {problem}")
-                    }
-                },
-            )
-            .collect()
-    }
 }
 
 impl Default for Metrics {
@@ -373,9 +236,9 @@ impl Metrics {
         self.forum_posts_forgotten.inner().store(total, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The text exposition, after refreshing the gauges from `stats` and `health`.
-    pub fn render(&self, stats: &[DestinationStats], health: &Health) -> String {
-        let now = now_ms();
+    /// The text exposition, after refreshing the gauges from `stats` and `health` as of `now`
+    /// (unix ms).
+    pub fn render(&self, stats: &[DestinationStats], health: &Health, now: i64) -> String {
         let paused = health.paused();
         for (labels, gauges) in by_label(stats, &paused) {
             self.pending_rows.get_or_create(&labels).set(gauges.pending);

@@ -11,8 +11,11 @@
 //! [`Secret::has_latin1_form`] lets the configuration warn about it. The HMAC key is the secret's
 //! UTF-8 bytes only: the key never crosses HTTP, and the senders that compute an HMAC (the docs'
 //! Flask example with `secret.encode()`, Node's `createHmac`) encode it as UTF-8.
+//!
+//! Secrets reach the relay inline or in a file (compose secrets): [`inline_or_file`] reads either.
 
 use std::fmt;
+use std::path::Path;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -140,6 +143,28 @@ pub fn lower_hex(bytes: &[u8]) -> String {
         let _ = write!(text, "{byte:02x}");
         text
     })
+}
+
+/// Why a value given inline or in a file could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum InlineOrFileError {
+    #[error("it is given both inline and in a file")]
+    Both,
+    #[error("its file cannot be read: {0}")]
+    Unreadable(std::io::Error),
+}
+
+/// A value given inline or in a file (as compose secrets are), but not both. A file's trailing
+/// newline is removed. `None` when neither is given.
+pub fn inline_or_file(inline: Option<String>, file: Option<&Path>) -> Result<Option<String>, InlineOrFileError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(InlineOrFileError::Both),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map(|value| Some(value.trim_end_matches(['\n', '\r']).to_owned()))
+            .map_err(InlineOrFileError::Unreadable),
+        (None, None) => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Retention, Services};
-use crate::destination::{Destination, Origin, OwnerDestinations, Target, DEFAULT_DESTINATION};
+use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, RootAuth, State, Unverified};
-use crate::metrics::{Health, Metrics, OwnerMetrics};
+use crate::metrics::{Health, Metrics};
 use crate::outbox::Outbox;
 use crate::render::Templates;
 use crate::reports::{self, Producer};
@@ -184,7 +184,7 @@ fn start_reports(
     }
     let recipients = reports::recipients(router, config.routes.as_ref(), settings);
     if recipients.is_empty() {
-        log::warn!("REPORTS is set but no destination gets reports (see README, Reports)");
+        log::warn!("REPORTS is set but no destination gets reports (see docs/REPORTS.md)");
         return None;
     }
     for recipient in &recipients {

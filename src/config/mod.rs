@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::deliver::DeliverySettings;
-use crate::destination::{parse_tags, Forum, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
+use crate::destination::{parse_tags, Destination, Forum, Target, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
 use crate::render::Lang;
 use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
 use crate::routing::Routes;
-use crate::secret::Secret;
+use crate::secret::{inline_or_file, InlineOrFileError, Secret};
 
 #[cfg(test)]
 mod tests;
@@ -112,9 +112,9 @@ pub struct Config {
     /// rows for `DELIVERED_RETENTION`.
     pub owner_destinations_max: usize,
     /// How delivery retries, paces, digests and gives up (`RETRY_SCHEDULE`, `RETRY_MAX_AGE`,
-    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`, `DIGEST_WINDOW`), each range-checked:
-    /// [`RETRY_STEP`], [`RETRY_MAX_AGE`], [`CHANNEL_WINDOW`], [`CHANNEL_MESSAGES`] and
-    /// [`DIGEST_WINDOW`].
+    /// `CHANNEL_RATE_LIMIT`, `DIGEST_THRESHOLD`, `DIGEST_WINDOW`) and which waits `/readyz` lists
+    /// (`READYZ_WAIT_NOTICE`), each range-checked: [`RETRY_STEP`], [`RETRY_MAX_AGE`],
+    /// [`CHANNEL_WINDOW`], [`CHANNEL_MESSAGES`], [`DIGEST_WINDOW`] and [`WAIT_NOTICE`].
     pub delivery: DeliverySettings,
     /// `DELIVERED_RETENTION`, default 7 days, [`RETENTION`] (0 to 3650 days): delivered rows older
     /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
@@ -179,6 +179,7 @@ impl Config {
             .map(|path| Routes::load(Path::new(&path), reserved))
             .transpose()
             .map_err(|problems| invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))?;
+        refuse_a_shared_default(routes.as_ref(), discord_webhook_url.as_ref())?;
         let mut panels = env.parse_or("PANELS", Vec::new(), parse_panels)?;
         let mut warnings: Vec<String> = webhook_secret.iter().filter_map(|s| unsendable(s, "WEBHOOK_SECRET")).collect();
         warnings.extend(panels.iter().filter_map(|(label, s)| unsendable(s, &format!("PANELS (panel {label})"))));
@@ -269,6 +270,18 @@ fn unsendable(secret: &Secret, var: &str) -> Option<String> {
     })
 }
 
+/// Refuses a routes file with a destination on `DISCORD_WEBHOOK_URL`'s webhook and thread: two
+/// destinations there would pace alone against one rate limit, and make forum posts twice.
+fn refuse_a_shared_default(routes: Option<&Routes>, default: Option<&WebhookUrl>) -> Result<(), ConfigError> {
+    let (Some(routes), Some(url)) = (routes, default) else { return Ok(()) };
+    let problems = routes.shared_with_default(&Destination::new(DEFAULT_DESTINATION, Target::Webhook(url.clone())));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))
+    }
+}
+
 /// `DISCORD_FORUM` and `DISCORD_FORUM_TAGS`, checked against the default destination's URL.
 fn forum(env: &Env, url: Option<&WebhookUrl>) -> Result<Option<Forum>, ConfigError> {
     let tags = env.parse_or("DISCORD_FORUM_TAGS", Default::default(), parse_tags)?;
@@ -318,6 +331,7 @@ fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
         })?,
         digest_window: env
             .parse_or("DIGEST_WINDOW", defaults.digest_window, |s| parse_duration_in(s, DIGEST_WINDOW))?,
+        wait_notice: env.parse_or("READYZ_WAIT_NOTICE", defaults.wait_notice, |s| parse_duration_in(s, WAIT_NOTICE))?,
         ..defaults
     })
 }

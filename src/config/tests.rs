@@ -223,6 +223,17 @@ fn reads_the_digest_window_within_its_range() {
 }
 
 #[test]
+fn reads_the_readyz_wait_notice_within_its_range() {
+    assert_eq!(config(&[]).unwrap().delivery.wait_notice, Duration::from_secs(60));
+    assert_eq!(config(&[("READYZ_WAIT_NOTICE", "1s")]).unwrap().delivery.wait_notice, Duration::from_secs(1));
+    assert_eq!(config(&[("READYZ_WAIT_NOTICE", "5m")]).unwrap().delivery.wait_notice, Duration::from_secs(300));
+    for out_of_range in ["0", "500ms", "301s", "1h", "1e30s", "soon"] {
+        let err = config(&[("READYZ_WAIT_NOTICE", out_of_range)]).unwrap_err().to_string();
+        assert!(err.starts_with("READYZ_WAIT_NOTICE must be "), "{out_of_range}: {err}");
+    }
+}
+
+#[test]
 fn folds_updates_unless_told_not_to() {
     assert!(config(&[]).unwrap().fold_updates);
     assert!(!config(&[("FOLD_UPDATES", "false")]).unwrap().fold_updates);
@@ -274,4 +285,15 @@ fn panels_written_secret_first_are_refused_without_showing_the_secret() {
     let message = config(&[("PANELS", "eu1:fine, Tr0ub4dor&3:us1")]).unwrap_err().to_string();
     assert!(!message.contains("Tr0ub4dor"), "{message}");
     assert!(message.contains("panel 2"), "says which entry: {message}");
+}
+
+#[test]
+fn a_routes_destination_on_the_default_webhook_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(&routes, format!("[destinations.audit]\nurl = \"{URL}\"\n[[rules]]\nto = [\"audit\"]\n")).unwrap();
+    let err = config(&[("DISCORD_WEBHOOK_URL", URL), ("ROUTES_FILE", routes.to_str().unwrap())]).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("DISCORD_WEBHOOK_URL and destinations.audit post to the same webhook"), "{said}");
+    assert!(!said.contains("tok-en_123"), "{said}");
 }

@@ -2,10 +2,8 @@
 //! accepts, and the error text that names what was expected.
 
 use std::ops::RangeInclusive;
-use std::path::Path;
 use std::time::Duration;
 
-use crate::render::template::line_at;
 use crate::routing::is_panel_label;
 use crate::secret::Secret;
 
@@ -125,6 +123,11 @@ pub const DEDUP: Bounds = Bounds { min: Duration::from_secs(1), max: days(1), ze
 /// back; a longer window would hold every burst's first digest for minutes.
 pub const DIGEST_WINDOW: Bounds =
     Bounds { min: Duration::from_millis(100), max: Duration::from_secs(60), zero_is_off: true };
+
+/// `READYZ_WAIT_NOTICE`: 1 second to 5 minutes. Waits an answer imposed of five minutes or more
+/// already make `/readyz` answer 503, so a longer notice would show nothing more.
+pub const WAIT_NOTICE: Bounds =
+    Bounds { min: Duration::from_secs(1), max: Duration::from_secs(300), zero_is_off: false };
 
 /// `DELIVERED_RETENTION`: 0 to 3650 days (0: delete delivered rows at the next hourly pruning).
 pub const RETENTION: Bounds = Bounds { min: Duration::ZERO, max: days(3650), zero_is_off: false };
@@ -246,37 +249,6 @@ pub fn parse_schedule(value: &str) -> Result<Vec<Duration>, String> {
         .split(',')
         .map(|step| parse_duration_in(step, RETRY_STEP).map_err(|e| format!("step {:?} {e}", step.trim())))
         .collect()
-}
-
-/// Why a value given inline or in a file could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum InlineOrFileError {
-    #[error("it is given both inline and in a file")]
-    Both,
-    #[error("its file cannot be read: {0}")]
-    Unreadable(std::io::Error),
-}
-
-/// A value given inline or in a file (as compose secrets are), but not both. A file's trailing
-/// newline is removed. `None` when neither is given.
-pub fn inline_or_file(inline: Option<String>, file: Option<&Path>) -> Result<Option<String>, InlineOrFileError> {
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(InlineOrFileError::Both),
-        (Some(value), None) => Ok(Some(value)),
-        (None, Some(file)) => std::fs::read_to_string(file)
-            .map(|value| Some(value.trim_end_matches(['\n', '\r']).to_owned()))
-            .map_err(InlineOrFileError::Unreadable),
-        (None, None) => Ok(None),
-    }
-}
-
-/// A TOML file's syntax error as one line: `line N: what is wrong`.
-pub fn toml_problem(text: &str, err: &toml::de::Error) -> String {
-    let message = err.message().trim();
-    match err.span() {
-        Some(span) => format!("line {}: {message}", line_at(text, span.start)),
-        None => message.to_owned(),
-    }
 }
 
 #[cfg(test)]

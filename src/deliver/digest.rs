@@ -11,10 +11,9 @@
 use std::collections::{HashSet, VecDeque};
 
 use super::forum::digest_post_at;
-use super::worker::Worker;
-use super::{digest_chunks, digest_members, fitting_parts, mention_chars, Sent, Step, DIGEST_EMBED_BUDGET};
+use super::{digest_chunks, digest_members, fitting_parts, mention_chars, DeliverySettings, Step, DIGEST_EMBED_BUDGET};
 use crate::destination::Mentions;
-use crate::outbox::{now_ms, OutboxError, PostKey, RowMeta};
+use crate::outbox::{now_ms, PostKey, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part, Renderer};
 
 /// How many pending rows are looked at to find a burst for a digest.
@@ -56,7 +55,7 @@ impl Burst {
     }
 
     /// Forgets rows no longer pending (delivered or removed by hand); `None` once nothing is left.
-    fn keep_pending(mut self, window: &[RowMeta]) -> Option<Self> {
+    pub fn keep_pending(mut self, window: &[RowMeta]) -> Option<Self> {
         let pending: HashSet<i64> = window.iter().map(|row| row.id).collect();
         for (_, rows) in &mut self.pending {
             rows.retain(|row| pending.contains(&row.id));
@@ -79,6 +78,16 @@ impl Burst {
     /// The first `parts` parts were delivered.
     pub fn delivered(&mut self, parts: usize) {
         self.pending.drain(..parts.min(self.pending.len()));
+    }
+
+    /// The action of every event in the burst.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    /// Events in the whole burst.
+    pub fn total(&self) -> usize {
+        self.total
     }
 
     pub fn is_done(&self) -> bool {
@@ -104,63 +113,27 @@ impl Burst {
     }
 }
 
-impl Worker {
-    /// Sends the next message of the burst in progress, or starts one if the head of the queue
-    /// starts a burst (waiting first while it may still be arriving).
-    pub(super) async fn try_digest(&mut self) -> Result<Option<Step>, OutboxError> {
-        if self.settings.digest_threshold == 0 {
-            return Ok(None);
-        }
-        let window = self.outbox.pending_meta(&self.destination.name, DIGEST_LOOKAHEAD).await?;
-        self.burst = self.burst.take().and_then(|burst| burst.keep_pending(&window));
-        if self.burst.is_none() {
-            match self.plan_burst(&window) {
-                Planned::Nothing => return Ok(None),
-                Planned::Hold(step) => return Ok(Some(step)),
-                Planned::Burst(burst) => self.burst = Some(burst),
-            }
-        }
-        let Some(burst) = &self.burst else {
-            return Ok(None);
-        };
-        let (rows, parts) = burst.next_message(&self.templates.current());
-        log::info!(
-            "{}: sending {} of {} {} events as a digest",
-            self.destination.name,
-            rows.len(),
-            burst.total,
-            burst.action
-        );
-        let mentions = Mentions::union(rows.iter().map(|row| &row.mentions));
-        if self.destination.forum.is_some() {
-            let (key, action) = (burst.post(), burst.action.clone());
-            return self.send_in_post(key, &action, &rows, &parts, &mentions, Sent::Digest).await.map(Some);
-        }
-        let (outcome, _) = self.send(&parts, &mentions, None).await;
-        self.settle(&rows, parts.len(), outcome, Sent::Digest).await.map(Some)
+/// A burst starting at the head of `window`, once it has stopped arriving; rows up to
+/// `no_digest_through` start none (a digest with them was refused).
+pub(super) fn plan_burst(window: &[RowMeta], no_digest_through: Option<i64>, settings: &DeliverySettings) -> Planned {
+    let Some(head) = window.first() else {
+        return Planned::Nothing;
+    };
+    if no_digest_through.is_some_and(|through| head.id <= through) {
+        return Planned::Nothing;
     }
-
-    /// A burst starting at the head of `window`, once it has stopped arriving.
-    fn plan_burst(&self, window: &[RowMeta]) -> Planned {
-        let Some(head) = window.first() else {
-            return Planned::Nothing;
-        };
-        if self.no_digest_through.is_some_and(|through| head.id <= through) {
-            return Planned::Nothing;
-        }
-        let Some(members) = digest_members(window, self.settings.digest_threshold) else {
-            return Planned::Nothing;
-        };
-        let newest = members.iter().map(|row| row.received_at_ms).max().unwrap_or(head.received_at_ms);
-        if let Some(wait) = hold(self.settings.digest_window, head.received_at_ms, newest, now_ms()) {
-            return Planned::Hold(Step::Wait(wait));
-        }
-        Planned::Burst(Burst::plan(&members, DIGEST_EMBED_BUDGET))
+    let Some(members) = digest_members(window, settings.digest_threshold) else {
+        return Planned::Nothing;
+    };
+    let newest = members.iter().map(|row| row.received_at_ms).max().unwrap_or(head.received_at_ms);
+    if let Some(wait) = hold(settings.digest_window, head.received_at_ms, newest, now_ms()) {
+        return Planned::Hold(Step::Wait(wait));
     }
+    Planned::Burst(Burst::plan(&members, DIGEST_EMBED_BUDGET))
 }
 
 /// What the head of the queue makes of a digest.
-enum Planned {
+pub(super) enum Planned {
     /// No burst.
     Nothing,
     /// A burst that may still be arriving: look again after this.

@@ -197,7 +197,7 @@ async fn prune(dispatch: Dispatch, retention: Retention, shutdown: CancellationT
             Err(err) => log::warn!("could not prune old delivered rows: {err}"),
         }
         // The reports' tally is kept for its own span, whatever DELIVERED_RETENTION says.
-        let keep_ms = crate::reports::KEEP_DAYS.saturating_mul(86_400_000);
+        let keep_ms = crate::outbox::TALLY_KEEP_DAYS.saturating_mul(86_400_000);
         if let Err(err) = dispatch.inner.services.outbox.prune_tally(now_ms().saturating_sub(keep_ms)).await {
             log::warn!("could not prune the reports' old tally: {err}");
         }
@@ -219,9 +219,10 @@ mod tests {
 
     use super::*;
     use crate::deliver::DeliverySettings;
+    use crate::destination::OwnerMetrics;
     use crate::destination::{Mentions, Target};
     use crate::discord::{self, WebhookUrl};
-    use crate::metrics::{Health, Metrics, OwnerMetrics};
+    use crate::metrics::{Health, Metrics};
     use crate::outbox::{NewRow, Outbox, StoredDestination};
     use crate::render::{Lang, Templates};
 

@@ -12,6 +12,10 @@
 //! A new post that Discord refuses (400) while it names tags is made again without them: a tag id
 //! that is not one of the forum's is the likeliest cause, and a refused digest would otherwise go
 //! out as a post per user. If it is refused without tags too, it is refused like any message.
+//! A new post whose title Discord's AutoMod blocks (400, code 200001: a word in the username, or
+//! in the admin's title template) is made again with a neutral title ([`neutral_title`]): the
+//! post is remembered like any other, so the user's later events go into it instead of each
+//! being refused. If the neutral title is blocked too, the message is refused like any.
 //!
 //! A post Discord no longer has (404, code 10003) or that is locked is forgotten, and the next
 //! step makes a new one. After a `user_deleted` is delivered into a post, the post is forgotten,
@@ -21,21 +25,15 @@
 
 use serenity::builder::ExecuteWebhook;
 use serenity::model::id::ForumTagId;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::worker::Worker;
-use super::{Sent, Step};
-use crate::destination::{Destination, Mentions, DIGEST_TAG_KEY};
-use crate::discord::Outcome;
-use crate::outbox::{OutboxError, PostKey, Row, RowMeta};
-use crate::render::{Part, PostTitle, Renderer, REPORT_TEMPLATE};
+use crate::destination::{Destination, DIGEST_TAG_KEY};
+use crate::outbox::{PostKey, Row, RowMeta};
+use crate::render::{Part, PostTitle, Renderer, REPORT_ACTION, REPORT_USERNAME_SUFFIX};
 
 /// The action whose delivery ends a user's post.
 const USER_DELETED: &str = "user_deleted";
-
-/// Forum posts made in a row without learning their id before the destination pauses: one is
-/// a glitch (the next message of that user makes another post), several mean every event would.
-const UNNAMED_POSTS_MAX: u32 = 3;
 
 /// The action that begins a user: a post remembered for the username belongs to an earlier user
 /// of that name whose deletion this destination never got (routed elsewhere, muted, dead-lettered,
@@ -108,7 +106,7 @@ pub fn post_key(rows: &[RowMeta], digest: bool) -> PostKey {
 /// kept under [`REPORT_POSTS`] in place of a panel label, so that no user can share it, whatever
 /// their name.
 fn user_post(row: &RowMeta) -> PostKey {
-    let panel = if row.action == REPORT_TEMPLATE { Some(REPORT_POSTS.to_owned()) } else { row.panel.clone() };
+    let panel = if row.action == REPORT_ACTION { Some(REPORT_POSTS.to_owned()) } else { row.panel.clone() };
     PostKey::User { panel, username: row.username.clone() }
 }
 
@@ -131,15 +129,32 @@ pub fn new_post_of(
     action: &str,
 ) -> (String, Vec<u64>) {
     let title = match key {
-        PostKey::User { panel, username } => {
-            PostTitle::user(username, panel.as_deref().filter(|panel| *panel != REPORT_POSTS), action)
+        PostKey::User { panel: Some(panel), username } if panel == REPORT_POSTS => {
+            PostTitle::report(username.strip_suffix(REPORT_USERNAME_SUFFIX).unwrap_or(username), action)
         }
+        PostKey::User { panel, username } => PostTitle::user(username, panel.as_deref(), action),
         PostKey::Digest { date } => PostTitle::digest(date, action),
     };
     let name = renderer.thread_name(&title.several_panels(several_panels));
     let tag_key = if matches!(key, PostKey::Digest { .. }) { DIGEST_TAG_KEY } else { action };
     let tags = destination.forum.as_ref().map(|forum| forum.tags_for(tag_key).to_vec()).unwrap_or_default();
     (name, tags)
+}
+
+/// The title of a new post for `key` when AutoMod blocked the usual one: nothing a user chose,
+/// only the panel's label and a short hash of the username (the same for every event of the
+/// user, so an admin can tell two such posts apart), or for a digest its date.
+pub fn neutral_title(key: &PostKey) -> String {
+    match key {
+        PostKey::User { panel, username } => {
+            let hash = crate::secret::lower_hex(&Sha256::digest(username.as_bytes()));
+            match panel.as_deref().filter(|panel| *panel != REPORT_POSTS) {
+                Some(panel) => format!("{panel} · #{}", &hash[..8]),
+                None => format!("#{}", &hash[..8]),
+            }
+        }
+        PostKey::Digest { date } => date.clone(),
+    }
 }
 
 /// The post of the digest holding `rows`: the UTC day its first event was received.
@@ -152,92 +167,6 @@ pub fn digest_post_at(ms: i64) -> PostKey {
     let at =
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     PostKey::Digest { date: at.date().to_string() }
-}
-
-impl Worker {
-    /// Sends `parts` (of `rows`) into the post of `key`, creating it when none is known (with the
-    /// tags of `creator`, the action of the first row), and records what Discord said.
-    pub(super) async fn send_in_post(
-        &mut self,
-        key: PostKey,
-        creator: &str,
-        rows: &[RowMeta],
-        parts: &[Part],
-        mentions: &Mentions,
-        sent: Sent,
-    ) -> Result<Step, OutboxError> {
-        let name = self.destination.name.clone();
-        let post = match self.outbox.forum_post(&name, &key).await? {
-            Some(id) if !starts_a_post(&key, rows) => Post::Existing(id),
-            _ => {
-                let (name, mut tags) = self.new_post_of(&key, creator);
-                if self.untagged.is_some() && self.untagged == rows.first().map(|row| row.id) {
-                    tags.clear();
-                }
-                Post::New { name, tags }
-            }
-        };
-        let (outcome, channel_id) = self.send(parts, mentions, Some(&post)).await;
-        if let (Outcome::Rejected { status: 400, detail }, Post::New { tags, .. }) = (&outcome, &post) {
-            if !tags.is_empty() {
-                // The tags are the likeliest cause (an id that is not one of the forum's): a
-                // refused digest would otherwise go out as a post per user.
-                log::warn!(
-                    "{name}: Discord refused a new forum post with the tags {tags:?} ({detail}); making it without \
-                     tags. Check the tag ids (DISCORD_FORUM_TAGS, or the destination's tags)"
-                );
-                self.untagged = rows.first().map(|row| row.id);
-                return Ok(Step::Progress);
-            }
-        }
-        match (outcome, &post) {
-            (Outcome::Delivered, _) => {
-                self.untagged = None;
-                let created = match (&post, channel_id) {
-                    (Post::New { .. }, None) => {
-                        self.posts_without_id += 1;
-                        log::warn!(
-                            "{name}: Discord created a forum post but its answer did not say the post's id; the \
-                             next message for it makes another post"
-                        );
-                        None
-                    }
-                    (Post::New { .. }, id) => {
-                        self.posts_without_id = 0;
-                        id
-                    }
-                    (Post::Existing(_), _) => None,
-                };
-                if created.is_some() {
-                    self.metrics.forum_posts_created.get_or_create(&self.labels).inc();
-                }
-                let ids = rows.iter().map(|row| row.id).collect();
-                self.outbox.delivered_in_post(ids, &name, &key, created, ended_posts(&key, rows)).await?;
-                let step = self.after_delivery(rows, parts.len(), sent);
-                if self.posts_without_id >= UNNAMED_POSTS_MAX {
-                    return Ok(self.pause(&format!(
-                        "{UNNAMED_POSTS_MAX} forum posts in a row were made but Discord's answer did not say the new \
-                         post's id (channel_id), so every event would make a post of its own. Something in front of \
-                         Discord (a proxy) may be dropping the answer's body; the relay needs it (?wait=true)"
-                    )));
-                }
-                Ok(step)
-            }
-            (Outcome::ThreadUnusable { locked, detail, .. }, Post::Existing(id)) => {
-                let what = if locked { "is locked or archived" } else { "was deleted" };
-                log::warn!("{name}: the forum post {id} {what} ({detail}); making a new post for these events");
-                self.outbox.forget_forum_post(&name, &key, *id).await?;
-                self.metrics.forum_posts_lost.get_or_create(&self.labels).inc();
-                Ok(Step::Progress)
-            }
-            (outcome, _) => self.settle(rows, parts.len(), outcome, sent).await,
-        }
-    }
-
-    /// The title and tags of a new post for `key`, made by a message of `action`.
-    fn new_post_of(&self, key: &PostKey, action: &str) -> (String, Vec<u64>) {
-        new_post_of(&self.destination, &self.templates.current(), self.settings.several_panels, key, action)
-    }
 }
 
 /// The user posts to forget once `rows` are delivered into `key`: the post's own when its last row
@@ -259,6 +188,7 @@ pub fn ended_posts(key: &PostKey, rows: &[RowMeta]) -> Vec<PostKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::Mentions;
     use crate::render::Draft;
 
     fn row(id: i64, action: &str, username: &str, panel: Option<&str>) -> (Row, Part) {
@@ -301,10 +231,10 @@ mod tests {
     #[test]
     fn a_reports_panels_share_one_post_of_that_report() {
         let window = vec![
-            row(1, "report", "daily report", None),
-            row(2, "report", "daily report", Some("eu")),
+            row(1, REPORT_ACTION, "daily report", None),
+            row(2, REPORT_ACTION, "daily report", Some("eu")),
             row(3, "user_created", "ali", Some("eu")),
-            row(4, "report", "weekly report", Some("eu")),
+            row(4, REPORT_ACTION, "weekly report", Some("eu")),
         ];
         assert_eq!(ids(&same_post(window.clone())), [1, 2]);
         let metas: Vec<RowMeta> = window.into_iter().map(|(row, _)| row.meta).collect();
@@ -316,6 +246,9 @@ mod tests {
             post_key(&metas[..1], false),
             "a user of that name has a post of theirs"
         );
+        let sent_by_a_panel = row(6, "report", "daily report", Some("eu")).0.meta;
+        let theirs = PostKey::User { panel: Some("eu".into()), username: "daily report".into() };
+        assert_eq!(post_key(&[sent_by_a_panel], false), theirs, "a panel's `report` event is a user's");
         let ali = PostKey::User { panel: Some("eu".into()), username: "ali".into() };
         assert_eq!(post_key(&metas[2..3], false), ali, "a user's post stays per panel");
     }

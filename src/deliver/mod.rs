@@ -27,7 +27,6 @@ mod pacer;
 mod pack;
 pub mod preview;
 mod settings;
-mod settle;
 pub(crate) mod supervise;
 mod worker;
 

@@ -119,7 +119,7 @@ pub fn mention_chars(mentions: &Mentions) -> usize {
 pub fn digest_members(window: &[RowMeta], threshold: usize) -> Option<Vec<&RowMeta>> {
     let head = window.first()?;
     // A report's embeds are summaries already, never listed in a digest.
-    if threshold == 0 || head.action == crate::render::REPORT_TEMPLATE {
+    if threshold == 0 || head.action == crate::render::REPORT_ACTION {
         return None;
     }
     let mut others: HashSet<&str> = HashSet::new();

@@ -25,6 +25,10 @@ pub struct DeliverySettings {
     pub channel_window: Duration,
     /// Cool-down after a 429 that gives no delay at all (Discord's sign of a temporary ban).
     pub ban_cooldown: Duration,
+    /// A wait of at least this long (a 429, an empty rate-limit bucket, a retry after a failure)
+    /// is listed in `/readyz`'s `notices` until it ends; the relay stays ready. Waits an answer
+    /// imposed of five minutes or more make it not ready whatever this says.
+    pub wait_notice: Duration,
     /// How often a paused destination is reported again.
     pub pause_reminder: Duration,
     /// How often an idle task looks for due rows even without a wake-up.
@@ -52,6 +56,7 @@ impl Default for DeliverySettings {
             channel_messages: 30,
             channel_window: s(60),
             ban_cooldown: s(600),
+            wait_notice: s(60),
             pause_reminder: s(300),
             idle_poll: s(30),
             shutdown_grace: discord::Timeouts::default().request.saturating_add(s(1)),

@@ -37,8 +37,6 @@ pub(super) async fn supervise(
 /// under: not names a destination can have (a destination's name has no ':').
 pub const REPORTS_TASK: &str = "task:reports";
 pub const PRUNE_TASK: &str = "task:prune";
-/// What the names of the relay's own tasks begin with.
-pub const TASK_PREFIX: &str = "task:";
 
 /// Runs the task `start` makes until `shutdown`. A task that ends before that (it panicked) is
 /// counted in `relay_delivery_task_restarts_total` (labelled with `name`), logged at error, shown
@@ -133,7 +131,7 @@ mod tests {
         }
         assert!(saw_down, "/readyz showed the stopped task while it was down");
         assert!(health.problems(std::time::SystemTime::now()).is_empty(), "up again after the restart");
-        let text = metrics.render(&[], &health);
+        let text = metrics.render(&[], &health, 0);
         assert!(text.contains(r#"relay_delivery_task_restarts_total{destination="default"} 1"#), "{text}");
         shutdown.cancel();
         supervisor.await.unwrap();

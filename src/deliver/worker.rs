@@ -1,6 +1,10 @@
 //! The delivery task of one destination: takes the oldest due rows, packs them into one message,
-//! sends it, and hands Discord's answer to [`super::settle`]. [`Worker::try_deliver_once`] is one
-//! such step; [`Worker::run`] repeats it until shutdown.
+//! sends it, and hands Discord's answer to [`settle`]. [`Worker::try_deliver_once`] is one such
+//! step; [`Worker::run`] repeats it until shutdown.
+//!
+//! The worker alone holds the task's state; its parts [`post`] (forum mode) and [`settle`] (what
+//! an answer changes) are its own files. Digests ([`super::digest`]) and forum posts
+//! ([`super::forum`]) are planned from the values the worker hands them and never see it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,48 +13,55 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::digest::Burst;
+mod post;
+mod settle;
+
+use super::digest::{plan_burst, Burst, Planned, DIGEST_LOOKAHEAD};
 use super::forum::{new_post, post_key, same_post, Post};
 use super::pacer::Pacer;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
-use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics};
+use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics, Waiting};
 use crate::outbox::{Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
 
-/// Waits at least this long are logged and shown in `/readyz` as a parked destination.
-const PARK_NOTICE: Duration = Duration::from_secs(300);
+/// Waits an answer imposed that are at least this long are logged, and make `/readyz` answer 503
+/// while they last (the destination is parked): five minutes and more is no pacing but a ban, a
+/// misbehaving proxy or an absurd answer. Shorter waits of at least `wait_notice` are notices.
+const PARK: Duration = Duration::from_secs(300);
 
 /// Delivers one destination's rows.
 pub struct Worker {
-    pub(super) destination: Arc<Destination>,
-    pub(super) outbox: Outbox,
+    destination: Arc<Destination>,
+    outbox: Outbox,
     client: discord::Client,
-    pub(super) templates: Arc<Templates>,
-    pub(super) settings: Arc<DeliverySettings>,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) health: Arc<Health>,
+    templates: Arc<Templates>,
+    settings: Arc<DeliverySettings>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
     /// Labels of this destination's metrics.
-    pub(super) labels: DestinationLabels,
+    labels: DestinationLabels,
     wake: Arc<Notify>,
     /// Consecutive transient failures of the head of the queue.
-    pub(super) failures: usize,
-    pub(super) pacer: Pacer,
+    failures: usize,
+    pacer: Pacer,
     /// Rows up to this id are sent one per message: a packed message with them was refused.
-    pub(super) isolate_through: Option<i64>,
+    isolate_through: Option<i64>,
     /// Rows up to this id are not digested: a digest with them was refused.
-    pub(super) no_digest_through: Option<i64>,
+    no_digest_through: Option<i64>,
     /// The burst being sent as digests, part by part.
-    pub(super) burst: Option<Burst>,
+    burst: Option<Burst>,
     /// Why the destination is paused, if it is.
-    pub(super) paused: Option<String>,
+    paused: Option<String>,
     /// When the current run of failed requests began, if the last request failed.
-    pub(super) failing_since: Option<Instant>,
+    failing_since: Option<Instant>,
     /// Forum posts made in a row whose answer did not say the new post's id.
-    pub(super) posts_without_id: u32,
+    posts_without_id: u32,
     /// The row whose new forum post goes without tags: Discord refused it with them.
-    pub(super) untagged: Option<i64>,
+    untagged: Option<i64>,
+    /// The row whose new forum post gets a neutral title: AutoMod blocked the usual one.
+    neutral_title: Option<i64>,
 }
 
 impl Worker {
@@ -75,6 +86,7 @@ impl Worker {
             failing_since: None,
             posts_without_id: 0,
             untagged: None,
+            neutral_title: None,
         }
     }
 
@@ -120,14 +132,44 @@ impl Worker {
         self.settle(&rows, parts.len(), outcome, Sent::Embeds).await
     }
 
+    /// Sends the next message of the burst in progress, or starts one if the head of the queue
+    /// starts a burst (waiting first while it may still be arriving).
+    async fn try_digest(&mut self) -> Result<Option<Step>, OutboxError> {
+        if self.settings.digest_threshold == 0 {
+            return Ok(None);
+        }
+        let window = self.outbox.pending_meta(&self.destination.name, DIGEST_LOOKAHEAD).await?;
+        self.burst = self.burst.take().and_then(|burst| burst.keep_pending(&window));
+        if self.burst.is_none() {
+            match plan_burst(&window, self.no_digest_through, &self.settings) {
+                Planned::Nothing => return Ok(None),
+                Planned::Hold(step) => return Ok(Some(step)),
+                Planned::Burst(burst) => self.burst = Some(burst),
+            }
+        }
+        let Some(burst) = &self.burst else {
+            return Ok(None);
+        };
+        let (rows, parts) = burst.next_message(&self.templates.current());
+        log::info!(
+            "{}: sending {} of {} {} events as a digest",
+            self.destination.name,
+            rows.len(),
+            burst.total(),
+            burst.action()
+        );
+        let mentions = Mentions::union(rows.iter().map(|row| &row.mentions));
+        if self.destination.forum.is_some() {
+            let (key, action) = (burst.post(), burst.action().to_owned());
+            return self.send_in_post(key, &action, &rows, &parts, &mentions, Sent::Digest).await.map(Some);
+        }
+        let (outcome, _) = self.send(&parts, &mentions, None).await;
+        self.settle(&rows, parts.len(), outcome, Sent::Digest).await.map(Some)
+    }
+
     /// Sends one message (into the forum post `post`, if given) and counts the answer. Also
     /// returns the created message's `channel_id`, if the answer had one.
-    pub(super) async fn send(
-        &mut self,
-        parts: &[Part],
-        mentions: &Mentions,
-        post: Option<&Post>,
-    ) -> (Outcome, Option<u64>) {
+    async fn send(&mut self, parts: &[Part], mentions: &Mentions, post: Option<&Post>) -> (Outcome, Option<u64>) {
         let mut message = build_message(parts, mentions, &self.destination);
         let mut thread_id = self.destination.thread_id;
         match post {
@@ -150,7 +192,10 @@ impl Worker {
         let class = match &outcome {
             Outcome::Delivered => "2xx",
             Outcome::RateLimited { .. } => "429",
-            Outcome::Rejected { .. } | Outcome::Gone { .. } | Outcome::ThreadUnusable { .. } => "4xx",
+            Outcome::Rejected { .. }
+            | Outcome::Gone { .. }
+            | Outcome::ThreadUnusable { .. }
+            | Outcome::TitleBlocked { .. } => "4xx",
             Outcome::Transient { status: Some(_), .. } => "5xx",
             Outcome::Transient { status: None, .. } => "error",
         };
@@ -172,7 +217,7 @@ impl Worker {
 
     /// Waits `wait` because an answer asked for it; says so when that is long, or longer than the
     /// relay is willing to wait.
-    pub(super) fn park(&mut self, wait: Wait, why: &str) {
+    fn park(&mut self, wait: Wait, why: &str) {
         let name = &self.destination.name;
         let Wait { duration, capped } = wait;
         if capped {
@@ -181,15 +226,23 @@ impl Worker {
                 discord::MAX_WAIT,
                 discord::MAX_WAIT
             );
-        } else if duration >= PARK_NOTICE {
+        } else if duration >= PARK {
             log::warn!("{name}: {why}; sending nothing for {duration:?}");
         }
-        if capped || duration >= PARK_NOTICE {
-            let until = std::time::SystemTime::now().checked_add(duration).unwrap_or(std::time::SystemTime::now());
-            let asked = if capped { " (asked for longer, capped)" } else { "" };
-            self.health.park(name, until, &format!("{why}: waiting {duration:?}{asked}"));
-        }
+        let asked = if capped { " (asked for longer, capped)" } else { "" };
+        self.show_wait(duration, capped || duration >= PARK, &format!("{why}: waiting {duration:?}{asked}"));
         self.pacer.delay(duration);
+    }
+
+    /// Shows a wait in `/readyz` until it ends: as a reason the relay is not ready when it
+    /// `blocks`, otherwise as a notice if it is at least `wait_notice` long.
+    pub(super) fn show_wait(&self, duration: Duration, blocks: bool, reason: &str) {
+        if !blocks && duration < self.settings.wait_notice {
+            return;
+        }
+        let now = std::time::SystemTime::now();
+        let until = now.checked_add(duration).unwrap_or(now);
+        self.health.wait(&self.destination.name, Waiting { until, reason: reason.to_owned(), blocks });
     }
 
     /// Delivers until `shutdown` is cancelled. The request in flight then gets

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::discord::WebhookUrl;
 
 pub use forum::{distinct_tags, parse_tags, snowflake, Forum, DIGEST_TAG_KEY, MAX_APPLIED_TAGS};
-pub use owners::{OwnerDestinations, DEFAULT_OWNER_DESTINATIONS_MAX};
+pub use owners::{OwnerDestinations, OwnerMetrics, DEFAULT_OWNER_DESTINATIONS_MAX};
 
 /// The name of the destination configured by `DISCORD_WEBHOOK_URL` (or the dry-run log).
 pub const DEFAULT_DESTINATION: &str = "default";
@@ -55,6 +55,17 @@ impl Origin {
             Self::Configured
         }
     }
+}
+
+/// Counts of one destination's rows: what the outbox reports and `/metrics` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DestinationStats {
+    pub destination: String,
+    pub pending: i64,
+    pub delivered: i64,
+    pub dead: i64,
+    /// When the oldest pending row was received (unix ms).
+    pub oldest_pending_ms: Option<i64>,
 }
 
 /// Where a destination's messages go.

@@ -7,15 +7,29 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
 use super::{Destination, Target};
 use crate::discord::{WebhookUrl, WebhookUrlError};
-use crate::metrics::OwnerMetrics;
 
 /// `OWNER_DESTINATIONS_MAX` when unset.
 pub const DEFAULT_OWNER_DESTINATIONS_MAX: usize = 100;
 
 /// How many characters of an admin's username a log line shows.
 const ADMIN_SHOWN_CHARS: usize = 64;
+
+/// The metrics of owner-admin delivery, kept by [`OwnerDestinations`] and exported with the relay's
+/// other metrics.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerMetrics {
+    /// Owner admins' webhooks the relay currently delivers to (at most `OWNER_DESTINATIONS_MAX`,
+    /// plus ones restored with pending rows).
+    pub in_use: Gauge,
+    /// Events not copied to their owner admin's webhook because `OWNER_DESTINATIONS_MAX` was
+    /// reached (the configured destinations still got them).
+    pub skipped: Counter,
+}
 
 /// The owner admins' webhooks the relay delivers to, keyed by URL: admins who share one webhook
 /// share one destination, so one task and one pace. At most `max` are taken on; past that an event

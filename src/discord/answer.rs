@@ -107,6 +107,9 @@ pub enum Outcome {
     /// Channel) or locked / archived for good (codes 160005 Thread is locked, 50083 Thread is
     /// archived, whatever the status). A forum destination makes a new post; any other pauses.
     ThreadUnusable { status: u16, locked: bool, detail: String },
+    /// 400, code 200001: Discord's AutoMod blocked the title (`thread_name`) of the forum post the
+    /// message would have made. The message itself was not judged: with another title it may pass.
+    TitleBlocked { detail: String },
 }
 
 impl Outcome {
@@ -119,6 +122,7 @@ impl Outcome {
             Outcome::ThreadUnusable { status, locked, detail } => {
                 Outcome::ThreadUnusable { status, locked, detail: change(detail) }
             }
+            Outcome::TitleBlocked { detail } => Outcome::TitleBlocked { detail: change(detail) },
             other => other,
         }
     }
@@ -138,6 +142,8 @@ pub struct Reply {
 const UNKNOWN_CHANNEL: u64 = 10003;
 const THREAD_ARCHIVED: u64 = 50083;
 const THREAD_LOCKED: u64 = 160005;
+/// Title was blocked by automatic moderation (a forum post's `thread_name`).
+const TITLE_BLOCKED: u64 = 200001;
 
 /// Codes that refuse every message of a destination alike, because the destination is set up
 /// wrong for its channel: pausing keeps the rows, where dead-lettering would lose every event.
@@ -202,6 +208,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome
         (status @ 400..=499, Some(THREAD_LOCKED | THREAD_ARCHIVED)) => {
             return Outcome::ThreadUnusable { status, locked: true, detail: detail() };
         }
+        (400, Some(TITLE_BLOCKED)) => return Outcome::TitleBlocked { detail: detail() },
         (status @ 400, Some(code)) => {
             if let Some((_, hint)) = SETUP_REFUSALS.iter().find(|(refused, _)| *refused == code) {
                 return Outcome::Gone { status, detail: format!("{}; {hint}", detail()) };

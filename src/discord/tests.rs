@@ -294,6 +294,18 @@ fn a_deleted_or_locked_thread_is_told_apart_from_a_deleted_webhook() {
 }
 
 #[test]
+fn a_post_title_automod_blocked_is_told_apart_from_a_refused_message() {
+    let none = HeaderMap::new();
+    let title = br#"{"message": "Title was blocked by automatic moderation", "code": 200001}"#;
+    let Outcome::TitleBlocked { detail } = classify(StatusCode::BAD_REQUEST, &none, title) else {
+        panic!("another title may pass: not a dead letter")
+    };
+    assert!(detail.contains("200001"), "{detail}");
+    let message = br#"{"message": "Message was blocked by automatic moderation", "code": 200000}"#;
+    assert!(matches!(classify(StatusCode::BAD_REQUEST, &none, message), Outcome::Rejected { status: 400, .. }));
+}
+
+#[test]
 fn reads_the_created_posts_id_from_the_answer() {
     assert_eq!(created_channel_id(br#"{"id": "1", "channel_id": "1300000000000000000"}"#), Some(1300000000000000000));
     for body in [&br#"{"channel_id": 5}"#[..], b"{}", b"not json", br#"{"channel_id": "-1"}"#, b""] {

@@ -7,7 +7,8 @@
 //! batch; it is reported in the answer.
 //!
 //! `GET /healthz` answers 200 while the process serves; `GET /readyz` only while the outbox can
-//! commit and no destination is paused; `GET /metrics` gives the Prometheus metrics.
+//! commit and no destination is paused or parked, listing shorter waits as notices; `GET
+//! /metrics` gives the Prometheus metrics.
 
 mod body;
 mod prepare;
@@ -170,12 +171,18 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     }
     // An owner admin's own webhook being gone is that admin's problem, not the relay's: it shows
     // in the metrics and the log, not in readiness.
-    reasons.extend(state.health.reasons(std::time::SystemTime::now(), |name| Origin::of(name) != Origin::Owner));
-    if reasons.is_empty() {
-        HttpResponse::Ok().json(serde_json::json!({ "ready": true }))
-    } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "ready": false, "reasons": reasons }))
+    let now = std::time::SystemTime::now();
+    let configured = |name: &str| Origin::of(name) != Origin::Owner;
+    reasons.extend(state.health.reasons(now, configured));
+    // Waits under five minutes are Discord's pacing, which ends by itself and which nothing an
+    // operator does shortens: shown, but the relay stays ready (it stores events meanwhile).
+    let notices = state.health.notices(now, configured);
+    let ready = reasons.is_empty();
+    let mut body = serde_json::json!({ "ready": ready });
+    for (key, lines) in [("reasons", reasons), ("notices", notices)].into_iter().filter(|(_, l)| !l.is_empty()) {
+        body[key] = lines.into();
     }
+    HttpResponse::build(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
 }
 
 async fn metrics_text(state: web::Data<State>) -> HttpResponse {
@@ -183,7 +190,7 @@ async fn metrics_text(state: web::Data<State>) -> HttpResponse {
     state.metrics.set_forum_posts_forgotten(state.outbox.forum_posts_forgotten());
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.render(&stats, &state.health))
+        .body(state.metrics.render(&stats, &state.health, crate::outbox::now_ms()))
 }
 
 async fn receive_root(
@@ -366,8 +373,8 @@ fn hint_at_first_503(state: &State, panel: Option<&str>) {
     log::warn!(
         "first 503 since start{panel}: Marzban and PasarGuard treat a batch as delivered when any one of their \
          webhooks answers 2xx, so if the panel has another webhook that accepted this batch, it will not re-send it \
-         here and these events are lost. Make the relay the panel's only webhook (see the README's PasarGuard \
-         section). This hint is logged once"
+         here and these events are lost. Make the relay the panel's only webhook (see docs/PANELS.md, \
+         PasarGuard). This hint is logged once"
     );
 }
 

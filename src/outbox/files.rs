@@ -8,6 +8,16 @@ use std::path::Path;
 /// The files SQLite keeps beside the database in WAL mode.
 const COMPANIONS: [&str; 2] = ["-wal", "-shm"];
 
+/// How to make the data folder private when the relay runs in the Docker image: the container has
+/// no shell, so it is done on the host. The image's own `/data` is 0700, so a volume it creates is
+/// too; an open one is a volume made by an older image (which made it 0755) or a bind-mounted host
+/// folder. `docker volume inspect` finds the volume's folder on the host with nothing to pull (the
+/// hosts this runs on often cannot reach Docker Hub). The volume is the compose file's (its project
+/// name is fixed), which the README's `docker run` uses too.
+pub const OPEN_FOLDER_IN_DOCKER: &str = "In the Docker image, which has no shell, do it on the host: for the \
+    compose file's volume, `sudo chmod 700 \"$(docker volume inspect -f '{{.Mountpoint}}' \
+    marzban-discord-relay_relay-data)\"`; for a bind mount such as ./data:/data, `sudo chmod 700 ./data`";
+
 /// Creates `dir` (and missing parents) readable by the relay's user only. A folder that exists
 /// is the admin's choice and is left as it is, with a warning when other users may use it.
 #[cfg(unix)]
@@ -18,7 +28,7 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
         if mode & 0o077 != 0 {
             log::warn!(
                 "DATA_DIR {} can be used by other users (mode {mode:o}). The outbox files in it are private \
-                 (0600) but the folder is not; `chmod 700` it unless others need it",
+                 (0600) but the folder is not; `chmod 700` it unless others need it. {OPEN_FOLDER_IN_DOCKER}",
                 dir.display()
             );
         }

@@ -27,12 +27,14 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use crate::destination::DestinationStats;
 use crate::destination::Mentions;
 pub use forum::PostKey;
 use reader::Reader;
 pub use states::{SeenState, UserKey, STATES_MAX};
 pub use tally::{
     HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION, SLOT_SECONDS,
+    TALLY_KEEP_DAYS,
 };
 use writer::Writer;
 
@@ -126,17 +128,6 @@ pub struct RowMeta {
     pub panel: Option<String>,
     pub received_at_ms: i64,
     pub mentions: Mentions,
-}
-
-/// Counts of one destination's rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DestinationStats {
-    pub destination: String,
-    pub pending: i64,
-    pub delivered: i64,
-    pub dead: i64,
-    /// When the oldest pending row was received (unix ms).
-    pub oldest_pending_ms: Option<i64>,
 }
 
 /// A dead letter, for listing.

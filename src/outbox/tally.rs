@@ -5,8 +5,8 @@
 //! last period each destination was sent each report for (written in the same transaction as the
 //! report's rows, so a report is stored exactly once per period and destination).
 //!
-//! Kept for as long as the caller's pruning says (`reports::KEEP_DAYS`), whatever
-//! `DELIVERED_RETENTION` does to the message rows.
+//! Kept for [`TALLY_KEEP_DAYS`] (delivery prunes it hourly), whatever `DELIVERED_RETENTION` does
+//! to the message rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -17,6 +17,10 @@ use sha2::Digest;
 
 use super::{queries, NewRow, Outbox, OutboxError};
 use crate::event::KNOWN_ACTIONS;
+
+/// How long the tally of received events and the relay's health counters are kept: the longest
+/// report (a week) plus room for `report --from … --to …` over the last month.
+pub const TALLY_KEEP_DAYS: i64 = 35;
 
 /// The tally's slot: a quarter of an hour, in seconds.
 pub const SLOT_SECONDS: i64 = 900;

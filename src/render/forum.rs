@@ -1,5 +1,5 @@
 //! Forum post titles (`forum/titles.toml`): the `thread_name` of the posts forum mode creates, one
-//! template for a user's post and one for a day's digest post. Plain text like `author.name` (no
+//! template for a user's post, one for a day's digest post and one for a scheduled report's post. Plain text like `author.name` (no
 //! markdown escaping; hidden characters stripped), one line, Persian in a right-to-left isolate
 //! with values in first-strong isolates, and cut to Discord's 100 characters with isolates kept
 //! balanced. A template that fails falls back to the built-in one, then to the bare username.
@@ -24,14 +24,14 @@ const NO_USERNAME: &str = "(no username)";
 /// The name of the titles in the overrides (what a reload reports as changed).
 const TITLES_NAME: &str = "forum/titles";
 
-/// The two titles, by index in [`Titles`].
-const KINDS: [&str; 2] = ["post", "digest"];
+/// The titles, by index in [`Titles`].
+const KINDS: [&str; 3] = ["post", "digest", "report"];
 
 /// The compiled titles: template names in the environment, the admin's and the built-in ones.
 #[derive(Debug, Clone, Default)]
 pub struct Titles {
-    active: [String; 2],
-    builtin: [String; 2],
+    active: [String; 3],
+    builtin: [String; 3],
     origin: String,
 }
 
@@ -43,6 +43,8 @@ pub struct PostTitle {
     pub several_panels: bool,
     pub action: String,
     pub date: Option<String>,
+    /// The report of a report's post: `daily`, `weekly`, `custom`.
+    pub report: Option<String>,
 }
 
 impl PostTitle {
@@ -54,12 +56,23 @@ impl PostTitle {
             several_panels: false,
             action: action.to_owned(),
             date: None,
+            report: None,
         }
     }
 
     /// The title of the digest post of `date` (UTC, `2026-11-28`), created by a burst of `action`.
     pub fn digest(date: &str, action: &str) -> Self {
-        Self { username: None, panel: None, several_panels: false, action: action.to_owned(), date: Some(date.into()) }
+        Self { date: Some(date.into()), ..Self::user("", None, action).without_username() }
+    }
+
+    /// The title of the post of the report named `report` (`daily`, `weekly`, `custom`), made by
+    /// a message of `action`.
+    pub fn report(report: &str, action: &str) -> Self {
+        Self { report: Some(report.into()), ..Self::user("", None, action).without_username() }
+    }
+
+    fn without_username(self) -> Self {
+        Self { username: None, ..self }
     }
 
     pub fn several_panels(self, several_panels: bool) -> Self {
@@ -67,7 +80,11 @@ impl PostTitle {
     }
 
     fn kind(&self) -> usize {
-        usize::from(self.username.is_none())
+        match (&self.username, &self.report) {
+            (Some(_), _) => 0,
+            (None, None) => 1,
+            (None, Some(_)) => 2,
+        }
     }
 
     /// The title when no template renders one that shows anything: the username (stripped of
@@ -75,7 +92,8 @@ impl PostTitle {
     /// Discord refuses a post without a title.
     fn fallback(&self) -> String {
         let text = self.username.as_deref().map(|name| filters::strip_invisible(name).into_iter().collect::<String>());
-        let text = text.or_else(|| self.date.clone().map(|date| format!("Digest {date}"))).unwrap_or_default();
+        let text = text.or_else(|| self.date.clone().map(|date| format!("Digest {date}")));
+        let text = text.or_else(|| self.report.clone().map(|report| format!("{report} report"))).unwrap_or_default();
         let text = if shows_nothing(&text) { NO_USERNAME } else { text.trim() };
         limits::truncate(text, THREAD_NAME)
     }
@@ -86,6 +104,7 @@ impl PostTitle {
 struct TitlesSpec {
     post: Option<String>,
     digest: Option<String>,
+    report: Option<String>,
 }
 
 impl Renderer {
@@ -127,12 +146,12 @@ impl Renderer {
     }
 
     /// Adds the titles of `text` to the environment; their names, by kind (none: not given).
-    fn compile_titles(&mut self, origin: &str, text: &str) -> Result<[Option<String>; 2], Vec<Problem>> {
+    fn compile_titles(&mut self, origin: &str, text: &str) -> Result<[Option<String>; 3], Vec<Problem>> {
         let problem = |message: String| vec![Problem { origin: origin.to_owned(), line: None, message }];
         let spec: TitlesSpec = toml::from_str(text).map_err(|err| problem(err.message().to_owned()))?;
-        let mut names = [None, None];
+        let mut names = [None, None, None];
         let mut errors = Vec::new();
-        for (i, source) in [spec.post, spec.digest].into_iter().enumerate() {
+        for (i, source) in [spec.post, spec.digest, spec.report].into_iter().enumerate() {
             let Some(source) = source else { continue };
             let name = format!("{origin}#{}#thread_name", KINDS[i]);
             match self.env.add_template_owned(name.clone(), source) {
@@ -185,6 +204,8 @@ impl Renderer {
             PostTitle::user(&"user_name_".repeat(12), Some("eu-1"), "user_created").several_panels(true),
             PostTitle::user("ali", None, "user_limited"),
             PostTitle::digest("2026-11-28", "user_expired"),
+            PostTitle::report("daily", "report"),
+            PostTitle::report("weekly", "report"),
         ];
         let mut problems = Vec::new();
         for sample in samples {
@@ -237,7 +258,17 @@ mod tests {
         let shared = PostTitle::user("ali_r", Some("eu"), "user_created").several_panels(true);
         assert_eq!(renderer.thread_name(&shared), "ali_r · eu", "plain text: no markdown escaping");
         assert_eq!(renderer.thread_name(&PostTitle::digest("2026-11-28", "user_expired")), "📋 Digest 2026-11-28");
+        assert_eq!(renderer.thread_name(&PostTitle::report("weekly", "report")), "📊 Weekly report");
         assert!(renderer.check_titles().is_empty());
+    }
+
+    #[test]
+    fn a_reports_post_is_titled_in_the_reports_language() {
+        let titles: Vec<String> = Lang::ALL
+            .iter()
+            .map(|lang| Renderer::builtin(*lang).thread_name(&PostTitle::report("daily", "report")))
+            .collect();
+        assert_eq!(titles, ["📊 Daily report", "📊 Отчёт за день", "\u{2067}📊 گزارش روزانه\u{2069}", "📊 每日报告"]);
     }
 
     #[test]

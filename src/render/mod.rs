@@ -49,7 +49,10 @@ pub use live::Templates;
 pub use load::Source;
 pub use problem::Problem;
 use problem::{jinja_problem, jinja_reason, leaf_line, problem_at};
-pub use report::{HealthCounts, ReportContext, UserList, REPORT_TEMPLATE};
+pub use report::{
+    listed_chars, listed_name, HealthCounts, ReportContext, UserList, REPORT_ACTION, REPORT_TEMPLATE,
+    REPORT_USERNAME_SUFFIX,
+};
 pub use shape::{Color, Field, Shape};
 use template::{Format, Leaf, Spec};
 

@@ -8,11 +8,21 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use time::OffsetDateTime;
 
-use super::{minimal_part, Part, Renderer};
+use super::filters::{escape_markdown, strip_invisible};
+use super::{limits, minimal_part, Lang, Part, Renderer};
 use crate::event::KNOWN_ACTIONS;
 
-/// The report template's name (`report.toml`), and the action of a report's rows in the outbox.
+/// The report template's name (`report.toml`).
 pub const REPORT_TEMPLATE: &str = "report";
+
+/// The action of a report's rows in the outbox: not a name a panel can send (an action is letters,
+/// digits, `_` and `-`), so a panel event named `report` is an event like any other and never
+/// shares a report's digesting rules or forum post.
+pub const REPORT_ACTION: &str = ":report";
+
+/// What follows the report's name (`daily`) in the username of its rows (`daily report`), which
+/// keys its forum post.
+pub const REPORT_USERNAME_SUFFIX: &str = " report";
 
 /// The users of one listed action (expired, limited) in a report: the first few by name, and how
 /// many more there were. At most `reports::NAMES_SHOWN` names, and only as many as fit 900
@@ -91,6 +101,7 @@ impl Renderer {
     /// Renders one part of a report with the report template in use, else the built-in one; if
     /// both fail, a minimal embed that says so.
     pub fn render_report(&self, report: &ReportContext) -> Part {
+        let report = &self.shown_lists(report);
         let at = OffsetDateTime::from_unix_timestamp(report.to).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         self.try_render_report(report).unwrap_or_else(|problem| {
             self.count_fallback();
@@ -107,7 +118,45 @@ impl Renderer {
     /// previews.
     pub fn try_render_report(&self, report: &ReportContext) -> Result<Part, super::Problem> {
         let at = OffsetDateTime::from_unix_timestamp(report.to).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        self.render_compiled(&self.active[REPORT_TEMPLATE], &Value::from_serialize(report), at)
+        let report = self.shown_lists(report);
+        self.render_compiled(&self.active[REPORT_TEMPLATE], &Value::from_serialize(&report), at)
+    }
+
+    /// `report` with every listed username as the list shows it ([`listed_name`]).
+    fn shown_lists(&self, report: &ReportContext) -> ReportContext {
+        let mut report = report.clone();
+        for list in [&mut report.expired, &mut report.limited] {
+            list.names = list.names.iter().map(|name| listed_name(name, self.lang)).collect();
+        }
+        report
+    }
+}
+
+/// A username as a report's list shows it: one line (line breaks and other control characters
+/// are spaces, runs of spaces one), without hidden characters, and never empty: a name that shows
+/// nothing is "(no username)" in the report's language, so a list never has an empty entry.
+pub fn listed_name(name: &str, lang: Lang) -> String {
+    let visible: String = strip_invisible(name).into_iter().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let line = visible.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        no_username(lang).to_owned()
+    } else {
+        line
+    }
+}
+
+/// The characters `name` takes in a report's list once shown and escaped, in any language.
+pub fn listed_chars(name: &str) -> usize {
+    Lang::ALL.iter().map(|lang| limits::chars(&escape_markdown(&listed_name(name, *lang)))).max().unwrap_or(0)
+}
+
+/// What a report lists for a user whose name shows nothing.
+fn no_username(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "(no username)",
+        Lang::Ru => "(без имени)",
+        Lang::Fa => "(بدون نام کاربری)",
+        Lang::Zh => "（无用户名）",
     }
 }
 
@@ -158,4 +207,20 @@ pub fn samples(report: &str, to: i64) -> Vec<Vec<ReportContext>> {
     busy.health =
         Some(HealthCounts { delivered: 9_999_999, retried: 123_456, rate_limited: 7_890, dead: 12, paused: 3 });
     vec![vec![eu, us], vec![ReportContext::empty(report, from, to, None)], vec![busy]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_name_is_one_line_and_never_empty() {
+        assert_eq!(listed_name("ali\nreza\r\n\tx", Lang::En), "ali reza x");
+        for blank in ["", "  ", "\u{200B}\u{2060}", "\u{3164}", "\n"] {
+            assert_eq!(listed_name(blank, Lang::En), "(no username)", "{blank:?}");
+            assert_eq!(listed_name(blank, Lang::Ru), "(без имени)", "{blank:?}");
+        }
+        assert_eq!(listed_name("h5b5cf44_expired", Lang::Fa), "h5b5cf44_expired");
+        assert!(listed_chars("") >= limits::chars("(no username)"));
+    }
 }

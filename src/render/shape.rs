@@ -1,5 +1,5 @@
 //! The shape of one message part, shared by every stage of rendering: the leaves a template file
-//! gives ([`Spec`](super::template::Spec)), the same leaves compiled into the environment, and their
+//! gives (`template::Spec`), the same leaves compiled into the environment, and their
 //! rendered text ([`Draft`](super::Draft)). [`Shape::try_map`] turns one stage into the next, so the
 //! parts of an embed are listed here and nowhere else.
 

@@ -4,15 +4,14 @@
 use std::collections::BTreeSet;
 
 use super::{Period, NAMES_SHOWN};
-use crate::render::filters::escape_markdown;
-use crate::render::limits;
+use crate::render::listed_chars;
 
 /// Characters of escaped usernames a list may take: a field holds 1,024, and "and 12,345 more"
 /// (in any language, with the isolates around values in Persian) must fit after them.
 const NAMES_CHARS: usize = 900;
 use crate::destination::Mentions;
 use crate::outbox::{HealthKind, NewRow, Outbox, OutboxError, PeriodTally};
-use crate::render::{HealthCounts, Renderer, ReportContext, UserList, REPORT_TEMPLATE};
+use crate::render::{HealthCounts, Renderer, ReportContext, UserList, REPORT_ACTION, REPORT_USERNAME_SUFFIX};
 
 /// A report of one period: its parts, one per panel that sent anything (one part when none did).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +34,8 @@ impl Report {
             .map(|context| NewRow {
                 destination: destination.to_owned(),
                 received_at_ms: now_ms,
-                action: REPORT_TEMPLATE.to_owned(),
-                username: format!("{} report", context.report),
+                action: REPORT_ACTION.to_owned(),
+                username: format!("{}{REPORT_USERNAME_SUFFIX}", context.report),
                 panel: context.panel.clone(),
                 part: serde_json::to_string(&renderer.render_report(context)).expect("a rendered part serialises"),
                 fingerprint: None,
@@ -86,7 +85,7 @@ fn listed(tally: &PeriodTally, panel: &str, action: &str, total: i64) -> UserLis
         .iter()
         .take(NAMES_SHOWN)
         .take_while(|name| {
-            used += limits::chars(&escape_markdown(name)) + 4;
+            used += listed_chars(name) + 4;
             used <= NAMES_CHARS
         })
         .cloned()

@@ -26,9 +26,9 @@ pub use build::{build_report, Report};
 pub use producer::{recipients, Producer, Recipient};
 pub use schedule::{parse_reports, parse_time_zone, Period, ReportKind, Schedule};
 
-/// How long the tally of received events and the relay's health counters are kept: the longest
-/// report (a week) plus room for `report --from … --to …` over the last month.
-pub const KEEP_DAYS: i64 = 35;
+/// How long the tally of received events and the relay's health counters are kept (days). The
+/// outbox keeps the tally and delivery prunes it, so the number lives there.
+pub use crate::outbox::TALLY_KEEP_DAYS as KEEP_DAYS;
 
 /// How many usernames a report lists per panel for expired and for limited users; the rest are
 /// counted ("and 37 more"). The outbox keeps up to `outbox::NAMES_PER_SLOT` per quarter-hour.

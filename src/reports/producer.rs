@@ -3,12 +3,13 @@
 //!
 //! Exactly once per period and destination, across restarts: the outbox records the end of the
 //! last period each destination was sent each report for, in the same transaction as the report's
-//! rows. After downtime only the latest period that has ended is sent (once), not every period
-//! missed. The first time a destination is given a report, the period that has just ended is only
-//! recorded, not sent: the relay has no tally of it; the first report comes at the next scheduled
-//! time. When the schedule moved (`REPORTS`, `REPORTS_TZ`), the first period after the move starts
-//! where the last report ended, so it may be shorter than usual, but no hour is in two
-//! reports or in none.
+//! rows. Every report's period starts where the last one ended, so no hour is in two reports or
+//! in none: after downtime across report times, one report (at the latest period's end) covers
+//! everything since the last report, however many periods that is, its `from` saying where it
+//! starts (never before the [`KEEP_DAYS`] of tally kept); when the schedule moved (`REPORTS`,
+//! `REPORTS_TZ`), the first period after the move may be shorter than usual. The first time a
+//! destination is given a report, the period that has just ended is only recorded, not sent: the
+//! relay has no tally of it; the first report comes at the next scheduled time.
 //!
 //! A report is made [`super::SETTLE`] after its period ends, not at once: a batch whose request
 //! began before the end counts in that period, and may be stored up to the body timeout later.
@@ -23,7 +24,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use super::{Report, ReportKind, ReportSettings};
+use super::{Report, ReportKind, ReportSettings, KEEP_DAYS};
 use crate::deliver::Dispatch;
 use crate::destination::{Destination, DEFAULT_DESTINATION};
 use crate::outbox::{now_ms, Outbox, OutboxError};
@@ -57,6 +58,14 @@ pub fn recipients(router: &Router, routes: Option<&Routes>, settings: &ReportSet
             (!reports.is_empty()).then(|| Recipient { destination: destination.clone(), reports })
         })
         .collect()
+}
+
+/// Where a period ending at `end` starts when the last report ended at `sent`: right there, so
+/// the report covers everything since (a period longer than usual after downtime, shorter after
+/// the schedule moved), but not before the tally kept ([`KEEP_DAYS`] days).
+fn continued_start(sent: i64, end: Timestamp) -> Timestamp {
+    let kept = end.as_second().saturating_sub(KEEP_DAYS.saturating_mul(86_400));
+    Timestamp::from_second(sent.max(kept)).unwrap_or(end)
 }
 
 /// Stores reports when they are due.
@@ -119,13 +128,9 @@ impl Producer {
                 self.look_for_a_wrong_clock(name, kind, sent, period.end, settled).await?;
                 return Ok(false);
             }
-            // After REPORTS or REPORTS_TZ moved the time, the first period starts where the last
-            // report ended: no hour in two reports, none in neither.
-            Some(sent) => {
-                if let Ok(sent) = Timestamp::from_second(sent) {
-                    period.start = period.start.max(sent);
-                }
-            }
+            // The period starts where the last report ended: after downtime across report times,
+            // or after REPORTS or REPORTS_TZ moved the time, no hour is in two reports or in none.
+            Some(sent) => period.start = continued_start(sent, period.end),
             None => {
                 // The latest period that has ended by the clock, settled or not: none of it was seen.
                 let first = self.settings.schedule(kind).and_then(|s| s.last_period(now, tz)).unwrap_or(period);

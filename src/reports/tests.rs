@@ -78,7 +78,7 @@ async fn a_period_is_stored_once_even_across_a_restart() {
 }
 
 #[tokio::test]
-async fn after_downtime_only_the_latest_period_is_sent_once() {
+async fn after_downtime_one_report_covers_everything_since_the_last_one() {
     let dir = tempfile::tempdir().unwrap();
     let (reports, outbox) = producer(dir.path(), "daily@09:00,weekly@mon 09:00", "UTC");
     reports.run_due(at("2026-03-02T10:00:00Z")).await.unwrap();
@@ -86,10 +86,24 @@ async fn after_downtime_only_the_latest_period_is_sent_once() {
     assert_eq!(reports.run_due(at("2026-03-12T12:00:00Z")).await.unwrap(), 2, "one daily and one weekly");
     assert_eq!(reports.run_due(at("2026-03-12T12:00:01Z")).await.unwrap(), 0);
     let parts = stored(&outbox).await;
-    let starts: Vec<String> = parts.iter().map(description).collect();
-    assert!(starts[0].starts_with(&format!("<t:{}:f>", at("2026-03-11T09:00:00Z").as_second())), "{starts:?}");
-    assert!(starts[1].starts_with(&format!("<t:{}:f>", at("2026-03-02T09:00:00Z").as_second())), "{starts:?}");
+    let periods: Vec<String> = parts.iter().map(description).collect();
+    let (from, daily_end) = (at("2026-03-02T09:00:00Z").as_second(), at("2026-03-12T09:00:00Z").as_second());
+    assert!(periods[0].starts_with(&format!("<t:{from}:f> → <t:{daily_end}:f>")), "{periods:?}");
+    let weekly_end = at("2026-03-09T09:00:00Z").as_second();
+    assert!(periods[1].starts_with(&format!("<t:{from}:f> → <t:{weekly_end}:f>")), "{periods:?}");
     assert!(parts[1].embed.title.as_deref().unwrap_or_default().contains("Weekly report"));
+}
+
+#[tokio::test]
+async fn after_downtime_longer_than_the_tally_is_kept_a_report_starts_where_it_begins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
+    reports.run_due(at("2026-01-02T10:00:00Z")).await.unwrap();
+    assert_eq!(reports.run_due(at("2026-03-12T12:00:00Z")).await.unwrap(), 1);
+    let end = at("2026-03-12T09:00:00Z").as_second();
+    let from = end - super::KEEP_DAYS * 86_400;
+    let period = description(&stored(&outbox).await[0]);
+    assert!(period.starts_with(&format!("<t:{from}:f> → <t:{end}:f>")), "{period}");
 }
 
 #[tokio::test]

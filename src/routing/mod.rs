@@ -10,6 +10,7 @@
 //! and are bounded in number by [`OwnerDestinations`].
 
 mod file;
+mod report_kind;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::event::Event;
 use crate::secret::Secret;
 
 pub use file::is_panel_label;
+pub use report_kind::ReportKind;
 
 /// Destinations were defined here before they had their own module.
 pub use crate::destination::{Destination, Mentions, Target};
@@ -67,7 +69,7 @@ pub struct Routes {
     pub rules: Vec<Rule>,
     pub mute: HashSet<String>,
     /// Scheduled reports: destination name → the reports it gets (`reports = ["daily"]`).
-    pub reports: std::collections::BTreeMap<String, Vec<crate::reports::ReportKind>>,
+    pub reports: std::collections::BTreeMap<String, Vec<ReportKind>>,
 }
 
 /// Decides the destinations of each event.
@@ -173,8 +175,8 @@ impl Router {
 mod tests {
     use super::file::tests::{routes, FILE};
     use super::*;
+    use crate::destination::OwnerMetrics;
     use crate::destination::{Origin, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
-    use crate::metrics::OwnerMetrics;
     use serde_json::json;
     use time::OffsetDateTime;
 

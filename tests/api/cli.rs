@@ -18,7 +18,7 @@ pub fn relay(args: &[&str], vars: &[(&str, &str)]) -> Output {
 }
 
 /// What `render` printed: each request body with the destination named on the line before it
-/// (`# to destination NAME`), split as the README says to.
+/// (`# to destination NAME`), split as docs/TEMPLATES.md says to.
 pub fn rendered(stdout: &[u8]) -> Vec<(String, serde_json::Value)> {
     let text = std::str::from_utf8(stdout).expect("render prints UTF-8");
     let mut messages: Vec<(String, String)> = Vec::new();

@@ -193,6 +193,11 @@ impl FakeDiscord {
         self.inner.lock().unwrap().forums.require_tags(id);
     }
 
+    /// Makes AutoMod block every new forum post whose title holds `word`.
+    pub fn block_title_word(&self, word: &str) {
+        self.inner.lock().unwrap().forums.block_title_word(word);
+    }
+
     /// The posts of every forum channel, in the order they were created.
     pub fn threads(&self) -> Vec<Thread> {
         self.inner.lock().unwrap().forums.threads.clone()

@@ -10,6 +10,8 @@
 //! * `thread_id` of a post that does not exist or was deleted: 404, code 10003 ("Unknown Channel");
 //! * `thread_name` without `applied_tags` in a forum whose settings require a tag on every post:
 //!   400, code 40067 ("A tag is required to create a forum post in this channel");
+//! * `thread_name` holding a word the forum's AutoMod blocks (a keyword rule on titles): 400, code
+//!   200001 ("Title was blocked by automatic moderation");
 //! * `thread_id` of a locked post: 403, code 160005 ("Thread is locked"). Discord's opcode table
 //!   has 160005 for a locked thread and 50083 for an archived one; posting into an archived but
 //!   unlocked post unarchives it, so only locking refuses a webhook's message. The status is 403,
@@ -42,6 +44,8 @@ pub struct Forums {
     webhooks: Vec<u64>,
     /// Forum webhooks whose channel requires a tag on every new post.
     tags_required: Vec<u64>,
+    /// Words AutoMod blocks in new posts' titles (any forum), lowercase.
+    blocked_words: Vec<String>,
     pub threads: Vec<Thread>,
 }
 
@@ -63,6 +67,11 @@ impl Forums {
     /// The forum of `webhook` requires a tag on every new post (a setting of the channel).
     pub fn require_tags(&mut self, webhook: u64) {
         self.tags_required.push(webhook);
+    }
+
+    /// AutoMod blocks every new post whose title holds `word` (case aside).
+    pub fn block_title_word(&mut self, word: &str) {
+        self.blocked_words.push(word.to_lowercase());
     }
 
     pub fn is_forum(&self, webhook: u64) -> bool {
@@ -96,6 +105,10 @@ impl Forums {
                 Some(_) => Ok(()),
             },
             (None, true) => {
+                let title = message["thread_name"].as_str().unwrap_or_default().to_lowercase();
+                if self.blocked_words.iter().any(|word| title.contains(word.as_str())) {
+                    return Err((400, json!({"message": "Title was blocked by automatic moderation", "code": 200001})));
+                }
                 let tagged = message["applied_tags"].as_array().is_some_and(|tags| !tags.is_empty());
                 if self.tags_required.contains(&webhook) && !tagged {
                     return Err((

@@ -2,6 +2,8 @@
 //! refused alike, so the destination pauses with a hint and keeps its rows, instead of turning
 //! each user's events into dead letters.
 
+use sha2::Digest;
+
 use crate::fake_discord::{FakeDiscord, WEBHOOK_ID};
 use crate::helpers::{batch_of, poll_until, spawn_app_in, Options, TestApp};
 
@@ -204,5 +206,47 @@ async fn a_new_post_refused_with_and_without_its_tags_is_a_dead_letter_after_two
     let requests = discord.requests();
     assert_eq!(requests.len(), 2, "{requests:#?}");
     assert!(requests[0].body.contains("applied_tags") && !requests[1].body.contains("applied_tags"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_post_title_automod_blocks_is_made_with_a_neutral_title_and_keeps_the_users_events() {
+    // Arrange: the forum's AutoMod blocks titles with "casino"; tags are set, so a refusal that
+    // is not recognised would be blamed on them.
+    let discord = FakeDiscord::start().await;
+    let url = discord.forum_webhook_url(WEBHOOK_ID);
+    discord.block_title_word("casino");
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("DISCORD_WEBHOOK_URL", &url)
+        .var("DISCORD_FORUM", "true")
+        .var("DISCORD_FORUM_TAGS", "user_created:123456789012345678");
+    let app = spawn_app_in(dir.path(), options).await;
+    let events: Vec<serde_json::Value> = ["user_created", "user_limited", "user_expired", "user_disabled"]
+        .iter()
+        .flat_map(|action| {
+            serde_json::from_str::<Vec<serde_json::Value>>(&batch_of(action, 1, "casino_king", |_, _| {})).unwrap()
+        })
+        .collect();
+
+    // Act: the user's first four events, then, once they are in, a later one.
+    assert_eq!(app.post(serde_json::to_string(&events).unwrap()).await.status(), 200);
+    app.wait_until_settled().await;
+    assert_eq!(app.post(batch_of("user_enabled", 1, "casino_king", |_, _| {})).await.status(), 200);
+    app.wait_until_settled().await;
+
+    // Assert
+    let threads = discord.threads();
+    let held: Vec<(String, usize)> = threads.iter().map(|t| (t.name.clone(), t.messages.len())).collect();
+    let hash = marzban_discord_relay::secret::lower_hex(&sha2::Sha256::digest(b"casino_king0"));
+    assert_eq!(held, [(format!("#{}", &hash[..8]), 2)], "one post, neutrally titled, holding every event");
+    let embeds: usize = threads[0].messages.iter().map(|m| m["embeds"].as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(embeds, 5);
+    assert_eq!(threads[0].applied_tags, ["123456789012345678"], "the tags were never the problem");
+    assert_eq!(dead_letters(&app).await, 0.0);
+    assert_eq!(discord.requests().len(), 3, "the blocked post, the neutral one, the later event");
+    let logs = crate::helpers::logs();
+    assert!(logs.iter().any(|line| line.contains("AutoMod blocked the title")), "{logs:#?}");
+    assert!(!logs.iter().any(|line| line.contains("Check the tag ids")), "{logs:#?}");
     app.stop().await;
 }

@@ -25,6 +25,8 @@ mod owners;
 mod pacing;
 mod pasarguard;
 mod preview;
+mod readiness;
+mod report_faults;
 mod reports;
 mod review;
 mod safety;

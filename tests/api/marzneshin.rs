@@ -112,7 +112,7 @@ const ROLE: u64 = 400000000000000004;
 
 #[tokio::test]
 async fn the_readme_alerts_rule_catches_cut_offs_and_templates_see_the_panels_own_action() {
-    // Arrange: the README's alerts rule, an audit rule on Marzneshin's own action name, and an
+    // Arrange: docs/ROUTING.md's alerts rule, an audit rule on Marzneshin's own action name, and an
     // admin's template that shows it.
     let discord = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -176,7 +176,7 @@ fn usage_warning(used: u64) -> String {
 
 #[tokio::test]
 async fn a_usage_warning_gets_its_percentage_computed_so_min_used_percent_rules_match() {
-    // Arrange: the README's "heavy users only" rule.
+    // Arrange: docs/ROUTING.md's "heavy users only" rule.
     let discord = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
     let routes = format!(

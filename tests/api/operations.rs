@@ -307,6 +307,31 @@ fn check_reports_the_problems_of_a_routes_file() {
     }
 }
 
+#[tokio::test]
+async fn two_destinations_on_one_webhook_are_refused_naming_both_and_not_the_token() {
+    // Two forum destinations on the fake's one forum webhook (spelled with and without an API
+    // version): together they would outrun its rate limit and give a user two posts.
+    let discord = FakeDiscord::start().await;
+    let url = discord.forum_webhook_url(crate::fake_discord::WEBHOOK_ID);
+    let versioned = url.replace("/api/webhooks/", "/api/v10/webhooks/");
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[destinations.support]\nurl = \"{url}\"\nforum = true\n[destinations.audit]\nurl = \"{versioned}\"\n\
+             forum = true\n[[rules]]\nto = [\"support\"]\n[[rules]]\nactions = [\"user_deleted\"]\nto = [\"audit\"]\n"
+        ),
+    )
+    .unwrap();
+    let output = relay(&["check"], &[("ROUTES_FILE", routes.to_str().unwrap()), ("WEBHOOK_SECRET", "s")]);
+    assert_eq!(output.status.code(), Some(1));
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(said.contains("destinations.audit and destinations.support post to the same webhook"), "{said}");
+    assert!(!said.contains(WEBHOOK_TOKEN), "{said}");
+    assert!(discord.requests().is_empty());
+}
+
 /// A forward HTTP proxy on 127.0.0.1 that records the request lines it relays.
 async fn http_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -22,9 +22,9 @@ use crate::fake_discord::{validate, FakeDiscord};
 use crate::helpers::{fixture, logs, poll_until, spawn_app_in, Options, SECRET};
 
 /// The fake clock's time, unix seconds.
-type FakeTime = Arc<AtomicI64>;
+pub type FakeTime = Arc<AtomicI64>;
 
-fn options(discord: &FakeDiscord, schedule: &str, time: &FakeTime) -> Options {
+pub fn options(discord: &FakeDiscord, schedule: &str, time: &FakeTime) -> Options {
     let time = time.clone();
     Options::delivering_to(discord).var("REPORTS", schedule).tweak(move |config| {
         config.reports.clock = Clock::from_fn(move || Timestamp::from_second(time.load(Ordering::SeqCst)).unwrap());
@@ -42,7 +42,7 @@ fn reports(discord: &FakeDiscord) -> Vec<Value> {
 }
 
 /// Where a report's period ends: the second time in its description, unix seconds.
-fn period_end(report: &Value) -> i64 {
+pub fn period_end(report: &Value) -> i64 {
     let description = report["embeds"][0]["description"].as_str().unwrap();
     let end = description.split("→ <t:").nth(1).and_then(|rest| rest.split(':').next()).unwrap();
     end.parse().unwrap()
@@ -56,7 +56,7 @@ async fn wait_for_reports(discord: &FakeDiscord, count: usize) -> Vec<Value> {
     .await
 }
 
-fn field<'a>(report: &'a Value, name: &str) -> &'a str {
+pub fn field<'a>(report: &'a Value, name: &str) -> &'a str {
     let fields = report["embeds"][0]["fields"].as_array().unwrap();
     let found = fields.iter().find(|f| f["name"] == name);
     found.and_then(|f| f["value"].as_str()).unwrap_or_else(|| panic!("no field {name:?} in {report:#}"))

@@ -53,9 +53,29 @@ async fn an_existing_open_folder_is_left_alone_with_a_warning_and_old_files_are_
 
     assert_eq!(mode(&data), "755", "the admin's folder keeps its mode");
     let warned = format!("DATA_DIR {} can be used by other users (mode 755)", data.display());
-    assert!(logs().iter().any(|line| line.contains(&warned)), "warned about the folder");
+    let warning = logs().into_iter().find(|line| line.contains(&warned)).expect("warned about the folder");
+    // The Docker image has no shell: the advice is what to run on the host, for the compose
+    // file's volume and for a bind mount.
+    assert!(warning.contains("`chmod 700` it unless others need it"), "{warning}");
+    let volume = "`sudo chmod 700 \"$(docker volume inspect -f '{{.Mountpoint}}' marzban-discord-relay_relay-data)\"`";
+    assert!(
+        warning.contains(&format!(
+            "In the Docker image, which has no shell, do it on the host: for the compose file's volume, {volume}"
+        )),
+        "{warning}"
+    );
+    assert!(warning.contains("for a bind mount such as ./data:/data, `sudo chmod 700 ./data`"), "{warning}");
     for file in outbox_files(&data) {
         assert_eq!(mode(&file), "600", "{}", file.display());
     }
     app.stop().await;
+}
+
+/// The volume the data folder warning names is the one the compose file makes: its project name
+/// and volume, which the README's `docker run` uses too.
+#[test]
+fn the_warning_names_the_compose_files_volume() {
+    let compose = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml")).unwrap();
+    assert!(compose.lines().any(|line| line == "name: marzban-discord-relay"), "the compose project's name");
+    assert!(compose.lines().any(|line| line.trim() == "- relay-data:/data"), "the volume at /data");
 }

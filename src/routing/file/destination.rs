@@ -8,7 +8,7 @@ use super::spec::{DestinationSpec, TagIds};
 use super::{is_panel_label, one_of};
 use crate::destination::{Destination, Forum, Origin, Target};
 use crate::discord::WebhookUrl;
-use crate::reports::ReportKind;
+use crate::routing::ReportKind;
 
 /// A destination's `reports = [...]`: report names (daily, weekly), each once.
 pub(super) fn report_kinds(name: &str, reports: &[String], problems: &mut Vec<String>) -> Vec<ReportKind> {
@@ -69,6 +69,42 @@ pub(super) fn destination(
         avatar_url: spec.avatar_url,
         forum,
     })
+}
+
+/// Where `destination` posts: its webhook's id (Discord limits a webhook by its id, however the
+/// URL is spelled and whatever proxy it goes through) and the thread it posts into; none for a
+/// dry run.
+fn posts_to(destination: &Destination) -> Option<(u64, Option<u64>)> {
+    let Target::Webhook(url) = &destination.target else { return None };
+    Some((url.id(), destination.thread_id.or(url.thread_id())))
+}
+
+/// Whether two destinations post to the same webhook and thread. Each would pace itself alone
+/// against the one rate limit Discord keeps for that webhook (429s for both), and in forum mode
+/// keep posts of its own (a user would get two): refused, with a problem that names both (`a_at`,
+/// `b_at`) and the webhook without its token.
+pub(in crate::routing) fn shared_webhook(a_at: &str, a: &Destination, b_at: &str, b: &Destination) -> Option<String> {
+    let (webhook, thread) = posts_to(a)?;
+    if posts_to(b)? != (webhook, thread) {
+        return None;
+    }
+    let Target::Webhook(url) = &a.target else { return None };
+    let thread = thread.map(|id| format!(" (thread {id})")).unwrap_or_default();
+    Some(format!(
+        "{a_at} and {b_at} post to the same webhook {url}{thread}: Discord rate-limits a webhook as one, so two \
+         destinations on it would each pace alone and get 429s, and forum posts would be made twice. Keep one \
+         destination and name it in the rules' `to` (a rule can name several destinations, and several rules one)"
+    ))
+}
+
+/// Problems of the routes file's destinations that post to the same webhook and thread.
+pub(super) fn shared_webhooks(destinations: &[Destination], problems: &mut Vec<String>) {
+    for (i, a) in destinations.iter().enumerate() {
+        for b in &destinations[i + 1..] {
+            let (a_at, b_at) = (format!("destinations.{}", a.name), format!("destinations.{}", b.name));
+            problems.extend(shared_webhook(&a_at, a, &b_at, b));
+        }
+    }
 }
 
 /// Forum mode of a destination: `forum = true`, with optional `tags = { action = id or [ids] }`.

@@ -14,11 +14,13 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use super::{Routes, Rule};
-use crate::config::{inline_or_file, toml_problem, InlineOrFileError};
-use crate::destination::Mentions;
+use crate::destination::{Destination, Mentions};
 use crate::event::KNOWN_ACTIONS;
+use crate::render::template::line_at;
 use crate::secret::Secret;
-use destination::{destination, report_kinds};
+use crate::secret::{inline_or_file, InlineOrFileError};
+pub(super) use destination::shared_webhook;
+use destination::{destination, report_kinds, shared_webhooks};
 use spec::{Id, RoutesFile, RuleSpec};
 
 /// Whether `label` can name a panel (and its path `/webhook/<label>`).
@@ -44,6 +46,15 @@ impl Routes {
         }
     }
 
+    /// Problems of the file's destinations that post to the same webhook and thread as
+    /// `default` (the destination of `DISCORD_WEBHOOK_URL`), as [`Routes::load`] refuses two of
+    /// its own.
+    pub fn shared_with_default(&self, default: &Destination) -> Vec<String> {
+        let file = self.destinations.iter();
+        file.filter_map(|d| shared_webhook("DISCORD_WEBHOOK_URL", default, &format!("destinations.{}", d.name), d))
+            .collect()
+    }
+
     fn validate(file: RoutesFile, base: &Path, reserved: &[&str], problems: &mut Vec<String>) -> Self {
         let mut routes = Routes::default();
         for action in &file.mute {
@@ -67,6 +78,7 @@ impl Routes {
                 routes.destinations.push(destination);
             }
         }
+        shared_webhooks(&routes.destinations, problems);
         let known: Vec<&str> =
             reserved.iter().copied().chain(routes.destinations.iter().map(|d| d.name.as_str())).collect();
         let panels: Vec<&str> = routes.panels.iter().map(|(label, _)| label.as_str()).collect();
@@ -147,5 +159,14 @@ fn rule(i: usize, spec: RuleSpec, known: &[&str], problems: &mut Vec<String>) ->
         max_days_left: spec.max_days_left,
         to: spec.to,
         mentions,
+    }
+}
+
+/// A TOML file's syntax error as one line: `line N: what is wrong`.
+fn toml_problem(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim();
+    match err.span() {
+        Some(span) => format!("line {}: {message}", line_at(text, span.start)),
+        None => message.to_owned(),
     }
 }

@@ -158,3 +158,26 @@ fn a_webhook_url_pasted_where_an_id_goes_is_refused_without_its_token() {
     assert!(problems.iter().any(|p| p.starts_with("destinations.alerts.thread_id: ")), "{problems:#?}");
     assert!(!problems.concat().contains(&token[..16]), "{problems:#?}");
 }
+
+#[test]
+fn two_destinations_on_one_webhook_and_thread_are_refused_naming_both_without_the_token() {
+    let text = r#"
+[destinations.alerts]
+url = "https://discord.com/api/webhooks/1/secret-token_1"
+[destinations.audit]
+url = "https://discordapp.com/api/v10/webhooks/1/secret-token_1/"
+[destinations.threaded]
+url = "https://discord.com/api/webhooks/1/secret-token_1"
+thread_id = "223456789012345678"
+[destinations.other]
+url = "https://discord.com/api/webhooks/2/secret-token_1"
+
+[[rules]]
+to = ["alerts", "audit", "threaded", "other"]
+"#;
+    let problems = routes(text).unwrap_err();
+    assert_eq!(problems.len(), 1, "another thread, another webhook: {problems:?}");
+    assert!(problems[0].starts_with("destinations.alerts and destinations.audit post to the same webhook"));
+    assert!(problems[0].contains("/webhooks/1/"), "{}", problems[0]);
+    assert!(!problems[0].contains("secret-token_1"), "{}", problems[0]);
+}

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::worker::Worker;
-use super::{Sent, Step};
+use super::Worker;
+use crate::deliver::{Sent, Step};
 use crate::discord::{self, Outcome, Scope, Wait};
 use crate::metrics::ScopeLabels;
 use crate::outbox::{now_ms, HealthKind, OutboxError, RowMeta};
@@ -33,6 +33,8 @@ impl Worker {
             }
             Outcome::Transient { detail, .. } => self.retry_later(rows, detail).await,
             Outcome::Rejected { status, detail } => self.rejected(rows, status, detail, sent).await,
+            // A neutral title was blocked too, or the answer came where no post was being made.
+            Outcome::TitleBlocked { detail } => self.rejected(rows, 400, detail, sent).await,
             Outcome::Gone { status, detail } => {
                 self.note_health(HealthKind::Paused).await;
                 Ok(self.gone(status, &detail))
@@ -125,6 +127,9 @@ impl Worker {
             self.destination.name,
             self.failures
         );
+        // Never parked: the rows wait in the outbox as they would for any failure, and the retry
+        // horizon decides when they become dead letters.
+        self.show_wait(wait, false, &format!("retrying after a failed delivery (attempt {}): {detail}", self.failures));
         self.pacer.delay(wait);
         Ok(Step::Wait(wait))
     }
