@@ -1,7 +1,8 @@
 //! What remembering users' states costs ingest: the release binary side by side with
 //! `USER_STATE_RETENTION=0` (no states) and with the default (90 days), each first filled with
-//! 100,000 users, then fed the real Marzban events of those same users (so every event reads and
-//! replaces a kept state), over loopback, into a dry relay (no Discord: only ingest is measured).
+//! 100,000 users, then fed the real Marzban events of those same users with a new usage each time
+//! (so every event reads a kept state and writes a changed one), over loopback, into a dry relay
+//! (no Discord: only ingest is measured).
 //!
 //! Run: `cargo bench --bench states` (about two minutes). Prints requests/s, events/s and p50/p99
 //! acknowledgement latency per load and mode, and the outbox's size once filled.
@@ -27,10 +28,14 @@ const USERS: usize = 100_000;
 struct Bodies {
     template: Vec<u8>,
     offsets: Vec<usize>,
+    /// Where each event's `used_traffic` is: a new value per request, so every event changes the
+    /// state kept of its user (as a user's usage does between two events).
+    usage: Vec<usize>,
     size: usize,
 }
 
 const PLACEHOLDER: &str = "000000";
+const USAGE_PLACEHOLDER: i64 = 4_242_424_242;
 
 impl Bodies {
     fn new(events: &[Value], size: usize) -> Self {
@@ -38,6 +43,9 @@ impl Bodies {
             .map(|i| {
                 let mut event = events[i % events.len()].clone();
                 common::rename(&mut event, &format!("bench_{PLACEHOLDER}"));
+                if event["user"].is_object() {
+                    event["user"]["used_traffic"] = USAGE_PLACEHOLDER.into();
+                }
                 event
             })
             .collect();
@@ -49,7 +57,14 @@ impl Bodies {
             .filter(|(_, window)| *window == needle.as_bytes())
             .map(|(at, _)| at + "bench_".len())
             .collect();
-        Self { template, offsets, size }
+        let usage_needle = USAGE_PLACEHOLDER.to_string();
+        let usage = template
+            .windows(usage_needle.len())
+            .enumerate()
+            .filter(|(_, window)| *window == usage_needle.as_bytes())
+            .map(|(at, _)| at)
+            .collect();
+        Self { template, offsets, usage, size }
     }
 
     /// Request `request`'s body: its events are about users `request * size + i`, modulo [`USERS`].
@@ -60,6 +75,10 @@ impl Bodies {
         for (n, &at) in self.offsets.iter().enumerate() {
             let user = (request * self.size + n / per_event.max(1)) % USERS;
             body[at..at + PLACEHOLDER.len()].copy_from_slice(format!("{user:06}").as_bytes());
+        }
+        let usage = format!("{}", 1_000_000_000 + request % 1_000_000_000);
+        for &at in &self.usage {
+            body[at..at + usage.len()].copy_from_slice(usage.as_bytes());
         }
         body
     }

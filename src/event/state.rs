@@ -118,12 +118,11 @@ impl UserState {
                 return text;
             }
             let state = state.to_mut();
-            if state.groups.pop().is_none() && state.protocols.pop().is_none() {
-                if state.note.take().is_none() {
-                    state.owner = None;
-                    state.status = None;
-                    state.reset_strategy = None;
-                }
+            let dropped_a_name = state.groups.pop().is_some() || state.protocols.pop().is_some();
+            if !dropped_a_name && state.note.take().is_none() {
+                state.owner = None;
+                state.status = None;
+                state.reset_strategy = None;
             }
         }
     }

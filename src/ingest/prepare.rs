@@ -50,7 +50,7 @@ pub fn prepare(
     states: Option<&Outbox>,
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
-    let known = match states {
+    let stored = match states {
         Some(outbox) => {
             let mut users: Vec<UserKey> = batch.events.iter().map(user_key).collect();
             users.sort_unstable();
@@ -62,10 +62,13 @@ pub fn prepare(
         }
         None => HashMap::new(),
     };
+    let known: HashMap<UserKey, UserState> =
+        stored.iter().map(|(key, (state, _))| (key.clone(), state.clone())).collect();
     let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates, &known);
     if states.is_none() {
         prepared.states.clear();
     }
+    prepared.states.retain(|seen| !unchanged_and_recent(seen, &stored));
     prepared.rejected = batch.rejected;
     prepared.rejected_total = batch.rejected_total;
     Ok(prepared)
@@ -155,6 +158,19 @@ pub fn prepare_events(
     }
     prepared.states = seen.into_states();
     prepared
+}
+
+/// How long a kept state that did not change may go without being written again: its `seen_at`
+/// only has to be right to the day for `USER_STATE_RETENTION`.
+const SEEN_AT_SLACK_MS: i64 = 86_400_000;
+
+/// Whether `seen` is the state stored already, written less than a day ago: writing it again
+/// would cost a page write in the outbox for nothing.
+fn unchanged_and_recent(seen: &SeenState, stored: &HashMap<UserKey, (UserState, i64)>) -> bool {
+    let key = (seen.panel.clone(), seen.username.clone());
+    stored.get(&key).is_some_and(|(state, seen_at)| {
+        seen.state.as_ref() == Some(state) && seen.seen_at_ms.saturating_sub(*seen_at) < SEEN_AT_SLACK_MS
+    })
 }
 
 /// The state each user of `events` is left in, after those in `known`: what the relay would

@@ -20,7 +20,9 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 /// The last state seen of each user (JSON of `event::UserState`), per panel ('' for none), and
-/// when it was seen (unix ms), so an edit can show what it changed. And the users each slot's
+/// when it was seen (unix ms), so an edit can show what it changed: one B-tree, no index on
+/// `seen_at` (the hourly pruning scans it), so that keeping it costs ingest one page write per
+/// user changed. And the users each slot's
 /// events of a listed action were about (a hash of each name, up to a cap per slot; `unhashed`
 /// counts the events past it, null for slots counted before), so a report's "and N more" counts
 /// users.
@@ -31,8 +33,7 @@ CREATE TABLE user_states (
     state           TEXT    NOT NULL,
     seen_at         INTEGER NOT NULL,
     PRIMARY KEY (panel, username)
-);
-CREATE INDEX user_states_seen ON user_states (seen_at);
+) WITHOUT ROWID;
 ALTER TABLE tally ADD COLUMN unhashed INTEGER;
 CREATE TABLE tally_users (
     slot            INTEGER NOT NULL,

@@ -30,10 +30,10 @@ pub struct SeenState {
 }
 
 impl Outbox {
-    /// The states last seen of `users`, from the read connection, blocking: for ingest's CPU work,
-    /// which runs off the async workers already. Users never seen (or whose state is unreadable)
-    /// are absent.
-    pub fn user_states_blocking(&self, users: &[UserKey]) -> Result<HashMap<UserKey, UserState>, OutboxError> {
+    /// The states last seen of `users`, each with when it was written (unix ms), from the read
+    /// connection, blocking: for ingest's CPU work, which runs off the async workers already.
+    /// Users never seen (or whose state is unreadable) are absent.
+    pub fn user_states_blocking(&self, users: &[UserKey]) -> Result<HashMap<UserKey, (UserState, i64)>, OutboxError> {
         self.reader.read_blocking(|conn| read(conn, users))
     }
 
@@ -50,16 +50,17 @@ impl Outbox {
     }
 }
 
-fn read(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKey, UserState>> {
-    let mut stmt = conn.prepare_cached("SELECT state FROM user_states WHERE panel = ?1 AND username = ?2")?;
+fn read(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKey, (UserState, i64)>> {
+    let mut stmt = conn.prepare_cached("SELECT state, seen_at FROM user_states WHERE panel = ?1 AND username = ?2")?;
     let mut found = HashMap::new();
     for (panel, username) in users {
-        let Some(text) = stmt.query_row(params![panel, username], |r| r.get::<_, String>(0)).optional()? else {
+        let row = stmt.query_row(params![panel, username], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)));
+        let Some((text, seen_at)) = row.optional()? else {
             continue;
         };
         // A state this version cannot read is as good as none: the next event replaces it.
         if let Ok(state) = serde_json::from_str(&text) {
-            found.insert((panel.clone(), username.clone()), state);
+            found.insert((panel.clone(), username.clone()), (state, seen_at));
         }
     }
     Ok(found)
@@ -93,7 +94,8 @@ fn prune(conn: &Connection, before_ms: i64, max: u64) -> rusqlite::Result<usize>
         return Ok(old);
     }
     let least_recent = conn.execute(
-        "DELETE FROM user_states WHERE rowid IN (SELECT rowid FROM user_states ORDER BY seen_at LIMIT ?1)",
+        "DELETE FROM user_states WHERE (panel, username) IN
+             (SELECT panel, username FROM user_states ORDER BY seen_at LIMIT ?1)",
         params![over],
     )?;
     Ok(old + least_recent)
@@ -124,7 +126,7 @@ mod tests {
         let keys = vec![(String::new(), "a".to_owned()), (String::new(), "b".to_owned())];
         let found = outbox.user_states_blocking(&keys).unwrap();
         assert_eq!(found.len(), 1, "b was deleted");
-        assert_eq!(found[&keys[0]].data_limit, Some(2), "the later state of a");
+        assert_eq!((found[&keys[0]].0.data_limit, found[&keys[0]].1), (Some(2), 11), "the later state of a");
     }
 
     #[tokio::test]
