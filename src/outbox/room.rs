@@ -1,5 +1,6 @@
 //! Making room in a full outbox (`OUTBOX_MAX_BYTES`) for new rows: first delete what Discord
-//! already has (delivered rows); if that is not enough, forget the forum posts least recently
+//! already has (delivered rows); if that is not enough, forget the users' last states least
+//! recently seen (an edit then shows no change list), then the forum posts least recently
 //! written to. A forgotten post costs that user a new post on their next event, never an event:
 //! remembered posts must not grow until the panel's events are refused.
 
@@ -7,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use rusqlite::Connection;
 
-use super::{forum, full_margin, queries, NewRow, Outbox, OutboxError};
+use super::{forum, full_margin, queries, states, NewRow, Outbox, OutboxError};
 
 /// The fewest posts one step forgets: deleting rows frees whole pages only, so a step must be
 /// able to empty one (a page holds about 40 posts).
@@ -22,6 +23,8 @@ const POST_BYTES: u64 = 128;
 pub struct Freed {
     /// Delivered rows deleted.
     pub delivered: usize,
+    /// Users' last states forgotten (their next edit shows no change list).
+    pub states: usize,
     /// Users' forum posts forgotten.
     pub posts: usize,
 }
@@ -38,14 +41,23 @@ impl Outbox {
             .writer
             .call(move |conn| {
                 let delivered = queries::purge_delivered(conn, None)?;
-                let posts = match max_bytes {
-                    Some(max_bytes) => forget_posts_for(conn, &rows, max_bytes)?,
-                    None => 0,
+                let (states, posts) = match max_bytes {
+                    Some(max_bytes) => {
+                        (states::forget_for(conn, &rows, max_bytes)?, forget_posts_for(conn, &rows, max_bytes)?)
+                    }
+                    None => (0, 0),
                 };
-                Ok::<_, rusqlite::Error>(Freed { delivered, posts })
+                Ok::<_, rusqlite::Error>(Freed { delivered, states, posts })
             })
             .await?;
         self.forgotten_posts.fetch_add(freed.posts as u64, Ordering::Relaxed);
+        if freed.states > 0 {
+            log::warn!(
+                "the outbox is full (OUTBOX_MAX_BYTES); forgot the last state of the {} users least recently seen, \
+                 to make room{what}: their next edits show no change list",
+                freed.states
+            );
+        }
         if freed.posts == 0 {
             log::warn!("the outbox is full; deleted {} delivered rows to make room{what}", freed.delivered);
         } else {

@@ -86,6 +86,28 @@ pub(super) fn record(conn: &Connection, seen: &[SeenState]) -> rusqlite::Result<
     Ok(())
 }
 
+/// How many states one step of making room forgets: deleting rows frees whole pages only.
+const FORGET_STEP: i64 = 256;
+
+/// Forgets users' states, least recently seen first, while `rows` do not fit under `max_bytes`
+/// with room to spare (see `room`). Returns how many.
+pub(super) fn forget_for(conn: &Connection, rows: &[super::NewRow], max_bytes: u64) -> rusqlite::Result<usize> {
+    let needed = super::queries::incoming_bytes(rows).saturating_add(super::full_margin(max_bytes));
+    let mut forgotten = 0;
+    while super::queries::used_bytes(conn)?.saturating_add(needed) > max_bytes {
+        let step = conn.execute(
+            "DELETE FROM user_states WHERE (panel, username) IN
+                 (SELECT panel, username FROM user_states ORDER BY seen_at LIMIT ?1)",
+            params![FORGET_STEP],
+        )?;
+        if step == 0 {
+            break;
+        }
+        forgotten += step;
+    }
+    Ok(forgotten)
+}
+
 fn prune(conn: &Connection, before_ms: i64, max: u64) -> rusqlite::Result<usize> {
     let old = conn.execute("DELETE FROM user_states WHERE seen_at < ?1", params![before_ms])?;
     let kept: i64 = conn.query_row("SELECT COUNT(*) FROM user_states", [], |r| r.get(0))?;
