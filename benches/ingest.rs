@@ -5,7 +5,10 @@
 //! the binary's size, then requests/s, events/s and acknowledgement latency (p50, p99) for
 //! 1-event and 50-event Marzban batches, each acknowledged only after the outbox committed it
 //! (SQLite, synchronous=FULL), and the peak memory under that load.
-//! `INGEST_SECONDS=30` runs each load longer.
+//! `INGEST_SECONDS=30` runs each load longer. To compare builds side by side in one run,
+//! `INGEST_BINARY=/path/to/other/marzban-discord-relay` drives that binary instead,
+//! `INGEST_LOADS=1x16,50x16` runs only those loads (events per request x connections), and
+//! `INGEST_FOOTPRINT=0` skips the start-up and idle-memory part.
 
 mod common;
 #[path = "../tests/api/fake_discord.rs"]
@@ -20,7 +23,23 @@ use fake_discord::{ChannelLimit, FakeDiscord, Limits};
 use serde_json::Value;
 
 const SECRET: &str = "bench-secret";
-const BINARY: &str = env!("CARGO_BIN_EXE_marzban-discord-relay");
+const BUILT: &str = env!("CARGO_BIN_EXE_marzban-discord-relay");
+
+/// The binary driven: this build's, or `INGEST_BINARY`.
+fn binary() -> String {
+    std::env::var("INGEST_BINARY").unwrap_or_else(|_| BUILT.to_owned())
+}
+
+/// The loads to run, as (events per request, connections): `INGEST_LOADS`, or all five.
+fn loads() -> Vec<(usize, usize)> {
+    let all = vec![(1, 1), (1, 4), (1, 16), (50, 4), (50, 16)];
+    let Ok(chosen) = std::env::var("INGEST_LOADS") else { return all };
+    let parse = |load: &str| {
+        let (size, connections) = load.trim().split_once('x')?;
+        Some((size.parse().ok()?, connections.parse().ok()?))
+    };
+    chosen.split(',').map(|load| parse(load).expect("INGEST_LOADS is like 1x16,50x16")).collect()
+}
 
 /// Request bodies of `size` real events with usernames unique to each request, made without
 /// serialising JSON per request (so the load generator takes little of the machine's CPU): the
@@ -78,7 +97,7 @@ impl Relay {
     fn start(webhook_url: &str) -> Self {
         let data = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(BINARY)
+        let child = Command::new(binary())
             .current_dir(data.path())
             .env_clear()
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
@@ -172,31 +191,15 @@ fn main() {
         let discord = FakeDiscord::start_with(limits).await;
         let client = reqwest::Client::new();
 
-        // Footprint: start-up to ready (the best of five starts), idle memory, binary size.
-        let mut starts = Vec::new();
-        for _ in 0..5 {
-            let started = Instant::now();
+        let footprint = std::env::var("INGEST_FOOTPRINT").map_or(true, |v| v != "0");
+        let relay = if footprint {
+            self::footprint(&discord, &client).await
+        } else {
             let relay = Relay::start(&discord.webhook_url());
-            loop {
-                if let Ok(response) = client.get(relay.url("/readyz")).send().await {
-                    if response.status() == 200 {
-                        break;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            starts.push(started.elapsed());
-        }
-        starts.sort();
-        let relay = Relay::start(&discord.webhook_url());
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let idle = memory_mib(relay.child.id(), "VmRSS:");
-        let size = std::fs::metadata(BINARY).unwrap().len() as f64 / (1024.0 * 1024.0);
-        println!("binary: {BINARY}");
-        println!("release binary size:        {size:.1} MiB");
-        println!("start to ready (/readyz):   {:.1} ms best, {:.1} ms median of 5", ms(starts[0]), ms(starts[2]));
-        println!("idle RSS:                   {idle:.1} MiB");
-
+            ready(&relay, &client).await;
+            println!("binary: {}", binary());
+            relay
+        };
         let events = common::real_events(&["marzban-0.8.4"]);
         let duration = Duration::from_secs(seconds);
         println!();
@@ -204,7 +207,7 @@ fn main() {
             "{:<26} {:>6} {:>10} {:>11} {:>9} {:>9}",
             "load", "conns", "requests/s", "events/s", "p50 ms", "p99 ms"
         );
-        for (size, connections) in [(1, 1), (1, 4), (1, 16), (50, 4), (50, 16)] {
+        for (size, connections) in loads() {
             let result = load(&relay, &events, size, connections, duration).await;
             let rate = result.requests as f64 / result.elapsed.as_secs_f64();
             println!(
@@ -221,4 +224,39 @@ fn main() {
         println!();
         println!("peak RSS under the loads:   {peak:.1} MiB");
     });
+}
+
+/// Waits until `relay` answers `/readyz` with 200.
+async fn ready(relay: &Relay, client: &reqwest::Client) {
+    loop {
+        if let Ok(response) = client.get(relay.url("/readyz")).send().await {
+            if response.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Start-up to ready (the best of five starts), idle memory and binary size, printed; returns a
+/// relay started for the loads.
+async fn footprint(discord: &FakeDiscord, client: &reqwest::Client) -> Relay {
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let relay = Relay::start(&discord.webhook_url());
+        ready(&relay, client).await;
+        starts.push(started.elapsed());
+    }
+    starts.sort();
+    let relay = Relay::start(&discord.webhook_url());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = memory_mib(relay.child.id(), "VmRSS:");
+    let binary = binary();
+    let size = std::fs::metadata(&binary).unwrap().len() as f64 / (1024.0 * 1024.0);
+    println!("binary: {binary}");
+    println!("release binary size:        {size:.1} MiB");
+    println!("start to ready (/readyz):   {:.1} ms best, {:.1} ms median of 5", ms(starts[0]), ms(starts[2]));
+    println!("idle RSS:                   {idle:.1} MiB");
+    relay
 }

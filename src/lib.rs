@@ -14,16 +14,19 @@
 //!   * [`ingest`]: the HTTP surface (actix-web). Checks the panel's secret, parses the batch,
 //!     routes, renders and stores it, and answers only once the outbox has committed it.
 //!   * [`reports`]: a producer inside the process: scheduled reports written into the outbox.
-//!   * `nodes/` (to come): the node watcher, a producer beside `reports`: asks the panel (through
-//!     `panel/`) about its nodes and writes node events into the outbox like the panel's own.
-//!   * `bot/` (to come): the Discord application (serenity): gateway or HTTP interactions,
-//!     commands and actions, turned into panel calls through `panel/`.
+//!   * [`nodes`]: the node watcher, a producer beside `reports`: asks the panel (through
+//!     [`panel`]) about its nodes and core every `NODE_POLL_INTERVAL` and writes node events
+//!     (`node_down`, `node_recovered`, …, `panel_unreachable`) into the outbox like the panel's own,
+//!     with its state in the same transaction.
+//!   * [`bot`]: the Discord application: `POST /interactions` (Ed25519-verified), `/user` and the
+//!     user card's buttons, turned into panel calls through `panel/` (the gateway is to come).
 //! * What decides and delivers:
 //!   * [`routing`]: which destinations get an event, with which mentions.
 //!   * [`deliver`]: one task per destination: takes the oldest pending rows, packs them into as
 //!     few Discord messages as the limits allow, sends, and records the outcome.
-//!   * `panel/` (to come): the panel API client, one implementation per family (Marzban,
-//!     PasarGuard, Marzneshin) behind one interface; the only holder of panel credentials.
+//!   * [`panel`]: the panel API client for Marzban, PasarGuard and Marzneshin (the family set or
+//!     detected): login and JWT renewal or an API key, the nodes, the core; the only holder of
+//!     panel credentials, and it reads the panel's answers as hostile input.
 //! * [`outbox`]: the only module that speaks SQL. One SQLite file, one writer thread that commits
 //!   many requests per transaction, and a read connection of its own. In forum mode it also
 //!   remembers which forum post holds each user's messages. [`render`]: pure. Picks the template
@@ -36,6 +39,7 @@
 //!   inline or in a file) and [`metrics`] (Prometheus metrics and the `/readyz` health state; it
 //!   knows destinations by name, no stage and no task).
 
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod deliver;
@@ -44,7 +48,9 @@ pub mod discord;
 pub mod event;
 pub mod ingest;
 pub mod metrics;
+pub mod nodes;
 pub mod outbox;
+pub mod panel;
 pub mod render;
 pub mod reports;
 pub mod routing;

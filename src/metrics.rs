@@ -99,6 +99,9 @@ pub struct Metrics {
     /// Requests with an HMAC-shaped header refused before their body was in: no place or no room
     /// left for unverified bodies, too slow, too large.
     pub unverified_refused: Counter,
+    /// Requests with a panel's secret refused before their body was in: the panel's places
+    /// (`PANEL_REQUESTS_MAX`), its half or all of `PANEL_BODY_BYTES` were taken. By panel.
+    pub bodies_refused: Family<PanelLabels, Counter>,
     /// Messages and embeds Discord accepted, by destination.
     pub messages_delivered: Family<DestinationLabels, Counter>,
     pub embeds_delivered: Family<DestinationLabels, Counter>,
@@ -146,6 +149,7 @@ impl Metrics {
             events_duplicate: Family::default(),
             auth_failures: Family::default(),
             unverified_refused: Counter::default(),
+            bodies_refused: Family::default(),
             messages_delivered: Family::default(),
             embeds_delivered: Family::default(),
             events_delivered: Family::default(),
@@ -177,6 +181,11 @@ impl Metrics {
             "unverified_refused",
             "HMAC-signed requests refused before their body was in (busy, too slow or too large)",
             m.unverified_refused.clone(),
+        );
+        registry.register(
+            "bodies_refused",
+            "Requests with a panel's secret refused 503 before their body was in (too many at once)",
+            m.bodies_refused.clone(),
         );
         registry.register("messages_delivered", "Discord messages delivered", m.messages_delivered.clone());
         registry.register("embeds_delivered", "Embeds delivered", m.embeds_delivered.clone());
@@ -228,6 +237,12 @@ impl Metrics {
             m.owners.skipped.clone(),
         );
         Self { registry, ..metrics }
+    }
+
+    /// The registry, for a stage that registers metrics of its own (node watch) before the
+    /// metrics are shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// Sets the count of forum posts forgotten to make room: the outbox counts them, as it

@@ -9,14 +9,17 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::bot::{self, Bot};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Retention, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
-use crate::ingest::{self, Auth, RootAuth, State, Unverified};
+use crate::ingest::{self, Auth, PanelBodies, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics};
+use crate::nodes::{NodeMetrics, Watcher, NODES_TASK};
 use crate::outbox::Outbox;
+use crate::panel::PanelClient;
 use crate::render::Templates;
 use crate::reports::{self, Producer};
 use crate::routing::Router;
@@ -30,14 +33,17 @@ const MAX_CONNECTIONS_PER_WORKER: usize = 256;
 /// How long in-flight requests get to finish at shutdown.
 const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
+/// A producer's task and the token that stops it.
+type Producing = (CancellationToken, tokio::task::JoinHandle<()>);
+
 /// The relay, built and listening, not yet running.
 pub struct Application {
     server: Server,
     port: u16,
     delivery: Delivery,
     templates: Arc<Templates>,
-    /// The report producer's task and its stop token, when reports are scheduled.
-    reports: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// The producers' tasks (reports, node watch) and their stop tokens, when configured.
+    producers: Vec<Producing>,
 }
 
 impl Application {
@@ -64,7 +70,12 @@ impl Application {
         let outbox = Outbox::open_capped(&config.data_dir, config.outbox_max_bytes)
             .context("cannot open the outbox (DATA_DIR)")?;
         let templates = Arc::new(load_templates(&config));
-        let metrics = Arc::new(Metrics::new());
+        let node_metrics = NodeMetrics::default();
+        let metrics = {
+            let mut metrics = Metrics::new();
+            node_metrics.register(metrics.registry_mut());
+            Arc::new(metrics)
+        };
         let router = Arc::new(router_counted(&config, metrics.owners.clone()));
         announce(&config, &outbox, &router).await;
         let stored = stored_destinations(&outbox).await;
@@ -85,6 +96,29 @@ impl Application {
             Retention { delivered: config.delivered_retention, user_states: config.user_state_retention },
         );
         let reports = start_reports(&config, &router, &outbox, &templates, &delivery, &health, &metrics);
+        // One client for node watch and the bot: one login, one JWT.
+        let panel = config
+            .panel_api
+            .as_ref()
+            .map(|settings| PanelClient::new(settings).map(Arc::new).map_err(anyhow::Error::msg))
+            .transpose()?;
+        let watcher = config.panel_api.as_ref().zip(panel.clone()).map(|(settings, client)| {
+            log::info!("node watch: polling {} every {:?}", settings.url, config.node_watch.poll_interval);
+            Watcher {
+                client,
+                outbox: outbox.clone(),
+                templates: templates.clone(),
+                router: router.clone(),
+                dispatch: Some(delivery.dispatch()),
+                metrics: node_metrics,
+                health: health.clone(),
+                settings: config.node_watch.clone(),
+                call_timeout: settings.timeout,
+                panel: settings.label.clone(),
+            }
+        });
+        let nodes = watcher.map(|watcher| start_nodes(watcher, &health, &metrics));
+        let producers = reports.into_iter().chain(nodes).collect();
         let state = web::Data::new(State {
             auth: auth(&config),
             templates: templates.clone(),
@@ -100,15 +134,21 @@ impl Application {
             fold_updates: config.fold_updates,
             user_states: !config.user_state_retention.is_zero(),
             unverified: Unverified::new(config.unverified_body_bytes),
+            panel_bodies: panel_bodies(&config),
             answered_503: Default::default(),
             refusals: Default::default(),
         });
 
+        let bot = start_bot(&config, panel)?;
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {
             on_worker_start();
-            App::new().app_data(app_state.clone()).configure(ingest::routes)
+            let app = App::new().app_data(app_state.clone()).configure(ingest::routes);
+            match &bot {
+                Some(bot) => app.app_data(bot.clone()).configure(bot::routes),
+                None => app,
+            }
         })
         .workers(workers)
         .max_connections(MAX_CONNECTIONS_PER_WORKER)
@@ -117,7 +157,7 @@ impl Application {
         .listen(listener)?
         .run();
         log::info!("listening on port {port}");
-        Ok(Self { server, port, delivery, templates, reports })
+        Ok(Self { server, port, delivery, templates, producers })
     }
 
     /// The live template set, to reload it.
@@ -136,17 +176,19 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
-        let (reports, delivery) = (self.reports, self.delivery);
-        // The report producer and the delivery tasks stop side by side: a report still being
-        // stored must not eat into the grace of the Discord request in flight.
+        let (producers, delivery) = (self.producers, self.delivery);
+        // The producers and the delivery tasks stop side by side: a report or a node event still
+        // being stored must not eat into the grace of the Discord request in flight.
         let stop_background = async move {
-            let stop_reports = async move {
-                if let Some((stop, task)) = reports {
+            let stop_producers = async move {
+                for (stop, _) in &producers {
                     stop.cancel();
+                }
+                for (_, task) in producers {
                     let _ = task.await;
                 }
             };
-            tokio::join!(stop_reports, delivery.stop());
+            tokio::join!(stop_producers, delivery.stop());
         };
         let served = tokio::select! {
             served = &mut server => {
@@ -177,7 +219,7 @@ fn start_reports(
     delivery: &Delivery,
     health: &Arc<Health>,
     metrics: &Arc<Metrics>,
-) -> Option<(CancellationToken, tokio::task::JoinHandle<()>)> {
+) -> Option<Producing> {
     let settings = &config.reports;
     if settings.schedules.is_empty() {
         return None;
@@ -204,6 +246,39 @@ fn start_reports(
         keep_running(REPORTS_TASK, &health, &metrics, &shutdown, || producer.clone().run(shutdown.clone())).await;
     });
     Some((stop, task))
+}
+
+/// Starts node watch, supervised like a delivery task (as `task:nodes`).
+fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -> Producing {
+    let stop = CancellationToken::new();
+    let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        keep_running(NODES_TASK, &health, &metrics, &shutdown, || watcher.clone().run(shutdown.clone())).await;
+    });
+    (stop, task)
+}
+
+/// The Discord application's handler for `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set
+/// (with or without a panel API); registers the slash commands in the background when
+/// `DISCORD_BOT_TOKEN` is set.
+fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> anyhow::Result<Option<web::Data<Bot>>> {
+    let Some(settings) = &config.bot else {
+        return Ok(None);
+    };
+    if panel.is_none() {
+        log::warn!("bot: PANEL_API_URL is not set: /user answers that no panel API is configured");
+    }
+    let actors = settings.actors.len();
+    log::info!(
+        "bot: POST /interactions for application {}; {actors} role or user ids may act (DISCORD_ACTORS): {}",
+        settings.application_id,
+        settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+    );
+    if settings.bot_token.is_some() {
+        tokio::spawn(bot::register_commands(settings.clone()));
+    }
+    let bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
+    Ok(Some(web::Data::new(bot)))
 }
 
 /// `default` (from `DISCORD_WEBHOOK_URL`, or the dry-run log when nothing else is configured) and
@@ -239,6 +314,17 @@ fn auth(config: &Config) -> Auth {
         None => RootAuth::Open,
     };
     Auth { root, panels: config.panels.iter().cloned().collect() }
+}
+
+/// Each panel's share of `PANEL_BODY_BYTES`, keyed as its events are labelled: `POST /` by
+/// `PANEL_NAME`, `POST /webhook/<label>` by its label.
+fn panel_bodies(config: &Config) -> PanelBodies {
+    let labels = config.panels.iter().map(|(label, _)| Some(label.clone()));
+    PanelBodies::new(
+        config.panel_body_bytes,
+        config.panel_requests_max,
+        std::iter::once(config.panel_name.clone()).chain(labels),
+    )
 }
 
 /// Owner admins' webhooks that still have pending rows, to deliver them after a restart.

@@ -8,22 +8,36 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::bot::BotSettings;
 use crate::deliver::DeliverySettings;
 use crate::destination::{parse_tags, Destination, Forum, Target, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
+use crate::nodes::NodeWatchSettings;
+use crate::panel::PanelApiSettings;
 use crate::render::Lang;
 use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
 use crate::routing::Routes;
 use crate::secret::{inline_or_file, InlineOrFileError, Secret};
 
+mod bot;
+mod panel_api;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub use panel_api::{NODE_DOWN_AFTER, NODE_POLL, PANEL_API_TIMEOUT};
 pub use values::*;
 
 /// 64 MiB: a burst of ~40,000 Marzban events in one request.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// 128 MiB: the largest body (`MAX_BODY_BYTES`) fits in one panel's half, and on a 1 GB VPS the
+/// bodies being read, with what parsing them takes, stay well under the memory left to the relay.
+pub const DEFAULT_PANEL_BODY_BYTES: usize = 128 * 1024 * 1024;
+
+/// What `PANEL_REQUESTS_MAX` may be. A panel sends its batches one after another; 16 leaves room
+/// for a panel with several webhook workers, or several panels sharing `POST /`.
+pub const PANEL_REQUESTS_RANGE: RangeInclusive<usize> = 1..=256;
 
 /// What `OWNER_DESTINATIONS_MAX` may be: each owner webhook costs a task and its polling, and
 /// 1000 is far more admins with webhooks than one panel has.
@@ -83,6 +97,15 @@ pub struct Config {
     /// being read; one larger than this on its own is answered 413. The raw secret is checked
     /// before any body is read and never needs this budget.
     pub unverified_body_bytes: usize,
+    /// `PANEL_BODY_BYTES`, default 128 MiB (1 MiB to 4 GiB): the most bytes held, in total over all
+    /// requests, for bodies sent with a panel's secret (or to an open `POST /`), taken as they
+    /// arrive; one panel (each label of `PANELS`, and `POST /`) holds at most half of it, so a
+    /// leaked secret cannot keep the other panels out. A request that does not fit is answered 503
+    /// with `Retry-After` and no more of it is read; a body larger than half is answered 413.
+    pub panel_body_bytes: usize,
+    /// `PANEL_REQUESTS_MAX`, default 16 (1 to 256): requests of one panel read and handled at
+    /// once; one more is answered 503 with `Retry-After`, and the panel sends it again.
+    pub panel_requests_max: usize,
     /// `WEBHOOK_SECRET` (or `WEBHOOK_SECRET_FILE`): what the panel sends in `x-webhook-secret` to
     /// `POST /`. `None` only when the relay runs dry, panels have their own secrets, or
     /// `ALLOW_NO_SECRET=true`.
@@ -124,7 +147,7 @@ pub struct Config {
     /// last state of a user is kept after the last event of that user, so that an edit can show
     /// what it changed. 0 keeps none (edits show no changes; kept states go at the next pruning).
     pub user_state_retention: Duration,
-    /// `OUTBOX_MAX_BYTES`, at least 96 KiB: the most the outbox file may hold. When it is full, delivered rows are
+    /// `OUTBOX_MAX_BYTES`, at least 128 KiB: the most the outbox file may hold. When it is full, delivered rows are
     /// deleted to make room; if that is not enough, requests are answered 503 (the panel keeps its
     /// batch). `None`: only the disk limits it.
     pub outbox_max_bytes: Option<u64>,
@@ -139,6 +162,15 @@ pub struct Config {
     pub fold_updates: bool,
     /// `REPORTS` and `REPORTS_TZ`: scheduled reports (none by default), see [`ReportSettings`].
     pub reports: ReportSettings,
+    /// `PANEL_API_URL` and its credentials (`PANEL_API_USERNAME`, `PANEL_API_PASSWORD` or
+    /// `PANEL_API_KEY`, each with a `_FILE` variant), `PANEL_API_FAMILY`, `PANEL_API_INSECURE_TLS`,
+    /// `PANEL_API_TIMEOUT`: the panel's REST API, for node watch and the bot. `None`: neither.
+    pub panel_api: Option<PanelApiSettings>,
+    /// `NODE_POLL_INTERVAL` and `NODE_DOWN_AFTER`, see [`NodeWatchSettings`].
+    pub node_watch: NodeWatchSettings,
+    /// `DISCORD_PUBLIC_KEY` and the other `DISCORD_*` settings of the Discord application, see
+    /// [`BotSettings`]. `None`: no `POST /interactions`.
+    pub bot: Option<BotSettings>,
     /// What is usable but probably wrong (a secret Marzban cannot send), to be logged at start
     /// and shown by `check`. Each names the variable.
     pub warnings: Vec<String>,
@@ -191,6 +223,10 @@ impl Config {
             panels.push((label.clone(), secret.clone()));
         }
         let discord_forum = forum(&env, discord_webhook_url.as_ref())?;
+        let panel_name = env.get("PANEL_NAME").map(|name| name.trim().to_owned());
+        let panel_api = panel_api::panel_api(&env, panel_name.as_deref())?;
+        let node_watch = panel_api::node_watch(&env)?;
+        let bot = bot::bot(&env)?;
         let mut delivery = delivery_settings(&env)?;
         let reports = report_settings(&env, routes.as_ref())?;
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
@@ -216,11 +252,14 @@ impl Config {
             data_dir: env.get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
             templates_dir: env.get("TEMPLATES_DIR").map_or_else(|| PathBuf::from("./templates"), PathBuf::from),
             template_lang: env.parse_or("TEMPLATE_LANG", Lang::default(), |s| s.parse())?,
-            panel_name: env.get("PANEL_NAME").map(|name| name.trim().to_owned()),
+            panel_name,
             max_body_bytes: env
                 .parse_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, |s| parse_size_in(s, 1 << 10, Some(1 << 30)))?,
             unverified_body_bytes: env
                 .parse_or("UNVERIFIED_BODY_BYTES", 16 << 20, |s| parse_size_in(s, 64 << 10, Some(1 << 30)))?,
+            panel_body_bytes: env
+                .parse_or("PANEL_BODY_BYTES", DEFAULT_PANEL_BODY_BYTES, |s| parse_size_in(s, 1 << 20, Some(4 << 30)))?,
+            panel_requests_max: env.parse_or("PANEL_REQUESTS_MAX", 16, |s| parse_count(s, PANEL_REQUESTS_RANGE))?,
             webhook_secret,
             allow_no_secret,
             discord_webhook_url,
@@ -248,6 +287,9 @@ impl Config {
             .filter(|window| !window.is_zero()),
             fold_updates: env.parse_or("FOLD_UPDATES", true, parse_bool)?,
             reports,
+            panel_api,
+            node_watch,
+            bot,
             warnings,
         })
     }

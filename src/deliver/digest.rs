@@ -11,7 +11,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use super::forum::digest_post_at;
-use super::{digest_chunks, digest_members, fitting_parts, mention_chars, DeliverySettings, Step, DIGEST_EMBED_BUDGET};
+use super::{digest_chunks, digest_members, fitting_parts, mention_chars, DeliverySettings, DIGEST_EMBED_BUDGET};
 use crate::destination::Mentions;
 use crate::outbox::{now_ms, PostKey, RowMeta};
 use crate::render::{limits, Digest, DigestEntry, Part, Renderer};
@@ -127,7 +127,7 @@ pub(super) fn plan_burst(window: &[RowMeta], no_digest_through: Option<i64>, set
     };
     let newest = members.iter().map(|row| row.received_at_ms).max().unwrap_or(head.received_at_ms);
     if let Some(wait) = hold(settings.digest_window, head.received_at_ms, newest, now_ms()) {
-        return Planned::Hold(Step::Wait(wait));
+        return Planned::Hold(wait);
     }
     Planned::Burst(Burst::plan(&members, DIGEST_EMBED_BUDGET))
 }
@@ -136,8 +136,8 @@ pub(super) fn plan_burst(window: &[RowMeta], no_digest_through: Option<i64>, set
 pub(super) enum Planned {
     /// No burst.
     Nothing,
-    /// A burst that may still be arriving: look again after this.
-    Hold(Step),
+    /// A burst that may still be arriving: look again after this long.
+    Hold(std::time::Duration),
     Burst(Burst),
 }
 

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::destination::{Destination, DIGEST_TAG_KEY};
+use crate::event::is_watch_action;
 use crate::outbox::{PostKey, Row, RowMeta};
 use crate::render::{Part, PostTitle, Renderer, REPORT_ACTION, REPORT_USERNAME_SUFFIX};
 
@@ -105,10 +106,22 @@ pub fn post_key(rows: &[RowMeta], digest: bool) -> PostKey {
 /// its rows (one per panel, named `daily report`, `weekly report`) share one post per report,
 /// kept under [`REPORT_POSTS`] in place of a panel label, so that no user can share it, whatever
 /// their name.
+///
+/// A node's events (node watch) share a post per node, kept under [`NODE_POSTS`] and the panel's
+/// label: a user named like a node has a post of their own.
 fn user_post(row: &RowMeta) -> PostKey {
-    let panel = if row.action == REPORT_ACTION { Some(REPORT_POSTS.to_owned()) } else { row.panel.clone() };
+    let panel = if row.action == REPORT_ACTION {
+        Some(REPORT_POSTS.to_owned())
+    } else if is_watch_action(&row.action) {
+        Some(format!("{NODE_POSTS}{}", row.panel.as_deref().unwrap_or_default()))
+    } else {
+        row.panel.clone()
+    };
     PostKey::User { panel, username: row.username.clone() }
 }
+
+/// What node posts' place in the map of posts begins with, before the panel's label.
+const NODE_POSTS: &str = ":nodes:";
 
 /// Where report posts are kept in the map of posts: in place of a panel label, which is only
 /// letters, digits, `_` and `-`.
@@ -132,7 +145,10 @@ pub fn new_post_of(
         PostKey::User { panel: Some(panel), username } if panel == REPORT_POSTS => {
             PostTitle::report(username.strip_suffix(REPORT_USERNAME_SUFFIX).unwrap_or(username), action)
         }
-        PostKey::User { panel, username } => PostTitle::user(username, panel.as_deref(), action),
+        PostKey::User { panel, username } => {
+            let shown = panel.as_deref().map(|panel| panel.strip_prefix(NODE_POSTS).unwrap_or(panel));
+            PostTitle::user(username, shown.filter(|panel| !panel.is_empty()), action)
+        }
         PostKey::Digest { date } => PostTitle::digest(date, action),
     };
     let name = renderer.thread_name(&title.several_panels(several_panels));
@@ -226,6 +242,19 @@ mod tests {
             row(3, "user_limited", "ali", None),
         ];
         assert_eq!(ids(&same_post(recreated)), [1], "a creation begins a new user of that name, in a new post");
+    }
+
+    #[test]
+    fn a_nodes_events_share_a_post_apart_from_a_user_of_the_same_name() {
+        let window = [
+            row(1, "node_down", "de-1", Some("eu")),
+            row(2, "user_limited", "de-1", Some("eu")),
+            row(3, "node_recovered", "de-1", Some("eu")),
+        ];
+        let metas: Vec<RowMeta> = window.iter().map(|(row, _)| row.meta.clone()).collect();
+        let node = PostKey::User { panel: Some(":nodes:eu".into()), username: "de-1".into() };
+        assert_eq!((post_key(&metas[..1], false), post_key(&metas[2..], false)), (node.clone(), node));
+        assert_eq!(post_key(&metas[1..2], false), PostKey::User { panel: Some("eu".into()), username: "de-1".into() });
     }
 
     #[test]

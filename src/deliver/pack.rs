@@ -8,6 +8,7 @@ use serenity::builder::{CreateAllowedMentions, CreateEmbed, ExecuteWebhook};
 use serenity::model::id::{RoleId, UserId};
 
 use crate::destination::{Destination, Mentions};
+use crate::event::is_watch_action;
 use crate::outbox::RowMeta;
 use crate::render::filters::escape_markdown;
 use crate::render::{limits, Part};
@@ -111,6 +112,10 @@ pub fn mention_chars(mentions: &Mentions) -> usize {
     }
 }
 
+/// More node watch events of one action than this (and than `DIGEST_THRESHOLD`) pending together
+/// go out as a digest: twenty nodes down at once are one message.
+pub const NODE_DIGEST_THRESHOLD: usize = 3;
+
 /// The rows to summarise in one digest, if the head of the queue starts a burst: the rows of the
 /// head row's action in `window` (oldest first), when there are more than `threshold` of them.
 /// A row is left out (to go later, on its own) when its user has an event of another action
@@ -122,6 +127,8 @@ pub fn digest_members(window: &[RowMeta], threshold: usize) -> Option<Vec<&RowMe
     if threshold == 0 || head.action == crate::render::REPORT_ACTION {
         return None;
     }
+    // Nodes go down together when the panel's host loses its network: a few are a digest already.
+    let threshold = if is_watch_action(&head.action) { threshold.min(NODE_DIGEST_THRESHOLD) } else { threshold };
     let mut others: HashSet<&str> = HashSet::new();
     let mut members = Vec::new();
     for row in window {

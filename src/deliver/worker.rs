@@ -23,7 +23,7 @@ use super::{build_message, next_message, DeliverySettings, Sent, Services, Step}
 use crate::destination::{Destination, Mentions, Target};
 use crate::discord::{self, Outcome, RateLimit, Wait};
 use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics, Waiting};
-use crate::outbox::{Outbox, OutboxError, Row, RowMeta};
+use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
 
 /// Waits an answer imposed that are at least this long are logged, and make `/readyz` answer 503
@@ -52,6 +52,8 @@ pub struct Worker {
     no_digest_through: Option<i64>,
     /// The burst being sent as digests, part by part.
     burst: Option<Burst>,
+    /// Until when (unix ms) the burst at the head is held while it may still be arriving.
+    held_until_ms: Option<i64>,
     /// Why the destination is paused, if it is.
     paused: Option<String>,
     /// When the current run of failed requests began, if the last request failed.
@@ -82,6 +84,7 @@ impl Worker {
             isolate_through: None,
             no_digest_through: None,
             burst: None,
+            held_until_ms: None,
             paused: None,
             failing_since: None,
             posts_without_id: 0,
@@ -138,12 +141,22 @@ impl Worker {
         if self.settings.digest_threshold == 0 {
             return Ok(None);
         }
+        // New events only make a held burst's quiet time later, never earlier: until the hold ends,
+        // a wake (every POST makes one) need not read and plan the lookahead again.
+        if let Some(left) = self.held_until_ms.and_then(|until| until.checked_sub(now_ms())).filter(|ms| *ms > 0) {
+            return Ok(Some(Step::Wait(Duration::from_millis(u64::try_from(left).unwrap_or(0)))));
+        }
+        self.held_until_ms = None;
         let window = self.outbox.pending_meta(&self.destination.name, DIGEST_LOOKAHEAD).await?;
         self.burst = self.burst.take().and_then(|burst| burst.keep_pending(&window));
         if self.burst.is_none() {
             match plan_burst(&window, self.no_digest_through, &self.settings) {
                 Planned::Nothing => return Ok(None),
-                Planned::Hold(step) => return Ok(Some(step)),
+                Planned::Hold(wait) => {
+                    let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                    self.held_until_ms = Some(now_ms().saturating_add(wait_ms));
+                    return Ok(Some(Step::Wait(wait)));
+                }
                 Planned::Burst(burst) => self.burst = Some(burst),
             }
         }

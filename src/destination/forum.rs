@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::event::KNOWN_ACTIONS;
+use crate::event::{is_known_action, known_actions_list};
 
 /// Discord applies at most this many tags to a post.
 pub const MAX_APPLIED_TAGS: usize = 5;
@@ -29,8 +29,8 @@ impl Forum {
     /// Checks a tag key and the ids given for it (an id given twice counts once, see
     /// [`distinct_tags`]); the problem, if any, says what is wrong.
     pub fn check_tags(key: &str, ids: &[u64]) -> Result<(), String> {
-        if key != DIGEST_TAG_KEY && !KNOWN_ACTIONS.contains(&key) {
-            return Err(format!("{key:?} is neither an action ({}) nor {DIGEST_TAG_KEY:?}", KNOWN_ACTIONS.join(", ")));
+        if key != DIGEST_TAG_KEY && !is_known_action(key) {
+            return Err(format!("{key:?} is neither an action ({}) nor {DIGEST_TAG_KEY:?}", known_actions_list()));
         }
         let count = distinct_tags(ids.to_vec()).len();
         if count > MAX_APPLIED_TAGS {

@@ -107,6 +107,14 @@ impl Destination {
     pub fn origin(&self) -> Origin {
         Origin::of(&self.name)
     }
+
+    /// Where this destination posts: its webhook's id (Discord limits a webhook by its id, however
+    /// the URL is spelled and whatever proxy it goes through) and the thread it posts into; none
+    /// for a dry run. Two destinations with the same place would each pace alone against one limit.
+    pub fn posts_to(&self) -> Option<(u64, Option<u64>)> {
+        let Target::Webhook(url) = &self.target else { return None };
+        Some((url.id(), self.thread_id.or(url.thread_id())))
+    }
 }
 
 /// The name of an owner destination: the prefix and a hash of the URL (thread included), so it is

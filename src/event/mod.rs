@@ -18,6 +18,7 @@
 //! field [`Event::owner_webhook`] that per-admin delivery needs and that is never serialised.
 mod batch;
 mod json;
+mod node;
 mod normalise;
 mod state;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use json::serialize_unix;
 
 pub use batch::{parse_batch, Batch, BodyError, Rejection, REJECTIONS_SHOWN};
 pub use json::{parse_datetime, unix_seconds};
+pub use node::{is_known_action, is_watch_action, known_actions, known_actions_list, NodeContext, WATCH_ACTIONS};
 pub use normalise::strip_secrets;
 pub use state::{Change, PlanState, UserState, STATE_MAX_BYTES};
 
@@ -72,6 +74,25 @@ const PASARGUARD_MAX_SKEW: time::Duration = time::Duration::seconds(60);
 
 /// The longest action name accepted. Real ones are under 25 characters.
 const ACTION_MAX_CHARS: usize = 64;
+
+/// The most characters kept of a user's or an admin's name: Marzban allows 32, so real names are
+/// whole, while a longer one (a sender may put a megabyte there) is cut to this many, its last
+/// character `…`. Names become the outbox's columns, forum posts' keys, report lists and log
+/// lines: each holds a name of at most this size.
+pub const NAME_MAX_CHARS: usize = 64;
+
+/// `name`, cut to [`NAME_MAX_CHARS`] characters (on a character boundary, the last one `…`) when
+/// longer.
+pub fn cut_name(mut name: String) -> String {
+    let mut starts = name.char_indices().map(|(at, _)| at);
+    if let Some(kept_end) = starts.nth(NAME_MAX_CHARS - 1) {
+        if starts.next().is_some() {
+            name.truncate(kept_end);
+            name.push('…');
+        }
+    }
+    name
+}
 
 /// The panel software a notification came from, told apart by the shape of its body: the panels
 /// share action names but not what their fields mean, nor how they re-send.
@@ -212,6 +233,9 @@ pub struct Event {
     /// (it re-sends unchanged, and its `enqueued_at` tells distinct events apart).
     #[serde(skip)]
     pub may_be_resend: bool,
+    /// Node watch events (`node_*`, `core_*`, `panel_*`): the node, or the core or panel, the event
+    /// is about. `None` for the panels' own events.
+    pub node: Option<NodeContext>,
 }
 
 /// A panel user. Every field a default template uses is always present (null when unknown), so a

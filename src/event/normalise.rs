@@ -6,7 +6,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::json::{as_int, kind_of, take_int, take_str, unix_seconds};
-use super::{Action, Admin, Event, Family, NextPlan, User, PASARGUARD_MAX_DELAY, PASARGUARD_MAX_SKEW, SECRET_KEYS};
+use super::{
+    cut_name, Action, Admin, Event, Family, NextPlan, User, PASARGUARD_MAX_DELAY, PASARGUARD_MAX_SKEW, SECRET_KEYS,
+};
 use crate::secret::lower_hex;
 
 impl Event {
@@ -46,7 +48,7 @@ impl Event {
             Some(other) => return Err(format!("`by` must be an object or null, not {}", kind_of(&other))),
         };
         let username = match map.remove("username") {
-            Some(Value::String(name)) => name,
+            Some(Value::String(name)) => cut_name(name),
             Some(Value::Null) | None => user.as_ref().and_then(|u| u.username.clone()).unwrap_or_default(),
             Some(other) => return Err(format!("`username` must be a string, not {}", kind_of(&other))),
         };
@@ -76,6 +78,7 @@ impl Event {
             family,
             fingerprint,
             may_be_resend,
+            node: None,
         })
     }
 }
@@ -130,10 +133,11 @@ impl User {
         let expire = map.remove("expire").or_else(|| map.remove("expire_date"));
         let admin = match map.remove("admin") {
             Some(Value::Object(admin)) => Some(Admin::from_map(admin)),
-            _ => take_str(&mut map, "owner_username").map(|name| Admin { username: Some(name), ..Admin::default() }),
+            _ => take_str(&mut map, "owner_username")
+                .map(|name| Admin { username: Some(cut_name(name)), ..Admin::default() }),
         };
         User {
-            username: take_str(&mut map, "username"),
+            username: take_str(&mut map, "username").map(cut_name),
             status,
             used_traffic: take_int(&mut map, "used_traffic"),
             lifetime_used_traffic: take_int(&mut map, "lifetime_used_traffic"),
@@ -232,7 +236,7 @@ fn is_protocol_name(name: &str) -> bool {
 impl Admin {
     fn from_map(mut map: Map<String, Value>) -> Self {
         Self {
-            username: take_str(&mut map, "username"),
+            username: take_str(&mut map, "username").map(cut_name),
             is_sudo: map.remove("is_sudo").and_then(|v| v.as_bool()),
             users_usage: take_int(&mut map, "users_usage"),
             extra: map,

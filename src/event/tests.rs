@@ -372,3 +372,28 @@ fn tells_a_next_plans_expiry_as_a_length_from_one_as_a_date() {
     let never = plan(Value::Null);
     assert_eq!((never.expire, never.expire_duration, never.expire_date), (None, None, None));
 }
+
+#[test]
+fn names_are_cut_to_64_characters_on_a_character_boundary_with_a_marker() {
+    let megabyte = "ж".repeat(500_000);
+    let event = one(json!({"action": "user_disabled", "username": megabyte,
+        "user": {"username": megabyte, "admin": {"username": megabyte}},
+        "by": {"username": megabyte, "is_sudo": true}}))
+    .unwrap();
+    let cut = format!("{}…", "ж".repeat(NAME_MAX_CHARS - 1));
+    assert_eq!(event.username, cut);
+    let user = event.user.as_ref().unwrap();
+    assert_eq!(user.username.as_deref(), Some(cut.as_str()));
+    assert_eq!(user.admin.as_ref().unwrap().username.as_deref(), Some(cut.as_str()));
+    assert_eq!(event.admin.as_ref().unwrap().username.as_deref(), Some(cut.as_str()));
+    assert_eq!(event.by.as_ref().unwrap().username.as_deref(), Some(cut.as_str()));
+
+    let marzneshin = one(json!({"action": "user_deactivated", "created_at": "2026-01-01T00:00:00",
+        "user": {"username": "a", "owner_username": megabyte, "enabled": false}}))
+    .unwrap();
+    assert_eq!(marzneshin.admin.unwrap().username.as_deref(), Some(cut.as_str()));
+
+    let exactly = "x".repeat(NAME_MAX_CHARS);
+    assert_eq!(cut_name(exactly.clone()), exactly, "a name of 64 characters is kept whole");
+    assert_eq!(cut_name("ali".into()), "ali");
+}

@@ -1,6 +1,8 @@
-//! Reading a request body: bounded in size and time, and, for bodies whose sender is not known
-//! yet, in the bytes all such requests hold together.
+//! Reading a request body: bounded in size and time, and in the bytes all bodies being read hold
+//! together: one budget for bodies whose sender is not known yet ([`Unverified`]), one for bodies
+//! sent with a panel's secret ([`PanelBodies`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::IngestError;
+use super::{Crowd, IngestError};
 
 /// How many requests whose sender is not known yet are read at once; more are answered 503 at
 /// once. Real HMAC senders post a batch every few seconds at most.
@@ -19,72 +21,175 @@ pub const UNVERIFIED_REQUESTS_MAX: usize = 32;
 /// milliseconds; a stranger trickling bytes must not hold a place for the full body timeout).
 pub const UNVERIFIED_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bytes that bodies take as they arrive and give back when their request ends.
+#[derive(Clone)]
+struct Pool {
+    bytes: Arc<Semaphore>,
+    max_bytes: usize,
+}
+
+impl Pool {
+    /// A pool of `max_bytes`, at most `u32::MAX` (what one request may take at once).
+    fn new(max_bytes: usize) -> Self {
+        let max_bytes = max_bytes.min(u32::MAX as usize);
+        Self { bytes: Arc::new(Semaphore::new(max_bytes)), max_bytes }
+    }
+
+    /// Takes `bytes` until the permit is dropped, or `None` when the pool has not that much.
+    fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let bytes = u32::try_from(bytes).ok()?;
+        self.bytes.clone().try_acquire_many_owned(bytes).ok()
+    }
+}
+
 /// What requests whose sender is not known yet (a header shaped like an HMAC needs the whole body
 /// before it can be checked) may hold, in total: [`UNVERIFIED_REQUESTS_MAX`] places and a budget
 /// of bytes, taken as the bytes arrive. A request that finds no place, or whose bytes do not fit,
 /// is answered 503 at once without more of its body being read; the raw secret never needs either.
 #[derive(Clone)]
 pub struct Unverified {
-    budget: Arc<Semaphore>,
+    budget: Pool,
     places: Arc<Semaphore>,
-    max_bytes: usize,
 }
 
 impl Unverified {
     /// A budget of `max_bytes` (`UNVERIFIED_BODY_BYTES`), at most `u32::MAX`.
     pub fn new(max_bytes: usize) -> Self {
-        let max_bytes = max_bytes.min(u32::MAX as usize);
-        Self {
-            budget: Arc::new(Semaphore::new(max_bytes)),
-            places: Arc::new(Semaphore::new(UNVERIFIED_REQUESTS_MAX)),
-            max_bytes,
-        }
+        Self { budget: Pool::new(max_bytes), places: Arc::new(Semaphore::new(UNVERIFIED_REQUESTS_MAX)) }
     }
 
-    /// Takes `bytes` from the budget until the permit is dropped, or `None` when it has not that much.
-    fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let bytes = u32::try_from(bytes).ok()?;
-        self.budget.clone().try_acquire_many_owned(bytes).ok()
+    fn allowance(&self, max_body_bytes: usize, timeout: Duration) -> Allowance<'_> {
+        Allowance {
+            places: &self.places,
+            pools: vec![&self.budget],
+            limit: max_body_bytes.min(self.budget.max_bytes),
+            timeout: timeout.min(UNVERIFIED_BODY_TIMEOUT),
+            crowd: Crowd::Unverified,
+        }
     }
 }
 
-/// A body read in full, with the share of the unverified budget it holds, if any.
+/// What bodies sent with a panel's secret may hold (`PANEL_BODY_BYTES`, `PANEL_REQUESTS_MAX`): in
+/// total, one budget of bytes; per panel (each label of `PANELS`, and `POST /`), a number of
+/// requests at once and half of the budget, so a panel whose secret leaked can neither exhaust the
+/// relay's memory nor keep the other panels out. Bytes are taken as they arrive; a request past
+/// any of these is answered 503 with `Retry-After` at once, and no more of its body is read.
+#[derive(Clone)]
+pub struct PanelBodies {
+    budget: Pool,
+    panels: Arc<HashMap<Option<String>, Share>>,
+}
+
+/// One panel's part of [`PanelBodies`].
+struct Share {
+    places: Arc<Semaphore>,
+    bytes: Pool,
+}
+
+impl PanelBodies {
+    /// A budget of `max_bytes` over all `panels` (`None` is `POST /`), each with `requests` places.
+    pub fn new(max_bytes: usize, requests: usize, panels: impl IntoIterator<Item = Option<String>>) -> Self {
+        let share = || Share { places: Arc::new(Semaphore::new(requests)), bytes: Pool::new(max_bytes / 2) };
+        Self { budget: Pool::new(max_bytes), panels: Arc::new(panels.into_iter().map(|p| (p, share())).collect()) }
+    }
+
+    /// `None` for a panel the relay was not started with: it has no place.
+    fn allowance(&self, panel: Option<&str>, max_body_bytes: usize, timeout: Duration) -> Option<Allowance<'_>> {
+        let share = self.panels.get(&panel.map(str::to_owned))?;
+        Some(Allowance {
+            places: &share.places,
+            pools: vec![&share.bytes, &self.budget],
+            limit: max_body_bytes.min(share.bytes.max_bytes),
+            timeout,
+            crowd: Crowd::Panel,
+        })
+    }
+}
+
+/// Where a request takes its place and its bytes from.
+pub enum Sender<'a> {
+    /// Not known yet: the header looks like an HMAC of the body.
+    Unverified(&'a Unverified),
+    /// Sent the raw secret of `panel` (`None`: `POST /`), or needs none.
+    Panel(&'a PanelBodies, Option<&'a str>),
+}
+
+/// The place and the bytes one request holds, and its bounds.
+struct Allowance<'a> {
+    places: &'a Arc<Semaphore>,
+    /// Every pool each byte is taken from.
+    pools: Vec<&'a Pool>,
+    /// The most bytes the body may have.
+    limit: usize,
+    timeout: Duration,
+    crowd: Crowd,
+}
+
+impl Allowance<'_> {
+    /// Takes one of the sender's places, holding no bytes yet.
+    fn hold(&self) -> Result<Held, IngestError> {
+        let place = self.places.clone().try_acquire_owned().map_err(|_| IngestError::Busy(self.crowd))?;
+        Ok(Held { _place: place, bytes: self.pools.iter().map(|_| None).collect() })
+    }
+}
+
+/// A body read in full, with the place and bytes it holds until it is dropped.
 pub struct Body {
     pub bytes: Vec<u8>,
-    _budget: Option<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>)>,
+    _held: Held,
+}
+
+/// A request's place and its bytes of each pool.
+struct Held {
+    _place: OwnedSemaphorePermit,
+    bytes: Vec<Option<OwnedSemaphorePermit>>,
+}
+
+impl Held {
+    /// Takes `count` more bytes of every pool, or none at all.
+    fn take(&mut self, pools: &[&Pool], count: usize) -> bool {
+        let Some(taken) = pools.iter().map(|pool| pool.take(count)).collect::<Option<Vec<_>>>() else {
+            return false;
+        };
+        for (held, more) in self.bytes.iter_mut().zip(taken) {
+            match held {
+                Some(permit) => permit.merge(more),
+                None => *held = Some(more),
+            }
+        }
+        true
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as it
-/// streams in) and bodies that take too long. With a `budget`, the request first takes one of its
-/// places, then every byte is taken from it as it arrives, and a body that does not fit is refused
-/// before more is read.
+/// streams in) and bodies that take too long. The request first takes one of its sender's places,
+/// then every byte is taken from the sender's pools as it arrives, and a body that does not fit is
+/// refused before more is read.
 pub async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
     timeout: Duration,
-    budget: Option<&Unverified>,
+    sender: Sender<'_>,
 ) -> Result<Body, IngestError> {
-    let too_large = |limit| match budget {
-        None => IngestError::TooLarge(limit),
-        Some(_) => IngestError::TooLargeUnverified(limit),
+    let allowance = match sender {
+        Sender::Unverified(unverified) => unverified.allowance(limit, timeout),
+        Sender::Panel(bodies, panel) => {
+            bodies.allowance(panel, limit, timeout).ok_or(IngestError::Busy(Crowd::Panel))?
+        }
     };
-    let limit = budget.map_or(limit, |budget| limit.min(budget.max_bytes));
+    let too_large = |bound| match allowance.crowd {
+        Crowd::Unverified => IngestError::TooLargeUnverified(bound),
+        Crowd::Panel if bound < limit => IngestError::TooLargeForShare(bound),
+        Crowd::Panel => IngestError::TooLarge(bound),
+    };
+    let limit = allowance.limit;
     let declared =
         request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
-    let place = match budget {
-        None => None,
-        Some(budget) => Some(budget.places.clone().try_acquire_owned().map_err(|_| IngestError::Busy)?),
-    };
-    let timeout = if budget.is_some() { timeout.min(UNVERIFIED_BODY_TIMEOUT) } else { timeout };
-    let take = |bytes: usize| match budget {
-        None => Ok(None),
-        Some(budget) => budget.take(bytes).map(Some).ok_or(IngestError::Busy),
-    };
-    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut held = allowance.hold()?;
     let read = async {
         // Grown as the body arrives: a declared length alone reserves at most 1 MiB.
         let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
@@ -93,16 +198,44 @@ pub async fn read_body(
             if bytes.len() + chunk.len() > limit {
                 return Err(too_large(limit));
             }
-            if let Some(more) = take(chunk.len())? {
-                match held.as_mut() {
-                    Some(permit) => permit.merge(more),
-                    None => held = Some(more),
-                }
+            if !held.take(&allowance.pools, chunk.len()) {
+                return Err(IngestError::Busy(allowance.crowd));
             }
             bytes.extend_from_slice(&chunk);
         }
         Ok(bytes)
     };
-    let bytes = tokio::time::timeout(timeout, read).await.map_err(|_| IngestError::BodyTimeout)??;
-    Ok(Body { bytes, _budget: place.map(|place| (place, held)) })
+    let bytes = tokio::time::timeout(allowance.timeout, read).await.map_err(|_| IngestError::BodyTimeout)??;
+    Ok(Body { bytes, _held: held })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn panels_share_one_budget_and_each_holds_at_most_half_of_it() {
+        let bodies = PanelBodies::new(4 * MIB, 2, [None, Some("eu".to_owned()), Some("us".to_owned())]);
+        let allowance = |panel| bodies.allowance(panel, 64 * MIB, Duration::from_secs(60)).unwrap();
+        let (eu, us, root) = (allowance(Some("eu")), allowance(Some("us")), allowance(None));
+        assert_eq!(eu.limit, 2 * MIB, "a body larger than half the budget is refused up front");
+
+        let mut first = eu.hold().unwrap();
+        let _second = eu.hold().unwrap();
+        assert!(matches!(eu.hold(), Err(IngestError::Busy(Crowd::Panel))), "eu has 2 places");
+        assert!(first.take(&eu.pools, 3 * MIB / 2));
+        assert!(!first.take(&eu.pools, MIB), "eu would hold more than half of the budget");
+
+        let mut other = us.hold().unwrap();
+        assert!(other.take(&us.pools, 2 * MIB), "another panel still finds its half");
+        let mut third = root.hold().unwrap();
+        assert!(!third.take(&root.pools, MIB), "4 MiB in all: only half a MiB is left");
+        assert!(third.take(&root.pools, MIB / 2));
+
+        drop(first);
+        assert!(third.take(&root.pools, MIB), "bytes come back when a request ends");
+        assert!(bodies.allowance(Some("asia"), MIB, Duration::from_secs(1)).is_none(), "no such panel");
+    }
 }

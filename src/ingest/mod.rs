@@ -32,10 +32,10 @@ use crate::outbox::{Batch, Outbox};
 use crate::render::Templates;
 use crate::routing::Router;
 use crate::secret::{HeaderCheck, Secret};
-use body::read_body;
+use body::{read_body, Sender};
 use prepare::prepare;
 
-pub use body::Unverified;
+pub use body::{PanelBodies, Unverified};
 pub use prepare::{prepare_events, states_after, Prepared};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
@@ -78,10 +78,13 @@ pub struct State {
     /// (`FOLD_UPDATES`).
     pub fold_updates: bool,
     /// Whether each user's last state is remembered, so edits show what they changed
-    /// (`USER_STATE_DAYS` above 0).
+    /// (`USER_STATE_RETENTION` above 0).
     pub user_states: bool,
     /// Bytes of bodies read before their HMAC could be checked, shared by every request.
     pub unverified: Unverified,
+    /// Places and bytes of bodies sent with a panel's secret (`PANEL_BODY_BYTES`,
+    /// `PANEL_REQUESTS_MAX`).
+    pub panel_bodies: PanelBodies,
     /// Whether the relay has answered 503 yet: the first time, the log says how that can lose
     /// events (`hint_at_first_503`).
     pub answered_503: AtomicBool,
@@ -100,14 +103,37 @@ pub enum IngestError {
     TooLarge(usize),
     #[error("an HMAC-signed body may be at most UNVERIFIED_BODY_BYTES ({0} bytes)")]
     TooLargeUnverified(usize),
+    #[error("a body may be at most half of PANEL_BODY_BYTES ({0} bytes)")]
+    TooLargeForShare(usize),
     #[error("the body was not received in time")]
     BodyTimeout,
     #[error("the body could not be read: {0}")]
     BodyRead(String),
     #[error("the relay cannot store events right now; send them again later")]
     Unavailable,
-    #[error("too many HMAC-signed bodies are being received at once; send again later")]
-    Busy,
+    #[error("{}", .0.message())]
+    Busy(Crowd),
+}
+
+/// Whose bodies were too many, or too large together, to read one more: the answer is 503 with
+/// `Retry-After`, and the panel sends again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crowd {
+    /// Bodies with an HMAC-shaped header (`UNVERIFIED_BODY_BYTES`).
+    Unverified,
+    /// Bodies with this panel's secret (`PANEL_REQUESTS_MAX`), or with any (`PANEL_BODY_BYTES`).
+    Panel,
+}
+
+impl Crowd {
+    fn message(self) -> &'static str {
+        match self {
+            Crowd::Unverified => "too many HMAC-signed bodies are being received at once; send again later",
+            Crowd::Panel => {
+                "too many bodies are being received from this panel, or from all, at once; send again later"
+            }
+        }
+    }
 }
 
 impl ResponseError for IngestError {
@@ -115,9 +141,11 @@ impl ResponseError for IngestError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Body(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
-            Self::TooLarge(_) | Self::TooLargeUnverified(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) | Self::TooLargeUnverified(_) | Self::TooLargeForShare(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -125,7 +153,7 @@ impl ResponseError for IngestError {
         let mut response = HttpResponse::build(self.status_code());
         match self {
             Self::Unauthorized => response.finish(),
-            Self::Busy => {
+            Self::Busy(_) => {
                 response.insert_header((RETRY_AFTER, "5")).json(serde_json::json!({ "error": self.to_string() }))
             }
             _ => response.json(serde_json::json!({ "error": self.to_string() })),
@@ -248,12 +276,21 @@ async fn receive(
         return Err(refuse());
     }
     let authorized = check == HeaderCheck::Accepted;
-    let budget = (!authorized).then_some(&state.unverified);
-    let body = match read_body(&request, payload, state.max_body_bytes, state.body_timeout, budget).await {
+    let sender = if authorized {
+        Sender::Panel(&state.panel_bodies, panel.as_deref())
+    } else {
+        Sender::Unverified(&state.unverified)
+    };
+    let body = match read_body(&request, payload, state.max_body_bytes, state.body_timeout, sender).await {
         Ok(body) => body,
-        Err(err) if budget.is_some() => {
+        Err(err) if !authorized => {
             state.metrics.unverified_refused.inc();
             warn_refused(state, &request, format_args!("HMAC-signed, and {err}"));
+            return Err(err);
+        }
+        Err(err @ IngestError::Busy(_)) => {
+            state.metrics.bodies_refused.get_or_create(&panel_labels).inc();
+            warn_refused(state, &request, format_args!("{err}"));
             return Err(err);
         }
         Err(err) => return Err(err),

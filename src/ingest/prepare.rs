@@ -254,24 +254,32 @@ const NAMELESS_STATUS_ACTIONS: [&str; 2] = ["user_expired", "user_limited"];
 /// admin, or one that names no admin (Marzban's expiry and limit) of an update that shows the user
 /// in that status already.
 fn folded_updates(events: &[Event]) -> Vec<(usize, usize)> {
-    let actor = |event: &Event| event.by.as_ref().map(|by| by.username.clone());
-    let status = |event: &Event| event.user.as_ref().and_then(|user| user.status.clone());
-    let same_user = |a: &Event, b: &Event| a.username == b.username && a.panel == b.panel;
+    fn actor(event: &Event) -> Option<Option<&str>> {
+        event.by.as_ref().map(|by| by.username.as_deref())
+    }
+    fn status(event: &Event) -> Option<&str> {
+        event.user.as_ref().and_then(|user| user.status.as_deref())
+    }
     let one_edit = |update: &Event, event: &Event| {
         let action = event.action.as_str();
         STATUS_ACTIONS.contains(&action)
             && (actor(event) == actor(update)
                 || (event.by.is_none() && NAMELESS_STATUS_ACTIONS.contains(&action) && status(update) == status(event)))
     };
-    events
-        .iter()
-        .enumerate()
-        .filter(|(_, event)| event.action.as_str() == "user_updated")
-        .filter_map(|(index, update)| {
-            let (offset, next) = events[index + 1..].iter().enumerate().find(|(_, later)| same_user(update, later))?;
-            one_edit(update, next).then_some((index, index + 1 + offset))
-        })
-        .collect()
+    // Read from the end, so each user's next event is known when their update is reached.
+    let mut next: HashMap<(&str, Option<&str>), usize> = HashMap::new();
+    let mut folded = Vec::new();
+    for (index, event) in events.iter().enumerate().rev() {
+        let user = (event.username.as_str(), event.panel.as_deref());
+        if event.action.as_str() == "user_updated" {
+            if let Some(&later) = next.get(&user).filter(|&&later| one_edit(event, &events[later])) {
+                folded.push((index, later));
+            }
+        }
+        next.insert(user, index);
+    }
+    folded.reverse();
+    folded
 }
 
 #[cfg(test)]

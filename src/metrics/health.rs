@@ -31,6 +31,8 @@ struct DestinationHealth {
     waiting: Option<Waiting>,
     down: Option<String>,
     restarts: VecDeque<SystemTime>,
+    /// A task that works in rounds (node watch) promised to finish its next round by then.
+    due: Option<SystemTime>,
 }
 
 /// A destination sending nothing until `until`, for `reason`, shown in `/readyz` until it ends.
@@ -97,6 +99,12 @@ impl Health {
         });
     }
 
+    /// The relay's task `name` will finish its next round by `by`; past it, `/readyz` shows it
+    /// stuck.
+    pub fn due_by(&self, name: &str, by: SystemTime) {
+        self.with(name, |health| health.due = Some(by));
+    }
+
     /// Drops what is known about a destination that no longer exists (a forgotten owner webhook).
     pub fn forget(&self, destination: &str) {
         if let Ok(mut destinations) = self.destinations.lock() {
@@ -130,6 +138,9 @@ impl Health {
                 } else {
                     format!("has no delivery task: it stopped unexpectedly ({reason}) and is being restarted")
                 });
+            }
+            if let Some(late) = health.due.and_then(|due| now.duration_since(due).ok()) {
+                report(format!("is stuck: its round is {} s late", late.as_secs()));
             }
             let recent = health
                 .restarts
@@ -178,5 +189,23 @@ impl Health {
                 Some(format!("destination {name} waits {}", wait.describe(now)))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::Health;
+
+    #[test]
+    fn a_task_whose_round_is_late_shows_as_stuck_until_it_promises_again() {
+        let (health, now) = (Health::default(), SystemTime::now());
+        health.due_by("task:nodes", now + Duration::from_secs(90));
+        assert!(health.reasons(now, |_| true).is_empty(), "on time");
+        let late = now + Duration::from_secs(100);
+        assert_eq!(health.reasons(late, |_| true), ["task:nodes is stuck: its round is 10 s late"]);
+        health.due_by("task:nodes", late + Duration::from_secs(90));
+        assert!(health.reasons(late, |_| true).is_empty(), "a round finished");
     }
 }

@@ -12,6 +12,7 @@
 
 mod files;
 mod forum;
+mod nodes;
 mod queries;
 mod reader;
 mod room;
@@ -30,24 +31,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use crate::destination::DestinationStats;
 use crate::destination::Mentions;
 pub use forum::PostKey;
+pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
 pub use states::{SeenState, UserKey, STATES_MAX};
 pub use tally::{
-    HealthKind, PeriodTally, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION, SLOT_SECONDS,
-    TALLY_KEEP_DAYS,
+    HealthKind, PeriodTally, ReportRecord, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION,
+    SLOT_SECONDS, TALLY_KEEP_DAYS,
 };
 use writer::Writer;
 
-/// What a stored row takes besides its part, roughly (columns, index entries).
+/// What a stored row takes besides the text of its columns, roughly (its numbers, record and
+/// index headers, the index entries of its state).
 const ROW_OVERHEAD_BYTES: u64 = 256;
 
 /// How much room the outbox must have left to count as not full in `/readyz` (at most; see
 /// [`full_margin`]).
 pub const FULL_MARGIN_BYTES: u64 = 64 * 1024;
 
-/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes about 80 KiB (its tables and
-/// indexes), so a smaller one could never hold a batch.
-pub const MIN_MAX_BYTES: u64 = 96 * 1024;
+/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes 80 KiB (20 pages: its tables and
+/// indexes, node watch's and users' states' among them), and keeps an eighth free
+/// ([`full_margin`]), so this leaves about 32 KiB for rows, states and posts.
+pub const MIN_MAX_BYTES: u64 = 128 * 1024;
 
 /// The room an outbox of `max_bytes` keeps free: [`FULL_MARGIN_BYTES`], or an eighth of a smaller
 /// `OUTBOX_MAX_BYTES`, so a small outbox is not "full" when it is empty.

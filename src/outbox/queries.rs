@@ -9,8 +9,11 @@ use rusqlite::{params, Connection, OptionalExtension, Params};
 use super::{DeadRow, DestinationStats, Enqueued, NewRow, Retry, Row, RowMeta, StoredDestination, ROW_OVERHEAD_BYTES};
 use crate::destination::Mentions;
 
-/// The columns [`meta`] reads, first in every query of pending rows.
-const META_COLUMNS: &str = "id, action, username, panel, received_at, mentions";
+/// The columns [`meta`] reads, first in every query of pending rows. The username is read as ingest
+/// cuts it (`event::cut_name`: 63 characters and `…` when longer than 64): rows stored before names
+/// were cut can hold a megabyte, and delivery planning reads thousands of rows at a time.
+const META_COLUMNS: &str = "id, action, CASE WHEN length(username) > 64 THEN substr(username, 1, 63) || '…' \
+     ELSE username END, panel, received_at, mentions";
 
 /// Runs the cached statement `sql` with `params` and collects its rows, each read by `row`.
 fn select<T, P: Params>(
@@ -98,7 +101,9 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Vec<DestinationStats>> {
 
 /// Dead letters, oldest first, at most `limit`.
 pub fn dead(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<DeadRow>> {
-    let sql = "SELECT id, destination, action, username, received_at, attempts, last_error
+    let sql = "SELECT id, destination, action,
+                      CASE WHEN length(username) > 64 THEN substr(username, 1, 63) || '…' ELSE username END,
+                      received_at, attempts, last_error
                FROM messages WHERE state = 'dead' ORDER BY id LIMIT ?1";
     select(conn, sql, params![limit as i64], |r| {
         Ok(DeadRow {
@@ -205,9 +210,23 @@ pub fn room_for(conn: &Connection, rows: &[NewRow], max_bytes: Option<u64>) -> r
     Ok(used_bytes(conn)?.saturating_add(incoming_bytes(rows)) <= max_bytes)
 }
 
-/// What storing `rows` takes, roughly.
+/// What storing `rows` takes, roughly: every column of each row, and the index entries that
+/// repeat its destination (pending, by destination) and its fingerprint.
 pub fn incoming_bytes(rows: &[NewRow]) -> u64 {
-    rows.iter().map(|row| row.part.len() as u64 + ROW_OVERHEAD_BYTES).sum()
+    rows.iter().map(row_bytes).fold(0, u64::saturating_add)
+}
+
+fn row_bytes(row: &NewRow) -> u64 {
+    let mentions =
+        if row.mentions.is_empty() { 0 } else { serde_json::to_string(&row.mentions).map_or(0, |m| m.len()) };
+    let text = row.part.len()
+        + row.action.len()
+        + row.username.len()
+        + row.panel.as_ref().map_or(0, String::len)
+        + 3 * row.destination.len()
+        + 2 * row.fingerprint.as_ref().map_or(0, String::len)
+        + mentions;
+    (text as u64).saturating_add(ROW_OVERHEAD_BYTES)
 }
 
 /// What deleting delivered rows would free, roughly and on the low side (their parts' bytes), but

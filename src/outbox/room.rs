@@ -18,6 +18,10 @@ const FORGET_STEP_MIN: u64 = 64;
 /// short names, its row and its key's index entry): how much forgetting every post could free.
 const POST_BYTES: u64 = 128;
 
+/// What a user's kept state takes in the file, counted generously (about 230 bytes measured with
+/// 100,000 users, docs/BENCHMARKS.md): how much forgetting every state could free.
+const STATE_BYTES: u64 = 256;
+
 /// What making room freed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Freed {
@@ -42,10 +46,10 @@ impl Outbox {
             .call(move |conn| {
                 let delivered = queries::purge_delivered(conn, None)?;
                 let (states, posts) = match max_bytes {
-                    Some(max_bytes) => {
+                    Some(max_bytes) if forgetting_makes_room(conn, &rows, max_bytes)? => {
                         (states::forget_for(conn, &rows, max_bytes)?, forget_posts_for(conn, &rows, max_bytes)?)
                     }
-                    None => (0, 0),
+                    _ => (0, 0),
                 };
                 Ok::<_, rusqlite::Error>(Freed { delivered, states, posts })
             })
@@ -77,17 +81,28 @@ impl Outbox {
     }
 }
 
+/// Whether `rows` could fit under `max_bytes` once every user's state and post is forgotten, after
+/// the delivered rows are gone. When not (the outbox is full of pending rows), forgetting them
+/// would cost change lists and new posts and still refuse the events. Deleting rows frees whole
+/// pages only: states and posts that fill less than a page free nothing (a table keeps its first
+/// page), so what they take is counted in whole pages, rounded down.
+fn forgetting_makes_room(conn: &Connection, rows: &[NewRow], max_bytes: u64) -> rusqlite::Result<bool> {
+    if queries::room_for(conn, rows, Some(max_bytes))? {
+        return Ok(true);
+    }
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| u64::try_from(n).unwrap_or(0));
+    let states = count("SELECT COUNT(*) FROM user_states")?;
+    let posts = count("SELECT COUNT(*) FROM forum_posts WHERE kind = 'user'")?;
+    let page_size = count("PRAGMA page_size")?.max(1);
+    let taken = states.saturating_mul(STATE_BYTES).saturating_add(posts.saturating_mul(POST_BYTES));
+    let could_free = taken / page_size * page_size;
+    queries::room_for(conn, rows, Some(max_bytes.saturating_add(could_free)))
+}
+
 /// Forgets users' posts, least recently written to first, while `rows` do not fit under
 /// `max_bytes` with [`full_margin`] to spare; nothing when they fit already. Returns how many.
 fn forget_posts_for(conn: &Connection, rows: &[NewRow], max_bytes: u64) -> rusqlite::Result<usize> {
     if queries::room_for(conn, rows, Some(max_bytes))? {
-        return Ok(0);
-    }
-    // When not even forgetting every post would make room (the outbox is full of pending rows),
-    // forgetting them would cost new posts and still refuse the events.
-    let posts: i64 = conn.query_row("SELECT COUNT(*) FROM forum_posts WHERE kind = 'user'", [], |r| r.get(0))?;
-    let could_free = u64::try_from(posts).unwrap_or(0).saturating_mul(POST_BYTES);
-    if !queries::room_for(conn, rows, Some(max_bytes.saturating_add(could_free)))? {
         return Ok(0);
     }
     let needed = queries::incoming_bytes(rows).saturating_add(full_margin(max_bytes));
@@ -111,10 +126,10 @@ mod tests {
     use rusqlite::params;
 
     use super::*;
-    use crate::outbox::schema::MIGRATIONS;
+    use crate::outbox::schema::{MIGRATIONS, SCHEMA_FORUM_POSTS_USED};
     use crate::outbox::{PostKey, FILE_NAME};
 
-    // An empty outbox takes about 80 KiB (its tables and indexes); the rest holds the posts.
+    // An empty outbox takes 80 KiB (its tables and indexes); the rest holds the posts.
     const MAX_BYTES: u64 = 192 * 1024;
 
     fn user(i: usize) -> PostKey {
@@ -197,11 +212,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn states_are_not_forgotten_when_that_would_not_make_room() {
+        // Arrange: ten users' states (less than a page), then pending rows until one is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open_capped(dir.path(), Some(MAX_BYTES)).unwrap();
+        let seen: Vec<states::SeenState> = (0..10)
+            .map(|i| states::SeenState {
+                panel: String::new(),
+                username: format!("user{i}"),
+                state: Some(crate::event::UserState { data_limit: Some(i), ..Default::default() }),
+                seen_at_ms: i,
+            })
+            .collect();
+        outbox.writer.call(move |conn| states::record(conn, &seen)).await.unwrap();
+
+        // Act
+        let mut refused = false;
+        for i in 0..100 {
+            if let Err(OutboxError::Full) = outbox.enqueue(vec![event(&format!("u{i}"), 8000)], None).await {
+                refused = true;
+                break;
+            }
+        }
+
+        // Assert
+        assert!(refused, "pending rows filled the outbox");
+        assert_eq!(outbox.user_states_kept().await.unwrap(), 10, "forgetting 10 states would not fit an event");
+    }
+
+    #[tokio::test]
     async fn upgrades_an_outbox_of_the_previous_schema_keeping_its_posts_as_used_when_made() {
         let dir = tempfile::tempdir().unwrap();
         {
             let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-            let previous = MIGRATIONS.len() - 1;
+            let previous = MIGRATIONS.iter().position(|step| *step == SCHEMA_FORUM_POSTS_USED).unwrap();
             conn.execute_batch(&format!("{} PRAGMA user_version = {previous};", MIGRATIONS[..previous].join(" ")))
                 .unwrap();
             for (name, thread_id, created_at) in [("old", 11, 5), ("new", 22, 9)] {

@@ -16,8 +16,45 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_REPORTS,
     SCHEMA_REPORT_NAMES,
     SCHEMA_FORUM_POSTS_USED,
+    SCHEMA_REPORT_ACTION,
+    SCHEMA_NODE_WATCH,
+    SCHEMA_REPORT_HIGHEST_END,
     SCHEMA_USER_STATES,
 ];
+
+/// Node watch: per panel ('' for none) the watcher's state as JSON (nodes, open outages), and
+/// the node outages that were reported, for reports (unix ms; `ended_at` NULL while open).
+pub const SCHEMA_NODE_WATCH: &str = "
+CREATE TABLE node_watch (
+    panel           TEXT    PRIMARY KEY,
+    state           TEXT    NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE node_outages (
+    panel           TEXT    NOT NULL,
+    node_id         INTEGER NOT NULL,
+    name            TEXT    NOT NULL,
+    started_at      INTEGER NOT NULL,
+    ended_at        INTEGER,
+    PRIMARY KEY (panel, node_id, started_at)
+) WITHOUT ROWID;
+";
+
+/// The highest period end each report was recorded as sent for, which setting the record back
+/// (a clock that seemed to have been ahead) leaves alone: once the clock is right again, no report
+/// starts before it. Records so far are their own highest.
+pub const SCHEMA_REPORT_HIGHEST_END: &str = "
+ALTER TABLE reports_sent ADD COLUMN highest_end INTEGER NOT NULL DEFAULT 0;
+UPDATE reports_sent SET highest_end = period_end;
+";
+
+/// The relay's own reports are stored with the action `:report`, which no panel can send: a report
+/// stored before (action `report`, username `daily report` or `weekly report`, no fingerprint) and
+/// not yet delivered would otherwise go out as a panel event, into a post of its own in forum mode.
+pub const SCHEMA_REPORT_ACTION: &str = "
+UPDATE messages SET action = ':report'
+    WHERE action = 'report' AND fingerprint IS NULL AND username IN ('daily report', 'weekly report');
+";
 
 /// The last state seen of each user (JSON of `event::UserState`), per panel ('' for none), and
 /// when it was seen (unix ms), so an edit can show what it changed: one B-tree, no index on

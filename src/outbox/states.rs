@@ -1,6 +1,6 @@
 //! The last state the relay saw of each user, per panel, so an edit can show what it changed
 //! (see `event::UserState`). Written with the rows of the request that showed it, forgotten on
-//! `user_deleted`, after `USER_STATE_DAYS` without an event, and beyond [`STATES_MAX`] users (the
+//! `user_deleted`, after `USER_STATE_RETENTION` without an event, and beyond [`STATES_MAX`] users (the
 //! least recently seen first).
 
 use std::collections::HashMap;

@@ -85,6 +85,17 @@ impl HealthKind {
     }
 }
 
+/// What the outbox records of a report sent to a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportRecord {
+    /// The end (unix seconds) of the last period recorded: the next report starts here. Set back
+    /// when it came from a clock that was ahead ([`Outbox::reset_report_sent`]).
+    pub end: i64,
+    /// The highest end ever recorded, never set back: a record set back while the clock was
+    /// behind must not make the next report count again what was reported already.
+    pub highest: i64,
+}
+
 /// The tally of a period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeriodTally {
@@ -124,8 +135,8 @@ impl Outbox {
             .await
     }
 
-    /// The end (unix seconds) of the last period `destination` was sent `report` for.
-    pub async fn report_sent(&self, destination: &str, report: &str) -> Result<Option<i64>, OutboxError> {
+    /// The record of the periods `destination` was sent `report` for, if any.
+    pub async fn report_sent(&self, destination: &str, report: &str) -> Result<Option<ReportRecord>, OutboxError> {
         let (destination, report) = (destination.to_owned(), report.to_owned());
         self.reader.read(move |conn| sent(conn, &destination, &report)).await
     }
@@ -146,7 +157,7 @@ impl Outbox {
         let attempt = || {
             let (destination, report, rows) = (destination.clone(), report.clone(), rows.clone());
             self.writer.call(move |conn| {
-                if sent(conn, &destination, &report)?.is_some_and(|end| end >= period_end) {
+                if sent(conn, &destination, &report)?.is_some_and(|record| record.end >= period_end) {
                     return Ok(false);
                 }
                 if !queries::room_for(conn, &rows, max_bytes)? {
@@ -154,8 +165,9 @@ impl Outbox {
                 }
                 queries::store(conn, &rows, &[], None)?;
                 conn.execute(
-                    "INSERT INTO reports_sent (destination, report, period_end) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (destination, report) DO UPDATE SET period_end = excluded.period_end",
+                    "INSERT INTO reports_sent (destination, report, period_end, highest_end) VALUES (?1, ?2, ?3, ?3)
+                     ON CONFLICT (destination, report) DO UPDATE SET period_end = excluded.period_end,
+                         highest_end = MAX(highest_end, excluded.period_end)",
                     params![destination, report, period_end],
                 )?;
                 Ok(true)
@@ -173,7 +185,8 @@ impl Outbox {
     }
 
     /// Records `period_end` as the end of the last period `destination` was sent `report` for,
-    /// even when an later one was recorded: for a record made while the clock was wrong.
+    /// even when a later one was recorded: for a record made while the clock was wrong. The
+    /// highest end recorded ([`ReportRecord::highest`]) stays.
     pub async fn reset_report_sent(
         &self,
         destination: String,
@@ -213,9 +226,13 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
     let mut seen =
         conn.prepare_cached("SELECT 1 FROM messages WHERE fingerprint = ?1 AND received_at >= ?2 LIMIT 1")?;
     let mut count = conn.prepare_cached(
-        "INSERT INTO tally (slot, panel, action, events, unhashed) VALUES (?1, ?2, ?3, 1, ?4)
-         ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + 1, unhashed = unhashed + excluded.unhashed",
+        "INSERT INTO tally (slot, panel, action, events, unhashed) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (slot, panel, action) DO UPDATE
+         SET events = events + excluded.events, unhashed = unhashed + excluded.unhashed",
     )?;
+    // Counted here first: a batch of 50 events is one statement per action, not 50.
+    // Each key's events, then those of its users counted past the hashes kept.
+    let mut counts: BTreeMap<(i64, &str, &str), (i64, i64)> = BTreeMap::new();
     let mut kept =
         conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE slot = ?1 AND panel = ?2 AND action = ?3")?;
     let mut users = UserCounter::default();
@@ -234,9 +251,10 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
         let panel = event.panel.as_deref().unwrap_or("");
         let seconds = event.received_at_ms.div_euclid(1000);
         let slot = seconds.div_euclid(SLOT_SECONDS);
-        let mut unhashed = 0;
+        let counted = counts.entry((slot, panel, action)).or_default();
+        counted.0 += 1;
         if LISTED_ACTIONS.contains(&action) {
-            unhashed = users.count(conn, (slot, panel, action), &event.username)?;
+            counted.1 += users.count(conn, (slot, panel, action), &event.username)?;
             let key = (slot, panel.to_owned(), action);
             let held = match held.get_mut(&key) {
                 Some(count) => count,
@@ -249,7 +267,9 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
                 *held += name.execute(params![slot, panel, action, kept_name(&event.username)])? as i64;
             }
         }
-        count.execute(params![slot, panel, action, unhashed])?;
+    }
+    for ((slot, panel, action), (events, unhashed)) in counts {
+        count.execute(params![slot, panel, action, events, unhashed])?;
     }
     Ok(())
 }
@@ -366,8 +386,8 @@ fn period_tally(conn: &Connection, from_slot: i64, to_slot: i64) -> rusqlite::Re
     Ok(tally)
 }
 
-fn sent(conn: &Connection, destination: &str, report: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT period_end FROM reports_sent WHERE destination = ?1 AND report = ?2")?
-        .query_row(params![destination, report], |r| r.get(0))
+fn sent(conn: &Connection, destination: &str, report: &str) -> rusqlite::Result<Option<ReportRecord>> {
+    conn.prepare_cached("SELECT period_end, highest_end FROM reports_sent WHERE destination = ?1 AND report = ?2")?
+        .query_row(params![destination, report], |r| Ok(ReportRecord { end: r.get(0)?, highest: r.get(1)? }))
         .optional()
 }

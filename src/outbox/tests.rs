@@ -315,3 +315,80 @@ async fn an_outbox_at_its_cap_only_because_of_delivered_rows_is_not_full() {
     assert!(!outbox.is_full().await.unwrap(), "delivered rows are room the next batch takes");
     assert_eq!(outbox.stats().await.unwrap()[0].delivered, stored);
 }
+
+#[tokio::test]
+async fn a_row_counts_whole_against_the_cap_and_planning_reads_names_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let max_bytes = 1 << 20;
+    let outbox = Outbox::open_capped(dir.path(), Some(max_bytes)).unwrap();
+    // Rows as an older relay stored them, before ingest cut names: a 200 KB username each.
+    let huge = "ж".repeat(100_000);
+    let mut stored = 0;
+    while stored < 20 {
+        match outbox.enqueue(vec![row("a", &huge, None)], None).await {
+            Ok(_) => stored += 1,
+            Err(OutboxError::Full) => break,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    let used = outbox.reader.read(queries::used_bytes).await.unwrap();
+    assert!(stored < 5, "{stored} rows of 200 KB fit in 1 MiB");
+    // Page rounding of the overflow pages: a few KiB at most, never one more row.
+    assert!(used <= max_bytes + (16 << 10), "{used} bytes used of {max_bytes}");
+
+    let cut = crate::event::cut_name(huge.clone());
+    let planned = outbox.pending_meta("a", 2000).await.unwrap();
+    assert!(planned.iter().all(|meta| meta.username == cut), "read as ingest cuts it");
+    let due = outbox.due("a", 10).await.unwrap();
+    assert_eq!(due[0].meta.username, cut);
+    outbox.mark_dead(vec![due[0].meta.id], "HTTP 400".into()).await.unwrap();
+    assert_eq!(outbox.dead(10).await.unwrap()[0].username, cut);
+    assert_eq!(crate::event::cut_name("ж".repeat(65)), format!("{}…", "ж".repeat(63)), "the same cut in characters");
+}
+
+#[tokio::test]
+async fn a_report_stored_before_reports_had_their_own_action_is_still_a_report() {
+    use super::schema::{MIGRATIONS, SCHEMA_REPORT_ACTION};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        // The schema just before that upgrade (later ones follow it).
+        let before = MIGRATIONS.iter().position(|sql| *sql == SCHEMA_REPORT_ACTION).unwrap();
+        conn.execute_batch(&format!("{} PRAGMA user_version = {before};", MIGRATIONS[..before].join(" "))).unwrap();
+        let insert = "INSERT INTO messages (destination, received_at, action, username, panel, part, fingerprint) \
+                      VALUES ('default', 1, 'report', ?1, 'eu', '{}', ?2)";
+        conn.execute(insert, rusqlite::params!["daily report", None::<String>]).unwrap();
+        conn.execute(insert, rusqlite::params!["weekly report", None::<String>]).unwrap();
+        // A panel's event named `report` (a fingerprint, or another name) stays the panel's.
+        conn.execute(insert, rusqlite::params!["daily report", Some("fp")]).unwrap();
+        conn.execute(insert, rusqlite::params!["ali", None::<String>]).unwrap();
+    }
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let due = outbox.due("default", 10).await.unwrap();
+    let actions: Vec<&str> = due.iter().map(|row| row.meta.action.as_str()).collect();
+    assert_eq!(actions, [":report", ":report", "report", "report"]);
+    assert_eq!(crate::render::REPORT_ACTION, ":report", "the upgrade spells the action out");
+}
+
+#[tokio::test]
+async fn a_report_record_from_before_the_highest_end_was_kept_is_its_own_highest() {
+    use super::schema::{MIGRATIONS, SCHEMA_REPORT_HIGHEST_END};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        let before = MIGRATIONS.iter().position(|step| *step == SCHEMA_REPORT_HIGHEST_END).unwrap();
+        conn.execute_batch(&format!("{} PRAGMA user_version = {before};", MIGRATIONS[..before].join(" "))).unwrap();
+        conn.execute("INSERT INTO reports_sent (destination, report, period_end) VALUES ('default', 'daily', 900)", [])
+            .unwrap();
+    }
+    let outbox = Outbox::open(dir.path()).unwrap();
+    let record = outbox.report_sent("default", "daily").await.unwrap().unwrap();
+    assert_eq!((record.end, record.highest), (900, 900));
+    // Setting the record back leaves the highest end; a later report raises both.
+    outbox.reset_report_sent("default".into(), "daily".into(), 0).await.unwrap();
+    let record = outbox.report_sent("default", "daily").await.unwrap().unwrap();
+    assert_eq!((record.end, record.highest), (0, 900));
+    assert!(outbox.store_report("default".into(), "daily".into(), 1800, Vec::new()).await.unwrap());
+    let record = outbox.report_sent("default", "daily").await.unwrap().unwrap();
+    assert_eq!((record.end, record.highest), (1800, 1800));
+}

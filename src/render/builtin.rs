@@ -256,6 +256,8 @@ macro_rules! language {
             "default", "user_created", "user_updated", "user_deleted", "user_limited", "user_expired",
             "user_enabled", "user_disabled", "data_usage_reset", "data_reset_by_next", "subscription_revoked",
             "reached_usage_percent", "reached_days_left", "user_activated", "user_deactivated",
+            "node_down", "node_recovered", "node_flapping", "node_added", "node_removed", "node_disabled",
+            "node_enabled", "core_down", "core_recovered", "panel_unreachable", "panel_recovered",
             "digest/default", "report",
         )
     };

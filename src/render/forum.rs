@@ -9,7 +9,8 @@ use std::path::Path;
 use minijinja::value::Value;
 use serde::Serialize;
 
-use super::{builtin, filters, limits, Problem, Renderer};
+use super::filters::{self, shows_nothing};
+use super::{builtin, limits, Problem, Renderer};
 
 /// Discord's limit on a post's title (`thread_name`).
 pub const THREAD_NAME: usize = 100;
@@ -241,11 +242,6 @@ fn is_right_to_left(c: char) -> bool {
     matches!(c, '\u{0590}'..='\u{08FF}' | '\u{FB1D}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
 }
 
-/// Whether `title` shows nothing: only whitespace and the isolates the relay adds.
-fn shows_nothing(title: &str) -> bool {
-    title.chars().all(|c| c.is_whitespace() || ('\u{2066}'..='\u{2069}').contains(&c))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_username_that_shows_as_nothing_still_makes_a_title_discord_takes() {
-        let blank = ["", "   ", "\n\t", "\u{200B}\u{2060}", "\u{202E}\u{2066}", "\u{3164}\u{115F}"];
+        let blank = ["", "   ", "\n\t", "\u{200B}\u{2060}", "\u{202E}\u{2066}", "\u{3164}\u{115F}", "\u{2800}\u{2800}"];
         for lang in Lang::ALL {
             let renderer = Renderer::builtin(*lang);
             for username in blank {
@@ -306,10 +302,26 @@ mod tests {
                 // The relay's own isolates (Persian) aside, nothing hidden and something shown.
                 let bare: String = title.chars().filter(|c| !('\u{2067}'..='\u{2069}').contains(c)).collect();
                 let shown: String = super::super::filters::strip_invisible(&bare).into_iter().collect();
-                assert!(!shown.trim().is_empty(), "{lang}: {username:?} made the title {title:?}");
+                assert!(!shows_nothing(&shown), "{lang}: {username:?} made the title {title:?}");
                 assert_eq!(shown, bare, "{lang}: {username:?}: no hidden characters in {title:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_title_of_braille_blanks_counts_as_empty_as_in_a_report_list() {
+        // U+2800 draws as nothing: Discord's usual "invisible name", as a username or a title.
+        let braille = "\u{2800}\u{2800}\u{2800}";
+        let renderer = Renderer::builtin(Lang::En);
+        assert_eq!(renderer.thread_name(&PostTitle::user(braille, None, "user_created")), NO_USERNAME);
+        assert_eq!(crate::render::listed_name(braille, Lang::En), NO_USERNAME, "one notion of blank");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("forum")).unwrap();
+        std::fs::write(dir.path().join(TITLES_FILE), "post = \"\\u2800 \\u2800\"\n").unwrap();
+        let renderer = Renderer::load(dir.path(), Lang::En).renderer;
+        assert_eq!(renderer.thread_name(&PostTitle::user("ali", None, "user_created")), "ali", "built-in");
+        let problems = renderer.check_titles();
+        assert!(problems.iter().any(|p| p.message.contains("empty title")), "{problems:?}");
     }
 
     #[test]

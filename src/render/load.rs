@@ -135,14 +135,15 @@ fn template_files(dir: &Path, prefix: &str, problems: &mut Vec<Problem>) -> Vec<
     files
 }
 
-/// A warning when `file` is named after no action the panels send (nor `default`): it loads but
-/// would never be used for the action its author meant. Names the nearest known action.
+/// A warning when `file` is named after no action the panels send, nor one node watch raises (nor
+/// `default`): it loads but would never be used for the action its author meant. Names the nearest one.
 fn unknown_action_warning(file: &TemplateFile) -> Option<Problem> {
     let action = file.name.strip_prefix(DIGEST_PREFIX).unwrap_or(&file.name);
     if file.name == REPORT_TEMPLATE {
         return None;
     }
-    let known = crate::event::KNOWN_ACTIONS.iter().copied().chain([DEFAULT_TEMPLATE]);
+    let known =
+        crate::event::KNOWN_ACTIONS.iter().chain(crate::event::WATCH_ACTIONS).copied().chain([DEFAULT_TEMPLATE]);
     if known.clone().any(|name| name == action) {
         return None;
     }
@@ -155,4 +156,20 @@ fn unknown_action_warning(file: &TemplateFile) -> Option<Problem> {
              did you mean {nearest:?}?"
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::render::{Lang, Renderer};
+
+    #[test]
+    fn a_node_watch_template_is_known_and_a_misspelt_one_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("node_down.toml"), "title = \"{{ username }} is down\"\n").unwrap();
+        std::fs::write(dir.path().join("node_dwn.toml"), "title = \"{{ username }}\"\n").unwrap();
+        let loaded = Renderer::load(dir.path(), Lang::En);
+        let warned: Vec<&str> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("\"node_dwn\"") && warned[0].contains("did you mean \"node_down\""), "{warned:?}");
+    }
 }

@@ -15,11 +15,13 @@
 //! leaves and rendering them. Around it: `load` (the templates folder: which files count, and
 //! warnings for names no panel sends), `problem` (what went wrong where, with the nearest valid
 //! name for an undefined variable), `fallback` (the built-in and minimal fallbacks, and counting
-//! them), `check`, `forum` (post titles) and `report` (scheduled reports).
+//! them), `check`, `digest` (what a digest template renders), `forum` (post titles) and `report`
+//! (scheduled reports).
 
 mod builtin;
 pub mod changes;
 mod check;
+mod digest;
 mod draft;
 pub mod edges;
 mod fallback;
@@ -42,11 +44,13 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use time::OffsetDateTime;
 
 pub use builtin::Lang;
+pub use digest::{Digest, DigestEntry};
 pub use draft::{Draft, Part};
 use fallback::{minimal_part, Failures};
 pub use forum::{PostTitle, THREAD_NAME, TITLES_FILE};
 pub use live::Templates;
 pub use load::Source;
+pub(crate) use problem::edit_distance;
 pub use problem::Problem;
 use problem::{jinja_problem, jinja_reason, leaf_line, problem_at};
 pub use report::{
@@ -76,36 +80,6 @@ const PLAIN_TEXT: &str = "discord-plain";
 /// Leaves Discord shows as plain text, by the end of their template name (a forum post's title
 /// too).
 const PLAIN_TEXT_LEAVES: [&str; 3] = ["#author.name", "#footer.text", "#thread_name"];
-
-/// One event summarised in a digest.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DigestEntry {
-    pub username: String,
-    pub panel: Option<String>,
-    /// When the relay received it, unix seconds.
-    pub event_time: f64,
-}
-
-/// What a digest template renders: one embed of a digest message summarising many events of one
-/// action for one destination.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Digest {
-    pub action: String,
-    /// Events in the whole burst (across messages, when it was gathered over `DIGEST_WINDOW`).
-    pub total: usize,
-    /// Events summarised in this embed.
-    pub count: usize,
-    /// This embed's place among all the burst's embeds, across messages (1-based), and how many
-    /// there are.
-    pub part: usize,
-    pub parts: usize,
-    pub usernames: Vec<String>,
-    pub events: Vec<DigestEntry>,
-    /// The panel of the first event.
-    pub panel: Option<String>,
-    /// The newest event's receive time, unix seconds; the embed's timestamp.
-    pub event_time: f64,
-}
 
 /// A compiled leaf: the name of its template in the environment, where it came from.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use time::OffsetDateTime;
 
-use super::filters::{escape_markdown, strip_invisible};
+use super::filters::{escape_markdown, is_blank, strip_invisible};
 use super::{limits, minimal_part, Lang, Part, Renderer};
 use crate::event::KNOWN_ACTIONS;
 
@@ -60,6 +60,10 @@ pub struct ReportContext {
     /// The period: from (included) and to (excluded), unix seconds.
     pub from: i64,
     pub to: i64,
+    /// When the last report ended (unix seconds), if this one covers more than its schedule's
+    /// period (the relay was down, or reports were off, at report times); else none. Usually
+    /// `from`; earlier when the report goes back only as far as the tally is kept.
+    pub since: Option<i64>,
     /// The panel's label; none for events without one.
     pub panel: Option<String>,
     /// This embed's place among the report's embeds (1-based), and how many there are.
@@ -84,6 +88,7 @@ impl ReportContext {
             report: report.to_owned(),
             from,
             to,
+            since: None,
             panel,
             part: 1,
             parts: 1,
@@ -135,8 +140,10 @@ impl Renderer {
 /// A username as a report's list shows it: one line (line breaks and other control characters
 /// are spaces, runs of spaces one), without hidden characters, and never empty: a name that shows
 /// nothing is "(no username)" in the report's language, so a list never has an empty entry.
+/// Blanks ([`is_blank`]: the Braille blank U+2800 among them) count as spaces here, so a name
+/// shows nothing exactly when a forum title would ([`super::filters::shows_nothing`]).
 pub fn listed_name(name: &str, lang: Lang) -> String {
-    let visible: String = strip_invisible(name).into_iter().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let visible: String = strip_invisible(name).into_iter().map(|c| if is_blank(c) { ' ' } else { c }).collect();
     let line = visible.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.is_empty() {
         no_username(lang).to_owned()
@@ -161,7 +168,8 @@ fn no_username(lang: Lang) -> &'static str {
 }
 
 /// Sample reports for `check` and `render --report`: a day of two panels with a few users listed,
-/// an empty day, and a day of 10,000 events with long, multi-byte names and many more not shown.
+/// an empty day, and 35 days after a long downtime, of 10,000 events with long, multi-byte names
+/// and many more not shown.
 pub fn samples(report: &str, to: i64) -> Vec<Vec<ReportContext>> {
     let from = to - if report == "weekly" { 7 * 86_400 } else { 86_400 };
     let mut eu = ReportContext::empty(report, from, to, Some("eu-1".into()));
@@ -192,7 +200,10 @@ pub fn samples(report: &str, to: i64) -> Vec<Vec<ReportContext>> {
     us.counts.insert("subscription_revoked".into(), 1);
     (us.total, us.net, us.health, us.part, us.parts, eu.parts) = (3, 2, None, 2, 2, 2);
 
-    let mut busy = ReportContext::empty(report, from, to, Some("کاربران-ü".repeat(3)));
+    // After downtime longer than the tally is kept: the longest description a report has.
+    let kept = to - 35 * 86_400;
+    let mut busy = ReportContext::empty(report, kept, to, Some("کاربران-ü".repeat(3)));
+    busy.since = Some(kept - 400 * 86_400);
     let per_action = 10_000 / i64::try_from(KNOWN_ACTIONS.len()).unwrap_or(1);
     for action in KNOWN_ACTIONS {
         busy.counts.insert((*action).into(), per_action);
@@ -216,7 +227,8 @@ mod tests {
     #[test]
     fn a_listed_name_is_one_line_and_never_empty() {
         assert_eq!(listed_name("ali\nreza\r\n\tx", Lang::En), "ali reza x");
-        for blank in ["", "  ", "\u{200B}\u{2060}", "\u{3164}", "\n"] {
+        // U+2800 (Braille Pattern Blank) is the usual "invisible name" on Discord: drawn as nothing.
+        for blank in ["", "  ", "\u{200B}\u{2060}", "\u{3164}", "\n", "\u{2800}", "\u{2800} \u{2800}"] {
             assert_eq!(listed_name(blank, Lang::En), "(no username)", "{blank:?}");
             assert_eq!(listed_name(blank, Lang::Ru), "(без имени)", "{blank:?}");
         }

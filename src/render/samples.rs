@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Digest, DigestEntry};
-use crate::event::{parse_batch, Action, Event, PlanState, UserState};
+use crate::event::{parse_batch, Action, Event, Family, NodeContext, PlanState, UserState, WATCH_ACTIONS};
 
 const SAMPLES: &str = include_str!("samples.json");
 
@@ -17,7 +17,40 @@ pub const UNKNOWN_ACTION: &str = "user_hwid_added";
 pub fn events(received_at: OffsetDateTime) -> Vec<Event> {
     let batch = parse_batch(SAMPLES.as_bytes(), received_at, None).expect("the samples are a JSON array");
     debug_assert!(batch.rejected.is_empty(), "every sample is an event");
-    batch.events
+    let mut events = batch.events;
+    events.extend(WATCH_ACTIONS.iter().map(|action| watch_sample(action, received_at)));
+    events
+}
+
+/// The sample of a node watch action: a Marzban node that lost its connection ten minutes ago,
+/// as marzban-live reports one whose address nothing listens on.
+fn watch_sample(action: &str, at: OffsetDateTime) -> Event {
+    let now = at.unix_timestamp();
+    let (core, panel) = (action.starts_with("core_"), action.starts_with("panel_"));
+    let node = NodeContext {
+        id: (!core && !panel).then_some(3),
+        name: if core {
+            "core".into()
+        } else if panel {
+            "eu-1".into()
+        } else {
+            "de-fra-2".into()
+        },
+        address: (!core && !panel).then(|| "203.0.113.7".into()),
+        port: (!core && !panel).then_some(62050),
+        status: Some(
+            if action.ends_with("_recovered") || action == "node_added" { "connected" } else { "error" }.into(),
+        ),
+        since: Some(now - 600),
+        duration: Some(600),
+        flaps: (action == "node_flapping").then_some(7),
+    };
+    let reason = match action {
+        "panel_unreachable" | "panel_recovered" => "the panel did not answer: timed out",
+        _ => "[Errno 111] Connection refused",
+    };
+    let action = Action::parse(action).expect("watch actions are valid names");
+    Event::watch(action, Some("eu-1".into()), Family::Marzban, at, node, Some(reason.into()))
 }
 
 /// The sample for `action`. Actions without a sample of their own (`default`, or a custom one)

@@ -26,6 +26,15 @@ impl Report {
         Ok(build_report(report, period, &tally))
     }
 
+    /// The report, saying in each part that it counts from `since` (unix seconds, the end of the
+    /// last report) when its period is longer than its schedule's; `None` leaves it as it is.
+    pub fn since(mut self, since: Option<i64>) -> Self {
+        if since.is_some() {
+            self.parts.iter_mut().for_each(|part| part.since = since);
+        }
+        self
+    }
+
     /// The report's rows for `destination`, rendered with `renderer`, stored as received at
     /// `now_ms`.
     pub fn rows(&self, destination: &str, renderer: &Renderer, now_ms: i64) -> Vec<NewRow> {

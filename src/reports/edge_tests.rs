@@ -212,6 +212,24 @@ async fn a_clock_behind_for_a_moment_does_not_repeat_a_report() {
 }
 
 #[tokio::test]
+async fn a_clock_behind_for_hours_then_set_right_does_not_count_a_reported_day_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reports, outbox) = producer(dir.path(), "daily@09:00", "UTC");
+    reports.run_due(at("2026-03-10T08:00:00Z")).await.unwrap();
+    tally(&outbox, vec![expired("once", at("2026-03-10T12:00:00Z"), None)]).await;
+    assert_eq!(reports.run_due(at("2026-03-11T09:00:00Z")).await.unwrap(), 1, "the day with `once`");
+    // A restart on a host whose clock reads a week behind for over an hour (NTP blocked): the
+    // record looks like a clock that was ahead, and is set back to that week.
+    assert_eq!(reports.run_due(at("2026-03-04T10:00:00Z")).await.unwrap(), 0);
+    assert_eq!(reports.run_due(at("2026-03-04T11:30:00Z")).await.unwrap(), 0);
+    // NTP answers: the next report is the day after the one reported.
+    assert_eq!(reports.run_due(at("2026-03-12T09:00:00Z")).await.unwrap(), 1);
+    let parts = stored(&outbox).await;
+    let status = &parts[1].embed.fields.iter().find(|f| f.name == "Status").unwrap().value;
+    assert!(!status.contains("Expired: 1"), "`once` was in the report before: {status} {:?}", covered(&parts[1]));
+}
+
+#[tokio::test]
 async fn names_in_a_report_are_shown_as_typed_never_as_markdown_mentions_or_reordered_text() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path()).unwrap();
@@ -286,4 +304,33 @@ async fn a_user_who_hits_the_limit_twice_a_day_is_named_in_the_report_of_the_sec
     let day = Period { start: at("2026-03-09T00:00:00Z"), end: at("2026-03-10T00:00:00Z") };
     let list = Report::read(&outbox, "daily", day).await.unwrap().parts[0].expired.clone();
     assert_eq!((list.total, list.names.as_slice(), list.more), (2, ["bob".to_owned()].as_slice(), 0));
+}
+
+#[test]
+fn a_report_longer_than_its_schedule_says_so_in_its_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let since = at("2026-03-01T09:00:00Z");
+    let period = Period { start: since, end: at("2026-03-13T09:00:00Z") };
+    let long = build_report("daily", period, &Default::default()).since(Some(since.as_second()));
+    let day = Period { start: at("2026-03-12T09:00:00Z"), end: period.end };
+    let usual = build_report("daily", day, &Default::default()).since(None);
+    let date = format!("<t:{}:D>", since.as_second());
+    for (lang, says) in [
+        (Lang::En, "Covers 12 days: no report since"),
+        (Lang::Ru, "За 12 дней: отчётов не было с"),
+        (Lang::Fa, "12 روز"),
+        (Lang::Zh, "本报告涵盖 12天：自"),
+    ] {
+        let renderer = Templates::load(dir.path().join("none"), lang).0.current();
+        let text = renderer.render_report(&long.parts[0]).embed.description.unwrap_or_default();
+        assert!(text.contains(says) && text.contains(&date), "{lang:?}: {text}");
+        let text = renderer.render_report(&usual.parts[0]).embed.description.unwrap_or_default();
+        assert!(!text.contains('⏳') && !text.contains(":D>"), "{lang:?}: a usual day says nothing: {text}");
+    }
+    // A period a few hours longer than a day is counted in hours.
+    let hours = Period { start: at("2026-03-12T06:00:00Z"), end: period.end };
+    let renderer = Templates::load(dir.path().join("none"), Lang::En).0.current();
+    let part = build_report("daily", hours, &Default::default()).since(Some(hours.start.as_second()));
+    let text = renderer.render_report(&part.parts[0]).embed.description.unwrap_or_default();
+    assert!(text.contains("Covers 1d 3h: no report since"), "{text}");
 }

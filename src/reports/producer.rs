@@ -6,7 +6,9 @@
 //! rows. Every report's period starts where the last one ended, so no hour is in two reports or
 //! in none: after downtime across report times, one report (at the latest period's end) covers
 //! everything since the last report, however many periods that is, its `from` saying where it
-//! starts (never before the [`KEEP_DAYS`] of tally kept); when the schedule moved (`REPORTS`,
+//! starts (never before the [`KEEP_DAYS`] of tally kept) and its text since when no report was
+//! made; no report starts before the highest end ever reported, even after a record was set
+//! back for a clock that seemed to have been ahead; when the schedule moved (`REPORTS`,
 //! `REPORTS_TZ`), the first period after the move may be shorter than usual. The first time a
 //! destination is given a report, the period that has just ended is only recorded, not sent: the
 //! relay has no tally of it; the first report comes at the next scheduled time.
@@ -27,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Report, ReportKind, ReportSettings, KEEP_DAYS};
 use crate::deliver::Dispatch;
 use crate::destination::{Destination, DEFAULT_DESTINATION};
-use crate::outbox::{now_ms, Outbox, OutboxError};
+use crate::outbox::{now_ms, Outbox, OutboxError, ReportRecord};
 use crate::render::Templates;
 use crate::routing::{Router, Routes};
 
@@ -66,6 +68,21 @@ pub fn recipients(router: &Router, routes: Option<&Routes>, settings: &ReportSet
 fn continued_start(sent: i64, end: Timestamp) -> Timestamp {
     let kept = end.as_second().saturating_sub(KEEP_DAYS.saturating_mul(86_400));
     Timestamp::from_second(sent.max(kept)).unwrap_or(end)
+}
+
+/// Where the last report of `record` ended, as far as the next one is concerned at `now`: the
+/// record, or the highest end ever recorded once that is no more than [`CLOCK_DOUBT`] ahead of
+/// `now`. A record set back because it looked like a clock's that was ahead (see
+/// `Producer::look_for_a_wrong_clock`) was a clock's that was behind when its highest end comes
+/// after all: then no report starts before it, so no reported day is counted again. A highest
+/// end still far ahead was a clock's that was ahead, and is left out.
+fn reported_until(record: ReportRecord, now: Timestamp) -> i64 {
+    let doubt = i64::try_from(CLOCK_DOUBT.as_secs()).unwrap_or(i64::MAX);
+    if record.highest <= now.as_second().saturating_add(doubt) {
+        record.end.max(record.highest)
+    } else {
+        record.end
+    }
 }
 
 /// Stores reports when they are due.
@@ -123,23 +140,25 @@ impl Producer {
         };
         let name = &recipient.destination.name;
         let end = period.end.as_second();
-        match self.outbox.report_sent(name, kind.name()).await? {
-            Some(sent) if sent >= end => {
-                self.look_for_a_wrong_clock(name, kind, sent, period.end, settled).await?;
-                return Ok(false);
-            }
-            // The period starts where the last report ended: after downtime across report times,
-            // or after REPORTS or REPORTS_TZ moved the time, no hour is in two reports or in none.
-            Some(sent) => period.start = continued_start(sent, period.end),
-            None => {
-                // The latest period that has ended by the clock, settled or not: none of it was seen.
-                let first = self.settings.schedule(kind).and_then(|s| s.last_period(now, tz)).unwrap_or(period);
-                self.outbox.store_report(name.clone(), kind.name().into(), first.end.as_second(), Vec::new()).await?;
-                log::info!("{name}: {kind} reports start with the period after the one ending {}", first.end);
-                return Ok(false);
-            }
+        let Some(record) = self.outbox.report_sent(name, kind.name()).await? else {
+            // The latest period that has ended by the clock, settled or not: none of it was seen.
+            let first = self.settings.schedule(kind).and_then(|s| s.last_period(now, tz)).unwrap_or(period);
+            self.outbox.store_report(name.clone(), kind.name().into(), first.end.as_second(), Vec::new()).await?;
+            log::info!("{name}: {kind} reports start with the period after the one ending {}", first.end);
+            return Ok(false);
+        };
+        let sent = reported_until(record, settled);
+        if sent >= end {
+            self.look_for_a_wrong_clock(name, kind, sent, period.end, settled).await?;
+            return Ok(false);
         }
-        let report = Report::read(&self.outbox, kind.name(), period).await?;
+        // The period starts where the last report ended: after downtime across report times, or
+        // after REPORTS or REPORTS_TZ moved the time, no hour is in two reports or in none. When
+        // that is before the scheduled start, the report says since when it counts.
+        let scheduled_start = period.start;
+        period.start = continued_start(sent, period.end);
+        let since = (period.start < scheduled_start).then_some(sent);
+        let report = Report::read(&self.outbox, kind.name(), period).await?.since(since);
         let rows = report.rows(name, &self.templates.current(), now_ms());
         let fresh = self.outbox.store_report(name.clone(), kind.name().into(), end, rows).await?;
         if fresh {
@@ -156,7 +175,9 @@ impl Producer {
     /// is set right within minutes, and the record must stand; a record from a clock that was
     /// ahead would silence the report until that time comes. So when the record is still that far
     /// ahead after [`CLOCK_DOUBT_FOR`] of this clock's time, it is set back to `latest_end` (the
-    /// latest period that has ended, not reported: as on a first start).
+    /// latest period that has ended, not reported: as on a first start). The highest end recorded
+    /// stays: if it was the clock that was behind, once it is right no report starts before that
+    /// end ([`reported_until`]).
     async fn look_for_a_wrong_clock(
         &self,
         name: &str,

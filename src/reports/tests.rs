@@ -92,6 +92,11 @@ async fn after_downtime_one_report_covers_everything_since_the_last_one() {
     let weekly_end = at("2026-03-09T09:00:00Z").as_second();
     assert!(periods[1].starts_with(&format!("<t:{from}:f> → <t:{weekly_end}:f>")), "{periods:?}");
     assert!(parts[1].embed.title.as_deref().unwrap_or_default().contains("Weekly report"));
+    // The daily report covers ten days, and says so; the weekly one is a week, as scheduled.
+    assert!(periods[0].contains(&format!("⏳ Covers 10 days: no report since <t:{from}:D>")), "{}", periods[0]);
+    assert!(!periods[1].contains('⏳'), "{}", periods[1]);
+    assert_eq!(reports.run_due(at("2026-03-13T09:00:00Z")).await.unwrap(), 1);
+    assert!(!description(&stored(&outbox).await[2]).contains('⏳'), "the next day's is a day");
 }
 
 #[tokio::test]
@@ -104,6 +109,9 @@ async fn after_downtime_longer_than_the_tally_is_kept_a_report_starts_where_it_b
     let from = end - super::KEEP_DAYS * 86_400;
     let period = description(&stored(&outbox).await[0]);
     assert!(period.starts_with(&format!("<t:{from}:f> → <t:{end}:f>")), "{period}");
+    // It counts the 35 days kept, and says when the last report was: further back.
+    let last = at("2026-01-02T09:00:00Z").as_second();
+    assert!(period.contains(&format!("Covers 35 days: no report since <t:{last}:D>")), "{period}");
 }
 
 #[tokio::test]

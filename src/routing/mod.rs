@@ -161,8 +161,11 @@ impl Router {
                 return None;
             }
         };
-        let already = routed.iter().any(|r| matches!(&r.destination.target, Target::Webhook(u) if *u == url))
-            || self.destinations.iter().any(|d| matches!(&d.target, Target::Webhook(u) if *u == url));
+        // The same webhook and thread however spelled (another host, `/api/v10/`, a trailing
+        // slash, `?thread_id=` or `thread_id`): a second destination there would pace alone.
+        let place = Some((url.id(), url.thread_id()));
+        let already = routed.iter().any(|r| r.destination.posts_to() == place)
+            || self.destinations.iter().any(|d| d.posts_to() == place);
         if already {
             return None;
         }
@@ -217,6 +220,43 @@ mod tests {
     }
 
     #[test]
+    fn node_events_go_to_an_ops_channel_pinging_on_call_on_node_down_only() {
+        let text = r#"
+[destinations.ops]
+url = "https://discord.com/api/webhooks/9/ops"
+
+[[rules]]
+actions = ["node_down", "node_recovered", "node_flapping", "panel_unreachable", "panel_recovered"]
+to = ["ops"]
+
+[[rules]]
+actions = ["node_down"]
+to = ["ops"]
+mention_roles = ["123456789012345678"]
+
+[[rules]]
+actions = ["user_limited"]
+to = ["default"]
+"#;
+        let file = routes(text).unwrap();
+        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&file), None);
+        let node = |action: &str| {
+            let context = crate::event::NodeContext { name: "de-1".into(), ..Default::default() };
+            let action = crate::event::Action::parse(action).unwrap();
+            Event::watch(action, None, crate::event::Family::Marzban, OffsetDateTime::now_utc(), context, None)
+        };
+        let down = router.route(&node("node_down"));
+        assert_eq!(names(&down), ["ops"]);
+        assert_eq!(down[0].mentions.roles.iter().copied().collect::<Vec<_>>(), [ROLE]);
+        let back = router.route(&node("node_recovered"));
+        assert_eq!(names(&back), ["ops"]);
+        assert!(back[0].mentions.roles.is_empty(), "the on-call role is pinged for a down only");
+        assert!(router.route(&node("node_added")).is_empty(), "no rule takes it");
+        let misspelt = routes("[[rules]]\nactions = [\"node_dwn\"]\nto = [\"default\"]\n").unwrap_err();
+        assert!(misspelt[0].contains("unknown action \"node_dwn\"") && misspelt[0].contains("node_down"));
+    }
+
+    #[test]
     fn a_renamed_event_matches_its_action_and_its_panels_name_for_it() {
         let file = routes(
             r#"
@@ -267,8 +307,8 @@ panels = ["eu1"]
 admins = ["reseller1"]
 to = ["default"]
 "#;
-        let routes = routes(text).unwrap();
-        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&routes), None);
+        let file = routes(text).unwrap();
+        let router = Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&file), None);
         let owned = json!({"action": "user_created", "user": {"admin": {"username": "reseller1"}}});
         assert_eq!(names(&router.route(&event(owned))), ["default"]);
         let other = json!({"action": "user_created", "user": {"admin": {"username": "reseller2"}}});
@@ -307,6 +347,37 @@ to = ["default"]
         assert_ne!(threaded[1].destination.name, first[1].destination.name, "another thread is another place");
         assert_eq!(threaded[1].destination.thread_id, Some(5));
         assert_eq!(metrics.in_use.get(), 2);
+    }
+
+    #[test]
+    fn an_owner_webhook_spelled_otherwise_than_a_configured_one_is_no_second_destination() {
+        let text = r#"
+[destinations.alerts]
+url = "https://discord.com/api/webhooks/1/a"
+[destinations.threaded]
+url = "https://discord.com/api/webhooks/2/b"
+thread_id = "223456789012345678"
+[[rules]]
+actions = ["user_limited"]
+to = ["alerts", "threaded"]
+"#;
+        let file = routes(text).unwrap();
+        let owners = Arc::new(OwnerDestinations::new(DEFAULT_OWNER_DESTINATIONS_MAX, OwnerMetrics::default()));
+        let router =
+            Router::new(vec![Destination::new(DEFAULT_DESTINATION, Target::DryRun)], Some(&file), Some(owners));
+        // The same webhook and thread as a configured destination, however the URL spells it:
+        // a second destination there would pace alone against Discord's one limit.
+        for same in [
+            "https://discordapp.com/api/v10/webhooks/1/a/",
+            "https://canary.discord.com/api/webhooks/1/a",
+            "https://discord.com/api/webhooks/2/b?thread_id=223456789012345678",
+        ] {
+            assert!(router.route(&owned_by("res", same)).is_empty(), "{same}");
+        }
+        // The channel of a configured destination's thread is another place.
+        let channel = router.route(&owned_by("res", "https://discord.com/api/webhooks/2/b"));
+        assert_eq!(channel.len(), 1);
+        assert_eq!(Origin::of(&channel[0].destination.name), Origin::Owner);
     }
 
     #[test]

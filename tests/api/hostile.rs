@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::fake_discord::{FakeDiscord, Reply, WEBHOOK_ID, WEBHOOK_TOKEN};
-use crate::helpers::{eventually, fixture, logs, spawn_app_in, Options, TestApp, SECRET};
+use crate::helpers::{eventually, fixture, logs, poll_until, spawn_app_in, Options, TestApp, SECRET};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -46,9 +46,15 @@ fn user_created() -> String {
 /// Opens a connection, sends a POST head with `secret` announcing `length` bytes, then `sent` bytes
 /// of body, and keeps the connection open without finishing.
 async fn stalled_upload(port: u16, secret: &str, length: usize, sent: usize) -> TcpStream {
+    stalled_upload_to(port, "/", secret, length, sent).await
+}
+
+/// [`stalled_upload`] to `path`.
+async fn stalled_upload_to(port: u16, path: &str, secret: &str, length: usize, sent: usize) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let head =
-        format!("POST / HTTP/1.1\r\nHost: relay\r\nx-webhook-secret: {secret}\r\nContent-Length: {length}\r\n\r\n");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: relay\r\nx-webhook-secret: {secret}\r\nContent-Length: {length}\r\n\r\n"
+    );
     stream.write_all(head.as_bytes()).await.unwrap();
     let _ = stream.write_all(&vec![b' '; sent]).await;
     stream
@@ -103,21 +109,7 @@ async fn unverified_bodies_share_one_budget_and_never_slow_the_panel() {
     for _ in 0..10 {
         uploads.push(stalled_upload(app.port(), HMAC_SHAPED, 300 << 10, 200 << 10).await);
     }
-    let mut refused = vec![false; uploads.len()];
-    let deadline = std::time::Instant::now() + WAIT;
-    while refused.iter().filter(|r| **r).count() < 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {refused:?} of the uploads past the byte budget were refused"
-        );
-        for (upload, refused) in uploads.iter_mut().zip(&mut refused).filter(|(_, refused)| !**refused) {
-            if answer_within(upload, Duration::from_millis(10)).await.as_deref()
-                == Some("HTTP/1.1 503 Service Unavailable")
-            {
-                *refused = true;
-            }
-        }
-    }
+    wait_for_refusals(&mut uploads, 5).await;
     assert_eq!(app.post(user_created()).await.status(), 200, "the panel is still served");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("relay_unverified_refused_total"), "{metrics}");
@@ -127,6 +119,76 @@ async fn unverified_bodies_share_one_budget_and_never_slow_the_panel() {
         assert_eq!(app.post(user_created()).await.status(), 200, "panel request {i}");
     }
     drop(uploads);
+    app.stop().await;
+}
+
+/// Waits until `count` of `uploads` were answered 503; panics past [`WAIT`].
+async fn wait_for_refusals(uploads: &mut [TcpStream], count: usize) {
+    let mut refused = vec![false; uploads.len()];
+    let deadline = std::time::Instant::now() + WAIT;
+    while refused.iter().filter(|r| **r).count() < count {
+        assert!(std::time::Instant::now() < deadline, "only {refused:?} of the uploads were refused");
+        for (upload, refused) in uploads.iter_mut().zip(&mut refused).filter(|(_, refused)| !**refused) {
+            if answer_within(upload, Duration::from_millis(10)).await.as_deref()
+                == Some("HTTP/1.1 503 Service Unavailable")
+            {
+                *refused = true;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn bodies_with_a_panels_secret_share_one_budget_and_the_other_panels_are_served() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("PANELS", "eu:secret-of-eu,us:secret-of-us")
+        .var("PANEL_BODY_BYTES", "2MiB")
+        .var("PANEL_REQUESTS_MAX", "8");
+    let app = spawn_app_in(dir.path(), options).await;
+
+    // Larger than eu's half of the budget: refused before a byte is read.
+    let mut huge = stalled_upload_to(app.port(), "/webhook/eu", "secret-of-eu", 60 << 20, 0).await;
+    assert_eq!(answer_within(&mut huge, WAIT).await.as_deref(), Some("HTTP/1.1 413 Payload Too Large"));
+
+    // Twenty uploads with eu's real secret that send 100 KiB and stall: 8 get a place, 12 are
+    // turned away at once.
+    let mut uploads = Vec::new();
+    for _ in 0..20 {
+        uploads.push(stalled_upload_to(app.port(), "/webhook/eu", "secret-of-eu", 900 << 10, 100 << 10).await);
+    }
+    wait_for_refusals(&mut uploads, 12).await;
+    let refused = app.post_to("/webhook/eu", user_created(), Some("secret-of-eu")).await;
+    assert_eq!(refused.status(), 503, "eu's places are taken: its panel sends again later");
+    assert_eq!(refused.headers()["retry-after"], "5");
+
+    // The 8 held send 200 KiB more each: eu may hold 1 MiB (half of 2 MiB), so some are refused.
+    let mut held: Vec<TcpStream> = Vec::new();
+    for mut upload in uploads {
+        if answer_within(&mut upload, Duration::from_millis(1)).await.is_none() {
+            let _ = upload.write_all(&vec![b' '; 200 << 10]).await;
+            held.push(upload);
+        }
+    }
+    assert_eq!(held.len(), 8);
+    wait_for_refusals(&mut held, 4).await;
+
+    // Meanwhile another panel, and POST /, are served and delivered.
+    let us = app.post_to("/webhook/us", user_created(), Some("secret-of-us")).await;
+    assert_eq!(us.status(), 200, "{:?}", us.text().await);
+    assert_eq!(app.post(user_created()).await.status(), 200);
+    discord.wait_for_embeds(2, WAIT).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("relay_bodies_refused_total{panel=\"eu\"}"), "{metrics}");
+
+    // Once eu's uploads end, its places and bytes come back.
+    drop(held);
+    let again = poll_until("eu is served again", || async {
+        let response = app.post_to("/webhook/eu", user_created(), Some("secret-of-eu")).await;
+        (response.status() == 200).then_some(())
+    });
+    again.await;
     app.stop().await;
 }
 
@@ -303,5 +365,43 @@ async fn a_million_nothings_get_a_short_answer_and_one_log_line() {
     assert_eq!(per_element, 0);
     let embeds = discord.wait_for_embeds(1, WAIT).await;
     assert!(embeds[0]["title"].as_str().unwrap().contains(marker));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_megabyte_username_is_cut_at_ingest_and_in_the_dead_letter_line() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord).var("OUTBOX_MAX_BYTES", "4MiB").var("DIGEST_THRESHOLD", "0");
+    let app = spawn_app_in(dir.path(), options).await;
+    // The first message is refused, then its first embed alone: a dead letter.
+    let refused = r#"{"code": 50035, "message": "Invalid Form Body"}"#;
+    discord.script([Reply::status(400, refused), Reply::status(400, refused)]);
+    let name = "m".repeat(1_000_000);
+    let cut = format!("{}…", "m".repeat(63));
+    let mut events: Value = serde_json::from_str(&user_created()).unwrap();
+    events[0]["username"] = json!(name);
+
+    // Sixty such events, in six requests (60 MB of names), fit in a 4 MiB outbox.
+    for request in 0..6 {
+        let batch: Vec<Value> = (0..10)
+            .map(|i| {
+                let mut event = events[0].clone();
+                event["user"]["note"] = json!(format!("{request}-{i}"));
+                event
+            })
+            .collect();
+        assert_eq!(app.post(serde_json::to_string(&batch).unwrap()).await.status(), 200, "request {request}");
+    }
+    app.wait_until_settled().await;
+
+    // The first message was refused for good: its dead-letter line names the user as cut.
+    let lines = logs();
+    let dead = lines.iter().find(|l| l.contains("kept as a dead letter")).expect("a dead-letter line");
+    assert!(dead.contains(&format!("{cut:?}")) && dead.len() < 1_000, "{} bytes: {dead:.300}", dead.len());
+    let delivered = discord.embeds();
+    assert!(!delivered.is_empty());
+    let text = serde_json::to_string(&delivered).unwrap();
+    assert!(text.contains(&cut) && !text.contains(&"m".repeat(64)), "every embed shows the name cut");
     app.stop().await;
 }

@@ -308,3 +308,32 @@ async fn keeps_under_the_channel_limit_on_its_own() {
     rig.sends_exactly_when_the_wait_ends(left).await;
     assert_eq!(rig.delivered(), ["Created: a", "Created: b", "Created: c", "Created: d"]);
 }
+
+#[tokio::test]
+async fn a_burst_held_while_it_arrives_is_not_read_again_on_every_wake() {
+    let discord = FakeDiscord::start().await;
+    let window = Duration::from_secs(3);
+    let mut rig = Rig::new(discord, |settings| {
+        settings.digest_threshold = 5;
+        settings.digest_window = window;
+    })
+    .await;
+    let users: Vec<String> = (0..10).map(|i| format!("user_{i}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    rig.store(&users, Duration::ZERO).await;
+    let Step::Wait(held) = rig.step().await else { panic!("a burst still arriving is held") };
+    assert!(held <= window, "{held:?}");
+
+    // Every POST wakes the worker. While the burst is held, a step answers from the hold it
+    // planned: rows that changed meanwhile (here, all gone) are not read until the hold ends.
+    rig.run_clock();
+    let ids = rig.outbox.due("default", 10).await.unwrap().iter().map(|row| row.meta.id).collect();
+    rig.outbox.mark_delivered(ids).await.unwrap();
+    let Step::Wait(left) = rig.step().await else { panic!("still held, without a read") };
+    assert!(left <= held, "{left:?} of {held:?}");
+
+    rig.run_clock();
+    tokio::time::sleep(left).await;
+    assert_eq!(rig.step().await, Step::Idle, "read again once the hold ended");
+    assert!(rig.delivered().is_empty());
+}

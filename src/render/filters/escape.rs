@@ -81,6 +81,19 @@ pub fn strip_invisible(text: &str) -> Vec<char> {
         .collect()
 }
 
+/// Whether `ch` draws as blank space: whitespace, a control character, or the Braille blank
+/// (U+2800), which Unicode does not count as whitespace but which draws as nothing: the usual way
+/// to make a name look empty on Discord.
+pub fn is_blank(ch: char) -> bool {
+    ch.is_whitespace() || ch.is_control() || ch == '\u{2800}'
+}
+
+/// Whether `text` shows nothing: once hidden characters (and the isolates the relay adds) are
+/// stripped, only blanks ([`is_blank`]) are left. Report lists and forum titles both ask this.
+pub fn shows_nothing(text: &str) -> bool {
+    strip_invisible(text).into_iter().all(is_blank)
+}
+
 fn is_tag(ch: char) -> bool {
     matches!(ch, '\u{E0000}'..='\u{E007F}')
 }

@@ -15,7 +15,7 @@ mod words;
 use minijinja::value::Value;
 use minijinja::{Error, ErrorKind};
 
-pub use escape::{escape_markdown, md, raw, strip_invisible, truncate};
+pub use escape::{escape_markdown, is_blank, md, raw, shows_nothing, strip_invisible, truncate};
 pub use numbers::{
     bytes, days, duration, format_bytes, format_duration, format_number, number_filter, percent, relative_days,
     trim_decimals, ts, unix_seconds,

@@ -71,21 +71,13 @@ pub(super) fn destination(
     })
 }
 
-/// Where `destination` posts: its webhook's id (Discord limits a webhook by its id, however the
-/// URL is spelled and whatever proxy it goes through) and the thread it posts into; none for a
-/// dry run.
-fn posts_to(destination: &Destination) -> Option<(u64, Option<u64>)> {
-    let Target::Webhook(url) = &destination.target else { return None };
-    Some((url.id(), destination.thread_id.or(url.thread_id())))
-}
-
 /// Whether two destinations post to the same webhook and thread. Each would pace itself alone
 /// against the one rate limit Discord keeps for that webhook (429s for both), and in forum mode
 /// keep posts of its own (a user would get two): refused, with a problem that names both (`a_at`,
 /// `b_at`) and the webhook without its token.
 pub(in crate::routing) fn shared_webhook(a_at: &str, a: &Destination, b_at: &str, b: &Destination) -> Option<String> {
-    let (webhook, thread) = posts_to(a)?;
-    if posts_to(b)? != (webhook, thread) {
+    let (webhook, thread) = a.posts_to()?;
+    if b.posts_to()? != (webhook, thread) {
         return None;
     }
     let Target::Webhook(url) = &a.target else { return None };

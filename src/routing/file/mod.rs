@@ -15,7 +15,8 @@ use std::path::Path;
 
 use super::{Routes, Rule};
 use crate::destination::{Destination, Mentions};
-use crate::event::KNOWN_ACTIONS;
+use crate::event::{is_known_action, known_actions};
+use crate::render::edit_distance;
 use crate::render::template::line_at;
 use crate::secret::Secret;
 use crate::secret::{inline_or_file, InlineOrFileError};
@@ -98,8 +99,11 @@ impl Routes {
 }
 
 fn check_action(action: &str, at: &str, problems: &mut Vec<String>) {
-    if !KNOWN_ACTIONS.contains(&action) {
-        problems.push(format!("{at}: unknown action {action:?} (known: {})", KNOWN_ACTIONS.join(", ")));
+    // The nearest known name, not the list of all 25: a problem is quoted in a message of 600
+    // characters at most, and the list would push the next problems out of it.
+    if !is_known_action(action) {
+        let nearest = known_actions().min_by_key(|name| edit_distance(action, name)).unwrap_or_default();
+        problems.push(format!("{at}: unknown action {action:?} (did you mean {nearest:?}?)"));
     }
 }
 

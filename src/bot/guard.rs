@@ -1,0 +1,155 @@
+//! Who may act, how often, and not twice: the member's roles and id against `DISCORD_ACTORS`,
+//! the guild against `DISCORD_GUILD_IDS`, a rate per clicker, and one action per user and kind
+//! within [`ONCE_WITHIN`] (double clicks, Discord's retries).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serenity::model::guild::Member;
+use serenity::model::id::GuildId;
+
+use super::settings::BotSettings;
+
+/// A clicker may make this many interactions per [`RATE_WINDOW`].
+pub const RATE_PER_WINDOW: usize = 20;
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// The same action on the same user within this long acts once.
+pub const ONCE_WITHIN: Duration = Duration::from_secs(5);
+
+/// The most clickers and recent actions remembered; past it, new ones are refused until old ones
+/// expire (never more memory).
+pub const MAX_REMEMBERED: usize = 1024;
+
+pub struct Guard {
+    actors: BTreeSet<u64>,
+    guilds: Vec<u64>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per clicker, the times of their interactions in the window.
+    clicks: HashMap<u64, Vec<Instant>>,
+    /// Per (action, username), when it was last done.
+    recent: HashMap<(String, String), Instant>,
+}
+
+/// Why an interaction is not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NotAnActor,
+    TooFast,
+    AlreadyDone,
+}
+
+impl Guard {
+    pub fn new(settings: &BotSettings) -> Self {
+        Self { actors: settings.actors.clone(), guilds: settings.guild_ids.clone(), state: Mutex::default() }
+    }
+
+    /// Whether `member`, in `guild`, may act at all: in a configured guild (any when none is
+    /// configured), and their id or one of their roles listed. Outside a guild nobody may.
+    pub fn is_actor(&self, guild: Option<GuildId>, member: Option<&Member>) -> bool {
+        let (Some(guild), Some(member)) = (guild, member) else {
+            return false;
+        };
+        let in_guild = self.guilds.is_empty() || self.guilds.contains(&guild.get());
+        let listed = self.actors.contains(&member.user.id.get())
+            || member.roles.iter().any(|role| self.actors.contains(&role.get()));
+        in_guild && listed
+    }
+
+    /// Counts one interaction of `clicker` at `now`; `Err` past the rate.
+    pub fn click(&self, clicker: u64, now: Instant) -> Result<(), Refusal> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < RATE_WINDOW;
+        if state.clicks.len() >= MAX_REMEMBERED && !state.clicks.contains_key(&clicker) {
+            state.clicks.retain(|_, times| times.iter().any(fresh));
+            if state.clicks.len() >= MAX_REMEMBERED {
+                return Err(Refusal::TooFast);
+            }
+        }
+        let times = state.clicks.entry(clicker).or_default();
+        times.retain(fresh);
+        if times.len() >= RATE_PER_WINDOW {
+            return Err(Refusal::TooFast);
+        }
+        times.push(now);
+        Ok(())
+    }
+
+    /// Claims `action` on `username` at `now`; `Err` when it was done within [`ONCE_WITHIN`].
+    pub fn once(&self, action: &str, username: &str, now: Instant) -> Result<(), Refusal> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < ONCE_WITHIN;
+        let key = (action.to_owned(), username.to_owned());
+        if state.recent.get(&key).is_some_and(fresh) {
+            return Err(Refusal::AlreadyDone);
+        }
+        if state.recent.len() >= MAX_REMEMBERED {
+            state.recent.retain(|_, at| fresh(at));
+            if state.recent.len() >= MAX_REMEMBERED {
+                return Err(Refusal::TooFast);
+            }
+        }
+        state.recent.insert(key, now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard() -> Guard {
+        Guard { actors: BTreeSet::from([10]), guilds: vec![1], state: Mutex::default() }
+    }
+
+    #[test]
+    fn a_clicker_is_rate_limited_and_an_action_acts_once() {
+        let guard = guard();
+        let start = Instant::now();
+        for _ in 0..RATE_PER_WINDOW {
+            assert_eq!(guard.click(7, start), Ok(()));
+        }
+        assert_eq!(guard.click(7, start), Err(Refusal::TooFast));
+        assert_eq!(guard.click(8, start), Ok(()), "another clicker has a rate of their own");
+        assert_eq!(guard.click(7, start + RATE_WINDOW), Ok(()));
+
+        assert_eq!(guard.once("reset", "alice", start), Ok(()));
+        assert_eq!(guard.once("reset", "alice", start + Duration::from_secs(1)), Err(Refusal::AlreadyDone));
+        assert_eq!(guard.once("revoke", "alice", start), Ok(()));
+        assert_eq!(guard.once("reset", "alice", start + ONCE_WITHIN), Ok(()));
+    }
+
+    #[test]
+    fn an_actor_is_listed_by_id_or_role_in_a_configured_guild_only() {
+        let member = |id: u64, roles: &[u64]| -> Member {
+            serde_json::from_value(serde_json::json!({"user": {"id": id.to_string(), "username": "m"},
+                "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(), "deaf": false, "mute": false,
+                "flags": 0, "joined_at": null}))
+            .unwrap()
+        };
+        let guard = guard();
+        let (home, other) = (Some(GuildId::new(1)), Some(GuildId::new(2)));
+        assert!(guard.is_actor(home, Some(&member(10, &[]))), "listed by user id");
+        assert!(guard.is_actor(home, Some(&member(5, &[3, 10]))), "listed by role");
+        assert!(!guard.is_actor(home, Some(&member(5, &[3]))), "not listed");
+        assert!(!guard.is_actor(other, Some(&member(10, &[]))), "another guild");
+        assert!(!guard.is_actor(None, Some(&member(10, &[]))), "a direct message");
+        assert!(!guard.is_actor(home, None));
+    }
+
+    #[test]
+    fn remembers_a_bounded_number_of_clickers() {
+        let guard = guard();
+        let start = Instant::now();
+        for clicker in 0..MAX_REMEMBERED as u64 {
+            guard.click(clicker, start).unwrap();
+        }
+        assert_eq!(guard.click(u64::MAX, start), Err(Refusal::TooFast));
+        assert_eq!(guard.click(u64::MAX, start + RATE_WINDOW), Ok(()), "expired clickers make room");
+    }
+}

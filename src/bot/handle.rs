@@ -1,0 +1,210 @@
+//! The one handler: an interaction in, an [`Answer`] out. Checks who acts before anything else,
+//! then asks the panel; when the panel takes longer than [`Bot::defer_after`] the answer is a
+//! deferral and the card follows as an edit of the response.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serenity::builder::CreateInteractionResponse;
+use serenity::model::application::{CommandInteraction, ComponentInteraction, Interaction};
+
+use super::card::{confirmation, parse_click, user_card, Click, Reply, Verb};
+use super::guard::Refusal;
+use super::settings::Action;
+use super::{Answer, Bot};
+use crate::panel::{is_username, PanelClient, PanelError};
+use crate::render::filters::escape_markdown;
+
+/// A card older than this refuses a change until it is refreshed: the user may have changed.
+pub const CARD_MAX_AGE_SECS: i64 = 15 * 60;
+
+/// What a card needs to be drawn again after an action.
+#[derive(Clone)]
+struct Drawing {
+    actions: std::collections::BTreeSet<Action>,
+    extend_days: Vec<u32>,
+}
+
+impl Answer {
+    fn now(response: CreateInteractionResponse) -> Self {
+        Self { response, follow_up: None }
+    }
+
+    /// A new message only the clicker sees.
+    fn text(text: impl Into<String>) -> Self {
+        Self::now(CreateInteractionResponse::Message(Reply::text(text).message()))
+    }
+}
+
+impl Bot {
+    /// Answers one interaction, whichever transport brought it (signature already checked).
+    pub async fn handle(&self, interaction: Interaction) -> Answer {
+        match interaction {
+            Interaction::Ping(_) => Answer::now(CreateInteractionResponse::Pong),
+            Interaction::Command(command) => self.command(command).await,
+            Interaction::Component(component) => self.component(component).await,
+            _ => Answer::text("The relay does not handle this kind of interaction."),
+        }
+    }
+
+    async fn command(&self, command: CommandInteraction) -> Answer {
+        if !self.guard.is_actor(command.guild_id, command.member.as_deref()) {
+            return refusal(Refusal::NotAnActor);
+        }
+        if command.data.name != "user" {
+            return Answer::text("The relay knows only /user.");
+        }
+        let username = command.data.options.iter().find(|o| o.name == "username").and_then(|o| o.value.as_str());
+        let Some(username) = username.map(str::trim).filter(|u| is_username(u)).map(str::to_owned) else {
+            return Answer::text("That is not a username: letters, digits, `_`, `-`, `.` and `@`, at most 64.");
+        };
+        if let Err(refused) = self.guard.click(command.user.id.get(), Instant::now()) {
+            return refusal(refused);
+        }
+        let Some(panel) = self.panel.clone() else {
+            return no_panel();
+        };
+        let drawing = self.drawing();
+        let work = async move {
+            match panel.user(&username).await {
+                Ok(user) => Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, None)),
+                Err(err) => Err(Reply::text(describe(&err, &username))),
+            }
+        };
+        self.respond(command.token, false, work).await
+    }
+
+    async fn component(&self, component: ComponentInteraction) -> Answer {
+        if !self.guard.is_actor(component.guild_id, component.member.as_ref()) {
+            return refusal(Refusal::NotAnActor);
+        }
+        let Some(click) = parse_click(&component.data.custom_id) else {
+            return Answer::text("This button is not one of the relay's cards: run /user again.");
+        };
+        let action = click.verb.action();
+        if !self.settings.actions.contains(&action) {
+            return Answer::text(format!("You may not {} users from Discord (DISCORD_ACTIONS).", action.name()));
+        }
+        if let Err(refused) = self.guard.click(component.user.id.get(), Instant::now()) {
+            return refusal(refused);
+        }
+        if click.verb != Verb::Refresh {
+            let age = unix_now().saturating_sub(click.issued);
+            if !(-60..=CARD_MAX_AGE_SECS).contains(&age) {
+                return Answer::text("This card is older than 15 minutes: press Refresh, check the user, then act.");
+            }
+            if click.verb.needs_confirmation() && !click.confirmed {
+                return Answer::now(CreateInteractionResponse::UpdateMessage(confirmation(&click).update()));
+            }
+            if let Err(refused) = self.guard.once(&format!("{:?}", click.verb), &click.username, Instant::now()) {
+                return refusal(refused);
+            }
+        }
+        let Some(panel) = self.panel.clone() else {
+            return no_panel();
+        };
+        let actor = component.user.name.clone();
+        let (drawing, label) = (self.drawing(), self.panel_label.clone().unwrap_or_else(|| "panel".to_owned()));
+        let work = async move {
+            let Click { verb, username, .. } = click;
+            let user = act(&panel, verb, &username).await.map_err(|err| Reply::text(describe(&err, &username)))?;
+            let notice = (verb != Verb::Refresh).then(|| {
+                let done = verb.done(&username);
+                log::info!("audit: {actor:?} ({}) {done} · {label}", component.user.id);
+                format!("✅ {} {} · {}", escape_markdown(&actor), escape_markdown(&done), escape_markdown(&label))
+            });
+            Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, notice))
+        };
+        self.respond(component.token, true, work).await
+    }
+
+    /// Runs `work` and answers with its reply when it is done within the deferral time; otherwise
+    /// defers (a new message: type 5; an update of the card: type 6) and edits the response once
+    /// the work is done. A failed `work` is a new message when answered at once, and the response's
+    /// text (the card stays) when it follows a deferral.
+    async fn respond(
+        &self,
+        token: String,
+        update: bool,
+        work: impl Future<Output = Result<Reply, Reply>> + Send + 'static,
+    ) -> Answer {
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            return Answer::text("The relay is busy with other requests to the panel; try again in a moment.");
+        };
+        let mut task = tokio::spawn(async move {
+            let reply = work.await;
+            drop(permit);
+            reply
+        });
+        if let Ok(done) = tokio::time::timeout(self.defer_after, &mut task).await {
+            return match done {
+                Ok(Ok(card)) if update => Answer::now(CreateInteractionResponse::UpdateMessage(card.update())),
+                Ok(Ok(card)) => Answer::now(CreateInteractionResponse::Message(card.message())),
+                Ok(Err(error)) => Answer::now(CreateInteractionResponse::Message(error.message())),
+                Err(_) => Answer::text("The relay failed to answer; nothing was changed."),
+            };
+        }
+        let rest = Arc::clone(&self.rest);
+        let follow_up = async move {
+            let reply = match task.await {
+                Ok(Ok(reply) | Err(reply)) => reply,
+                Err(_) => Reply::text("The relay failed to answer."),
+            };
+            if let Err(err) = rest.edit_original(&token, &reply.edit()).await {
+                log::warn!("bot: cannot edit the deferred response: {err}");
+            }
+        };
+        let response = if update {
+            CreateInteractionResponse::Acknowledge
+        } else {
+            CreateInteractionResponse::Defer(Reply::default().message())
+        };
+        Answer { response, follow_up: Some(Box::pin(follow_up)) }
+    }
+
+    fn drawing(&self) -> Drawing {
+        Drawing { actions: self.settings.actions.clone(), extend_days: self.settings.extend_days.clone() }
+    }
+}
+
+async fn act(panel: &PanelClient, verb: Verb, username: &str) -> Result<crate::panel::PanelUser, PanelError> {
+    match verb {
+        Verb::Refresh => panel.user(username).await,
+        Verb::Reset => panel.reset_usage(username).await,
+        Verb::Enable => panel.set_enabled(username, true).await,
+        Verb::Disable => panel.set_enabled(username, false).await,
+        Verb::Revoke => panel.revoke_subscription(username).await,
+        Verb::Extend(days) => panel.extend(username, days).await,
+    }
+}
+
+fn refusal(refused: Refusal) -> Answer {
+    Answer::text(match refused {
+        Refusal::NotAnActor => "You may not act on panel users from here (DISCORD_ACTORS). Nothing was changed.",
+        Refusal::TooFast => "Too many requests; wait a minute and try again. Nothing was changed.",
+        Refusal::AlreadyDone => "That was done a moment ago; it is not done twice. Press Refresh to see the user.",
+    })
+}
+
+fn no_panel() -> Answer {
+    Answer::text("The relay has no panel API configured (PANEL_API_URL), so it cannot look users up.")
+}
+
+/// What the admin reads when the panel did not do it; never a secret (the error holds none).
+fn describe(err: &PanelError, username: &str) -> String {
+    let name = escape_markdown(username);
+    match err {
+        PanelError::Status { status: 404, .. } => format!("The panel has no user named {name}."),
+        PanelError::Unreachable(why) => format!(
+            "⚠️ The panel did not answer ({}). If you asked for a change, press Refresh to see whether it was made.",
+            escape_markdown(why)
+        ),
+        PanelError::LoginRefused(_) => "⚠️ The panel refused the relay's login; nothing was changed.".to_owned(),
+        other => format!("⚠️ {}", escape_markdown(&other.to_string())),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}

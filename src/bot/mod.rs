@@ -1,0 +1,94 @@
+//! The Discord application: slash commands and buttons turned into panel calls.
+//!
+//! * [`http`]: `POST /interactions`, Discord's HTTP interactions endpoint (Ed25519-verified by
+//!   [`verify`] before anything is parsed).
+//! * [`handle`]: the one handler every transport feeds (the HTTP endpoint now, the gateway
+//!   later): an [`Interaction`] in, an [`Answer`] out: the response to give Discord within its
+//!   3 s, and the work that edits it afterwards when the panel was slower.
+//! * [`guard`]: who may act and how often; [`card`]: the user card and its buttons (pure);
+//!   [`rest`]: Discord's REST API (editing a deferred response, registering the commands).
+//!
+//! The bot holds no panel credentials: it asks `panel`'s client. Nothing it answers or logs holds
+//! the bot token, an interaction token, or a panel secret.
+
+mod card;
+mod guard;
+mod handle;
+mod http;
+mod rest;
+pub mod settings;
+mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serenity::builder::CreateInteractionResponse;
+use tokio::sync::Semaphore;
+
+use crate::panel::PanelClient;
+use guard::Guard;
+use rest::Rest;
+
+pub use http::routes;
+pub use rest::register_commands;
+pub use settings::{parse_actions, parse_actors, parse_extend_days, parse_ids, parse_public_key, Action, BotSettings};
+pub use verify::{verify, SignatureError, MAX_SKEW};
+
+/// How long the handler waits for the panel before it defers: Discord drops a response after 3 s.
+pub const DEFER_AFTER: Duration = Duration::from_millis(2000);
+
+/// Interactions whose panel work may run at once; more are answered "busy".
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// The handler's state, shared by every transport.
+pub struct Bot {
+    settings: BotSettings,
+    panel: Option<Arc<PanelClient>>,
+    /// The panel's label for the audit line (`PANEL_NAME`).
+    panel_label: Option<String>,
+    rest: Arc<Rest>,
+    guard: Guard,
+    in_flight: Arc<Semaphore>,
+    defer_after: Duration,
+}
+
+/// What to give Discord for one interaction.
+pub struct Answer {
+    /// The interaction's response: the HTTP endpoint's body (the gateway would POST it to the
+    /// callback).
+    pub response: CreateInteractionResponse,
+    /// After a deferral: the work that ends by editing the response. The transport runs it once
+    /// the response is on its way.
+    pub follow_up: Option<BoxFuture<'static, ()>>,
+}
+
+impl Bot {
+    /// The bot for `settings`, asking `panel` (none: every command says the panel API is not set).
+    pub fn new(
+        settings: BotSettings,
+        panel: Option<Arc<PanelClient>>,
+        panel_label: Option<String>,
+    ) -> Result<Self, String> {
+        let rest = Rest::new(&settings)?;
+        Ok(Self {
+            guard: Guard::new(&settings),
+            settings,
+            panel,
+            panel_label,
+            rest: Arc::new(rest),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            defer_after: DEFER_AFTER,
+        })
+    }
+
+    /// Waits this long for the panel before deferring (tests shorten it).
+    pub fn with_defer_after(mut self, defer_after: Duration) -> Self {
+        self.defer_after = defer_after;
+        self
+    }
+
+    pub fn settings(&self) -> &BotSettings {
+        &self.settings
+    }
+}

@@ -1,0 +1,122 @@
+//! Node watch's durable state: per panel, what the watcher knows of its nodes and their open
+//! outages (as the watcher's JSON, opaque here), and a history of outages for reports. The state
+//! is written in the same transaction as the rows of the events it caused, so after a crash either
+//! both are there or neither: a `node_down` is never sent twice nor lost.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{now_ms, queries, NewRow, Outbox, OutboxError};
+
+/// Ended outages are kept this long for reports (as the reports' tally: `reports::KEEP_DAYS`).
+const OUTAGES_KEEP_MS: i64 = 35 * 86_400_000;
+
+/// The most outages kept per node: a node that goes down every few minutes for a month must not
+/// grow the file without bound. The oldest ended ones go first.
+const OUTAGES_PER_NODE: i64 = 500;
+
+/// A node outage to record: opened when its `node_down` is stored, closed when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutageRecord {
+    pub node_id: i64,
+    pub name: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+}
+
+/// A recorded outage, for a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastOutage {
+    pub panel: Option<String>,
+    pub node_id: i64,
+    pub name: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+}
+
+impl Outbox {
+    /// The watcher's stored state of `panel` (`None`: the panel without a label), if any.
+    pub async fn watch_state(&self, panel: Option<String>) -> Result<Option<String>, OutboxError> {
+        self.reader
+            .read(move |conn| {
+                conn.query_row("SELECT state FROM node_watch WHERE panel = ?1", [panel.unwrap_or_default()], |r| {
+                    r.get(0)
+                })
+                .optional()
+            })
+            .await
+    }
+
+    /// Stores `state` as `panel`'s, with `rows` (the events it caused) and `outages`, in one
+    /// transaction. Refused as a whole when the outbox has no room for the rows.
+    pub async fn store_watch(
+        &self,
+        panel: Option<String>,
+        state: String,
+        rows: Vec<NewRow>,
+        outages: Vec<OutageRecord>,
+    ) -> Result<(), OutboxError> {
+        let max_bytes = self.max_bytes;
+        let now = now_ms();
+        self.writer
+            .call(move |conn| {
+                if !rows.is_empty() && !queries::room_for(conn, &rows, max_bytes)? {
+                    return Err(OutboxError::Full);
+                }
+                let panel = panel.unwrap_or_default();
+                conn.execute(
+                    "INSERT INTO node_watch (panel, state, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (panel) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                    params![panel, state, now],
+                )?;
+                record_outages(conn, &panel, &outages, now)?;
+                queries::store(conn, &rows, &[], None)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Node outages that overlap `from_ms..to_ms`, oldest first.
+    pub async fn outages(&self, from_ms: i64, to_ms: i64) -> Result<Vec<PastOutage>, OutboxError> {
+        self.reader
+            .read(move |conn| {
+                let mut statement = conn.prepare(
+                    "SELECT panel, node_id, name, started_at, ended_at FROM node_outages
+                     WHERE started_at < ?2 AND (ended_at IS NULL OR ended_at > ?1) ORDER BY started_at",
+                )?;
+                let rows = statement.query_map(params![from_ms, to_ms], |r| {
+                    Ok(PastOutage {
+                        panel: Some(r.get::<_, String>(0)?).filter(|p| !p.is_empty()),
+                        node_id: r.get(1)?,
+                        name: r.get(2)?,
+                        started_ms: r.get(3)?,
+                        ended_ms: r.get(4)?,
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
+    }
+}
+
+fn record_outages(conn: &Connection, panel: &str, outages: &[OutageRecord], now: i64) -> rusqlite::Result<()> {
+    for outage in outages {
+        conn.execute(
+            "INSERT INTO node_outages (panel, node_id, name, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (panel, node_id, started_at) DO UPDATE SET name = excluded.name, ended_at = excluded.ended_at",
+            params![panel, outage.node_id, outage.name, outage.started_ms, outage.ended_ms],
+        )?;
+        conn.execute(
+            "DELETE FROM node_outages WHERE panel = ?1 AND node_id = ?2 AND ended_at IS NOT NULL AND started_at <=
+                 (SELECT started_at FROM node_outages WHERE panel = ?1 AND node_id = ?2
+                  ORDER BY started_at DESC LIMIT 1 OFFSET ?3)",
+            params![panel, outage.node_id, OUTAGES_PER_NODE],
+        )?;
+    }
+    if !outages.is_empty() {
+        conn.execute(
+            "DELETE FROM node_outages WHERE ended_at IS NOT NULL AND ended_at < ?1",
+            [now.saturating_sub(OUTAGES_KEEP_MS)],
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Node watch against a fake panel API of each family: one message per outage, recovery, digests,
+//! the panel unreachable, restarts, a hanging API, hostile names and an expired login.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::fake_discord::FakeDiscord;
+use crate::fake_panel::{FakePanel, Shape, API_KEY};
+use crate::helpers::{spawn_app_in, title, Options, TestApp, SETTLE};
+
+const REFUSED: &str = "[Errno 111] Connection refused";
+
+/// A relay delivering to `discord` and watching `panel` fast: a poll every 50 ms, down after 300 ms.
+async fn watching(dir: &Path, discord: &FakeDiscord, panel: &FakePanel, shape: Shape) -> TestApp {
+    let options = Options::delivering_to(discord).var("PANEL_API_URL", &panel.url()).var("PANEL_NAME", "eu");
+    let options = match shape {
+        Shape::PasarGuard => options.var("PANEL_API_KEY", API_KEY),
+        _ => options.var("PANEL_API_USERNAME", "admin").var("PANEL_API_PASSWORD", "s3cret-pw"),
+    };
+    let options = options.tweak(|config| {
+        config.node_watch.poll_interval = Duration::from_millis(50);
+        config.node_watch.down_after = Duration::from_millis(300);
+        config.panel_api.as_mut().unwrap().timeout = Duration::from_millis(300);
+        config.delivery.digest_window = Duration::from_millis(100);
+    });
+    spawn_app_in(dir, options).await
+}
+
+fn titles(discord: &FakeDiscord) -> Vec<String> {
+    discord.embeds().iter().map(|embed| title(embed).to_owned()).collect()
+}
+
+async fn quiet_for(duration: Duration) {
+    tokio::time::sleep(duration).await;
+}
+
+#[tokio::test]
+async fn a_marzban_node_down_is_one_message_with_the_reason_then_its_recovery() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(1, "de-fra-1", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(300)).await;
+
+    panel.set_node(1, "de-fra-1", "error", Some(REFUSED));
+    let embeds = discord.wait_for_embeds(1, SETTLE).await;
+    assert_eq!(title(&embeds[0]), "🔴 Node down: de-fra-1");
+    assert!(embeds[0]["description"].as_str().unwrap().contains("Errno 111"), "{:?}", embeds[0]);
+    quiet_for(Duration::from_secs(1)).await;
+    assert_eq!(discord.embeds().len(), 1, "not repeated while it stays down: {:?}", titles(&discord));
+
+    // The JWT is refused once: the relay logs in again and carries on.
+    panel.revoke_token();
+    panel.set_node(1, "de-fra-1", "connected", None);
+    let embeds = discord.wait_for_embeds(2, SETTLE).await;
+    assert_eq!(title(&embeds[1]), "🟢 Node back up: de-fra-1");
+    assert_eq!(panel.logins(), 2, "one login at start, one after the 401");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("relay_node_up{panel=\"eu\",node=\"1\"} 1"), "{metrics}");
+    assert!(metrics.contains("relay_node_outages_total{panel=\"eu\"} 1"), "{metrics}");
+    assert!(!metrics.contains("s3cret-pw") && !metrics.contains("token-"), "nothing secret in the metrics");
+
+    panel.remove_node(1);
+    let embeds = discord.wait_for_embeds(3, SETTLE).await;
+    assert_eq!(title(&embeds[2]), "➖ Node removed: de-fra-1");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(!metrics.contains("relay_node_up{"), "a removed node's series goes: {metrics}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_pasarguard_nodes_down_together_are_one_digest() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::PasarGuard).await);
+    for id in 1..=20 {
+        panel.set_node(id, &format!("node-{id:02}"), "connected", None);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::PasarGuard).await;
+    quiet_for(Duration::from_millis(300)).await;
+    for id in 1..=20 {
+        panel.set_node(id, &format!("node-{id:02}"), "error", Some(REFUSED));
+    }
+    let embeds = discord.wait_for_embeds(1, SETTLE).await;
+    quiet_for(Duration::from_millis(500)).await;
+    assert_eq!(discord.messages().len(), 1, "one message: {:?}", titles(&discord));
+    assert_eq!(title(&embeds[0]), "📋 20 nodes down");
+    assert!(embeds[0]["description"].as_str().unwrap().contains("node-20"));
+    assert!(!serde_json::to_string(&discord.messages()).unwrap().contains("node-secret-key"), "no node api_key");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_marzneshin_panel_is_one_event_and_its_recovery_not_every_node_down() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzneshin).await);
+    panel.set_node(1, "fi-1", "healthy", None);
+    panel.set_node(2, "fi-2", "healthy", None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzneshin).await;
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_down(true);
+    let embeds = discord.wait_for_embeds(1, SETTLE).await;
+    assert_eq!(title(&embeds[0]), "📡 Panel unreachable: eu");
+    quiet_for(Duration::from_millis(800)).await;
+    panel.set_down(false);
+    let embeds = discord.wait_for_embeds(2, SETTLE).await;
+    assert_eq!(title(&embeds[1]), "📶 Panel reachable again: eu");
+    quiet_for(Duration::from_millis(300)).await;
+    assert_eq!(titles(&discord).len(), 2, "no node was reported down: {:?}", titles(&discord));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_that_recovered_while_the_relay_was_stopped_gets_its_recovery_and_no_second_down() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(7, "nl-7", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(7, "nl-7", "connecting", Some("timed out"));
+    discord.wait_for_embeds(1, SETTLE).await;
+    app.stop().await;
+
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(600)).await;
+    assert_eq!(titles(&discord), ["🔴 Node down: nl-7"], "the outage is remembered, not sent again");
+    panel.set_node(7, "nl-7", "connected", None);
+    discord.wait_for_embeds(2, SETTLE).await;
+    app.stop().await;
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(400)).await;
+    assert_eq!(titles(&discord), ["🔴 Node down: nl-7", "🟢 Node back up: nl-7"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_panel_api_never_holds_up_ingest_or_delivery() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(1, "a", "connected", None);
+    panel.set_delay(Duration::from_secs(3600));
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    let answer = app.post(crate::helpers::fixture("marzban-0.8.4/user_created.json")).await;
+    assert_eq!(answer.status(), 200);
+    let embeds = discord.wait_for_embeds(1, SETTLE).await;
+    assert!(title(&embeds[0]).starts_with("🆕 User created"), "the user event went out first: {:?}", title(&embeds[0]));
+    let unreachable = discord.wait_for_embeds(2, SETTLE).await;
+    assert_eq!(title(&unreachable[1]), "📡 Panel unreachable: eu", "the timeouts cut every call");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200, "a slow panel is the panel's problem, not the relay's");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_node_names_are_escaped_like_usernames() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(9, "@everyone **boss** <@&1> \u{202e}evil", "connected", None);
+    let embeds = discord.wait_for_embeds(1, SETTLE).await;
+    let shown = title(&embeds[0]);
+    assert!(shown.starts_with("➕ Node added: "), "{shown}");
+    assert!(!shown.contains("**boss**") && !shown.contains('\u{202e}'), "{shown}");
+    assert!(discord.messages().iter().all(|m| m["allowed_mentions"]["parse"].as_array().is_none_or(|p| p.is_empty())));
+    app.stop().await;
+}
