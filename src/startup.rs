@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bot::{self, Bot};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
-use crate::deliver::{Delivery, Services};
+use crate::deliver::{Delivery, Retention, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, PanelBodies, RootAuth, State, Unverified};
@@ -89,7 +89,12 @@ impl Application {
             metrics: metrics.clone(),
             health: health.clone(),
         };
-        let delivery = Delivery::start(&router, stored, services, config.delivered_retention);
+        let delivery = Delivery::start(
+            &router,
+            stored,
+            services,
+            Retention { delivered: config.delivered_retention, user_states: config.user_state_retention },
+        );
         let reports = start_reports(&config, &router, &outbox, &templates, &delivery, &health, &metrics);
         // One client for node watch and the bot: one login, one JWT.
         let panel = config
@@ -127,6 +132,7 @@ impl Application {
             body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
             fold_updates: config.fold_updates,
+            user_states: !config.user_state_retention.is_zero(),
             unverified: Unverified::new(config.unverified_body_bytes),
             panel_bodies: panel_bodies(&config),
             answered_503: Default::default(),

@@ -7,14 +7,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::config::{parse_count, Config};
 use crate::deliver::preview;
 use crate::destination::{Destination, Target, DEFAULT_DESTINATION};
 use crate::event::{parse_batch, parse_datetime, Event};
-use crate::ingest::prepare_events;
+use crate::ingest::{prepare_events, states_after};
 use crate::outbox::{NewRow, RowMeta};
 use crate::render::{report, samples, Loaded, Part, Renderer};
 use crate::reports::{Report, ReportKind};
@@ -32,16 +32,18 @@ pub const BURST_MAX: usize = 10_000;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A file holding a webhook body (a JSON array of events or one event); `-` or nothing reads
-    /// standard input.
+    /// standard input. Given several, the last is rendered as received after the others: an
+    /// edit shows what it changed since the state its user was in (`render before.json after.json`).
     #[arg(value_name = "FILE|-", conflicts_with_all = ["action", "report"])]
-    file: Option<PathBuf>,
+    files: Vec<PathBuf>,
     /// Render the built-in sample event of this action instead.
     #[arg(long, value_name = "ACTION", conflicts_with = "report")]
     action: Option<String>,
     /// Render a sample report (two panels) with the report template instead.
     #[arg(long, value_name = "daily|weekly", value_parser = ReportKind::parse)]
     report: Option<ReportKind>,
-    /// When the body was received, as an RFC 3339 time or unix seconds (default: now). Days left
+    /// When the body was received, as an RFC 3339 time or unix seconds, whole or fractional as
+    /// PasarGuard's `enqueued_at` (default: now). Days left
     /// and event times are computed from it, so a saved body renders as it did when the relay
     /// received it.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -57,9 +59,12 @@ fn parse_burst(text: &str) -> Result<usize, String> {
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
-    let parsed = match text.trim().parse::<i64>() {
-        Ok(seconds) => OffsetDateTime::from_unix_timestamp(seconds).ok(),
-        Err(_) => parse_datetime(text),
+    let parsed = match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() => {
+            // `as` saturates; a time out of range is refused just below.
+            OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9).round() as i128).ok()
+        }
+        _ => parse_datetime(text),
     };
     parsed.ok_or_else(|| format!("{text:?} is neither an RFC 3339 time (2026-11-28T01:01:12Z) nor unix seconds"))
 }
@@ -92,6 +97,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         print_rows(rows, &destinations, &config, &loaded.renderer)?;
         return Ok(exit_code(&loaded));
     }
+    let mut earlier = Vec::new();
     let events = match (&args.action, args.burst) {
         (Some(action), burst) => {
             let known = samples::actions();
@@ -99,31 +105,36 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 eprintln!("there is no sample for {action:?}; known actions: {}", known.join(", "));
                 return Ok(ExitCode::FAILURE);
             }
-            let sample = samples::event_for(action, now).map_err(anyhow::Error::msg)?;
+            let mut sample = samples::event_for(action, now).map_err(anyhow::Error::msg)?;
+            // As the relay labels what reaches `POST /`: the footer names the panel.
+            sample.panel = config.panel_name.clone();
             match burst {
                 Some(count) => burst_of(&sample, count),
                 None => vec![sample],
             }
         }
         (None, _) => {
-            let body = read_body(args.file.as_ref())?;
-            let batch = match parse_batch(&body, now, config.panel_name.as_deref()) {
-                Ok(batch) => batch,
-                Err(err) => {
-                    eprintln!("{err}");
+            let last = args.files.len().saturating_sub(1);
+            let mut events = Vec::new();
+            for (index, file) in args.files.iter().map(Some).chain(args.files.is_empty().then_some(None)).enumerate() {
+                let Some(batch) = read_events(file, now, config.panel_name.as_deref())? else {
                     return Ok(ExitCode::FAILURE);
+                };
+                if index < last {
+                    earlier.extend(batch);
+                } else {
+                    events = batch;
                 }
-            };
-            for rejection in &batch.rejected {
-                eprintln!("element {} rejected: {}", rejection.index, rejection.error);
             }
-            batch.events
+            events
         }
     };
-    // As ingest would (fold, route, render once) and as delivery would for rows that are all
-    // pending at once (digests of bursts, the rest packed), destination by destination.
+    // As ingest would (fold, route, render once, each user's earlier state from the bodies
+    // before) and as delivery would for rows that are all pending at once (digests of bursts,
+    // the rest packed), destination by destination.
     let router = startup::router(&config);
-    let prepared = prepare_events(&events, now, &loaded.renderer, &router, config.fold_updates);
+    let known = states_after(&earlier, &HashMap::new());
+    let prepared = prepare_events(&events, now, &loaded.renderer, &router, config.fold_updates, &known);
     print_rows(prepared.rows, &prepared.destinations, &config, &loaded.renderer)?;
     Ok(exit_code(&loaded))
 }
@@ -207,6 +218,23 @@ fn burst_of(sample: &Event, count: usize) -> Vec<Event> {
             event
         })
         .collect()
+}
+
+/// The events of the body in `file` (standard input for `None` or `-`), with the rejected
+/// elements said on standard error; `None` when the body is no batch at all (said too).
+fn read_events(file: Option<&PathBuf>, now: OffsetDateTime, panel: Option<&str>) -> anyhow::Result<Option<Vec<Event>>> {
+    let body = read_body(file)?;
+    let batch = match parse_batch(&body, now, panel) {
+        Ok(batch) => batch,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(None);
+        }
+    };
+    for rejection in &batch.rejected {
+        eprintln!("element {} rejected: {}", rejection.index, rejection.error);
+    }
+    Ok(Some(batch.events))
 }
 
 fn read_body(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {

@@ -143,7 +143,11 @@ pub struct Config {
     /// than this are deleted (hourly; 0 deletes them at the next pruning), and owner admins'
     /// webhooks left without rows are forgotten (URL deleted, place freed).
     pub delivered_retention: Duration,
-    /// `OUTBOX_MAX_BYTES`, at least 96 KiB: the most the outbox file may hold. When it is full, delivered rows are
+    /// `USER_STATE_RETENTION`, default 90 days, [`USER_STATE`] (0 to 3650 days): how long the
+    /// last state of a user is kept after the last event of that user, so that an edit can show
+    /// what it changed. 0 keeps none (edits show no changes; kept states go at the next pruning).
+    pub user_state_retention: Duration,
+    /// `OUTBOX_MAX_BYTES`, at least 128 KiB: the most the outbox file may hold. When it is full, delivered rows are
     /// deleted to make room; if that is not enough, requests are answered 503 (the panel keeps its
     /// batch). `None`: only the disk limits it.
     pub outbox_max_bytes: Option<u64>,
@@ -269,6 +273,9 @@ impl Config {
             delivery,
             delivered_retention: env.parse_or("DELIVERED_RETENTION", Duration::from_secs(7 * 86_400), |s| {
                 parse_duration_in(s, RETENTION)
+            })?,
+            user_state_retention: env.parse_or("USER_STATE_RETENTION", Duration::from_secs(90 * 86_400), |s| {
+                parse_duration_in(s, USER_STATE)
             })?,
             outbox_max_bytes: env.parse_or("OUTBOX_MAX_BYTES", None, |s| {
                 parse_size_in(s, crate::outbox::MIN_MAX_BYTES as usize, None).map(|size| Some(size as u64))

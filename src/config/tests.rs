@@ -206,7 +206,7 @@ fn refuses_byte_sizes_that_are_surely_typos() {
     let message = |name: &str, value: &str| config(&[(name, value)]).unwrap_err().to_string();
     assert_eq!(message("MAX_BODY_BYTES", "1"), "MAX_BODY_BYTES must be between 1KiB and 1GiB");
     assert_eq!(message("MAX_BODY_BYTES", "2GiB"), "MAX_BODY_BYTES must be between 1KiB and 1GiB");
-    assert!(message("OUTBOX_MAX_BYTES", "512").starts_with("OUTBOX_MAX_BYTES must be at least 96KiB"));
+    assert!(message("OUTBOX_MAX_BYTES", "512").starts_with("OUTBOX_MAX_BYTES must be at least 128KiB"));
     assert_eq!(config(&[("OUTBOX_MAX_BYTES", "512MiB")]).unwrap().outbox_max_bytes, Some(512 << 20));
 }
 

@@ -132,6 +132,9 @@ pub const WAIT_NOTICE: Bounds =
 /// `DELIVERED_RETENTION`: 0 to 3650 days (0: delete delivered rows at the next hourly pruning).
 pub const RETENTION: Bounds = Bounds { min: Duration::ZERO, max: days(3650), zero_is_off: false };
 
+/// `USER_STATE_RETENTION`: 0 (keep no states) to 3650 days.
+pub const USER_STATE: Bounds = Bounds { min: Duration::ZERO, max: days(3650), zero_is_off: false };
+
 /// `CHANNEL_RATE_LIMIT`'s window: 1 s to 1 day. Discord's hidden limit is about 30 per minute.
 pub const CHANNEL_WINDOW: Bounds = Bounds { min: Duration::from_secs(1), max: days(1), zero_is_off: false };
 

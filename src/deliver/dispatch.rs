@@ -133,8 +133,8 @@ impl Dispatch {
 
 impl Delivery {
     /// Starts a task for every destination of `router` and for `stored` ones (owner admins' webhooks
-    /// with rows still pending), and one that prunes what is older than `retention`.
-    pub fn start(router: &Router, stored: Vec<Destination>, services: Services, retention: Duration) -> Self {
+    /// with rows still pending), and one that prunes what is older than its retention.
+    pub fn start(router: &Router, stored: Vec<Destination>, services: Services, retention: Retention) -> Self {
         let dispatch = Dispatch::new(services, router.owners().cloned());
         for destination in router.destinations().iter().cloned().chain(stored.into_iter().map(Arc::new)) {
             dispatch.wake(&destination);
@@ -173,9 +173,20 @@ impl Delivery {
     }
 }
 
-/// Prunes what is older than `retention`, now and every hour.
-async fn prune(dispatch: Dispatch, retention: Duration, shutdown: CancellationToken) {
-    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+/// How long the prune task keeps what it prunes.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// `DELIVERED_RETENTION`: delivered rows, from their delivery.
+    pub delivered: Duration,
+    /// `USER_STATE_RETENTION`: a user's last state, from the last event of that user.
+    pub user_states: Duration,
+}
+
+/// Prunes what is older than its retention, now and every hour.
+async fn prune(dispatch: Dispatch, retention: Retention, shutdown: CancellationToken) {
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let (retention_ms, states_ms) = (millis(retention.delivered), millis(retention.user_states));
+    let retention = retention.delivered;
     loop {
         match dispatch.prune(now_ms().saturating_sub(retention_ms)).await {
             Ok((0, 0)) => {}
@@ -189,6 +200,11 @@ async fn prune(dispatch: Dispatch, retention: Duration, shutdown: CancellationTo
         let keep_ms = crate::outbox::TALLY_KEEP_DAYS.saturating_mul(86_400_000);
         if let Err(err) = dispatch.inner.services.outbox.prune_tally(now_ms().saturating_sub(keep_ms)).await {
             log::warn!("could not prune the reports' old tally: {err}");
+        }
+        match dispatch.inner.services.outbox.prune_user_states(now_ms().saturating_sub(states_ms)).await {
+            Ok(0) => {}
+            Ok(forgotten) => log::info!("forgot the last state of {forgotten} users not seen for a while"),
+            Err(err) => log::warn!("could not prune the users' old states: {err}"),
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use digest::DIGEST_LOOKAHEAD;
-pub use dispatch::{Delivery, Dispatch};
+pub use dispatch::{Delivery, Dispatch, Retention};
 pub use forum::new_post;
 pub use pack::{
     build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,

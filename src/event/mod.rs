@@ -20,6 +20,7 @@ mod batch;
 mod json;
 mod node;
 mod normalise;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,7 @@ pub use batch::{parse_batch, Batch, BodyError, Rejection, REJECTIONS_SHOWN};
 pub use json::{parse_datetime, unix_seconds};
 pub use node::{is_known_action, is_watch_action, known_actions, known_actions_list, NodeContext, WATCH_ACTIONS};
 pub use normalise::strip_secrets;
+pub use state::{Change, PlanState, UserState, STATE_MAX_BYTES};
 
 /// The actions the panels send: Marzban's and PasarGuard's twelve and Marzneshin's two more.
 pub const KNOWN_ACTIONS: &[&str] = &[

@@ -28,14 +28,14 @@ use crate::deliver::Dispatch;
 use crate::destination::Origin;
 use crate::event::{BodyError, Rejection};
 use crate::metrics::{ActionLabels, Health, Metrics, PanelLabels};
-use crate::outbox::Outbox;
+use crate::outbox::{Batch, Outbox};
 use crate::render::Templates;
 use crate::routing::Router;
 use crate::secret::{HeaderCheck, Secret};
 use prepare::prepare;
 
 pub use body::{read_body, PanelBodies, Sender, Unverified};
-pub use prepare::{prepare_events, Prepared};
+pub use prepare::{prepare_events, states_after, Prepared};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
@@ -76,6 +76,9 @@ pub struct State {
     /// Whether a `user_updated` and the status event of the same edit are stored as one
     /// (`FOLD_UPDATES`).
     pub fold_updates: bool,
+    /// Whether each user's last state is remembered, so edits show what they changed
+    /// (`USER_STATE_RETENTION` above 0).
+    pub user_states: bool,
     /// Bytes of bodies read before their HMAC could be checked, shared by every request.
     pub unverified: Unverified,
     /// Places and bytes of bodies sent with a panel's secret (`PANEL_BODY_BYTES`,
@@ -300,15 +303,18 @@ async fn receive(
     let router = state.router.clone();
     let label = panel.clone();
     let fold = state.fold_updates;
-    let prepared = web::block(move || prepare(&body, received_at, panel.as_deref(), &renderer, &router, fold))
-        .await
-        .map_err(|_| {
-        hint_at_first_503(state, label.as_deref());
-        IngestError::Unavailable
-    })??;
+    let states = state.user_states.then(|| state.outbox.clone());
+    let prepared =
+        web::block(move || prepare(&body, received_at, panel.as_deref(), (&renderer, &router), fold, states.as_ref()))
+            .await
+            .map_err(|_| {
+                hint_at_first_503(state, label.as_deref());
+                IngestError::Unavailable
+            })??;
 
-    let stored =
-        state.outbox.enqueue_counted(prepared.rows, prepared.remember, prepared.tally, state.dedup_window).await;
+    let batch =
+        Batch { rows: prepared.rows, destinations: prepared.remember, tally: prepared.tally, states: prepared.states };
+    let stored = state.outbox.enqueue_batch(batch, state.dedup_window).await;
     let enqueued = stored.map_err(|err| {
         log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);
         hint_at_first_503(state, label.as_deref());

@@ -5,7 +5,9 @@
 //! reaches the relay as `user_updated` followed by the status event, in the same request, by the
 //! same admin. With folding on (`FOLD_UPDATES`, the default) the `user_updated` of such a pair is
 //! not stored, so the change is one embed: the status event's, routed and mentioned as the status
-//! event is. Both events carry the same user, so nothing the update showed is lost.
+//! event is. Both events carry the same user, so nothing the update showed is lost. Marzban's
+//! `user_expired` and `user_limited` name no admin even when an edit caused them: such a status
+//! event folds an update that already shows the user in that status, and names the update's admin.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -14,8 +16,8 @@ use time::OffsetDateTime;
 
 use super::IngestError;
 use crate::destination::{Destination, Origin, Target};
-use crate::event::{parse_batch, Event, Rejection};
-use crate::outbox::{NewRow, StoredDestination, Tallied};
+use crate::event::{parse_batch, Event, Rejection, UserState};
+use crate::outbox::{NewRow, Outbox, SeenState, StoredDestination, Tallied, UserKey};
 use crate::render::Renderer;
 use crate::routing::Router;
 
@@ -33,34 +35,59 @@ pub struct Prepared {
     pub remember: Vec<StoredDestination>,
     /// Every accepted event (folded, muted and unrouted ones too), for scheduled reports.
     pub tally: Vec<Tallied>,
+    /// The last state of each user the events showed (or that the user is gone), to remember.
+    pub states: Vec<SeenState>,
 }
 
-/// Parses, routes and renders a body: CPU work, run off the async workers.
+/// Parses, routes and renders a body: CPU work, run off the async workers. With `states`, each
+/// event is rendered with what changed since the state of its user the outbox remembers.
 pub fn prepare(
     body: &[u8],
     received_at: OffsetDateTime,
     panel: Option<&str>,
-    renderer: &Renderer,
-    router: &Router,
+    (renderer, router): (&Renderer, &Router),
     fold_updates: bool,
+    states: Option<&Outbox>,
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
-    let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates);
+    let stored = match states {
+        Some(outbox) => {
+            let mut users: Vec<UserKey> = batch.events.iter().map(user_key).collect();
+            users.sort_unstable();
+            users.dedup();
+            outbox.user_states_blocking(&users).map_err(|err| {
+                log::error!("could not read the users' last states: {err}");
+                IngestError::Unavailable
+            })?
+        }
+        None => HashMap::new(),
+    };
+    let known: HashMap<UserKey, UserState> =
+        stored.iter().map(|(key, (state, _))| (key.clone(), state.clone())).collect();
+    let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates, &known);
+    if states.is_none() {
+        prepared.states.clear();
+    }
+    prepared.states.retain(|seen| !unchanged_and_recent(seen, &stored));
     prepared.rejected = batch.rejected;
     prepared.rejected_total = batch.rejected_total;
     Ok(prepared)
 }
 
 /// Folds, routes and renders events received at `received_at`, as [`prepare`] does for a body's
-/// events. `render` previews through it.
+/// events, each with what changed since the state of its user in `known` or earlier in `events`.
+/// `render` previews through it.
 pub fn prepare_events(
     events: &[Event],
     received_at: OffsetDateTime,
     renderer: &Renderer,
     router: &Router,
     fold_updates: bool,
+    known: &HashMap<UserKey, UserState>,
 ) -> Prepared {
-    let folded = if fold_updates { folded_updates(events) } else { Vec::new() };
+    let mut seen = Seen::new(known, received_at);
+    let pairs = if fold_updates { folded_updates(events) } else { Vec::new() };
+    let folded: Vec<usize> = pairs.iter().map(|(update, _)| *update).collect();
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut prepared = Prepared {
         accepted: events.len(),
@@ -81,18 +108,29 @@ pub fn prepare_events(
                 may_be_resend: event.may_be_resend,
             })
             .collect(),
+        states: Vec::new(),
     };
     for (index, event) in events.iter().enumerate() {
         if folded.contains(&index) {
+            // The status event shows the same user, and what the edit changed since before it.
             log::debug!("{} of {:?} is folded into its status event", event.action, event.username);
             continue;
         }
+        let previous = seen.replace(event);
         let routes = router.route(event);
         if routes.is_empty() {
             log::debug!("{} of {:?} goes nowhere (muted or no rule matches)", event.action, event.username);
             continue;
         }
-        let part = serde_json::to_string(&renderer.render(event)).expect("a rendered part always serialises");
+        let part = match pairs.iter().find(|(_, status)| *status == index) {
+            // The edit's admin, where the status event names none.
+            Some((update, _)) if event.by.is_none() => {
+                let by = events[*update].by.clone();
+                renderer.render_after(&Event { by, ..event.clone() }, previous.as_ref())
+            }
+            _ => renderer.render_after(event, previous.as_ref()),
+        };
+        let part = serde_json::to_string(&part).expect("a rendered part always serialises");
         for route in routes {
             let destination = route.destination;
             if destination.origin() == Origin::Owner && !prepared.destinations.contains_key(&destination.name) {
@@ -118,30 +156,127 @@ pub fn prepare_events(
             prepared.destinations.entry(destination.name.clone()).or_insert(destination);
         }
     }
+    prepared.states = seen.into_states();
     prepared
+}
+
+/// How long a kept state that did not change may go without being written again: its `seen_at`
+/// only has to be right to the day for `USER_STATE_RETENTION`.
+const SEEN_AT_SLACK_MS: i64 = 86_400_000;
+
+/// Whether `seen` is the state stored already, written less than a day ago: writing it again
+/// would cost a page write in the outbox for nothing.
+fn unchanged_and_recent(seen: &SeenState, stored: &HashMap<UserKey, (UserState, i64)>) -> bool {
+    let key = (seen.panel.clone(), seen.username.clone());
+    stored.get(&key).is_some_and(|(state, seen_at)| {
+        seen.state.as_ref() == Some(state) && seen.seen_at_ms.saturating_sub(*seen_at) < SEEN_AT_SLACK_MS
+    })
+}
+
+/// The state each user of `events` is left in, after those in `known`: what the relay would
+/// remember once it received `events`. Deleted users are absent.
+pub fn states_after(events: &[Event], known: &HashMap<UserKey, UserState>) -> HashMap<UserKey, UserState> {
+    let mut seen = Seen::new(known, OffsetDateTime::UNIX_EPOCH);
+    for event in events {
+        seen.replace(event);
+    }
+    let mut states = known.clone();
+    for (key, state) in seen.latest {
+        match state {
+            Some(state) => states.insert(key, state),
+            None => states.remove(&key),
+        };
+    }
+    states
+}
+
+/// The longest username whose state is remembered, in bytes.
+const USERNAME_KEPT_BYTES: usize = 128;
+
+/// A user's key in the remembered states: the panel label (`""` for none) and the username.
+fn user_key(event: &Event) -> UserKey {
+    (event.panel.clone().unwrap_or_default(), event.username.clone())
+}
+
+/// The users' states as a batch goes: what the outbox remembered, then what each event showed.
+struct Seen<'a> {
+    known: &'a HashMap<UserKey, UserState>,
+    /// Users met in this batch, in order, with the state they were last seen in (`None`: deleted).
+    latest: Vec<(UserKey, Option<UserState>)>,
+    seen_at_ms: i64,
+}
+
+impl<'a> Seen<'a> {
+    fn new(known: &'a HashMap<UserKey, UserState>, received_at: OffsetDateTime) -> Self {
+        let seen_at_ms = i64::try_from(received_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        Self { known, latest: Vec::new(), seen_at_ms }
+    }
+
+    /// The state `event`'s user was in before it, and records the state it shows. A deletion
+    /// forgets the user; an event without a user changes nothing else.
+    fn replace(&mut self, event: &Event) -> Option<UserState> {
+        let key = user_key(event);
+        let now = if event.action.as_str() == "user_deleted" { Some(None) } else { UserState::of(event).map(Some) };
+        let at = self.latest.iter().position(|(k, _)| *k == key);
+        let before = match at {
+            Some(i) => self.latest[i].1.clone(),
+            None => self.known.get(&key).cloned(),
+        };
+        if let Some(now) = now {
+            match at {
+                Some(i) => self.latest[i].1 = now,
+                None => self.latest.push((key, now)),
+            }
+        }
+        before
+    }
+
+    fn into_states(self) -> Vec<SeenState> {
+        let seen_at_ms = self.seen_at_ms;
+        // Panels' usernames are at most 32 characters; a longer one is not remembered, so a key
+        // takes at most this much room.
+        self.latest
+            .into_iter()
+            .filter(|((_, username), _)| username.len() <= USERNAME_KEPT_BYTES)
+            .map(|((panel, username), state)| SeenState { panel, username, state, seen_at_ms })
+            .collect()
+    }
 }
 
 /// Actions a panel raises right after the `user_updated` of an edit that changed the user's status.
 const STATUS_ACTIONS: [&str; 4] = ["user_disabled", "user_enabled", "user_limited", "user_expired"];
 
-/// The indexes of the `user_updated` events in `events` that are folded into a status event: the
-/// same user's next event in the request is a status event by the same admin.
-fn folded_updates(events: &[Event]) -> Vec<usize> {
+/// Status events Marzban raises without naming an admin, even when an admin's edit caused them.
+const NAMELESS_STATUS_ACTIONS: [&str; 2] = ["user_expired", "user_limited"];
+
+/// The `user_updated` events in `events` that are folded into a status event, each with that
+/// status event's index: the same user's next event in the request is a status event by the same
+/// admin, or one that names no admin (Marzban's expiry and limit) of an update that shows the user
+/// in that status already.
+fn folded_updates(events: &[Event]) -> Vec<(usize, usize)> {
     fn actor(event: &Event) -> Option<Option<&str>> {
         event.by.as_ref().map(|by| by.username.as_deref())
     }
+    fn status(event: &Event) -> Option<&str> {
+        event.user.as_ref().and_then(|user| user.status.as_deref())
+    }
+    let one_edit = |update: &Event, event: &Event| {
+        let action = event.action.as_str();
+        STATUS_ACTIONS.contains(&action)
+            && (actor(event) == actor(update)
+                || (event.by.is_none() && NAMELESS_STATUS_ACTIONS.contains(&action) && status(update) == status(event)))
+    };
     // Read from the end, so each user's next event is known when their update is reached.
-    let mut next: HashMap<(&str, Option<&str>), &Event> = HashMap::new();
+    let mut next: HashMap<(&str, Option<&str>), usize> = HashMap::new();
     let mut folded = Vec::new();
     for (index, event) in events.iter().enumerate().rev() {
         let user = (event.username.as_str(), event.panel.as_deref());
         if event.action.as_str() == "user_updated" {
-            let status = next.get(&user).filter(|status| STATUS_ACTIONS.contains(&status.action.as_str()));
-            if status.is_some_and(|status| actor(status) == actor(event)) {
-                folded.push(index);
+            if let Some(&later) = next.get(&user).filter(|&&later| one_edit(event, &events[later])) {
+                folded.push((index, later));
             }
         }
-        next.insert(user, event);
+        next.insert(user, index);
     }
     folded.reverse();
     folded
@@ -180,7 +315,7 @@ mod tests {
             ("user_created", "c", Some("admin")),
             ("user_expired", "b", Some("admin")),
         ]);
-        assert_eq!(folded_updates(&batch), [0, 2], "b's next event is its expiry, whatever comes between");
+        assert_eq!(folded_updates(&batch), [(0, 1), (2, 4)], "b's next event is its expiry, whatever comes between");
     }
 
     #[test]
@@ -194,7 +329,7 @@ mod tests {
             ("user_deleted", "c", Some("admin")),
             ("user_updated", "d", Some("admin")),
         ]);
-        assert_eq!(folded_updates(&batch), Vec::<usize>::new(), "another admin, no status event, the last event");
+        assert!(folded_updates(&batch).is_empty(), "another admin, no status event, the last event");
         let disabled_first = events(&[("user_disabled", "a", Some("admin")), ("user_updated", "a", Some("admin"))]);
         assert!(folded_updates(&disabled_first).is_empty(), "a status event before the update is no pair");
     }

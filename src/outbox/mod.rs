@@ -17,6 +17,7 @@ mod queries;
 mod reader;
 mod room;
 mod schema;
+mod states;
 mod tally;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use crate::destination::Mentions;
 pub use forum::PostKey;
 pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
+pub use states::{SeenState, UserKey, STATES_MAX};
 pub use tally::{
     HealthKind, PeriodTally, ReportRecord, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION,
     SLOT_SECONDS, TALLY_KEEP_DAYS,
@@ -46,9 +48,10 @@ const ROW_OVERHEAD_BYTES: u64 = 256;
 /// [`full_margin`]).
 pub const FULL_MARGIN_BYTES: u64 = 64 * 1024;
 
-/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes about 60 KiB (its tables and
-/// indexes), so a smaller one could never hold a batch.
-pub const MIN_MAX_BYTES: u64 = 96 * 1024;
+/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes 80 KiB (20 pages: its tables and
+/// indexes, node watch's and users' states' among them), and keeps an eighth free
+/// ([`full_margin`]), so this leaves about 32 KiB for rows, states and posts.
+pub const MIN_MAX_BYTES: u64 = 128 * 1024;
 
 /// The room an outbox of `max_bytes` keeps free: [`FULL_MARGIN_BYTES`], or an eighth of a smaller
 /// `OUTBOX_MAX_BYTES`, so a small outbox is not "full" when it is empty.
@@ -150,6 +153,18 @@ pub enum Retry {
     All,
 }
 
+/// What one request stores, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub rows: Vec<NewRow>,
+    /// Owner admins' webhooks to remember with the rows.
+    pub destinations: Vec<StoredDestination>,
+    /// Every accepted event, for scheduled reports.
+    pub tally: Vec<Tallied>,
+    /// The users' states the request showed.
+    pub states: Vec<SeenState>,
+}
+
 /// What `enqueue` stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enqueued {
@@ -216,26 +231,27 @@ impl Outbox {
         destinations: Vec<StoredDestination>,
         dedup_window: Option<Duration>,
     ) -> Result<Enqueued, OutboxError> {
-        self.enqueue_inner(rows, destinations, Arc::new(Vec::new()), dedup_window).await
+        let batch = Batch { rows, destinations, ..Batch::default() };
+        self.enqueue_batch(batch, dedup_window).await
     }
 
-    async fn enqueue_inner(
-        &self,
-        rows: Vec<NewRow>,
-        destinations: Vec<StoredDestination>,
-        tally: Arc<Vec<Tallied>>,
-        dedup_window: Option<Duration>,
-    ) -> Result<Enqueued, OutboxError> {
-        let (rows, destinations) = (Arc::new(rows), Arc::new(destinations));
+    /// Stores a request's rows, with the owner webhooks, tally and user states that go with them,
+    /// in one transaction.
+    pub async fn enqueue_batch(&self, batch: Batch, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
+        let Batch { rows, destinations, tally, states } = batch;
+        let (rows, destinations, tally, states) =
+            (Arc::new(rows), Arc::new(destinations), Arc::new(tally), Arc::new(states));
         let max_bytes = self.max_bytes;
         let attempt = || {
-            let (rows, destinations, tally) = (rows.clone(), destinations.clone(), tally.clone());
+            let (rows, destinations, tally, states) =
+                (rows.clone(), destinations.clone(), tally.clone(), states.clone());
             self.writer.call(move |conn| {
                 if !queries::room_for(conn, &rows, max_bytes)? {
                     return Err(OutboxError::Full);
                 }
                 // Before the rows: a re-sent event is recognised by the rows stored earlier.
                 tally::record(conn, &tally, dedup_window)?;
+                states::record(conn, &states)?;
                 Ok(queries::store(conn, &rows, &destinations, dedup_window)?)
             })
         };

@@ -34,4 +34,11 @@ impl Reader {
         };
         tokio::task::spawn_blocking(query).await.map_err(|_| OutboxError::Closed)?
     }
+
+    /// Runs the query `f` on the read connection on this thread: for callers already off the
+    /// async workers.
+    pub fn read_blocking<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, OutboxError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&conn).map_err(OutboxError::from)
+    }
 }

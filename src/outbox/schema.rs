@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_REPORT_ACTION,
     SCHEMA_NODE_WATCH,
     SCHEMA_REPORT_HIGHEST_END,
+    SCHEMA_USER_STATES,
 ];
 
 /// Node watch: per panel ('' for none) the watcher's state as JSON (nodes, open outages), and
@@ -53,6 +54,31 @@ UPDATE reports_sent SET highest_end = period_end;
 pub const SCHEMA_REPORT_ACTION: &str = "
 UPDATE messages SET action = ':report'
     WHERE action = 'report' AND fingerprint IS NULL AND username IN ('daily report', 'weekly report');
+";
+
+/// The last state seen of each user (JSON of `event::UserState`), per panel ('' for none), and
+/// when it was seen (unix ms), so an edit can show what it changed: one B-tree, no index on
+/// `seen_at` (the hourly pruning scans it), so that keeping it costs ingest one page write per
+/// user changed. And the users each slot's
+/// events of a listed action were about (a hash of each name, up to a cap per slot; `unhashed`
+/// counts the events past it, null for slots counted before), so a report's "and N more" counts
+/// users.
+pub const SCHEMA_USER_STATES: &str = "
+CREATE TABLE user_states (
+    panel           TEXT    NOT NULL,
+    username        TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    seen_at         INTEGER NOT NULL,
+    PRIMARY KEY (panel, username)
+) WITHOUT ROWID;
+ALTER TABLE tally ADD COLUMN unhashed INTEGER;
+CREATE TABLE tally_users (
+    slot            INTEGER NOT NULL,
+    panel           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    user            INTEGER NOT NULL,
+    PRIMARY KEY (slot, panel, action, user)
+) WITHOUT ROWID;
 ";
 
 /// When each remembered forum post was last written to (unix ms), so a full outbox forgets the

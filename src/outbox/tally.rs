@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use sha2::Digest;
 
 use super::{queries, NewRow, Outbox, OutboxError};
 use crate::event::KNOWN_ACTIONS;
@@ -102,6 +103,9 @@ pub struct PeriodTally {
     pub events: BTreeMap<(String, String), i64>,
     /// (panel, listed action) → the usernames kept, in the order received, each once.
     pub names: BTreeMap<(String, String), Vec<String>>,
+    /// (panel, listed action) → how many users the events were about: a user counted once however
+    /// often, except past [`USERS_HASHED_PER_SLOT`] in a slot, where each event counts.
+    pub users: BTreeMap<(String, String), i64>,
     /// Health kind name → count.
     pub health: BTreeMap<String, i64>,
 }
@@ -115,7 +119,7 @@ impl Outbox {
         tally: Vec<Tallied>,
         dedup_window: Option<Duration>,
     ) -> Result<super::Enqueued, OutboxError> {
-        self.enqueue_inner(rows, destinations, Arc::new(tally), dedup_window).await
+        self.enqueue_batch(super::Batch { rows, destinations, tally, states: Vec::new() }, dedup_window).await
     }
 
     /// Counts `count` of `kind` in the relay's health now.
@@ -208,6 +212,7 @@ impl Outbox {
                 Ok::<_, rusqlite::Error>(
                     conn.execute("DELETE FROM tally WHERE slot < ?1", params![slot])?
                         + conn.execute("DELETE FROM tally_names WHERE slot < ?1", params![slot])?
+                        + conn.execute("DELETE FROM tally_users WHERE slot < ?1", params![slot])?
                         + conn.execute("DELETE FROM health_tally WHERE slot < ?1", params![slot])?,
                 )
             })
@@ -221,13 +226,16 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
     let mut seen =
         conn.prepare_cached("SELECT 1 FROM messages WHERE fingerprint = ?1 AND received_at >= ?2 LIMIT 1")?;
     let mut count = conn.prepare_cached(
-        "INSERT INTO tally (slot, panel, action, events) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (slot, panel, action) DO UPDATE SET events = events + excluded.events",
+        "INSERT INTO tally (slot, panel, action, events, unhashed) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (slot, panel, action) DO UPDATE
+         SET events = events + excluded.events, unhashed = unhashed + excluded.unhashed",
     )?;
     // Counted here first: a batch of 50 events is one statement per action, not 50.
-    let mut counts: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
+    // Each key's events, then those of its users counted past the hashes kept.
+    let mut counts: BTreeMap<(i64, &str, &str), (i64, i64)> = BTreeMap::new();
     let mut kept =
         conn.prepare_cached("SELECT COUNT(*) FROM tally_names WHERE slot = ?1 AND panel = ?2 AND action = ?3")?;
+    let mut users = UserCounter::default();
     // Names held per (slot, panel, action): counted once per batch, then kept up to date here.
     let mut held: HashMap<(i64, String, &str), i64> = HashMap::new();
     let mut name = conn
@@ -243,25 +251,70 @@ pub(super) fn record(conn: &Connection, events: &[Tallied], dedup_window: Option
         let panel = event.panel.as_deref().unwrap_or("");
         let seconds = event.received_at_ms.div_euclid(1000);
         let slot = seconds.div_euclid(SLOT_SECONDS);
-        *counts.entry((slot, panel, action)).or_default() += 1;
+        let counted = counts.entry((slot, panel, action)).or_default();
+        counted.0 += 1;
         if LISTED_ACTIONS.contains(&action) {
+            counted.1 += users.count(conn, (slot, panel, action), &event.username)?;
             let key = (slot, panel.to_owned(), action);
-            let count = match held.get_mut(&key) {
+            let held = match held.get_mut(&key) {
                 Some(count) => count,
                 None => {
                     let count: i64 = kept.query_row(params![slot, panel, action], |r| r.get(0))?;
                     held.entry(key).or_insert(count)
                 }
             };
-            if *count < NAMES_PER_SLOT {
-                *count += name.execute(params![slot, panel, action, kept_name(&event.username)])? as i64;
+            if *held < NAMES_PER_SLOT {
+                *held += name.execute(params![slot, panel, action, kept_name(&event.username)])? as i64;
             }
         }
     }
-    for ((slot, panel, action), events) in counts {
-        count.execute(params![slot, panel, action, events])?;
+    for ((slot, panel, action), (events, unhashed)) in counts {
+        count.execute(params![slot, panel, action, events, unhashed])?;
     }
     Ok(())
+}
+
+/// How many users' hashes a slot keeps per panel and listed action: a report counts the users of
+/// a mass expiry of up to this many per quarter-hour exactly, and each event past it as a user.
+/// About 40 bytes each: 400 KiB a slot at most.
+pub const USERS_HASHED_PER_SLOT: i64 = 10_000;
+
+/// Counts the users of listed actions per slot, by a hash of their names, within one batch.
+#[derive(Default)]
+struct UserCounter {
+    /// Hashes held per (slot, panel, action): counted once per batch, then kept up to date here.
+    held: HashMap<(i64, String, String), i64>,
+}
+
+impl UserCounter {
+    /// Notes `username` in `(slot, panel, action)`; returns 1 when it could not be hashed (the
+    /// slot is at its cap) and so counts as an unhashed event, else 0.
+    fn count(
+        &mut self,
+        conn: &Connection,
+        (slot, panel, action): (i64, &str, &str),
+        username: &str,
+    ) -> rusqlite::Result<i64> {
+        let key = (slot, panel.to_owned(), action.to_owned());
+        let held = match self.held.get_mut(&key) {
+            Some(held) => held,
+            None => {
+                let held: i64 = conn
+                    .prepare_cached("SELECT COUNT(*) FROM tally_users WHERE slot = ?1 AND panel = ?2 AND action = ?3")?
+                    .query_row(params![slot, panel, action], |r| r.get(0))?;
+                self.held.entry(key).or_insert(held)
+            }
+        };
+        if *held >= USERS_HASHED_PER_SLOT {
+            return Ok(1);
+        }
+        let digest = sha2::Sha256::digest(username.as_bytes());
+        let user = i64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"));
+        *held += conn
+            .prepare_cached("INSERT OR IGNORE INTO tally_users (slot, panel, action, user) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![slot, panel, action, user])? as i64;
+        Ok(0)
+    }
 }
 
 /// `username`, cut to [`NAME_KEPT_CHARS`] characters (the last one `…`) when longer.
@@ -289,12 +342,17 @@ pub(super) fn add_health(conn: &Connection, kind: HealthKind, count: i64, now_ms
 
 fn period_tally(conn: &Connection, from_slot: i64, to_slot: i64) -> rusqlite::Result<PeriodTally> {
     let mut tally = PeriodTally::default();
+    // Events past a slot's cap of hashed users, and in slots counted before users were (`unhashed`
+    // null), count as a user each.
     let mut events = conn.prepare_cached(
-        "SELECT panel, action, SUM(events) FROM tally WHERE slot >= ?1 AND slot < ?2 GROUP BY panel, action",
+        "SELECT panel, action, SUM(events), SUM(COALESCE(unhashed, events)) FROM tally
+         WHERE slot >= ?1 AND slot < ?2 GROUP BY panel, action",
     )?;
-    for row in events.query_map(params![from_slot, to_slot], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))? {
-        let (key, count) = row?;
-        tally.events.insert(key, count);
+    let rows = events.query_map(params![from_slot, to_slot], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?, r.get(3)?)))?;
+    for row in rows {
+        let (key, count, users): (_, i64, i64) = row?;
+        tally.events.insert(key.clone(), count);
+        tally.users.insert(key, users);
     }
     let mut names = conn.prepare_cached(
         "SELECT panel, action, username FROM tally_names
@@ -309,6 +367,15 @@ fn period_tally(conn: &Connection, from_slot: i64, to_slot: i64) -> rusqlite::Re
         if seen.insert((key.clone(), username.clone())) {
             tally.names.entry(key).or_default().push(username);
         }
+    }
+    let mut hashed = conn.prepare_cached(
+        "SELECT panel, action, COUNT(DISTINCT user) FROM tally_users WHERE slot >= ?1 AND slot < ?2
+         GROUP BY panel, action",
+    )?;
+    for row in hashed.query_map(params![from_slot, to_slot], |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, i64>(2)?)))? {
+        let (key, distinct) = row?;
+        let users = tally.users.entry(key).or_default();
+        *users = users.saturating_add(distinct);
     }
     let mut health =
         conn.prepare_cached("SELECT kind, SUM(count) FROM health_tally WHERE slot >= ?1 AND slot < ?2 GROUP BY kind")?;

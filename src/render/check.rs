@@ -39,7 +39,7 @@ impl Renderer {
             let contexts = match name.strip_prefix(DIGEST_PREFIX) {
                 Some(action) => digest_contexts(action, now),
                 None if name == REPORT_TEMPLATE => report_contexts(now),
-                None => match event_contexts(name, now, &edge_events) {
+                None => match self.event_contexts(name, now, &edge_events) {
                     Ok(contexts) => contexts,
                     Err(message) => {
                         note(Problem { origin: template.origin.clone(), line: None, message }, "");
@@ -118,33 +118,41 @@ fn report_contexts(now: OffsetDateTime) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// The events the template of `action` is checked against, each with what it is.
-fn event_contexts(
-    action: &str,
-    now: OffsetDateTime,
-    edge_events: &[edges::Edge],
-) -> Result<Vec<(String, Value)>, String> {
-    let sample = samples::event_for(action, now)?;
-    let mut contexts = vec![
-        (format!("the sample {} event, stressed with long multi-byte text", sample.action), {
-            Value::from_serialize(samples::stressed(&sample))
-        }),
-        (format!("the sample {} event", sample.action), Value::from_serialize(&sample)),
-    ];
-    let own: Vec<&edges::Edge> = edge_events.iter().filter(|edge| edge.event.action.as_str() == action).collect();
-    if own.is_empty() {
-        // `default`, or an action no panel is known to send: whatever any event carries.
-        for edge in edge_events {
-            let mut event = edge.event.clone();
-            event.action = sample.action.clone();
-            contexts.push((format!("edge event {} as {}", edge.what, sample.action), Value::from_serialize(&event)));
+impl Renderer {
+    /// The events the template of `action` is checked against, each with what it is: the sample
+    /// (plain, and stressed with long text) seen after an earlier state that differs in every
+    /// field, so that every line of `changes` is rendered, and the edge events as first seen.
+    fn event_contexts(
+        &self,
+        action: &str,
+        now: OffsetDateTime,
+        edge_events: &[edges::Edge],
+    ) -> Result<Vec<(String, Value)>, String> {
+        let sample = samples::event_for(action, now)?;
+        let stressed = samples::stressed(&sample);
+        let (earlier, stressed_earlier) = (samples::earlier_state(&sample), samples::earlier_state(&stressed));
+        let mut contexts = vec![
+            (
+                format!("the sample {} event, stressed with long multi-byte text", sample.action),
+                self.context(&stressed, stressed_earlier.as_ref()),
+            ),
+            (format!("the sample {} event", sample.action), self.context(&sample, earlier.as_ref())),
+        ];
+        let own: Vec<&edges::Edge> = edge_events.iter().filter(|edge| edge.event.action.as_str() == action).collect();
+        if own.is_empty() {
+            // `default`, or an action no panel is known to send: whatever any event carries.
+            for edge in edge_events {
+                let mut event = edge.event.clone();
+                event.action = sample.action.clone();
+                contexts.push((format!("edge event {} as {}", edge.what, sample.action), self.context(&event, None)));
+            }
+        } else {
+            contexts.extend(
+                own.into_iter().map(|edge| (format!("edge event {}", edge.what), self.context(&edge.event, None))),
+            );
         }
-    } else {
-        contexts.extend(
-            own.into_iter().map(|edge| (format!("edge event {}", edge.what), Value::from_serialize(&edge.event))),
-        );
+        Ok(contexts)
     }
-    Ok(contexts)
 }
 
 /// The digests the digest template of `action` is checked against, each with what it is.

@@ -195,7 +195,7 @@ impl Renderer {
         let text = rendered
             .map_err(|err| format!("{}: {}", name.rsplit('#').nth(1).unwrap_or("title"), super::jinja_reason(&err)))?;
         let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let line = if self.lang.is_rtl() && !line.is_empty() { format!("\u{2067}{line}\u{2069}") } else { line };
+        let line = if self.lang.is_rtl() && !line.is_empty() { right_to_left_title(&line) } else { line };
         Ok(limits::truncate(&line, THREAD_NAME))
     }
 
@@ -223,6 +223,23 @@ impl Renderer {
         }
         problems
     }
+}
+
+/// A Persian title's line in a right-to-left isolate, its values in first-strong ones; a line
+/// with no right-to-left letter at all (a Latin username alone) needs no isolate and gets none:
+/// they would only be characters a forum search or a copied title carries for nothing.
+fn right_to_left_title(line: &str) -> String {
+    if line.chars().any(is_right_to_left) {
+        format!("\u{2067}{line}\u{2069}")
+    } else {
+        line.chars().filter(|c| !('\u{2066}'..='\u{2069}').contains(c)).collect()
+    }
+}
+
+/// Whether `c` is a letter of a right-to-left script (Hebrew, Arabic, Syriac, Thaana, N'Ko and
+/// their presentation forms).
+fn is_right_to_left(c: char) -> bool {
+    matches!(c, '\u{0590}'..='\u{08FF}' | '\u{FB1D}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
 }
 
 #[cfg(test)]
@@ -261,8 +278,18 @@ mod tests {
             assert_eq!(opened, closed, "{lang}: {title:?}");
             assert!(!renderer.thread_name(&PostTitle::digest("2026-11-28", "user_expired")).is_empty());
         }
-        let fa = Renderer::builtin(Lang::Fa).thread_name(&PostTitle::user("ali", None, "user_created"));
-        assert_eq!(fa, "\u{2067}\u{2068}ali\u{2069}\u{2069}");
+        let fa = Renderer::builtin(Lang::Fa);
+        assert_eq!(fa.thread_name(&PostTitle::user("ali", None, "user_created")), "ali", "Latin alone: no isolate");
+        assert_eq!(
+            fa.thread_name(&PostTitle::user("ali", Some("eu-1"), "user_created").several_panels(true)),
+            "ali · eu-1"
+        );
+        assert_eq!(
+            fa.thread_name(&PostTitle::user("علی", None, "user_created")),
+            "\u{2067}\u{2068}علی\u{2069}\u{2069}"
+        );
+        let digest = fa.thread_name(&PostTitle::digest("2026-11-28", "user_expired"));
+        assert_eq!(digest, "\u{2067}📋 خلاصهٔ \u{2068}2026-11-28\u{2069}\u{2069}", "Persian with a date: isolated");
     }
 
     #[test]

@@ -15,10 +15,13 @@
 //! leaves and rendering them. Around it: `load` (the templates folder: which files count, and
 //! warnings for names no panel sends), `problem` (what went wrong where, with the nearest valid
 //! name for an undefined variable), `fallback` (the built-in and minimal fallbacks, and counting
-//! them), `check`, `forum` (post titles) and `report` (scheduled reports).
+//! them), `check`, `digest` (what a digest template renders), `forum` (post titles) and `report`
+//! (scheduled reports).
 
 mod builtin;
+pub mod changes;
 mod check;
+mod digest;
 mod draft;
 pub mod edges;
 mod fallback;
@@ -41,6 +44,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use time::OffsetDateTime;
 
 pub use builtin::Lang;
+pub use digest::{Digest, DigestEntry};
 pub use draft::{Draft, Part};
 use fallback::{minimal_part, Failures};
 pub use forum::{PostTitle, THREAD_NAME, TITLES_FILE};
@@ -56,7 +60,7 @@ pub use report::{
 pub use shape::{Color, Field, Shape};
 use template::{Format, Leaf, Spec};
 
-use crate::event::Event;
+use crate::event::{Event, UserState};
 
 /// The name of the template used for actions without one of their own.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -76,36 +80,6 @@ const PLAIN_TEXT: &str = "discord-plain";
 /// Leaves Discord shows as plain text, by the end of their template name (a forum post's title
 /// too).
 const PLAIN_TEXT_LEAVES: [&str; 3] = ["#author.name", "#footer.text", "#thread_name"];
-
-/// One event summarised in a digest.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DigestEntry {
-    pub username: String,
-    pub panel: Option<String>,
-    /// When the relay received it, unix seconds.
-    pub event_time: f64,
-}
-
-/// What a digest template renders: one embed of a digest message summarising many events of one
-/// action for one destination.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Digest {
-    pub action: String,
-    /// Events in the whole burst (across messages, when it was gathered over `DIGEST_WINDOW`).
-    pub total: usize,
-    /// Events summarised in this embed.
-    pub count: usize,
-    /// This embed's place among all the burst's embeds, across messages (1-based), and how many
-    /// there are.
-    pub part: usize,
-    pub parts: usize,
-    pub usernames: Vec<String>,
-    pub events: Vec<DigestEntry>,
-    /// The panel of the first event.
-    pub panel: Option<String>,
-    /// The newest event's receive time, unix seconds; the embed's timestamp.
-    pub event_time: f64,
-}
 
 /// A compiled leaf: the name of its template in the environment, where it came from.
 #[derive(Debug, Clone)]
@@ -213,6 +187,9 @@ impl Renderer {
             filters::percent(&value, decimals, &labels)
         });
         env.add_filter("days", move |value: Value| filters::days(&value, &labels));
+        env.add_filter("relative_days", move |value: Value, from: Value| {
+            filters::relative_days(&value, &from, &labels)
+        });
         env.add_filter("number", move |value: Value, decimals: Option<usize>| {
             filters::number_filter(&value, decimals, &labels)
         });
@@ -244,9 +221,16 @@ impl Renderer {
         lookup(&self.active, "", action)
     }
 
-    /// Renders `event` with its action's template, falling back as the module docs describe.
+    /// Renders `event` with its action's template, falling back as the module docs describe, as
+    /// the first event of its user the relay sees (`changes` is empty).
     pub fn render(&self, event: &Event) -> Part {
-        let context = Value::from_serialize(event);
+        self.render_after(event, None)
+    }
+
+    /// Renders `event` with its action's template, with `changes` listing what differs from
+    /// `previous`, the state of its user the relay saw last (`None`: not seen before).
+    pub fn render_after(&self, event: &Event, previous: Option<&UserState>) -> Part {
+        let context = self.context(event, previous);
         self.render_or_fall_back("", event.action.as_str(), &context, event.event_time)
             .unwrap_or_else(|| minimal_part(event.action.as_str(), &event.username, event.event_time))
     }
@@ -254,8 +238,23 @@ impl Renderer {
     /// Renders `event` with exactly the template in use for its action, without any fallback.
     /// For `check` and previews.
     pub fn try_render(&self, event: &Event) -> Result<Part, Problem> {
-        let context = Value::from_serialize(event);
+        self.try_render_after(event, None)
+    }
+
+    /// [`Renderer::try_render`] with `changes` from `previous`, as [`Renderer::render_after`].
+    pub fn try_render_after(&self, event: &Event, previous: Option<&UserState>) -> Result<Part, Problem> {
+        let context = self.context(event, previous);
         self.render_compiled(self.template_for(event.action.as_str()), &context, event.event_time)
+    }
+
+    /// The template context of `event`: the event itself, and `changes` since `previous`.
+    pub(crate) fn context(&self, event: &Event, previous: Option<&UserState>) -> Value {
+        let changes = match (previous, UserState::of(event)) {
+            (Some(before), Some(after)) => changes::describe(&after.changes_since(before), self.lang),
+            _ => Vec::new(),
+        };
+        let changes: Vec<Value> = changes.iter().map(changes::ChangeView::to_value).collect();
+        minijinja::context! { changes => changes, ..Value::from_serialize(event) }
     }
 
     /// Renders one embed of a digest with the digest template of its action (or the default digest

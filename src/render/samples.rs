@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Digest, DigestEntry};
-use crate::event::{parse_batch, Action, Event, Family, NodeContext, WATCH_ACTIONS};
+use crate::event::{parse_batch, Action, Event, Family, NodeContext, PlanState, UserState, WATCH_ACTIONS};
 
 const SAMPLES: &str = include_str!("samples.json");
 
@@ -64,6 +64,31 @@ pub fn event_for(action: &str, received_at: OffsetDateTime) -> Result<Event, Str
     let mut event = samples.into_iter().find(|e| e.action.as_str() == "user_updated").expect("a user_updated sample");
     event.action = Action::parse(name)?;
     Ok(event)
+}
+
+/// A state of `event`'s user before it that differs in every field a change line shows, so
+/// `check` renders each of them; `None` for an event without a user.
+pub fn earlier_state(event: &Event) -> Option<UserState> {
+    let now = UserState::of(event)?;
+    let other = |text: &Option<String>, instead: &str| match text.as_deref() {
+        Some(text) if text == instead => Some(format!("{instead} (earlier)")),
+        _ => Some(instead.to_owned()),
+    };
+    Some(UserState {
+        status: other(&now.status, "disabled"),
+        data_limit: Some(now.data_limit.unwrap_or(0).saturating_add(1 << 30)),
+        used_traffic: Some(now.used_traffic.unwrap_or(0).saturating_add(1 << 30)),
+        expire: Some(now.expire.unwrap_or(event.event_time.unix_timestamp()).saturating_sub(30 * 86_400)),
+        on_hold_expire_duration: Some(now.on_hold_expire_duration.unwrap_or(0).saturating_add(86_400)),
+        on_hold_timeout: Some(now.on_hold_timeout.unwrap_or(0).saturating_add(86_400)),
+        reset_strategy: other(&now.reset_strategy, "month"),
+        protocols: vec!["removed protocol".into()],
+        groups: vec!["removed group".into()],
+        next_plan: Some(PlanState { data_limit: Some(1 << 30), ..PlanState::default() })
+            .filter(|_| now.next_plan.is_none()),
+        note: other(&now.note, "an earlier note"),
+        owner: other(&now.owner, "an earlier owner"),
+    })
 }
 
 /// The known actions, in the order of the samples.

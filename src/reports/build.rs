@@ -99,7 +99,9 @@ fn listed(tally: &PeriodTally, panel: &str, action: &str, total: i64) -> UserLis
         })
         .cloned()
         .collect();
-    let more = total.saturating_sub(names.len() as i64).max(0);
+    // "and K more" counts users, not events: one user expired twice is one.
+    let users = tally.users.get(&(panel.to_owned(), action.to_owned())).copied().unwrap_or(total);
+    let more = users.saturating_sub(names.len() as i64).max(0);
     UserList { total, names, more }
 }
 

@@ -42,7 +42,7 @@ async fn delivers_every_marzban_action_as_a_valid_embed() {
         ("⏭️ Next plan applied: h5b5cf44\\_nextauto", "#5865F2"),
         ("🔄 Data usage reset: h5b5cf44\\_main", "#9B59B6"),
         ("⏳ Expiring soon: h5b5cf44\\_days", "#F39C12"),
-        ("📊 Usage warning: h5b5cf44\\_traffic", "#F1C40F"),
+        ("📈 Usage warning: h5b5cf44\\_traffic", "#F1C40F"),
         ("🔑 Subscription revoked: h5b5cf44\\_main", "#D35400"),
         ("🗑️ User deleted: h5b5cf44\\_main", "#992D22"),
         ("🚫 User disabled: h5b5cf44\\_main", "#607D8B"),

@@ -99,9 +99,10 @@ async fn expiry_shows_the_date_and_the_days_left() {
     assert_eq!(field(&en[0], "Expires"), Some(format!("<t:{expire}:d> (30 days left)").as_str()));
     assert_eq!(field(&ru[0], "Истекает"), Some(format!("<t:{expire}:d> (ещё 30 дней)").as_str()));
     assert_eq!(field(&zh[0], "到期时间"), Some(format!("<t:{expire}:d>（剩余30天）").as_str()));
-    // The warning's description counts the days; its field gives the date and the time to go,
-    // short enough for a third of the embed's width.
-    assert_eq!(field(&en[1], "Expires"), Some(format!("<t:{expire}:d> (<t:{expire}:R>)").as_str()));
+    // The warning's description counts the days; its field gives the date alone, not the days
+    // a second time.
+    assert_eq!(en[1]["description"], "**2** days left.", "the panel's own count");
+    assert_eq!(field(&en[1], "Expires"), Some(format!("<t:{expire}:d>").as_str()));
 }
 
 #[tokio::test]
@@ -122,7 +123,7 @@ async fn an_on_hold_user_shows_the_hold_rule_and_never_an_expiry_of_never() {
         let rule = if lang == "en" {
             "7d after first connection"
         } else {
-            "7 д после первого подключения"
+            "7 дн. после первого подключения"
         };
         assert_eq!(field(&embeds[0], expires), Some(rule), "{lang}");
         let hold_ends = field(&embeds[0], if lang == "en" { "Hold ends" } else { "Ожидание до" }).unwrap();
@@ -179,21 +180,28 @@ async fn the_acting_admin_and_the_owner_are_shown_once_when_they_are_the_same() 
 }
 
 #[tokio::test]
-async fn protocols_are_listed_by_name_only() {
-    let bodies = [fixture("marzban-0.8.4/user_created.json"), capture(PASARGUARD, "001")];
+async fn protocols_are_listed_by_name_only_and_pasarguard_shows_its_groups_instead() {
+    // PasarGuard holds settings for every protocol, the same list on every user; its groups decide
+    // what a user reaches.
+    let mut grouped: Vec<Value> = serde_json::from_str(&capture(PASARGUARD, "001")).unwrap();
+    grouped[0]["user"]["group_names"] = json!(["premium", "eu_*west*"]);
+    let bodies = [fixture("marzban-0.8.4/user_created.json"), capture(PASARGUARD, "001"), body(&grouped)];
 
-    for (lang, name) in [("en", "Protocols"), ("fa", "پروتکل‌ها"), ("ru", "Протоколы"), ("zh", "协议")]
-    {
-        let embeds = embeds_for(lang, &bodies, 2).await;
+    for (lang, name, groups) in [
+        ("en", "Protocols", "Groups"),
+        ("fa", "پروتکل‌ها", "گروه‌ها"),
+        ("ru", "Протоколы", "Группы"),
+        ("zh", "协议", "分组"),
+    ] {
+        let embeds = embeds_for(lang, &bodies, 3).await;
 
         let marzban = field(&embeds[0], name).unwrap().replace(['\u{2068}', '\u{2069}'], "");
         assert!(marzban.contains("vless") && marzban.contains("vmess"), "{lang}: {marzban}");
-        // PasarGuard holds settings for every protocol; WireGuard's are empty, so the user has none.
-        let pasarguard = field(&embeds[1], name).unwrap().replace(['\u{2068}', '\u{2069}'], "");
-        for protocol in ["hysteria", "shadowsocks", "trojan", "vless", "vmess"] {
-            assert!(pasarguard.contains(protocol), "{lang}: {pasarguard}");
-        }
-        assert!(!pasarguard.contains("wireguard"), "{lang}: {pasarguard}");
+        let bare = |text: &str| text.replace(['\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'], "");
+        let names: Vec<String> = field_names(&embeds[1]).into_iter().map(bare).collect();
+        assert!(!names.iter().any(|n| n == name || n == groups), "{lang}: no groups, nothing to show: {names:?}");
+        let shown = field(&embeds[2], groups).unwrap().replace(['\u{2068}', '\u{2069}'], "");
+        assert!(shown.contains("premium") && shown.contains(r"eu\_\*west\*"), "{lang}: {shown}");
     }
 }
 
@@ -211,7 +219,7 @@ async fn the_next_plan_is_shown_with_its_data_expiry_and_leftover_rule() {
     assert_eq!(field(&en[0], "Next plan"), Some("2 GiB · 1d · keeps unused traffic"));
     assert_eq!(field(&en[1], "Next plan"), Some("5 GiB · 7d"));
     assert_eq!(field(&en[2], "Next plan"), Some("Unlimited · <t:1798393156:d>"));
-    assert_eq!(field(&ru[0], "Следующий тариф"), Some("2 ГиБ · 1 д · с остатком трафика"));
+    assert_eq!(field(&ru[0], "Следующий тариф"), Some("2 ГиБ · 1 дн. · с остатком трафика"));
 }
 
 #[tokio::test]

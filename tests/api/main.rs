@@ -8,6 +8,7 @@ mod helpers;
 
 mod bot;
 mod burst;
+mod changes;
 mod cli;
 mod conformance;
 mod dedup;
@@ -31,6 +32,7 @@ mod preview;
 mod readiness;
 mod report_faults;
 mod reports;
+mod review;
 mod safety;
 mod storage;
 mod templates;

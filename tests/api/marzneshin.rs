@@ -19,7 +19,7 @@ const EVERY_CAPTURE: &[(&str, &[&str])] = &[
     ("002", &["🆕 User created: u\\_note"]),
     ("003", &["🆕 User created: u\\_hold"]),
     ("004", &["✏️ User updated: u\\_full"]),
-    ("005", &["⏸️ User deactivated: u\\_full"]),
+    ("005", &["⌛ User expired: u\\_full"]),
     ("006", &["✏️ User updated: u\\_full"]),
     ("007", &["▶️ User activated: u\\_full"]),
     ("008", &["🚫 User disabled: u\\_note"]),
@@ -100,7 +100,7 @@ async fn a_cut_off_by_the_panel_is_limited_or_expired_and_an_admins_deactivation
     assert_eq!(field(limited, "Owner"), Some("boss"));
     let expired = embed_titled(&embeds, "⌛ User expired: u\\_exp");
     assert_eq!(field(expired, "Expired"), Some("<t:1795824072:d> (<t:1795824072:R>)"));
-    let by_admin = embed_titled(&embeds, "⏸️ User deactivated: u\\_full");
+    let by_admin = embed_titled(&embeds, "⌛ User expired: u\\_full");
     assert_eq!(field(by_admin, "Status"), Some("🔴 Expired"));
     assert_eq!(field(by_admin, "By (owner)"), Some("boss"));
     app.stop().await;

@@ -91,11 +91,11 @@ async fn routes_by_action_and_condition_with_exactly_the_configured_mentions() {
     assert_eq!(audit.len(), 4, "user_updated is muted everywhere: {audit:?}");
     assert!(!audit.iter().any(|t| t.contains("updated")));
     let alerts = discord.messages_to(ALERTS);
-    assert_eq!(titles(&alerts), ["⛔ Data limit reached: h5b5cf44\\_traffic", "📊 Usage warning: heavy"]);
+    assert_eq!(titles(&alerts), ["⛔ Data limit reached: h5b5cf44\\_traffic", "📈 Usage warning: heavy"]);
     let (limited, heavy) = (&alerts[0], &alerts[1]);
     assert_eq!(limited["content"], format!("<@&{ROLE}> — ⛔ Data limit reached: h5b5cf44\\_traffic"));
     assert_eq!(limited["allowed_mentions"], json!({"parse": [], "roles": [ROLE.to_string()], "users": []}));
-    assert_eq!(heavy["content"], format!("<@{USER}> — 📊 Usage warning: heavy"));
+    assert_eq!(heavy["content"], format!("<@{USER}> — 📈 Usage warning: heavy"));
     assert_eq!(heavy["allowed_mentions"], json!({"parse": [], "roles": [], "users": [USER.to_string()]}));
     assert_eq!(limited["username"], "Panel alerts");
     for message in discord.messages_to(AUDIT) {

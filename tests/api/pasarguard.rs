@@ -30,10 +30,10 @@ const EVERY_CAPTURE: &[(&str, &[&str])] = &[
     ("012", &["⌛ User expired: pg\\_expiring"]),
     ("013", &["🆕 User created: pg\\_usage"]),
     ("014", &["🆕 User created: pg\\_usage2"]),
-    ("015", &["📊 Usage warning: pg\\_usage"]),
+    ("015", &["📈 Usage warning: pg\\_usage"]),
     ("016", &["⛔ Data limit reached: pg\\_usage2"]),
     ("017", &["✏️ User updated: pg\\_onhold"]),
-    ("018", &["📊 Usage warning: pg\\_usage"]),
+    ("018", &["📈 Usage warning: pg\\_usage"]),
     ("019", &["⏭️ Next plan applied: pg\\_usage", "✅ User enabled: pg\\_onhold"]),
     (
         "020",
@@ -66,7 +66,7 @@ async fn every_capture_is_accepted_and_rendered_as_what_happened() {
     let note = embed_titled(&embeds, "🆕 User created: pg\\_note");
     assert_eq!(note["description"], r"📝 \@everyone \*\*x\*\* \<\@&123\> \`code\`");
     assert_eq!(embeds[1]["description"], "**3** days left.");
-    let warnings: Vec<&Value> = embeds.iter().filter(|e| e["title"] == "📊 Usage warning: pg\\_usage").collect();
+    let warnings: Vec<&Value> = embeds.iter().filter(|e| e["title"] == "📈 Usage warning: pg\\_usage").collect();
     assert_eq!(warnings[0]["description"], "Used **60%** of the data limit.");
     assert_eq!(warnings[1]["description"], "Used **110%** of the data limit.");
     assert_eq!(field(warnings[1], "Used"), Some("1.1 GiB / 1 GiB"));
@@ -272,6 +272,6 @@ async fn a_min_used_percent_rule_at_the_shown_percentage_catches_the_real_warnin
 
     // Assert
     let titles: Vec<&str> = embeds.iter().map(crate::helpers::title).collect();
-    assert!(titles.contains(&"📊 Usage warning: pg\\_usage"), "the 60 % warning was not routed: {titles:?}");
+    assert!(titles.contains(&"📈 Usage warning: pg\\_usage"), "the 60 % warning was not routed: {titles:?}");
     app.stop().await;
 }

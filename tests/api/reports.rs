@@ -87,9 +87,9 @@ async fn a_daily_report_arrives_once_per_period_across_a_restart_and_once_after_
     time.store(due + 1, Ordering::SeqCst);
     let first = wait_for_reports(&discord, 1).await.remove(0);
     assert_eq!(period_end(&first), due);
-    assert!(field(&first, "Users").contains("Created: 1\n🗑️ Deleted: 1\n📊 Net change: 0"), "{first:#}");
+    assert!(field(&first, "Users").contains("Created: 1\n🗑️ Deleted: 1\n🧮 Net change: 0"), "{first:#}");
     assert!(field(&first, "⌛ Expired").contains(r"h5b5cf44\_expired"), "{first:#}");
-    assert!(field(&first, "🚫 Reached their limit").contains(r"h5b5cf44\_traffic"), "{first:#}");
+    assert!(field(&first, "⛔ Reached their limit").contains(r"h5b5cf44\_traffic"), "{first:#}");
     assert!(!field(&first, "Relay").contains("Messages delivered: 0\n"), "the events' messages count: {first:#}");
     app.stop().await;
 

@@ -17,8 +17,8 @@ use minijinja::{Error, ErrorKind};
 
 pub use escape::{escape_markdown, is_blank, md, raw, shows_nothing, strip_invisible, truncate};
 pub use numbers::{
-    bytes, days, duration, format_bytes, format_duration, format_number, number_filter, percent, trim_decimals, ts,
-    unix_seconds,
+    bytes, days, duration, format_bytes, format_duration, format_number, number_filter, percent, relative_days,
+    trim_decimals, ts, unix_seconds,
 };
 pub use words::{reset_text, status_emoji, status_text};
 

@@ -35,12 +35,13 @@ pub fn bytes(value: &Value, labels: &Labels) -> Result<Value, Error> {
 }
 
 /// Binary units with at most two decimals, trailing zeros dropped, in the language's units and
-/// decimal separator: `1.5 GiB`, `0 B`, ru `1,5 ГиБ`.
+/// decimal separator: `1.5 GiB`, `0 B`, ru `1,5 ГиБ`. From 1000 of a unit (as rounded) the next
+/// unit is used, so a number never takes four digits: `0.99 GiB`, not `1016.76 MiB`.
 pub fn format_bytes(amount: f64, labels: &Labels) -> String {
     let sign = if amount < 0.0 { "-" } else { "" };
     let mut scaled = amount.abs();
     let mut unit = 0;
-    while scaled >= 1024.0 && unit + 1 < labels.byte_units.len() {
+    while (scaled * 100.0).round() >= 100_000.0 && unit + 1 < labels.byte_units.len() {
         scaled /= 1024.0;
         unit += 1;
     }
@@ -147,6 +148,29 @@ pub fn days(value: &Value, labels: &Labels) -> Result<Value, Error> {
     Ok(Value::from_safe_string(format!("{count}{}", labels.days[form])))
 }
 
+/// `{{ user.on_hold_timeout | relative_days(event_time) }}` → `3 days left`, `2 days ago`, `today`
+/// (fa `3 روز مانده`): how far the time is from `from`, in whole days, as words of the language
+/// rather than Discord's `<t:…:R>`, which the reader's client draws in its own language. None
+/// prints nothing.
+pub fn relative_days(value: &Value, from: &Value, labels: &Labels) -> Result<Value, Error> {
+    let (Some(at), Some(from)) = (unix_seconds(value)?, unix_seconds(from)?) else {
+        return Ok(Value::from_safe_string(String::new()));
+    };
+    // Rounded to the nearest day, as `days_left` is.
+    let days = at.saturating_sub(from).saturating_add(43_200).div_euclid(86_400);
+    let [ahead, ago, today] = labels.relative;
+    let count = |n: i64| {
+        let n = n.unsigned_abs();
+        format!("{n}{}", labels.days[(labels.plural)(n)])
+    };
+    let text = match days {
+        0 => today.to_owned(),
+        n if n > 0 => ahead.replace("{}", &count(n)),
+        n => ago.replace("{}", &count(n)),
+    };
+    Ok(Value::from_safe_string(text))
+}
+
 /// `{{ user.users_usage | number }}` → `1,234,567` (the separator is the language's); floats keep
 /// up to `decimals` (default 2) decimals.
 pub fn number_filter(value: &Value, decimals: Option<usize>, labels: &Labels) -> Result<Value, Error> {
@@ -183,7 +207,10 @@ mod tests {
     fn formats_bytes_in_binary_units() {
         let en = Lang::En.labels();
         assert_eq!(format_bytes(0.0, &en), "0 B");
-        assert_eq!(format_bytes(1023.0, &en), "1023 B");
+        assert_eq!(format_bytes(999.0, &en), "999 B");
+        assert_eq!(format_bytes(1000.0, &en), "0.98 KiB");
+        assert_eq!(format_bytes(1_066_153_574.0, &en), "0.99 GiB", "not 1016.76 MiB");
+        assert_eq!(format_bytes(1_073_741_823.0, &en), "1 GiB");
         assert_eq!(format_bytes(1536.0, &en), "1.5 KiB");
         assert_eq!(format_bytes(10_737_418_240.0, &en), "10 GiB");
         assert_eq!(format_bytes(921_600.0, &en), "900 KiB");
@@ -223,7 +250,7 @@ mod tests {
         assert_eq!(format_duration(259_205.0, &en), "3d");
         assert_eq!(format_duration(3_661.0, &en), "1h 1m");
         assert_eq!(format_duration(-90.0, &en), "-1m 30s");
-        assert_eq!(format_duration(273_600.0, &Lang::Ru.labels()), "3 д 4 ч");
+        assert_eq!(format_duration(273_600.0, &Lang::Ru.labels()), "3 дн. 4 ч");
         assert_eq!(format_duration(273_600.0, &Lang::Fa.labels()), "3 روز و 4 ساعت");
         assert_eq!(format_duration(273_600.0, &Lang::Zh.labels()), "3天4小时");
         assert!(duration(&Value::UNDEFINED, &en).is_err());
@@ -255,6 +282,20 @@ mod tests {
         assert_eq!(show(30, Lang::Zh), "30天");
         assert_eq!(days(&Value::from(()), &Lang::En.labels()).unwrap().to_string(), "");
         assert!(days(&Value::UNDEFINED, &Lang::En.labels()).is_err());
+    }
+
+    #[test]
+    fn says_how_many_days_ahead_or_ago_in_the_languages_words() {
+        let show =
+            |at: i64, lang: Lang| relative_days(&Value::from(at), &Value::from(0), &lang.labels()).unwrap().to_string();
+        assert_eq!(
+            [show(3 * 86_400, Lang::En), show(-2 * 86_400, Lang::En), show(3_600, Lang::En)],
+            ["3 days left", "2 days ago", "today"]
+        );
+        assert_eq!(show(30 * 86_400, Lang::Fa), "30 روز مانده");
+        assert_eq!(show(-86_400, Lang::Fa), "1 روز پیش");
+        assert_eq!(show(2 * 86_400, Lang::Ru), "осталось 2 дня");
+        assert_eq!(relative_days(&Value::from(()), &Value::from(0), &Lang::En.labels()).unwrap().to_string(), "");
     }
 
     #[test]
