@@ -56,19 +56,25 @@ impl NodeMetrics {
         registry.register("panel_poll_failures", "Polls of the panel's API that failed", self.poll_failures.clone());
     }
 
-    /// After a poll: `state` is what is known now, `before` what was known, `answered` whether
-    /// the panel answered, `kinds` what was reported.
-    pub fn polled(&self, panel: &str, before: &WatchState, state: &WatchState, answered: bool, kinds: &[Kind]) {
+    /// Events of `kinds` stored for `panel` (counted once stored, so a retried round counts
+    /// them once).
+    pub fn reported(&self, panel: &str, kinds: &[Kind]) {
         let label = PanelLabel { panel: panel.to_owned() };
-        self.api_up.get_or_create(&label).set(i64::from(answered));
-        if !answered {
-            self.poll_failures.get_or_create(&label).inc();
-        }
         for kind in kinds {
             self.events.get_or_create(&ActionLabel { panel: panel.to_owned(), action: kind.action() }).inc();
             if *kind == Kind::NodeDown {
                 self.outages.get_or_create(&label).inc();
             }
+        }
+    }
+
+    /// After a poll: `state` is what is known now, `before` what was known, `answered` whether
+    /// the panel answered.
+    pub fn polled(&self, panel: &str, before: &WatchState, state: &WatchState, answered: bool) {
+        let label = PanelLabel { panel: panel.to_owned() };
+        self.api_up.get_or_create(&label).set(i64::from(answered));
+        if !answered {
+            self.poll_failures.get_or_create(&label).inc();
         }
         self.nodes_down.get_or_create(&label).set(state.counts().0 as i64);
         let labels = |id: &i64| NodeLabels { panel: panel.to_owned(), node: id.to_string() };
@@ -108,7 +114,7 @@ mod tests {
             })
             .collect();
         let mut state = WatchState::default();
-        state.observe(&nodes, None, 0, 120_000);
+        state.observe(&nodes, None, 0, crate::nodes::track::Timing::new(120_000, 30_000));
         state
     }
 
@@ -124,9 +130,9 @@ mod tests {
     fn node_series_stay_at_most_node_series_max_when_lower_ids_are_added() {
         let metrics = NodeMetrics::default();
         let (before, after) = (state(300..600), state(0..600));
-        metrics.polled("eu", &WatchState::default(), &before, true, &[]);
+        metrics.polled("eu", &WatchState::default(), &before, true);
         assert_eq!(node_series(&metrics), NODE_SERIES_MAX);
-        metrics.polled("eu", &before, &after, true, &[]);
+        metrics.polled("eu", &before, &after, true);
         assert_eq!(node_series(&metrics), NODE_SERIES_MAX);
     }
 }

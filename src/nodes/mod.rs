@@ -23,7 +23,7 @@ pub mod watcher;
 use std::time::Duration;
 
 pub use metrics::NodeMetrics;
-pub use track::{Change, Kind, WatchState};
+pub use track::{Change, Kind, Timing, WatchState};
 pub use watcher::{Watcher, NODES_TASK};
 
 /// The node watch settings.
@@ -32,8 +32,17 @@ pub struct NodeWatchSettings {
     /// `NODE_POLL_INTERVAL`, default 30 s, 5 s to 1 h: how often the panel is asked.
     pub poll_interval: Duration,
     /// `NODE_DOWN_AFTER`, default 2 min, 0 to 1 day: how long a node must stay not connected (and
-    /// the panel unanswered, the core stopped) before it is reported; also the flapping window.
+    /// the panel unanswered, the core stopped) before it is reported; also the flapping window
+    /// (at least two polls long, see [`Timing`]).
     pub down_after: Duration,
+}
+
+impl NodeWatchSettings {
+    /// The settings in ms, as the tracker takes them.
+    pub fn timing(&self) -> Timing {
+        let ms = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Timing::new(ms(self.down_after), ms(self.poll_interval))
+    }
 }
 
 impl Default for NodeWatchSettings {

@@ -6,8 +6,16 @@
 //! * A node is down only once it has not been `connected` for `down_after`: one `node_down` per
 //!   outage, none while it stays down, one `node_recovered` when it is back (only if the down was
 //!   sent).
-//! * Shorter outages are blips. Blips within one `down_after` window are counted and reported once,
-//!   as one `node_flapping` with the count, when the window ends (two or more blips).
+//! * Shorter outages are blips. Blips are counted in a flap window of
+//!   `max(down_after, 2 × poll interval)` from the first one's start; the window ends at the first
+//!   poll that finds the node connected once it has lasted that long, with one `node_flapping` and
+//!   the count when it held two or more blips. At most one `node_flapping` per window, and a window
+//!   spans at least two polls, so a node that drops at every other poll is counted, not missed.
+//! * A drop that starts less than a flap window after the node came back (from a blip or a reported
+//!   outage) is the same trouble: it is a `node_down` only once it has lasted a whole flap window,
+//!   otherwise a blip of the window. So a node flapping every poll with `down_after` 0 gives one
+//!   `node_down`/`node_recovered` pair, then `node_flapping` at most once a window, not a pair per
+//!   flap.
 //! * A panel that does not answer freezes what is known of its nodes: one `panel_unreachable` once
 //!   it has not answered for `down_after`, one `panel_recovered` when it answers again; never
 //!   "every node down".
@@ -23,6 +31,25 @@ use crate::panel::{CoreStatus, Node, NodeStatus};
 
 /// Blips within one window that make a node flapping.
 pub const FLAPS_MIN: u32 = 2;
+
+/// The times that rule the watch of one panel, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// `NODE_DOWN_AFTER`: how long a node (the panel, the core) must stay down to be reported.
+    pub down_after_ms: i64,
+    /// How long a flap window lasts at least: `max(NODE_DOWN_AFTER, 2 × NODE_POLL_INTERVAL)`.
+    /// Two polls at least, so a window can hold two blips however short `NODE_DOWN_AFTER` is.
+    pub flap_window_ms: i64,
+}
+
+impl Timing {
+    /// The timing for `down_after_ms` and a poll every `poll_ms`.
+    pub const fn new(down_after_ms: i64, poll_ms: i64) -> Self {
+        let two_polls = poll_ms.saturating_mul(2);
+        let flap_window_ms = if down_after_ms > two_polls { down_after_ms } else { two_polls };
+        Self { down_after_ms, flap_window_ms }
+    }
+}
 
 /// What is known about one panel, kept in the outbox between polls and across restarts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -52,6 +79,10 @@ pub struct Tracked {
     /// Missing from the last answer: removed if the next one lacks it too.
     #[serde(default)]
     pub missing: bool,
+    /// When the node last came back from a drop (a blip or a reported outage): a drop that
+    /// starts within a flap window of it is reported down only once it lasts a whole window.
+    #[serde(default)]
+    pub back_ms: Option<i64>,
 }
 
 /// Something that is not as it should be, since when, and whether its message was sent.
@@ -163,13 +194,7 @@ impl WatchState {
     }
 
     /// The panel answered `nodes` (and its core's status, where it has one) at `now_ms`.
-    pub fn observe(
-        &mut self,
-        nodes: &[Node],
-        core: Option<&CoreStatus>,
-        now_ms: i64,
-        down_after_ms: i64,
-    ) -> Vec<Change> {
+    pub fn observe(&mut self, nodes: &[Node], core: Option<&CoreStatus>, now_ms: i64, timing: Timing) -> Vec<Change> {
         let mut changes = Vec::new();
         if let Some(outage) = self.unreachable.take().filter(|outage| outage.sent) {
             let duration = outage.lasted(now_ms);
@@ -196,7 +221,7 @@ impl WatchState {
         }
         for (id, node) in seen {
             match self.nodes.get_mut(&id) {
-                Some(tracked) => changes.extend(step(id, tracked, node, now_ms, down_after_ms)),
+                Some(tracked) => changes.extend(step(id, tracked, node, now_ms, timing)),
                 None => {
                     let tracked = first_sight(node, now_ms);
                     if self.seeded {
@@ -207,7 +232,7 @@ impl WatchState {
             }
         }
         if let Some(core) = core {
-            changes.extend(self.core_step(core, now_ms, down_after_ms));
+            changes.extend(self.core_step(core, now_ms, timing.down_after_ms));
         }
         self.seeded = true;
         changes
@@ -252,11 +277,12 @@ fn first_sight(node: &Node, now_ms: i64) -> Tracked {
         flaps: 0,
         flap_window_ms: None,
         missing: false,
+        back_ms: None,
     }
 }
 
 /// One known node's step from `tracked` to `node`, at `now_ms`.
-fn step(id: i64, tracked: &mut Tracked, node: &Node, now_ms: i64, down_after_ms: i64) -> Vec<Change> {
+fn step(id: i64, tracked: &mut Tracked, node: &Node, now_ms: i64, timing: Timing) -> Vec<Change> {
     let was_off = tracked.status.is_off();
     tracked.missing = false;
     tracked.name.clone_from(&node.name);
@@ -271,7 +297,7 @@ fn step(id: i64, tracked: &mut Tracked, node: &Node, now_ms: i64, down_after_ms:
             // (the change still carries it, so its record is closed).
             changes.push(Change::node(Kind::NodeDisabled, id, tracked));
             tracked.down = None;
-            (tracked.flaps, tracked.flap_window_ms) = (0, None);
+            (tracked.flaps, tracked.flap_window_ms, tracked.back_ms) = (0, None, None);
             return changes;
         }
         (true, true) => return changes,
@@ -280,16 +306,19 @@ fn step(id: i64, tracked: &mut Tracked, node: &Node, now_ms: i64, down_after_ms:
     }
     if node.status == NodeStatus::Connected {
         changes.extend(back_up(id, tracked, now_ms));
+        // A window ends only while the node is up: a drop still open at its end would otherwise
+        // be counted in the next window, and a window of two polls would never hold two blips.
+        changes.extend(flapping(id, tracked, now_ms, timing.flap_window_ms));
     } else {
-        changes.extend(still_down(id, tracked, now_ms, down_after_ms));
+        changes.extend(still_down(id, tracked, now_ms, timing));
     }
-    changes.extend(flapping(id, tracked, now_ms, down_after_ms));
     changes
 }
 
 /// The node is connected at `now_ms`: a reported outage recovers; a short one counts as a blip.
 fn back_up(id: i64, tracked: &mut Tracked, now_ms: i64) -> Option<Change> {
     let outage = tracked.down.take()?;
+    tracked.back_ms = Some(now_ms);
     if outage.sent {
         let mut change = Change::node(Kind::NodeRecovered, id, tracked);
         change.duration_ms = Some(outage.lasted(now_ms));
@@ -302,14 +331,18 @@ fn back_up(id: i64, tracked: &mut Tracked, now_ms: i64) -> Option<Change> {
     None
 }
 
-/// The node is not connected at `now_ms`: an outage starts, or is reported once it is long enough.
-fn still_down(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -> Option<Change> {
+/// The node is not connected at `now_ms`: an outage starts, or is reported once it is long enough:
+/// `down_after`, or a whole flap window when it started within one of the node coming back.
+fn still_down(id: i64, tracked: &mut Tracked, now_ms: i64, timing: Timing) -> Option<Change> {
     let message = tracked.message.clone();
+    let back_ms = tracked.back_ms;
     let outage = tracked.down.get_or_insert_with(|| Outage::new(now_ms, message.clone()));
     if message.is_some() {
         outage.reason = message;
     }
-    if outage.sent || !outage.long_enough(now_ms, down_after_ms) {
+    let restless = back_ms.is_some_and(|back| outage.since_ms.saturating_sub(back) < timing.flap_window_ms);
+    let needed = if restless { timing.flap_window_ms } else { timing.down_after_ms };
+    if outage.sent || !outage.long_enough(now_ms, needed) {
         return None;
     }
     outage.sent = true;
@@ -322,12 +355,12 @@ fn still_down(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -
     Some(change)
 }
 
-/// Once the flapping window has lasted `down_after_ms`: one `node_flapping` when it held
+/// Once the flapping window has lasted `window_ms`: one `node_flapping` when it held
 /// [`FLAPS_MIN`] blips or more, and a new window.
-fn flapping(id: i64, tracked: &mut Tracked, now_ms: i64, down_after_ms: i64) -> Option<Change> {
+fn flapping(id: i64, tracked: &mut Tracked, now_ms: i64, window_ms: i64) -> Option<Change> {
     let start = tracked.flap_window_ms?.min(now_ms);
     let length = elapsed(start, now_ms);
-    if length < down_after_ms {
+    if length < window_ms {
         return None;
     }
     let flaps = std::mem::take(&mut tracked.flaps);

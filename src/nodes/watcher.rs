@@ -79,18 +79,17 @@ impl Watcher {
             Err(_) => Err(PanelError::Unreachable(format!("no answer within {:?}", self.round_budget()))),
         };
         let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
-        let down_after_ms = i64::try_from(self.settings.down_after.as_millis()).unwrap_or(i64::MAX);
+        let timing = self.settings.timing();
         let mut next = state.clone();
         let changes = match &answer {
-            Ok((nodes, core)) => next.observe(nodes, core.as_ref(), now_ms, down_after_ms),
-            Err(err) => next.unreachable(&err.to_string(), now_ms, down_after_ms),
+            Ok((nodes, core)) => next.observe(nodes, core.as_ref(), now_ms, timing),
+            Err(err) => next.unreachable(&err.to_string(), now_ms, timing.down_after_ms),
         };
         if let Err(err) = &answer {
             log::debug!("node watch: {err}");
         }
         let panel = self.panel.as_deref().unwrap_or("-");
-        let kinds: Vec<Kind> = changes.iter().map(|change| change.kind).collect();
-        self.metrics.polled(panel, state, &next, answer.is_ok(), &kinds);
+        self.metrics.polled(panel, state, &next, answer.is_ok());
         if next == *state && changes.is_empty() {
             return Ok(changes);
         }
@@ -98,6 +97,9 @@ impl Watcher {
         let (rows, destinations) = self.rows(&changes, family, now, now_ms);
         let json = serde_json::to_string(&next).expect("the watch state always serialises");
         self.outbox.store_watch(self.panel.clone(), json, rows, outage_records(&changes, now_ms)).await?;
+        // Counted once stored: a round whose store failed is done again and finds them again.
+        let kinds: Vec<Kind> = changes.iter().map(|change| change.kind).collect();
+        self.metrics.reported(panel, &kinds);
         *state = next;
         for change in &changes {
             log::info!("node watch: {}", describe(change));
@@ -157,6 +159,8 @@ impl Watcher {
     /// (a full outbox) is logged and done again at the next.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut state = loop {
+            // Promised before each try: a load that keeps failing makes the task late in /readyz.
+            self.promise_next_round();
             match self.load().await {
                 Ok(state) => break state,
                 Err(err) => log::warn!("node watch: cannot read the stored state ({err}); trying again"),
