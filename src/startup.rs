@@ -1,6 +1,8 @@
 //! Wiring: builds every stage from a [`Config`], binds the listener (or takes one, so tests can
 //! bind port 0), and runs until a shutdown token is cancelled.
 
+mod producers;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -9,20 +11,19 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::bot::{self, Bot};
+use crate::bot;
 use crate::config::Config;
-use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Retention, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, PanelBodies, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics};
-use crate::nodes::{NodeMetrics, Watcher, NODES_TASK};
+use crate::nodes::{NodeMetrics, Watcher};
 use crate::outbox::Outbox;
 use crate::panel::PanelClient;
 use crate::render::Templates;
-use crate::reports::{self, Producer};
 use crate::routing::Router;
+use producers::{start_bot, start_nodes, start_reports, Producing};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold: actix buffers up
@@ -32,9 +33,6 @@ const MAX_CONNECTIONS_PER_WORKER: usize = 256;
 
 /// How long in-flight requests get to finish at shutdown.
 const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
-
-/// A producer's task and the token that stops it.
-type Producing = (CancellationToken, tokio::task::JoinHandle<()>);
 
 /// The relay, built and listening, not yet running.
 pub struct Application {
@@ -207,78 +205,6 @@ impl Application {
         log::info!("stopped");
         served.context("the HTTP server task failed")?.context("the HTTP server failed")
     }
-}
-
-/// Starts the report producer, supervised like a delivery task (as `reports`), when `REPORTS`
-/// schedules any report for some destination.
-fn start_reports(
-    config: &Config,
-    router: &Router,
-    outbox: &Outbox,
-    templates: &Arc<Templates>,
-    delivery: &Delivery,
-    health: &Arc<Health>,
-    metrics: &Arc<Metrics>,
-) -> Option<Producing> {
-    let settings = &config.reports;
-    if settings.schedules.is_empty() {
-        return None;
-    }
-    let recipients = reports::recipients(router, config.routes.as_ref(), settings);
-    if recipients.is_empty() {
-        log::warn!("REPORTS is set but no destination gets reports (see docs/REPORTS.md)");
-        return None;
-    }
-    for recipient in &recipients {
-        let names: Vec<&str> = recipient.reports.iter().map(|kind| kind.name()).collect();
-        log::info!(
-            "destination {}: {} reports ({})",
-            recipient.destination.name,
-            names.join(", "),
-            settings.time_zone.iana_name().unwrap_or("UTC")
-        );
-    }
-    let producer =
-        Producer::new(outbox.clone(), templates.clone(), settings.clone(), recipients, Some(delivery.dispatch()));
-    let stop = CancellationToken::new();
-    let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
-    let task = tokio::spawn(async move {
-        keep_running(REPORTS_TASK, &health, &metrics, &shutdown, || producer.clone().run(shutdown.clone())).await;
-    });
-    Some((stop, task))
-}
-
-/// Starts node watch, supervised like a delivery task (as `task:nodes`).
-fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -> Producing {
-    let stop = CancellationToken::new();
-    let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
-    let task = tokio::spawn(async move {
-        keep_running(NODES_TASK, &health, &metrics, &shutdown, || watcher.clone().run(shutdown.clone())).await;
-    });
-    (stop, task)
-}
-
-/// The Discord application's handler for `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set
-/// (with or without a panel API); registers the slash commands in the background when
-/// `DISCORD_BOT_TOKEN` is set.
-fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> anyhow::Result<Option<web::Data<Bot>>> {
-    let Some(settings) = &config.bot else {
-        return Ok(None);
-    };
-    if panel.is_none() {
-        log::warn!("bot: PANEL_API_URL is not set: /user answers that no panel API is configured");
-    }
-    let actors = settings.actors.len();
-    log::info!(
-        "bot: POST /interactions for application {}; {actors} role or user ids may act (DISCORD_ACTORS): {}",
-        settings.application_id,
-        settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
-    );
-    if settings.bot_token.is_some() {
-        tokio::spawn(bot::register_commands(settings.clone()));
-    }
-    let bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
-    Ok(Some(web::Data::new(bot)))
 }
 
 /// `default` (from `DISCORD_WEBHOOK_URL`, or the dry-run log when nothing else is configured) and

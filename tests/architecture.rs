@@ -1,7 +1,8 @@
 //! Imports run one way (docs/ARCHITECTURE.md, "The direction of imports"): reads every source file
 //! under `src/`, collects the `crate::…` and `super::…` paths outside `#[cfg(test)]` items and
 //! test files, and fails naming the file and the import that runs back up a layer, or that closes
-//! a cycle between modules or between files.
+//! a cycle between modules or between files. Also fails naming each source file over 400 lines,
+//! its tests aside.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,17 +40,7 @@ type Module = Vec<String>;
 
 #[test]
 fn imports_run_one_way_and_close_no_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    collect(&src, &mut files);
-    let sources: Vec<(String, String)> = files
-        .iter()
-        .map(|path| {
-            let rel = path.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
-            (rel, std::fs::read_to_string(path).unwrap())
-        })
-        .collect();
-    assert!(sources.len() > 20, "found only {} source files under {}", sources.len(), src.display());
+    let sources = read_sources();
     let problems = check(&sources);
     assert!(problems.is_empty(), "imports that break the direction:\n{}", problems.join("\n"));
 }
@@ -77,6 +68,77 @@ fn the_check_names_an_upward_import_and_a_cycle() {
     assert!(!problems.iter().any(|p| p.contains("crate::cli")), "test code, comments and strings count: {problems:#?}");
     // The upward import, and the cycle it closes as files and as modules; the files cycle of deliver.
     assert_eq!(problems.len(), 4, "{problems:#?}");
+}
+
+/// The most lines a source file may have, its tests aside; a longer one is split where a reader
+/// would look for the thing, not only to meet the number.
+const MAX_LINES: usize = 400;
+
+#[test]
+fn no_source_file_is_over_400_lines() {
+    let sources = read_sources();
+    let long = too_long(&sources);
+    assert!(
+        long.is_empty(),
+        "files over {MAX_LINES} lines (tests aside); split where a reader would look:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_names_a_long_file_and_leaves_its_tests_aside() {
+    let lines = |n: usize| "fn f() {}\n".repeat(n);
+    let sources = vec![
+        ("deliver/long.rs".to_owned(), lines(MAX_LINES + 1)),
+        ("deliver/full.rs".to_owned(), lines(MAX_LINES)),
+        (
+            "deliver/tested.rs".to_owned(),
+            format!("{}#[cfg(test)]\nmod tests {{\n{}}}\n", lines(MAX_LINES - 2), lines(50)),
+        ),
+        ("deliver/mod.rs".to_owned(), format!("#[cfg(test)]\nmod tests;\n{}", lines(MAX_LINES))),
+        ("deliver/tests.rs".to_owned(), lines(MAX_LINES * 2)),
+    ];
+    let long = too_long(&sources);
+    assert_eq!(long.len(), 2, "{long:#?}");
+    assert!(long[0].contains("src/deliver/long.rs") && long[0].contains("401"), "{long:#?}");
+    assert!(long[1].contains("src/deliver/mod.rs"), "a `mod tests;` line does not end the count: {long:#?}");
+}
+
+/// The files of `sources` (path below `src/`, text) over [`MAX_LINES`], with their lengths.
+fn too_long(sources: &[(String, String)]) -> Vec<String> {
+    sources
+        .iter()
+        .filter(|(path, _)| !is_test_file(path))
+        .map(|(path, text)| (path, lines_outside_tests(text)))
+        .filter(|(_, lines)| *lines > MAX_LINES)
+        .map(|(path, lines)| format!("src/{path}: {lines} lines"))
+        .collect()
+}
+
+/// The lines of `text` up to its inline `#[cfg(test)] mod … {` block (the tests at the end of a
+/// file), or all of them. A `#[cfg(test)] mod tests;` declaring a test file does not end the count.
+fn lines_outside_tests(text: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let opens_tests = |pair: &[&str]| {
+        pair[0].trim() == "#[cfg(test)]" && pair[1].contains("mod ") && pair[1].trim_end().ends_with('{')
+    };
+    lines.windows(2).position(opens_tests).unwrap_or(lines.len())
+}
+
+/// Every source file under `src/` that is not a test file: its path below `src/`, and its text.
+fn read_sources() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    collect(&src, &mut files);
+    let sources: Vec<(String, String)> = files
+        .iter()
+        .map(|path| {
+            let rel = path.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+            (rel, std::fs::read_to_string(path).unwrap())
+        })
+        .collect();
+    assert!(sources.len() > 20, "found only {} source files under {}", sources.len(), src.display());
+    sources
 }
 
 /// Every `.rs` file below `dir` that is not a test file.

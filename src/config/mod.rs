@@ -15,16 +15,19 @@ use crate::discord::WebhookUrl;
 use crate::nodes::NodeWatchSettings;
 use crate::panel::PanelApiSettings;
 use crate::render::Lang;
-use crate::reports::{parse_reports, parse_time_zone, ReportSettings};
+use crate::reports::ReportSettings;
 use crate::routing::Routes;
 use crate::secret::{inline_or_file, InlineOrFileError, Secret};
 
 mod bot;
+mod delivery;
 mod panel_api;
+mod reports;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub use delivery::DIGEST_THRESHOLD_MAX;
 pub use panel_api::{NODE_DOWN_AFTER, NODE_POLL, PANEL_API_TIMEOUT};
 pub use values::*;
 
@@ -227,8 +230,8 @@ impl Config {
         let panel_api = panel_api::panel_api(&env, panel_name.as_deref())?;
         let node_watch = panel_api::node_watch(&env)?;
         let bot = bot::bot(&env)?;
-        let mut delivery = delivery_settings(&env)?;
-        let reports = report_settings(&env, routes.as_ref())?;
+        let mut delivery = delivery::delivery_settings(&env)?;
+        let reports = reports::report_settings(&env, routes.as_ref())?;
         let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
         let allow_no_secret = env.parse_or("ALLOW_NO_SECRET", false, parse_bool)?;
         // `POST /` is a panel of its own when it takes requests at all.
@@ -342,45 +345,6 @@ fn forum(env: &Env, url: Option<&WebhookUrl>) -> Result<Option<Forum>, ConfigErr
         Some(_) => Ok(Some(Forum { tags })),
     }
 }
-
-/// `REPORTS` and `REPORTS_TZ`; every report a routes-file destination asks for must be scheduled.
-fn report_settings(env: &Env, routes: Option<&Routes>) -> Result<ReportSettings, ConfigError> {
-    let schedules = env.parse_or("REPORTS", Vec::new(), parse_reports)?;
-    let time_zone = env.parse_or("REPORTS_TZ", jiff::tz::TimeZone::UTC, parse_time_zone)?;
-    for (name, kinds) in routes.iter().flat_map(|routes| routes.reports.iter()) {
-        if let Some(kind) = kinds.iter().find(|kind| !schedules.iter().any(|s| s.kind == **kind)) {
-            return Err(invalid(
-                "REPORTS",
-                format!("has no {kind} report, which destination {name:?} of ROUTES_FILE asks for (reports = [...])"),
-            ));
-        }
-    }
-    Ok(ReportSettings { schedules, time_zone, ..ReportSettings::default() })
-}
-
-fn delivery_settings(env: &Env) -> Result<DeliverySettings, ConfigError> {
-    let defaults = DeliverySettings::default();
-    let channel =
-        env.parse_or("CHANNEL_RATE_LIMIT", (defaults.channel_messages, defaults.channel_window), parse_rate)?;
-    Ok(DeliverySettings {
-        retry_schedule: env.parse_or("RETRY_SCHEDULE", defaults.retry_schedule.clone(), parse_schedule)?,
-        retry_max_age: env
-            .parse_or("RETRY_MAX_AGE", defaults.retry_max_age, |s| parse_duration_in(s, RETRY_MAX_AGE))?,
-        channel_messages: channel.0,
-        channel_window: channel.1,
-        digest_threshold: env.parse_or("DIGEST_THRESHOLD", defaults.digest_threshold, |s| {
-            parse_count(s, 0..=DIGEST_THRESHOLD_MAX).map_err(|e| format!("{e} (0 turns digests off)"))
-        })?,
-        digest_window: env
-            .parse_or("DIGEST_WINDOW", defaults.digest_window, |s| parse_duration_in(s, DIGEST_WINDOW))?,
-        wait_notice: env.parse_or("READYZ_WAIT_NOTICE", defaults.wait_notice, |s| parse_duration_in(s, WAIT_NOTICE))?,
-        ..defaults
-    })
-}
-
-/// The largest `DIGEST_THRESHOLD`: a delivery task finds a burst among the 2,000 oldest pending
-/// events, so a larger threshold could never be passed.
-pub const DIGEST_THRESHOLD_MAX: usize = crate::deliver::DIGEST_LOOKAHEAD - 1;
 
 /// Typed access to variables; empty values count as unset.
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);

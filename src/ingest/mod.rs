@@ -11,7 +11,9 @@
 //! /metrics` gives the Prometheus metrics.
 
 mod body;
+mod operations;
 mod prepare;
+mod throttle;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +27,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::deliver::Dispatch;
-use crate::destination::Origin;
 use crate::event::{BodyError, Rejection};
 use crate::metrics::{ActionLabels, Health, Metrics, PanelLabels};
 use crate::outbox::{Batch, Outbox};
@@ -36,6 +37,7 @@ use prepare::prepare;
 
 pub use body::{read_body, PanelBodies, Sender, Unverified};
 pub use prepare::{prepare_events, states_after, Prepared};
+pub use throttle::{HeldBack, LogThrottle};
 
 /// The header Marzban, PasarGuard and Marzneshin put the secret in.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
@@ -178,46 +180,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(web::resource(["/", "/webhook", "/webhook/"]).route(web::post().to(receive_root)))
         .service(web::resource(["/webhook/{panel}", "/webhook/{panel}/"]).route(web::post().to(receive_panel)))
-        .service(web::resource("/healthz").route(web::get().to(healthz)))
-        .service(web::resource("/readyz").route(web::get().to(readyz)))
-        .service(web::resource("/metrics").route(web::get().to(metrics_text)));
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok")
-}
-
-async fn readyz(state: web::Data<State>) -> HttpResponse {
-    let mut reasons = Vec::new();
-    if let Err(err) = state.outbox.probe().await {
-        log::warn!("readiness: {err}");
-        reasons.push(format!("the outbox cannot commit a write to its file: {err}"));
-    }
-    if state.outbox.is_full().await.unwrap_or(false) {
-        reasons.push("the outbox is full (OUTBOX_MAX_BYTES): new events are refused until rows are delivered".into());
-    }
-    // An owner admin's own webhook being gone is that admin's problem, not the relay's: it shows
-    // in the metrics and the log, not in readiness.
-    let now = std::time::SystemTime::now();
-    let configured = |name: &str| Origin::of(name) != Origin::Owner;
-    reasons.extend(state.health.reasons(now, configured));
-    // Waits under five minutes are Discord's pacing, which ends by itself and which nothing an
-    // operator does shortens: shown, but the relay stays ready (it stores events meanwhile).
-    let notices = state.health.notices(now, configured);
-    let ready = reasons.is_empty();
-    let mut body = serde_json::json!({ "ready": ready });
-    for (key, lines) in [("reasons", reasons), ("notices", notices)].into_iter().filter(|(_, l)| !l.is_empty()) {
-        body[key] = lines.into();
-    }
-    HttpResponse::build(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
-}
-
-async fn metrics_text(state: web::Data<State>) -> HttpResponse {
-    let stats = state.outbox.stats().await.unwrap_or_default();
-    state.metrics.set_forum_posts_forgotten(state.outbox.forum_posts_forgotten());
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.render(&stats, &state.health, crate::outbox::now_ms()))
+        .service(web::resource("/healthz").route(web::get().to(operations::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(operations::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(operations::metrics_text)));
 }
 
 async fn receive_root(
@@ -346,56 +311,6 @@ async fn receive(
         errors_not_shown: prepared.rejected_total - prepared.rejected.len(),
         errors: prepared.rejected,
     }))
-}
-
-/// Lets a warning that strangers can trigger at will (a refused request) through a few times a
-/// minute, and counts the rest, so a flood of bad requests cannot flood the log.
-#[derive(Debug, Default)]
-pub struct LogThrottle {
-    state: std::sync::Mutex<ThrottleState>,
-}
-
-#[derive(Debug, Default)]
-struct ThrottleState {
-    minute_started: Option<std::time::Instant>,
-    logged: u32,
-    held_back: u64,
-}
-
-/// How many like lines were not logged since the last one that was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeldBack(pub u64);
-
-impl HeldBack {
-    /// `" (N more like this were not logged)"`, or nothing.
-    pub fn note(self) -> String {
-        if self.0 == 0 {
-            String::new()
-        } else {
-            format!(" ({} more like this were not logged)", self.0)
-        }
-    }
-}
-
-impl LogThrottle {
-    /// Lines logged per minute at most.
-    pub const PER_MINUTE: u32 = 5;
-
-    /// `Some` when this one may be logged (with how many were held back before it), `None` when not.
-    pub fn admit(&self) -> Option<HeldBack> {
-        let Ok(mut state) = self.state.lock() else { return None };
-        let now = std::time::Instant::now();
-        if state.minute_started.is_none_or(|started| now.duration_since(started) >= Duration::from_secs(60)) {
-            state.minute_started = Some(now);
-            state.logged = 0;
-        }
-        if state.logged >= Self::PER_MINUTE {
-            state.held_back = state.held_back.saturating_add(1);
-            return None;
-        }
-        state.logged += 1;
-        Some(HeldBack(std::mem::take(&mut state.held_back)))
-    }
 }
 
 /// Logs, the first time the relay answers 503, why that answer can lose events: Marzban and
