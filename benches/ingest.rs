@@ -13,16 +13,16 @@
 mod common;
 #[path = "../tests/api/fake_discord.rs"]
 mod fake_discord;
+#[path = "common/relay.rs"]
+mod relay;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_discord::{ChannelLimit, FakeDiscord, Limits};
+use relay::Relay;
 use serde_json::Value;
 
-const SECRET: &str = "bench-secret";
 const BUILT: &str = env!("CARGO_BIN_EXE_marzban-discord-relay");
 
 /// The binary driven: this build's, or `INGEST_BINARY`.
@@ -87,88 +87,17 @@ fn memory_mib(pid: u32, field: &str) -> f64 {
     line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
 }
 
-struct Relay {
-    child: Child,
-    port: u16,
-    _data: tempfile::TempDir,
+/// A relay delivering to `webhook_url`.
+fn start(webhook_url: &str) -> Relay {
+    Relay::start(&binary(), &[("DISCORD_WEBHOOK_URL", webhook_url), ("RUST_LOG", "warn")])
 }
 
-impl Relay {
-    fn start(webhook_url: &str) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(binary())
-            .current_dir(data.path())
-            .env_clear()
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("WEBHOOK_SECRET", SECRET)
-            .env("DISCORD_WEBHOOK_URL", webhook_url)
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self { child, port, _data: data }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Load {
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Load {
-    fn percentile(&self, p: f64) -> Duration {
-        let index = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
-        self.latencies[index]
-    }
-}
-
-/// `connections` clients each POSTing `size`-event batches back to back for `duration`.
-async fn load(relay: &Relay, events: &[Value], size: usize, connections: usize, duration: Duration) -> Load {
-    let bodies = Arc::new(Bodies::new(events, size));
-    let counter = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
-            let (url, bodies, counter, latencies) =
-                (relay.url("/"), bodies.clone(), counter.clone(), latencies.clone());
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                while start.elapsed() < duration {
-                    let request = counter.fetch_add(1, Ordering::Relaxed) + size * 1_000_000;
-                    let body = bodies.body(request);
-                    let sent = Instant::now();
-                    let response =
-                        client.post(&url).header("x-webhook-secret", SECRET).body(body).send().await.unwrap();
-                    assert_eq!(response.status(), 200);
-                    response.bytes().await.unwrap();
-                    mine.push(sent.elapsed());
-                }
-                latencies.lock().unwrap().extend(mine);
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let elapsed = start.elapsed();
-    let mut latencies = Arc::try_unwrap(latencies).unwrap().into_inner().unwrap();
-    latencies.sort();
-    Load { requests: latencies.len(), elapsed, latencies }
+/// `connections` clients each POSTing `size`-event batches back to back for `duration`; the
+/// usernames stay unique across loads.
+async fn load(relay: &Relay, events: &[Value], size: usize, connections: usize, duration: Duration) -> relay::Load {
+    let bodies = Bodies::new(events, size);
+    let body: relay::Body = Arc::new(move |request| bodies.body(request + size * 1_000_000));
+    relay::load(relay, body, connections, duration, usize::MAX).await
 }
 
 fn ms(d: Duration) -> f64 {
@@ -195,8 +124,8 @@ fn main() {
         let relay = if footprint {
             self::footprint(&discord, &client).await
         } else {
-            let relay = Relay::start(&discord.webhook_url());
-            ready(&relay, &client).await;
+            let relay = start(&discord.webhook_url());
+            relay.ready(&client).await;
             println!("binary: {}", binary());
             relay
         };
@@ -209,33 +138,21 @@ fn main() {
         );
         for (size, connections) in loads() {
             let result = load(&relay, &events, size, connections, duration).await;
-            let rate = result.requests as f64 / result.elapsed.as_secs_f64();
+            let rate = result.per_second();
             println!(
                 "{:<26} {:>6} {:>10.0} {:>11.0} {:>9.2} {:>9.2}",
                 format!("{size}-event batches"),
                 connections,
                 rate,
                 rate * size as f64,
-                ms(result.percentile(0.50)),
-                ms(result.percentile(0.99))
+                result.percentile_ms(0.50),
+                result.percentile_ms(0.99)
             );
         }
-        let peak = memory_mib(relay.child.id(), "VmHWM:");
+        let peak = memory_mib(relay.pid(), "VmHWM:");
         println!();
         println!("peak RSS under the loads:   {peak:.1} MiB");
     });
-}
-
-/// Waits until `relay` answers `/readyz` with 200.
-async fn ready(relay: &Relay, client: &reqwest::Client) {
-    loop {
-        if let Ok(response) = client.get(relay.url("/readyz")).send().await {
-            if response.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// Start-up to ready (the best of five starts), idle memory and binary size, printed; returns a
@@ -244,14 +161,14 @@ async fn footprint(discord: &FakeDiscord, client: &reqwest::Client) -> Relay {
     let mut starts = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let relay = Relay::start(&discord.webhook_url());
-        ready(&relay, client).await;
+        let relay = start(&discord.webhook_url());
+        relay.ready(client).await;
         starts.push(started.elapsed());
     }
     starts.sort();
-    let relay = Relay::start(&discord.webhook_url());
+    let relay = start(&discord.webhook_url());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = memory_mib(relay.child.id(), "VmRSS:");
+    let idle = memory_mib(relay.pid(), "VmRSS:");
     let binary = binary();
     let size = std::fs::metadata(&binary).unwrap().len() as f64 / (1024.0 * 1024.0);
     println!("binary: {binary}");

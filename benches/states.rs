@@ -9,15 +9,15 @@
 //! `INGEST_SECONDS=30` runs each load longer.
 
 mod common;
+#[path = "common/relay.rs"]
+mod relay;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use relay::Relay;
 use serde_json::Value;
 
-const SECRET: &str = "bench-secret";
 const BINARY: &str = env!("CARGO_BIN_EXE_marzban-discord-relay");
 
 /// The users the relay knows once filled, and the ones every load's events are about.
@@ -84,101 +84,29 @@ impl Bodies {
     }
 }
 
-struct Relay {
-    child: Child,
-    port: u16,
-    data: tempfile::TempDir,
+/// A dry relay keeping users' states for `retention` (`0`: none).
+fn start(retention: &str) -> Relay {
+    Relay::start(BINARY, &[("USER_STATE_RETENTION", retention), ("RUST_LOG", "error")])
 }
 
-impl Relay {
-    fn start(retention: &str) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(BINARY)
-            .current_dir(data.path())
-            .env_clear()
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("WEBHOOK_SECRET", SECRET)
-            .env("USER_STATE_RETENTION", retention)
-            .env("RUST_LOG", "error")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self { child, port, data }
-    }
-
-    fn outbox_mib(&self) -> f64 {
-        let size = |name: &str| std::fs::metadata(self.data.path().join("data").join(name)).map_or(0, |m| m.len());
-        (size("outbox.sqlite3") + size("outbox.sqlite3-wal")) as f64 / (1024.0 * 1024.0)
-    }
+/// The outbox's size on disk, with its write-ahead log.
+fn outbox_mib(relay: &Relay) -> f64 {
+    let size = |name: &str| std::fs::metadata(relay.dir().join("data").join(name)).map_or(0, |m| m.len());
+    (size("outbox.sqlite3") + size("outbox.sqlite3-wal")) as f64 / (1024.0 * 1024.0)
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `connections` clients POSTing `size`-event batches back to back, for `duration` or until
-/// `requests` were sent. Returns requests/s and the sorted latencies.
+/// `connections` clients POSTing `size`-event batches of [`Bodies`] for `duration` or until
+/// `requests` were sent.
 async fn load(
     relay: &Relay,
-    bodies: Arc<Bodies>,
+    events: &[Value],
+    size: usize,
     connections: usize,
     duration: Duration,
     requests: usize,
-) -> (f64, Vec<Duration>) {
-    let counter = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let start = Instant::now();
-    let url = format!("http://127.0.0.1:{}/", relay.port);
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
-            let (url, bodies, counter, latencies) = (url.clone(), bodies.clone(), counter.clone(), latencies.clone());
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                while start.elapsed() < duration {
-                    let request = counter.fetch_add(1, Ordering::Relaxed);
-                    if request >= requests {
-                        break;
-                    }
-                    let sent = Instant::now();
-                    let response =
-                        client.post(&url).header("x-webhook-secret", SECRET).body(bodies.body(request)).send().await;
-                    let response = response.unwrap();
-                    assert_eq!(response.status(), 200);
-                    response.bytes().await.unwrap();
-                    mine.push(sent.elapsed());
-                }
-                latencies.lock().unwrap().extend(mine);
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let elapsed = start.elapsed();
-    let mut latencies = Arc::try_unwrap(latencies).unwrap().into_inner().unwrap();
-    latencies.sort();
-    (latencies.len() as f64 / elapsed.as_secs_f64(), latencies)
-}
-
-fn percentile(latencies: &[Duration], p: f64) -> f64 {
-    let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-    latencies[index].as_secs_f64() * 1000.0
-}
-
-async fn wait_ready(relay: &Relay) {
-    let client = reqwest::Client::new();
-    loop {
-        let ready = client.get(format!("http://127.0.0.1:{}/readyz", relay.port)).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+) -> relay::Load {
+    let bodies = Bodies::new(events, size);
+    relay::load(relay, Arc::new(move |request| bodies.body(request)), connections, duration, requests).await
 }
 
 fn main() {
@@ -194,15 +122,13 @@ fn main() {
             "states", "load", "conns", "requests/s", "events/s", "p50 ms", "p99 ms"
         );
         for (mode, retention) in [("without (0)", "0"), ("with (90d)", "90d")] {
-            let relay = Relay::start(retention);
-            wait_ready(&relay).await;
-            let fill = Arc::new(Bodies::new(&events, 50));
-            load(&relay, fill, 16, Duration::from_secs(3600), USERS / 50).await;
-            let filled = relay.outbox_mib();
+            let relay = start(retention);
+            relay.ready(&reqwest::Client::new()).await;
+            load(&relay, &events, 50, 16, Duration::from_secs(3600), USERS / 50).await;
+            let filled = outbox_mib(&relay);
             for (size, connections) in [(1, 4), (50, 4), (50, 16)] {
-                let bodies = Arc::new(Bodies::new(&events, size));
-                let (rate, latencies) =
-                    load(&relay, bodies, connections, Duration::from_secs(seconds), usize::MAX).await;
+                let result = load(&relay, &events, size, connections, Duration::from_secs(seconds), usize::MAX).await;
+                let rate = result.per_second();
                 println!(
                     "{:<16} {:<22} {:>6} {:>10.0} {:>10.0} {:>8.2} {:>8.2}",
                     mode,
@@ -210,8 +136,8 @@ fn main() {
                     connections,
                     rate,
                     rate * size as f64,
-                    percentile(&latencies, 0.5),
-                    percentile(&latencies, 0.99)
+                    result.percentile_ms(0.5),
+                    result.percentile_ms(0.99)
                 );
             }
             println!("{mode:<16} outbox after filling {USERS} users: {filled:.1} MiB");
