@@ -10,6 +10,7 @@
 //! are readable by the relay's user only (0600), and a data folder the relay creates is 0700
 //! ([`files`]).
 
+mod app_webhooks;
 mod files;
 mod forum;
 mod nodes;
@@ -30,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use crate::destination::DestinationStats;
 use crate::destination::Mentions;
+pub use app_webhooks::AppWebhook;
 pub use forum::PostKey;
 pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
