@@ -95,3 +95,55 @@ pub(super) fn forum(env: &Env, default: Option<&Target>) -> Result<Option<Forum>
         Some(_) => Ok(Some(Forum { tags })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::config::Config;
+    use crate::destination::Target;
+
+    const CHANNEL: &str = "1100000000000000002";
+    const TOKEN: &str = "MTIzNDU2Nzg5MA.secret-bot-token";
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let mut vars: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        vars.insert("DATA_DIR".into(), "/tmp".into());
+        vars.insert("WEBHOOK_SECRET".into(), "s".into());
+        Config::from_vars(&vars).map_err(|err| err.to_string())
+    }
+
+    fn with_bot(extra: &[(&str, &str)]) -> Result<Config, String> {
+        let bot = [
+            ("DISCORD_PUBLIC_KEY", "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"),
+            ("DISCORD_APPLICATION_ID", "1234567890"),
+            ("DISCORD_BOT_TOKEN", TOKEN),
+        ];
+        config(&[&bot[..], extra].concat())
+    }
+
+    #[test]
+    fn a_channel_is_the_default_destination_with_the_bot_token() {
+        let config = with_bot(&[("DISCORD_CHANNEL_ID", CHANNEL), ("DISCORD_FORUM", "true")]).unwrap();
+        assert_eq!(config.discord_channel_id, Some(1100000000000000002));
+        assert!(config.discord_webhook_url.is_none() && !config.is_dry_run() && config.discord_forum.is_some());
+        let settings = config.app_webhooks.unwrap();
+        assert_eq!((settings.application_id, settings.api_base.as_str()), (1234567890, "https://discord.com/api/v10"));
+        assert!(!format!("{settings:?}").contains("secret-bot-token"));
+        let router = crate::startup::router(&with_bot(&[("DISCORD_CHANNEL_ID", CHANNEL)]).unwrap());
+        assert_eq!(router.destinations()[0].target, Target::Channel(1100000000000000002));
+    }
+
+    #[test]
+    fn a_channel_needs_the_bot_and_excludes_a_webhook_url() {
+        let url = ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/tok");
+        let both = with_bot(&[("DISCORD_CHANNEL_ID", CHANNEL), url]).unwrap_err();
+        assert!(both.starts_with("DISCORD_CHANNEL_ID and DISCORD_WEBHOOK_URL are both set"), "{both}");
+        let no_bot = config(&[("DISCORD_CHANNEL_ID", CHANNEL)]).unwrap_err();
+        assert!(no_bot.starts_with("DISCORD_BOT_TOKEN must be set: DISCORD_CHANNEL_ID is a channel"), "{no_bot}");
+        assert!(config(&[("DISCORD_CHANNEL_ID", "general")]).unwrap_err().starts_with("DISCORD_CHANNEL_ID must be"));
+        let proxy = with_bot(&[("DISCORD_CHANNEL_ID", CHANNEL), ("DISCORD_API_BASE", "https://proxy.example/discord")]);
+        assert!(proxy.unwrap_err().starts_with("DISCORD_API_BASE must end in /api"));
+        assert!(with_bot(&[url]).unwrap().app_webhooks.is_none(), "a URL needs no webhook of the relay's own");
+    }
+}

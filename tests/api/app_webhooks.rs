@@ -196,7 +196,8 @@ async fn a_digest_lists_its_users_and_a_forum_channel_works_the_same_way() {
     let discord = FakeDiscord::start().await;
     discord.make_forum_channel(CHANNEL.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let options = channel_options(&discord).var("DISCORD_FORUM", "true").var("DIGEST_THRESHOLD", "5").var("DIGEST_WINDOW", "0");
+    let options =
+        channel_options(&discord).var("DISCORD_FORUM", "true").var("DIGEST_THRESHOLD", "5").var("DIGEST_WINDOW", "0");
     let app = spawn_app_in(dir.path(), options).await;
 
     // Act
