@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 mod channels;
 #[path = "fake_forum.rs"]
 mod forum;
+#[allow(unused_imports)]
 pub use channels::{AppHook, APPLICATION_ID};
 pub use forum::Thread;
 
