@@ -3,7 +3,7 @@
 //! Pure, tested on its own.
 //!
 //! The menu's `custom_id` is `act:<panel>` (the panel label, empty for none; the bot asks that
-//! panel), each option's value a username. Node events and reports get no menu: they name no user.
+//! panel; `act:<panel>:<n>` for a digest's further menus), each option's value a username. Node events and reports get no menu: they name no user.
 
 use serenity::builder::{CreateActionRow, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption};
 
@@ -24,28 +24,32 @@ const OPTION_CHARS: usize = 100;
 /// Action rows a message may have; one menu each.
 const ROWS_MAX: usize = 5;
 
-/// The menus for a message of `rows`: one per panel among them (in the order they first appear,
-/// at most five), each listing that panel's users once (at most 25). None when no row is a user
-/// event with a username the panel could know.
+/// The menus for a message of `rows`: its users once each, grouped by panel (in the order they
+/// first appear), 25 to a menu, at most five menus (125 users; a longer digest's first ones).
+/// None when no row is a user event with a username the panel could know.
 pub fn user_menus(rows: &[RowMeta]) -> Vec<CreateActionRow> {
-    let mut panels: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut panels: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut listed = 0;
     for row in rows.iter().filter(|row| names_a_user(row)) {
-        let panel = row.panel.clone().unwrap_or_default();
+        let panel = row.panel.as_deref().unwrap_or_default();
         let at = match panels.iter().position(|(label, _)| *label == panel) {
             Some(at) => at,
-            None if panels.len() < ROWS_MAX => {
+            None => {
                 panels.push((panel, Vec::new()));
                 panels.len() - 1
             }
-            None => continue,
         };
         let users = &mut panels[at].1;
-        if users.len() < OPTIONS_MAX && !users.contains(&row.username.as_str()) {
+        if listed < ROWS_MAX * OPTIONS_MAX && !users.contains(&row.username.as_str()) {
             users.push(&row.username);
+            listed += 1;
         }
     }
     let several = panels.len() > 1;
-    panels.into_iter().map(|(panel, users)| menu(&panel, &users, several)).collect()
+    let pages = panels.iter().flat_map(|(panel, users)| {
+        users.chunks(OPTIONS_MAX).enumerate().map(move |(page, users)| menu(panel, page, users, several))
+    });
+    pages.take(ROWS_MAX).collect()
 }
 
 /// Whether the row is a user event whose username the bot can look up.
@@ -53,10 +57,18 @@ fn names_a_user(row: &RowMeta) -> bool {
     row.action != REPORT_ACTION && !is_watch_action(&row.action) && is_username(&row.username)
 }
 
-fn menu(panel: &str, users: &[&str], several: bool) -> CreateActionRow {
+/// The `page`th menu (from 0) of `panel`'s users. Its `custom_id` is `act:<panel>`, and
+/// `act:<panel>:<page>` after the first (Discord wants them distinct within a message).
+fn menu(panel: &str, page: usize, users: &[&str], several: bool) -> CreateActionRow {
     let options = users.iter().map(|user| CreateSelectMenuOption::new(cut(user), cut(user))).collect();
-    let placeholder = if several { format!("Act on a user of {panel}…") } else { PLACEHOLDER.to_owned() };
-    let select = CreateSelectMenu::new(format!("{MENU_PREFIX}{panel}"), CreateSelectMenuKind::String { options })
+    let mut placeholder = if several { format!("Act on a user of {panel}…") } else { PLACEHOLDER.to_owned() };
+    let mut custom_id = format!("{MENU_PREFIX}{panel}");
+    if page > 0 {
+        let first = page * OPTIONS_MAX + 1;
+        placeholder.push_str(&format!(" ({first}–{})", first + users.len() - 1));
+        custom_id.push_str(&format!(":{}", page + 1));
+    }
+    let select = CreateSelectMenu::new(custom_id, CreateSelectMenuKind::String { options })
         .placeholder(cut(&placeholder))
         .min_values(1)
         .max_values(1);
@@ -112,8 +124,15 @@ mod tests {
     #[test]
     fn keeps_to_discords_limits() {
         let many: Vec<RowMeta> = (0..40).map(|i| row("user_expired", &format!("user{i}"), None)).collect();
-        assert_eq!(json_of(&many)[0]["components"][0]["options"].as_array().unwrap().len(), 25);
-        assert_eq!(json_of(&many)[0]["components"][0]["custom_id"], "act:");
+        let menus = json_of(&many);
+        assert_eq!(menus[0]["components"][0]["options"].as_array().unwrap().len(), 25);
+        assert_eq!(menus[0]["components"][0]["custom_id"], "act:");
+        assert_eq!(menus[1]["components"][0]["options"].as_array().unwrap().len(), 15);
+        assert_eq!(menus[1]["components"][0]["custom_id"], "act::2");
+        assert_eq!(menus[1]["components"][0]["placeholder"], "Act on a user… (26–40)");
+        let more: Vec<RowMeta> = (0..200).map(|i| row("user_expired", &format!("user{i}"), None)).collect();
+        assert_eq!(json_of(&more).as_array().unwrap().len(), 5, "five menus at most");
+        assert_eq!(json_of(&more)[4]["components"][0]["options"][24]["value"], "user124");
         let panels: Vec<RowMeta> = (0..7).map(|i| row("user_expired", "alice", Some(&format!("p{i}")))).collect();
         let menus = json_of(&panels);
         assert_eq!(menus.as_array().unwrap().len(), 5);

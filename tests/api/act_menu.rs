@@ -76,6 +76,9 @@ async fn choosing_a_user_in_the_menu_opens_their_live_card_for_the_chooser_only(
     assert!(shown.contains("card:reset:") && shown.contains("card:refresh:"), "the card's buttons: {shown}");
     assert!(!shown.contains("/sub/"), "{shown}");
     assert_eq!(panel.calls(), vec![("GET".to_owned(), "/api/user/alice".to_owned())]);
+    // A digest's second menu (users 26 to 50) opens the card the same way.
+    let card = interact(&app, &choice("act:eu1:2", "alice", &[MODERATOR_ROLE])).await;
+    assert_eq!(card["data"]["embeds"][0]["title"], "alice", "{card}");
     app.stop().await;
 }
 

@@ -210,16 +210,21 @@ async fn a_digest_lists_its_users_and_a_forum_channel_works_the_same_way() {
     assert!(!sent.is_empty());
     let mut listed = Vec::new();
     for (_, body) in &sent {
-        let (custom_id, users) = menu_of(body);
-        assert_eq!(custom_id, "act:");
-        assert!((1..=25).contains(&users.len()), "{body}");
+        let menus = body["components"].as_array().unwrap();
+        for (page, menu) in menus.iter().enumerate() {
+            let select = &menu["components"][0];
+            let expected = if page == 0 { "act:".to_owned() } else { format!("act::{}", page + 1) };
+            assert_eq!(select["custom_id"], expected.as_str(), "{body}");
+            let options = select["options"].as_array().unwrap();
+            assert!((1..=25).contains(&options.len()), "{body}");
+            listed.extend(options.iter().map(|o| o["value"].as_str().unwrap().to_owned()));
+        }
         assert_eq!(violations(&schema, body), Vec::<String>::new(), "{body}");
-        listed.extend(users);
     }
+    let count = listed.len();
     listed.sort();
     listed.dedup();
-    // A digest message may list more than a menu holds (25): the menu shows its first 25.
-    assert!(listed.len() >= 25 && listed.iter().all(|u| u.starts_with("user")), "{listed:?}");
+    assert_eq!((listed.len(), count), (30, 30), "every user of the burst is listed once: {listed:?}");
     assert!(!discord.threads().is_empty(), "the digests went into a forum post");
     app.stop().await;
 }

@@ -15,7 +15,7 @@ use crate::panel::is_username;
 use crate::render::filters::escape_markdown;
 
 impl Bot {
-    /// Whether `component` is a choice in the relay's user menu (its `custom_id` is `act:<panel>`).
+    /// Whether `component` is a choice in one of the relay's user menus (`custom_id` `act:…`).
     pub(super) fn is_user_menu(component: &ComponentInteraction) -> bool {
         component.data.custom_id.starts_with(MENU_PREFIX)
     }
@@ -35,7 +35,9 @@ impl Bot {
         let Some(username) = values.first().map(|value| value.trim()).filter(|value| is_username(value)) else {
             return Answer::text("That is not a username: letters, digits, `_`, `-`, `.` and `@`, at most 64.");
         };
-        let panel = component.data.custom_id.get(MENU_PREFIX.len()..).unwrap_or_default();
+        // `act:<panel>`, or `act:<panel>:<n>` for a digest's further menus.
+        let menu = component.data.custom_id.get(MENU_PREFIX.len()..).unwrap_or_default();
+        let panel = menu.split(':').next().unwrap_or_default();
         if let Some(refused) = self.other_panel(panel) {
             return refused;
         }
