@@ -228,3 +228,43 @@ async fn a_digest_lists_its_users_and_a_forum_channel_works_the_same_way() {
     assert!(!discord.threads().is_empty(), "the digests went into a forum post");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_routes_file_destination_given_as_a_channel_gets_its_own_webhook_and_the_menu() {
+    // Arrange: the audit log is a webhook a person made; the alerts go to a channel.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    let alerts = "1100000000000000077";
+    std::fs::write(
+        &routes,
+        format!(
+            "[destinations.audit]\nurl = \"{}\"\n\n[destinations.alerts]\nchannel_id = \"{alerts}\"\n\n\
+             [[rules]]\nto = [\"audit\"]\n\n[[rules]]\nactions = [\"user_limited\"]\nto = [\"alerts\"]\n",
+            discord.webhook_url()
+        ),
+    )
+    .unwrap();
+    let options =
+        bot_vars(Options::new().var("WEBHOOK_SECRET", SECRET), &discord).var("ROUTES_FILE", routes.to_str().unwrap());
+    let app = spawn_app_in(dir.path(), options).await;
+
+    // Act
+    post_ok(&app, limited("alice")).await;
+    let sent = accepted_count(&discord, 2).await;
+
+    // Assert: the channel's message came through the relay's webhook with the menu; the audit
+    // log's, through the person's webhook, without one.
+    let hooks = discord.app_hooks();
+    assert_eq!(hooks.iter().map(|hook| hook.channel.to_string()).collect::<Vec<_>>(), vec![alerts.to_owned()]);
+    let to_alerts: Vec<&Value> =
+        sent.iter().filter(|(request, _)| request.path.contains(&hooks[0].id.to_string())).map(|(_, b)| b).collect();
+    assert_eq!(to_alerts.len(), 1);
+    assert_eq!(menu_of(to_alerts[0]).1, vec!["alice".to_owned()]);
+    let audit = format!("/webhooks/{}/", crate::fake_discord::WEBHOOK_ID);
+    let to_audit: Vec<&Value> =
+        sent.iter().filter(|(request, _)| request.path.contains(&audit)).map(|(_, b)| b).collect();
+    assert_eq!(to_audit.len(), 1, "as sent, not as Discord kept it");
+    assert!(to_audit[0].get("components").is_none(), "{}", to_audit[0]);
+    app.stop().await;
+}
