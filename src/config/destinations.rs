@@ -86,7 +86,7 @@ pub(super) fn forum(env: &Env, default: Option<&Target>) -> Result<Option<Forum>
     }
     match default {
         None | Some(Target::DryRun) => {
-            Err(invalid("DISCORD_FORUM", "is true but neither DISCORD_WEBHOOK_URL nor DISCORD_CHANNEL_ID is set"))
+            Err(invalid("DISCORD_FORUM", "is true but DISCORD_WEBHOOK_URL (or DISCORD_CHANNEL_ID) is not set"))
         }
         Some(Target::Webhook(url)) if url.thread_id().is_some() => Err(invalid(
             "DISCORD_FORUM",
