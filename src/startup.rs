@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bot;
 use crate::config::Config;
-use crate::deliver::{Delivery, Retention, Services};
+use crate::deliver::{AppWebhooks, Delivery, Retention, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, PanelBodies, RootAuth, State, Unverified};
@@ -86,6 +86,7 @@ impl Application {
             settings: Arc::new(config.delivery.clone()),
             metrics: metrics.clone(),
             health: health.clone(),
+            app_webhooks: app_webhooks(&config, &outbox)?,
         };
         let delivery = Delivery::start(
             &router,
@@ -215,10 +216,11 @@ pub fn router(config: &Config) -> Router {
 
 /// [`router`], counting owner-admin delivery in `owner_metrics`.
 fn router_counted(config: &Config, owner_metrics: OwnerMetrics) -> Router {
-    let default = match &config.discord_webhook_url {
-        Some(url) => Some(Target::Webhook(url.clone())),
-        None if config.is_dry_run() => Some(Target::DryRun),
-        None => None,
+    let default = match (&config.discord_webhook_url, config.discord_channel_id) {
+        (Some(url), _) => Some(Target::Webhook(url.clone())),
+        (None, Some(channel)) => Some(Target::Channel(channel)),
+        (None, None) if config.is_dry_run() => Some(Target::DryRun),
+        (None, None) => None,
     };
     let destinations = default
         .map(|target| Destination {
@@ -231,6 +233,12 @@ fn router_counted(config: &Config, owner_metrics: OwnerMetrics) -> Router {
         .deliver_to_owner_admin
         .then(|| Arc::new(OwnerDestinations::new(config.owner_destinations_max, owner_metrics)));
     Router::new(destinations, config.routes.as_ref(), owners)
+}
+
+/// What finds or makes the relay's own webhooks, when a destination is a channel.
+fn app_webhooks(config: &Config, outbox: &Outbox) -> anyhow::Result<Option<AppWebhooks>> {
+    let Some(settings) = &config.app_webhooks else { return Ok(None) };
+    AppWebhooks::new(settings, config.delivery.timeouts, outbox.clone()).map(Some).map_err(anyhow::Error::msg)
 }
 
 fn auth(config: &Config) -> Auth {
@@ -296,6 +304,7 @@ async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
             ),
             Target::Webhook(url) if url.is_discord_host() => log::info!("destination {name}: {url}"),
             Target::Webhook(url) => log::warn!("destination {name}: {url} ({} is not Discord's own host)", url.host()),
+            Target::Channel(id) => log::info!("destination {name}: the relay's own webhook in channel {id}"),
         }
     }
     for warning in &config.warnings {

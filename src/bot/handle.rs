@@ -2,6 +2,8 @@
 //! then asks the panel; when the panel takes longer than [`Bot::defer_after`] the answer is a
 //! deferral and the card follows as an edit of the response.
 
+mod select;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -43,6 +45,7 @@ impl Bot {
         match interaction {
             Interaction::Ping(_) => Answer::now(CreateInteractionResponse::Pong),
             Interaction::Command(command) => self.command(command).await,
+            Interaction::Component(choice) if Self::is_user_menu(&choice) => self.open_card(choice).await,
             Interaction::Component(component) => self.component(component).await,
             _ => Answer::text("The relay does not handle this kind of interaction."),
         }

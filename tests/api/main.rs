@@ -6,6 +6,8 @@ mod fake_discord;
 mod fake_panel;
 mod helpers;
 
+mod act_menu;
+mod app_webhooks;
 mod bot;
 mod burst;
 mod changes;
