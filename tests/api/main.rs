@@ -7,6 +7,7 @@ mod fake_panel;
 mod helpers;
 
 mod bot;
+mod bot_actions;
 mod burst;
 mod changes;
 mod cli;
