@@ -11,7 +11,9 @@ public half is the relay's DISCORD_PUBLIC_KEY):
    unchanged at the panel;
 2. the moderator: `/user alice` (the card), then Reset on that card (the click carries the card's
    buttons as Discord does): her used_traffic is 0 at the panel's API, the panel's
-   `data_usage_reset` reaches the relay and is rendered, and the audit line is posted.
+   `data_usage_reset` reaches the relay and is rendered, and the audit line is posted;
+3. then +10 GiB (her data_limit is exactly 10 GiB more at the API) and Delete, confirmed (the
+   panel no longer has her; its `user_updated` and `user_deleted` are rendered), each audited.
 
 Usage: bot-live-check.py HARNESS RELAY_BINARY   (HARNESS: a marzban-live folder with src/ and venv/
 built, see its README). Needs python3 with `cryptography`. Stops what it started, by PID.
@@ -144,7 +146,7 @@ def start_relay(work, binary):
         "DISCORD_APPLICATION_ID": APPLICATION,
         "DISCORD_GUILD_IDS": GUILD,
         "DISCORD_ACTORS": f"role:{MODERATOR_ROLE}",
-        "DISCORD_ACTIONS": "reset",
+        "DISCORD_ACTIONS": "reset,traffic,delete",
         # Deferred answers would be edited here: a closed local port, never Discord.
         "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
     }
@@ -158,6 +160,14 @@ def relay_log(work):
 
 def dry_run_lines(work, needle):
     return [line for line in relay_log(work).splitlines() if "would send" in line and needle in line]
+
+
+def shown(line):
+    """What a dry-run line would show in Discord: its content and its embeds' titles and descriptions."""
+    message = json.loads(line.split("would send ", 1)[1])
+    parts = [f"content {message['content']!r}"] if message.get("content") else []
+    parts += [f"{e.get('title')!r} ({e.get('description', '')!r})" for e in message.get("embeds", [])]
+    return "; ".join(parts)
 
 
 def main():
@@ -181,7 +191,7 @@ def main():
         limited = until("alice limited", lambda: (u := panel.user("alice"))["status"] == "limited" and u)
         say(f"alice at the panel: status {limited['status']}, used_traffic {limited['used_traffic']}")
         line = until("user_limited rendered by the relay", lambda: dry_run_lines(work, "Data limit reached: alice"))
-        say(f"the panel's user_limited reached the relay and was rendered:\n    {line[-1][:300]}")
+        say(f"the panel's user_limited reached the relay and was rendered: {shown(line[-1])}")
 
         stranger = ["1400000000000000099"]
         refused = sign_and_post(command(stranger))
@@ -205,11 +215,28 @@ def main():
         say(f"GET /api/user/alice: used_traffic {after['used_traffic']}, status {after['status']}")
         assert after["used_traffic"] == 0, after
         line = until("data_usage_reset rendered", lambda: dry_run_lines(work, "Data usage reset: alice"))
-        say(f"the panel's data_usage_reset reached the relay and was rendered:\n    {line[-1][:300]}")
+        say(f"the panel's data_usage_reset reached the relay and was rendered: {shown(line[-1])}")
         line = until("the audit line", lambda: dry_run_lines(work, "reset alice's usage"))
-        say(f"the audit line:\n    {line[-1][:300]}")
+        say(f"the audit line: {line[-1].split('would send ', 1)[1]}")
+
+        # The other two actions on the same real panel: Add traffic, then Delete (asked first).
+        plus = next(b for b in buttons(done) if b.startswith("card:traffic10:"))
+        added = sign_and_post(click(plus, done["data"]["components"], [MODERATOR_ROLE]))
+        after = panel.user("alice")
+        say(f"+10 GiB -> {added['data']['content']!r}; data_limit {after['data_limit']} (1 MiB + 10 GiB = {1048576 + 10 * 2**30})")
+        assert after["data_limit"] == 1048576 + 10 * 2**30, after
+        delete = next(b for b in buttons(added) if b.startswith("card:delete:"))
+        asked = sign_and_post(click(delete, added["data"]["components"], [MODERATOR_ROLE]))
+        say(f"Delete -> {asked['data']['content']!r}, buttons {buttons(asked)}; alice still there: {panel.user('alice')['username']}")
+        yes = next(b for b in buttons(asked) if b.startswith("card:delete!:"))
+        gone = sign_and_post(click(yes, asked["data"]["components"], [MODERATOR_ROLE]))
+        say(f"Yes, delete -> {gone['data']['content']!r}, buttons {gone['data']['components']}; GET alice: {panel.user('alice')}")
+        line = until("user_deleted rendered", lambda: dry_run_lines(work, "User deleted: alice"))
+        say(f"the panel's events reached the relay and were rendered: {shown(line[-1])}")
         audit = [l for l in relay_log(work).splitlines() if "audit:" in l]
-        say("logged: " + " | ".join(a.split("] ", 1)[-1] for a in audit))
+        say("logged:\n    " + "\n    ".join(a.split("] ", 1)[-1] for a in audit))
+        lines = [l.split("would send ", 1)[1] for l in relay_log(work).splitlines() if "would send" in l and '"content"' in l]
+        say("audit lines posted:\n    " + "\n    ".join(json.loads(l)["content"] for l in lines))
         say("OK")
     finally:
         subprocess.run([harness / "stop.sh", "marzban", "xray"], capture_output=True)
