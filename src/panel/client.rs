@@ -239,6 +239,10 @@ async fn read_json(mut response: reqwest::Response, name: &'static str, max_byte
         }
         body.extend_from_slice(&chunk);
     }
+    // A success without a body (PasarGuard's 204 to a DELETE) says only that it was done.
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
     serde_json::from_slice(&body).map_err(|err| unreadable(name, err.to_string()))
 }
 

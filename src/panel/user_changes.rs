@@ -3,8 +3,8 @@
 //!
 //! Marzban and PasarGuard: `PUT /api/user/{username}` with the new `data_limit` (the panel answers
 //! the user as they now are, and sends `user_updated`, with `user_enabled` when a limited user is
-//! active again), and `DELETE /api/user/{username}` (answered `{"detail": …}`; the panel sends
-//! `user_deleted`). Marzneshin's are not built yet.
+//! active again), and `DELETE /api/user/{username}` (answered `{"detail": …}` by Marzban, `204`
+//! without a body by PasarGuard; the panel sends `user_deleted`). Marzneshin's are not built yet.
 
 use reqwest::Method;
 use serde_json::json;

@@ -83,6 +83,17 @@ async fn delete_asks_first_then_deletes_once_and_the_card_says_the_user_is_gone(
 }
 
 #[tokio::test]
+async fn a_deletion_answered_without_a_body_is_a_deletion() {
+    // PasarGuard answers DELETE /api/user/{username} with 204 and no body.
+    let bot = start(&[]).await;
+    bot.panel.state.lock().unwrap().delete_no_content = true;
+    let yes = format!("card:delete!:{}:alice", now());
+    let gone = interact(&bot.app, &crate::bot::click(&yes, &[MODERATOR_ROLE])).await;
+    assert!(text_of(&gone).contains("deleted alice"), "{gone}");
+    assert!(bot.panel.find("alice").is_none());
+}
+
+#[tokio::test]
 async fn a_crafted_custom_id_not_on_the_message_is_refused_and_the_panel_is_untouched() {
     // A member with the rights could send any custom_id: the confirmed Delete from the card
     // itself (skipping the question), or a button naming another user.

@@ -28,6 +28,8 @@ pub struct PanelState {
     pub expire_token: bool,
     /// Characters of padding added to every user answer (a hostile or broken panel).
     pub padding: usize,
+    /// A deletion is answered `204 No Content`, as PasarGuard does (Marzban answers a JSON detail).
+    pub delete_no_content: bool,
     token: Option<String>,
 }
 
@@ -148,6 +150,9 @@ async fn user(request: HttpRequest, state: web::Data<Arc<Mutex<PanelState>>>, bo
         }
         ("DELETE", None) => {
             state.users.retain(|u| u["username"] != name.as_str());
+            if state.delete_no_content {
+                return HttpResponse::NoContent().finish();
+            }
             return HttpResponse::Ok().json(json!({"detail": "User successfully deleted"}));
         }
         _ => return HttpResponse::NotFound().finish(),
