@@ -228,7 +228,8 @@ pub fn deleted_card(username: &str, notice: String) -> Reply {
     Reply { content: Some(notice), embed: Some(embed), components: Some(Vec::new()) }
 }
 
-/// The question before a Disable or Revoke: the card stays, its buttons become Confirm and Cancel.
+/// The question before a Disable, Revoke or Delete: the card stays, its buttons become Confirm and
+/// Cancel.
 pub fn confirmation(click: &Click) -> Reply {
     let question = match click.verb {
         Verb::Revoke => "Revoke the subscription? The user's current link stops working.",
