@@ -9,8 +9,8 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
 use crate::bot::{click_on, command, hex, interact, now, start, text_of, Bot, MODERATOR_ROLE, SIGNING_KEY};
-use crate::fake_discord::FakeDiscord;
-use crate::helpers::{poll_until, SECRET};
+use crate::fake_discord::{FakeDiscord, WEBHOOK_ID};
+use crate::helpers::{batch_of, poll_until, SECRET};
 
 const GIB: i64 = 1 << 30;
 
@@ -172,4 +172,29 @@ async fn the_deferral_counts_from_the_requests_arrival_not_from_its_body() {
     assert_eq!(json["type"], 5, "deferred: {answer}");
     poll_until("the card edited in", || async { bot.rest.calls().into_iter().find(|call| call.method == "PATCH") })
         .await;
+}
+
+#[tokio::test]
+async fn in_forum_mode_the_audit_line_goes_into_the_users_post() {
+    let discord = FakeDiscord::start().await;
+    let webhook = discord.forum_webhook_url(WEBHOOK_ID);
+    let bot = start(&[("DISCORD_WEBHOOK_URL", &webhook), ("WEBHOOK_SECRET", SECRET), ("DISCORD_FORUM", "true")]).await;
+    // The panel's user_limited about alice makes her post.
+    let limited = batch_of("user_limited", 1, "", |_, event| {
+        event["username"] = json!("alice");
+        if event["user"].is_object() {
+            event["user"]["username"] = json!("alice");
+        }
+    });
+    assert_eq!(bot.app.post(limited).await.status(), 200);
+    poll_until("alice's post", || async { discord.threads().first().cloned() }).await;
+
+    let (_, rows) = card(&bot).await;
+    interact(&bot.app, &click_on(&button(&rows, "card:reset:"), &rows, &[MODERATOR_ROLE])).await;
+    let post = poll_until("the audit line in her post", || async {
+        discord.threads().into_iter().find(|thread| thread.messages.len() == 2)
+    })
+    .await;
+    assert_eq!(discord.threads().len(), 1, "no post of its own");
+    assert_eq!(post.messages[1]["content"], "<@1500000000000000001> reset alice's usage", "{:?}", post.messages);
 }
