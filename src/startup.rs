@@ -23,7 +23,7 @@ use crate::outbox::Outbox;
 use crate::panel::PanelClient;
 use crate::render::Templates;
 use crate::routing::Router;
-use producers::{start_bot, start_nodes, start_reports, Producing};
+use producers::{audit_sink, start_bot, start_nodes, start_reports, Producing};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold: actix buffers up
@@ -118,6 +118,7 @@ impl Application {
         });
         let nodes = watcher.map(|watcher| start_nodes(watcher, &health, &metrics));
         let producers = reports.into_iter().chain(nodes).collect();
+        let audit = audit_sink(&config, &router, &outbox, delivery.dispatch());
         let state = web::Data::new(State {
             auth: auth(&config),
             templates: templates.clone(),
@@ -138,7 +139,7 @@ impl Application {
             refusals: Default::default(),
         });
 
-        let bot = start_bot(&config, panel)?;
+        let bot = start_bot(&config, panel, audit)?;
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {

@@ -2,7 +2,7 @@
 //! set.
 
 use super::{invalid, ConfigError, Env};
-use crate::bot::settings::{parse_api_base, parse_id, DEFAULT_API_BASE};
+use crate::bot::settings::{parse_api_base, parse_id, parse_traffic_gib, DEFAULT_API_BASE, DEFAULT_TRAFFIC_GIB};
 use crate::bot::{parse_actions, parse_actors, parse_extend_days, parse_ids, parse_public_key, BotSettings};
 use crate::panel::Redacted;
 
@@ -15,6 +15,7 @@ const BOT_VARS: &[&str] = &[
     "DISCORD_ACTORS",
     "DISCORD_ACTIONS",
     "DISCORD_EXTEND_DAYS",
+    "DISCORD_TRAFFIC_GIB",
 ];
 
 /// The bot's settings, when `DISCORD_PUBLIC_KEY` is set.
@@ -47,6 +48,7 @@ pub(super) fn bot(env: &Env) -> Result<Option<BotSettings>, ConfigError> {
         actors: env.parse_or("DISCORD_ACTORS", Default::default(), parse_actors)?,
         actions: env.parse_or("DISCORD_ACTIONS", parse_actions("").unwrap_or_default(), parse_actions)?,
         extend_days: env.parse_or("DISCORD_EXTEND_DAYS", vec![30], parse_extend_days)?,
+        traffic_gib: env.parse_or("DISCORD_TRAFFIC_GIB", DEFAULT_TRAFFIC_GIB.to_vec(), parse_traffic_gib)?,
     }))
 }
 
@@ -77,7 +79,10 @@ mod tests {
         assert_eq!(bot.api_base, "https://discord.com/api/v10");
         assert!(config(&[("DISCORD_PUBLIC_KEY", KEY)]).unwrap_err().starts_with("DISCORD_APPLICATION_ID"));
         assert!(with(&[("DISCORD_ACTORS", "role:abc")]).unwrap_err().starts_with("DISCORD_ACTORS"));
-        assert!(with(&[("DISCORD_ACTIONS", "delete")]).unwrap_err().starts_with("DISCORD_ACTIONS"));
+        assert!(with(&[("DISCORD_ACTIONS", "explode")]).unwrap_err().starts_with("DISCORD_ACTIONS"));
+        assert_eq!(bot.traffic_gib, vec![10, 50]);
+        assert!(with(&[("DISCORD_TRAFFIC_GIB", "0")]).unwrap_err().starts_with("DISCORD_TRAFFIC_GIB"));
+        assert!(with(&[("DISCORD_TRAFFIC_GIB", "1,2,3,4,5,6")]).unwrap_err().starts_with("DISCORD_TRAFFIC_GIB"));
         assert!(with(&[("DISCORD_EXTEND_DAYS", "0")]).unwrap_err().starts_with("DISCORD_EXTEND_DAYS"));
         assert!(with(&[("DISCORD_GUILD_IDS", "x")]).unwrap_err().starts_with("DISCORD_GUILD_IDS"));
         assert!(config(&[("DISCORD_PUBLIC_KEY", "nothex")]).unwrap_err().starts_with("DISCORD_PUBLIC_KEY"));

@@ -9,6 +9,7 @@ mod helpers;
 mod act_menu;
 mod app_webhooks;
 mod bot;
+mod bot_actions;
 mod burst;
 mod changes;
 mod cli;

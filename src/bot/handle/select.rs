@@ -7,7 +7,7 @@ use std::time::Instant;
 use serenity::model::application::{ComponentInteraction, ComponentInteractionDataKind};
 
 use super::{describe, no_panel, refusal, unix_now};
-use crate::bot::card::{user_card, Reply};
+use crate::bot::card::Reply;
 use crate::bot::guard::Refusal;
 use crate::bot::{Answer, Bot};
 use crate::deliver::MENU_PREFIX;
@@ -22,7 +22,7 @@ impl Bot {
 
     /// Answers a choice in the user menu with the chosen user's card, as a new message only the
     /// chooser sees (the relay's message and its menu stay as they are).
-    pub(super) async fn open_card(&self, component: ComponentInteraction) -> Answer {
+    pub(super) async fn open_card(&self, component: ComponentInteraction, arrived: Instant) -> Answer {
         if !self.guard.is_actor(component.guild_id, component.member.as_ref()) {
             return refusal(Refusal::NotAnActor);
         }
@@ -50,11 +50,11 @@ impl Bot {
         let (username, drawing) = (username.to_owned(), self.drawing());
         let work = async move {
             match client.user(&username).await {
-                Ok(user) => Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, None)),
+                Ok(user) => Ok(drawing.card(&user, unix_now(), None)),
                 Err(err) => Err(Reply::text(describe(&err, &username))),
             }
         };
-        self.respond(component.token, false, work).await
+        self.respond(component.token, false, arrived, work).await
     }
 
     /// A refusal when the message's panel (`act:<panel>`) is not the one the bot asks: a user of
