@@ -228,7 +228,9 @@ fn describe(err: &PanelError, username: &str) -> String {
     let name = escape_markdown(username);
     match err {
         // Only a user path's 404 means no such user (the login's means PANEL_API_URL is not the panel).
-        PanelError::Status { status: 404, path } if path.starts_with("/api/user/") => {
+        PanelError::Status { status: 404, path }
+            if path.starts_with("/api/user/") || path.starts_with("/api/users/{") =>
+        {
             format!("The panel has no user named {name}.")
         }
         PanelError::Unreachable(why) => format!(

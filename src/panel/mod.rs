@@ -3,7 +3,9 @@
 //!
 //! * [`client`]: the HTTP side: timeouts on every call, a bounded answer, the login and its JWT
 //!   (kept in memory only, renewed before it expires and on a `401`).
-//! * [`users`]: one user (the bot's user card) and the changes made to them from Discord.
+//! * [`users`]: one user (the bot's user card) and the changes made to them from Discord;
+//!   [`marzneshin`]: Marzneshin's user in the card's words; [`search`]: usernames that match what
+//!   an admin typed (autocomplete); [`stats`]: the panel's counts for `/stats`.
 //! * [`answers`]: what the panel answers, parsed as hostile input: never a panic, every name and
 //!   message cut to a documented length, at most [`MAX_NODES`] nodes.
 //!
@@ -21,7 +23,10 @@
 
 mod answers;
 mod client;
+mod marzneshin;
 mod scrub;
+mod search;
+mod stats;
 mod users;
 
 use std::fmt;
@@ -30,6 +35,8 @@ use std::time::Duration;
 pub use answers::{CoreStatus, Node, NodeStatus, ADDRESS_MAX_CHARS, MAX_NODES, MESSAGE_MAX_CHARS, NAME_MAX_CHARS};
 pub use client::{PanelClient, MAX_ANSWER_BYTES};
 pub use scrub::scrub;
+pub use search::{SEARCH_MAX_CHARS, SEARCH_RESULTS};
+pub use stats::{PanelStats, MAX_BYTES, MAX_COUNT, VERSION_MAX_CHARS};
 pub use users::{is_username, PanelUser, EXTEND_MAX_DAYS, NOTE_MAX_CHARS, USERNAME_MAX_CHARS};
 
 pub use crate::event::Family;

@@ -2,8 +2,9 @@
 //! Discord: reset the usage, enable or disable, extend the expiry, revoke the subscription.
 //!
 //! Marzban and PasarGuard: `GET`/`PUT /api/user/{username}`, `POST /api/user/{username}/reset`
-//! and `/revoke_sub`; each answers the user as it now is. Marzneshin's paths and fields differ
-//! (`/api/users/{username}`, `/enable`, `/disable`, `expire_date`) and are not built yet.
+//! and `/revoke_sub`; each answers the user as it now is. Marzneshin: `GET`/`PUT
+//! /api/users/{username}`, `POST .../reset`, `/enable`, `/disable`, `/revoke_sub`, with fields of
+//! its own ([`marzneshin`]).
 //!
 //! The answer is read as hostile input and only the fields the card shows are kept: never the
 //! subscription link, the proxy credentials (`proxies`, `links`) or the owner's webhook.
@@ -16,6 +17,7 @@ use time::format_description::well_known::Iso8601;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::client::{unreadable, PanelClient};
+use super::marzneshin;
 use super::{Family, PanelError};
 
 /// A username is at most this many characters (Marzban allows 32; PasarGuard and Marzneshin fewer).
@@ -58,27 +60,27 @@ pub fn is_username(name: &str) -> bool {
 impl PanelClient {
     /// The user named `username`; a user the panel does not know is `Status { status: 404, .. }`.
     pub async fn user(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Method::GET, username, "", None).await
+        self.user_call(Change::None, username).await
     }
 
     /// Resets the user's used traffic to 0.
     pub async fn reset_usage(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Method::POST, username, "/reset", None).await
+        self.user_call(Change::Reset, username).await
     }
 
     /// Revokes the user's subscription (a new link; the old one stops working).
     pub async fn revoke_subscription(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Method::POST, username, "/revoke_sub", None).await
+        self.user_call(Change::Revoke, username).await
     }
 
     /// Enables (`active`) or disables the user.
     pub async fn set_enabled(&self, username: &str, enabled: bool) -> Result<PanelUser, PanelError> {
-        let status = if enabled { "active" } else { "disabled" };
-        self.user_call(Method::PUT, username, "", Some(&json!({ "status": status }))).await
+        self.user_call(Change::Enabled(enabled), username).await
     }
 
     /// Moves the expiry `days` days later, counted from now when it has passed. A user who never
-    /// expires stays so (the answer is the user unchanged).
+    /// expires stays so (the answer is the user unchanged), and so does Marzneshin's user whose
+    /// validity starts at the first connection.
     pub async fn extend(&self, username: &str, days: u32) -> Result<PanelUser, PanelError> {
         let user = self.user(username).await?;
         let Some(expire) = user.expire else {
@@ -86,30 +88,81 @@ impl PanelClient {
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let seconds = i64::from(days.min(EXTEND_MAX_DAYS)) * 86_400;
-        let expire = expire.max(now).saturating_add(seconds);
-        self.user_call(Method::PUT, username, "", Some(&json!({ "expire": expire }))).await
+        self.user_call(Change::Expire(expire.max(now).saturating_add(seconds)), username).await
     }
 
-    async fn user_call(
+    /// `change` on `username`, for the family when it is known. While it is not, Marzban's path
+    /// is asked; the login on the way learns Marzneshin, whose API has no such path: then again
+    /// with Marzneshin's.
+    async fn user_call(&self, change: Change, username: &str) -> Result<PanelUser, PanelError> {
+        let family = self.family().await;
+        match self.user_call_as(change, username, family).await {
+            Err(PanelError::Status { status: 404, .. })
+                if family.is_none() && self.family().await == Some(Family::Marzneshin) =>
+            {
+                self.user_call_as(change, username, Some(Family::Marzneshin)).await
+            }
+            done => done,
+        }
+    }
+
+    async fn user_call_as(
         &self,
-        method: Method,
+        change: Change,
         username: &str,
-        action: &'static str,
-        body: Option<&Value>,
+        family: Option<Family>,
     ) -> Result<PanelUser, PanelError> {
-        let name = match action {
-            "/reset" => "/api/user/{username}/reset",
-            "/revoke_sub" => "/api/user/{username}/revoke_sub",
-            _ => "/api/user/{username}",
-        };
+        let marzneshin = family == Some(Family::Marzneshin);
+        let (method, action, name) = change.request(family);
         if !is_username(username) {
             return Err(PanelError::Status { status: 404, path: name });
         }
-        if self.family().await == Some(Family::Marzneshin) {
-            return Err(PanelError::Unsupported("user actions on Marzneshin"));
+        let body = match change {
+            Change::Enabled(enabled) if !marzneshin => {
+                Some(json!({ "status": if enabled { "active" } else { "disabled" } }))
+            }
+            Change::Expire(expire) if marzneshin => Some(marzneshin::expire(username, expire)),
+            Change::Expire(expire) => Some(json!({ "expire": expire })),
+            _ => None,
+        };
+        let root = if marzneshin { "/api/users/" } else { "/api/user/" };
+        let answer = self.call(method, &format!("{root}{username}{action}"), body.as_ref(), name).await?;
+        let read = if marzneshin { marzneshin::user(&answer) } else { user(&answer) };
+        read.map_err(|reason| unreadable(name, reason))
+    }
+}
+
+/// A call on one user.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    None,
+    Reset,
+    Revoke,
+    Enabled(bool),
+    /// The new expiry, unix seconds.
+    Expire(i64),
+}
+
+impl Change {
+    /// The method, the path after the username, and the path's name for errors, for `family`
+    /// (Marzban's while it is unknown).
+    fn request(self, family: Option<Family>) -> (Method, &'static str, &'static str) {
+        if family == Some(Family::Marzneshin) {
+            return match self {
+                Self::None => (Method::GET, "", "/api/users/{username}"),
+                Self::Reset => (Method::POST, "/reset", "/api/users/{username}/reset"),
+                Self::Revoke => (Method::POST, "/revoke_sub", "/api/users/{username}/revoke_sub"),
+                Self::Enabled(true) => (Method::POST, "/enable", "/api/users/{username}/enable"),
+                Self::Enabled(false) => (Method::POST, "/disable", "/api/users/{username}/disable"),
+                Self::Expire(_) => (Method::PUT, "", "/api/users/{username}"),
+            };
         }
-        let answer = self.call(method, &format!("/api/user/{username}{action}"), body, name).await?;
-        user(&answer).map_err(|reason| unreadable(name, reason))
+        match self {
+            Self::None => (Method::GET, "", "/api/user/{username}"),
+            Self::Reset => (Method::POST, "/reset", "/api/user/{username}/reset"),
+            Self::Revoke => (Method::POST, "/revoke_sub", "/api/user/{username}/revoke_sub"),
+            Self::Enabled(_) | Self::Expire(_) => (Method::PUT, "", "/api/user/{username}"),
+        }
     }
 }
 
@@ -138,7 +191,7 @@ pub fn user(answer: &Value) -> Result<PanelUser, String> {
 
 /// An ISO 8601 time as unix seconds: with an offset (PasarGuard), or without one, meaning UTC
 /// (Marzban's `2026-11-27T17:39:50.120875`).
-fn unix_seconds(text: &str) -> Option<i64> {
+pub(super) fn unix_seconds(text: &str) -> Option<i64> {
     OffsetDateTime::parse(text, &Iso8601::DEFAULT)
         .or_else(|_| PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).map(PrimitiveDateTime::assume_utc))
         .ok()
@@ -146,7 +199,7 @@ fn unix_seconds(text: &str) -> Option<i64> {
 }
 
 /// `text` without control characters, cut to `max` characters. Markdown stays: the card escapes it.
-fn clean(text: &str, max: usize) -> String {
+pub(super) fn clean(text: &str, max: usize) -> String {
     text.chars().filter(|c| !c.is_control() || *c == '\n').take(max).collect()
 }
 
