@@ -23,6 +23,7 @@ use crate::outbox::Outbox;
 use crate::panel::PanelClient;
 use crate::render::Templates;
 use crate::routing::Router;
+use crate::bot::ReportSource;
 use producers::{start_bot, start_nodes, start_reports, Producing};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
@@ -137,7 +138,8 @@ impl Application {
             refusals: Default::default(),
         });
 
-        let bot = start_bot(&config, panel)?;
+        let reports = ReportSource::new(state.outbox.clone(), templates.clone(), config.reports.clone());
+        let bot = start_bot(&config, panel, reports)?;
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {

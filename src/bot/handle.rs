@@ -11,6 +11,7 @@ use serenity::model::application::{CommandInteraction, ComponentInteraction, Int
 
 use super::card::{confirmation, parse_click, user_card, Click, Reply, Verb};
 use super::guard::Refusal;
+use super::panels::{option, Chosen};
 use super::settings::Action;
 use super::{Answer, Bot};
 use crate::panel::{is_username, PanelClient, PanelError};
@@ -27,12 +28,12 @@ struct Drawing {
 }
 
 impl Answer {
-    fn now(response: CreateInteractionResponse) -> Self {
+    pub(super) fn now(response: CreateInteractionResponse) -> Self {
         Self { response, follow_up: None }
     }
 
     /// A new message only the clicker sees.
-    fn text(text: impl Into<String>) -> Self {
+    pub(super) fn text(text: impl Into<String>) -> Self {
         Self::now(CreateInteractionResponse::Message(Reply::text(text).message()))
     }
 }
@@ -44,6 +45,7 @@ impl Bot {
             Interaction::Ping(_) => Answer::now(CreateInteractionResponse::Pong),
             Interaction::Command(command) => self.command(command).await,
             Interaction::Component(component) => self.component(component).await,
+            Interaction::Autocomplete(command) => self.autocomplete(command).await,
             _ => Answer::text("The relay does not handle this kind of interaction."),
         }
     }
@@ -55,23 +57,31 @@ impl Bot {
         if let Err(refused) = self.guard.first_time(command.id.get(), Instant::now()) {
             return refusal(refused);
         }
-        if command.data.name != "user" {
-            return Answer::text("The relay knows only /user.");
+        match command.data.name.as_str() {
+            "user" => {}
+            "stats" => return self.stats(command).await,
+            "report" => return self.report(command).await,
+            _ => return Answer::text("The relay knows /user, /stats and /report."),
         }
-        let username = command.data.options.iter().find(|o| o.name == "username").and_then(|o| o.value.as_str());
+        let username = option(&command, "username");
         let Some(username) = username.map(str::trim).filter(|u| is_username(u)).map(str::to_owned) else {
             return Answer::text("That is not a username: letters, digits, `_`, `-`, `.` and `@`, at most 64.");
         };
         if let Err(refused) = self.guard.click(command.user.id.get(), Instant::now()) {
             return refusal(refused);
         }
-        let Some(panel) = self.panel.clone() else {
-            return no_panel();
+        let panel = match self.choose(option(&command, "panel")) {
+            Chosen::One(panel) => panel,
+            Chosen::None => return no_panel(),
+            Chosen::Unknown => return Answer::text("The relay asks no panel of that name."),
         };
-        let drawing = self.drawing();
+        let (client, label) = (panel.client.clone(), panel.label.clone());
+        let (drawing, labelled) = (self.drawing(), self.labeller());
         let work = async move {
-            match panel.user(&username).await {
-                Ok(user) => Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, None)),
+            match client.user(&username).await {
+                Ok(user) => {
+                    Ok(labelled(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, None), &label))
+                }
                 Err(err) => Err(Reply::text(describe(&err, &username))),
             }
         };
@@ -116,11 +126,12 @@ impl Bot {
                 return refusal(refused);
             }
         }
-        let Some(panel) = self.panel.clone() else {
+        let Some(panel) = self.panel_of_card(&component.message) else {
             return no_panel();
         };
         let actor = component.user.name.clone();
-        let (drawing, label) = (self.drawing(), self.panel_label.clone().unwrap_or_else(|| "panel".to_owned()));
+        let (panel, label, labelled) = (panel.client.clone(), panel.label.clone(), self.labeller());
+        let drawing = self.drawing();
         let work = async move {
             let Click { verb, username, .. } = click;
             let user = act(&panel, verb, &username).await.map_err(|err| {
@@ -138,14 +149,17 @@ impl Bot {
             // `extend` leaves a user who never expires as they are: neither done nor audited.
             if matches!(verb, Verb::Extend(_)) && user.expire.is_none() {
                 let notice = format!("{} never expires: nothing was changed.", escape_markdown(&username));
-                return Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, Some(notice)));
+                return Ok(labelled(
+                    user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, Some(notice)),
+                    &label,
+                ));
             }
             let notice = (verb != Verb::Refresh).then(|| {
                 let done = verb.done(&username);
                 log::info!("audit: {actor:?} ({}) {done} · {label}", component.user.id);
                 format!("✅ {} {} · {}", escape_markdown(&actor), escape_markdown(&done), escape_markdown(&label))
             });
-            Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, notice))
+            Ok(labelled(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, notice), &label))
         };
         self.respond(component.token, true, work).await
     }
@@ -154,7 +168,7 @@ impl Bot {
     /// defers (a new message: type 5; an update of the card: type 6) and edits the response once
     /// the work is done. A failed `work` is a new message when answered at once, and the response's
     /// text (the card stays) when it follows a deferral.
-    async fn respond(
+    pub(super) async fn respond(
         &self,
         token: String,
         update: bool,
@@ -210,7 +224,7 @@ async fn act(panel: &PanelClient, verb: Verb, username: &str) -> Result<crate::p
     }
 }
 
-fn refusal(refused: Refusal) -> Answer {
+pub(super) fn refusal(refused: Refusal) -> Answer {
     Answer::text(match refused {
         Refusal::NotAnActor => "You may not act on panel users from here (DISCORD_ACTORS). Nothing was changed.",
         Refusal::TooFast => "Too many requests; wait a minute and try again. Nothing was changed.",
@@ -219,12 +233,12 @@ fn refusal(refused: Refusal) -> Answer {
     })
 }
 
-fn no_panel() -> Answer {
+pub(super) fn no_panel() -> Answer {
     Answer::text("The relay has no panel API configured (PANEL_API_URL), so it cannot look users up.")
 }
 
 /// What the admin reads when the panel did not do it; never a secret (the error holds none).
-fn describe(err: &PanelError, username: &str) -> String {
+pub(super) fn describe(err: &PanelError, username: &str) -> String {
     let name = escape_markdown(username);
     match err {
         // Only a user path's 404 means no such user (the login's means PANEL_API_URL is not the panel).
@@ -242,6 +256,6 @@ fn describe(err: &PanelError, username: &str) -> String {
     }
 }
 
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

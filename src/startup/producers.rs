@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::web;
 use tokio_util::sync::CancellationToken;
 
-use crate::bot::{self, Bot};
+use crate::bot::{self, Bot, ReportSource};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::Delivery;
@@ -71,9 +71,13 @@ pub(super) fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<
 }
 
 /// The Discord application's handler for `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set
-/// (with or without a panel API); registers the slash commands in the background when
-/// `DISCORD_BOT_TOKEN` is set.
-pub(super) fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> anyhow::Result<Option<web::Data<Bot>>> {
+/// (with or without a panel API), `/report` reading `reports`; registers the slash commands in
+/// the background when `DISCORD_BOT_TOKEN` is set.
+pub(super) fn start_bot(
+    config: &Config,
+    panel: Option<Arc<PanelClient>>,
+    reports: ReportSource,
+) -> anyhow::Result<Option<web::Data<Bot>>> {
     let Some(settings) = &config.bot else {
         return Ok(None);
     };
@@ -86,9 +90,14 @@ pub(super) fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> any
         settings.application_id,
         settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
     );
+    // The panels of PANELS / the routes file with an API of their own go in `with_panels`, as
+    // (label, client), once the configuration holds them.
+    let bot = Bot::new(settings.clone(), panel, config.panel_name.clone())
+        .map_err(anyhow::Error::msg)?
+        .with_panels(Vec::new())
+        .with_reports(reports);
     if settings.bot_token.is_some() {
-        tokio::spawn(bot::register_commands(settings.clone()));
+        tokio::spawn(bot::register_commands_for(settings.clone(), bot.panel_labels()));
     }
-    let bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
     Ok(Some(web::Data::new(bot)))
 }
