@@ -12,6 +12,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::bot;
+use crate::bot::ReportSource;
 use crate::config::Config;
 use crate::deliver::{Delivery, Retention, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
@@ -23,7 +24,6 @@ use crate::outbox::Outbox;
 use crate::panel::PanelClient;
 use crate::render::Templates;
 use crate::routing::Router;
-use crate::bot::ReportSource;
 use producers::{start_bot, start_nodes, start_reports, Producing};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one

@@ -2,7 +2,8 @@
 //! reports build (`reports::Report::read` over the outbox's tally, rendered with the report
 //! template in use), from the end of the last scheduled period to now, for the first report
 //! `REPORTS` schedules. Ephemeral; nothing is stored or sent to the channel. Without `REPORTS`, it
-//! says how to turn reports on.
+//! says how to turn reports on. The tally counts by quarter-hour, so the period starts on one (as
+//! `REPORTS` times do) and the quarter-hour running now counts whole.
 //!
 //! The tally is the relay's own SQLite, not the panel: it is read within the deferral time or the
 //! command says the outbox is busy.
@@ -18,7 +19,7 @@ use serenity::model::application::CommandInteraction;
 
 use super::handle::refusal;
 use super::{Answer, Bot};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, SLOT_SECONDS};
 use crate::render::Templates;
 use crate::reports::{Period, Report, ReportSettings, Schedule};
 
@@ -70,10 +71,15 @@ impl Bot {
                  restart the relay; see docs/REPORTS.md.",
             );
         };
-        let period = running_period(&schedule, &source.settings, source.settings.clock.now());
+        let now = source.settings.clock.now();
+        let period = running_period(&schedule, &source.settings, now);
         let kind = schedule.kind.name();
-        let read = tokio::time::timeout(self.defer_after, Report::read(&source.outbox, kind, period)).await;
-        let report = match read {
+        // The tally counts by quarter-hour: the one running now is read whole, then the report
+        // says it runs to now.
+        let slot_end = now.as_second().div_euclid(SLOT_SECONDS).saturating_add(1).saturating_mul(SLOT_SECONDS);
+        let tallied = Period { end: Timestamp::from_second(slot_end).unwrap_or(now), ..period };
+        let read = tokio::time::timeout(self.defer_after, Report::read(&source.outbox, kind, tallied)).await;
+        let mut report = match read {
             Ok(Ok(report)) => report,
             Ok(Err(err)) => {
                 log::warn!("bot: /report cannot read the outbox: {err}");
@@ -81,6 +87,7 @@ impl Bot {
             }
             Err(_) => return Answer::text("The relay's outbox is busy; try again in a moment."),
         };
+        report.parts.iter_mut().for_each(|part| part.to = now.as_second());
         let renderer = source.templates.current();
         let (mut embeds, mut chars) = (Vec::new(), 0);
         for part in report.parts.iter().map(|context| renderer.render_report(context)) {

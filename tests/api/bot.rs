@@ -9,34 +9,34 @@ use serde_json::{json, Value};
 use crate::fake_bot_peers::{FakePanel, FakeRest, JWT_PREFIX, PANEL_PASSWORD, PANEL_USER};
 use crate::helpers::{logs, poll_until, spawn_app_in, Options, TestApp};
 
-const SIGNING_KEY: [u8; 32] = [7; 32];
-const APPLICATION_ID: &str = "1234567890123456789";
-const GUILD: &str = "1100000000000000001";
-const MODERATOR_ROLE: &str = "1400000000000000001";
+pub(crate) const SIGNING_KEY: [u8; 32] = [7; 32];
+pub(crate) const APPLICATION_ID: &str = "1234567890123456789";
+pub(crate) const GUILD: &str = "1100000000000000001";
+pub(crate) const MODERATOR_ROLE: &str = "1400000000000000001";
 const BOT_TOKEN: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GfAkE.bot-token-never-shown";
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/discord-interactions/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A new interaction id each time, as Discord gives every interaction its own (a repeated id is a
 /// replay).
-fn fresh_id() -> String {
+pub(crate) fn fresh_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_300_000_000_000_000_100);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()
 }
 
 /// `/user <username>` from the moderator (with the moderator role unless `roles` says otherwise).
-fn command(username: &str, roles: &[&str]) -> Value {
+pub(crate) fn command(username: &str, roles: &[&str]) -> Value {
     let mut command = fixture("command_user.json");
     command["id"] = json!(fresh_id());
     command["data"]["options"][0]["value"] = json!(username);
@@ -84,7 +84,7 @@ async fn start(extra: &[(&str, &str)]) -> Bot {
 }
 
 /// POSTs `body` to `/interactions` signed by `key` at `timestamp`.
-async fn post_signed(app: &TestApp, body: &[u8], key: &SigningKey, timestamp: u64) -> reqwest::Response {
+pub(crate) async fn post_signed(app: &TestApp, body: &[u8], key: &SigningKey, timestamp: u64) -> reqwest::Response {
     let timestamp = timestamp.to_string();
     let signature = key.sign(&[timestamp.as_bytes(), body].concat());
     app.client
@@ -99,7 +99,7 @@ async fn post_signed(app: &TestApp, body: &[u8], key: &SigningKey, timestamp: u6
 }
 
 /// Sends `interaction` as Discord does and returns the response's JSON.
-async fn interact(app: &TestApp, interaction: &Value) -> Value {
+pub(crate) async fn interact(app: &TestApp, interaction: &Value) -> Value {
     let response =
         post_signed(app, interaction.to_string().as_bytes(), &SigningKey::from_bytes(&SIGNING_KEY), now()).await;
     assert_eq!(response.status(), 200);

@@ -1,12 +1,14 @@
 //! End-to-end tests: the relay on port 0 with its own data folder, talking to a fake Discord on
 //! 127.0.0.1, fed with the real request bodies in `tests/fixtures/`.
 
+mod fake_bot_more;
 mod fake_bot_peers;
 mod fake_discord;
 mod fake_panel;
 mod helpers;
 
 mod bot;
+mod bot_commands;
 mod burst;
 mod changes;
 mod cli;
