@@ -42,7 +42,7 @@ pub use autocomplete::AUTOCOMPLETE_WITHIN;
 pub use http::routes;
 pub use panels::{LABEL_MAX_CHARS, MAX_PANELS};
 pub use report::ReportSource;
-pub use rest::{register_commands, register_commands_for};
+pub use rest::{commands, register_commands, register_commands_for};
 pub use settings::{parse_actions, parse_actors, parse_extend_days, parse_ids, parse_public_key, Action, BotSettings};
 pub use verify::{verify, SignatureError, MAX_SKEW};
 

@@ -53,7 +53,8 @@ impl PanelClient {
             match self.call(reqwest::Method::GET, SYSTEM, None, SYSTEM).await {
                 Ok(answer) => {
                     let mut stats = system(&answer).map_err(|reason| unreadable(SYSTEM, reason))?;
-                    stats.family = self.family().await;
+                    // The names of the counts tell Marzban from PasarGuard, which a login does not.
+                    stats.family = stats.family.or(self.family().await);
                     return Ok(stats);
                 }
                 Err(PanelError::Status { status: 404, .. }) if self.family().await == Some(Family::Marzneshin) => {}
@@ -77,8 +78,15 @@ pub fn system(answer: &Value) -> Result<PanelStats, String> {
         (None, None) => None,
         (up, down) => Some(up.unwrap_or(0).saturating_add(down.unwrap_or(0)).min(MAX_BYTES)),
     };
+    let family = if answer.get("users_active").is_some() {
+        Some(Family::Marzban)
+    } else if answer.get("active_users").is_some() {
+        Some(Family::PasarGuard)
+    } else {
+        None
+    };
     Ok(PanelStats {
-        family: None,
+        family,
         version: answer.get("version").and_then(Value::as_str).map(version),
         total: count(["total_user", "total_users"]),
         active: count(["users_active", "active_users"]),
@@ -147,6 +155,7 @@ mod tests {
             "incoming_bandwidth": 5, "outgoing_bandwidth": 5});
         let stats = system(&pasarguard).unwrap();
         assert_eq!((stats.active, stats.disabled, stats.limited, stats.traffic), (Some(2), Some(1), Some(1), Some(10)));
+        assert_eq!(stats.family, Some(Family::PasarGuard), "told by the names of its counts");
 
         let users = json!({"total": 9, "active": 5, "on_hold": 1, "expired": 2, "limited": 1, "online": 4});
         let stats = marzneshin(&users, &json!({"step": 3600, "total": 77, "usages": []})).unwrap();

@@ -9,6 +9,7 @@ mod helpers;
 
 mod bot;
 mod bot_commands;
+mod bot_panels;
 mod burst;
 mod changes;
 mod cli;
