@@ -8,13 +8,40 @@
 //! Read as hostile input like the others: only the card's fields are kept, never `key`,
 //! `subscription_url` or the links.
 
+use reqwest::Method;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::users::{clean, unix_seconds, PanelUser, NOTE_MAX_CHARS, USERNAME_MAX_CHARS};
+use super::client::{unreadable, PanelClient};
+use super::users::{clean, is_username, unix_seconds, Change, PanelUser, NOTE_MAX_CHARS, USERNAME_MAX_CHARS};
+use super::PanelError;
 
 /// The latest expiry written (Marzneshin's dates stop at year 9999).
 const LATEST: i64 = 253_402_300_799;
+
+impl PanelClient {
+    /// `change` on `username` with Marzneshin's paths: `GET`/`PUT /api/users/{username}`,
+    /// `POST .../reset`, `/enable`, `/disable`, `/revoke_sub`.
+    pub(super) async fn marzneshin_call(&self, change: Change, username: &str) -> Result<PanelUser, PanelError> {
+        let (method, action, name) = match change {
+            Change::None => (Method::GET, "", "/api/users/{username}"),
+            Change::Reset => (Method::POST, "/reset", "/api/users/{username}/reset"),
+            Change::Revoke => (Method::POST, "/revoke_sub", "/api/users/{username}/revoke_sub"),
+            Change::Enabled(true) => (Method::POST, "/enable", "/api/users/{username}/enable"),
+            Change::Enabled(false) => (Method::POST, "/disable", "/api/users/{username}/disable"),
+            Change::Expire(_) => (Method::PUT, "", "/api/users/{username}"),
+        };
+        if !is_username(username) {
+            return Err(PanelError::Status { status: 404, path: name });
+        }
+        let body = match change {
+            Change::Expire(at) => Some(expire(username, at)),
+            _ => None,
+        };
+        let answer = self.call(method, &format!("/api/users/{username}{action}"), body.as_ref(), name).await?;
+        user(&answer).map_err(|reason| unreadable(name, reason))
+    }
+}
 
 /// The user of a Marzneshin answer; `Err` when it has no username.
 pub fn user(answer: &Value) -> Result<PanelUser, String> {

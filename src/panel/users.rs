@@ -17,7 +17,6 @@ use time::format_description::well_known::Iso8601;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::client::{unreadable, PanelClient};
-use super::marzneshin;
 use super::{Family, PanelError};
 
 /// A username is at most this many characters (Marzban allows 32; PasarGuard and Marzneshin fewer).
@@ -60,22 +59,22 @@ pub fn is_username(name: &str) -> bool {
 impl PanelClient {
     /// The user named `username`; a user the panel does not know is `Status { status: 404, .. }`.
     pub async fn user(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Change::None, username).await
+        self.either(Change::None, username).await
     }
 
     /// Resets the user's used traffic to 0.
     pub async fn reset_usage(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Change::Reset, username).await
+        self.either(Change::Reset, username).await
     }
 
     /// Revokes the user's subscription (a new link; the old one stops working).
     pub async fn revoke_subscription(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Change::Revoke, username).await
+        self.either(Change::Revoke, username).await
     }
 
     /// Enables (`active`) or disables the user.
     pub async fn set_enabled(&self, username: &str, enabled: bool) -> Result<PanelUser, PanelError> {
-        self.user_call(Change::Enabled(enabled), username).await
+        self.either(Change::Enabled(enabled), username).await
     }
 
     /// Moves the expiry `days` days later, counted from now when it has passed. A user who never
@@ -88,82 +87,66 @@ impl PanelClient {
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let seconds = i64::from(days.min(EXTEND_MAX_DAYS)) * 86_400;
-        self.user_call(Change::Expire(expire.max(now).saturating_add(seconds)), username).await
+        self.either(Change::Expire(expire.max(now).saturating_add(seconds)), username).await
     }
 
-    /// `change` on `username`, for the family when it is known. While it is not, Marzban's path
-    /// is asked; the login on the way learns Marzneshin, whose API has no such path: then again
-    /// with Marzneshin's.
-    async fn user_call(&self, change: Change, username: &str) -> Result<PanelUser, PanelError> {
+    /// `change` on `username`, in the family's way. While the family is unknown, Marzban's path is
+    /// asked; the login on the way learns Marzneshin, whose API has no such path: then again in
+    /// Marzneshin's way (`marzneshin_call`).
+    async fn either(&self, change: Change, username: &str) -> Result<PanelUser, PanelError> {
         let family = self.family().await;
-        match self.user_call_as(change, username, family).await {
+        if family == Some(Family::Marzneshin) {
+            return self.marzneshin_call(change, username).await;
+        }
+        let (method, action, body) = match change {
+            Change::None => (Method::GET, "", None),
+            Change::Reset => (Method::POST, "/reset", None),
+            Change::Revoke => (Method::POST, "/revoke_sub", None),
+            Change::Enabled(enabled) => {
+                (Method::PUT, "", Some(json!({ "status": if enabled { "active" } else { "disabled" } })))
+            }
+            Change::Expire(expire) => (Method::PUT, "", Some(json!({ "expire": expire }))),
+        };
+        match self.user_call(method, username, action, body.as_ref()).await {
             Err(PanelError::Status { status: 404, .. })
                 if family.is_none() && self.family().await == Some(Family::Marzneshin) =>
             {
-                self.user_call_as(change, username, Some(Family::Marzneshin)).await
+                self.marzneshin_call(change, username).await
             }
             done => done,
         }
     }
 
-    async fn user_call_as(
+    /// Marzban's and PasarGuard's `method /api/user/{username}{action}`.
+    async fn user_call(
         &self,
-        change: Change,
+        method: Method,
         username: &str,
-        family: Option<Family>,
+        action: &'static str,
+        body: Option<&Value>,
     ) -> Result<PanelUser, PanelError> {
-        let marzneshin = family == Some(Family::Marzneshin);
-        let (method, action, name) = change.request(family);
+        let name = match action {
+            "/reset" => "/api/user/{username}/reset",
+            "/revoke_sub" => "/api/user/{username}/revoke_sub",
+            _ => "/api/user/{username}",
+        };
         if !is_username(username) {
             return Err(PanelError::Status { status: 404, path: name });
         }
-        let body = match change {
-            Change::Enabled(enabled) if !marzneshin => {
-                Some(json!({ "status": if enabled { "active" } else { "disabled" } }))
-            }
-            Change::Expire(expire) if marzneshin => Some(marzneshin::expire(username, expire)),
-            Change::Expire(expire) => Some(json!({ "expire": expire })),
-            _ => None,
-        };
-        let root = if marzneshin { "/api/users/" } else { "/api/user/" };
-        let answer = self.call(method, &format!("{root}{username}{action}"), body.as_ref(), name).await?;
-        let read = if marzneshin { marzneshin::user(&answer) } else { user(&answer) };
-        read.map_err(|reason| unreadable(name, reason))
+        let answer = self.call(method, &format!("/api/user/{username}{action}"), body, name).await?;
+        user(&answer).map_err(|reason| unreadable(name, reason))
     }
 }
 
-/// A call on one user.
+/// A call on one user, whatever the family.
 #[derive(Debug, Clone, Copy)]
-enum Change {
+pub(super) enum Change {
     None,
     Reset,
     Revoke,
     Enabled(bool),
     /// The new expiry, unix seconds.
     Expire(i64),
-}
-
-impl Change {
-    /// The method, the path after the username, and the path's name for errors, for `family`
-    /// (Marzban's while it is unknown).
-    fn request(self, family: Option<Family>) -> (Method, &'static str, &'static str) {
-        if family == Some(Family::Marzneshin) {
-            return match self {
-                Self::None => (Method::GET, "", "/api/users/{username}"),
-                Self::Reset => (Method::POST, "/reset", "/api/users/{username}/reset"),
-                Self::Revoke => (Method::POST, "/revoke_sub", "/api/users/{username}/revoke_sub"),
-                Self::Enabled(true) => (Method::POST, "/enable", "/api/users/{username}/enable"),
-                Self::Enabled(false) => (Method::POST, "/disable", "/api/users/{username}/disable"),
-                Self::Expire(_) => (Method::PUT, "", "/api/users/{username}"),
-            };
-        }
-        match self {
-            Self::None => (Method::GET, "", "/api/user/{username}"),
-            Self::Reset => (Method::POST, "/reset", "/api/user/{username}/reset"),
-            Self::Revoke => (Method::POST, "/revoke_sub", "/api/user/{username}/revoke_sub"),
-            Self::Enabled(_) | Self::Expire(_) => (Method::PUT, "", "/api/user/{username}"),
-        }
-    }
 }
 
 /// The user of an answer; `Err` when it has no username or status.

@@ -251,3 +251,37 @@ async fn report_shows_the_running_periods_events_or_how_to_turn_reports_on() {
     }
     assert!(bot.panel.calls().is_empty(), "the report is the relay's own: the panel is not asked");
 }
+
+#[tokio::test]
+async fn a_marzneshin_panel_of_unset_family_is_learnt_by_its_login_then_asked_its_way() {
+    let bot = start(Shape::Marzneshin, Options::new(), &[("PANEL_API_FAMILY", "auto")]).await;
+    let card = interact(&bot.app, &command("u_full", &[MODERATOR_ROLE])).await;
+    assert_eq!(card["data"]["embeds"][0]["title"], r"u\_full", "{card}");
+    let stats = interact(&bot.app, &slash("stats")).await;
+    assert_eq!(stats["data"]["embeds"][0]["fields"][0]["name"], "panel · Marzneshin", "{stats}");
+    // Marzban's path is asked first only when the user is looked up before anything else logged
+    // in (node watch may have, and learnt the family already).
+    let asked = paths(&bot.panel);
+    let theirs = ["GET /api/users/u_full", "GET /api/system/stats/users", "GET /api/system/stats/traffic"];
+    assert!(asked.ends_with(&theirs.map(String::from)), "{asked:?}");
+    assert!(asked.len() == 3 || asked[0] == "GET /api/user/u_full", "{asked:?}");
+}
+
+#[tokio::test]
+async fn a_user_call_to_a_panel_of_unknown_family_is_asked_again_the_marzneshin_way() {
+    let panel = FakePanel::start_as(Shape::Marzneshin).await;
+    let vars: std::collections::HashMap<String, String> = [
+        ("DATA_DIR", "/tmp".to_owned()),
+        ("PANEL_API_URL", panel.url()),
+        ("PANEL_API_USERNAME", PANEL_USER.to_owned()),
+        ("PANEL_API_PASSWORD", PANEL_PASSWORD.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = marzban_discord_relay::config::Config::from_vars(&vars).unwrap();
+    let client = marzban_discord_relay::panel::PanelClient::new(&config.panel_api.unwrap()).unwrap();
+    let user = client.reset_usage("u_full").await.unwrap();
+    assert_eq!((user.username.as_str(), user.status.as_str(), user.used_traffic), ("u_full", "expired", 0));
+    assert_eq!(paths(&panel), ["POST /api/user/u_full/reset", "POST /api/users/u_full/reset"]);
+}
