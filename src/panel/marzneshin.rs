@@ -1,7 +1,8 @@
 //! Marzneshin's user, in the card's words. Its `UserResponse` has no `status`: it states
-//! `enabled`, `expired`, `data_limit_reached`, `is_active` and an `expire_strategy` (`never`,
-//! `fixed_date` with `expire_date`, or `start_on_first_use` with `usage_duration`), and the
-//! owner as `owner_username`. A change of expiry is `PUT /api/users/{username}` with
+//! `enabled`, `expired`, `data_limit_reached` and an `expire_strategy` (`never`, `fixed_date` with
+//! `expire_date`, or `start_on_first_use` with `usage_duration`), and the owner as
+//! `owner_username`. The status is read as for its webhooks (docs/PANELS.md): `activated: false`
+//! only means the user is not on the nodes right now, not on hold. A change of expiry is `PUT /api/users/{username}` with
 //! `expire_strategy: fixed_date` and `expire_date` (an ISO time, UTC without an offset, as
 //! Marzneshin writes its own); its `UserModify` requires the `username` too.
 //!
@@ -58,8 +59,6 @@ pub fn user(answer: &Value) -> Result<PanelUser, String> {
         "limited"
     } else if strategy == "start_on_first_use" {
         "on_hold"
-    } else if flag("is_active") == Some(false) {
-        "inactive"
     } else {
         "active"
     };
