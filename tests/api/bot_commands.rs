@@ -89,6 +89,11 @@ async fn stats_shows_the_counts_each_family_answered() {
         (Shape::Marzneshin, "panel · Marzneshin", vec!["GET /api/system/stats/users", "GET /api/system/stats/traffic"]),
     ] {
         let bot = start(shape, Options::new(), &[]).await;
+        let mut stranger = slash("stats");
+        stranger["member"]["roles"] = json!(["1400000000000000099"]);
+        let refused = interact(&bot.app, &stranger).await;
+        assert!(refused.to_string().contains("may not act"), "{refused}");
+        assert!(bot.panel.calls().is_empty(), "a non-actor's /stats does not reach the panel");
         let answer = interact(&bot.app, &slash("stats")).await;
         assert_eq!((answer["type"].as_u64(), answer["data"]["flags"].as_u64()), (Some(4), Some(64)), "{answer}");
         let field = &answer["data"]["embeds"][0]["fields"][0];
