@@ -73,8 +73,11 @@ pub fn commands(panels: &[String]) -> Value {
         json!({"type": 3, "name": "panel", "description": "Which panel (default: the first)", "required": false,
             "choices": choices})
     });
+    // `/report` is the relay's own tally, of no one panel: it takes no `panel` option.
     let command = |name: &str, description: &str, mut options: Vec<Value>| {
-        options.extend(panel.clone());
+        if name != "report" {
+            options.extend(panel.clone());
+        }
         json!({"name": name, "type": 1, "description": description, "default_member_permissions": "8",
             "contexts": [0], "options": options})
     };
@@ -87,12 +90,10 @@ pub fn commands(panels: &[String]) -> Value {
         "max_length": USERNAME_MAX_CHARS,
         "autocomplete": true,
     });
-    let mut report = command("report", "The current period's report so far", Vec::new());
-    report["options"] = json!([]);
     json!([
         command("user", "Show a user of the panel, with buttons to act on them", vec![username]),
         command("stats", "Users by status, online now, traffic and version, per panel", Vec::new()),
-        report,
+        command("report", "The current period's report so far", Vec::new()),
     ])
 }
 
