@@ -12,6 +12,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::bot;
+use crate::bot::ReportSource;
 use crate::config::Config;
 use crate::deliver::{AppWebhooks, Delivery, Retention, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
@@ -139,7 +140,8 @@ impl Application {
             refusals: Default::default(),
         });
 
-        let bot = start_bot(&config, panel, audit)?;
+        let reports = ReportSource::new(state.outbox.clone(), templates.clone(), config.reports.clone());
+        let bot = start_bot(&config, panel, audit, reports)?;
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {

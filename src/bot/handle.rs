@@ -16,6 +16,7 @@ use super::audit::Actor;
 use super::card::{confirmation, parse_click, Drawing, Reply, Verb};
 use super::drawn::is_drawn_on;
 use super::guard::Refusal;
+use super::panels::{option, Chosen, DEFAULT_LABEL};
 use super::{unix_now, Answer, Bot};
 use crate::panel::{is_username, PanelError};
 use crate::render::filters::escape_markdown;
@@ -24,12 +25,12 @@ use crate::render::filters::escape_markdown;
 pub const CARD_MAX_AGE_SECS: i64 = 15 * 60;
 
 impl Answer {
-    fn now(response: CreateInteractionResponse) -> Self {
+    pub(super) fn now(response: CreateInteractionResponse) -> Self {
         Self { response, follow_up: None }
     }
 
     /// A new message only the clicker sees.
-    fn text(text: impl Into<String>) -> Self {
+    pub(super) fn text(text: impl Into<String>) -> Self {
         Self::now(CreateInteractionResponse::Message(Reply::text(text).message()))
     }
 }
@@ -49,6 +50,7 @@ impl Bot {
             Interaction::Command(command) => self.command(command, arrived).await,
             Interaction::Component(choice) if Self::is_user_menu(&choice) => self.open_card(choice, arrived).await,
             Interaction::Component(component) => self.component(component, arrived).await,
+            Interaction::Autocomplete(command) => self.autocomplete(command).await,
             _ => Answer::text("The relay does not handle this kind of interaction."),
         }
     }
@@ -60,23 +62,29 @@ impl Bot {
         if let Err(refused) = self.guard.first_time(command.id.get(), Instant::now()) {
             return refusal(refused);
         }
-        if command.data.name != "user" {
-            return Answer::text("The relay knows only /user.");
+        match command.data.name.as_str() {
+            "user" => {}
+            "stats" => return self.stats(command, arrived).await,
+            "report" => return self.report(command).await,
+            _ => return Answer::text("The relay knows /user, /stats and /report."),
         }
-        let username = command.data.options.iter().find(|o| o.name == "username").and_then(|o| o.value.as_str());
+        let username = option(&command, "username");
         let Some(username) = username.map(str::trim).filter(|u| is_username(u)).map(str::to_owned) else {
             return Answer::text("That is not a username: letters, digits, `_`, `-`, `.` and `@`, at most 64.");
         };
         if let Err(refused) = self.guard.click(command.user.id.get(), Instant::now()) {
             return refusal(refused);
         }
-        let Some(panel) = self.panel.clone() else {
-            return no_panel();
+        let panel = match self.choose(option(&command, "panel")) {
+            Chosen::One(panel) => panel,
+            Chosen::None => return no_panel(),
+            Chosen::Unknown => return Answer::text("The relay asks no panel of that name."),
         };
-        let drawing = self.drawing();
+        let (client, label) = (panel.client.clone(), panel.label.clone());
+        let (drawing, labelled) = (self.drawing(), self.labeller());
         let work = async move {
-            match panel.user(&username).await {
-                Ok(user) => Ok(drawing.card(&user, unix_now(), None)),
+            match client.user(&username).await {
+                Ok(user) => Ok(labelled(drawing.card(&user, unix_now(), None), &label)),
                 Err(err) => Err(Reply::text(describe(&err, &username))),
             }
         };
@@ -125,18 +133,22 @@ impl Bot {
                 return refusal(refused);
             }
         }
-        let Some(panel) = self.panel.clone() else {
+        let Some(panel) = self.panel_of_card(&component.message) else {
             return no_panel();
         };
+        let (label, labelled) = (panel.label.clone(), self.labeller());
         let acting = Acting {
-            panel,
+            panel: panel.client.clone(),
             drawing: self.drawing(),
             audit: self.audit.clone(),
-            label: self.panel_label.clone(),
+            // A panel without a name (no PANEL_NAME) is not named in the audit line.
+            label: Some(panel.label.clone()).filter(|label| label != DEFAULT_LABEL),
             actor: Actor { id: component.user.id.get(), name: component.user.name.clone() },
         };
         let username = click.username.clone();
-        let work = async move { acting.run(click).await.map_err(|err| Reply::text(describe(&err, &username))) };
+        let work = async move {
+            acting.run(click).await.map(|reply| labelled(reply, &label)).map_err(|err| Reply::text(describe(&err, &username)))
+        };
         self.respond(component.token, true, arrived, work).await
     }
 
@@ -144,7 +156,7 @@ impl Bot {
     /// interaction's arrival; otherwise defers (a new message: type 5; an update of the card:
     /// type 6) and edits the response once the work is done. A failed `work` is a new message when
     /// answered at once, and the response's text (the card stays) when it follows a deferral.
-    async fn respond(
+    pub(super) async fn respond(
         &self,
         token: String,
         update: bool,
@@ -196,7 +208,7 @@ impl Bot {
     }
 }
 
-fn refusal(refused: Refusal) -> Answer {
+pub(super) fn refusal(refused: Refusal) -> Answer {
     Answer::text(match refused {
         Refusal::NotAnActor => "You may not act on panel users from here (DISCORD_ACTORS). Nothing was changed.",
         Refusal::TooFast => "Too many requests; wait a minute and try again. Nothing was changed.",
@@ -205,16 +217,18 @@ fn refusal(refused: Refusal) -> Answer {
     })
 }
 
-fn no_panel() -> Answer {
+pub(super) fn no_panel() -> Answer {
     Answer::text("The relay has no panel API configured (PANEL_API_URL), so it cannot look users up.")
 }
 
 /// What the admin reads when the panel did not do it; never a secret (the error holds none).
-fn describe(err: &PanelError, username: &str) -> String {
+pub(super) fn describe(err: &PanelError, username: &str) -> String {
     let name = escape_markdown(username);
     match err {
         // Only a user path's 404 means no such user (the login's means PANEL_API_URL is not the panel).
-        PanelError::Status { status: 404, path } if path.starts_with("/api/user/") => {
+        PanelError::Status { status: 404, path }
+            if path.starts_with("/api/user/") || path.starts_with("/api/users/{") =>
+        {
             format!("The panel has no user named {name}.")
         }
         PanelError::Unreachable(why) => format!(

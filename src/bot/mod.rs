@@ -9,19 +9,25 @@
 //!   [`card`]: the user card and its buttons (pure); [`act`]: a click carried out at the panel;
 //!   [`audit`]: every action logged and posted as a line to the channel, through the outbox;
 //!   [`rest`]: Discord's REST API (editing a deferred response, registering the commands).
+//! * [`stats`]: `/stats`; [`report`]: `/report`; [`autocomplete`]: `/user`'s username choices;
+//!   [`panels`]: the panels asked when there are several, and which one a command means.
 //!
 //! The bot holds no panel credentials: it asks `panel`'s client. Nothing it answers or logs holds
 //! the bot token, an interaction token, or a panel secret.
 
 mod act;
 pub mod audit;
+mod autocomplete;
 mod card;
 mod drawn;
 mod guard;
 mod handle;
 mod http;
+mod panels;
+mod report;
 mod rest;
 pub mod settings;
+mod stats;
 mod verify;
 
 use std::sync::Arc;
@@ -35,10 +41,14 @@ use crate::ingest::Unverified;
 use crate::panel::PanelClient;
 use audit::Audit;
 use guard::Guard;
+use panels::BotPanel;
 use rest::Rest;
 
+pub use autocomplete::AUTOCOMPLETE_WITHIN;
 pub use http::routes;
-pub use rest::register_commands;
+pub use panels::{LABEL_MAX_CHARS, MAX_PANELS};
+pub use report::ReportSource;
+pub use rest::{commands, register_commands, register_commands_for};
 pub use settings::{parse_actions, parse_actors, parse_extend_days, parse_ids, parse_public_key, Action, BotSettings};
 
 /// The clock as unix seconds (0 before 1970).
@@ -56,9 +66,11 @@ pub const MAX_IN_FLIGHT: usize = 32;
 /// The handler's state, shared by every transport.
 pub struct Bot {
     settings: BotSettings,
-    panel: Option<Arc<PanelClient>>,
-    /// The panel's label for the audit line (`PANEL_NAME`).
-    panel_label: Option<String>,
+    /// The panels asked, the default one (`PANEL_API_URL`) first; each label is the audit line's
+    /// and the `panel` option's.
+    panels: Vec<BotPanel>,
+    /// What `/report` reads; none: `/report` says how to turn reports on.
+    reports: Option<ReportSource>,
     rest: Arc<Rest>,
     guard: Guard,
     in_flight: Arc<Semaphore>,
@@ -90,8 +102,8 @@ impl Bot {
         Ok(Self {
             guard: Guard::new(&settings),
             settings,
-            panel,
-            panel_label,
+            panels: panels::panel_list(panel.map(|client| (panel_label, client)), Vec::new()),
+            reports: None,
             rest: Arc::new(rest),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             defer_after: DEFER_AFTER,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::panels::MAX_PANELS;
 use super::settings::BotSettings;
 use crate::discord::redact;
 use crate::panel::{Redacted, USERNAME_MAX_CHARS};
@@ -61,29 +62,50 @@ impl Rest {
     }
 }
 
-/// The slash commands: `/user <username>`, for administrators by default (a server's admin can
-/// give it to other roles under Server Settings → Integrations).
-pub fn commands() -> Value {
-    json!([{
-        "name": "user",
-        "type": 1,
-        "description": "Show a user of the panel, with buttons to act on them",
-        "default_member_permissions": "8",
-        "contexts": [0],
-        "options": [{
-            "type": 3,
-            "name": "username",
-            "description": "The username on the panel",
-            "required": true,
-            "min_length": 1,
-            "max_length": USERNAME_MAX_CHARS,
-        }],
-    }])
+/// The slash commands: `/user <username>` (the username autocompleted from the panel), `/stats`
+/// and `/report`, for administrators by default (a server's admin can give them to other roles
+/// under Server Settings → Integrations). With several `panels` (labels, the default first),
+/// `/user` and `/stats` get a `panel` option choosing one.
+pub fn commands(panels: &[String]) -> Value {
+    let panel = (panels.len() > 1).then(|| {
+        let choices: Vec<Value> =
+            panels.iter().take(MAX_PANELS).map(|label| json!({"name": label, "value": label})).collect();
+        json!({"type": 3, "name": "panel", "description": "Which panel (default: the first)", "required": false,
+            "choices": choices})
+    });
+    // `/report` is the relay's own tally, of no one panel: it takes no `panel` option.
+    let command = |name: &str, description: &str, mut options: Vec<Value>| {
+        if name != "report" {
+            options.extend(panel.clone());
+        }
+        json!({"name": name, "type": 1, "description": description, "default_member_permissions": "8",
+            "contexts": [0], "options": options})
+    };
+    let username = json!({
+        "type": 3,
+        "name": "username",
+        "description": "The username on the panel",
+        "required": true,
+        "min_length": 1,
+        "max_length": USERNAME_MAX_CHARS,
+        "autocomplete": true,
+    });
+    json!([
+        command("user", "Show a user of the panel, with buttons to act on them", vec![username]),
+        command("stats", "Users by status, online now, traffic and version, per panel", Vec::new()),
+        command("report", "The current period's report so far", Vec::new()),
+    ])
 }
 
-/// Registers [`commands`] in every guild of `settings` with one bulk overwrite each; logs the
-/// outcome (never the token). Does nothing without a bot token or guilds.
+/// Registers [`commands`] for the default panel only; see [`register_commands_for`].
 pub async fn register_commands(settings: BotSettings) {
+    register_commands_for(settings, Vec::new()).await;
+}
+
+/// Registers [`commands`] for `panels` (the bot's [`super::Bot::panel_labels`]) in every guild
+/// of `settings` with one bulk overwrite each; logs the outcome (never the token). Does nothing
+/// without a bot token or guilds.
+pub async fn register_commands_for(settings: BotSettings, panels: Vec<String>) {
     let Ok(rest) = Rest::new(&settings) else {
         return;
     };
@@ -94,7 +116,7 @@ pub async fn register_commands(settings: BotSettings) {
         log::warn!("DISCORD_BOT_TOKEN is set but DISCORD_GUILD_IDS is not: the slash commands are not registered");
         return;
     }
-    let body = commands().to_string();
+    let body = commands(&panels).to_string();
     for guild in &settings.guild_ids {
         let url = format!("{}/applications/{}/guilds/{guild}/commands", rest.base, rest.application_id);
         let sent = rest

@@ -5,6 +5,8 @@
 //!   (kept in memory only, renewed before it expires and on a `401`).
 //! * [`users`]: one user (the bot's user card) and the changes made to them from Discord;
 //!   [`user_changes`]: adding traffic and deleting a user.
+//!   [`marzneshin`]: Marzneshin's user in the card's words; [`search`]: usernames that match what
+//!   an admin typed (autocomplete); [`stats`]: the panel's counts for `/stats`.
 //! * [`answers`]: what the panel answers, parsed as hostile input: never a panic, every name and
 //!   message cut to a documented length, at most [`MAX_NODES`] nodes.
 //!
@@ -22,7 +24,10 @@
 
 mod answers;
 mod client;
+mod marzneshin;
 mod scrub;
+mod search;
+mod stats;
 mod user_changes;
 mod users;
 
@@ -32,6 +37,8 @@ use std::time::Duration;
 pub use answers::{CoreStatus, Node, NodeStatus, ADDRESS_MAX_CHARS, MAX_NODES, MESSAGE_MAX_CHARS, NAME_MAX_CHARS};
 pub use client::{PanelClient, MAX_ANSWER_BYTES};
 pub use scrub::scrub;
+pub use search::{SEARCH_MAX_CHARS, SEARCH_RESULTS};
+pub use stats::{PanelStats, MAX_BYTES, MAX_COUNT, VERSION_MAX_CHARS};
 pub use user_changes::{TrafficAdded, GIB, TRAFFIC_LIMIT_MAX};
 pub use users::{is_username, PanelUser, EXTEND_MAX_DAYS, NOTE_MAX_CHARS, USERNAME_MAX_CHARS, USER_ANSWER_MAX_BYTES};
 

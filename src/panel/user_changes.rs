@@ -4,12 +4,11 @@
 //! Marzban and PasarGuard: `PUT /api/user/{username}` with the new `data_limit` (the panel answers
 //! the user as they now are, and sends `user_updated`, with `user_enabled` when a limited user is
 //! active again), and `DELETE /api/user/{username}` (answered `{"detail": …}` by Marzban, `204`
-//! without a body by PasarGuard; the panel sends `user_deleted`). Marzneshin's are not built yet.
+//! without a body by PasarGuard; the panel sends `user_deleted`). Marzneshin's too, on its `/api/users/…` paths.
 
 use reqwest::Method;
-use serde_json::json;
 
-use super::users::{is_username, PanelUser, USER_ANSWER_MAX_BYTES};
+use super::users::{is_username, Change, PanelUser, USER_ANSWER_MAX_BYTES};
 use super::{Family, PanelClient, PanelError};
 
 /// A gibibyte, the unit of `DISCORD_TRAFFIC_GIB`.
@@ -42,8 +41,7 @@ impl PanelClient {
         let Some(raised) = raised_limit(limit, gib) else {
             return Ok(TrafficAdded::AtMost(user));
         };
-        let body = json!({ "data_limit": raised });
-        self.user_call(Method::PUT, username, "", Some(&body)).await.map(TrafficAdded::Raised)
+        self.either(Change::DataLimit(raised), username).await.map(TrafficAdded::Raised)
     }
 
     /// Deletes the user from the panel. A user the panel does not know is
@@ -53,10 +51,18 @@ impl PanelClient {
         if !is_username(username) {
             return Err(PanelError::Status { status: 404, path: NAME });
         }
-        if self.family().await == Some(Family::Marzneshin) {
-            return Err(PanelError::Unsupported("user actions on Marzneshin"));
+        // Marzneshin's path is `/api/users/…`; while the family is unknown, Marzban's is asked and
+        // a 404 after a login that showed Marzneshin is asked again its way.
+        let family = self.family().await;
+        if family != Some(Family::Marzneshin) {
+            let path = format!("/api/user/{username}");
+            match self.call_capped(Method::DELETE, &path, None, NAME, USER_ANSWER_MAX_BYTES).await {
+                Err(PanelError::Status { status: 404, .. })
+                    if family.is_none() && self.family().await == Some(Family::Marzneshin) => {}
+                done => return done.map(|_| ()),
+            }
         }
-        let path = format!("/api/user/{username}");
+        let path = format!("/api/users/{username}");
         self.call_capped(Method::DELETE, &path, None, NAME, USER_ANSWER_MAX_BYTES).await.map(|_| ())
     }
 }

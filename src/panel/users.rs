@@ -2,8 +2,9 @@
 //! Discord: reset the usage, enable or disable, extend the expiry, revoke the subscription.
 //!
 //! Marzban and PasarGuard: `GET`/`PUT /api/user/{username}`, `POST /api/user/{username}/reset`
-//! and `/revoke_sub`; each answers the user as it now is. Marzneshin's paths and fields differ
-//! (`/api/users/{username}`, `/enable`, `/disable`, `expire_date`) and are not built yet.
+//! and `/revoke_sub`; each answers the user as it now is. Marzneshin: `GET`/`PUT
+//! /api/users/{username}`, `POST .../reset`, `/enable`, `/disable`, `/revoke_sub`, with fields of
+//! its own ([`marzneshin`]).
 //!
 //! The answer is read as hostile input and only the fields the card shows are kept: never the
 //! subscription link, the proxy credentials (`proxies`, `links`) or the owner's webhook.
@@ -62,27 +63,27 @@ pub fn is_username(name: &str) -> bool {
 impl PanelClient {
     /// The user named `username`; a user the panel does not know is `Status { status: 404, .. }`.
     pub async fn user(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Method::GET, username, "", None).await
+        self.either(Change::None, username).await
     }
 
     /// Resets the user's used traffic to 0.
     pub async fn reset_usage(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Method::POST, username, "/reset", None).await
+        self.either(Change::Reset, username).await
     }
 
     /// Revokes the user's subscription (a new link; the old one stops working).
     pub async fn revoke_subscription(&self, username: &str) -> Result<PanelUser, PanelError> {
-        self.user_call(Method::POST, username, "/revoke_sub", None).await
+        self.either(Change::Revoke, username).await
     }
 
     /// Enables (`active`) or disables the user.
     pub async fn set_enabled(&self, username: &str, enabled: bool) -> Result<PanelUser, PanelError> {
-        let status = if enabled { "active" } else { "disabled" };
-        self.user_call(Method::PUT, username, "", Some(&json!({ "status": status }))).await
+        self.either(Change::Enabled(enabled), username).await
     }
 
     /// Moves the expiry `days` days later, counted from now when it has passed. A user who never
-    /// expires stays so (the answer is the user unchanged).
+    /// expires stays so (the answer is the user unchanged), and so does Marzneshin's user whose
+    /// validity starts at the first connection.
     pub async fn extend(&self, username: &str, days: u32) -> Result<PanelUser, PanelError> {
         let user = self.user(username).await?;
         let Some(expire) = user.expire else {
@@ -90,10 +91,38 @@ impl PanelClient {
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let seconds = i64::from(days.min(EXTEND_MAX_DAYS)) * 86_400;
-        let expire = expire.max(now).saturating_add(seconds);
-        self.user_call(Method::PUT, username, "", Some(&json!({ "expire": expire }))).await
+        self.either(Change::Expire(expire.max(now).saturating_add(seconds)), username).await
     }
 
+    /// `change` on `username`, in the family's way. While the family is unknown, Marzban's path is
+    /// asked; the login on the way learns Marzneshin, whose API has no such path: then again in
+    /// Marzneshin's way (`marzneshin_call`).
+    pub(super) async fn either(&self, change: Change, username: &str) -> Result<PanelUser, PanelError> {
+        let family = self.family().await;
+        if family == Some(Family::Marzneshin) {
+            return self.marzneshin_call(change, username).await;
+        }
+        let (method, action, body) = match change {
+            Change::None => (Method::GET, "", None),
+            Change::Reset => (Method::POST, "/reset", None),
+            Change::Revoke => (Method::POST, "/revoke_sub", None),
+            Change::Enabled(enabled) => {
+                (Method::PUT, "", Some(json!({ "status": if enabled { "active" } else { "disabled" } })))
+            }
+            Change::Expire(expire) => (Method::PUT, "", Some(json!({ "expire": expire }))),
+            Change::DataLimit(limit) => (Method::PUT, "", Some(json!({ "data_limit": limit }))),
+        };
+        match self.user_call(method, username, action, body.as_ref()).await {
+            Err(PanelError::Status { status: 404, .. })
+                if family.is_none() && self.family().await == Some(Family::Marzneshin) =>
+            {
+                self.marzneshin_call(change, username).await
+            }
+            done => done,
+        }
+    }
+
+    /// Marzban's and PasarGuard's `method /api/user/{username}{action}`.
     pub(super) async fn user_call(
         &self,
         method: Method,
@@ -109,13 +138,23 @@ impl PanelClient {
         if !is_username(username) {
             return Err(PanelError::Status { status: 404, path: name });
         }
-        if self.family().await == Some(Family::Marzneshin) {
-            return Err(PanelError::Unsupported("user actions on Marzneshin"));
-        }
         let path = format!("/api/user/{username}{action}");
         let answer = self.call_capped(method, &path, body, name, USER_ANSWER_MAX_BYTES).await?;
         user(&answer).map_err(|reason| unreadable(name, reason))
     }
+}
+
+/// A call on one user, whatever the family.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Change {
+    None,
+    Reset,
+    Revoke,
+    Enabled(bool),
+    /// The new expiry, unix seconds.
+    Expire(i64),
+    /// The new data limit, bytes.
+    DataLimit(u64),
 }
 
 /// The user of an answer; `Err` when it has no username or status.
@@ -143,7 +182,7 @@ pub fn user(answer: &Value) -> Result<PanelUser, String> {
 
 /// An ISO 8601 time as unix seconds: with an offset (PasarGuard), or without one, meaning UTC
 /// (Marzban's `2026-11-27T17:39:50.120875`).
-fn unix_seconds(text: &str) -> Option<i64> {
+pub(super) fn unix_seconds(text: &str) -> Option<i64> {
     OffsetDateTime::parse(text, &Iso8601::DEFAULT)
         .or_else(|_| PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).map(PrimitiveDateTime::assume_utc))
         .ok()
@@ -151,7 +190,7 @@ fn unix_seconds(text: &str) -> Option<i64> {
 }
 
 /// `text` without control characters, cut to `max` characters. Markdown stays: the card escapes it.
-fn clean(text: &str, max: usize) -> String {
+pub(super) fn clean(text: &str, max: usize) -> String {
     text.chars().filter(|c| !c.is_control() || *c == '\n').take(max).collect()
 }
 

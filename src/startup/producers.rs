@@ -7,7 +7,7 @@ use actix_web::web;
 use tokio_util::sync::CancellationToken;
 
 use crate::bot::audit::Audit;
-use crate::bot::{self, Bot};
+use crate::bot::{self, Bot, ReportSource};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Dispatch};
@@ -73,12 +73,13 @@ pub(super) fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<
 }
 
 /// The Discord application's handler for `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set
-/// (with or without a panel API); registers the slash commands in the background when
-/// `DISCORD_BOT_TOKEN` is set.
+/// (with or without a panel API), `/report` reading `reports`, audit lines posted through `audit`;
+/// registers the slash commands in the background when `DISCORD_BOT_TOKEN` is set.
 pub(super) fn start_bot(
     config: &Config,
     panel: Option<Arc<PanelClient>>,
     audit: Option<Audit>,
+    reports: ReportSource,
 ) -> anyhow::Result<Option<web::Data<Bot>>> {
     let Some(settings) = &config.bot else {
         return Ok(None);
@@ -92,10 +93,15 @@ pub(super) fn start_bot(
         settings.application_id,
         settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
     );
+    // The panels of PANELS / the routes file with an API of their own go in `with_panels`, as
+    // (label, client), once the configuration holds them.
+    let mut bot = Bot::new(settings.clone(), panel, config.panel_name.clone())
+        .map_err(anyhow::Error::msg)?
+        .with_panels(Vec::new())
+        .with_reports(reports);
     if settings.bot_token.is_some() {
-        tokio::spawn(bot::register_commands(settings.clone()));
+        tokio::spawn(bot::register_commands_for(settings.clone(), bot.panel_labels()));
     }
-    let mut bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
     if let Some(audit) = audit {
         log::info!("bot: every action is posted as an audit line to destination {}", audit.destination());
         bot = bot.with_audit(audit);

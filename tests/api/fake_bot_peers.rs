@@ -11,6 +11,9 @@ use std::time::Duration;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
+use crate::fake_bot_more;
+pub use crate::fake_panel::Shape;
+
 pub const PANEL_USER: &str = "relay-admin";
 pub const PANEL_PASSWORD: &str = "panel-pass-5d1e";
 /// A JWT shaped token: the relay must never show it.
@@ -30,7 +33,9 @@ pub struct PanelState {
     pub padding: usize,
     /// A deletion is answered `204 No Content`, as PasarGuard does (Marzban answers a JSON detail).
     pub delete_no_content: bool,
-    token: Option<String>,
+    pub(crate) token: Option<String>,
+    /// Which panel's API it is (Marzban when none): see `fake_bot_more`.
+    pub shape: Option<Shape>,
 }
 
 /// A fake Marzban 0.8.4 user API.
@@ -41,18 +46,26 @@ pub struct FakePanel {
 
 impl FakePanel {
     pub async fn start() -> Self {
+        Self::start_as(Shape::Marzban).await
+    }
+
+    /// A fake of `shape`'s user API: Marzban's above, PasarGuard's (the same paths), or
+    /// Marzneshin's (`fake_bot_more`).
+    pub async fn start_as(shape: Shape) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(PanelState { users: vec![alice()], ..PanelState::default() }));
+        let users = vec![if shape == Shape::Marzneshin { fake_bot_more::marzneshin_alice() } else { alice() }];
+        let state = Arc::new(Mutex::new(PanelState { users, shape: Some(shape), ..PanelState::default() }));
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route("/api/admin/token", web::post().to(login))
+                .route("/api/admin/token", web::post().to(admin_login))
                 .route("/api/user/{username}", web::get().to(user))
                 .route("/api/user/{username}", web::put().to(user))
                 .route("/api/user/{username}", web::delete().to(user))
                 .route("/api/user/{username}/{action}", web::post().to(user))
+                .configure(fake_bot_more::routes)
         })
         .workers(1)
         .disable_signals()
@@ -104,7 +117,15 @@ pub fn alice() -> Value {
     })
 }
 
-async fn login(state: web::Data<Arc<Mutex<PanelState>>>, form: String) -> HttpResponse {
+/// `POST /api/admin/token`: Marzban's and PasarGuard's login (Marzneshin has none there).
+async fn admin_login(state: web::Data<Arc<Mutex<PanelState>>>, form: String) -> HttpResponse {
+    if state.lock().unwrap().shape == Some(Shape::Marzneshin) {
+        return HttpResponse::NotFound().finish();
+    }
+    login(state, form).await
+}
+
+pub(crate) async fn login(state: web::Data<Arc<Mutex<PanelState>>>, form: String) -> HttpResponse {
     let mut state = state.lock().unwrap();
     if !form.contains(&format!("username={PANEL_USER}")) || !form.contains(&format!("password={PANEL_PASSWORD}")) {
         return HttpResponse::Unauthorized().json(json!({"detail": "Incorrect username or password"}));
@@ -120,6 +141,9 @@ async fn user(request: HttpRequest, state: web::Data<Arc<Mutex<PanelState>>>, bo
     tokio::time::sleep(delay).await;
     let mut state = state.lock().unwrap();
     state.calls.push((request.method().to_string(), request.path().to_owned()));
+    if state.shape == Some(Shape::Marzneshin) {
+        return HttpResponse::NotFound().json(json!({"detail": "Not Found"}));
+    }
     let bearer = request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let expected = state.token.as_ref().map(|t| format!("Bearer {t}"));
     if bearer.is_none() || bearer != expected || std::mem::take(&mut state.expire_token) {

@@ -1,6 +1,7 @@
 //! End-to-end tests: the relay on port 0 with its own data folder, talking to a fake Discord on
 //! 127.0.0.1, fed with the real request bodies in `tests/fixtures/`.
 
+mod fake_bot_more;
 mod fake_bot_peers;
 mod fake_discord;
 mod fake_panel;
@@ -10,6 +11,8 @@ mod act_menu;
 mod app_webhooks;
 mod bot;
 mod bot_actions;
+mod bot_commands;
+mod bot_panels;
 mod burst;
 mod changes;
 mod cli;

@@ -8,6 +8,7 @@ use serenity::model::application::{ComponentInteraction, ComponentInteractionDat
 
 use super::{describe, no_panel, refusal, unix_now};
 use crate::bot::card::Reply;
+use crate::bot::panels::Chosen;
 use crate::bot::guard::Refusal;
 use crate::bot::{Answer, Bot};
 use crate::deliver::MENU_PREFIX;
@@ -38,36 +39,30 @@ impl Bot {
         // `act:<panel>`, or `act:<panel>:<n>` for a digest's further menus.
         let menu = component.data.custom_id.get(MENU_PREFIX.len()..).unwrap_or_default();
         let panel = menu.split(':').next().unwrap_or_default();
-        if let Some(refused) = self.other_panel(panel) {
-            return refused;
-        }
         if let Err(refused) = self.guard.click(component.user.id.get(), Instant::now()) {
             return refusal(refused);
         }
-        let Some(client) = self.panel.clone() else {
-            return no_panel();
+        // The message's panel: a user of the same name on another panel may be someone else, so a
+        // panel the bot does not ask is refused rather than answered from the default one.
+        let chosen = self.choose((!panel.is_empty()).then_some(panel));
+        let panel = match chosen {
+            Chosen::One(panel) => panel,
+            Chosen::None => return no_panel(),
+            Chosen::Unknown => {
+                return Answer::text(format!(
+                    "This message is about panel {}, whose API the relay's bot does not ask: look the user up there.",
+                    escape_markdown(panel)
+                ))
+            }
         };
+        let (client, label, labelled) = (panel.client.clone(), panel.label.clone(), self.labeller());
         let (username, drawing) = (username.to_owned(), self.drawing());
         let work = async move {
             match client.user(&username).await {
-                Ok(user) => Ok(drawing.card(&user, unix_now(), None)),
+                Ok(user) => Ok(labelled(drawing.card(&user, unix_now(), None), &label)),
                 Err(err) => Err(Reply::text(describe(&err, &username))),
             }
         };
         self.respond(component.token, false, arrived, work).await
-    }
-
-    /// A refusal when the message's panel (`act:<panel>`) is not the one the bot asks: a user of
-    /// the same name there may be someone else. A message or a bot without a label is taken as
-    /// the bot's panel.
-    fn other_panel(&self, panel: &str) -> Option<Answer> {
-        let ours = self.panel_label.as_deref()?;
-        (!panel.is_empty() && panel != ours).then(|| {
-            Answer::text(format!(
-                "This message is about panel {}, and the relay's bot asks panel {}: look the user up there.",
-                escape_markdown(panel),
-                escape_markdown(ours)
-            ))
-        })
     }
 }

@@ -1,0 +1,156 @@
+//! The panels the bot asks: a list of (label, client), the default panel (`PANEL_API_URL`) first.
+//!
+//! With one panel nothing changes: the commands have no `panel` option and the card says "Live
+//! from the panel". With several, `/user` and `/stats` get a `panel` option whose choices are the
+//! labels (`/user` without it asks the default panel, `/stats` without it shows every panel), and
+//! the card's footer names its panel: "Live from eu1". A button on a card acts on the panel its
+//! footer names: the message a click comes with is Discord's copy of what the relay drew, which a
+//! client cannot change (unlike a `custom_id`).
+
+use std::sync::Arc;
+
+use serenity::builder::CreateEmbedFooter;
+use serenity::model::application::CommandInteraction;
+use serenity::model::channel::Message;
+
+use super::card::Reply;
+use super::Bot;
+use crate::panel::PanelClient;
+
+/// The most panels the bot asks: Discord offers at most 25 choices for an option.
+pub const MAX_PANELS: usize = 25;
+
+/// A choice's name and value are at most 100 characters.
+pub const LABEL_MAX_CHARS: usize = 100;
+
+/// The label of the default panel when `PANEL_NAME` is not set.
+pub const DEFAULT_LABEL: &str = "panel";
+
+const FOOTER_PREFIX: &str = "Live from ";
+
+/// One panel the bot may ask.
+pub struct BotPanel {
+    pub label: String,
+    pub client: Arc<PanelClient>,
+}
+
+/// Which panel a command names.
+pub(super) enum Chosen<'a> {
+    One(&'a BotPanel),
+    /// No panel API is configured.
+    None,
+    /// A `panel` option naming no panel the relay knows.
+    Unknown,
+}
+
+/// `label` as a choice: without control characters, cut, never empty.
+pub fn clean_label(label: &str) -> String {
+    let label: String = label.chars().filter(|c| !c.is_control()).take(LABEL_MAX_CHARS).collect();
+    if label.trim().is_empty() {
+        DEFAULT_LABEL.to_owned()
+    } else {
+        label
+    }
+}
+
+/// The list of panels: `default` first, then `more`, without a second panel of the same label,
+/// at most [`MAX_PANELS`].
+pub(super) fn panel_list(
+    default: Option<(Option<String>, Arc<PanelClient>)>,
+    more: Vec<(String, Arc<PanelClient>)>,
+) -> Vec<BotPanel> {
+    let default = default.map(|(label, client)| (label.unwrap_or_else(|| DEFAULT_LABEL.to_owned()), client));
+    let mut panels: Vec<BotPanel> = Vec::new();
+    for (label, client) in default.into_iter().chain(more) {
+        let label = clean_label(&label);
+        if panels.len() < MAX_PANELS && !panels.iter().any(|panel| panel.label == label) {
+            panels.push(BotPanel { label, client });
+        }
+    }
+    panels
+}
+
+impl Bot {
+    /// The bot asking these panels too, after the default one (`label`, client): each panel of
+    /// `PANELS` / the routes file that has an API. Duplicated labels and panels past
+    /// [`MAX_PANELS`] are left out (logged).
+    pub fn with_panels(mut self, more: Vec<(String, Arc<PanelClient>)>) -> Self {
+        let asked = more.len() + self.panels.len();
+        let default = (!self.panels.is_empty()).then(|| self.panels.remove(0));
+        let default = default.map(|panel| (Some(panel.label), panel.client));
+        let others = self.panels.drain(..).map(|panel| (panel.label, panel.client)).chain(more).collect();
+        self.panels = panel_list(default, others);
+        if self.panels.len() < asked {
+            log::warn!("bot: {} panels left out (a label twice, or more than {MAX_PANELS})", asked - self.panels.len());
+        }
+        self
+    }
+
+    /// The panels' labels, the default first: the `panel` option's choices.
+    pub fn panel_labels(&self) -> Vec<String> {
+        self.panels.iter().map(|panel| panel.label.clone()).collect()
+    }
+
+    /// The panel named `label`, or the default one for `None`.
+    pub(super) fn choose(&self, label: Option<&str>) -> Chosen<'_> {
+        match label {
+            _ if self.panels.is_empty() => Chosen::None,
+            None => Chosen::One(&self.panels[0]),
+            Some(label) => self.panels.iter().find(|p| p.label == label).map_or(Chosen::Unknown, Chosen::One),
+        }
+    }
+
+    /// The panel a card on `message` was drawn from: the one its footer names, else the default.
+    pub(super) fn panel_of_card(&self, message: &Message) -> Option<&BotPanel> {
+        let footer = message.embeds.first().and_then(|embed| embed.footer.as_ref()).map(|f| f.text.as_str());
+        let named = footer.and_then(|text| text.strip_prefix(FOOTER_PREFIX));
+        named.and_then(|label| self.panels.iter().find(|p| p.label == label)).or(self.panels.first())
+    }
+
+    /// What names the panel in a card's footer when there are several panels (with one, the
+    /// card stays as drawn).
+    pub(super) fn labeller(&self) -> impl Fn(Reply, &str) -> Reply + Send + Sync + 'static {
+        let several = self.panels.len() > 1;
+        move |reply, panel| {
+            if !several {
+                return reply;
+            }
+            let footer = CreateEmbedFooter::new(format!("{FOOTER_PREFIX}{panel}"));
+            Reply { embed: reply.embed.map(|embed| embed.footer(footer)), ..reply }
+        }
+    }
+}
+
+/// The string value of the option `name` of `command`, if given.
+pub(super) fn option<'a>(command: &'a CommandInteraction, name: &str) -> Option<&'a str> {
+    command.data.options.iter().find(|o| o.name == name).and_then(|o| o.value.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::{Credentials, PanelApiSettings, DEFAULT_TIMEOUT};
+
+    fn client() -> Arc<PanelClient> {
+        let settings = PanelApiSettings {
+            url: url::Url::parse("http://127.0.0.1:9").unwrap(),
+            credentials: Credentials::ApiKey(crate::panel::Redacted::new("k")),
+            family: None,
+            insecure_tls: false,
+            timeout: DEFAULT_TIMEOUT,
+            label: None,
+        };
+        Arc::new(PanelClient::new(&settings).unwrap())
+    }
+
+    #[test]
+    fn the_default_panel_comes_first_and_a_label_is_there_once() {
+        let more = vec![("eu1".to_owned(), client()), ("eu1".to_owned(), client()), ("\u{7}de".to_owned(), client())];
+        let panels = panel_list(Some((None, client())), more);
+        let labels: Vec<&str> = panels.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["panel", "eu1", "de"]);
+        let many = (0..40).map(|i| (format!("p{i}"), client())).collect();
+        assert_eq!(panel_list(None, many).len(), MAX_PANELS);
+        assert_eq!(clean_label(&"x".repeat(300)).len(), LABEL_MAX_CHARS);
+    }
+}
