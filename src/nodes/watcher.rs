@@ -27,7 +27,8 @@ use crate::panel::{CoreStatus, Node, PanelClient, PanelError};
 use crate::render::Templates;
 use crate::routing::Router;
 
-/// The name node watch is supervised, counted and shown in `/readyz` under.
+/// The name node watch is supervised, counted and shown in `/readyz` under: this for the panel
+/// without a label, and followed by `:<label>` for a labelled one ([`Watcher::task`]).
 pub const NODES_TASK: &str = "task:nodes";
 
 /// Calls one round makes at most in the usual case (a login, the nodes, the core), each within
@@ -53,6 +54,15 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// The name this watcher is supervised and shown in `/readyz` under: `task:nodes:<label>`,
+    /// or `task:nodes` for the panel without a label.
+    pub fn task(&self) -> String {
+        match &self.panel {
+            Some(label) => format!("{NODES_TASK}:{label}"),
+            None => NODES_TASK.to_owned(),
+        }
+    }
+
     /// The longest one round may take before it is cut and counts as the panel not answering.
     pub fn round_budget(&self) -> Duration {
         self.call_timeout.saturating_mul(CALLS_PER_ROUND)
@@ -186,7 +196,7 @@ impl Watcher {
     fn promise_next_round(&self) {
         let late = self.settings.poll_interval.saturating_add(self.round_budget().saturating_mul(2));
         if let Some(by) = SystemTime::now().checked_add(late) {
-            self.health.due_by(NODES_TASK, by);
+            self.health.due_by(&self.task(), by);
         }
     }
 

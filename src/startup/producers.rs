@@ -11,9 +11,9 @@ use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::Delivery;
 use crate::metrics::{Health, Metrics};
-use crate::nodes::{Watcher, NODES_TASK};
+use crate::nodes::Watcher;
 use crate::outbox::Outbox;
-use crate::panel::PanelClient;
+use crate::panel::{PanelApiSettings, PanelClient};
 use crate::render::Templates;
 use crate::reports::{self, Producer};
 use crate::routing::Router;
@@ -60,12 +60,52 @@ pub(super) fn start_reports(
     Some((stop, task))
 }
 
-/// Starts node watch, supervised like a delivery task (as `task:nodes`).
-pub(super) fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -> Producing {
+/// Each panel with a REST API and its client, in the order of [`Config::all_panel_apis`]
+/// (`PANEL_API_URL`'s first, labelled `PANEL_NAME`): one client per panel, shared by its node
+/// watcher and the bot, so one login and one JWT per panel.
+pub type PanelClients = Vec<(Option<String>, Arc<PanelClient>)>;
+
+/// Makes the client of every panel with a REST API.
+pub fn panel_clients(config: &Config) -> anyhow::Result<PanelClients> {
+    config
+        .all_panel_apis()
+        .map(|settings| {
+            let client = PanelClient::new(settings).map_err(anyhow::Error::msg)?;
+            Ok((settings.label.clone(), Arc::new(client)))
+        })
+        .collect()
+}
+
+/// Starts one node watcher per panel of `panels`, each supervised like a delivery task under its
+/// own name (`task:nodes`, or `task:nodes:<label>`), made by `watcher` from its settings and client.
+pub(super) fn start_watchers(
+    config: &Config,
+    panels: &PanelClients,
+    watcher: impl Fn(&PanelApiSettings, &Arc<PanelClient>) -> Watcher,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+) -> Vec<Producing> {
+    let settings = config.all_panel_apis().zip(panels);
+    settings
+        .map(|(settings, (_, client))| {
+            log::info!(
+                "node watch: polling {} ({}) every {:?}",
+                settings.url,
+                settings.label.as_deref().unwrap_or("no label"),
+                config.node_watch.poll_interval
+            );
+            start_nodes(watcher(settings, client), health, metrics)
+        })
+        .collect()
+}
+
+/// Starts one panel's node watch, supervised like a delivery task (as its [`Watcher::task`]).
+fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -> Producing {
     let stop = CancellationToken::new();
     let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
     let task = tokio::spawn(async move {
-        keep_running(NODES_TASK, &health, &metrics, &shutdown, || watcher.clone().run(shutdown.clone())).await;
+        let name = watcher.task();
+        keep_running(&name, &health, &metrics, &shutdown, || watcher.clone().run(shutdown.clone())).await;
     });
     (stop, task)
 }
@@ -78,7 +118,7 @@ pub(super) fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> any
         return Ok(None);
     };
     if panel.is_none() {
-        log::warn!("bot: PANEL_API_URL is not set: /user answers that no panel API is configured");
+        log::warn!("bot: no panel API is set (PANEL_API_URL, or api_url in the routes file): /user says so");
     }
     let actors = settings.actors.len();
     log::info!(

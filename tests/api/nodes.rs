@@ -164,3 +164,61 @@ async fn hostile_node_names_are_escaped_like_usernames() {
     assert!(discord.messages().iter().all(|m| m["allowed_mentions"]["parse"].as_array().is_none_or(|p| p.is_empty())));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn each_panel_with_an_api_has_its_own_watcher_and_its_events_carry_its_label() {
+    let discord = FakeDiscord::start().await;
+    let (eu, us) = (FakePanel::start(Shape::Marzban).await, FakePanel::start(Shape::PasarGuard).await);
+    eu.set_node(1, "de-1", "connected", None);
+    us.set_node(1, "ny-1", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    // `us` is watched through its API only (no secret: its webhooks go elsewhere); its downs also
+    // go to an ops channel.
+    let file = format!(
+        "[panels.us]\napi_url = \"{}\"\napi_key = \"{API_KEY}\"\napi_family = \"pasarguard\"\napi_timeout = \"1s\"\n\n\
+         [destinations.ops]\nurl = \"{}\"\n\n[[rules]]\nto = [\"default\"]\n\n\
+         [[rules]]\npanels = [\"us\"]\nactions = [\"node_down\"]\nto = [\"ops\"]\n",
+        us.url(),
+        discord.webhook_url_for(4242),
+    );
+    std::fs::write(&routes, file).unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("PANEL_API_URL", &eu.url())
+        .var("PANEL_NAME", "eu")
+        .var("PANEL_API_USERNAME", "admin")
+        .var("PANEL_API_PASSWORD", "s3cret-pw")
+        .var("ROUTES_FILE", routes.to_str().unwrap())
+        .tweak(|config| {
+            config.node_watch.poll_interval = Duration::from_millis(50);
+            config.node_watch.down_after = Duration::from_millis(300);
+        });
+    let app = spawn_app_in(dir.path(), options).await;
+    quiet_for(Duration::from_millis(300)).await;
+
+    us.set_node(1, "ny-1", "error", Some(REFUSED));
+    let ops = crate::helpers::poll_until("the us node_down in ops", || async {
+        Some(discord.messages_to(4242)).filter(|messages| !messages.is_empty())
+    })
+    .await;
+    let down = &ops[0]["embeds"][0];
+    assert_eq!((title(down), down["footer"]["text"].as_str()), ("🔴 Node down: ny-1", Some("us")));
+    eu.set_node(1, "de-1", "error", Some(REFUSED));
+    crate::helpers::eventually(SETTLE, "both downs in the default channel", || {
+        discord.embeds().iter().filter(|embed| title(embed).starts_with("🔴 Node down")).count() == 3
+    })
+    .await;
+    let footers: Vec<(String, String)> = discord
+        .embeds()
+        .iter()
+        .map(|embed| (title(embed).to_owned(), embed["footer"]["text"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert!(footers.contains(&("🔴 Node down: de-1".into(), "eu".into())), "{footers:?}");
+    assert!(footers.contains(&("🔴 Node down: ny-1".into(), "us".into())), "{footers:?}");
+    assert_eq!(discord.messages_to(4242).len(), 1, "only us goes to ops");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for label in ["eu", "us"] {
+        assert!(metrics.contains(&format!("relay_panel_api_up{{panel=\"{label}\"}} 1")), "{metrics}");
+    }
+    app.stop().await;
+}
