@@ -139,7 +139,12 @@ impl PanelClient {
             let request = self.authorize(request).await?;
             let response = request.send().await.map_err(unreachable)?;
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // A 403 is a login the panel took for an admin without the rights: logging in again
+            // changes nothing, and "refused login" would send the operator after the password.
+            if status == StatusCode::FORBIDDEN {
+                return Err(PanelError::Forbidden(name));
+            }
+            if status == StatusCode::UNAUTHORIZED {
                 if matches!(self.credentials, Credentials::Login { .. }) && !renewed {
                     self.state.lock().await.token = None;
                     renewed = true;

@@ -222,3 +222,19 @@ async fn each_panel_with_an_api_has_its_own_watcher_and_its_events_carry_its_lab
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_non_sudo_admin_reads_as_forbidden_not_as_a_refused_login() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(1, "de-1", "connected", None);
+    panel.set_not_sudo(true);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    let embeds = discord.wait_for_embeds(1, SETTLE).await;
+    assert_eq!(title(&embeds[0]), "📡 Panel unreachable: eu");
+    let shown = embeds[0].to_string();
+    assert!(shown.contains("forbidden: the admin lacks rights"), "{shown}");
+    assert!(!shown.contains("refused the login"), "{shown}");
+    assert_eq!(panel.logins(), 1, "a 403 is not a stale token: no login again at each poll");
+    app.stop().await;
+}
