@@ -168,9 +168,10 @@ impl Watcher {
     /// Rounds until `shutdown`, one every `NODE_POLL_INTERVAL`. A round that cannot be stored
     /// (a full outbox) is logged and done again at the next.
     pub async fn run(self, shutdown: CancellationToken) {
+        // Promised once, before the first try, and not again until a round: a load that hangs, or
+        // keeps failing, makes the task late in /readyz.
+        self.promise_next_round();
         let mut state = loop {
-            // Promised before each try: a load that keeps failing makes the task late in /readyz.
-            self.promise_next_round();
             match self.load().await {
                 Ok(state) => break state,
                 Err(err) => log::warn!("node watch: cannot read the stored state ({err}); trying again"),

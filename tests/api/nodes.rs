@@ -238,3 +238,63 @@ async fn a_non_sudo_admin_reads_as_forbidden_not_as_a_refused_login() {
     assert_eq!(panel.logins(), 1, "a 403 is not a stale token: no login again at each poll");
     app.stop().await;
 }
+
+/// The relay's outbox file in `dir`.
+fn outbox_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("outbox.sqlite3")
+}
+
+const NODE_OUTAGES_TABLE: &str = "CREATE TABLE node_outages (panel TEXT NOT NULL, node_id INTEGER NOT NULL,
+    name TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, PRIMARY KEY (panel, node_id, started_at))
+    WITHOUT ROWID";
+
+#[tokio::test]
+async fn a_watcher_that_cannot_read_its_stored_state_shows_in_readyz_as_stuck() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(1, "de-1", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    watching(dir.path(), &discord, &panel, Shape::Marzban).await.stop().await;
+    // The state cannot be read: the watcher keeps trying to load it and never gets to a round.
+    let conn = rusqlite::Connection::open(outbox_file(dir.path())).unwrap();
+    conn.execute_batch("DROP TABLE node_watch").unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    crate::helpers::poll_until("/readyz to name the stuck watcher", || async {
+        let answer = app.get("/readyz").await;
+        let status = answer.status();
+        let text = answer.text().await.unwrap();
+        (status == 503 && text.contains("task:nodes:eu is stuck")).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_are_counted_once_stored_not_at_each_round_that_failed_to_store_them() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(1, "de-1", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(300)).await;
+    // Outages cannot be recorded: every round that finds the node down fails to store.
+    let conn = rusqlite::Connection::open(outbox_file(dir.path())).unwrap();
+    conn.execute_batch("DROP TABLE node_outages").unwrap();
+    panel.set_node(1, "de-1", "error", Some(REFUSED));
+    let metrics = || async { app.get("/metrics").await.text().await.unwrap() };
+    crate::helpers::poll_until("rounds that find the node down", || async {
+        metrics().await.contains("relay_nodes_down{panel=\"eu\"} 1").then_some(())
+    })
+    .await;
+    quiet_for(Duration::from_millis(300)).await;
+    let failing = metrics().await;
+    assert!(!failing.contains("action=\"node_down\""), "not stored, not counted: {failing}");
+    assert!(!failing.contains("relay_node_outages_total{panel=\"eu\"}"), "{failing}");
+    assert!(discord.embeds().is_empty());
+
+    conn.execute_batch(NODE_OUTAGES_TABLE).unwrap();
+    discord.wait_for_embeds(1, SETTLE).await;
+    quiet_for(Duration::from_millis(300)).await;
+    let stored = metrics().await;
+    assert!(stored.contains("relay_node_events_total{panel=\"eu\",action=\"node_down\"} 1"), "{stored}");
+    assert!(stored.contains("relay_node_outages_total{panel=\"eu\"} 1"), "{stored}");
+    app.stop().await;
+}
