@@ -25,18 +25,18 @@ const LINE_CHARS: usize = 60;
 /// The nodes of `panel` (`""`: without a label) down during `from_ms..to_ms`, the longest down
 /// first, and how many more were down than are listed.
 pub fn node_outages(outages: &[PastOutage], panel: &str, from_ms: i64, to_ms: i64) -> (Vec<NodeOutages>, i64) {
-    let mut by_node: BTreeMap<i64, NodeOutages> = BTreeMap::new();
+    // By id and name: Marzban on SQLite gives a new node the id of one deleted, so an id alone
+    // could merge two nodes (a renamed node shows as two lines instead).
+    let mut by_node: BTreeMap<(i64, &str), NodeOutages> = BTreeMap::new();
     for outage in outages.iter().filter(|outage| outage.panel.as_deref().unwrap_or_default() == panel) {
         let end = outage.ended_ms.map_or(to_ms, |ended| ended.min(to_ms));
         let down_ms = end.saturating_sub(outage.started_ms.max(from_ms)).max(0);
-        let node = by_node.entry(outage.node_id).or_insert_with(|| NodeOutages {
-            name: String::new(),
+        let node = by_node.entry((outage.node_id, &outage.name)).or_insert_with(|| NodeOutages {
+            name: outage.name.clone(),
             outages: 0,
             down: 0,
             open: false,
         });
-        // Oldest first: the last name recorded is the node's current one.
-        node.name.clone_from(&outage.name);
         node.outages = node.outages.saturating_add(1);
         node.down = node.down.saturating_add(down_ms.div_euclid(1000));
         node.open |= outage.ended_ms.is_none_or(|ended| ended >= to_ms);

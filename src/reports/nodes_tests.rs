@@ -33,11 +33,14 @@ async fn the_nodes_section_counts_outages_and_minutes_down_within_the_period() {
     let period = Period { start: at("2026-12-01T00:00:00Z"), end: at("2026-12-02T00:00:00Z") };
     let (from, to) = (period.start.as_millisecond(), period.end.as_millisecond());
     // de-1: began an hour before the period, over 30 min into it; down again for the last 2 h,
-    // still open. Renamed since: the last name recorded is shown.
-    store(&outbox, Some("eu"), 1, "de-old", from - HOUR_MS, Some(from + HOUR_MS / 2)).await;
+    // still open.
+    store(&outbox, Some("eu"), 1, "de-1", from - HOUR_MS, Some(from + HOUR_MS / 2)).await;
     store(&outbox, Some("eu"), 1, "de-1", to - 2 * HOUR_MS, None).await;
     // Before the period: not counted.
     store(&outbox, Some("eu"), 2, "nl-2", from - 3 * HOUR_MS, Some(from - 2 * HOUR_MS)).await;
+    // A node deleted, and a new one given its id (Marzban on SQLite): two nodes, not one.
+    store(&outbox, Some("eu"), 3, "old-3", from + HOUR_MS, Some(from + 2 * HOUR_MS)).await;
+    store(&outbox, Some("eu"), 3, "new-3", from + 3 * HOUR_MS, Some(from + 3 * HOUR_MS + 60_000)).await;
     // us sent no event in the period: a part of its own; its outage ended after the period.
     store(&outbox, Some("us"), 5, "ny-5", from + HOUR_MS, Some(to + HOUR_MS)).await;
 
@@ -45,15 +48,17 @@ async fn the_nodes_section_counts_outages_and_minutes_down_within_the_period() {
     let panels: Vec<Option<&str>> = report.parts.iter().map(|part| part.panel.as_deref()).collect();
     assert_eq!(panels, [Some("eu"), Some("us")]);
     let eu = &report.parts[0].nodes;
-    assert_eq!(eu.len(), 1, "{eu:?}");
-    assert_eq!((eu[0].name.as_str(), eu[0].outages, eu[0].down, eu[0].open), ("de-1", 2, 9_000, true));
+    let shown: Vec<(&str, i64, i64, bool)> =
+        eu.iter().map(|node| (node.name.as_str(), node.outages, node.down, node.open)).collect();
+    assert_eq!(shown, [("de-1", 2, 9_000, true), ("old-3", 1, 3_600, false), ("new-3", 1, 60, false)]);
     let us = &report.parts[1].nodes;
     assert_eq!((us[0].outages, us[0].down, us[0].open), (1, 23 * 3_600, true), "counted up to the end");
 
     let templates = Templates::load(dir.path().join("none"), Lang::En).0;
     let part = report.rows("default", &templates.current(), 0).remove(0);
     let part: Part = serde_json::from_str(&part.part).unwrap();
-    assert_eq!(nodes_field(&part, Lang::En).unwrap(), "🔴 de-1: 2 outages, down 2h 30m (still down)");
+    let field = nodes_field(&part, Lang::En).unwrap();
+    assert_eq!(field.lines().next().unwrap(), "🔴 de-1: 2 outages, down 2h 30m (still down)", "{field}");
     for lang in [Lang::Ru, Lang::Fa, Lang::Zh] {
         let renderer = Arc::new(Templates::load(dir.path().join("none"), lang).0).current();
         let shown = nodes_field(&renderer.render_report(&report.parts[1]), lang);
