@@ -68,9 +68,15 @@ impl Watcher {
         self.call_timeout.saturating_mul(CALLS_PER_ROUND)
     }
 
-    /// The state stored for this panel; an empty one on the first start, or when the stored one
-    /// cannot be read (logged: the next poll only learns the nodes again).
+    /// The state stored for this panel (taken over from the label it had, when its label changed);
+    /// an empty one on the first start, or when the stored one cannot be read (logged: the next
+    /// poll only learns the nodes again).
     pub async fn load(&self) -> Result<WatchState, OutboxError> {
+        let url = self.client.base_url().to_owned();
+        if let Some(old) = self.outbox.adopt_watch(self.panel.clone(), url).await? {
+            let label = self.panel.as_deref().unwrap_or("-");
+            log::info!("node watch: the panel's label changed from {old:?} to {label:?}: its nodes and outages go on");
+        }
         let Some(json) = self.outbox.watch_state(self.panel.clone()).await? else {
             return Ok(WatchState::default());
         };
@@ -91,6 +97,7 @@ impl Watcher {
         let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
         let timing = self.settings.timing();
         let mut next = state.clone();
+        next.url = Some(self.client.base_url().to_owned());
         let changes = match &answer {
             Ok((nodes, core)) => next.observe(nodes, core.as_ref(), now_ms, timing),
             Err(err) => next.unreachable(&err.to_string(), now_ms, timing.down_after_ms),

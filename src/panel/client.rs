@@ -116,6 +116,12 @@ impl PanelClient {
         answers::core_status(&answer).map(Some).map_err(|reason| unreadable("/api/core", reason))
     }
 
+    /// The panel's base URL (no credentials: refused at start), which tells one panel's stored
+    /// node watch from another's whatever its label.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     /// `GET path` with the credentials, logging in again once on a `401`.
     async fn get(&self, path: &str, name: &'static str) -> Result<Value, PanelError> {
         self.call(Method::GET, path, None, name).await

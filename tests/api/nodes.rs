@@ -12,7 +12,12 @@ const REFUSED: &str = "[Errno 111] Connection refused";
 
 /// A relay delivering to `discord` and watching `panel` fast: a poll every 50 ms, down after 300 ms.
 async fn watching(dir: &Path, discord: &FakeDiscord, panel: &FakePanel, shape: Shape) -> TestApp {
-    let options = Options::delivering_to(discord).var("PANEL_API_URL", &panel.url()).var("PANEL_NAME", "eu");
+    watching_as(dir, discord, panel, shape, "eu").await
+}
+
+/// [`watching`], the panel labelled `label` (`PANEL_NAME`).
+async fn watching_as(dir: &Path, discord: &FakeDiscord, panel: &FakePanel, shape: Shape, label: &str) -> TestApp {
+    let options = Options::delivering_to(discord).var("PANEL_API_URL", &panel.url()).var("PANEL_NAME", label);
     let options = match shape {
         Shape::PasarGuard => options.var("PANEL_API_KEY", API_KEY),
         _ => options.var("PANEL_API_USERNAME", "admin").var("PANEL_API_PASSWORD", "s3cret-pw"),
@@ -297,4 +302,30 @@ async fn events_are_counted_once_stored_not_at_each_round_that_failed_to_store_t
     assert!(stored.contains("relay_node_events_total{panel=\"eu\",action=\"node_down\"} 1"), "{stored}");
     assert!(stored.contains("relay_node_outages_total{panel=\"eu\"} 1"), "{stored}");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_panel_whose_label_changed_keeps_its_open_outages() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(4, "fi-4", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(4, "fi-4", "error", Some(REFUSED));
+    discord.wait_for_embeds(1, SETTLE).await;
+    app.stop().await;
+
+    // PANEL_NAME changed while the node is down; it comes back under the new label.
+    let app = watching_as(dir.path(), &discord, &panel, Shape::Marzban, "eu-west").await;
+    quiet_for(Duration::from_millis(400)).await;
+    panel.set_node(4, "fi-4", "connected", None);
+    let embeds = discord.wait_for_embeds(2, SETTLE).await;
+    assert_eq!(titles(&discord), ["🔴 Node down: fi-4", "🟢 Node back up: fi-4"], "no second down, one recovery");
+    assert_eq!(embeds[1]["footer"]["text"], "eu-west");
+    app.stop().await;
+    let outbox = marzban_discord_relay::outbox::Outbox::open(dir.path()).unwrap();
+    let outages = outbox.outages(0, i64::MAX).await.unwrap();
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0].panel.as_deref(), Some("eu-west"));
+    assert!(outages[0].ended_ms.is_some(), "closed, not open forever under the old label");
 }
