@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use digest::DIGEST_LOOKAHEAD;
 pub use dispatch::{Delivery, Dispatch, Retention};
-pub use forum::new_post;
+pub use forum::{new_post, node_post};
 pub use pack::{
     build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,
 };

@@ -18,11 +18,11 @@ use super::events::event;
 use super::metrics::NodeMetrics;
 use super::track::{Change, Kind, WatchState};
 use super::NodeWatchSettings;
-use crate::deliver::Dispatch;
+use crate::deliver::{node_post, Dispatch};
 use crate::destination::Destination;
 use crate::event::Family;
 use crate::metrics::Health;
-use crate::outbox::{NewRow, OutageRecord, Outbox, OutboxError};
+use crate::outbox::{NewRow, OutageRecord, Outbox, OutboxError, PostKey};
 use crate::panel::{CoreStatus, Node, PanelClient, PanelError};
 use crate::render::Templates;
 use crate::routing::Router;
@@ -113,7 +113,8 @@ impl Watcher {
         let family = self.client.family().await.unwrap_or(Family::Marzban);
         let (rows, destinations) = self.rows(&changes, family, now, now_ms);
         let json = serde_json::to_string(&next).expect("the watch state always serialises");
-        self.outbox.store_watch(self.panel.clone(), json, rows, outage_records(&changes, now_ms)).await?;
+        let (outages, renamed) = (outage_records(&changes, now_ms), self.renamed(state, &next));
+        self.outbox.store_watch(self.panel.clone(), json, rows, outages, renamed).await?;
         // Counted once stored: a round whose store failed is done again and finds them again.
         let kinds: Vec<Kind> = changes.iter().map(|change| change.kind).collect();
         self.metrics.reported(panel, &kinds);
@@ -125,6 +126,18 @@ impl Watcher {
             destinations.values().for_each(|destination| dispatch.wake(destination));
         }
         Ok(changes)
+    }
+
+    /// The forum posts to move for the nodes `next` knows under another name than `state` (a node
+    /// renamed on the panel keeps its id): from the old name's post to the new name's.
+    fn renamed(&self, state: &WatchState, next: &WatchState) -> Vec<(PostKey, PostKey)> {
+        let panel = self.panel.as_deref();
+        next.nodes
+            .iter()
+            .filter_map(|(id, node)| Some((state.nodes.get(id)?, node)))
+            .filter(|(before, node)| before.name != node.name)
+            .map(|(before, node)| (node_post(panel, &before.name), node_post(panel, &node.name)))
+            .collect()
     }
 
     async fn ask(&self) -> Result<(Vec<Node>, Option<CoreStatus>), PanelError> {

@@ -5,7 +5,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{now_ms, queries, NewRow, Outbox, OutboxError};
+use super::{now_ms, queries, NewRow, Outbox, OutboxError, PostKey};
 
 /// Ended outages are kept this long for reports (as the reports' tally: `reports::KEEP_DAYS`).
 const OUTAGES_KEEP_MS: i64 = 35 * 86_400_000;
@@ -76,13 +76,16 @@ impl Outbox {
     }
 
     /// Stores `state` as `panel`'s, with `rows` (the events it caused) and `outages`, in one
-    /// transaction. Refused as a whole when the outbox has no room for the rows.
+    /// transaction, moving the forum posts of renamed nodes (`renamed`: from, to) first, so the
+    /// rows go into the post the node had. Refused as a whole when the outbox has no room for the
+    /// rows.
     pub async fn store_watch(
         &self,
         panel: Option<String>,
         state: String,
         rows: Vec<NewRow>,
         outages: Vec<OutageRecord>,
+        renamed: Vec<(PostKey, PostKey)>,
     ) -> Result<(), OutboxError> {
         let max_bytes = self.max_bytes;
         let now = now_ms();
@@ -98,6 +101,9 @@ impl Outbox {
                     params![panel, state, now],
                 )?;
                 record_outages(conn, &panel, &outages, now)?;
+                for (from, to) in &renamed {
+                    super::forum::rename_posts(conn, from, to)?;
+                }
                 queries::store(conn, &rows, &[], None)?;
                 Ok(())
             })

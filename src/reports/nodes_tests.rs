@@ -23,7 +23,7 @@ fn nodes_field(part: &Part, lang: Lang) -> Option<String> {
 
 async fn store(outbox: &Outbox, panel: Option<&str>, id: i64, name: &str, from: i64, to: Option<i64>) {
     let outage = OutageRecord { node_id: id, name: name.into(), started_ms: from, ended_ms: to };
-    outbox.store_watch(panel.map(str::to_owned), "{}".into(), Vec::new(), vec![outage]).await.unwrap();
+    outbox.store_watch(panel.map(str::to_owned), "{}".into(), Vec::new(), vec![outage], Vec::new()).await.unwrap();
 }
 
 #[tokio::test]

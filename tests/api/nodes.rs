@@ -329,3 +329,35 @@ async fn a_panel_whose_label_changed_keeps_its_open_outages() {
     assert_eq!(outages[0].panel.as_deref(), Some("eu-west"));
     assert!(outages[0].ended_ms.is_some(), "closed, not open forever under the old label");
 }
+
+#[tokio::test]
+async fn a_renamed_node_keeps_its_forum_post() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    discord.forum_webhook_url(crate::fake_discord::WEBHOOK_ID);
+    panel.set_node(2, "de-2", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("DISCORD_FORUM", "true")
+        .var("PANEL_API_URL", &panel.url())
+        .var("PANEL_NAME", "eu")
+        .var("PANEL_API_USERNAME", "admin")
+        .var("PANEL_API_PASSWORD", "s3cret-pw")
+        .tweak(|config| {
+            config.node_watch.poll_interval = Duration::from_millis(50);
+            config.node_watch.down_after = Duration::from_millis(300);
+        });
+    let app = spawn_app_in(dir.path(), options).await;
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(2, "de-2", "error", Some(REFUSED));
+    discord.wait_for_embeds(1, SETTLE).await;
+    // Renamed on the panel while down (same id), then back up.
+    panel.set_node(2, "de-frankfurt-2", "error", Some(REFUSED));
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(2, "de-frankfurt-2", "connected", None);
+    let embeds = discord.wait_for_embeds(2, SETTLE).await;
+    assert_eq!(title(&embeds[1]), "🟢 Node back up: de-frankfurt-2");
+    let threads = discord.threads();
+    assert_eq!(threads.len(), 1, "one post for the node: {:?}", threads.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert_eq!(threads[0].messages.len(), 2);
+    app.stop().await;
+}
