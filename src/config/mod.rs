@@ -169,8 +169,7 @@ pub struct Config {
     /// `PANEL_API_KEY`, each with a `_FILE` variant), `PANEL_API_FAMILY`, `PANEL_API_INSECURE_TLS`,
     /// `PANEL_API_TIMEOUT`: the panel's REST API, for node watch and the bot. `None`: neither.
     pub panel_api: Option<PanelApiSettings>,
-    /// The routes file's panels with a REST API (their `api_*` keys), by label. With
-    /// `panel_api`, one node watcher each ([`Config::panel_apis`]).
+    /// The routes file's panels with a REST API (`api_*` keys), by label; see `all_panel_apis`.
     pub panel_apis: Vec<PanelApiSettings>,
     /// `NODE_POLL_INTERVAL` and `NODE_DOWN_AFTER`, see [`NodeWatchSettings`].
     pub node_watch: NodeWatchSettings,
@@ -183,11 +182,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Every panel with a REST API: `PANEL_API_URL`'s first, then the routes file's.
-    pub fn all_panel_apis(&self) -> impl Iterator<Item = &PanelApiSettings> {
-        self.panel_api.iter().chain(&self.panel_apis)
-    }
-
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok(), true)

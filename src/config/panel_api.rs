@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{invalid, parse_bool, parse_duration_in, Bounds, ConfigError, Env};
+use super::{invalid, parse_bool, parse_duration_in, Bounds, Config, ConfigError, Env};
 use crate::nodes::NodeWatchSettings;
 use crate::panel::{parse_family, parse_url, Credentials, PanelApiSettings, Redacted, DEFAULT_TIMEOUT};
 use crate::routing::{PanelApiSpec, Routes};
@@ -21,6 +21,14 @@ pub const NODE_DOWN_AFTER: Bounds =
 /// `PANEL_API_TIMEOUT`: 1 s to 2 min, for each call to the panel.
 pub const PANEL_API_TIMEOUT: Bounds =
     Bounds { min: Duration::from_secs(1), max: Duration::from_secs(120), zero_is_off: false };
+
+impl Config {
+    /// Every panel with a REST API, one node watcher each: `PANEL_API_URL`'s first, then the
+    /// routes file's.
+    pub fn all_panel_apis(&self) -> impl Iterator<Item = &PanelApiSettings> {
+        self.panel_api.iter().chain(&self.panel_apis)
+    }
+}
 
 /// The panel API's settings, when `PANEL_API_URL` is set.
 pub(super) fn panel_api(env: &Env, label: Option<&str>) -> Result<Option<PanelApiSettings>, ConfigError> {
