@@ -21,10 +21,11 @@ use crate::ingest::{self, Auth, PanelBodies, RootAuth, State, Unverified};
 use crate::metrics::{Health, Metrics};
 use crate::nodes::{NodeMetrics, Watcher};
 use crate::outbox::Outbox;
-use crate::panel::PanelClient;
+use crate::panel::{PanelApiSettings, PanelClient};
 use crate::render::Templates;
 use crate::routing::Router;
-use producers::{audit_sink, start_bot, start_nodes, start_reports, Producing};
+pub use producers::{panel_clients, PanelClients};
+use producers::{audit_sink, start_bot, start_reports, start_watchers, Producing};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold: actix buffers up
@@ -96,28 +97,21 @@ impl Application {
             Retention { delivered: config.delivered_retention, user_states: config.user_state_retention },
         );
         let reports = start_reports(&config, &router, &outbox, &templates, &delivery, &health, &metrics);
-        // One client for node watch and the bot: one login, one JWT.
-        let panel = config
-            .panel_api
-            .as_ref()
-            .map(|settings| PanelClient::new(settings).map(Arc::new).map_err(anyhow::Error::msg))
-            .transpose()?;
-        let watcher = config.panel_api.as_ref().zip(panel.clone()).map(|(settings, client)| {
-            log::info!("node watch: polling {} every {:?}", settings.url, config.node_watch.poll_interval);
-            Watcher {
-                client,
-                outbox: outbox.clone(),
-                templates: templates.clone(),
-                router: router.clone(),
-                dispatch: Some(delivery.dispatch()),
-                metrics: node_metrics,
-                health: health.clone(),
-                settings: config.node_watch.clone(),
-                call_timeout: settings.timeout,
-                panel: settings.label.clone(),
-            }
-        });
-        let nodes = watcher.map(|watcher| start_nodes(watcher, &health, &metrics));
+        // One client per panel, for node watch and the bot: one login, one JWT.
+        let panels = panel_clients(&config)?;
+        let watcher = |settings: &PanelApiSettings, client: &Arc<PanelClient>| Watcher {
+            client: client.clone(),
+            outbox: outbox.clone(),
+            templates: templates.clone(),
+            router: router.clone(),
+            dispatch: Some(delivery.dispatch()),
+            metrics: node_metrics.clone(),
+            health: health.clone(),
+            settings: config.node_watch.clone(),
+            call_timeout: settings.timeout,
+            panel: settings.label.clone(),
+        };
+        let nodes = start_watchers(&config, &panels, watcher, &health, &metrics);
         let producers = reports.into_iter().chain(nodes).collect();
         let audit = audit_sink(&config, &router, &outbox, delivery.dispatch());
         let state = web::Data::new(State {
@@ -141,7 +135,9 @@ impl Application {
         });
 
         let reports = ReportSource::new(state.outbox.clone(), templates.clone(), config.reports.clone());
-        let bot = start_bot(&config, panel, audit, reports)?;
+        // The bot asks every panel with an API, the default one (PANEL_API_URL's, else the routes
+        // file's first) first.
+        let bot = start_bot(&config, &panels, audit, reports)?;
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {

@@ -176,6 +176,8 @@ pub struct Config {
     /// `PANEL_API_KEY`, each with a `_FILE` variant), `PANEL_API_FAMILY`, `PANEL_API_INSECURE_TLS`,
     /// `PANEL_API_TIMEOUT`: the panel's REST API, for node watch and the bot. `None`: neither.
     pub panel_api: Option<PanelApiSettings>,
+    /// The routes file's panels with a REST API (`api_*` keys), by label; see `all_panel_apis`.
+    pub panel_apis: Vec<PanelApiSettings>,
     /// `NODE_POLL_INTERVAL` and `NODE_DOWN_AFTER`, see [`NodeWatchSettings`].
     pub node_watch: NodeWatchSettings,
     /// `DISCORD_PUBLIC_KEY` and the other `DISCORD_*` settings of the Discord application, see
@@ -232,6 +234,7 @@ impl Config {
         let discord_forum = destinations::forum(&env, default.as_ref())?;
         let panel_name = env.get("PANEL_NAME").map(|name| name.trim().to_owned());
         let panel_api = panel_api::panel_api(&env, panel_name.as_deref())?;
+        let panel_apis = panel_api::panel_apis(panel_api.as_ref(), routes.as_ref())?;
         let node_watch = panel_api::node_watch(&env)?;
         let bot = bot::bot(&env)?;
         let mut delivery = delivery::delivery_settings(&env)?;
@@ -299,6 +302,7 @@ impl Config {
             fold_updates: env.parse_or("FOLD_UPDATES", true, parse_bool)?,
             reports,
             panel_api,
+            panel_apis,
             node_watch,
             bot,
             warnings,

@@ -1,11 +1,13 @@
-//! `PANEL_API_*` (the panel's REST API) and `NODE_*` (node watch): node watch runs when
-//! `PANEL_API_URL` is set, for the panel of `PANEL_NAME`.
+//! `PANEL_API_*` (the panel's REST API) and `NODE_*` (node watch): node watch runs for each
+//! panel with an API: the one of `PANEL_API_URL` (labelled `PANEL_NAME`), and each panel of the
+//! routes file with `api_url` (labelled with its label).
 
 use std::time::Duration;
 
-use super::{invalid, parse_bool, parse_duration_in, Bounds, ConfigError, Env};
+use super::{invalid, parse_bool, parse_duration_in, Bounds, Config, ConfigError, Env};
 use crate::nodes::NodeWatchSettings;
 use crate::panel::{parse_family, parse_url, Credentials, PanelApiSettings, Redacted, DEFAULT_TIMEOUT};
+use crate::routing::{PanelApiSpec, Routes};
 
 /// `NODE_POLL_INTERVAL`: 5 s to 1 h. More often is load on the panel for nothing (it checks its
 /// nodes itself every few seconds); less often, an outage is reported that much later.
@@ -20,6 +22,14 @@ pub const NODE_DOWN_AFTER: Bounds =
 pub const PANEL_API_TIMEOUT: Bounds =
     Bounds { min: Duration::from_secs(1), max: Duration::from_secs(120), zero_is_off: false };
 
+impl Config {
+    /// Every panel with a REST API, one node watcher each: `PANEL_API_URL`'s first, then the
+    /// routes file's.
+    pub fn all_panel_apis(&self) -> impl Iterator<Item = &PanelApiSettings> {
+        self.panel_api.iter().chain(&self.panel_apis)
+    }
+}
+
 /// The panel API's settings, when `PANEL_API_URL` is set.
 pub(super) fn panel_api(env: &Env, label: Option<&str>) -> Result<Option<PanelApiSettings>, ConfigError> {
     let username = env.get("PANEL_API_USERNAME");
@@ -32,19 +42,8 @@ pub(super) fn panel_api(env: &Env, label: Option<&str>) -> Result<Option<PanelAp
         return Ok(None);
     };
     let url = parse_url(&url).map_err(|message| invalid("PANEL_API_URL", message))?;
-    let credentials = match (username, password, key) {
-        (_, _, Some(key)) if !key.trim().is_empty() => Credentials::ApiKey(Redacted::new(key.trim())),
-        (Some(username), Some(password), None) => {
-            Credentials::Login { username: username.trim().to_owned(), password: Redacted::new(password) }
-        }
-        _ => {
-            return Err(invalid(
-                "PANEL_API_URL",
-                "is set without credentials: set PANEL_API_USERNAME and PANEL_API_PASSWORD (a sudo admin), or \
-                 PANEL_API_KEY (PasarGuard)",
-            ))
-        }
-    };
+    let credentials = credentials(username, password.map(Redacted::new), key.map(Redacted::new))
+        .map_err(|()| invalid("PANEL_API_URL", NO_CREDENTIALS))?;
     Ok(Some(PanelApiSettings {
         url,
         credentials,
@@ -53,6 +52,60 @@ pub(super) fn panel_api(env: &Env, label: Option<&str>) -> Result<Option<PanelAp
         timeout: env.parse_or("PANEL_API_TIMEOUT", DEFAULT_TIMEOUT, |s| parse_duration_in(s, PANEL_API_TIMEOUT))?,
         label: label.map(str::to_owned),
     }))
+}
+
+const NO_CREDENTIALS: &str = "is set without credentials: set PANEL_API_USERNAME and PANEL_API_PASSWORD (a sudo \
+                              admin), or PANEL_API_KEY (PasarGuard)";
+
+/// An API key when one is given, else a login; `Err` when neither is complete.
+fn credentials(username: Option<String>, password: Option<Redacted>, key: Option<Redacted>) -> Result<Credentials, ()> {
+    match (username, password, key) {
+        (_, _, Some(key)) if !key.expose().trim().is_empty() => {
+            Ok(Credentials::ApiKey(Redacted::new(key.expose().trim())))
+        }
+        (Some(username), Some(password), None) if !username.trim().is_empty() => {
+            Ok(Credentials::Login { username: username.trim().to_owned(), password })
+        }
+        _ => Err(()),
+    }
+}
+
+/// The routes file's panels with `api_url`, each checked as `PANEL_API_*` are. An API for the
+/// label `PANEL_API_URL` already serves (`PANEL_NAME`) is refused: a label is one panel.
+pub(super) fn panel_apis(
+    default: Option<&PanelApiSettings>,
+    routes: Option<&Routes>,
+) -> Result<Vec<PanelApiSettings>, ConfigError> {
+    let mut apis = Vec::new();
+    for (label, spec) in routes.iter().flat_map(|routes| routes.panel_apis.iter()) {
+        if default.is_some_and(|api| api.label.as_deref() == Some(label.as_str())) {
+            return Err(invalid(
+                "ROUTES_FILE",
+                format!("panels.{label}.api_url: PANEL_API_URL already serves panel {label:?} (PANEL_NAME); set one"),
+            ));
+        }
+        apis.push(from_routes(label, spec)?);
+    }
+    Ok(apis)
+}
+
+/// The settings of the routes file's `[panels.<label>]` `api_*` keys.
+fn from_routes(label: &str, spec: &PanelApiSpec) -> Result<PanelApiSettings, ConfigError> {
+    let problem = |key: &str, message: &str| invalid("ROUTES_FILE", format!("panels.{label}.{key} {message}"));
+    let url = parse_url(&spec.url).map_err(|message| problem("api_url", &message))?;
+    let credentials = credentials(spec.username.clone(), spec.password.clone(), spec.key.clone()).map_err(|()| {
+        problem("api_url", "is set without credentials: set api_username and api_password (a sudo admin), or api_key")
+    })?;
+    let family = spec.family.as_deref().map(parse_family).transpose().map_err(|m| problem("api_family", &m))?;
+    let timeout = spec.timeout.as_deref().map(|s| parse_duration_in(s, PANEL_API_TIMEOUT)).transpose();
+    Ok(PanelApiSettings {
+        url,
+        credentials,
+        family: family.flatten(),
+        insecure_tls: spec.insecure_tls.unwrap_or(false),
+        timeout: timeout.map_err(|m| problem("api_timeout", &m))?.unwrap_or(DEFAULT_TIMEOUT),
+        label: Some(label.to_owned()),
+    })
 }
 
 /// `NODE_POLL_INTERVAL` and `NODE_DOWN_AFTER`.
@@ -91,5 +144,43 @@ mod tests {
         let secret = config(&[("PANEL_API_URL", "http://admin:hunter2@panel"), ("PANEL_API_KEY", "k")]).unwrap_err();
         assert!(!secret.contains("hunter2"), "{secret}");
         assert!(config(&[("PANEL_API_KEY", "k")]).unwrap_err().starts_with("PANEL_API_URL"));
+    }
+
+    fn with_routes(file: &str, pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routes.toml");
+        std::fs::write(&path, format!("{file}\n[[rules]]\nto = [\"default\"]\n")).unwrap();
+        let hook = ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/123456789012345678/tok");
+        let mut vars = vec![("ROUTES_FILE", path.to_str().unwrap()), ("WEBHOOK_SECRET", "s"), hook];
+        vars.extend_from_slice(pairs);
+        config(&vars)
+    }
+
+    #[test]
+    fn a_routes_file_panel_has_its_own_api_checked_and_named_where_it_is() {
+        let file =
+            "[panels.us]\napi_url = \"https://us.example.com\"\napi_username = \"admin\"\napi_password = \"pw-9\"\n\
+                    api_timeout = \"30s\"\napi_insecure_tls = true\n[panels.asia]\nsecret = \"x\"\n";
+        let ok =
+            with_routes(file, &[("PANEL_API_URL", "http://127.0.0.1:1"), ("PANEL_API_KEY", "k"), ("PANEL_NAME", "eu")])
+                .unwrap();
+        let labels: Vec<Option<&str>> = ok.all_panel_apis().map(|api| api.label.as_deref()).collect();
+        assert_eq!(labels, [Some("eu"), Some("us")]);
+        let us = &ok.panel_apis[0];
+        assert_eq!((us.timeout.as_secs(), us.insecure_tls), (30, true));
+        assert!(!format!("{ok:?}").contains("pw-9"), "the password is redacted");
+        assert!(ok.panels.iter().all(|(label, _)| label != "us"), "an API-only panel has no webhook path");
+
+        let problem = |file: &str, pairs: &[(&str, &str)]| with_routes(file, pairs).unwrap_err();
+        let no_credentials = problem("[panels.us]\napi_url = \"https://us.example.com\"\n", &[]);
+        assert!(no_credentials.contains("panels.us.api_url is set without credentials"), "{no_credentials}");
+        let timeout =
+            problem("[panels.us]\napi_url = \"https://u.example\"\napi_key = \"k\"\napi_timeout = \"1h\"\n", &[]);
+        assert!(timeout.starts_with("ROUTES_FILE") && timeout.contains("panels.us.api_timeout"), "{timeout}");
+        let stray = problem("[panels.us]\nsecret = \"x\"\napi_key = \"k\"\n", &[]);
+        assert!(stray.contains("panels.us: api_* keys without api_url"), "{stray}");
+        let twice = [("PANEL_API_URL", "http://127.0.0.1:1"), ("PANEL_API_KEY", "k"), ("PANEL_NAME", "us")];
+        let both = problem("[panels.us]\napi_url = \"https://u.example\"\napi_key = \"k\"\n", &twice);
+        assert!(both.contains("PANEL_API_URL already serves panel \"us\""), "{both}");
     }
 }

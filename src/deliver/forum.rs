@@ -113,11 +113,17 @@ fn user_post(row: &RowMeta) -> PostKey {
     let panel = if row.action == REPORT_ACTION {
         Some(REPORT_POSTS.to_owned())
     } else if is_watch_action(&row.action) {
-        Some(format!("{NODE_POSTS}{}", row.panel.as_deref().unwrap_or_default()))
+        return node_post(row.panel.as_deref(), &row.username);
     } else {
         row.panel.clone()
     };
     PostKey::User { panel, username: row.username.clone() }
+}
+
+/// The post of the node named `name` on `panel`. Node watch moves it to the new name when a node
+/// is renamed, so that a node keeps its post as long as its id.
+pub fn node_post(panel: Option<&str>, name: &str) -> PostKey {
+    PostKey::User { panel: Some(format!("{NODE_POSTS}{}", panel.unwrap_or_default())), username: name.to_owned() }
 }
 
 /// What node posts' place in the map of posts begins with, before the panel's label.

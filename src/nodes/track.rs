@@ -61,6 +61,9 @@ pub struct WatchState {
     pub unreachable: Option<Outage>,
     /// Since when the panel's core has not been started.
     pub core: Option<Outage>,
+    /// The panel's API URL: a panel whose label changed finds its state by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// One node as last seen.

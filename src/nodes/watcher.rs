@@ -18,16 +18,17 @@ use super::events::event;
 use super::metrics::NodeMetrics;
 use super::track::{Change, Kind, WatchState};
 use super::NodeWatchSettings;
-use crate::deliver::Dispatch;
+use crate::deliver::{node_post, Dispatch};
 use crate::destination::Destination;
 use crate::event::Family;
 use crate::metrics::Health;
-use crate::outbox::{NewRow, OutageRecord, Outbox, OutboxError};
+use crate::outbox::{NewRow, OutageRecord, Outbox, OutboxError, PostKey};
 use crate::panel::{CoreStatus, Node, PanelClient, PanelError};
 use crate::render::Templates;
 use crate::routing::Router;
 
-/// The name node watch is supervised, counted and shown in `/readyz` under.
+/// The name node watch is supervised, counted and shown in `/readyz` under: this for the panel
+/// without a label, and followed by `:<label>` for a labelled one ([`Watcher::task`]).
 pub const NODES_TASK: &str = "task:nodes";
 
 /// Calls one round makes at most in the usual case (a login, the nodes, the core), each within
@@ -53,14 +54,29 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// The name this watcher is supervised and shown in `/readyz` under: `task:nodes:<label>`,
+    /// or `task:nodes` for the panel without a label.
+    pub fn task(&self) -> String {
+        match &self.panel {
+            Some(label) => format!("{NODES_TASK}:{label}"),
+            None => NODES_TASK.to_owned(),
+        }
+    }
+
     /// The longest one round may take before it is cut and counts as the panel not answering.
     pub fn round_budget(&self) -> Duration {
         self.call_timeout.saturating_mul(CALLS_PER_ROUND)
     }
 
-    /// The state stored for this panel; an empty one on the first start, or when the stored one
-    /// cannot be read (logged: the next poll only learns the nodes again).
+    /// The state stored for this panel (taken over from the label it had, when its label changed);
+    /// an empty one on the first start, or when the stored one cannot be read (logged: the next
+    /// poll only learns the nodes again).
     pub async fn load(&self) -> Result<WatchState, OutboxError> {
+        let url = self.client.base_url().to_owned();
+        if let Some(old) = self.outbox.adopt_watch(self.panel.clone(), url).await? {
+            let label = self.panel.as_deref().unwrap_or("-");
+            log::info!("node watch: the panel's label changed from {old:?} to {label:?}: its nodes and outages go on");
+        }
         let Some(json) = self.outbox.watch_state(self.panel.clone()).await? else {
             return Ok(WatchState::default());
         };
@@ -81,6 +97,7 @@ impl Watcher {
         let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
         let timing = self.settings.timing();
         let mut next = state.clone();
+        next.url = Some(self.client.base_url().to_owned());
         let changes = match &answer {
             Ok((nodes, core)) => next.observe(nodes, core.as_ref(), now_ms, timing),
             Err(err) => next.unreachable(&err.to_string(), now_ms, timing.down_after_ms),
@@ -96,7 +113,8 @@ impl Watcher {
         let family = self.client.family().await.unwrap_or(Family::Marzban);
         let (rows, destinations) = self.rows(&changes, family, now, now_ms);
         let json = serde_json::to_string(&next).expect("the watch state always serialises");
-        self.outbox.store_watch(self.panel.clone(), json, rows, outage_records(&changes, now_ms)).await?;
+        let (outages, renamed) = (outage_records(&changes, now_ms), self.renamed(state, &next));
+        self.outbox.store_watch(self.panel.clone(), json, rows, outages, renamed).await?;
         // Counted once stored: a round whose store failed is done again and finds them again.
         let kinds: Vec<Kind> = changes.iter().map(|change| change.kind).collect();
         self.metrics.reported(panel, &kinds);
@@ -108,6 +126,18 @@ impl Watcher {
             destinations.values().for_each(|destination| dispatch.wake(destination));
         }
         Ok(changes)
+    }
+
+    /// The forum posts to move for the nodes `next` knows under another name than `state` (a node
+    /// renamed on the panel keeps its id): from the old name's post to the new name's.
+    fn renamed(&self, state: &WatchState, next: &WatchState) -> Vec<(PostKey, PostKey)> {
+        let panel = self.panel.as_deref();
+        next.nodes
+            .iter()
+            .filter_map(|(id, node)| Some((state.nodes.get(id)?, node)))
+            .filter(|(before, node)| before.name != node.name)
+            .map(|(before, node)| (node_post(panel, &before.name), node_post(panel, &node.name)))
+            .collect()
     }
 
     async fn ask(&self) -> Result<(Vec<Node>, Option<CoreStatus>), PanelError> {
@@ -158,9 +188,10 @@ impl Watcher {
     /// Rounds until `shutdown`, one every `NODE_POLL_INTERVAL`. A round that cannot be stored
     /// (a full outbox) is logged and done again at the next.
     pub async fn run(self, shutdown: CancellationToken) {
+        // Promised once, before the first try, and not again until a round: a load that hangs, or
+        // keeps failing, makes the task late in /readyz.
+        self.promise_next_round();
         let mut state = loop {
-            // Promised before each try: a load that keeps failing makes the task late in /readyz.
-            self.promise_next_round();
             match self.load().await {
                 Ok(state) => break state,
                 Err(err) => log::warn!("node watch: cannot read the stored state ({err}); trying again"),
@@ -186,7 +217,7 @@ impl Watcher {
     fn promise_next_round(&self) {
         let late = self.settings.poll_interval.saturating_add(self.round_budget().saturating_mul(2));
         if let Some(by) = SystemTime::now().checked_add(late) {
-            self.health.due_by(NODES_TASK, by);
+            self.health.due_by(&self.task(), by);
         }
     }
 

@@ -85,6 +85,17 @@ impl Outbox {
     }
 }
 
+/// Moves the posts of `from` (at every destination) to `to`, unless `to` has one already: a node
+/// renamed keeps its post.
+pub(super) fn rename_posts(conn: &Connection, from: &PostKey, to: &PostKey) -> rusqlite::Result<()> {
+    let ((kind, panel, old), (_, new_panel, new)) = (from.columns(), to.columns());
+    conn.prepare_cached(
+        "UPDATE OR IGNORE forum_posts SET panel = ?4, name = ?5 WHERE kind = ?1 AND panel = ?2 AND name = ?3",
+    )?
+    .execute(params![kind, panel, old, new_panel, new])?;
+    Ok(())
+}
+
 fn find(conn: &Connection, destination: &str, key: &PostKey) -> rusqlite::Result<Option<u64>> {
     let (kind, panel, name) = key.columns();
     let mut stmt = conn.prepare_cached(

@@ -5,7 +5,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{now_ms, queries, NewRow, Outbox, OutboxError};
+use super::{now_ms, queries, NewRow, Outbox, OutboxError, PostKey};
 
 /// Ended outages are kept this long for reports (as the reports' tally: `reports::KEEP_DAYS`).
 const OUTAGES_KEEP_MS: i64 = 35 * 86_400_000;
@@ -46,14 +46,46 @@ impl Outbox {
             .await
     }
 
+    /// Moves the watch state stored for the panel at `url` under another label (`PANEL_NAME`, or
+    /// the panel's label in the routes file, was changed) to `panel`, with its outages, when
+    /// `panel` has none: the renamed panel's open outages go on instead of staying open forever
+    /// under a label nothing watches. Returns the label it was stored under.
+    pub async fn adopt_watch(&self, panel: Option<String>, url: String) -> Result<Option<String>, OutboxError> {
+        self.writer
+            .call(move |conn| -> Result<Option<String>, OutboxError> {
+                let panel = panel.unwrap_or_default();
+                let own =
+                    conn.query_row("SELECT 1 FROM node_watch WHERE panel = ?1", [&panel], |_| Ok(())).optional()?;
+                if own.is_some() {
+                    return Ok(None);
+                }
+                let old: Option<String> = conn
+                    .query_row(
+                        "SELECT panel FROM node_watch WHERE panel != ?1 AND json_valid(state)
+                             AND json_extract(state, '$.url') = ?2 ORDER BY updated_at DESC LIMIT 1",
+                        params![panel, url],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(old) = old else { return Ok(None) };
+                conn.execute("UPDATE node_watch SET panel = ?1 WHERE panel = ?2", params![panel, old])?;
+                conn.execute("UPDATE OR REPLACE node_outages SET panel = ?1 WHERE panel = ?2", params![panel, old])?;
+                Ok(Some(old))
+            })
+            .await
+    }
+
     /// Stores `state` as `panel`'s, with `rows` (the events it caused) and `outages`, in one
-    /// transaction. Refused as a whole when the outbox has no room for the rows.
+    /// transaction, moving the forum posts of renamed nodes (`renamed`: from, to) first, so the
+    /// rows go into the post the node had. Refused as a whole when the outbox has no room for the
+    /// rows.
     pub async fn store_watch(
         &self,
         panel: Option<String>,
         state: String,
         rows: Vec<NewRow>,
         outages: Vec<OutageRecord>,
+        renamed: Vec<(PostKey, PostKey)>,
     ) -> Result<(), OutboxError> {
         let max_bytes = self.max_bytes;
         let now = now_ms();
@@ -69,6 +101,9 @@ impl Outbox {
                     params![panel, state, now],
                 )?;
                 record_outages(conn, &panel, &outages, now)?;
+                for (from, to) in &renamed {
+                    super::forum::rename_posts(conn, from, to)?;
+                }
                 queries::store(conn, &rows, &[], None)?;
                 Ok(())
             })

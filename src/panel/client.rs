@@ -116,6 +116,12 @@ impl PanelClient {
         answers::core_status(&answer).map(Some).map_err(|reason| unreadable("/api/core", reason))
     }
 
+    /// The panel's base URL (no credentials: refused at start), which tells one panel's stored
+    /// node watch from another's whatever its label.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     /// `GET path` with the credentials, logging in again once on a `401`.
     async fn get(&self, path: &str, name: &'static str) -> Result<Value, PanelError> {
         self.call(Method::GET, path, None, name).await
@@ -152,7 +158,12 @@ impl PanelClient {
             let request = self.authorize(request).await?;
             let response = request.send().await.map_err(unreachable)?;
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // A 403 is a login the panel took for an admin without the rights: logging in again
+            // changes nothing, and "refused login" would send the operator after the password.
+            if status == StatusCode::FORBIDDEN {
+                return Err(PanelError::Forbidden(name));
+            }
+            if status == StatusCode::UNAUTHORIZED {
                 if matches!(self.credentials, Credentials::Login { .. }) && !renewed {
                     self.state.lock().await.token = None;
                     renewed = true;

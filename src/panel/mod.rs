@@ -105,6 +105,10 @@ pub enum PanelError {
     /// The login (or the API key) was refused.
     #[error("the panel refused the login (HTTP {0}): check PANEL_API_USERNAME/PASSWORD or PANEL_API_KEY")]
     LoginRefused(u16),
+    /// The panel took the credentials but refuses this call (HTTP 403): the admin lacks the rights
+    /// (node watch needs a sudo admin), not a wrong password.
+    #[error("forbidden: the admin lacks rights (HTTP 403 to {0}); use a sudo admin")]
+    Forbidden(&'static str),
     /// The panel answered with an error status.
     #[error("the panel answered HTTP {status} to {path}")]
     Status { status: u16, path: &'static str },

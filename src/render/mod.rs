@@ -55,7 +55,7 @@ pub(crate) use problem::edit_distance;
 pub use problem::Problem;
 use problem::{jinja_problem, jinja_reason, leaf_line, problem_at};
 pub use report::{
-    listed_chars, listed_name, HealthCounts, ReportContext, UserList, REPORT_ACTION, REPORT_TEMPLATE,
+    listed_chars, listed_name, HealthCounts, NodeOutages, ReportContext, UserList, REPORT_ACTION, REPORT_TEMPLATE,
     REPORT_USERNAME_SUFFIX,
 };
 pub use shape::{Color, Field, Shape};

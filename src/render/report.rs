@@ -52,6 +52,19 @@ pub struct HealthCounts {
     pub paused: i64,
 }
 
+/// One node that was down during a report's period (node watch), for the report's nodes section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NodeOutages {
+    /// The node's name (the panel's text: escaped like a username).
+    pub name: String,
+    /// Outages during the period (reported ones: a `node_down` was sent).
+    pub outages: i64,
+    /// Seconds down within the period.
+    pub down: i64,
+    /// Still down at the period's end: counted up to it.
+    pub open: bool,
+}
+
 /// What the report template renders: one panel's part of a report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReportContext {
@@ -79,6 +92,11 @@ pub struct ReportContext {
     pub limited: UserList,
     /// The relay's health: on the first part only (none on the others).
     pub health: Option<HealthCounts>,
+    /// The nodes of this panel down during the period, the longest first (at most
+    /// `reports::NODES_SHOWN`); empty when none was (the section is left out).
+    pub nodes: Vec<NodeOutages>,
+    /// Nodes down during the period that are not listed.
+    pub nodes_more: i64,
 }
 
 impl ReportContext {
@@ -98,6 +116,8 @@ impl ReportContext {
             expired: UserList::default(),
             limited: UserList::default(),
             health: Some(HealthCounts::default()),
+            nodes: Vec::new(),
+            nodes_more: 0,
         }
     }
 }
@@ -132,6 +152,9 @@ impl Renderer {
         let mut report = report.clone();
         for list in [&mut report.expired, &mut report.limited] {
             list.names = list.names.iter().map(|name| listed_name(name, self.lang)).collect();
+        }
+        for node in &mut report.nodes {
+            node.name = listed_name(&node.name, self.lang);
         }
         report
     }
@@ -195,6 +218,10 @@ pub fn samples(report: &str, to: i64) -> Vec<Vec<ReportContext>> {
     };
     eu.limited = UserList { total: 2, names: vec!["frank".into(), "grace".into()], more: 0 };
     eu.health = Some(HealthCounts { delivered: 48, retried: 2, rate_limited: 1, dead: 0, paused: 0 });
+    eu.nodes = vec![
+        NodeOutages { name: "de-fra-1".into(), outages: 2, down: 5_460, open: true },
+        NodeOutages { name: "nl-ams-2".into(), outages: 1, down: 420, open: false },
+    ];
     let mut us = ReportContext::empty(report, from, to, Some("us-2".into()));
     us.counts.insert("user_created".into(), 2);
     us.counts.insert("subscription_revoked".into(), 1);
@@ -217,6 +244,15 @@ pub fn samples(report: &str, to: i64) -> Vec<Vec<ReportContext>> {
     busy.limited = UserList { total: per_action, more: per_action - names.len() as i64, names };
     busy.health =
         Some(HealthCounts { delivered: 9_999_999, retried: 123_456, rate_limited: 7_890, dead: 12, paused: 3 });
+    // As many nodes as the report's builder lists, with names as long as a panel's are cut to.
+    let node = |i: usize| NodeOutages {
+        name: format!("{}_{i}*_@here", "نود_ü汉".repeat(15)),
+        outages: 12_345,
+        down: 35 * 86_400 - 1,
+        open: true,
+    };
+    busy.nodes = (0..5).map(node).collect();
+    busy.nodes_more = 995;
     vec![vec![eu, us], vec![ReportContext::empty(report, from, to, None)], vec![busy]]
 }
 

@@ -10,7 +10,7 @@ use crate::render::listed_chars;
 /// (in any language, with the isolates around values in Persian) must fit after them.
 const NAMES_CHARS: usize = 900;
 use crate::destination::Mentions;
-use crate::outbox::{HealthKind, NewRow, Outbox, OutboxError, PeriodTally};
+use crate::outbox::{HealthKind, NewRow, Outbox, OutboxError, PastOutage, PeriodTally};
 use crate::render::{HealthCounts, Renderer, ReportContext, UserList, REPORT_ACTION, REPORT_USERNAME_SUFFIX};
 
 /// A report of one period: its parts, one per panel that sent anything (one part when none did).
@@ -22,8 +22,10 @@ pub struct Report {
 impl Report {
     /// Reads the tally of `period` and builds the report named `report` (daily, weekly, custom).
     pub async fn read(outbox: &Outbox, report: &str, period: Period) -> Result<Self, OutboxError> {
-        let tally = outbox.period_tally(period.start.as_second(), period.end.as_second()).await?;
-        Ok(build_report(report, period, &tally))
+        let (from, to) = (period.start.as_second(), period.end.as_second());
+        let tally = outbox.period_tally(from, to).await?;
+        let outages = outbox.outages(from.saturating_mul(1000), to.saturating_mul(1000)).await?;
+        Ok(build_report_with(report, period, &tally, &outages))
     }
 
     /// The report, saying in each part that it counts from `since` (unix seconds, the end of the
@@ -59,8 +61,15 @@ impl Report {
 /// without a panel label first), each with its counts, net change and user lists; the relay's
 /// health on the first.
 pub fn build_report(report: &str, period: Period, tally: &PeriodTally) -> Report {
+    build_report_with(report, period, tally, &[])
+}
+
+/// [`build_report`] with the node `outages` that overlap the period: each panel's part gets its
+/// nodes section, and a panel with outages but no events gets a part of its own.
+pub fn build_report_with(report: &str, period: Period, tally: &PeriodTally, outages: &[PastOutage]) -> Report {
     let (from, to) = (period.start.as_second(), period.end.as_second());
-    let panels: BTreeSet<&str> = tally.events.keys().map(|(panel, _)| panel.as_str()).collect();
+    let events = tally.events.keys().map(|(panel, _)| panel.as_str());
+    let panels: BTreeSet<&str> = events.chain(super::nodes::panels(outages)).collect();
     let panels: Vec<&str> = if panels.is_empty() { vec![""] } else { panels.into_iter().collect() };
     let parts = panels.len();
     let mut contexts: Vec<ReportContext> = panels
@@ -78,6 +87,8 @@ pub fn build_report(report: &str, period: Period, tally: &PeriodTally) -> Report
             context.expired = listed(tally, panel, "user_expired", count("user_expired"));
             context.limited = listed(tally, panel, "user_limited", count("user_limited"));
             (context.part, context.parts, context.health) = (i + 1, parts, None);
+            let (from_ms, to_ms) = (from.saturating_mul(1000), to.saturating_mul(1000));
+            (context.nodes, context.nodes_more) = super::nodes::node_outages(outages, panel, from_ms, to_ms);
             context
         })
         .collect();

@@ -6,12 +6,14 @@
 //!
 //! * [`schedule`]: `REPORTS` / `REPORTS_TZ` and the calendar arithmetic (pure).
 //! * [`build`]: from the outbox's tally of a period to the rendered rows of a report.
+//! * [`nodes`]: the nodes section: node watch's outages during the period, per panel.
 //! * [`producer`]: the task that decides what is due, exactly once per period and destination.
 //!
 //! What a report counts is recorded at ingest, in the same transaction as the events' rows (see
 //! `outbox::tally`), and kept for [`KEEP_DAYS`] whatever `DELIVERED_RETENTION` says.
 
 pub mod build;
+pub mod nodes;
 pub mod producer;
 pub mod schedule;
 
@@ -22,7 +24,8 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-pub use build::{build_report, Report};
+pub use build::{build_report, build_report_with, Report};
+pub use nodes::NODES_SHOWN;
 pub use producer::{recipients, Producer, Recipient};
 pub use schedule::{parse_reports, parse_time_zone, Period, ReportKind, Schedule};
 
@@ -103,5 +106,7 @@ impl ReportSettings {
 
 #[cfg(test)]
 mod edge_tests;
+#[cfg(test)]
+mod nodes_tests;
 #[cfg(test)]
 mod tests;

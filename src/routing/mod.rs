@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::destination::OwnerDestinations;
 use crate::discord::WebhookUrl;
 use crate::event::Event;
+use crate::panel::Redacted;
 use crate::secret::Secret;
 
 pub use file::is_panel_label;
@@ -63,10 +64,26 @@ impl Rule {
     }
 }
 
+/// A panel's REST API as the routes file gives it (`api_*` keys of `[panels.<label>]`), read but
+/// not yet checked: the configuration checks it as it checks `PANEL_API_*`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PanelApiSpec {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Redacted>,
+    pub key: Option<Redacted>,
+    pub family: Option<String>,
+    pub insecure_tls: Option<bool>,
+    pub timeout: Option<String>,
+}
+
 /// A validated routes file.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
+    /// The panels with a secret of their own (`/webhook/<label>`).
     pub panels: Vec<(String, Secret)>,
+    /// The panels with a REST API (`api_url`): label and settings, in label order.
+    pub panel_apis: Vec<(String, PanelApiSpec)>,
     pub destinations: Vec<Destination>,
     pub rules: Vec<Rule>,
     pub mute: HashSet<String>,

@@ -13,9 +13,9 @@ use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Dispatch};
 use crate::destination::DEFAULT_DESTINATION;
 use crate::metrics::{Health, Metrics};
-use crate::nodes::{Watcher, NODES_TASK};
+use crate::nodes::Watcher;
 use crate::outbox::Outbox;
-use crate::panel::PanelClient;
+use crate::panel::{PanelApiSettings, PanelClient};
 use crate::render::Templates;
 use crate::reports::{self, Producer};
 use crate::routing::Router;
@@ -62,12 +62,52 @@ pub(super) fn start_reports(
     Some((stop, task))
 }
 
-/// Starts node watch, supervised like a delivery task (as `task:nodes`).
-pub(super) fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -> Producing {
+/// Each panel with a REST API and its client, in the order of [`Config::all_panel_apis`]
+/// (`PANEL_API_URL`'s first, labelled `PANEL_NAME`): one client per panel, shared by its node
+/// watcher and the bot, so one login and one JWT per panel.
+pub type PanelClients = Vec<(Option<String>, Arc<PanelClient>)>;
+
+/// Makes the client of every panel with a REST API.
+pub fn panel_clients(config: &Config) -> anyhow::Result<PanelClients> {
+    config
+        .all_panel_apis()
+        .map(|settings| {
+            let client = PanelClient::new(settings).map_err(anyhow::Error::msg)?;
+            Ok((settings.label.clone(), Arc::new(client)))
+        })
+        .collect()
+}
+
+/// Starts one node watcher per panel of `panels`, each supervised like a delivery task under its
+/// own name (`task:nodes`, or `task:nodes:<label>`), made by `watcher` from its settings and client.
+pub(super) fn start_watchers(
+    config: &Config,
+    panels: &PanelClients,
+    watcher: impl Fn(&PanelApiSettings, &Arc<PanelClient>) -> Watcher,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+) -> Vec<Producing> {
+    let settings = config.all_panel_apis().zip(panels);
+    settings
+        .map(|(settings, (_, client))| {
+            log::info!(
+                "node watch: polling {} ({}) every {:?}",
+                settings.url,
+                settings.label.as_deref().unwrap_or("no label"),
+                config.node_watch.poll_interval
+            );
+            start_nodes(watcher(settings, client), health, metrics)
+        })
+        .collect()
+}
+
+/// Starts one panel's node watch, supervised like a delivery task (as its [`Watcher::task`]).
+fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -> Producing {
     let stop = CancellationToken::new();
     let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
     let task = tokio::spawn(async move {
-        keep_running(NODES_TASK, &health, &metrics, &shutdown, || watcher.clone().run(shutdown.clone())).await;
+        let name = watcher.task();
+        keep_running(&name, &health, &metrics, &shutdown, || watcher.clone().run(shutdown.clone())).await;
     });
     (stop, task)
 }
@@ -77,15 +117,15 @@ pub(super) fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<
 /// registers the slash commands in the background when `DISCORD_BOT_TOKEN` is set.
 pub(super) fn start_bot(
     config: &Config,
-    panel: Option<Arc<PanelClient>>,
+    panels: &PanelClients,
     audit: Option<Audit>,
     reports: ReportSource,
 ) -> anyhow::Result<Option<web::Data<Bot>>> {
     let Some(settings) = &config.bot else {
         return Ok(None);
     };
-    if panel.is_none() {
-        log::warn!("bot: PANEL_API_URL is not set: /user answers that no panel API is configured");
+    if panels.is_empty() {
+        log::warn!("bot: no panel API is set (PANEL_API_URL, or api_url in the routes file): /user says so");
     }
     let actors = settings.actors.len();
     log::info!(
@@ -93,11 +133,17 @@ pub(super) fn start_bot(
         settings.application_id,
         settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
     );
-    // The panels of PANELS / the routes file with an API of their own go in `with_panels`, as
-    // (label, client), once the configuration holds them.
-    let mut bot = Bot::new(settings.clone(), panel, config.panel_name.clone())
+    // The default panel first (its label PANEL_NAME's, or none), then each routes file panel with
+    // an API of its own.
+    let (default, more) = match panels.split_first() {
+        Some(((label, client), more)) => (Some((label.clone(), client.clone())), more),
+        None => (None, &[][..]),
+    };
+    let more = more.iter().filter_map(|(label, client)| Some((label.clone()?, client.clone()))).collect();
+    let (default_label, default_client) = default.unzip();
+    let mut bot = Bot::new(settings.clone(), default_client, default_label.flatten())
         .map_err(anyhow::Error::msg)?
-        .with_panels(Vec::new())
+        .with_panels(more)
         .with_reports(reports);
     if settings.bot_token.is_some() {
         tokio::spawn(bot::register_commands_for(settings.clone(), bot.panel_labels()));

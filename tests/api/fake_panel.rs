@@ -29,6 +29,8 @@ struct Inner {
     down: bool,
     delay: Duration,
     core_started: bool,
+    /// The admin logged in is not a sudo admin: the node list is 403, as Marzban answers.
+    not_sudo: bool,
 }
 
 #[derive(Clone)]
@@ -90,6 +92,11 @@ impl FakePanel {
         self.inner.lock().unwrap().token = None;
     }
 
+    /// Makes the admin a non-sudo one: the node list answers 403 "You're not allowed".
+    pub fn set_not_sudo(&self, not_sudo: bool) {
+        self.inner.lock().unwrap().not_sudo = not_sudo;
+    }
+
     pub fn logins(&self) -> usize {
         self.inner.lock().unwrap().logins
     }
@@ -138,6 +145,9 @@ async fn nodes(data: Data, request: HttpRequest) -> HttpResponse {
     let inner = data.lock().unwrap();
     if !authorized(&inner, &request) {
         return HttpResponse::Unauthorized().json(json!({"detail": "Could not validate credentials"}));
+    }
+    if inner.not_sudo {
+        return HttpResponse::Forbidden().json(json!({"detail": "You're not allowed"}));
     }
     let list: Vec<Value> = inner
         .nodes

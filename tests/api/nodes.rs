@@ -12,7 +12,12 @@ const REFUSED: &str = "[Errno 111] Connection refused";
 
 /// A relay delivering to `discord` and watching `panel` fast: a poll every 50 ms, down after 300 ms.
 async fn watching(dir: &Path, discord: &FakeDiscord, panel: &FakePanel, shape: Shape) -> TestApp {
-    let options = Options::delivering_to(discord).var("PANEL_API_URL", &panel.url()).var("PANEL_NAME", "eu");
+    watching_as(dir, discord, panel, shape, "eu").await
+}
+
+/// [`watching`], the panel labelled `label` (`PANEL_NAME`).
+async fn watching_as(dir: &Path, discord: &FakeDiscord, panel: &FakePanel, shape: Shape, label: &str) -> TestApp {
+    let options = Options::delivering_to(discord).var("PANEL_API_URL", &panel.url()).var("PANEL_NAME", label);
     let options = match shape {
         Shape::PasarGuard => options.var("PANEL_API_KEY", API_KEY),
         _ => options.var("PANEL_API_USERNAME", "admin").var("PANEL_API_PASSWORD", "s3cret-pw"),
@@ -162,5 +167,197 @@ async fn hostile_node_names_are_escaped_like_usernames() {
     assert!(shown.starts_with("➕ Node added: "), "{shown}");
     assert!(!shown.contains("**boss**") && !shown.contains('\u{202e}'), "{shown}");
     assert!(discord.messages().iter().all(|m| m["allowed_mentions"]["parse"].as_array().is_none_or(|p| p.is_empty())));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_panel_with_an_api_has_its_own_watcher_and_its_events_carry_its_label() {
+    let discord = FakeDiscord::start().await;
+    let (eu, us) = (FakePanel::start(Shape::Marzban).await, FakePanel::start(Shape::PasarGuard).await);
+    eu.set_node(1, "de-1", "connected", None);
+    us.set_node(1, "ny-1", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    // `us` is watched through its API only (no secret: its webhooks go elsewhere); its downs also
+    // go to an ops channel.
+    let file = format!(
+        "[panels.us]\napi_url = \"{}\"\napi_key = \"{API_KEY}\"\napi_family = \"pasarguard\"\napi_timeout = \"1s\"\n\n\
+         [destinations.ops]\nurl = \"{}\"\n\n[[rules]]\nto = [\"default\"]\n\n\
+         [[rules]]\npanels = [\"us\"]\nactions = [\"node_down\"]\nto = [\"ops\"]\n",
+        us.url(),
+        discord.webhook_url_for(4242),
+    );
+    std::fs::write(&routes, file).unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("PANEL_API_URL", &eu.url())
+        .var("PANEL_NAME", "eu")
+        .var("PANEL_API_USERNAME", "admin")
+        .var("PANEL_API_PASSWORD", "s3cret-pw")
+        .var("ROUTES_FILE", routes.to_str().unwrap())
+        .tweak(|config| {
+            config.node_watch.poll_interval = Duration::from_millis(50);
+            config.node_watch.down_after = Duration::from_millis(300);
+        });
+    let app = spawn_app_in(dir.path(), options).await;
+    quiet_for(Duration::from_millis(300)).await;
+
+    us.set_node(1, "ny-1", "error", Some(REFUSED));
+    let ops = crate::helpers::poll_until("the us node_down in ops", || async {
+        Some(discord.messages_to(4242)).filter(|messages| !messages.is_empty())
+    })
+    .await;
+    let down = &ops[0]["embeds"][0];
+    assert_eq!((title(down), down["footer"]["text"].as_str()), ("🔴 Node down: ny-1", Some("us")));
+    eu.set_node(1, "de-1", "error", Some(REFUSED));
+    crate::helpers::eventually(SETTLE, "both downs in the default channel", || {
+        discord.embeds().iter().filter(|embed| title(embed).starts_with("🔴 Node down")).count() == 3
+    })
+    .await;
+    let footers: Vec<(String, String)> = discord
+        .embeds()
+        .iter()
+        .map(|embed| (title(embed).to_owned(), embed["footer"]["text"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert!(footers.contains(&("🔴 Node down: de-1".into(), "eu".into())), "{footers:?}");
+    assert!(footers.contains(&("🔴 Node down: ny-1".into(), "us".into())), "{footers:?}");
+    assert_eq!(discord.messages_to(4242).len(), 1, "only us goes to ops");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for label in ["eu", "us"] {
+        assert!(metrics.contains(&format!("relay_panel_api_up{{panel=\"{label}\"}} 1")), "{metrics}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_non_sudo_admin_reads_as_forbidden_not_as_a_refused_login() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(1, "de-1", "connected", None);
+    panel.set_not_sudo(true);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    let embeds = discord.wait_for_embeds(1, SETTLE).await;
+    assert_eq!(title(&embeds[0]), "📡 Panel unreachable: eu");
+    let shown = embeds[0].to_string();
+    assert!(shown.contains("forbidden: the admin lacks rights"), "{shown}");
+    assert!(!shown.contains("refused the login"), "{shown}");
+    assert_eq!(panel.logins(), 1, "a 403 is not a stale token: no login again at each poll");
+    app.stop().await;
+}
+
+/// The relay's outbox file in `dir`.
+fn outbox_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("outbox.sqlite3")
+}
+
+const NODE_OUTAGES_TABLE: &str = "CREATE TABLE node_outages (panel TEXT NOT NULL, node_id INTEGER NOT NULL,
+    name TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, PRIMARY KEY (panel, node_id, started_at))
+    WITHOUT ROWID";
+
+#[tokio::test]
+async fn a_watcher_that_cannot_read_its_stored_state_shows_in_readyz_as_stuck() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(1, "de-1", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    watching(dir.path(), &discord, &panel, Shape::Marzban).await.stop().await;
+    // The state cannot be read: the watcher keeps trying to load it and never gets to a round.
+    let conn = rusqlite::Connection::open(outbox_file(dir.path())).unwrap();
+    conn.execute_batch("DROP TABLE node_watch").unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    crate::helpers::poll_until("/readyz to name the stuck watcher", || async {
+        let answer = app.get("/readyz").await;
+        let status = answer.status();
+        let text = answer.text().await.unwrap();
+        (status == 503 && text.contains("task:nodes:eu is stuck")).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_are_counted_once_stored_not_at_each_round_that_failed_to_store_them() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(1, "de-1", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(300)).await;
+    // Outages cannot be recorded: every round that finds the node down fails to store.
+    let conn = rusqlite::Connection::open(outbox_file(dir.path())).unwrap();
+    conn.execute_batch("DROP TABLE node_outages").unwrap();
+    panel.set_node(1, "de-1", "error", Some(REFUSED));
+    let metrics = || async { app.get("/metrics").await.text().await.unwrap() };
+    crate::helpers::poll_until("rounds that find the node down", || async {
+        metrics().await.contains("relay_nodes_down{panel=\"eu\"} 1").then_some(())
+    })
+    .await;
+    quiet_for(Duration::from_millis(300)).await;
+    let failing = metrics().await;
+    assert!(!failing.contains("action=\"node_down\""), "not stored, not counted: {failing}");
+    assert!(!failing.contains("relay_node_outages_total{panel=\"eu\"}"), "{failing}");
+    assert!(discord.embeds().is_empty());
+
+    conn.execute_batch(NODE_OUTAGES_TABLE).unwrap();
+    discord.wait_for_embeds(1, SETTLE).await;
+    quiet_for(Duration::from_millis(300)).await;
+    let stored = metrics().await;
+    assert!(stored.contains("relay_node_events_total{panel=\"eu\",action=\"node_down\"} 1"), "{stored}");
+    assert!(stored.contains("relay_node_outages_total{panel=\"eu\"} 1"), "{stored}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_panel_whose_label_changed_keeps_its_open_outages() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    panel.set_node(4, "fi-4", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let app = watching(dir.path(), &discord, &panel, Shape::Marzban).await;
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(4, "fi-4", "error", Some(REFUSED));
+    discord.wait_for_embeds(1, SETTLE).await;
+    app.stop().await;
+
+    // PANEL_NAME changed while the node is down; it comes back under the new label.
+    let app = watching_as(dir.path(), &discord, &panel, Shape::Marzban, "eu-west").await;
+    quiet_for(Duration::from_millis(400)).await;
+    panel.set_node(4, "fi-4", "connected", None);
+    let embeds = discord.wait_for_embeds(2, SETTLE).await;
+    assert_eq!(titles(&discord), ["🔴 Node down: fi-4", "🟢 Node back up: fi-4"], "no second down, one recovery");
+    assert_eq!(embeds[1]["footer"]["text"], "eu-west");
+    app.stop().await;
+    let outbox = marzban_discord_relay::outbox::Outbox::open(dir.path()).unwrap();
+    let outages = outbox.outages(0, i64::MAX).await.unwrap();
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0].panel.as_deref(), Some("eu-west"));
+    assert!(outages[0].ended_ms.is_some(), "closed, not open forever under the old label");
+}
+
+#[tokio::test]
+async fn a_renamed_node_keeps_its_forum_post() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    discord.forum_webhook_url(crate::fake_discord::WEBHOOK_ID);
+    panel.set_node(2, "de-2", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::delivering_to(&discord)
+        .var("DISCORD_FORUM", "true")
+        .var("PANEL_API_URL", &panel.url())
+        .var("PANEL_NAME", "eu")
+        .var("PANEL_API_USERNAME", "admin")
+        .var("PANEL_API_PASSWORD", "s3cret-pw")
+        .tweak(|config| {
+            config.node_watch.poll_interval = Duration::from_millis(50);
+            config.node_watch.down_after = Duration::from_millis(300);
+        });
+    let app = spawn_app_in(dir.path(), options).await;
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(2, "de-2", "error", Some(REFUSED));
+    discord.wait_for_embeds(1, SETTLE).await;
+    // Renamed on the panel while down (same id), then back up.
+    panel.set_node(2, "de-frankfurt-2", "error", Some(REFUSED));
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(2, "de-frankfurt-2", "connected", None);
+    let embeds = discord.wait_for_embeds(2, SETTLE).await;
+    assert_eq!(title(&embeds[1]), "🟢 Node back up: de-frankfurt-2");
+    let threads = discord.threads();
+    assert_eq!(threads.len(), 1, "one post for the node: {:?}", threads.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert_eq!(threads[0].messages.len(), 2);
     app.stop().await;
 }

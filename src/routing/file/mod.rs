@@ -13,16 +13,17 @@ pub(super) mod tests;
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
-use super::{Routes, Rule};
+use super::{PanelApiSpec, Routes, Rule};
 use crate::destination::{Destination, Mentions};
 use crate::event::{is_known_action, known_actions};
+use crate::panel::Redacted;
 use crate::render::edit_distance;
 use crate::render::template::line_at;
 use crate::secret::Secret;
 use crate::secret::{inline_or_file, InlineOrFileError};
 pub(super) use destination::shared_webhook;
 use destination::{destination, report_kinds, shared_webhooks};
-use spec::{Id, RoutesFile, RuleSpec};
+use spec::{Id, PanelSpec, RoutesFile, RuleSpec};
 
 /// Whether `label` can name a panel (and its path `/webhook/<label>`).
 pub fn is_panel_label(label: &str) -> bool {
@@ -62,14 +63,20 @@ impl Routes {
             check_action(action, "mute", problems);
         }
         routes.mute = file.mute.into_iter().collect();
-        for (label, spec) in file.panels {
+        for (label, mut spec) in file.panels {
             let at = format!("panels.{label}");
             if !is_panel_label(&label) {
                 problems.push(format!("{at}: a panel label is 1 to 32 letters, digits, '_' or '-'"));
             }
-            let secret = one_of(spec.secret, spec.secret_file.as_deref(), base, &at, "secret", problems)
-                .and_then(|value| Secret::parse(value).map_err(|e| problems.push(format!("{at}.secret {e}"))).ok());
-            routes.panels.extend(secret.map(|secret| (label, secret)));
+            let api = panel_api(&mut spec, base, &at, problems);
+            // A panel watched through its API only (its webhooks go elsewhere) needs no secret.
+            let has_secret = spec.secret.is_some() || spec.secret_file.is_some();
+            if has_secret || api.is_none() {
+                let secret = one_of(spec.secret, spec.secret_file.as_deref(), base, &at, "secret", problems)
+                    .and_then(|value| Secret::parse(value).map_err(|e| problems.push(format!("{at}.secret {e}"))).ok());
+                routes.panels.extend(secret.map(|secret| (label.clone(), secret)));
+            }
+            routes.panel_apis.extend(api.map(|api| (label, api)));
         }
         for (name, mut spec) in file.destinations {
             if let Some(reports) = spec.reports.take() {
@@ -96,6 +103,35 @@ impl Routes {
         }
         routes
     }
+}
+
+/// The `api_*` keys of a panel, when it has `api_url`; the other `api_*` keys without it are a
+/// problem. The values are checked later, as `PANEL_API_*` are.
+fn panel_api(spec: &mut PanelSpec, base: &Path, at: &str, problems: &mut Vec<String>) -> Option<PanelApiSpec> {
+    let optional = |inline: Option<String>, file: Option<&Path>, key: &str, problems: &mut Vec<String>| {
+        if inline.is_none() && file.is_none() {
+            return None;
+        }
+        one_of(inline, file, base, at, key, problems).map(Redacted::new)
+    };
+    let password = optional(spec.api_password.take(), spec.api_password_file.as_deref(), "api_password", problems);
+    let key = optional(spec.api_key.take(), spec.api_key_file.as_deref(), "api_key", problems);
+    let Some(url) = spec.api_url.take() else {
+        let others = spec.api_username.is_some() || password.is_some() || key.is_some() || spec.api_family.is_some();
+        if others || spec.api_insecure_tls.is_some() || spec.api_timeout.is_some() {
+            problems.push(format!("{at}: api_* keys without api_url"));
+        }
+        return None;
+    };
+    Some(PanelApiSpec {
+        url,
+        username: spec.api_username.take(),
+        password,
+        key,
+        family: spec.api_family.take(),
+        insecure_tls: spec.api_insecure_tls,
+        timeout: spec.api_timeout.take(),
+    })
 }
 
 fn check_action(action: &str, at: &str, problems: &mut Vec<String>) {

@@ -26,6 +26,18 @@ pub(super) struct PanelSpec {
     #[serde(default, deserialize_with = "quoted_secret")]
     pub(super) secret: Option<String>,
     pub(super) secret_file: Option<PathBuf>,
+    // The panel's REST API (node watch, the bot): as PANEL_API_* for the panel of PANEL_NAME.
+    pub(super) api_url: Option<String>,
+    pub(super) api_username: Option<String>,
+    #[serde(default, deserialize_with = "quoted_secret")]
+    pub(super) api_password: Option<String>,
+    pub(super) api_password_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "quoted_secret")]
+    pub(super) api_key: Option<String>,
+    pub(super) api_key_file: Option<PathBuf>,
+    pub(super) api_family: Option<String>,
+    pub(super) api_insecure_tls: Option<bool>,
+    pub(super) api_timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
