@@ -23,7 +23,7 @@ use crate::outbox::Outbox;
 use crate::panel::PanelClient;
 use crate::render::Templates;
 use crate::routing::Router;
-use producers::{start_bot, start_nodes, start_reports, Producing};
+use producers::{start_bot, start_gateway, start_nodes, start_reports, Producing};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold: actix buffers up
@@ -69,9 +69,13 @@ impl Application {
             .context("cannot open the outbox (DATA_DIR)")?;
         let templates = Arc::new(load_templates(&config));
         let node_metrics = NodeMetrics::default();
+        let gateway_metrics = bot::GatewayMetrics::default();
         let metrics = {
             let mut metrics = Metrics::new();
             node_metrics.register(metrics.registry_mut());
+            if config.bot.as_ref().is_some_and(|bot| bot.gateway.is_some()) {
+                gateway_metrics.register(metrics.registry_mut());
+            }
             Arc::new(metrics)
         };
         let router = Arc::new(router_counted(&config, metrics.owners.clone()));
@@ -116,7 +120,7 @@ impl Application {
             }
         });
         let nodes = watcher.map(|watcher| start_nodes(watcher, &health, &metrics));
-        let producers = reports.into_iter().chain(nodes).collect();
+        let mut producers: Vec<Producing> = reports.into_iter().chain(nodes).collect();
         let state = web::Data::new(State {
             auth: auth(&config),
             templates: templates.clone(),
@@ -124,8 +128,8 @@ impl Application {
             router,
             outbox,
             dispatch: delivery.dispatch(),
-            metrics,
-            health,
+            metrics: metrics.clone(),
+            health: health.clone(),
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
@@ -138,6 +142,7 @@ impl Application {
         });
 
         let bot = start_bot(&config, panel)?;
+        producers.extend(start_gateway(bot.as_ref(), &health, &metrics, gateway_metrics));
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {

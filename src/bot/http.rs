@@ -33,6 +33,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot>) -> HttpResponse {
+    // Without DISCORD_PUBLIC_KEY the gateway brings the interactions: no endpoint.
+    let Some(key) = bot.settings().public_key else {
+        return HttpResponse::NotFound().finish();
+    };
     let headers = request.headers();
     let (Some(signature), Some(timestamp)) = (headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)) else {
         return unauthorized();
@@ -43,8 +47,7 @@ async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot
             Err(err) => return err.error_response(),
         };
     let body = &body.bytes;
-    let key = &bot.settings().public_key;
-    if let Err(err) = verify(key, Some(signature.as_bytes()), Some(timestamp.as_bytes()), body, SystemTime::now()) {
+    if let Err(err) = verify(&key, Some(signature.as_bytes()), Some(timestamp.as_bytes()), body, SystemTime::now()) {
         log::debug!("bot: refused an interaction: {err}");
         return unauthorized();
     }
@@ -68,7 +71,7 @@ async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot
 
 /// The response as Discord documents it: serenity writes `"data": null` for a PONG (type 1) and a
 /// deferred update (type 6), which take no data at all.
-fn without_null_data(mut body: serde_json::Value) -> serde_json::Value {
+pub(super) fn without_null_data(mut body: serde_json::Value) -> serde_json::Value {
     if let Some(map) = body.as_object_mut() {
         if map.get("data").is_some_and(serde_json::Value::is_null) {
             map.remove("data");

@@ -1,12 +1,12 @@
 //! The relay's own producers, started beside the HTTP server when configured: the scheduled
-//! reports, node watch and the Discord application (bot).
+//! reports, node watch, the Discord application (bot) and its gateway connection.
 
 use std::sync::Arc;
 
 use actix_web::web;
 use tokio_util::sync::CancellationToken;
 
-use crate::bot::{self, Bot};
+use crate::bot::{self, Bot, Gateway, GatewayMetrics, GATEWAY_TASK};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::Delivery;
@@ -82,7 +82,8 @@ pub(super) fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> any
     }
     let actors = settings.actors.len();
     log::info!(
-        "bot: POST /interactions for application {}; {actors} role or user ids may act (DISCORD_ACTORS): {}",
+        "bot: {} for application {}; {actors} role or user ids may act (DISCORD_ACTORS): {}",
+        transports(settings),
         settings.application_id,
         settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
     );
@@ -91,4 +92,32 @@ pub(super) fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> any
     }
     let bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
     Ok(Some(web::Data::new(bot)))
+}
+
+/// How the bot receives interactions, for the start-up line.
+fn transports(settings: &bot::BotSettings) -> &'static str {
+    match (settings.gateway.is_some(), settings.public_key.is_some()) {
+        (true, true) => "the gateway and POST /interactions",
+        (true, false) => "the gateway",
+        (false, _) => "POST /interactions",
+    }
+}
+
+/// Starts the gateway connection, supervised like a delivery task (as `task:gateway`), when the
+/// bot has a token and `DISCORD_GATEWAY` is on.
+pub(super) fn start_gateway(
+    bot: Option<&web::Data<Bot>>,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+    gateway_metrics: GatewayMetrics,
+) -> Option<Producing> {
+    let bot = bot?.clone().into_inner();
+    let settings = bot.settings().gateway.clone()?;
+    let gateway = Gateway::new(bot, &settings, health.clone(), gateway_metrics)?;
+    let stop = CancellationToken::new();
+    let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        keep_running(GATEWAY_TASK, &health, &metrics, &shutdown, || gateway.clone().run(shutdown.clone())).await;
+    });
+    Some((stop, task))
 }
