@@ -31,6 +31,11 @@ const HEARTBEAT_MAX: Duration = Duration::from_secs(300);
 const MAX_SESSION_ID_CHARS: usize = 128;
 const MAX_URL_CHARS: usize = 512;
 
+/// The events (op 0) the relay acts on, by name.
+const READY: &str = "READY";
+const RESUMED: &str = "RESUMED";
+const INTERACTION_CREATE: &str = "INTERACTION_CREATE";
+
 /// What a lost connection can resume.
 #[derive(Debug)]
 pub(super) struct Session {
@@ -171,8 +176,7 @@ impl Gateway {
     fn dispatch(&self, frame: Frame, session: &mut Option<Session>, live: &mut bool) {
         let data = frame.d.as_deref().map_or("null", RawValue::get);
         match frame.t.as_deref() {
-            Some("READY") => match serde_json::from_str::<Ready>(data).map_err(|err| err.to_string()).and_then(checked)
-            {
+            Some(READY) => match serde_json::from_str::<Ready>(data).map_err(|err| err.to_string()).and_then(checked) {
                 Ok(ready) => {
                     *session = Some(Session { id: ready.session_id, seq: 0, resume_url: ready.resume_gateway_url });
                     *live = true;
@@ -182,13 +186,13 @@ impl Gateway {
                 }
                 Err(err) => log::warn!("gateway: READY could not be read: {err}"),
             },
-            Some("RESUMED") => {
+            Some(RESUMED) => {
                 *live = true;
                 self.metrics.resumes.inc();
                 self.live();
                 log::info!("gateway: connected again, the session resumed");
             }
-            Some("INTERACTION_CREATE") => {
+            Some(INTERACTION_CREATE) => {
                 self.metrics.interactions.inc();
                 match serde_json::from_str::<Interaction>(data) {
                     Ok(interaction) => self.answer(interaction),
