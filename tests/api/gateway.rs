@@ -245,3 +245,25 @@ async fn a_slow_panel_over_the_gateway_is_deferred_then_the_card_is_edited_in() 
     assert!(edit.body.to_string().contains("\"title\":\"alice\""), "{}", edit.body);
     no_token_logged();
 }
+
+#[tokio::test]
+async fn an_outage_after_an_invalidated_session_counts_from_the_invalidation() {
+    let relay = start(GATEWAY_TOKEN).await;
+    live(&relay).await;
+    // The session has been live a while when Discord invalidates it and the gateway stays away.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    relay.gateway.state.lock().unwrap().down = true;
+    assert!(relay.gateway.send(GatewayCommand::InvalidSession(false)));
+    let reasons = poll_until("/readyz naming the gateway", || async {
+        let (status, body) = ready(&relay.app).await;
+        (status == 503).then(|| body["reasons"].to_string())
+    })
+    .await;
+    let lasted: u64 = reasons
+        .split("(for ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{reasons}"));
+    assert!(lasted < 6, "the outage counts from the invalidation, not from the relay's start: {reasons}");
+}

@@ -163,7 +163,7 @@ impl Gateway {
                     if frame.d.as_deref().map(RawValue::get) != Some("true") {
                         *session = None;
                     }
-                    return lost("Discord invalidated the session".to_owned(), false);
+                    return lost("Discord invalidated the session".to_owned(), live);
                 }
                 11 => acked = true,
                 _ => {}
