@@ -155,6 +155,8 @@ pub struct FakeRest {
     pub port: u16,
     /// What `GET /gateway/bot` answers as the gateway's URL (see [`FakeRest::use_gateway`]).
     pub gateway_url: Arc<Mutex<String>>,
+    /// The session starts `GET /gateway/bot` says are left today.
+    pub sessions_left: Arc<Mutex<u64>>,
 }
 
 impl FakeRest {
@@ -163,8 +165,9 @@ impl FakeRest {
         let port = listener.local_addr().unwrap().port();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let gateway_url = Arc::new(Mutex::new("ws://127.0.0.1:9".to_owned()));
+        let sessions_left = Arc::new(Mutex::new(999u64));
         let data = web::Data::new(calls.clone());
-        let gateway = web::Data::new(gateway_url.clone());
+        let gateway = web::Data::new((gateway_url.clone(), sessions_left.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -180,7 +183,7 @@ impl FakeRest {
         .unwrap()
         .run();
         tokio::spawn(server);
-        Self { calls, port, gateway_url }
+        Self { calls, port, gateway_url, sessions_left }
     }
 
     pub fn base(&self) -> String {
@@ -215,17 +218,17 @@ async fn callback(request: HttpRequest, calls: web::Data<Arc<Mutex<Vec<RestCall>
 async fn gateway_bot(
     request: HttpRequest,
     calls: web::Data<Arc<Mutex<Vec<RestCall>>>>,
-    url: web::Data<Arc<Mutex<String>>>,
+    gateway: web::Data<(Arc<Mutex<String>>, Arc<Mutex<u64>>)>,
 ) -> HttpResponse {
     let _ = record(request.clone(), calls, String::new()).await;
     let authorization = request.headers().get("authorization").and_then(|v| v.to_str().ok());
     if authorization != Some(&format!("Bot {GATEWAY_TOKEN}")) {
         return HttpResponse::Unauthorized().json(json!({"message": "401: Unauthorized", "code": 0}));
     }
-    let url = url.lock().unwrap().clone();
+    let (url, left) = (gateway.0.lock().unwrap().clone(), *gateway.1.lock().unwrap());
     HttpResponse::Ok().json(json!({
         "url": url, "shards": 1,
-        "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
+        "session_start_limit": {"total": 1000, "remaining": left, "reset_after": 14_400_000, "max_concurrency": 1}
     }))
 }
 

@@ -267,3 +267,26 @@ async fn an_outage_after_an_invalidated_session_counts_from_the_invalidation() {
         .unwrap_or_else(|| panic!("{reasons}"));
     assert!(lasted < 6, "the outage counts from the invalidation, not from the relay's start: {reasons}");
 }
+
+#[tokio::test]
+async fn no_session_is_started_when_discord_says_the_days_starts_are_used_up() {
+    let (rest, gateway) = (FakeRest::start().await, FakeGateway::start().await);
+    rest.use_gateway(&gateway);
+    *rest.sessions_left.lock().unwrap() = 0;
+    let options = Options::new()
+        .var("DISCORD_BOT_TOKEN", GATEWAY_TOKEN)
+        .var("DISCORD_APPLICATION_ID", APPLICATION_ID)
+        .var("DISCORD_API_BASE", &rest.base())
+        .var("DISCORD_GATEWAY_GRACE", "0");
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), options).await;
+    poll_until("Discord asked where the gateway is", || async {
+        rest.calls().iter().any(|call| call.path.ends_with("/gateway/bot")).then_some(())
+    })
+    .await;
+    // An IDENTIFY past the limit would get the token reset by Discord: none is sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(gateway.connections(), 0);
+    assert!(logs().iter().any(|line| line.contains("session_start_limit")), "said in the log");
+    assert_eq!(ready(&app).await.0, 503, "and in /readyz");
+}

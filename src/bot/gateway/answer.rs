@@ -3,6 +3,7 @@
 //! interaction's token). No URL is logged: a callback's holds the interaction's token.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use serenity::model::application::Interaction;
@@ -15,6 +16,9 @@ use crate::discord::redact;
 
 /// The most of Discord's answer read: `/gateway/bot` is a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 64 << 10;
+
+/// The longest wait for new session starts taken from Discord's answer: its window is a day.
+const MAX_LIMIT_WAIT_MS: u64 = 86_400_000;
 
 impl Gateway {
     /// Answers `interaction` in its own task: the handler's response to the callback, then the
@@ -74,6 +78,17 @@ impl Rest {
             return Err(lost(format!("/gateway/bot answered HTTP {status}: {text}")));
         }
         let answer: Value = serde_json::from_slice(&body).unwrap_or_default();
+        // Past Discord's daily session starts (1,000), Discord resets the token: wait instead.
+        let limit = &answer["session_start_limit"];
+        if limit["remaining"].as_u64() == Some(0) {
+            let wait = Duration::from_millis(limit["reset_after"].as_u64().unwrap_or(0).min(MAX_LIMIT_WAIT_MS));
+            log::warn!(
+                "gateway: Discord allows no new session for {} s (session_start_limit); waiting",
+                wait.as_secs()
+            );
+            tokio::time::sleep(wait).await;
+            return Err(lost("Discord's daily session starts were used up".to_owned()));
+        }
         let url = answer["url"].as_str().unwrap_or_default();
         websocket_url(url).map_err(lost)?;
         // The token goes over this connection: never in the clear when the REST API is not.
