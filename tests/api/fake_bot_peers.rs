@@ -213,12 +213,15 @@ async fn callback(request: HttpRequest, calls: web::Data<Arc<Mutex<Vec<RestCall>
     HttpResponse::NoContent().finish()
 }
 
+/// What `GET /gateway/bot` answers: the gateway's URL and the session starts left.
+type GatewayAnswer = (Arc<Mutex<String>>, Arc<Mutex<u64>>);
+
 /// `GET /gateway/bot`: 401 without the bot token [`GATEWAY_TOKEN`] (the one the fake gateway
 /// takes), the gateway's URL with it.
 async fn gateway_bot(
     request: HttpRequest,
     calls: web::Data<Arc<Mutex<Vec<RestCall>>>>,
-    gateway: web::Data<(Arc<Mutex<String>>, Arc<Mutex<u64>>)>,
+    gateway: web::Data<GatewayAnswer>,
 ) -> HttpResponse {
     let _ = record(request.clone(), calls, String::new()).await;
     let authorization = request.headers().get("authorization").and_then(|v| v.to_str().ok());
