@@ -157,6 +157,25 @@ def message_html(destination, body):
         parts.append(f'<div class="content">{markdown(body["content"])}</div>')
     for embed in body.get("embeds") or []:
         parts.append(embed_html(embed))
+    for row in body.get("components") or []:
+        parts.append(row_html(row))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def row_html(row):
+    """An action row as Discord draws it closed: a select menu shows its placeholder (the options
+    are listed below it in grey, as they would open), a button its label."""
+    parts = ['<div class="row">']
+    for item in row.get("components") or []:
+        if item.get("type") == 3:
+            options = ", ".join(plain(o.get("label")) for o in item.get("options") or [])
+            parts.append(
+                f'<div class="select"><span>{plain(item.get("placeholder") or "Make a selection")}</span>'
+                f'<span class="chevron">⌄</span></div><div class="options">{options}</div>'
+            )
+        elif item.get("type") == 2:
+            parts.append(f'<span class="button">{plain(item.get("label"))}</span>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -184,6 +203,13 @@ body { background:#313338; color:#dbdee1; font-family:"gg sans","Noto Sans","Not
 .mention { background:#3c4270; color:#c9cdfb; border-radius:3px; padding:0 2px; }
 code { background:#1e1f22; padding:0 3px; border-radius:3px; font-size:85%; }
 a { color:#00a8fc; text-decoration:none; }
+.row { margin-top:8px; max-width:520px; }
+.select { background:#1e1f22; border:1px solid #1e1f22; border-radius:4px; padding:8px 12px;
+  color:#949ba4; display:flex; justify-content:space-between; }
+.chevron { color:#dbdee1; }
+.options { font-size:12px; color:#80848e; margin-top:4px; }
+.button { display:inline-block; background:#4e5058; color:#fff; border-radius:3px; padding:4px 14px;
+  margin-right:8px; font-size:14px; }
 """
 
 

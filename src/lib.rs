@@ -23,7 +23,9 @@
 //! * What decides and delivers:
 //!   * [`routing`]: which destinations get an event, with which mentions.
 //!   * [`deliver`]: one task per destination: takes the oldest pending rows, packs them into as
-//!     few Discord messages as the limits allow, sends, and records the outcome.
+//!     few Discord messages as the limits allow, sends, and records the outcome. A destination
+//!     given as a channel gets the relay's own webhook, found or made on first need, and the
+//!     "Act on a user…" menu under its user events.
 //!   * [`panel`]: the panel API client for Marzban, PasarGuard and Marzneshin (the family set or
 //!     detected): login and JWT renewal or an API key, the nodes, the core; the only holder of
 //!     panel credentials, and it reads the panel's answers as hostile input.
@@ -34,8 +36,8 @@
 //!   Discord's limits ([`render::limits`]).
 //! * The shared vocabulary: [`event`] (the panels' payloads normalised into [`event::Event`], every
 //!   secret field removed), [`destination`] (where messages go and whom they may mention),
-//!   [`discord`] (the webhook URL, the HTTP client for one webhook, and the one place Discord's
-//!   answers are classified), [`secret`] (the shared secret, its constant-time check, values given
+//!   [`discord`] (the webhook URL, the HTTP client for one webhook, the one place Discord's
+//!   answers are classified, and a channel's webhooks with the bot token), [`secret`] (the shared secret, its constant-time check, values given
 //!   inline or in a file) and [`metrics`] (Prometheus metrics and the `/readyz` health state; it
 //!   knows destinations by name, no stage and no task).
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bot;
 use crate::config::Config;
-use crate::deliver::{Delivery, Retention, Services};
+use crate::deliver::{AppWebhooks, Delivery, Retention, Services};
 use crate::destination::{Destination, Origin, OwnerDestinations, OwnerMetrics, Target, DEFAULT_DESTINATION};
 use crate::discord::{self, WebhookUrl};
 use crate::ingest::{self, Auth, PanelBodies, RootAuth, State, Unverified};
@@ -23,7 +23,7 @@ use crate::outbox::Outbox;
 use crate::panel::PanelClient;
 use crate::render::Templates;
 use crate::routing::Router;
-use producers::{start_bot, start_gateway, start_nodes, start_reports, Producing};
+use producers::{audit_sink, start_bot, start_gateway, start_nodes, start_reports, Producing};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold: actix buffers up
@@ -90,6 +90,7 @@ impl Application {
             settings: Arc::new(config.delivery.clone()),
             metrics: metrics.clone(),
             health: health.clone(),
+            app_webhooks: app_webhooks(&config, &outbox)?,
         };
         let delivery = Delivery::start(
             &router,
@@ -121,6 +122,7 @@ impl Application {
         });
         let nodes = watcher.map(|watcher| start_nodes(watcher, &health, &metrics));
         let mut producers: Vec<Producing> = reports.into_iter().chain(nodes).collect();
+        let audit = audit_sink(&config, &router, &outbox, delivery.dispatch());
         let state = web::Data::new(State {
             auth: auth(&config),
             templates: templates.clone(),
@@ -141,7 +143,7 @@ impl Application {
             refusals: Default::default(),
         });
 
-        let bot = start_bot(&config, panel)?;
+        let bot = start_bot(&config, panel, audit)?;
         producers.extend(start_gateway(bot.as_ref(), &health, &metrics, gateway_metrics));
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
@@ -220,10 +222,11 @@ pub fn router(config: &Config) -> Router {
 
 /// [`router`], counting owner-admin delivery in `owner_metrics`.
 fn router_counted(config: &Config, owner_metrics: OwnerMetrics) -> Router {
-    let default = match &config.discord_webhook_url {
-        Some(url) => Some(Target::Webhook(url.clone())),
-        None if config.is_dry_run() => Some(Target::DryRun),
-        None => None,
+    let default = match (&config.discord_webhook_url, config.discord_channel_id) {
+        (Some(url), _) => Some(Target::Webhook(url.clone())),
+        (None, Some(channel)) => Some(Target::Channel(channel)),
+        (None, None) if config.is_dry_run() => Some(Target::DryRun),
+        (None, None) => None,
     };
     let destinations = default
         .map(|target| Destination {
@@ -236,6 +239,12 @@ fn router_counted(config: &Config, owner_metrics: OwnerMetrics) -> Router {
         .deliver_to_owner_admin
         .then(|| Arc::new(OwnerDestinations::new(config.owner_destinations_max, owner_metrics)));
     Router::new(destinations, config.routes.as_ref(), owners)
+}
+
+/// What finds or makes the relay's own webhooks, when a destination is a channel.
+fn app_webhooks(config: &Config, outbox: &Outbox) -> anyhow::Result<Option<AppWebhooks>> {
+    let Some(settings) = &config.app_webhooks else { return Ok(None) };
+    AppWebhooks::new(settings, config.delivery.timeouts, outbox.clone()).map(Some).map_err(anyhow::Error::msg)
 }
 
 fn auth(config: &Config) -> Auth {
@@ -301,6 +310,7 @@ async fn announce(config: &Config, outbox: &Outbox, router: &Router) {
             ),
             Target::Webhook(url) if url.is_discord_host() => log::info!("destination {name}: {url}"),
             Target::Webhook(url) => log::warn!("destination {name}: {url} ({} is not Discord's own host)", url.host()),
+            Target::Channel(id) => log::info!("destination {name}: the relay's own webhook in channel {id}"),
         }
     }
     for warning in &config.warnings {

@@ -3,8 +3,9 @@
 //! panel client does not even read it).
 //!
 //! A button's `custom_id` is `card:<verb>[!]:<issued>:<username>`: `!` marks a confirmed
-//! Disable or Revoke, `issued` is when the card was drawn (unix seconds), so a click on an old
-//! card can be told apart.
+//! Disable, Revoke or Delete, `issued` is when the card was drawn (unix seconds), so a click on an
+//! old card can be told apart. A click counts only if its `custom_id` is one of the message's own
+//! buttons (see `drawn`).
 
 use std::collections::BTreeSet;
 
@@ -38,6 +39,9 @@ pub enum Verb {
     Disable,
     Revoke,
     Extend(u32),
+    /// Add this many GiB to the data limit.
+    Traffic(u32),
+    Delete,
 }
 
 impl Verb {
@@ -50,17 +54,20 @@ impl Verb {
             Self::Disable => Action::Disable,
             Self::Revoke => Action::Revoke,
             Self::Extend(_) => Action::Extend,
+            Self::Traffic(_) => Action::Traffic,
+            Self::Delete => Action::Delete,
         }
     }
 
     /// Asked again before it is done.
     pub fn needs_confirmation(self) -> bool {
-        matches!(self, Self::Disable | Self::Revoke)
+        matches!(self, Self::Disable | Self::Revoke | Self::Delete)
     }
 
     fn word(self) -> String {
         match self {
             Self::Extend(days) => format!("extend{days}"),
+            Self::Traffic(gib) => format!("traffic{gib}"),
             other => other.action().name().replace("lookup", "refresh"),
         }
     }
@@ -74,6 +81,8 @@ impl Verb {
             Self::Disable => format!("disabled {username}"),
             Self::Revoke => format!("revoked {username}'s subscription"),
             Self::Extend(days) => format!("extended {username} by {days} days"),
+            Self::Traffic(gib) => format!("added {gib} GiB to {username}'s data limit"),
+            Self::Delete => format!("deleted {username}"),
         }
     }
 }
@@ -94,10 +103,20 @@ pub fn parse_click(custom_id: &str) -> Option<Click> {
         "enable" => Verb::Enable,
         "disable" => Verb::Disable,
         "revoke" => Verb::Revoke,
-        _ => Verb::Extend(word.strip_prefix("extend")?.parse().ok()?),
+        "delete" => Verb::Delete,
+        _ => match word.strip_prefix("traffic") {
+            Some(gib) => Verb::Traffic(number(gib)?),
+            None => Verb::Extend(number(word.strip_prefix("extend")?)?),
+        },
     };
     let issued = issued.parse().ok()?;
     is_username(username).then(|| Click { verb, confirmed, issued, username: username.to_owned() })
+}
+
+/// A count in a `custom_id`: digits only (`parse` would take `+7`), at most 10 of them.
+fn number(digits: &str) -> Option<u32> {
+    let plain = (1..=10).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    plain.then(|| digits.parse().ok()).flatten()
 }
 
 /// A message part for Discord: new (ephemeral), an update of the card, or an edit after a deferral.
@@ -150,13 +169,30 @@ impl Reply {
     }
 }
 
-/// The card of `user` drawn at `now` (unix seconds), with the buttons `actions` allow, and a
-/// notice above it (what was just done), or none.
+/// What a card's buttons are drawn from: the actions allowed and the amounts configured.
+#[derive(Debug, Clone)]
+pub struct Drawing {
+    pub actions: BTreeSet<Action>,
+    pub extend_days: Vec<u32>,
+    pub traffic_gib: Vec<u32>,
+}
+
+impl Drawing {
+    /// The card of `user` drawn at `now`, with `notice` above it (see [`user_card`]).
+    pub fn card(&self, user: &PanelUser, now: i64, notice: Option<String>) -> Reply {
+        user_card(user, now, &self.actions, &self.extend_days, &self.traffic_gib, notice)
+    }
+}
+
+/// The card of `user` drawn at `now` (unix seconds), with the buttons `actions` allow (Extend by
+/// `extend_days`, Add traffic by `traffic_gib`), and a notice above it (what was just done), or
+/// none.
 pub fn user_card(
     user: &PanelUser,
     now: i64,
     actions: &BTreeSet<Action>,
     extend_days: &[u32],
+    traffic_gib: &[u32],
     notice: Option<String>,
 ) -> Reply {
     let limit = user.data_limit.map_or_else(|| "∞".to_owned(), bytes);
@@ -178,13 +214,26 @@ pub fn user_card(
         embed = embed.timestamp(at);
     }
     let content = Some(notice.unwrap_or_default());
-    Reply { content, embed: Some(embed), components: Some(buttons(user, now, actions, extend_days)) }
+    let mut rows = buttons(user, now, actions, extend_days);
+    rows.extend(traffic_row(user, now, actions, traffic_gib));
+    Reply { content, embed: Some(embed), components: Some(rows) }
 }
 
-/// The question before a Disable or Revoke: the card stays, its buttons become Confirm and Cancel.
+/// The card of a user just deleted: the notice, the name struck through, and no buttons left.
+pub fn deleted_card(username: &str, notice: String) -> Reply {
+    let embed = CreateEmbed::new()
+        .title(format!("~~{}~~", escape_markdown(username)))
+        .description("Deleted from the panel.")
+        .colour(colour("disabled"));
+    Reply { content: Some(notice), embed: Some(embed), components: Some(Vec::new()) }
+}
+
+/// The question before a Disable, Revoke or Delete: the card stays, its buttons become Confirm and
+/// Cancel.
 pub fn confirmation(click: &Click) -> Reply {
     let question = match click.verb {
         Verb::Revoke => "Revoke the subscription? The user's current link stops working.",
+        Verb::Delete => "Delete this user from the panel? Their account and usage are gone; this cannot be undone.",
         _ => "Disable this user? They are cut off until enabled again.",
     };
     let row = CreateActionRow::Buttons(vec![
@@ -220,6 +269,9 @@ fn buttons(user: &PanelUser, now: i64, actions: &BTreeSet<Action>, extend_days: 
     if actions.contains(&Action::Revoke) {
         first.push(button(Verb::Revoke, "Revoke subscription".into(), ButtonStyle::Danger));
     }
+    if actions.contains(&Action::Delete) {
+        first.push(button(Verb::Delete, "Delete".into(), ButtonStyle::Danger));
+    }
     let mut rows = vec![CreateActionRow::Buttons(first)];
     if actions.contains(&Action::Extend) && user.expire.is_some() {
         let extend = extend_days
@@ -228,6 +280,20 @@ fn buttons(user: &PanelUser, now: i64, actions: &BTreeSet<Action>, extend_days: 
         rows.push(CreateActionRow::Buttons(extend.collect()));
     }
     rows
+}
+
+/// The Add traffic buttons, one row: none for a user without a data limit (adding to "no limit"
+/// would set one and cut them off).
+fn traffic_row(user: &PanelUser, now: i64, actions: &BTreeSet<Action>, traffic_gib: &[u32]) -> Option<CreateActionRow> {
+    if !actions.contains(&Action::Traffic) || user.data_limit.is_none() || traffic_gib.is_empty() {
+        return None;
+    }
+    let buttons = traffic_gib.iter().map(|&gib| {
+        CreateButton::new(custom_id(Verb::Traffic(gib), false, now, &user.username))
+            .label(format!("+{gib} GiB"))
+            .style(ButtonStyle::Primary)
+    });
+    Some(CreateActionRow::Buttons(buttons.collect()))
 }
 
 fn colour(status: &str) -> u32 {
@@ -241,7 +307,7 @@ fn colour(status: &str) -> u32 {
 
 /// `1.43 GiB`.
 pub fn bytes(count: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut value = count as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit < UNITS.len() - 1 {
@@ -284,6 +350,7 @@ fn online(at: Option<i64>, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::panel::USERNAME_MAX_CHARS;
 
     fn alice() -> PanelUser {
         PanelUser {
@@ -301,29 +368,48 @@ mod tests {
 
     #[test]
     fn a_click_round_trips_and_a_foreign_id_is_not_a_click() {
-        for verb in [Verb::Refresh, Verb::Reset, Verb::Enable, Verb::Disable, Verb::Revoke, Verb::Extend(30)] {
-            let id = custom_id(verb, verb.needs_confirmation(), 1_700_000_000, "mail.user@example.com");
+        let verbs = [Verb::Refresh, Verb::Reset, Verb::Enable, Verb::Disable, Verb::Revoke, Verb::Extend(30)];
+        for verb in verbs.into_iter().chain([Verb::Traffic(102_400), Verb::Delete]) {
+            let id = custom_id(verb, verb.needs_confirmation(), 1_700_000_000, &"u".repeat(USERNAME_MAX_CHARS));
             assert!(id.len() <= 100, "Discord's limit: {id}");
             let click = parse_click(&id).unwrap();
             assert_eq!((click.verb, click.confirmed, click.issued), (verb, verb.needs_confirmation(), 1_700_000_000));
         }
-        for foreign in ["", "card:reset:x:alice", "card:delete:1:alice", "card:reset:1:../x", "other:reset:1:alice"] {
+        let foreign = ["", "card:reset:x:alice", "card:explode:1:alice", "card:reset:1:../x", "other:reset:1:alice"];
+        let forged = ["card:traffic+5:1:alice", "card:traffic:1:alice", "card:extend99999999999:1:alice"];
+        for foreign in foreign.into_iter().chain(forged) {
             assert_eq!(parse_click(foreign), None, "{foreign}");
         }
     }
 
     #[test]
     fn the_card_shows_the_state_escaped_with_the_allowed_buttons() {
-        let card = user_card(&alice(), 1_000_000, &BTreeSet::from([Action::Lookup, Action::Reset]), &[30], None);
+        let card = user_card(&alice(), 1_000_000, &BTreeSet::from([Action::Lookup, Action::Reset]), &[30], &[10], None);
         let json = serde_json::to_string(&card.message()).unwrap();
         assert!(json.contains("1.43 MiB / 1.00 MiB"), "{json}");
         assert!(json.contains("(3 days left)") && json.contains("3 min ago"), "{json}");
         assert!(json.contains(r"\\*\\*vip\\*\\* \\@everyone \\<\\@&1\\>"), "{json}");
         assert!(json.contains("card:reset:1000000:alice") && !json.contains("card:revoke"), "{json}");
-        assert!(!json.contains("extend"), "extend is not allowed: {json}");
+        assert!(!json.contains("extend") && !json.contains("traffic"), "extend is not allowed: {json}");
         assert!(
             json.contains(r#""allowed_mentions":{"parse":[]"#) || json.contains(r#""allowed_mentions":{}"#),
             "{json}"
         );
+    }
+
+    #[test]
+    fn add_traffic_is_one_row_and_only_for_a_user_with_a_limit() {
+        let all = BTreeSet::from(Action::ALL);
+        let card = user_card(&alice(), 1_000_000, &all, &[30], &[10, 50], None);
+        let rows = serde_json::to_value(card.message()).unwrap()["components"].clone();
+        let traffic = &rows[2]["components"];
+        assert_eq!(traffic[0]["custom_id"], "card:traffic10:1000000:alice", "{rows}");
+        assert_eq!((traffic[1]["label"].as_str(), traffic.as_array().unwrap().len()), (Some("+50 GiB"), 2));
+        assert!(rows[0].to_string().contains("card:delete:1000000:alice"), "{rows}");
+        assert!(rows.as_array().unwrap().iter().all(|row| row["components"].as_array().unwrap().len() <= 5));
+        let unlimited = PanelUser { data_limit: None, ..alice() };
+        let card =
+            serde_json::to_string(&user_card(&unlimited, 1_000_000, &all, &[30], &[10], None).message()).unwrap();
+        assert!(!card.contains("card:traffic"), "{card}");
     }
 }

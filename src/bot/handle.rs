@@ -2,29 +2,26 @@
 //! then asks the panel; when the panel takes longer than [`Bot::defer_after`] the answer is a
 //! deferral and the card follows as an edit of the response.
 
+mod select;
+
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serenity::builder::CreateInteractionResponse;
 use serenity::model::application::{CommandInteraction, ComponentInteraction, Interaction};
 
-use super::card::{confirmation, parse_click, user_card, Click, Reply, Verb};
+use super::act::Acting;
+use super::audit::Actor;
+use super::card::{confirmation, parse_click, Drawing, Reply, Verb};
+use super::drawn::is_drawn_on;
 use super::guard::Refusal;
-use super::settings::Action;
-use super::{Answer, Bot};
-use crate::panel::{is_username, PanelClient, PanelError};
+use super::{unix_now, Answer, Bot};
+use crate::panel::{is_username, PanelError};
 use crate::render::filters::escape_markdown;
 
 /// A card older than this refuses a change until it is refreshed: the user may have changed.
 pub const CARD_MAX_AGE_SECS: i64 = 15 * 60;
-
-/// What a card needs to be drawn again after an action.
-#[derive(Clone)]
-struct Drawing {
-    actions: std::collections::BTreeSet<Action>,
-    extend_days: Vec<u32>,
-}
 
 impl Answer {
     fn now(response: CreateInteractionResponse) -> Self {
@@ -38,17 +35,25 @@ impl Answer {
 }
 
 impl Bot {
-    /// Answers one interaction, whichever transport brought it (signature already checked).
+    /// Answers one interaction, whichever transport brought it (signature already checked),
+    /// counting Discord's 3 s from now.
     pub async fn handle(&self, interaction: Interaction) -> Answer {
+        self.handle_from(interaction, Instant::now()).await
+    }
+
+    /// Answers one interaction that `arrived` then: the deferral comes [`Bot::defer_after`] after
+    /// the request's arrival, not after its body was read and checked.
+    pub async fn handle_from(&self, interaction: Interaction, arrived: Instant) -> Answer {
         match interaction {
             Interaction::Ping(_) => Answer::now(CreateInteractionResponse::Pong),
-            Interaction::Command(command) => self.command(command).await,
-            Interaction::Component(component) => self.component(component).await,
+            Interaction::Command(command) => self.command(command, arrived).await,
+            Interaction::Component(choice) if Self::is_user_menu(&choice) => self.open_card(choice, arrived).await,
+            Interaction::Component(component) => self.component(component, arrived).await,
             _ => Answer::text("The relay does not handle this kind of interaction."),
         }
     }
 
-    async fn command(&self, command: CommandInteraction) -> Answer {
+    async fn command(&self, command: CommandInteraction, arrived: Instant) -> Answer {
         if !self.guard.is_actor(command.guild_id, command.member.as_deref()) {
             return refusal(Refusal::NotAnActor);
         }
@@ -71,25 +76,29 @@ impl Bot {
         let drawing = self.drawing();
         let work = async move {
             match panel.user(&username).await {
-                Ok(user) => Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, None)),
+                Ok(user) => Ok(drawing.card(&user, unix_now(), None)),
                 Err(err) => Err(Reply::text(describe(&err, &username))),
             }
         };
-        self.respond(command.token, false, work).await
+        self.respond(command.token, false, arrived, work).await
     }
 
-    async fn component(&self, component: ComponentInteraction) -> Answer {
+    async fn component(&self, component: ComponentInteraction, arrived: Instant) -> Answer {
         if !self.guard.is_actor(component.guild_id, component.member.as_ref()) {
             return refusal(Refusal::NotAnActor);
         }
         if let Err(refused) = self.guard.first_time(component.id.get(), Instant::now()) {
             return refusal(refused);
         }
-        // A custom_id is whatever the client sent: an Extend is only by the days the card offers.
-        let click = parse_click(&component.data.custom_id).filter(|click| match click.verb {
+        // A custom_id is whatever the client sent: it must be a button of the message it was
+        // clicked on, and an Extend or Add traffic only by the amounts the card offers.
+        let custom_id = &component.data.custom_id;
+        let click = parse_click(custom_id).filter(|click| match click.verb {
             Verb::Extend(days) => self.settings.extend_days.contains(&days),
+            Verb::Traffic(gib) => self.settings.traffic_gib.contains(&gib),
             _ => true,
         });
+        let click = click.filter(|_| is_drawn_on(&component.message, custom_id));
         let Some(click) = click else {
             return Answer::text("This button is not one of the relay's cards: run /user again.");
         };
@@ -119,45 +128,27 @@ impl Bot {
         let Some(panel) = self.panel.clone() else {
             return no_panel();
         };
-        let actor = component.user.name.clone();
-        let (drawing, label) = (self.drawing(), self.panel_label.clone().unwrap_or_else(|| "panel".to_owned()));
-        let work = async move {
-            let Click { verb, username, .. } = click;
-            let user = act(&panel, verb, &username).await.map_err(|err| {
-                // The panel may have acted before it failed to answer (a timeout): the attempt is
-                // audited too, not only a confirmed change.
-                if verb != Verb::Refresh {
-                    let asked = verb.done(&username);
-                    let id = component.user.id;
-                    log::warn!(
-                        "audit: {actor:?} ({id}) asked to: {asked}; the panel did not confirm it: {err} · {label}"
-                    );
-                }
-                Reply::text(describe(&err, &username))
-            })?;
-            // `extend` leaves a user who never expires as they are: neither done nor audited.
-            if matches!(verb, Verb::Extend(_)) && user.expire.is_none() {
-                let notice = format!("{} never expires: nothing was changed.", escape_markdown(&username));
-                return Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, Some(notice)));
-            }
-            let notice = (verb != Verb::Refresh).then(|| {
-                let done = verb.done(&username);
-                log::info!("audit: {actor:?} ({}) {done} · {label}", component.user.id);
-                format!("✅ {} {} · {}", escape_markdown(&actor), escape_markdown(&done), escape_markdown(&label))
-            });
-            Ok(user_card(&user, unix_now(), &drawing.actions, &drawing.extend_days, notice))
+        let acting = Acting {
+            panel,
+            drawing: self.drawing(),
+            audit: self.audit.clone(),
+            label: self.panel_label.clone(),
+            actor: Actor { id: component.user.id.get(), name: component.user.name.clone() },
         };
-        self.respond(component.token, true, work).await
+        let username = click.username.clone();
+        let work = async move { acting.run(click).await.map_err(|err| Reply::text(describe(&err, &username))) };
+        self.respond(component.token, true, arrived, work).await
     }
 
-    /// Runs `work` and answers with its reply when it is done within the deferral time; otherwise
-    /// defers (a new message: type 5; an update of the card: type 6) and edits the response once
-    /// the work is done. A failed `work` is a new message when answered at once, and the response's
-    /// text (the card stays) when it follows a deferral.
+    /// Runs `work` and answers with its reply when it is done within the deferral time from the
+    /// interaction's arrival; otherwise defers (a new message: type 5; an update of the card:
+    /// type 6) and edits the response once the work is done. A failed `work` is a new message when
+    /// answered at once, and the response's text (the card stays) when it follows a deferral.
     async fn respond(
         &self,
         token: String,
         update: bool,
+        arrived: Instant,
         work: impl Future<Output = Result<Reply, Reply>> + Send + 'static,
     ) -> Answer {
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
@@ -168,7 +159,9 @@ impl Bot {
             drop(permit);
             reply
         });
-        if let Ok(done) = tokio::time::timeout(self.defer_after, &mut task).await {
+        // Past the deadline (or a deadline beyond the clock's range): deferred at once.
+        let deadline = arrived.checked_add(self.defer_after).unwrap_or(arrived);
+        if let Ok(done) = tokio::time::timeout_at(deadline.into(), &mut task).await {
             return match done {
                 Ok(Ok(card)) if update => Answer::now(CreateInteractionResponse::UpdateMessage(card.update())),
                 Ok(Ok(card)) => Answer::now(CreateInteractionResponse::Message(card.message())),
@@ -195,18 +188,11 @@ impl Bot {
     }
 
     fn drawing(&self) -> Drawing {
-        Drawing { actions: self.settings.actions.clone(), extend_days: self.settings.extend_days.clone() }
-    }
-}
-
-async fn act(panel: &PanelClient, verb: Verb, username: &str) -> Result<crate::panel::PanelUser, PanelError> {
-    match verb {
-        Verb::Refresh => panel.user(username).await,
-        Verb::Reset => panel.reset_usage(username).await,
-        Verb::Enable => panel.set_enabled(username, true).await,
-        Verb::Disable => panel.set_enabled(username, false).await,
-        Verb::Revoke => panel.revoke_subscription(username).await,
-        Verb::Extend(days) => panel.extend(username, days).await,
+        Drawing {
+            actions: self.settings.actions.clone(),
+            extend_days: self.settings.extend_days.clone(),
+            traffic_gib: self.settings.traffic_gib.clone(),
+        }
     }
 }
 
@@ -238,8 +224,4 @@ fn describe(err: &PanelError, username: &str) -> String {
         PanelError::LoginRefused(_) => "⚠️ The panel refused the relay's login; nothing was changed.".to_owned(),
         other => format!("⚠️ {}", escape_markdown(&other.to_string())),
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

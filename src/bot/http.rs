@@ -2,7 +2,7 @@
 //! before the body is read, the body is bounded in size and time, and the signature over it is
 //! verified before it is parsed: anything else is `401` and never reaches the handler.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serenity::model::application::Interaction;
@@ -37,6 +37,8 @@ async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot
     let Some(key) = bot.settings().public_key else {
         return HttpResponse::NotFound().finish();
     };
+    // Discord's 3 s run from here: reading and checking the body count against them.
+    let arrived = Instant::now();
     let headers = request.headers();
     let (Some(signature), Some(timestamp)) = (headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)) else {
         return unauthorized();
@@ -59,7 +61,7 @@ async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot
             return HttpResponse::BadRequest().body("the interaction could not be read");
         }
     };
-    let answer = bot.handle(interaction).await;
+    let answer = bot.handle_from(interaction, arrived).await;
     if let Some(follow_up) = answer.follow_up {
         tokio::spawn(follow_up);
     }

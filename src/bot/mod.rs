@@ -6,13 +6,18 @@
 //!   [`verify`] before anything is parsed), the alternative with `DISCORD_PUBLIC_KEY`.
 //! * [`handle`]: the one handler both transports feed: an [`Interaction`] in, an [`Answer`] out: the response to give Discord within its
 //!   3 s, and the work that edits it afterwards when the panel was slower.
-//! * [`guard`]: who may act and how often; [`card`]: the user card and its buttons (pure);
+//! * [`guard`]: who may act and how often; [`drawn`]: a click only on a button the relay drew;
+//!   [`card`]: the user card and its buttons (pure); [`act`]: a click carried out at the panel;
+//!   [`audit`]: every action logged and posted as a line to the channel, through the outbox;
 //!   [`rest`]: Discord's REST API (editing a deferred response, registering the commands).
 //!
 //! The bot holds no panel credentials: it asks `panel`'s client. Nothing it answers or logs holds
 //! the bot token, an interaction token, or a panel secret.
 
+mod act;
+pub mod audit;
 mod card;
+mod drawn;
 mod gateway;
 mod guard;
 mod handle;
@@ -22,7 +27,7 @@ pub mod settings;
 mod verify;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 use serenity::builder::CreateInteractionResponse;
@@ -30,6 +35,7 @@ use tokio::sync::Semaphore;
 
 use crate::ingest::Unverified;
 use crate::panel::PanelClient;
+use audit::Audit;
 use guard::Guard;
 use rest::Rest;
 
@@ -37,6 +43,11 @@ pub use gateway::{Gateway, GatewayMetrics, GATEWAY_TASK};
 pub use http::routes;
 pub use rest::register_commands;
 pub use settings::{parse_actions, parse_actors, parse_extend_days, parse_ids, parse_public_key, Action, BotSettings};
+
+/// The clock as unix seconds (0 before 1970).
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 pub use verify::{verify, SignatureError, MAX_SKEW};
 
 /// How long the handler waits for the panel before it defers: Discord drops a response after 3 s.
@@ -57,6 +68,8 @@ pub struct Bot {
     defer_after: Duration,
     /// What bodies not yet verified may hold together ([`http::UNVERIFIED_BYTES`]).
     unverified: Unverified,
+    /// Where the audit lines of actions are posted; none: only logged.
+    audit: Option<Arc<Audit>>,
 }
 
 /// What to give Discord for one interaction.
@@ -86,7 +99,14 @@ impl Bot {
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             defer_after: DEFER_AFTER,
             unverified: Unverified::new(http::UNVERIFIED_BYTES),
+            audit: None,
         })
+    }
+
+    /// Posts an audit line for every action through `audit` (see [`audit`]).
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(Arc::new(audit));
+        self
     }
 
     /// Waits this long for the panel before deferring (tests shorten it).

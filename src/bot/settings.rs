@@ -15,6 +15,15 @@ pub const MAX_IDS: usize = 100;
 /// At most this many `DISCORD_EXTEND_DAYS` buttons (one row of the card).
 pub const MAX_EXTEND_BUTTONS: usize = 5;
 
+/// At most this many `DISCORD_TRAFFIC_GIB` buttons (one row of the card).
+pub const MAX_TRAFFIC_BUTTONS: usize = 5;
+
+/// The most one Add traffic button may add, in GiB (100 TiB).
+pub const TRAFFIC_MAX_GIB: u32 = 102_400;
+
+/// The default of `DISCORD_TRAFFIC_GIB`.
+pub const DEFAULT_TRAFFIC_GIB: [u32; 2] = [10, 50];
+
 /// What a member may do from Discord (`DISCORD_ACTIONS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
@@ -25,11 +34,23 @@ pub enum Action {
     Disable,
     Extend,
     Revoke,
+    /// Add traffic: raise the data limit by one of `DISCORD_TRAFFIC_GIB`.
+    Traffic,
+    /// Delete the user from the panel (asks for a confirmation first).
+    Delete,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] =
-        [Action::Lookup, Action::Reset, Action::Enable, Action::Disable, Action::Extend, Action::Revoke];
+    pub const ALL: [Action; 8] = [
+        Action::Lookup,
+        Action::Reset,
+        Action::Enable,
+        Action::Disable,
+        Action::Extend,
+        Action::Revoke,
+        Action::Traffic,
+        Action::Delete,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -39,6 +60,8 @@ impl Action {
             Self::Disable => "disable",
             Self::Extend => "extend",
             Self::Revoke => "revoke",
+            Self::Traffic => "traffic",
+            Self::Delete => "delete",
         }
     }
 }
@@ -64,6 +87,8 @@ pub struct BotSettings {
     pub actions: BTreeSet<Action>,
     /// `DISCORD_EXTEND_DAYS`: the card's Extend buttons, in days.
     pub extend_days: Vec<u32>,
+    /// `DISCORD_TRAFFIC_GIB`: the card's Add traffic buttons, in GiB.
+    pub traffic_gib: Vec<u32>,
     /// The gateway connection: `Some` when `DISCORD_BOT_TOKEN` is set and `DISCORD_GATEWAY` is on.
     pub gateway: Option<GatewaySettings>,
 }
@@ -127,7 +152,7 @@ pub fn parse_actions(value: &str) -> Result<BTreeSet<Action>, String> {
         }
         let action = Action::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| {
             format!(
-                "knows lookup, reset, enable, disable, extend, revoke and all, not {:?}",
+                "knows lookup, reset, enable, disable, extend, revoke, traffic, delete and all, not {:?}",
                 name.chars().take(40).collect::<String>()
             )
         })?;
@@ -149,6 +174,22 @@ pub fn parse_extend_days(value: &str) -> Result<Vec<u32>, String> {
         return Err(format!("must list 1 to {MAX_EXTEND_BUTTONS} numbers of days"));
     }
     Ok(days)
+}
+
+/// `DISCORD_TRAFFIC_GIB`: 1 to [`MAX_TRAFFIC_BUTTONS`] amounts of GiB (one row of the card), each 1
+/// to [`TRAFFIC_MAX_GIB`].
+pub fn parse_traffic_gib(value: &str) -> Result<Vec<u32>, String> {
+    let mut gib = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.parse::<u32>() {
+            Ok(n) if (1..=TRAFFIC_MAX_GIB).contains(&n) && !gib.contains(&n) => gib.push(n),
+            _ => return Err(format!("must be distinct amounts of GiB, each 1 to {TRAFFIC_MAX_GIB}")),
+        }
+    }
+    if gib.is_empty() || gib.len() > MAX_TRAFFIC_BUTTONS {
+        return Err(format!("must list 1 to {MAX_TRAFFIC_BUTTONS} amounts of GiB"));
+    }
+    Ok(gib)
 }
 
 /// `DISCORD_API_BASE`: an http(s) URL without credentials, query or fragment.
@@ -183,10 +224,15 @@ mod tests {
         assert_eq!(parse_actions("").unwrap(), BTreeSet::from([Action::Lookup]));
         assert_eq!(parse_actions("Reset,revoke").unwrap().len(), 3);
         assert_eq!(parse_actions("all").unwrap().len(), Action::ALL.len());
-        assert!(parse_actions("delete").is_err());
+        assert!(parse_actions("explode").is_err());
+        assert!(parse_actions("traffic,delete").unwrap().contains(&Action::Delete));
         assert_eq!(parse_extend_days("7, 30").unwrap(), vec![7, 30]);
         for bad in ["0", "7,7", "1,2,3,4,5,6", "99999", "x"] {
             assert!(parse_extend_days(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_traffic_gib(" 10, 50 ").unwrap(), vec![10, 50]);
+        for bad in ["", "0", "10,10", "1,2,3,4,5,6", "102401", "-1", "4294967296", "1.5"] {
+            assert!(parse_traffic_gib(bad).is_err(), "{bad}");
         }
         assert!(parse_public_key("zz").is_err());
         assert_eq!(hex("0aFf"), Some(vec![0x0a, 0xff]), "either case");

@@ -23,6 +23,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     for destination in startup::router(&config).destinations() {
         match &destination.target {
             Target::Webhook(url) => println!("  destination {}: {url}", destination.name),
+            Target::Channel(id) => {
+                println!("  destination {}: the relay's own webhook in channel {id}", destination.name)
+            }
             Target::DryRun => println!("  no DISCORD_WEBHOOK_URL and no routes: the relay would run dry"),
         }
     }

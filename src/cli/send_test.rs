@@ -33,9 +33,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     super::runtime()?.block_on(async {
         for destination in router.destinations() {
-            let Target::Webhook(url) = &destination.target else {
-                println!("{}: no webhook configured (the relay would run dry); nothing sent", destination.name);
-                continue;
+            let url = match &destination.target {
+                Target::Webhook(url) => url,
+                Target::Channel(id) => {
+                    println!(
+                        "{}: channel {id}, where `serve` makes the relay's own webhook; nothing sent (send-test only \
+                         uses webhook URLs)",
+                        destination.name
+                    );
+                    continue;
+                }
+                Target::DryRun => {
+                    println!("{}: no webhook configured (the relay would run dry); nothing sent", destination.name);
+                    continue;
+                }
             };
             let mut message = build_message([&part], &Mentions::default(), destination);
             let mut into = String::new();

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use super::{invalid, parse_bool, parse_duration_in, Bounds, ConfigError, Env};
-use crate::bot::settings::{parse_api_base, parse_id, GatewaySettings, DEFAULT_API_BASE};
+use crate::bot::settings::{
+    parse_api_base, parse_id, parse_traffic_gib, GatewaySettings, DEFAULT_API_BASE, DEFAULT_TRAFFIC_GIB,
+};
 use crate::bot::{parse_actions, parse_actors, parse_extend_days, parse_ids, parse_public_key, BotSettings};
 use crate::panel::Redacted;
 
@@ -17,6 +19,7 @@ const BOT_VARS: &[&str] = &[
     "DISCORD_ACTORS",
     "DISCORD_ACTIONS",
     "DISCORD_EXTEND_DAYS",
+    "DISCORD_TRAFFIC_GIB",
     "DISCORD_GATEWAY",
     "DISCORD_GATEWAY_GRACE",
 ];
@@ -72,6 +75,7 @@ pub(super) fn bot(env: &Env) -> Result<Option<BotSettings>, ConfigError> {
         actions: env.parse_or("DISCORD_ACTIONS", parse_actions("").unwrap_or_default(), parse_actions)?,
         extend_days: env.parse_or("DISCORD_EXTEND_DAYS", vec![30], parse_extend_days)?,
         gateway,
+        traffic_gib: env.parse_or("DISCORD_TRAFFIC_GIB", DEFAULT_TRAFFIC_GIB.to_vec(), parse_traffic_gib)?,
     }))
 }
 
@@ -102,7 +106,10 @@ mod tests {
         assert_eq!(bot.api_base, "https://discord.com/api/v10");
         assert!(config(&[("DISCORD_PUBLIC_KEY", KEY)]).unwrap_err().starts_with("DISCORD_APPLICATION_ID"));
         assert!(with(&[("DISCORD_ACTORS", "role:abc")]).unwrap_err().starts_with("DISCORD_ACTORS"));
-        assert!(with(&[("DISCORD_ACTIONS", "delete")]).unwrap_err().starts_with("DISCORD_ACTIONS"));
+        assert!(with(&[("DISCORD_ACTIONS", "explode")]).unwrap_err().starts_with("DISCORD_ACTIONS"));
+        assert_eq!(bot.traffic_gib, vec![10, 50]);
+        assert!(with(&[("DISCORD_TRAFFIC_GIB", "0")]).unwrap_err().starts_with("DISCORD_TRAFFIC_GIB"));
+        assert!(with(&[("DISCORD_TRAFFIC_GIB", "1,2,3,4,5,6")]).unwrap_err().starts_with("DISCORD_TRAFFIC_GIB"));
         assert!(with(&[("DISCORD_EXTEND_DAYS", "0")]).unwrap_err().starts_with("DISCORD_EXTEND_DAYS"));
         assert!(with(&[("DISCORD_GUILD_IDS", "x")]).unwrap_err().starts_with("DISCORD_GUILD_IDS"));
         assert!(config(&[("DISCORD_PUBLIC_KEY", "nothex")]).unwrap_err().starts_with("DISCORD_PUBLIC_KEY"));

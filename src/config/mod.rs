@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::bot::BotSettings;
-use crate::deliver::DeliverySettings;
-use crate::destination::{parse_tags, Destination, Forum, Target, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
+use crate::deliver::{AppWebhookSettings, DeliverySettings};
+use crate::destination::{Forum, Target, DEFAULT_DESTINATION, DEFAULT_OWNER_DESTINATIONS_MAX};
 use crate::discord::WebhookUrl;
 use crate::nodes::NodeWatchSettings;
 use crate::panel::PanelApiSettings;
@@ -21,6 +21,7 @@ use crate::secret::{inline_or_file, InlineOrFileError, Secret};
 
 mod bot;
 mod delivery;
+mod destinations;
 mod panel_api;
 mod reports;
 #[cfg(test)]
@@ -118,6 +119,12 @@ pub struct Config {
     /// `DISCORD_WEBHOOK_URL` (or `DISCORD_WEBHOOK_URL_FILE`): the destination `default`. Without it
     /// and without a routes file's destinations, the relay runs dry: messages are logged, not sent.
     pub discord_webhook_url: Option<WebhookUrl>,
+    /// `DISCORD_CHANNEL_ID`, instead of `DISCORD_WEBHOOK_URL`: the destination `default` is the
+    /// relay's own webhook in this channel, whose messages carry the "Act on a user…" menu.
+    pub discord_channel_id: Option<u64>,
+    /// `DISCORD_BOT_TOKEN`, `DISCORD_APPLICATION_ID` and `DISCORD_API_BASE`, required when a
+    /// destination is a channel: the relay finds or makes its webhooks there. `None`: none is.
+    pub app_webhooks: Option<AppWebhookSettings>,
     /// `DISCORD_FORUM`, default false, and `DISCORD_FORUM_TAGS` (`action:tag_id,…`): the default
     /// destination's webhook belongs to a forum channel; each user gets a post of their own, and a
     /// post created by an action gets that action's tags (at most 5). Needs `DISCORD_WEBHOOK_URL`
@@ -203,18 +210,15 @@ impl Config {
             .map(Secret::parse)
             .transpose()
             .map_err(|e| invalid("WEBHOOK_SECRET", e.to_string()))?;
-        let discord_webhook_url = env
-            .value_or_file("DISCORD_WEBHOOK_URL")?
-            .map(|url| WebhookUrl::parse(&url))
-            .transpose()
-            .map_err(|e| invalid("DISCORD_WEBHOOK_URL", format!("is not a usable webhook URL: {e}")))?;
-        let reserved: &[&str] = if discord_webhook_url.is_some() { &[DEFAULT_DESTINATION] } else { &[] };
+        let default = destinations::default_target(&env)?;
+        let reserved: &[&str] = if default.is_some() { &[DEFAULT_DESTINATION] } else { &[] };
         let routes = env
             .get("ROUTES_FILE")
             .map(|path| Routes::load(Path::new(&path), reserved))
             .transpose()
             .map_err(|problems| invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))?;
-        refuse_a_shared_default(routes.as_ref(), discord_webhook_url.as_ref())?;
+        destinations::refuse_a_shared_default(routes.as_ref(), default.as_ref())?;
+        let app_webhooks = destinations::app_webhooks(&env, default.as_ref(), routes.as_ref())?;
         let mut panels = env.parse_or("PANELS", Vec::new(), parse_panels)?;
         let mut warnings: Vec<String> = webhook_secret.iter().filter_map(|s| unsendable(s, "WEBHOOK_SECRET")).collect();
         warnings.extend(panels.iter().filter_map(|(label, s)| unsendable(s, &format!("PANELS (panel {label})"))));
@@ -225,20 +229,22 @@ impl Config {
             warnings.extend(unsendable(secret, &format!("ROUTES_FILE (panels.{label})")));
             panels.push((label.clone(), secret.clone()));
         }
-        let discord_forum = forum(&env, discord_webhook_url.as_ref())?;
+        let discord_forum = destinations::forum(&env, default.as_ref())?;
         let panel_name = env.get("PANEL_NAME").map(|name| name.trim().to_owned());
         let panel_api = panel_api::panel_api(&env, panel_name.as_deref())?;
         let node_watch = panel_api::node_watch(&env)?;
         let bot = bot::bot(&env)?;
         let mut delivery = delivery::delivery_settings(&env)?;
         let reports = reports::report_settings(&env, routes.as_ref())?;
-        let delivering = discord_webhook_url.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
+        let delivering = default.is_some() || routes.as_ref().is_some_and(|r| !r.destinations.is_empty());
         let allow_no_secret = env.parse_or("ALLOW_NO_SECRET", false, parse_bool)?;
         // `POST /` is a panel of its own when it takes requests at all.
         delivery.several_panels = panels.len() + usize::from(webhook_secret.is_some() || allow_no_secret) > 1;
         if delivering && webhook_secret.is_none() && panels.is_empty() && !allow_no_secret {
-            let cause = if discord_webhook_url.is_some() {
+            let cause = if matches!(default, Some(Target::Webhook(_))) {
                 "DISCORD_WEBHOOK_URL is set"
+            } else if default.is_some() {
+                "DISCORD_CHANNEL_ID is set"
             } else {
                 "ROUTES_FILE has destinations"
             };
@@ -265,7 +271,9 @@ impl Config {
             panel_requests_max: env.parse_or("PANEL_REQUESTS_MAX", 16, |s| parse_count(s, PANEL_REQUESTS_RANGE))?,
             webhook_secret,
             allow_no_secret,
-            discord_webhook_url,
+            discord_webhook_url: default.as_ref().and_then(Target::webhook).cloned(),
+            discord_channel_id: default.as_ref().and_then(Target::channel),
+            app_webhooks,
             discord_forum,
             panels,
             routes,
@@ -299,7 +307,9 @@ impl Config {
 
     /// Whether the relay only logs what it would send: no destination is configured at all.
     pub fn is_dry_run(&self) -> bool {
-        self.discord_webhook_url.is_none() && self.routes.as_ref().is_none_or(|r| r.destinations.is_empty())
+        self.discord_webhook_url.is_none()
+            && self.discord_channel_id.is_none()
+            && self.routes.as_ref().is_none_or(|r| r.destinations.is_empty())
     }
 }
 
@@ -313,37 +323,6 @@ fn unsendable(secret: &Secret, var: &str) -> Option<String> {
              this secret and none of its notifications will arrive. Use ASCII letters and digits"
         )
     })
-}
-
-/// Refuses a routes file with a destination on `DISCORD_WEBHOOK_URL`'s webhook and thread: two
-/// destinations there would pace alone against one rate limit, and make forum posts twice.
-fn refuse_a_shared_default(routes: Option<&Routes>, default: Option<&WebhookUrl>) -> Result<(), ConfigError> {
-    let (Some(routes), Some(url)) = (routes, default) else { return Ok(()) };
-    let problems = routes.shared_with_default(&Destination::new(DEFAULT_DESTINATION, Target::Webhook(url.clone())));
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(invalid("ROUTES_FILE", format!("has problems:\n  {}", problems.join("\n  "))))
-    }
-}
-
-/// `DISCORD_FORUM` and `DISCORD_FORUM_TAGS`, checked against the default destination's URL.
-fn forum(env: &Env, url: Option<&WebhookUrl>) -> Result<Option<Forum>, ConfigError> {
-    let tags = env.parse_or("DISCORD_FORUM_TAGS", Default::default(), parse_tags)?;
-    if !env.parse_or("DISCORD_FORUM", false, parse_bool)? {
-        if !tags.is_empty() {
-            return Err(invalid("DISCORD_FORUM_TAGS", "is set but DISCORD_FORUM is not true"));
-        }
-        return Ok(None);
-    }
-    match url {
-        None => Err(invalid("DISCORD_FORUM", "is true but DISCORD_WEBHOOK_URL is not set")),
-        Some(url) if url.thread_id().is_some() => Err(invalid(
-            "DISCORD_FORUM",
-            "is true but DISCORD_WEBHOOK_URL has a thread_id; a forum destination posts into a thread per user",
-        )),
-        Some(_) => Ok(Some(Forum { tags })),
-    }
 }
 
 /// Typed access to variables; empty values count as unset.

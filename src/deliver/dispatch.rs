@@ -234,6 +234,7 @@ mod tests {
             settings: Arc::new(DeliverySettings::default()),
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(Health::default()),
+            app_webhooks: None,
         }
     }
 

@@ -20,9 +20,11 @@
 //! Forum mode ([`forum`]): a forum destination's messages go into one post per user (and one per
 //! day for digests), looked up in and recorded to the outbox.
 
+mod app_webhook;
 mod digest;
 mod dispatch;
 mod forum;
+mod menu;
 mod pacer;
 mod pack;
 pub mod preview;
@@ -33,9 +35,11 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use app_webhook::{AppWebhookSettings, AppWebhooks};
 pub use digest::DIGEST_LOOKAHEAD;
 pub use dispatch::{Delivery, Dispatch, Retention};
 pub use forum::new_post;
+pub use menu::{user_menus, MENU_PREFIX};
 pub use pack::{
     build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,
 };
@@ -69,6 +73,8 @@ pub struct Services {
     pub settings: Arc<DeliverySettings>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// Finds or makes the relay's own webhooks of channel destinations (with `DISCORD_BOT_TOKEN`).
+    pub app_webhooks: Option<AppWebhooks>,
 }
 
 /// What a message carried, which decides how a refusal is handled.

@@ -59,7 +59,9 @@ pub fn build_message<'a>(
     destination: &Destination,
 ) -> ExecuteWebhook {
     let parts: Vec<&Part> = parts.into_iter().collect();
-    let embeds: Vec<CreateEmbed> = parts.iter().map(|part| CreateEmbed::from(part.embed.clone())).collect();
+    // An audit line is content only: it has no embed to send.
+    let embeds: Vec<CreateEmbed> =
+        parts.iter().filter(|part| part.shows_embed()).map(|part| CreateEmbed::from(part.embed.clone())).collect();
     let mut contents: Vec<String> = parts.iter().filter_map(|part| part.content.clone()).collect();
     if !mentions.is_empty() {
         let taken = contents.iter().map(|c| limits::chars(c) + 1).sum::<usize>();
@@ -123,8 +125,11 @@ pub const NODE_DIGEST_THRESHOLD: usize = 3;
 /// head row does, so a ping never rides on a digest of events that did not ask for it.
 pub fn digest_members(window: &[RowMeta], threshold: usize) -> Option<Vec<&RowMeta>> {
     let head = window.first()?;
-    // A report's embeds are summaries already, never listed in a digest.
-    if threshold == 0 || head.action == crate::render::REPORT_ACTION {
+    // A report's embeds are summaries already, never listed in a digest; an audit line is a line.
+    if threshold == 0
+        || head.action == crate::render::REPORT_ACTION
+        || head.action == crate::render::audit::AUDIT_ACTION
+    {
         return None;
     }
     // Nodes go down together when the panel's host loses its network: a few are a digest already.
@@ -233,6 +238,19 @@ mod tests {
         assert_eq!(body["content"], "<@&123456789012345678> <@223456789012345678> — t\n<@&1> @everyone");
         assert_eq!(body["username"], "Panel");
         assert_eq!(fitting_parts(&[part(1, Some(&"c".repeat(1990)))], 10, mention_chars(&mentions)), 1);
+    }
+
+    #[test]
+    fn an_audit_line_is_content_without_an_embed_and_never_a_digest() {
+        let destination = Destination::new("d", Target::DryRun);
+        let line = crate::render::audit::audit_part("<@1500000000000000001> reset alice's usage · eu1");
+        let body = serde_json::to_value(build_message([&line, &part(5, None)], &Mentions::default(), &destination));
+        let body = body.unwrap();
+        assert_eq!(body["content"], "<@1500000000000000001> reset alice's usage · eu1");
+        assert_eq!(body["embeds"].as_array().unwrap().len(), 1, "only the event's embed: {body}");
+        assert_eq!(body["allowed_mentions"], serde_json::json!({"parse": [], "users": [], "roles": []}));
+        let window: Vec<RowMeta> = (0..5).map(|i| meta(i, crate::render::audit::AUDIT_ACTION, "alice")).collect();
+        assert!(digest_members(&window, 1).is_none());
     }
 
     #[test]

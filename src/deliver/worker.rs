@@ -13,16 +13,19 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod app;
 mod post;
 mod record;
 mod settle;
 
+use super::app_webhook::AppWebhooks;
 use super::digest::{plan_burst, Burst, Planned, DIGEST_LOOKAHEAD};
 use super::forum::{new_post, post_key, same_post, Post};
+use super::menu::user_menus;
 use super::pacer::Pacer;
 use super::{build_message, next_message, DeliverySettings, Sent, Services, Step};
 use crate::destination::{Destination, Mentions, Target};
-use crate::discord::{self, Outcome, RateLimit, Wait};
+use crate::discord::{self, Outcome, RateLimit, Wait, WebhookUrl};
 use crate::metrics::{ClassLabels, DestinationLabels, Health, Metrics, Waiting};
 use crate::outbox::{now_ms, Outbox, OutboxError, Row, RowMeta};
 use crate::render::{limits, Part, Templates};
@@ -68,11 +71,15 @@ pub struct Worker {
     recorder: Recorder,
     /// The row whose new forum post gets a neutral title: AutoMod blocked the usual one.
     neutral_title: Option<i64>,
+    /// Finds or makes the relay's own webhook of a channel destination.
+    app_webhooks: Option<AppWebhooks>,
+    /// A channel destination's webhook, once found or made.
+    app_url: Option<WebhookUrl>,
 }
 
 impl Worker {
     pub fn new(destination: Arc<Destination>, services: Services, wake: Arc<Notify>) -> Self {
-        let Services { outbox, client, templates, settings, metrics, health } = services;
+        let Services { outbox, client, templates, settings, metrics, health, app_webhooks } = services;
         Self {
             recorder: Recorder::new(&destination.name, outbox.clone(), metrics.clone(), health.clone()),
             labels: DestinationLabels::of(&destination.name),
@@ -95,6 +102,8 @@ impl Worker {
             posts_without_id: 0,
             untagged: None,
             neutral_title: None,
+            app_webhooks,
+            app_url: None,
         }
     }
 
@@ -109,6 +118,10 @@ impl Worker {
         }
         if let Some(wait) = self.pacer.wait() {
             return Ok(Step::Wait(wait));
+        }
+        // Before anything is due: a channel destination says at start when it cannot have a webhook.
+        if let Some(step) = self.ensure_app_webhook().await {
+            return Ok(step);
         }
         if let Some(step) = self.try_digest().await? {
             return Ok(step);
@@ -140,7 +153,7 @@ impl Worker {
             let creator = rows[0].action.clone();
             return self.send_in_post(key, &creator, &rows, &parts, &mentions, Sent::Embeds).await;
         }
-        let (outcome, _) = self.send(&parts, &mentions, None).await;
+        let (outcome, _) = self.send(&rows, &parts, &mentions, None).await;
         self.settle(&rows, parts.len(), outcome, Sent::Embeds).await
     }
 
@@ -185,13 +198,19 @@ impl Worker {
             let (key, action) = (burst.post(), burst.action().to_owned());
             return self.send_in_post(key, &action, &rows, &parts, &mentions, Sent::Digest).await.map(Some);
         }
-        let (outcome, _) = self.send(&parts, &mentions, None).await;
+        let (outcome, _) = self.send(&rows, &parts, &mentions, None).await;
         self.settle(&rows, parts.len(), outcome, Sent::Digest).await.map(Some)
     }
 
-    /// Sends one message (into the forum post `post`, if given) and counts the answer. Also
-    /// returns the created message's `channel_id`, if the answer had one.
-    async fn send(&mut self, parts: &[Part], mentions: &Mentions, post: Option<&Post>) -> (Outcome, Option<u64>) {
+    /// Sends one message of `rows` (into the forum post `post`, if given) and counts the answer.
+    /// Also returns the created message's `channel_id`, if the answer had one.
+    async fn send(
+        &mut self,
+        rows: &[RowMeta],
+        parts: &[Part],
+        mentions: &Mentions,
+        post: Option<&Post>,
+    ) -> (Outcome, Option<u64>) {
         let mut message = build_message(parts, mentions, &self.destination);
         let mut thread_id = self.destination.thread_id;
         match post {
@@ -207,6 +226,16 @@ impl Worker {
             }
             Target::Webhook(url) => {
                 let reply = self.client.execute(url, thread_id, &message).await;
+                self.pace(&reply.rate_limit);
+                (reply.outcome, reply.channel_id)
+            }
+            Target::Channel(channel) => {
+                // Only the relay's own webhook keeps a message's components; a plain URL gets none.
+                let menus = user_menus(rows);
+                if !menus.is_empty() {
+                    message = message.components(menus);
+                }
+                let reply = self.execute_own(*channel, thread_id, &message).await;
                 self.pace(&reply.rate_limit);
                 (reply.outcome, reply.channel_id)
             }

@@ -1,7 +1,7 @@
 //! Destinations: the named places messages are delivered to, and whom a message may mention.
 //!
-//! A destination is a named target (a Discord webhook, optionally a thread of its channel and a
-//! display name and avatar, or the dry-run log). A webhook of a forum channel is marked as such
+//! A destination is a named target (a Discord webhook, or a channel where the relay makes its own,
+//! optionally a thread of its channel and a display name and avatar, or the dry-run log). A webhook of a forum channel is marked as such
 //! ([`Forum`]): its messages go into a post per user. Every stored row belongs to exactly one
 //! destination, and each destination is delivered by its own task, so messages never mix
 //! destinations or threads.
@@ -73,8 +73,32 @@ pub struct DestinationStats {
 pub enum Target {
     /// A Discord webhook.
     Webhook(WebhookUrl),
+    /// The relay's own webhook in this channel (`DISCORD_CHANNEL_ID`, a routes file's
+    /// `channel_id`): created with the bot token when it has none, so its URL is known only at
+    /// delivery. Discord keeps the components (the "Act on a user…" menu) of its messages.
+    Channel(u64),
     /// No webhook configured: log each message as JSON instead of sending it.
     DryRun,
+}
+
+impl Target {
+    /// The webhook, when it is one.
+    pub fn webhook(&self) -> Option<&WebhookUrl> {
+        if let Self::Webhook(url) = self {
+            Some(url)
+        } else {
+            None
+        }
+    }
+
+    /// The channel, when the relay makes its own webhook there.
+    pub fn channel(&self) -> Option<u64> {
+        if let Self::Channel(id) = self {
+            Some(*id)
+        } else {
+            None
+        }
+    }
 }
 
 /// A named place messages are delivered to.

@@ -1,6 +1,7 @@
 //! Discord's Execute Webhook endpoint: the URL type ([`url`]), the HTTP client (here), and the one
 //! place where Discord's answers are classified into what the delivery engine should do
-//! ([`answer`]).
+//! ([`answer`]); and the relay's own webhooks of a channel, found or created with the bot token
+//! ([`channel`]).
 //!
 //! serenity is the message model (`ExecuteWebhook`, `CreateEmbed`, …); the request itself goes out
 //! through reqwest to the exact URL the admin configured, because serenity's own `Http` client
@@ -8,6 +9,7 @@
 //! on errors, retries 429s in an uncapped loop and has no timeout.
 
 mod answer;
+mod channel;
 #[cfg(test)]
 mod tests;
 mod url;
@@ -19,6 +21,7 @@ use serenity::builder::ExecuteWebhook;
 pub use answer::{
     classify, created_channel_id, redact, Outcome, RateLimit, Reply, Scope, Wait, MAX_WAIT, MIN_RETRY_AFTER,
 };
+pub use channel::{BotToken, ChannelError, ChannelWebhooks, WEBHOOK_NAME};
 pub use url::{WebhookUrl, WebhookUrlError};
 
 /// How much of an answer's body is read. Classifying needs a few hundred bytes of an error and

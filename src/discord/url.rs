@@ -20,6 +20,10 @@ pub struct WebhookUrl {
     url: Url,
     id: u64,
     thread_id: Option<u64>,
+    /// Whether executions ask Discord to keep the message's components (`with_components=true`):
+    /// set on the relay's own (application-owned) webhooks, whose interactive components Discord
+    /// keeps; a webhook a person made drops them.
+    with_components: bool,
 }
 
 /// Why a string is not a usable webhook URL. Messages never contain the token.
@@ -86,7 +90,18 @@ impl WebhookUrl {
             .transpose()?;
         url.set_query(None);
         url.set_fragment(None);
-        Ok(Self { url, id, thread_id })
+        Ok(Self { url, id, thread_id, with_components: false })
+    }
+
+    /// This webhook, its executions keeping the message's components (an application-owned
+    /// webhook's).
+    pub fn with_components(self) -> Self {
+        Self { with_components: true, ..self }
+    }
+
+    /// Whether executions keep the message's components.
+    pub fn keeps_components(&self) -> bool {
+        self.with_components
     }
 
     /// The full URL, token included. Only for storing it; never log it.
@@ -94,8 +109,9 @@ impl WebhookUrl {
         self.url.as_str()
     }
 
-    /// The token (the secret part of the path), to redact it from upstream text.
-    pub(super) fn token(&self) -> &str {
+    /// The token (the secret part of the path): to redact it from upstream text, or to store the
+    /// relay's own webhook. Never log it.
+    pub fn token(&self) -> &str {
         webhook_path(&self.url).map(|(_, token)| token).unwrap_or_default()
     }
 
@@ -142,6 +158,9 @@ impl WebhookUrl {
             query.append_pair("wait", "true");
             if let Some(thread) = thread_id.or(self.thread_id) {
                 query.append_pair("thread_id", &thread.to_string());
+            }
+            if self.with_components {
+                query.append_pair("with_components", "true");
             }
         }
         url

@@ -10,6 +10,7 @@
 //! are readable by the relay's user only (0600), and a data folder the relay creates is 0700
 //! ([`files`]).
 
+mod app_webhooks;
 mod files;
 mod forum;
 mod nodes;
@@ -30,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use crate::destination::DestinationStats;
 use crate::destination::Mentions;
+pub use app_webhooks::AppWebhook;
 pub use forum::PostKey;
 pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
@@ -48,9 +50,9 @@ const ROW_OVERHEAD_BYTES: u64 = 256;
 /// [`full_margin`]).
 pub const FULL_MARGIN_BYTES: u64 = 64 * 1024;
 
-/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes 80 KiB (20 pages: its tables and
-/// indexes, node watch's and users' states' among them), and keeps an eighth free
-/// ([`full_margin`]), so this leaves about 32 KiB for rows, states and posts.
+/// The smallest `OUTBOX_MAX_BYTES`: an empty outbox already takes 88 KiB (22 pages: its tables and
+/// indexes, node watch's, users' states' and the relay's own webhooks' among them), and keeps an
+/// eighth free ([`full_margin`]), so this leaves about 24 KiB for rows, states and posts.
 pub const MIN_MAX_BYTES: u64 = 128 * 1024;
 
 /// The room an outbox of `max_bytes` keeps free: [`FULL_MARGIN_BYTES`], or an eighth of a smaller

@@ -20,7 +20,19 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_NODE_WATCH,
     SCHEMA_REPORT_HIGHEST_END,
     SCHEMA_USER_STATES,
+    SCHEMA_APP_WEBHOOKS,
 ];
+
+/// The relay's own (application-owned) webhook of each channel it was given as a destination
+/// (`DISCORD_CHANNEL_ID`, a routes file's `channel_id`): id and token, reused across restarts.
+pub const SCHEMA_APP_WEBHOOKS: &str = "
+CREATE TABLE app_webhooks (
+    channel_id      INTEGER PRIMARY KEY,
+    webhook_id      INTEGER NOT NULL,
+    token           TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+";
 
 /// Node watch: per panel ('' for none) the watcher's state as JSON (nodes, open outages), and
 /// the node outages that were reported, for reports (unix ms; `ended_at` NULL while open).

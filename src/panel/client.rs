@@ -130,6 +130,19 @@ impl PanelClient {
         body: Option<&Value>,
         name: &'static str,
     ) -> Result<Value, PanelError> {
+        self.call_capped(method, path, body, name, MAX_ANSWER_BYTES).await
+    }
+
+    /// [`PanelClient::call`], reading at most `max_bytes` of the answer (a user's answer is far
+    /// smaller than a list of a thousand nodes).
+    pub(super) async fn call_capped(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        name: &'static str,
+        max_bytes: usize,
+    ) -> Result<Value, PanelError> {
         let mut renewed = false;
         loop {
             let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
@@ -150,7 +163,7 @@ impl PanelClient {
             if !status.is_success() {
                 return Err(PanelError::Status { status: status.as_u16(), path: name });
             }
-            return read_json(response, name).await;
+            return read_json(response, name, max_bytes).await;
         }
     }
 
@@ -194,7 +207,7 @@ impl PanelClient {
             if !status.is_success() {
                 return Err(PanelError::Status { status: status.as_u16(), path: "the login" });
             }
-            let answer = read_json(response, "the login").await?;
+            let answer = read_json(response, "the login", MAX_ANSWER_BYTES).await?;
             let value = answers::access_token(&answer).ok_or_else(|| unreadable("the login", "no access_token"))?;
             if learnt.is_some() {
                 state.family = *learnt;
@@ -214,17 +227,21 @@ impl PanelClient {
     }
 }
 
-/// The answer's JSON, read up to [`MAX_ANSWER_BYTES`].
-async fn read_json(mut response: reqwest::Response, name: &'static str) -> Result<Value, PanelError> {
-    if response.content_length().is_some_and(|length| length > MAX_ANSWER_BYTES as u64) {
-        return Err(PanelError::TooLarge(name));
+/// The answer's JSON, read up to `max_bytes`.
+async fn read_json(mut response: reqwest::Response, name: &'static str, max_bytes: usize) -> Result<Value, PanelError> {
+    if response.content_length().is_some_and(|length| length > max_bytes as u64) {
+        return Err(PanelError::TooLarge(name, max_bytes));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(PanelError::TooLarge(name));
+        if body.len().saturating_add(chunk.len()) > max_bytes {
+            return Err(PanelError::TooLarge(name, max_bytes));
         }
         body.extend_from_slice(&chunk);
+    }
+    // A success without a body (PasarGuard's 204 to a DELETE) says only that it was done.
+    if body.is_empty() {
+        return Ok(Value::Null);
     }
     serde_json::from_slice(&body).map_err(|err| unreadable(name, err.to_string()))
 }

@@ -3,7 +3,8 @@
 //!
 //! * [`client`]: the HTTP side: timeouts on every call, a bounded answer, the login and its JWT
 //!   (kept in memory only, renewed before it expires and on a `401`).
-//! * [`users`]: one user (the bot's user card) and the changes made to them from Discord.
+//! * [`users`]: one user (the bot's user card) and the changes made to them from Discord;
+//!   [`user_changes`]: adding traffic and deleting a user.
 //! * [`answers`]: what the panel answers, parsed as hostile input: never a panic, every name and
 //!   message cut to a documented length, at most [`MAX_NODES`] nodes.
 //!
@@ -22,6 +23,7 @@
 mod answers;
 mod client;
 mod scrub;
+mod user_changes;
 mod users;
 
 use std::fmt;
@@ -30,7 +32,8 @@ use std::time::Duration;
 pub use answers::{CoreStatus, Node, NodeStatus, ADDRESS_MAX_CHARS, MAX_NODES, MESSAGE_MAX_CHARS, NAME_MAX_CHARS};
 pub use client::{PanelClient, MAX_ANSWER_BYTES};
 pub use scrub::scrub;
-pub use users::{is_username, PanelUser, EXTEND_MAX_DAYS, NOTE_MAX_CHARS, USERNAME_MAX_CHARS};
+pub use user_changes::{TrafficAdded, GIB, TRAFFIC_LIMIT_MAX};
+pub use users::{is_username, PanelUser, EXTEND_MAX_DAYS, NOTE_MAX_CHARS, USERNAME_MAX_CHARS, USER_ANSWER_MAX_BYTES};
 
 pub use crate::event::Family;
 
@@ -98,9 +101,10 @@ pub enum PanelError {
     /// The panel answered with an error status.
     #[error("the panel answered HTTP {status} to {path}")]
     Status { status: u16, path: &'static str },
-    /// The answer was larger than [`MAX_ANSWER_BYTES`].
-    #[error("the panel's answer to {0} was larger than {MAX_ANSWER_BYTES} bytes")]
-    TooLarge(&'static str),
+    /// The answer was larger than the call reads ([`MAX_ANSWER_BYTES`], a user's
+    /// [`USER_ANSWER_MAX_BYTES`]).
+    #[error("the panel's answer to {0} was larger than {1} bytes")]
+    TooLarge(&'static str, usize),
     /// The answer was not what the family sends.
     #[error("the panel's answer to {path} could not be read: {reason}")]
     Unreadable { path: &'static str, reason: String },

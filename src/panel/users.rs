@@ -27,6 +27,10 @@ pub const NOTE_MAX_CHARS: usize = 500;
 /// The most days an expiry may be extended by at once (ten years).
 pub const EXTEND_MAX_DAYS: u32 = 3650;
 
+/// The largest answer read for one user: Marzban's user is 1 to 3 KiB (a link per proxy and
+/// inbound; a hundred inbounds are about 40 KiB). A larger answer is an error, not read on.
+pub const USER_ANSWER_MAX_BYTES: usize = 256 << 10;
+
 /// One user as the panel reports them, without a single secret field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PanelUser {
@@ -90,7 +94,7 @@ impl PanelClient {
         self.user_call(Method::PUT, username, "", Some(&json!({ "expire": expire }))).await
     }
 
-    async fn user_call(
+    pub(super) async fn user_call(
         &self,
         method: Method,
         username: &str,
@@ -108,7 +112,8 @@ impl PanelClient {
         if self.family().await == Some(Family::Marzneshin) {
             return Err(PanelError::Unsupported("user actions on Marzneshin"));
         }
-        let answer = self.call(method, &format!("/api/user/{username}{action}"), body, name).await?;
+        let path = format!("/api/user/{username}{action}");
+        let answer = self.call_capped(method, &path, body, name, USER_ANSWER_MAX_BYTES).await?;
         user(&answer).map_err(|reason| unreadable(name, reason))
     }
 }

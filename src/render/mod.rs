@@ -18,6 +18,7 @@
 //! them), `check`, `digest` (what a digest template renders), `forum` (post titles) and `report`
 //! (scheduled reports).
 
+pub mod audit;
 mod builtin;
 pub mod changes;
 mod check;

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use actix_web::web;
 use tokio_util::sync::CancellationToken;
 
+use crate::bot::audit::Audit;
 use crate::bot::{self, Bot, Gateway, GatewayMetrics, GATEWAY_TASK};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
-use crate::deliver::Delivery;
+use crate::deliver::{Delivery, Dispatch};
+use crate::destination::DEFAULT_DESTINATION;
 use crate::metrics::{Health, Metrics};
 use crate::nodes::{Watcher, NODES_TASK};
 use crate::outbox::Outbox;
@@ -70,10 +72,14 @@ pub(super) fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<
     (stop, task)
 }
 
-/// The Discord application's handler for `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set
+/// The Discord application's handler, when `DISCORD_BOT_TOKEN` or `DISCORD_PUBLIC_KEY` is set
 /// (with or without a panel API); registers the slash commands in the background when
 /// `DISCORD_BOT_TOKEN` is set.
-pub(super) fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> anyhow::Result<Option<web::Data<Bot>>> {
+pub(super) fn start_bot(
+    config: &Config,
+    panel: Option<Arc<PanelClient>>,
+    audit: Option<Audit>,
+) -> anyhow::Result<Option<web::Data<Bot>>> {
     let Some(settings) = &config.bot else {
         return Ok(None);
     };
@@ -90,7 +96,11 @@ pub(super) fn start_bot(config: &Config, panel: Option<Arc<PanelClient>>) -> any
     if settings.bot_token.is_some() {
         tokio::spawn(bot::register_commands(settings.clone()));
     }
-    let bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
+    let mut bot = Bot::new(settings.clone(), panel, config.panel_name.clone()).map_err(anyhow::Error::msg)?;
+    if let Some(audit) = audit {
+        log::info!("bot: every action is posted as an audit line to destination {}", audit.destination());
+        bot = bot.with_audit(audit);
+    }
     Ok(Some(web::Data::new(bot)))
 }
 
@@ -120,4 +130,13 @@ pub(super) fn start_gateway(
         keep_running(GATEWAY_TASK, &health, &metrics, &shutdown, || gateway.clone().run(shutdown.clone())).await;
     });
     Some((stop, task))
+}
+
+/// Where the bot posts its audit lines, when it runs: the panel's default destination
+/// (`DISCORD_WEBHOOK_URL`, named `default`), else the routes file's first destination.
+pub(super) fn audit_sink(config: &Config, router: &Router, outbox: &Outbox, dispatch: Dispatch) -> Option<Audit> {
+    config.bot.as_ref()?;
+    let destinations = router.destinations();
+    let destination = destinations.iter().find(|d| d.name == DEFAULT_DESTINATION).or_else(|| destinations.first())?;
+    Some(Audit::new(outbox.clone(), destination.clone(), Some(dispatch)))
 }

@@ -9,34 +9,34 @@ use serde_json::{json, Value};
 use crate::fake_bot_peers::{FakePanel, FakeRest, JWT_PREFIX, PANEL_PASSWORD, PANEL_USER};
 use crate::helpers::{logs, poll_until, spawn_app_in, Options, TestApp};
 
-const SIGNING_KEY: [u8; 32] = [7; 32];
-const APPLICATION_ID: &str = "1234567890123456789";
-const GUILD: &str = "1100000000000000001";
-const MODERATOR_ROLE: &str = "1400000000000000001";
+pub(crate) const SIGNING_KEY: [u8; 32] = [7; 32];
+pub(crate) const APPLICATION_ID: &str = "1234567890123456789";
+pub(crate) const GUILD: &str = "1100000000000000001";
+pub(crate) const MODERATOR_ROLE: &str = "1400000000000000001";
 const BOT_TOKEN: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GfAkE.bot-token-never-shown";
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/discord-interactions/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A new interaction id each time, as Discord gives every interaction its own (a repeated id is a
 /// replay).
-fn fresh_id() -> String {
+pub(crate) fn fresh_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_300_000_000_000_000_100);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()
 }
 
 /// `/user <username>` from the moderator (with the moderator role unless `roles` says otherwise).
-fn command(username: &str, roles: &[&str]) -> Value {
+pub(crate) fn command(username: &str, roles: &[&str]) -> Value {
     let mut command = fixture("command_user.json");
     command["id"] = json!(fresh_id());
     command["data"]["options"][0]["value"] = json!(username);
@@ -44,24 +44,32 @@ fn command(username: &str, roles: &[&str]) -> Value {
     command
 }
 
-/// A click on the card's button `custom_id`, on a card message drawn now.
-fn click(custom_id: &str, roles: &[&str]) -> Value {
+/// A click on the card's button `custom_id`, on a card message drawn now with that button.
+pub(crate) fn click(custom_id: &str, roles: &[&str]) -> Value {
+    let drawn = json!([{"type": 1, "components": [{"type": 2, "custom_id": custom_id, "label": "x", "style": 1}]}]);
+    click_on(custom_id, &drawn, roles)
+}
+
+/// A click on `custom_id`, on a message drawn now with the action rows `components` (as the
+/// relay's response gave them: `response["data"]["components"]`).
+pub(crate) fn click_on(custom_id: &str, components: &Value, roles: &[&str]) -> Value {
     let mut click = fixture("component_button.json");
     click["id"] = json!(fresh_id());
     click["message"]["timestamp"] = json!(rfc3339(now()));
+    click["message"]["components"] = components.clone();
     click["data"]["custom_id"] = json!(custom_id);
     click["member"]["roles"] = json!(roles);
     click
 }
 
-struct Bot {
-    app: TestApp,
-    panel: FakePanel,
-    rest: FakeRest,
+pub(crate) struct Bot {
+    pub app: TestApp,
+    pub panel: FakePanel,
+    pub rest: FakeRest,
     _dir: tempfile::TempDir,
 }
 
-async fn start(extra: &[(&str, &str)]) -> Bot {
+pub(crate) async fn start(extra: &[(&str, &str)]) -> Bot {
     let (panel, rest) = (FakePanel::start().await, FakeRest::start().await);
     let key = hex(SigningKey::from_bytes(&SIGNING_KEY).verifying_key().as_bytes());
     let mut options = Options::new()
@@ -84,7 +92,7 @@ async fn start(extra: &[(&str, &str)]) -> Bot {
 }
 
 /// POSTs `body` to `/interactions` signed by `key` at `timestamp`.
-async fn post_signed(app: &TestApp, body: &[u8], key: &SigningKey, timestamp: u64) -> reqwest::Response {
+pub(crate) async fn post_signed(app: &TestApp, body: &[u8], key: &SigningKey, timestamp: u64) -> reqwest::Response {
     let timestamp = timestamp.to_string();
     let signature = key.sign(&[timestamp.as_bytes(), body].concat());
     app.client
@@ -99,14 +107,14 @@ async fn post_signed(app: &TestApp, body: &[u8], key: &SigningKey, timestamp: u6
 }
 
 /// Sends `interaction` as Discord does and returns the response's JSON.
-async fn interact(app: &TestApp, interaction: &Value) -> Value {
+pub(crate) async fn interact(app: &TestApp, interaction: &Value) -> Value {
     let response =
         post_signed(app, interaction.to_string().as_bytes(), &SigningKey::from_bytes(&SIGNING_KEY), now()).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 
-fn text_of(response: &Value) -> String {
+pub(crate) fn text_of(response: &Value) -> String {
     response.to_string()
 }
 
@@ -331,7 +339,7 @@ fn click_on_card_drawn(custom_id: &str, drawn: u64) -> Value {
     click
 }
 
-fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp(unix as i64).unwrap();
     at.format(&time::format_description::well_known::Rfc3339).unwrap()
 }

@@ -28,6 +28,10 @@ pub struct PanelState {
     pub delay: Duration,
     /// The next user call is answered 401 once (the panel restarted with a new secret key).
     pub expire_token: bool,
+    /// Characters of padding added to every user answer (a hostile or broken panel).
+    pub padding: usize,
+    /// A deletion is answered `204 No Content`, as PasarGuard does (Marzban answers a JSON detail).
+    pub delete_no_content: bool,
     token: Option<String>,
 }
 
@@ -49,6 +53,7 @@ impl FakePanel {
                 .route("/api/admin/token", web::post().to(login))
                 .route("/api/user/{username}", web::get().to(user))
                 .route("/api/user/{username}", web::put().to(user))
+                .route("/api/user/{username}", web::delete().to(user))
                 .route("/api/user/{username}/{action}", web::post().to(user))
         })
         .workers(1)
@@ -65,8 +70,18 @@ impl FakePanel {
     }
 
     pub fn user(&self, name: &str) -> Value {
+        self.find(name).expect("the user exists")
+    }
+
+    /// The user named `name`, if the panel has them.
+    pub fn find(&self, name: &str) -> Option<Value> {
         let state = self.state.lock().unwrap();
-        state.users.iter().find(|u| u["username"] == name).cloned().expect("the user exists")
+        state.users.iter().find(|u| u["username"] == name).cloned()
+    }
+
+    /// How many calls of `method` to a path ending with `end` the panel received.
+    pub fn count(&self, method: &str, end: &str) -> usize {
+        self.calls().iter().filter(|(m, path)| m == method && path.ends_with(end)).count()
     }
 
     pub fn calls(&self) -> Vec<(String, String)> {
@@ -129,15 +144,26 @@ async fn user(request: HttpRequest, state: web::Data<Arc<Mutex<PanelState>>>, bo
             let Ok(change) = serde_json::from_str::<Value>(&body) else {
                 return HttpResponse::UnprocessableEntity().finish();
             };
-            for key in ["status", "expire"] {
+            for key in ["status", "expire", "data_limit"] {
                 if let Some(value) = change.get(key) {
                     user[key] = value.clone();
                 }
             }
         }
+        ("DELETE", None) => {
+            state.users.retain(|u| u["username"] != name.as_str());
+            if state.delete_no_content {
+                return HttpResponse::NoContent().finish();
+            }
+            return HttpResponse::Ok().json(json!({"detail": "User successfully deleted"}));
+        }
         _ => return HttpResponse::NotFound().finish(),
     }
-    HttpResponse::Ok().json(user.clone())
+    let mut answer = user.clone();
+    if state.padding > 0 {
+        answer["excluded_inbounds"] = json!({"vless": ["x".repeat(state.padding)]});
+    }
+    HttpResponse::Ok().json(answer)
 }
 
 /// One request Discord's REST API received.

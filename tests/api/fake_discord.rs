@@ -15,8 +15,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
+#[path = "fake_channels.rs"]
+mod channels;
 #[path = "fake_forum.rs"]
 mod forum;
+#[allow(unused_imports)]
+pub use channels::{AppHook, APPLICATION_ID};
 pub use forum::Thread;
 
 pub const WEBHOOK_ID: u64 = 112233445566778899;
@@ -122,6 +126,8 @@ struct Inner {
     webhooks: Vec<u64>,
     /// Which of them belong to forum channels, and their posts.
     forums: forum::Forums,
+    /// Channels and the webhooks the application made in them.
+    channels: channels::Channels,
 }
 
 /// A running fake Discord. Dropping it does not stop the server; the test runtime's end does.
@@ -152,6 +158,8 @@ impl FakeDiscord {
                 .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
                 .route("/api/webhooks/{id}/{token}", web::post().to(execute))
                 .route("/api/v{version}/webhooks/{id}/{token}", web::post().to(execute))
+                .route("/api/v10/channels/{channel}/webhooks", web::post().to(create_webhook))
+                .route("/api/v10/channels/{channel}/webhooks", web::get().to(list_webhooks))
         })
         .workers(1)
         .disable_signals()
@@ -186,6 +194,38 @@ impl FakeDiscord {
         let url = self.webhook_url_for(id);
         self.inner.lock().unwrap().forums.add_webhook(id);
         url
+    }
+
+    /// `DISCORD_API_BASE` for the relay's REST calls (its own webhooks are executed through it).
+    pub fn api_base(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v10", self.port)
+    }
+
+    /// The webhooks the application made, deleted ones included, in order.
+    pub fn app_hooks(&self) -> Vec<AppHook> {
+        self.inner.lock().unwrap().channels.hooks.clone()
+    }
+
+    /// Deletes the application's webhook `id` (as a server admin would): executing it is 404.
+    pub fn delete_app_hook(&self, id: u64) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.channels.hooks.iter_mut().filter(|hook| hook.id == id).for_each(|hook| hook.deleted = true);
+        inner.webhooks.retain(|known| *known != id);
+    }
+
+    /// While set, the bot lacks Manage Webhooks: the channel endpoints answer 403.
+    pub fn forbid_webhooks(&self, forbidden: bool) {
+        self.inner.lock().unwrap().channels.forbidden = forbidden;
+    }
+
+    /// Makes `channel` a forum: webhooks made there are forum webhooks.
+    pub fn make_forum_channel(&self, channel: u64) {
+        self.inner.lock().unwrap().channels.forums.push(channel);
+    }
+
+    /// Every call to the channel webhook endpoints: (method, path without the API base).
+    pub fn channel_calls(&self) -> Vec<(String, String)> {
+        self.inner.lock().unwrap().channels.calls.clone()
     }
 
     /// Makes the forum of webhook `id` require a tag on every new post.
@@ -339,7 +379,7 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
     let Some(id) = id.parse::<u64>().ok().filter(|id| inner.webhooks.contains(id)) else {
         return (404, error(404, json!({"message": "Unknown Webhook", "code": 10015})));
     };
-    if token != WEBHOOK_TOKEN {
+    if token != inner.channels.token_of(id).unwrap_or(WEBHOOK_TOKEN) {
         return (401, error(401, json!({"message": "Invalid Webhook Token", "code": 50027})));
     }
     let now = Instant::now();
@@ -361,11 +401,18 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
     inner.bucket_used += 1;
     let remaining = limits.bucket_requests - inner.bucket_used;
 
-    let message: Value = match serde_json::from_str(body) {
+    let mut message: Value = match serde_json::from_str(body) {
         Ok(message) => message,
         Err(_) => return (400, error(400, json!({"message": "Cannot send an empty message", "code": 50006}))),
     };
     let mut problems = validate(&message);
+    problems.extend(channels::validate(&message));
+    if !channels::keeps_components(&inner.channels, id, query) {
+        // As Discord does: a webhook a person made (or no `with_components`) drops them silently.
+        if let Some(message) = message.as_object_mut() {
+            message.remove("components");
+        }
+    }
     if let Some(reject) = &inner.reject_embed {
         let embeds = message["embeds"].as_array().cloned().unwrap_or_default();
         for (i, embed) in embeds.iter().enumerate() {
@@ -416,6 +463,35 @@ fn answer(inner: &mut Inner, path: &[String], query: &str, body: &str) -> (u16, 
     };
     add_bucket_headers(&mut response, limits.bucket_requests, remaining, reset_after);
     (if wait { 200 } else { 204 }, response)
+}
+
+async fn create_webhook(
+    request: HttpRequest,
+    channel: web::Path<u64>,
+    body: String,
+    inner: web::Data<Arc<Mutex<Inner>>>,
+) -> HttpResponse {
+    let mut inner = inner.lock().unwrap();
+    let authorization = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let (status, body, made) = inner.channels.create(*channel, authorization, &body);
+    if let Some(hook) = made {
+        inner.webhooks.push(hook.id);
+        if inner.channels.forums.contains(&hook.channel) {
+            inner.forums.add_webhook(hook.id);
+        }
+    }
+    error(status, body)
+}
+
+async fn list_webhooks(
+    request: HttpRequest,
+    channel: web::Path<u64>,
+    inner: web::Data<Arc<Mutex<Inner>>>,
+) -> HttpResponse {
+    let mut inner = inner.lock().unwrap();
+    let authorization = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let (status, body) = inner.channels.list(*channel, authorization, (WEBHOOK_ID, WEBHOOK_TOKEN));
+    error(status, body)
 }
 
 /// Discord's documented limits, checked without any of the relay's code.

@@ -8,7 +8,7 @@ use crate::fake_discord::{FakeDiscord, Limits, WEBHOOK_ID};
 use crate::helpers::{batch_of, poll_until, spawn_app_in, Options, TestApp};
 
 /// Users per request, and requests: 400 posts (and their users' states) take more than the
-/// 32 KiB the smallest outbox, 128 KiB, has beside its empty tables (80 KiB) and the eighth it
+/// 24 KiB the smallest outbox, 128 KiB, has beside its empty tables (88 KiB) and the eighth it
 /// keeps free.
 const USERS_PER_ROUND: usize = 10;
 const ROUNDS: usize = 40;

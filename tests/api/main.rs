@@ -6,7 +6,10 @@ mod fake_discord;
 mod fake_panel;
 mod helpers;
 
+mod act_menu;
+mod app_webhooks;
 mod bot;
+mod bot_actions;
 mod burst;
 mod changes;
 mod cli;

@@ -53,6 +53,7 @@ impl Rig {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(Health::default()),
+            app_webhooks: None,
         };
         let destination = Arc::new(Destination::new("default", Target::Webhook(url)));
         let worker = Worker::new(destination, services, Arc::new(Notify::new()));

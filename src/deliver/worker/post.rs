@@ -42,7 +42,7 @@ impl Worker {
                 Post::New { name, tags }
             }
         };
-        let (outcome, channel_id) = self.send(parts, mentions, Some(&post)).await;
+        let (outcome, channel_id) = self.send(rows, parts, mentions, Some(&post)).await;
         if let (Outcome::TitleBlocked { detail }, Post::New { name: title, .. }) = (&outcome, &post) {
             let head = rows.first().map(|row| row.id);
             if self.neutral_title != head {

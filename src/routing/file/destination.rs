@@ -1,5 +1,5 @@
 //! A `[destinations.<name>]` block of the routes file, validated: its webhook URL (inline or from
-//! a file), thread, username and avatar, its forum mode and tags, and the reports it receives.
+//! a file) or the channel the relay makes its own webhook in, thread, username and avatar, its forum mode and tags, and the reports it receives.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,9 +37,11 @@ pub(super) fn destination(
             reserved.join(", ")
         ));
     }
-    let url = one_of(spec.url, spec.url_file.as_deref(), base, &at, "url", problems)?;
-    let url =
-        WebhookUrl::parse(&url).map_err(|e| problems.push(format!("{at}.url is not a usable webhook URL: {e}"))).ok();
+    let target = target(&at, &spec, base, problems)?;
+    let url = match &target {
+        Some(Target::Webhook(url)) => Some(url),
+        _ => None,
+    };
     let thread_id = spec.thread_id.as_ref().and_then(|id| {
         let parsed = id.snowflake();
         if parsed.is_none() {
@@ -59,11 +61,11 @@ pub(super) fn destination(
         }
     }
     // A thread_id in the URL's query counts: execute_url would send every message there.
-    let has_thread = thread_id.is_some() || url.as_ref().is_some_and(|url| url.thread_id().is_some());
+    let has_thread = thread_id.is_some() || url.is_some_and(|url| url.thread_id().is_some());
     let forum = forum(&at, spec.forum, spec.tags, has_thread, problems);
     Some(Destination {
         name: name.to_owned(),
-        target: Target::Webhook(url?),
+        target: target?,
         thread_id,
         username: spec.username,
         avatar_url: spec.avatar_url,
@@ -71,11 +73,41 @@ pub(super) fn destination(
     })
 }
 
+/// Where a destination posts: its webhook `url` (or `url_file`), or `channel_id`, where the relay
+/// makes its own webhook. `None` when neither or both are given (a problem), and `Some(None)` when
+/// the one given is unusable (a problem too).
+fn target(at: &str, spec: &DestinationSpec, base: &Path, problems: &mut Vec<String>) -> Option<Option<Target>> {
+    let Some(channel) = &spec.channel_id else {
+        let url = one_of(spec.url.clone(), spec.url_file.as_deref(), base, at, "url", problems)?;
+        let parsed =
+            WebhookUrl::parse(&url).map_err(|e| problems.push(format!("{at}.url is not a usable webhook URL: {e}")));
+        return Some(parsed.ok().map(Target::Webhook));
+    };
+    if spec.url.is_some() || spec.url_file.is_some() {
+        problems.push(format!("{at}: give url (a webhook you made) or channel_id (the relay makes its own), not both"));
+        return None;
+    }
+    let parsed = channel.snowflake();
+    if parsed.is_none() {
+        problems.push(format!("{at}.channel_id: {channel} is not a Discord id"));
+    }
+    Some(parsed.map(Target::Channel))
+}
+
 /// Whether two destinations post to the same webhook and thread. Each would pace itself alone
 /// against the one rate limit Discord keeps for that webhook (429s for both), and in forum mode
 /// keep posts of its own (a user would get two): refused, with a problem that names both (`a_at`,
 /// `b_at`) and the webhook without its token.
 pub(in crate::routing) fn shared_webhook(a_at: &str, a: &Destination, b_at: &str, b: &Destination) -> Option<String> {
+    if let (Target::Channel(channel), Target::Channel(other)) = (&a.target, &b.target) {
+        let same = channel == other && a.thread_id == b.thread_id;
+        return same.then(|| {
+            format!(
+                "{a_at} and {b_at} post to the same channel {channel}: the relay keeps one webhook per channel, \
+                 paced as one. Keep one destination and name it in the rules' `to`"
+            )
+        });
+    }
     let (webhook, thread) = a.posts_to()?;
     if b.posts_to()? != (webhook, thread) {
         return None;

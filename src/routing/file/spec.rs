@@ -33,6 +33,8 @@ pub(super) struct PanelSpec {
 pub(super) struct DestinationSpec {
     pub(super) url: Option<String>,
     pub(super) url_file: Option<PathBuf>,
+    // The relay makes its own webhook in this channel (with DISCORD_BOT_TOKEN), instead of `url`.
+    pub(super) channel_id: Option<Id>,
     pub(super) thread_id: Option<Id>,
     pub(super) username: Option<String>,
     pub(super) avatar_url: Option<String>,

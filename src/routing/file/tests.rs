@@ -181,3 +181,26 @@ to = ["alerts", "audit", "threaded", "other"]
     assert!(problems[0].contains("/webhooks/1/"), "{}", problems[0]);
     assert!(!problems[0].contains("secret-token_1"), "{}", problems[0]);
 }
+
+#[test]
+fn a_destination_can_be_a_channel_where_the_relay_makes_its_webhook() {
+    let text = r#"
+[destinations.alerts]
+channel_id = "1100000000000000002"
+forum = true
+
+[[rules]]
+to = ["alerts"]
+"#;
+    let read = routes(text).unwrap();
+    assert_eq!(read.destinations[0].target, crate::destination::Target::Channel(1100000000000000002));
+    assert!(read.destinations[0].forum.is_some());
+
+    let both =
+        "[destinations.a]\nurl = \"https://discord.com/api/webhooks/1/aaa\"\nchannel_id = \"1100000000000000002\"\n";
+    assert!(routes(both).unwrap_err().iter().any(|p| p.contains("not both")), "{:?}", routes(both));
+    let bad = "[destinations.a]\nchannel_id = \"general\"\n";
+    assert!(routes(bad).unwrap_err().iter().any(|p| p.contains("destinations.a.channel_id")));
+    let twice = "[destinations.a]\nchannel_id = \"1100000000000000002\"\n[destinations.b]\nchannel_id = \"1100000000000000002\"\n";
+    assert!(routes(twice).unwrap_err().iter().any(|p| p.contains("same channel")), "{:?}", routes(twice));
+}

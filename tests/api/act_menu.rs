@@ -1,0 +1,102 @@
+//! The "Act on a user…" menu under the relay's own messages: choosing a user opens their live card
+//! (the one `/user` gives, with its buttons) as a reply only the chooser sees, after the same
+//! checks of who may act.
+
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+
+use crate::fake_bot_peers::{FakePanel, PANEL_PASSWORD, PANEL_USER};
+use crate::fake_discord::{FakeDiscord, APPLICATION_ID};
+use crate::helpers::{spawn_app_in, Options, TestApp};
+
+const SIGNING_KEY: [u8; 32] = [7; 32];
+const MODERATOR_ROLE: &str = "1400000000000000001";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A choice of `username` in the menu `custom_id`, by a member with `roles` (Discord's
+/// `message_component` interaction for a string select, on the relay's webhook message).
+fn choice(custom_id: &str, username: &str, roles: &[&str]) -> Value {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_300_000_000_000_000_500);
+    let path = format!("{}/tests/fixtures/discord-interactions/component_select.json", env!("CARGO_MANIFEST_DIR"));
+    let mut choice: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    choice["id"] = json!(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string());
+    choice["data"]["custom_id"] = json!(custom_id);
+    choice["data"]["values"] = json!([username]);
+    choice["member"]["roles"] = json!(roles);
+    choice
+}
+
+async fn interact(app: &TestApp, interaction: &Value) -> Value {
+    let body = interaction.to_string();
+    let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    let signature = SigningKey::from_bytes(&SIGNING_KEY).sign(&[timestamp.as_bytes(), body.as_bytes()].concat());
+    let response = app
+        .client
+        .post(format!("{}/interactions", app.address))
+        .header("x-signature-ed25519", hex(&signature.to_bytes()))
+        .header("x-signature-timestamp", timestamp)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn start(panel: &FakePanel, discord: &FakeDiscord, dir: &std::path::Path) -> TestApp {
+    let key = hex(SigningKey::from_bytes(&SIGNING_KEY).verifying_key().as_bytes());
+    let options = Options::new()
+        .var("DISCORD_PUBLIC_KEY", &key)
+        .var("DISCORD_APPLICATION_ID", APPLICATION_ID)
+        .var("DISCORD_API_BASE", &discord.api_base())
+        .var("DISCORD_ACTORS", &format!("role:{MODERATOR_ROLE}"))
+        .var("DISCORD_ACTIONS", "all")
+        .var("PANEL_API_URL", &panel.url())
+        .var("PANEL_API_USERNAME", PANEL_USER)
+        .var("PANEL_API_PASSWORD", PANEL_PASSWORD)
+        .var("PANEL_API_FAMILY", "marzban")
+        .var("PANEL_NAME", "eu1");
+    spawn_app_in(dir, options).await
+}
+
+#[tokio::test]
+async fn choosing_a_user_in_the_menu_opens_their_live_card_for_the_chooser_only() {
+    let (panel, discord, dir) = (FakePanel::start().await, FakeDiscord::start().await, tempfile::tempdir().unwrap());
+    let app = start(&panel, &discord, dir.path()).await;
+
+    let card = interact(&app, &choice("act:eu1", "alice", &[MODERATOR_ROLE])).await;
+
+    assert_eq!((card["type"].as_u64(), card["data"]["flags"].as_u64()), (Some(4), Some(64)), "{card}");
+    assert_eq!(card["data"]["embeds"][0]["title"], "alice");
+    let shown = card.to_string();
+    assert!(shown.contains("card:reset:") && shown.contains("card:refresh:"), "the card's buttons: {shown}");
+    assert!(!shown.contains("/sub/"), "{shown}");
+    assert_eq!(panel.calls(), vec![("GET".to_owned(), "/api/user/alice".to_owned())]);
+    // A digest's second menu (users 26 to 50) opens the card the same way.
+    let card = interact(&app, &choice("act:eu1:2", "alice", &[MODERATOR_ROLE])).await;
+    assert_eq!(card["data"]["embeds"][0]["title"], "alice", "{card}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_menu_refuses_who_may_not_act_and_another_panels_message() {
+    let (panel, discord, dir) = (FakePanel::start().await, FakeDiscord::start().await, tempfile::tempdir().unwrap());
+    let app = start(&panel, &discord, dir.path()).await;
+
+    let stranger = interact(&app, &choice("act:eu1", "alice", &["1400000000000000099"])).await;
+    let other_panel = interact(&app, &choice("act:us2", "alice", &[MODERATOR_ROLE])).await;
+    let not_a_name = interact(&app, &choice("act:eu1", "alice; drop", &[MODERATOR_ROLE])).await;
+
+    assert!(stranger.to_string().contains("may not act"), "{stranger}");
+    assert!(other_panel.to_string().contains("panel us2"), "{other_panel}");
+    assert!(not_a_name.to_string().contains("not a username"), "{not_a_name}");
+    for refused in [&stranger, &other_panel, &not_a_name] {
+        assert_eq!(refused["data"]["flags"].as_u64(), Some(64), "{refused}");
+    }
+    assert!(panel.calls().is_empty(), "nothing refused reached the panel");
+    app.stop().await;
+}
