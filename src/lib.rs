@@ -18,8 +18,9 @@
 //!     [`panel`]) about its nodes and core every `NODE_POLL_INTERVAL` and writes node events
 //!     (`node_down`, `node_recovered`, …, `panel_unreachable`) into the outbox like the panel's own,
 //!     with its state in the same transaction.
-//!   * [`bot`]: the Discord application: `POST /interactions` (Ed25519-verified), `/user` and the
-//!     user card's buttons, turned into panel calls through `panel/` (the gateway is to come).
+//!   * [`bot`]: the Discord application: the gateway (an outbound websocket, the default) or
+//!     `POST /interactions` (Ed25519-verified), `/user` and the user card's buttons, turned into
+//!     panel calls through `panel/`.
 //! * What decides and delivers:
 //!   * [`routing`]: which destinations get an event, with which mentions.
 //!   * [`deliver`]: one task per destination: takes the oldest pending rows, packs them into as

@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 
 mod health;
 
-pub use health::{Health, Waiting, CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW, TASK_PREFIX};
+pub use health::{Health, Outage, Waiting, CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW, TASK_PREFIX};
 
 use crate::destination::{DestinationStats, Origin, OwnerMetrics};
 

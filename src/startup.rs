@@ -25,7 +25,7 @@ use crate::panel::{PanelApiSettings, PanelClient};
 use crate::render::Templates;
 use crate::routing::Router;
 pub use producers::{panel_clients, PanelClients};
-use producers::{audit_sink, start_bot, start_reports, start_watchers, Producing};
+use producers::{audit_sink, start_bot, start_gateway, start_reports, start_watchers, Producing};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold: actix buffers up
@@ -71,9 +71,13 @@ impl Application {
             .context("cannot open the outbox (DATA_DIR)")?;
         let templates = Arc::new(load_templates(&config));
         let node_metrics = NodeMetrics::default();
+        let gateway_metrics = bot::GatewayMetrics::default();
         let metrics = {
             let mut metrics = Metrics::new();
             node_metrics.register(metrics.registry_mut());
+            if config.bot.as_ref().is_some_and(|bot| bot.gateway.is_some()) {
+                gateway_metrics.register(metrics.registry_mut());
+            }
             Arc::new(metrics)
         };
         let router = Arc::new(router_counted(&config, metrics.owners.clone()));
@@ -112,7 +116,7 @@ impl Application {
             panel: settings.label.clone(),
         };
         let nodes = start_watchers(&config, &panels, watcher, &health, &metrics);
-        let producers = reports.into_iter().chain(nodes).collect();
+        let mut producers: Vec<Producing> = reports.into_iter().chain(nodes).collect();
         let audit = audit_sink(&config, &router, &outbox, delivery.dispatch());
         let state = web::Data::new(State {
             auth: auth(&config),
@@ -121,8 +125,8 @@ impl Application {
             router,
             outbox,
             dispatch: delivery.dispatch(),
-            metrics,
-            health,
+            metrics: metrics.clone(),
+            health: health.clone(),
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
             dedup_window: config.dedup_window,
@@ -138,6 +142,7 @@ impl Application {
         // The bot asks every panel with an API, the default one (PANEL_API_URL's, else the routes
         // file's first) first.
         let bot = start_bot(&config, &panels, audit, reports)?;
+        producers.extend(start_gateway(bot.as_ref(), &health, &metrics, gateway_metrics));
         let app_state = state.clone();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let server = HttpServer::new(move || {

@@ -33,6 +33,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot>) -> HttpResponse {
+    // Without DISCORD_PUBLIC_KEY the gateway brings the interactions: no endpoint.
+    let Some(key) = bot.settings().public_key else {
+        return HttpResponse::NotFound().finish();
+    };
     // Discord's 3 s run from here: reading and checking the body count against them.
     let arrived = Instant::now();
     let headers = request.headers();
@@ -45,8 +49,7 @@ async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot
             Err(err) => return err.error_response(),
         };
     let body = &body.bytes;
-    let key = &bot.settings().public_key;
-    if let Err(err) = verify(key, Some(signature.as_bytes()), Some(timestamp.as_bytes()), body, SystemTime::now()) {
+    if let Err(err) = verify(&key, Some(signature.as_bytes()), Some(timestamp.as_bytes()), body, SystemTime::now()) {
         log::debug!("bot: refused an interaction: {err}");
         return unauthorized();
     }
@@ -70,7 +73,7 @@ async fn receive(request: HttpRequest, payload: web::Payload, bot: web::Data<Bot
 
 /// The response as Discord documents it: serenity writes `"data": null` for a PONG (type 1) and a
 /// deferred update (type 6), which take no data at all.
-fn without_null_data(mut body: serde_json::Value) -> serde_json::Value {
+pub(super) fn without_null_data(mut body: serde_json::Value) -> serde_json::Value {
     if let Some(map) = body.as_object_mut() {
         if map.get("data").is_some_and(serde_json::Value::is_null) {
             map.remove("data");

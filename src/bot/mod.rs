@@ -1,9 +1,10 @@
 //! The Discord application: slash commands and buttons turned into panel calls.
 //!
+//! * [`gateway`]: the default transport, an outbound websocket to Discord's gateway (with
+//!   `DISCORD_BOT_TOKEN`), which POSTs each answer to the interaction's callback.
 //! * [`http`]: `POST /interactions`, Discord's HTTP interactions endpoint (Ed25519-verified by
-//!   [`verify`] before anything is parsed).
-//! * [`handle`]: the one handler every transport feeds (the HTTP endpoint now, the gateway
-//!   later): an [`Interaction`] in, an [`Answer`] out: the response to give Discord within its
+//!   [`verify`] before anything is parsed), the alternative with `DISCORD_PUBLIC_KEY`.
+//! * [`handle`]: the one handler both transports feed: an [`Interaction`] in, an [`Answer`] out: the response to give Discord within its
 //!   3 s, and the work that edits it afterwards when the panel was slower.
 //! * [`guard`]: who may act and how often; [`drawn`]: a click only on a button the relay drew;
 //!   [`card`]: the user card and its buttons (pure); [`act`]: a click carried out at the panel;
@@ -20,6 +21,7 @@ pub mod audit;
 mod autocomplete;
 mod card;
 mod drawn;
+mod gateway;
 mod guard;
 mod handle;
 mod http;
@@ -45,6 +47,7 @@ use panels::BotPanel;
 use rest::Rest;
 
 pub use autocomplete::AUTOCOMPLETE_WITHIN;
+pub use gateway::{Gateway, GatewayMetrics, GATEWAY_TASK};
 pub use http::routes;
 pub use panels::{LABEL_MAX_CHARS, MAX_PANELS};
 pub use report::ReportSource;
@@ -83,8 +86,8 @@ pub struct Bot {
 
 /// What to give Discord for one interaction.
 pub struct Answer {
-    /// The interaction's response: the HTTP endpoint's body (the gateway would POST it to the
-    /// callback).
+    /// The interaction's response: the HTTP endpoint's body, or what the gateway POSTs to the
+    /// interaction's callback.
     pub response: CreateInteractionResponse,
     /// After a deferral: the work that ends by editing the response. The transport runs it once
     /// the response is on its way.

@@ -19,10 +19,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TOKEN_CHARS: usize = 1000;
 
 pub struct Rest {
-    http: reqwest::Client,
-    base: String,
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
     application_id: u64,
-    bot_token: Option<Redacted>,
+    pub(super) bot_token: Option<Redacted>,
 }
 
 impl Rest {

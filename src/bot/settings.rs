@@ -70,7 +70,8 @@ impl Action {
 #[derive(Debug, Clone)]
 pub struct BotSettings {
     /// `DISCORD_PUBLIC_KEY`: the application's public key; `POST /interactions` is served with it.
-    pub public_key: VerifyingKey,
+    /// `None`: no HTTP endpoint (the gateway brings the interactions).
+    pub public_key: Option<VerifyingKey>,
     /// `DISCORD_APPLICATION_ID`.
     pub application_id: u64,
     /// `DISCORD_BOT_TOKEN` (or `_FILE`): registers the slash commands at start.
@@ -88,6 +89,16 @@ pub struct BotSettings {
     pub extend_days: Vec<u32>,
     /// `DISCORD_TRAFFIC_GIB`: the card's Add traffic buttons, in GiB.
     pub traffic_gib: Vec<u32>,
+    /// The gateway connection: `Some` when `DISCORD_BOT_TOKEN` is set and `DISCORD_GATEWAY` is on.
+    pub gateway: Option<GatewaySettings>,
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// `DISCORD_GATEWAY_GRACE`: how long the gateway may be lost (a reconnect, a resume) before
+    /// `/readyz` says the relay is not ready.
+    pub grace: std::time::Duration,
 }
 
 /// `DISCORD_PUBLIC_KEY`: 64 hex digits.

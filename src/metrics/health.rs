@@ -36,6 +36,17 @@ struct DestinationHealth {
     unrecorded: Option<(SystemTime, String)>,
     /// A task that works in rounds (node watch) promised to finish its next round by then.
     due: Option<SystemTime>,
+    /// A connection the task keeps (the Discord gateway) is lost.
+    outage: Option<Outage>,
+}
+
+/// A connection a task keeps, lost since `since` for `reason`: the relay is not ready once it has
+/// lasted `grace` (a reconnect within it is routine).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outage {
+    pub since: SystemTime,
+    pub grace: Duration,
+    pub reason: String,
 }
 
 /// A destination sending nothing until `until`, for `reason`, shown in `/readyz` until it ends.
@@ -116,6 +127,11 @@ impl Health {
         self.with(name, |health| health.due = Some(by));
     }
 
+    /// The task `name`'s connection is lost (`Some`), or back (`None`).
+    pub fn outage(&self, name: &str, outage: Option<Outage>) {
+        self.with(name, |health| health.outage = outage);
+    }
+
     /// Drops what is known about a destination that no longer exists (a forgotten owner webhook).
     pub fn forget(&self, destination: &str) {
         if let Ok(mut destinations) = self.destinations.lock() {
@@ -156,6 +172,12 @@ impl Health {
                 } else {
                     format!("has no delivery task: it stopped unexpectedly ({reason}) and is being restarted")
                 });
+            }
+            if let Some(outage) = &health.outage {
+                let lasted = now.duration_since(outage.since).unwrap_or_default();
+                if lasted >= outage.grace {
+                    report(format!("{} (for {} s)", outage.reason, lasted.as_secs()));
+                }
             }
             if let Some(late) = health.due.and_then(|due| now.duration_since(due).ok()) {
                 report(format!("is stuck: its round is {} s late", late.as_secs()));
@@ -214,7 +236,19 @@ impl Health {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::Health;
+    use super::{Health, Outage};
+
+    #[test]
+    fn a_lost_connection_shows_after_its_grace_and_goes_when_it_is_back() {
+        let (health, now) = (Health::default(), SystemTime::now());
+        let reason = "has no connection to Discord's gateway: refused".to_owned();
+        health.outage("task:gateway", Some(Outage { since: now, grace: Duration::from_secs(60), reason }));
+        assert!(health.reasons(now + Duration::from_secs(59), |_| true).is_empty(), "within the grace");
+        let shown = health.reasons(now + Duration::from_secs(61), |_| true);
+        assert_eq!(shown, ["task:gateway has no connection to Discord's gateway: refused (for 61 s)"]);
+        health.outage("task:gateway", None);
+        assert!(health.reasons(now + Duration::from_secs(61), |_| true).is_empty(), "back");
+    }
 
     #[test]
     fn a_task_whose_round_is_late_shows_as_stuck_until_it_promises_again() {

@@ -1,5 +1,5 @@
 //! The relay's own producers, started beside the HTTP server when configured: the scheduled
-//! reports, node watch and the Discord application (bot).
+//! reports, node watch, the Discord application (bot) and its gateway connection.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use actix_web::web;
 use tokio_util::sync::CancellationToken;
 
 use crate::bot::audit::Audit;
-use crate::bot::{self, Bot, ReportSource};
+use crate::bot::{self, Bot, Gateway, GatewayMetrics, ReportSource, GATEWAY_TASK};
 use crate::config::Config;
 use crate::deliver::supervise::{keep_running, REPORTS_TASK};
 use crate::deliver::{Delivery, Dispatch};
@@ -112,7 +112,7 @@ fn start_nodes(watcher: Watcher, health: &Arc<Health>, metrics: &Arc<Metrics>) -
     (stop, task)
 }
 
-/// The Discord application's handler for `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set
+/// The Discord application's handler, when `DISCORD_BOT_TOKEN` or `DISCORD_PUBLIC_KEY` is set
 /// (with or without a panel API), `/report` reading `reports`, audit lines posted through `audit`;
 /// registers the slash commands in the background when `DISCORD_BOT_TOKEN` is set.
 pub(super) fn start_bot(
@@ -129,7 +129,8 @@ pub(super) fn start_bot(
     }
     let actors = settings.actors.len();
     log::info!(
-        "bot: POST /interactions for application {}; {actors} role or user ids may act (DISCORD_ACTORS): {}",
+        "bot: {} for application {}; {actors} role or user ids may act (DISCORD_ACTORS): {}",
+        transports(settings),
         settings.application_id,
         settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
     );
@@ -153,6 +154,34 @@ pub(super) fn start_bot(
         bot = bot.with_audit(audit);
     }
     Ok(Some(web::Data::new(bot)))
+}
+
+/// How the bot receives interactions, for the start-up line.
+fn transports(settings: &bot::BotSettings) -> &'static str {
+    match (settings.gateway.is_some(), settings.public_key.is_some()) {
+        (true, true) => "the gateway and POST /interactions",
+        (true, false) => "the gateway",
+        (false, _) => "POST /interactions",
+    }
+}
+
+/// Starts the gateway connection, supervised like a delivery task (as `task:gateway`), when the
+/// bot has a token and `DISCORD_GATEWAY` is on.
+pub(super) fn start_gateway(
+    bot: Option<&web::Data<Bot>>,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+    gateway_metrics: GatewayMetrics,
+) -> Option<Producing> {
+    let bot = bot?.clone().into_inner();
+    let settings = bot.settings().gateway.clone()?;
+    let gateway = Gateway::new(bot, &settings, health.clone(), gateway_metrics)?;
+    let stop = CancellationToken::new();
+    let (health, metrics, shutdown) = (health.clone(), metrics.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        keep_running(GATEWAY_TASK, &health, &metrics, &shutdown, || gateway.clone().run(shutdown.clone())).await;
+    });
+    Some((stop, task))
 }
 
 /// Where the bot posts its audit lines, when it runs: the panel's default destination

@@ -25,6 +25,7 @@ mod faults;
 mod forum;
 mod forum_faults;
 mod forum_room;
+mod gateway;
 mod hostile;
 mod ingest;
 mod look;
