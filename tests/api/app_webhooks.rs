@@ -31,7 +31,7 @@ fn channel_options(discord: &FakeDiscord) -> Options {
 }
 
 /// The real `user_limited` event of Marzban 0.8.4, about `username`.
-fn limited(username: &str) -> String {
+pub fn limited(username: &str) -> String {
     let username = Value::from(username);
     batch_of("user_limited", 1, "", move |_, event| {
         event["username"] = username.clone();
@@ -44,7 +44,7 @@ async fn post_ok(app: &TestApp, body: String) {
 }
 
 /// The executions the fake accepted, as sent (components included when Discord would drop them).
-fn accepted(discord: &FakeDiscord) -> Vec<(Request, Value)> {
+pub fn accepted(discord: &FakeDiscord) -> Vec<(Request, Value)> {
     let requests = discord.requests().into_iter().filter(|r| r.path.contains("/webhooks/") && r.status == 200);
     requests.map(|r| (r.clone(), serde_json::from_str(&r.body).unwrap())).collect()
 }
@@ -58,7 +58,7 @@ async fn accepted_count(discord: &FakeDiscord, count: usize) -> Vec<(Request, Va
 }
 
 /// The usernames a message's menu lists, and its `custom_id`.
-fn menu_of(message: &Value) -> (String, Vec<String>) {
+pub fn menu_of(message: &Value) -> (String, Vec<String>) {
     let select = &message["components"][0]["components"][0];
     let options = select["options"].as_array().cloned().unwrap_or_default();
     let users = options.iter().map(|o| o["value"].as_str().unwrap().to_owned()).collect();

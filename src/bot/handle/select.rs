@@ -10,7 +10,7 @@ use super::{describe, no_panel, refusal, unix_now};
 use crate::bot::card::{user_card, Reply};
 use crate::bot::guard::Refusal;
 use crate::bot::{Answer, Bot};
-use crate::deliver::MENU_PREFIX;
+use crate::deliver::{menu_panel_key, MENU_PREFIX};
 use crate::panel::is_username;
 use crate::render::filters::escape_markdown;
 
@@ -35,7 +35,7 @@ impl Bot {
         let Some(username) = values.first().map(|value| value.trim()).filter(|value| is_username(value)) else {
             return Answer::text("That is not a username: letters, digits, `_`, `-`, `.` and `@`, at most 64.");
         };
-        // `act:<panel>`, or `act:<panel>:<n>` for a digest's further menus.
+        // `act:<panel>`, or `act:<panel>:<n>` for a digest's further menus (a panel's key has no `:`).
         let menu = component.data.custom_id.get(MENU_PREFIX.len()..).unwrap_or_default();
         let panel = menu.split(':').next().unwrap_or_default();
         if let Some(refused) = self.other_panel(panel) {
@@ -57,17 +57,30 @@ impl Bot {
         self.respond(component.token, false, work).await
     }
 
-    /// A refusal when the message's panel (`act:<panel>`) is not the one the bot asks: a user of
-    /// the same name there may be someone else. A message or a bot without a label is taken as
-    /// the bot's panel.
+    /// A refusal when the message's panel (`act:<panel>`, its key) is not the one the bot asks
+    /// (`PANEL_NAME`; empty for none): a user of the same name there may be someone else, and the
+    /// card's buttons would act on them.
     fn other_panel(&self, panel: &str) -> Option<Answer> {
-        let ours = self.panel_label.as_deref()?;
-        (!panel.is_empty() && panel != ours).then(|| {
-            Answer::text(format!(
-                "This message is about panel {}, and the relay's bot asks panel {}: look the user up there.",
-                escape_markdown(panel),
-                escape_markdown(ours)
-            ))
+        let ours = self.panel_label.as_deref().map(menu_panel_key).unwrap_or_default();
+        (panel != ours).then(|| {
+            Answer::text(match (panel.is_empty(), ours.is_empty()) {
+                (false, true) => format!(
+                    "This message is about panel {}, and the relay's bot asks a panel without a name: if that is \
+                     the one, set PANEL_NAME={} for the bot.",
+                    escape_markdown(panel),
+                    escape_markdown(panel)
+                ),
+                (true, _) => format!(
+                    "This message is about a panel without a name, and the relay's bot asks panel {} (PANEL_NAME): \
+                     look the user up there.",
+                    escape_markdown(&ours)
+                ),
+                (false, false) => format!(
+                    "This message is about panel {}, and the relay's bot asks panel {}: look the user up there.",
+                    escape_markdown(panel),
+                    escape_markdown(&ours)
+                ),
+            })
         })
     }
 }
