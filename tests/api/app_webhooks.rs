@@ -268,3 +268,43 @@ async fn a_routes_file_destination_given_as_a_channel_gets_its_own_webhook_and_t
     assert!(to_audit[0].get("components").is_none(), "{}", to_audit[0]);
     app.stop().await;
 }
+
+/// A routes file with two destinations in one channel, each in a thread of its own.
+fn two_threads_of_one_channel(discord: &FakeDiscord, dir: &std::path::Path) -> Options {
+    let routes = dir.join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[destinations.alerts]\nchannel_id = \"{CHANNEL}\"\nthread_id = \"1100000000000000011\"\n\n\
+             [destinations.audit]\nchannel_id = \"{CHANNEL}\"\nthread_id = \"1100000000000000012\"\n\n\
+             [[rules]]\nto = [\"alerts\", \"audit\"]\n"
+        ),
+    )
+    .unwrap();
+    bot_vars(Options::new().var("WEBHOOK_SECRET", SECRET), discord).var("ROUTES_FILE", routes.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn two_destinations_in_one_channel_share_one_webhook_made_once_and_replaced_once() {
+    // Arrange: two threads of one channel, both delivered at once from the first start.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), two_threads_of_one_channel(&discord, dir.path())).await;
+    post_ok(&app, limited("alice")).await;
+    accepted_count(&discord, 2).await;
+    let made_at_start = discord.app_hooks();
+
+    // Act: a server admin deletes the webhook; the next event meets it deleted in both threads.
+    discord.delete_app_hook(made_at_start[0].id);
+    post_ok(&app, limited("bob")).await;
+    accepted_count(&discord, 4).await;
+    app.wait_until_settled().await;
+
+    // Assert: one webhook at start, one in place of the deleted one; every message once.
+    assert_eq!(made_at_start.len(), 1, "the two tasks made a webhook each: {made_at_start:?}");
+    let hooks = discord.app_hooks();
+    assert_eq!(hooks.len(), 2, "one new webhook, not one per destination: {hooks:?}");
+    let bobs = discord.messages().into_iter().filter(|m| menu_of(m).1 == ["bob"]).count();
+    assert_eq!(bobs, 2, "bob's event once in each thread");
+    app.stop().await;
+}
