@@ -308,3 +308,31 @@ async fn two_destinations_in_one_channel_share_one_webhook_made_once_and_replace
     assert_eq!(bobs, 2, "bob's event once in each thread");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn busy_or_failing_discord_while_making_the_webhook_delays_the_event_and_makes_one_webhook() {
+    // Arrange: the list fails once (503), the making is rate limited once (429, 0.3 s), then made
+    // by Discord but answered 500 (the answer lost), then the list shows the webhook made.
+    let discord = FakeDiscord::start().await;
+    let scripted = |method, status, made| crate::fake_discord::Scripted { method, status, made };
+    discord.script_channel_calls([
+        scripted("GET", 503, false),
+        scripted("POST", 429, false),
+        scripted("POST", 500, true),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), channel_options(&discord)).await;
+
+    // Act
+    post_ok(&app, limited("alice")).await;
+    let sent = accepted_count(&discord, 1).await;
+    app.wait_until_settled().await;
+
+    // Assert: one webhook (the one whose answer was lost, found in the list), the event once.
+    let hooks = discord.app_hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!((sent.len(), discord.messages_to(hooks[0].id).len()), (1, 1));
+    let posts = discord.channel_calls().iter().filter(|(method, _)| method == "POST").count();
+    assert_eq!(posts, 2, "made again only after the 429, never after the lost answer");
+    app.stop().await;
+}
