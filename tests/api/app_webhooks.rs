@@ -336,3 +336,29 @@ async fn busy_or_failing_discord_while_making_the_webhook_delays_the_event_and_m
     assert_eq!(posts, 2, "made again only after the 429, never after the lost answer");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_rate_limited_replacement_waits_discords_delay_instead_of_counting_a_failed_delivery() {
+    // Arrange: the relay's webhook delivered one message, then was deleted; Discord then answers
+    // the making of the next one 429 once.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), channel_options(&discord)).await;
+    post_ok(&app, limited("alice")).await;
+    accepted_count(&discord, 1).await;
+    discord.delete_app_hook(discord.app_hooks()[0].id);
+    discord.script_channel_calls([crate::fake_discord::Scripted { method: "POST", status: 429, made: false }]);
+
+    // Act
+    post_ok(&app, limited("bob")).await;
+    accepted_count(&discord, 2).await;
+    app.wait_until_settled().await;
+
+    // Assert: a 429 waited out, no failed attempt counted; bob's message once, through one new webhook.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"relay_rate_limited_total{destination="default",scope="user"} 1"#), "{metrics}");
+    assert!(!metrics.contains(r#"relay_retries_total{destination="default"} 1"#), "{metrics}");
+    assert_eq!(discord.app_hooks().len(), 2);
+    assert_eq!(discord.messages().into_iter().filter(|m| menu_of(m).1 == ["bob"]).count(), 1);
+    app.stop().await;
+}
