@@ -4,9 +4,12 @@
 //! (so every event reads a kept state and writes a changed one), over loopback, into a dry relay
 //! (no Discord: only ingest is measured).
 //!
-//! Run: `cargo bench --bench states` (about two minutes). Prints requests/s, events/s and p50/p99
-//! acknowledgement latency per load and mode, and the outbox's size once filled.
-//! `INGEST_SECONDS=30` runs each load longer.
+//! Both relays run at once; each load alternates between them, round after round (the first mode
+//! alternating too), so that both see the same machine, and the medians are compared.
+//!
+//! Run: `cargo bench --bench states` (about four minutes). Prints each round's events/s and p50/p99
+//! acknowledgement latency, then the medians and the cost (the median of each round's ratio).
+//! `INGEST_SECONDS` sets a round's length per load (default 6), `STATES_ROUNDS` the rounds (5).
 
 mod common;
 #[path = "common/relay.rs"]
@@ -109,38 +112,84 @@ async fn load(
     relay::load(relay, Arc::new(move |request| bodies.body(request)), connections, duration, requests).await
 }
 
+/// The loads measured: (events per request, connections).
+const LOADS: [(usize, usize); 3] = [(1, 4), (50, 4), (50, 16)];
+
+/// One load's figures in one round.
+struct Round {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn main() {
-    let seconds: u64 = std::env::var("INGEST_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("INGEST_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let rounds: usize = std::env::var("STATES_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // Every Marzban capture but the deletion, which would forget the user it is about.
     let events: Vec<Value> =
         common::real_events(&["marzban-0.8.4"]).into_iter().filter(|event| event["action"] != "user_deleted").collect();
     runtime.block_on(async {
         println!("binary: {BINARY}");
-        println!(
-            "{:<16} {:<22} {:>6} {:>10} {:>10} {:>8} {:>8}",
-            "states", "load", "conns", "requests/s", "events/s", "p50 ms", "p99 ms"
-        );
-        for (mode, retention) in [("without (0)", "0"), ("with (90d)", "90d")] {
-            let relay = start(retention);
+        // Both relays run from the start, and each load alternates between them round after round,
+        // so that both see the same machine (other processes' load comes and goes).
+        let modes = [("without (0)", start("0")), ("with (90d)", start("90d"))];
+        for (mode, relay) in &modes {
             relay.ready(&reqwest::Client::new()).await;
-            load(&relay, &events, 50, 16, Duration::from_secs(3600), USERS / 50).await;
-            let filled = outbox_mib(&relay);
-            for (size, connections) in [(1, 4), (50, 4), (50, 16)] {
-                let result = load(&relay, &events, size, connections, Duration::from_secs(seconds), usize::MAX).await;
-                let rate = result.per_second();
-                println!(
-                    "{:<16} {:<22} {:>6} {:>10.0} {:>10.0} {:>8.2} {:>8.2}",
-                    mode,
-                    format!("{size}-event batches"),
-                    connections,
-                    rate,
-                    rate * size as f64,
-                    result.percentile_ms(0.5),
-                    result.percentile_ms(0.99)
-                );
+            load(relay, &events, 50, 16, Duration::from_secs(3600), USERS / 50).await;
+            println!("{mode:<12} pid {}, outbox after filling {USERS} users: {:.1} MiB", relay.pid(), outbox_mib(relay));
+        }
+        // results[load][mode]: each round's figures.
+        let mut results: Vec<[Vec<Round>; 2]> = LOADS.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+        for round in 0..rounds {
+            for (at, &(size, connections)) in LOADS.iter().enumerate() {
+                // Which mode goes first alternates too.
+                for m in [round % 2, 1 - round % 2] {
+                    let (mode, relay) = &modes[m];
+                    let run = load(relay, &events, size, connections, Duration::from_secs(seconds), usize::MAX).await;
+                    let figures = Round {
+                        per_second: run.per_second() * size as f64,
+                        p50_ms: run.percentile_ms(0.5),
+                        p99_ms: run.percentile_ms(0.99),
+                    };
+                    println!(
+                        "round {} {mode:<12} {size:>2}-event batches x{connections:<2} {:>8.0} events/s p50 {:.2} ms p99 {:.2} ms",
+                        round + 1,
+                        figures.per_second,
+                        figures.p50_ms,
+                        figures.p99_ms
+                    );
+                    results[at][m].push(figures);
+                }
             }
-            println!("{mode:<16} outbox after filling {USERS} users: {filled:.1} MiB");
+        }
+        println!(
+            "\nmedians of {rounds} rounds of {seconds} s\n{:<18} {:>6} {:>14} {:>14} {:>6} {:>16} {:>16}",
+            "load", "conns", "without ev/s", "with ev/s", "cost", "p50 without/with", "p99 without/with"
+        );
+        for (at, &(size, connections)) in LOADS.iter().enumerate() {
+            let [without, with] = &results[at];
+            let rate = |runs: &[Round]| median(runs.iter().map(|r| r.per_second).collect());
+            let p50 = |runs: &[Round]| median(runs.iter().map(|r| r.p50_ms).collect());
+            let p99 = |runs: &[Round]| median(runs.iter().map(|r| r.p99_ms).collect());
+            // The cost: the median of each round's own ratio, so a round's noise hits both modes.
+            let ratios = without.iter().zip(with).map(|(a, b)| 1.0 - b.per_second / a.per_second).collect();
+            println!(
+                "{:<18} {connections:>6} {:>14.0} {:>14.0} {:>5.1}% {:>7.2} / {:<7.2} {:>7.2} / {:<7.2}",
+                format!("{size}-event batches"),
+                rate(without),
+                rate(with),
+                median(ratios) * 100.0,
+                p50(without),
+                p50(with),
+                p99(without),
+                p99(with)
+            );
         }
     });
 }

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::IngestError;
 use crate::destination::{Destination, Origin, Target};
 use crate::event::{parse_batch, Event, Rejection, UserState};
-use crate::outbox::{NewRow, Outbox, SeenState, StoredDestination, Tallied, UserKey};
+use crate::outbox::{NewRow, Outbox, SeenState, StatesHeld, StoredDestination, Tallied, UserKey};
 use crate::render::Renderer;
 use crate::routing::Router;
 
@@ -37,6 +37,9 @@ pub struct Prepared {
     pub tally: Vec<Tallied>,
     /// The last state of each user the events showed (or that the user is gone), to remember.
     pub states: Vec<SeenState>,
+    /// The users whose states were read, held until `states` are stored (so another request
+    /// about them reads what this one stores, not what both would have read).
+    pub held: Option<StatesHeld>,
 }
 
 /// Parses, routes and renders a body: CPU work, run off the async workers. With `states`, each
@@ -50,17 +53,18 @@ pub fn prepare(
     states: Option<&Outbox>,
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
-    let stored = match states {
+    let (stored, held) = match states {
         Some(outbox) => {
             let mut users: Vec<UserKey> = batch.events.iter().map(user_key).collect();
             users.sort_unstable();
             users.dedup();
-            outbox.user_states_blocking(&users).map_err(|err| {
+            let (stored, held) = outbox.user_states_for_update(&users).map_err(|err| {
                 log::error!("could not read the users' last states: {err}");
                 IngestError::Unavailable
-            })?
+            })?;
+            (stored, Some(held))
         }
-        None => HashMap::new(),
+        None => (HashMap::new(), None),
     };
     let known: HashMap<UserKey, UserState> =
         stored.iter().map(|(key, (state, _))| (key.clone(), state.clone())).collect();
@@ -71,6 +75,7 @@ pub fn prepare(
     prepared.states.retain(|seen| !unchanged_and_recent(seen, &stored));
     prepared.rejected = batch.rejected;
     prepared.rejected_total = batch.rejected_total;
+    prepared.held = held;
     Ok(prepared)
 }
 
@@ -109,6 +114,7 @@ pub fn prepare_events(
             })
             .collect(),
         states: Vec::new(),
+        held: None,
     };
     for (index, event) in events.iter().enumerate() {
         if folded.contains(&index) {

@@ -20,7 +20,20 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_NODE_WATCH,
     SCHEMA_REPORT_HIGHEST_END,
     SCHEMA_USER_STATES,
+    SCHEMA_USER_STATES_COUNT,
 ];
+
+/// How many users' states are kept, counted by triggers as states are added and forgotten, so that
+/// every write can hold them to `STATES_MAX` without counting 200,000 rows (an upsert that updates
+/// a state fires no insert trigger).
+pub const SCHEMA_USER_STATES_COUNT: &str = "
+CREATE TABLE user_states_count (n INTEGER NOT NULL);
+INSERT INTO user_states_count SELECT COUNT(*) FROM user_states;
+CREATE TRIGGER user_states_added AFTER INSERT ON user_states
+    BEGIN UPDATE user_states_count SET n = n + 1; END;
+CREATE TRIGGER user_states_forgotten AFTER DELETE ON user_states
+    BEGIN UPDATE user_states_count SET n = n - 1; END;
+";
 
 /// Node watch: per panel ('' for none) the watcher's state as JSON (nodes, open outages), and
 /// the node outages that were reported, for reports (unix ms; `ended_at` NULL while open).
