@@ -28,8 +28,10 @@ page() {
     for lang in en ru fa zh; do
         TEMPLATE_LANG=$lang "$@" >"$out/$name-$lang.txt"
         for width in 860 390; do
+            # Tall enough for the page's messages (a phone's are about twice as tall).
+            height=$((($(grep -c '^# to destination' "$out/$name-$lang.txt") + 1) * (width == 390 ? 520 : 300)))
             python3 "$root/scripts/discord-preview.py" --width "$width" "$out/$name-$lang.txt" >"$out/$name-$lang-$width.html"
-            chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size="$width,2400" \
+            chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size="$width,$height" \
                 --screenshot="$out/$name-$lang-$width.png" "file://$out/$name-$lang-$width.html" >/dev/null 2>&1
         done
     done
@@ -48,10 +50,11 @@ edits() {
     render "$fixtures/marzneshin-0.7.4/004_user_updated.json" "$fixtures/marzneshin-0.7.4/006_user_updated.json"
 }
 panel_files() { for f in "$fixtures/$1"/$2; do render "$f"; done; }
-pasarguard_a() { panel_files pasarguard-5.2.1 '0[01]?_*.json'; }
-pasarguard_b() { panel_files pasarguard-5.2.1 '0[2]?_*.json'; }
-marzneshin_a() { panel_files marzneshin-0.7.4 '00?_*.json'; }
-marzneshin_b() { panel_files marzneshin-0.7.4 '01?_*.json'; }
+pasarguard_a() { panel_files pasarguard-5.2.1 '00[1-7]_*.json'; }
+pasarguard_b() { panel_files pasarguard-5.2.1 '00[89]_*.json'; panel_files pasarguard-5.2.1 '01[0-4]_*.json'; }
+pasarguard_c() { panel_files pasarguard-5.2.1 '01[5-9]_*.json'; panel_files pasarguard-5.2.1 '02?_*.json'; }
+marzneshin_a() { panel_files marzneshin-0.7.4 '00[1-8]_*.json'; }
+marzneshin_b() { panel_files marzneshin-0.7.4 '009_*.json'; panel_files marzneshin-0.7.4 '01?_*.json'; }
 digests() { for action in user_expired user_limited user_created; do
     DIGEST_THRESHOLD=3 render --action "$action" --burst 12; done; }
 forum() { DISCORD_FORUM=true DISCORD_WEBHOOK_URL=https://discord.com/api/webhooks/1/preview marzban_a; }
@@ -62,6 +65,7 @@ page marzban-b marzban_b
 page edits edits
 page pasarguard-a pasarguard_a
 page pasarguard-b pasarguard_b
+page pasarguard-c pasarguard_c
 page marzneshin-a marzneshin_a
 page marzneshin-b marzneshin_b
 page digests digests

@@ -60,13 +60,32 @@ def preview_now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def relative(seconds):
+    """How Discord's English client words a span in `<t:…:R>` (moment.js's thresholds)."""
+    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
+    steps = [
+        (seconds < 45, "a few seconds"),
+        (seconds < 90, "a minute"),
+        (minutes < 45, f"{round(minutes)} minutes"),
+        (minutes < 90, "an hour"),
+        (hours < 22, f"{round(hours)} hours"),
+        (hours < 36, "a day"),
+        (days < 26, f"{round(days)} days"),
+        (days < 45, "a month"),
+        (days < 320, f"{round(days / 30.4)} months"),
+        (days < 548, "a year"),
+    ]
+    return next((words for matches, words in steps if matches), f"{round(days / 365)} years")
+
+
 def timestamp(match):
     at = datetime.datetime.fromtimestamp(int(match.group(1)), datetime.timezone.utc)
     style = match.group(2) or "f"
     now = preview_now()
     if style == "R":
-        days = (at - now).total_seconds() / 86400
-        shown = f"in {round(days)} days" if days >= 0 else f"{round(-days)} days ago"
+        seconds = (at - now).total_seconds()
+        span = relative(abs(seconds))
+        shown = f"in {span}" if seconds >= 0 else f"{span} ago"
     elif style == "D":
         shown = at.strftime("%B %-d, %Y")
     elif style == "d":

@@ -79,6 +79,9 @@ fn read(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKe
     // One read transaction for all: each query on its own would be a transaction of its own, and
     // SQLite drops its cache of pages at each one that begins after a write committed (there is
     // one every few milliseconds under load), reading the same pages again.
+    if users.len() < 2 {
+        return read_each(conn, users);
+    }
     let snapshot = conn.unchecked_transaction()?;
     let found = read_each(&snapshot, users)?;
     snapshot.finish()?;
