@@ -113,7 +113,7 @@ fn created_and_updated(name: &str, gib: i64) -> (String, String) {
 async fn two_simultaneous_edits_of_one_user_each_show_the_change_since_the_other() {
     let discord = FakeDiscord::start().await;
     let (app, _dir) = spawn_app(&discord).await;
-    let users: Vec<String> = (0..8).map(|i| format!("both_{i}")).collect();
+    let users: Vec<String> = (0..8).map(|i| format!("both{i}")).collect();
     for user in &users {
         assert_eq!(app.post(created_and_updated(user, 0).0).await.status(), 200);
     }
@@ -124,9 +124,13 @@ async fn two_simultaneous_edits_of_one_user_each_show_the_change_since_the_other
     assert!(answers.iter().all(|answer| answer.status() == 200));
     let embeds = discord.wait_for_embeds(users.len() * 3, WAIT).await;
     for user in &users {
-        let mut changes: Vec<&str> =
-            embeds.iter().filter(|embed| embed.to_string().contains(user.as_str())).map(description).collect();
-        changes.retain(|change| change.contains("→"));
+        // The first line of each edit's description: the change (the note, unchanged, follows).
+        let mut changes: Vec<&str> = embeds
+            .iter()
+            .filter(|embed| embed.to_string().contains(user.as_str()))
+            .filter_map(|embed| description(embed).lines().next())
+            .filter(|change| change.contains("→"))
+            .collect();
         changes.sort();
         let one_after_the_other = [
             ["**Data limit** 10 GiB → 20 GiB", "**Data limit** 20 GiB → 30 GiB"],
