@@ -29,7 +29,7 @@ page() {
         TEMPLATE_LANG=$lang "$@" >"$out/$name-$lang.txt"
         for width in 860 390; do
             # Tall enough for the page's messages (a phone's are about twice as tall).
-            height=$((($(grep -c '^# to destination' "$out/$name-$lang.txt") + 1) * (width == 390 ? 520 : 300)))
+            height=$((($(grep -c '^# to destination' "$out/$name-$lang.txt") + 1) * (width == 390 ? 330 : 230)))
             python3 "$root/scripts/discord-preview.py" --width "$width" "$out/$name-$lang.txt" >"$out/$name-$lang-$width.html"
             chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size="$width,$height" \
                 --screenshot="$out/$name-$lang-$width.png" "file://$out/$name-$lang-$width.html" >/dev/null 2>&1

@@ -19,6 +19,9 @@ pub const STATES_MAX: u64 = 200_000;
 /// A user, by panel label (`""` for none) and username.
 pub type UserKey = (String, String);
 
+/// Users' states as kept, each with when it was written (unix ms).
+pub type KeptStates = HashMap<UserKey, (UserState, i64)>;
+
 /// What a request tells about a user's state: the state it showed last, or that the user is gone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeenState {
@@ -42,10 +45,7 @@ impl Outbox {
     /// will store their new states: it waits for any other request about one of them to be stored
     /// first, and holds them until the returned [`StatesHeld`] is dropped, which the caller does
     /// once its [`Outbox::enqueue_batch`] answered. Blocking: for ingest's CPU work.
-    pub fn user_states_for_update(
-        &self,
-        users: &[UserKey],
-    ) -> Result<(HashMap<UserKey, (UserState, i64)>, StatesHeld), OutboxError> {
+    pub fn user_states_for_update(&self, users: &[UserKey]) -> Result<(KeptStates, StatesHeld), OutboxError> {
         let (held, mut found, missing) = self
             .states
             .take_turn(users)
