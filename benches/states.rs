@@ -1,7 +1,7 @@
 //! What remembering users' states costs ingest: the release binary side by side with
 //! `USER_STATE_RETENTION=0` (no states) and with the default (90 days), each first filled with
 //! 100,000 users, then fed the real Marzban events of those same users with a new usage each time
-//! (so every event reads a kept state and writes a changed one), over loopback, into a dry relay
+//! (so every event reads a kept state; with `STATES_EDITS=1` every event also writes one), over loopback, into a dry relay
 //! (no Discord: only ingest is measured).
 //!
 //! Both relays run at once; each load alternates between them, round after round (the first mode
@@ -9,7 +9,8 @@
 //!
 //! Run: `cargo bench --bench states` (about four minutes). Prints each round's events/s and p50/p99
 //! acknowledgement latency, then the medians and the cost (the median of each round's ratio).
-//! `INGEST_SECONDS` sets a round's length per load (default 6), `STATES_ROUNDS` the rounds (5).
+//! `INGEST_SECONDS` sets a round's length per load (default 6), `STATES_ROUNDS` the rounds (5),
+//! `STATES_EDITS=1` gives every request a new data limit too, so every state is written.
 
 mod common;
 #[path = "common/relay.rs"]
@@ -40,6 +41,13 @@ struct Bodies {
 const PLACEHOLDER: &str = "000000";
 const USAGE_PLACEHOLDER: i64 = 4_242_424_242;
 
+/// With `STATES_EDITS=1`, each request also sets a new data limit (as an admin's edit does), so
+/// that every event changes what a card shows and its state is written; by default only the usage
+/// grows, which the outbox stores at most daily (the cache of recent states has it at once).
+fn edits() -> bool {
+    std::env::var("STATES_EDITS").is_ok_and(|v| v == "1")
+}
+
 impl Bodies {
     fn new(events: &[Value], size: usize) -> Self {
         let batch: Vec<Value> = (0..size)
@@ -48,6 +56,9 @@ impl Bodies {
                 common::rename(&mut event, &format!("bench_{PLACEHOLDER}"));
                 if event["user"].is_object() {
                     event["user"]["used_traffic"] = USAGE_PLACEHOLDER.into();
+                    if edits() {
+                        event["user"]["data_limit"] = USAGE_PLACEHOLDER.into();
+                    }
                 }
                 event
             })

@@ -53,7 +53,7 @@ pub fn prepare(
     states: Option<&Outbox>,
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
-    let (stored, held) = match states {
+    let (stored, mut held) = match states {
         Some(outbox) => {
             let mut users: Vec<UserKey> = batch.events.iter().map(user_key).collect();
             users.sort_unstable();
@@ -71,6 +71,12 @@ pub fn prepare(
     let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates, &known);
     if states.is_none() {
         prepared.states.clear();
+    }
+    // What the cache of states should hold once stored: every state seen, those not written with
+    // the time the outbox has (so that it is written again within a day).
+    let latest = prepared.states.iter().map(|seen| cached_after(seen, &stored)).collect();
+    if let Some(held) = &mut held {
+        held.remember(latest);
     }
     prepared.states.retain(|seen| !unchanged_and_recent(seen, &stored));
     prepared.rejected = batch.rejected;
@@ -167,16 +173,37 @@ pub fn prepare_events(
 }
 
 /// How long a kept state that did not change may go without being written again: its `seen_at`
-/// only has to be right to the day for `USER_STATE_RETENTION`.
+/// only has to be right to the day for `USER_STATE_RETENTION`, and its usage is only shown when a
+/// reset clears it.
 const SEEN_AT_SLACK_MS: i64 = 86_400_000;
 
-/// Whether `seen` is the state stored already, written less than a day ago: writing it again
-/// would cost a page write in the outbox for nothing.
+/// Whether `seen` differs from the state stored, written less than a day ago, at most by more
+/// usage: writing it would cost a page write in the outbox for what no card shows (usage is
+/// shown as a change only when a reset lowers it). The cache of states keeps the new usage
+/// ([`cached_after`]); the outbox has it within a day.
 fn unchanged_and_recent(seen: &SeenState, stored: &HashMap<UserKey, (UserState, i64)>) -> bool {
     let key = (seen.panel.clone(), seen.username.clone());
-    stored.get(&key).is_some_and(|(state, seen_at)| {
-        seen.state.as_ref() == Some(state) && seen.seen_at_ms.saturating_sub(*seen_at) < SEEN_AT_SLACK_MS
+    stored.get(&key).is_some_and(|(kept, seen_at)| {
+        seen.state.as_ref().is_some_and(|now| only_more_usage(now, kept))
+            && seen.seen_at_ms.saturating_sub(*seen_at) < SEEN_AT_SLACK_MS
     })
+}
+
+/// Whether `now` is `kept` with the same or more usage.
+fn only_more_usage(now: &UserState, kept: &UserState) -> bool {
+    now.used_traffic.unwrap_or(0) >= kept.used_traffic.unwrap_or(0)
+        && UserState { used_traffic: kept.used_traffic, ..now.clone() } == *kept
+}
+
+/// What the cache of states holds for `seen` once the request is stored: the new state, with the
+/// time the outbox has for it (the old one when the new state is not written).
+fn cached_after(seen: &SeenState, stored: &HashMap<UserKey, (UserState, i64)>) -> SeenState {
+    let key = (seen.panel.clone(), seen.username.clone());
+    let seen_at_ms = match stored.get(&key) {
+        Some((_, seen_at)) if unchanged_and_recent(seen, stored) => *seen_at,
+        _ => seen.seen_at_ms,
+    };
+    SeenState { seen_at_ms, ..seen.clone() }
 }
 
 /// The state each user of `events` is left in, after those in `known`: what the relay would

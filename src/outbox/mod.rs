@@ -275,7 +275,7 @@ impl Outbox {
             stored => stored,
         }?;
         if let Some(held) = held {
-            held.stored(&states);
+            held.stored();
         }
         Ok(stored)
     }

@@ -42,6 +42,9 @@ struct Inner {
 pub struct StatesHeld {
     cache: Arc<StateCache>,
     users: Vec<UserKey>,
+    /// What the cache is to hold of the users once the request is stored (see
+    /// [`StatesHeld::remember`]).
+    latest: Vec<SeenState>,
 }
 
 impl std::fmt::Debug for StatesHeld {
@@ -51,14 +54,21 @@ impl std::fmt::Debug for StatesHeld {
 }
 
 impl StatesHeld {
-    /// The request's states are committed: remembers them (and that deleted users are gone), then
-    /// lets the users go.
-    pub fn stored(mut self, seen: &[SeenState]) {
+    /// What the cache is to hold once the request is stored: each user's last state (`None`:
+    /// deleted), with the time the outbox has for it. It may be newer than what the request
+    /// writes: a state that only has more usage is not written again within a day.
+    pub fn remember(&mut self, latest: Vec<SeenState>) {
+        self.latest = latest;
+    }
+
+    /// The request's states are committed: the cache takes the states [`StatesHeld::remember`]
+    /// was given (and forgets deleted users), then the users are let go.
+    pub fn stored(mut self) {
         let mut inner = self.cache.lock();
-        for seen in seen {
-            let user = (seen.panel.clone(), seen.username.clone());
-            match &seen.state {
-                Some(state) => inner.put(user, (state.clone(), seen.seen_at_ms)),
+        for seen in std::mem::take(&mut self.latest) {
+            let user = (seen.panel, seen.username);
+            match seen.state {
+                Some(state) => inner.put(user, (state, seen.seen_at_ms)),
                 None => inner.forget(&user),
             }
         }
@@ -120,7 +130,7 @@ impl StateCache {
                 None => missing.push(user.clone()),
             }
         }
-        Some((StatesHeld { cache: self.clone(), users: users.to_vec() }, found, missing))
+        Some((StatesHeld { cache: self.clone(), users: users.to_vec(), latest: Vec::new() }, found, missing))
     }
 
     /// Remembers states read from the outbox (by a request holding their users).
