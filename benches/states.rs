@@ -1,8 +1,8 @@
 //! What remembering users' states costs ingest: the release binary side by side with
 //! `USER_STATE_RETENTION=0` (no states) and with the default (90 days), each first filled with
 //! 100,000 users, then fed the real Marzban events of those same users with a new usage each time
-//! (so every event reads a kept state; with `STATES_EDITS=1` every event also writes one), over loopback, into a dry relay
-//! (no Discord: only ingest is measured).
+//! (so every event reads a kept state; with `STATES_EDITS=1` every event also writes one), over
+//! loopback, into a dry relay (no Discord: only ingest is measured).
 //!
 //! Both relays run at once; each load alternates between them, round after round (the first mode
 //! alternating too), so that both see the same machine, and the medians are compared.

@@ -340,6 +340,30 @@ mod tests {
     }
 
     #[test]
+    fn a_state_with_only_more_usage_is_written_daily_and_an_edit_or_a_reset_at_once() {
+        let kept = UserState { data_limit: Some(10), used_traffic: Some(5), ..UserState::default() };
+        let key = (String::new(), "a".to_owned());
+        let stored = HashMap::from([(key, (kept.clone(), 1_000))]);
+        let seen = |state: UserState, at: i64| SeenState {
+            panel: String::new(),
+            username: "a".into(),
+            state: Some(state),
+            seen_at_ms: at,
+        };
+        let more_usage = seen(UserState { used_traffic: Some(9), ..kept.clone() }, 2_000);
+        assert!(unchanged_and_recent(&more_usage, &stored), "more usage, within a day: not written");
+        assert_eq!(cached_after(&more_usage, &stored).seen_at_ms, 1_000, "cached with the time the outbox has");
+        assert_eq!(cached_after(&more_usage, &stored).state.unwrap().used_traffic, Some(9), "and the new usage");
+        let a_day_later = seen(UserState { used_traffic: Some(9), ..kept.clone() }, 1_000 + SEEN_AT_SLACK_MS);
+        assert!(!unchanged_and_recent(&a_day_later, &stored), "a day later it is written");
+        let reset = seen(UserState { used_traffic: Some(0), ..kept.clone() }, 2_000);
+        assert!(!unchanged_and_recent(&reset, &stored), "a reset is written at once");
+        let edit = seen(UserState { data_limit: Some(20), ..kept }, 2_000);
+        assert!(!unchanged_and_recent(&edit, &stored), "an edit is written at once");
+        assert_eq!(cached_after(&edit, &stored).seen_at_ms, 2_000);
+    }
+
+    #[test]
     fn folds_an_update_into_the_status_event_of_the_same_edit() {
         let batch = events(&[
             ("user_updated", "a", Some("admin")),
