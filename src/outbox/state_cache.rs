@@ -7,8 +7,21 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::states::{SeenState, UserKey};
 use crate::event::UserState;
+
+/// A user, by panel label (`""` for none) and username.
+pub type UserKey = (String, String);
+
+/// What a request tells about a user's state: the state it showed last, or that the user is gone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenState {
+    pub panel: String,
+    pub username: String,
+    /// `None`: the user was deleted; their state is forgotten.
+    pub state: Option<UserState>,
+    /// When it was seen, unix ms.
+    pub seen_at_ms: i64,
+}
 
 /// How many users' states are kept in memory at most: two generations of half as many each (a
 /// user read or written goes into the newer one; when it is full, the older one is dropped). A

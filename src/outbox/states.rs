@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use super::state_cache::{SeenState, UserKey};
 use super::state_cache::{StateCache, StatesHeld};
 use super::{Outbox, OutboxError};
 use crate::event::UserState;
@@ -16,22 +17,8 @@ use crate::event::UserState;
 /// with its keys and index).
 pub const STATES_MAX: u64 = 200_000;
 
-/// A user, by panel label (`""` for none) and username.
-pub type UserKey = (String, String);
-
 /// Users' states as kept, each with when it was written (unix ms).
 pub type KeptStates = HashMap<UserKey, (UserState, i64)>;
-
-/// What a request tells about a user's state: the state it showed last, or that the user is gone.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeenState {
-    pub panel: String,
-    pub username: String,
-    /// `None`: the user was deleted; their state is forgotten.
-    pub state: Option<UserState>,
-    /// When it was seen, unix ms.
-    pub seen_at_ms: i64,
-}
 
 impl Outbox {
     /// The states last seen of `users`, each with when it was written (unix ms), from the read
