@@ -18,6 +18,7 @@ mod queries;
 mod reader;
 mod room;
 mod schema;
+mod state_cache;
 mod states;
 mod tally;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use app_webhooks::AppWebhook;
 pub use forum::PostKey;
 pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
+pub use state_cache::{StatesHeld, CACHED_USERS};
 pub use states::{SeenState, UserKey, STATES_MAX};
 pub use tally::{
     HealthKind, PeriodTally, ReportRecord, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION,
@@ -156,7 +158,7 @@ pub enum Retry {
 }
 
 /// What one request stores, in one transaction.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Batch {
     pub rows: Vec<NewRow>,
     /// Owner admins' webhooks to remember with the rows.
@@ -165,6 +167,9 @@ pub struct Batch {
     pub tally: Vec<Tallied>,
     /// The users' states the request showed.
     pub states: Vec<SeenState>,
+    /// The users whose states the request read to make `states` (see
+    /// [`Outbox::user_states_for_update`]): let go once `states` are stored.
+    pub held: Option<StatesHeld>,
 }
 
 /// What `enqueue` stored.
@@ -186,6 +191,8 @@ pub struct Outbox {
     max_bytes: Option<u64>,
     /// Users' forum posts forgotten to make room, since opened (see [`room`]).
     forgotten_posts: Arc<AtomicU64>,
+    /// Users' states being updated, and the most recent ones as committed (see [`state_cache`]).
+    states: Arc<state_cache::StateCache>,
 }
 
 impl Outbox {
@@ -212,7 +219,7 @@ impl Outbox {
         // The writer's connection upgrades the schema before the reader's opens.
         let writer = Writer::start(schema::open_writer(&path)?)?;
         let reader = Reader::new(schema::open_reader(&path)?);
-        Ok(Self { writer, reader, path, max_bytes, forgotten_posts: Arc::default() })
+        Ok(Self { writer, reader, path, max_bytes, forgotten_posts: Arc::default(), states: Arc::default() })
     }
 
     /// The SQLite file.
@@ -240,24 +247,26 @@ impl Outbox {
     /// Stores a request's rows, with the owner webhooks, tally and user states that go with them,
     /// in one transaction.
     pub async fn enqueue_batch(&self, batch: Batch, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
-        let Batch { rows, destinations, tally, states } = batch;
+        let Batch { rows, destinations, tally, states, held } = batch;
+        let texts = Arc::new(states::serialise(&states));
         let (rows, destinations, tally, states) =
             (Arc::new(rows), Arc::new(destinations), Arc::new(tally), Arc::new(states));
         let max_bytes = self.max_bytes;
         let attempt = || {
-            let (rows, destinations, tally, states) =
-                (rows.clone(), destinations.clone(), tally.clone(), states.clone());
+            let (rows, destinations, tally, states, texts) =
+                (rows.clone(), destinations.clone(), tally.clone(), states.clone(), texts.clone());
+            let cache = self.states.clone();
             self.writer.call(move |conn| {
                 if !queries::room_for(conn, &rows, max_bytes)? {
                     return Err(OutboxError::Full);
                 }
                 // Before the rows: a re-sent event is recognised by the rows stored earlier.
                 tally::record(conn, &tally, dedup_window)?;
-                states::record(conn, &states)?;
+                states::record_serialised(conn, &states, &texts, STATES_MAX, &cache)?;
                 Ok(queries::store(conn, &rows, &destinations, dedup_window)?)
             })
         };
-        match attempt().await {
+        let stored = match attempt().await {
             Err(OutboxError::Full) => {
                 // Make room (what Discord already has, then forum posts long unused), and try once more.
                 if self.make_room(rows.clone(), "").await? == room::Freed::default() {
@@ -266,7 +275,11 @@ impl Outbox {
                 attempt().await
             }
             stored => stored,
+        }?;
+        if let Some(held) = held {
+            held.stored();
         }
+        Ok(stored)
     }
 
     /// Remembered destinations that still have pending rows.
