@@ -147,7 +147,11 @@ impl Bot {
         };
         let username = click.username.clone();
         let work = async move {
-            acting.run(click).await.map(|reply| labelled(reply, &label)).map_err(|err| Reply::text(describe(&err, &username)))
+            acting
+                .run(click)
+                .await
+                .map(|reply| labelled(reply, &label))
+                .map_err(|err| Reply::text(describe(&err, &username)))
         };
         self.respond(component.token, true, arrived, work).await
     }

@@ -98,7 +98,8 @@ async fn user_asks_the_chosen_panel_and_a_button_acts_on_the_panel_its_card_name
     click["message"]["timestamp"] = json!(drawn.format(&time::format_description::well_known::Rfc3339).unwrap());
     click["message"]["embeds"][0]["footer"] = json!({"text": "Live from de2"});
     let custom_id = format!("card:reset:{}:alice", now());
-    click["message"]["components"] = json!([{"type": 1, "components": [{"type": 2, "custom_id": custom_id, "label": "x", "style": 1}]}]);
+    click["message"]["components"] =
+        json!([{"type": 1, "components": [{"type": 2, "custom_id": custom_id, "label": "x", "style": 1}]}]);
     click["data"]["custom_id"] = json!(custom_id);
     let reset = answer(&bot, click.clone()).await;
     assert!(reset.to_string().contains("reset alice's usage · de2"), "{reset}");
@@ -109,7 +110,8 @@ async fn user_asks_the_chosen_panel_and_a_button_acts_on_the_panel_its_card_name
     click["id"] = json!(fresh_id());
     click["message"]["embeds"][0]["footer"] = Value::Null;
     let custom_id = format!("card:refresh:{}:alice", now());
-    click["message"]["components"] = json!([{"type": 1, "components": [{"type": 2, "custom_id": custom_id, "label": "x", "style": 1}]}]);
+    click["message"]["components"] =
+        json!([{"type": 1, "components": [{"type": 2, "custom_id": custom_id, "label": "x", "style": 1}]}]);
     click["data"]["custom_id"] = json!(custom_id);
     answer(&bot, click).await;
     assert_eq!(eu1.calls(), vec![("GET".to_owned(), "/api/user/alice".to_owned())]);
