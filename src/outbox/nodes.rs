@@ -101,9 +101,7 @@ impl Outbox {
                     params![panel, state, now],
                 )?;
                 record_outages(conn, &panel, &outages, now)?;
-                for (from, to) in &renamed {
-                    super::forum::rename_posts(conn, from, to)?;
-                }
+                super::forum::rename_posts(conn, &renamed)?;
                 queries::store(conn, &rows, &[], None)?;
                 Ok(())
             })
