@@ -246,4 +246,18 @@ mod tests {
         assert_eq!(outbox.forum_post("forum", &node("eu", "c")).await.unwrap(), Some(333));
         assert_eq!(outbox.forum_post_count().await.unwrap(), 3);
     }
+
+    #[tokio::test]
+    async fn a_panel_whose_label_changed_takes_its_node_posts_over_with_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let state = r#"{"url":"http://127.0.0.1:8000"}"#.to_owned();
+        outbox.store_watch(Some("eu".into()), state, Vec::new(), Vec::new(), Vec::new()).await.unwrap();
+        outbox.delivered_in_post(Vec::new(), "forum", &node("eu", "fi-4"), Some(444), Vec::new()).await.unwrap();
+        let moved = outbox
+            .adopt_watch(Some("eu-west".into()), "http://127.0.0.1:8000".into(), |label| format!(":nodes:{label}"));
+        assert_eq!(moved.await.unwrap().as_deref(), Some("eu"));
+        assert_eq!(outbox.forum_post("forum", &node("eu-west", "fi-4")).await.unwrap(), Some(444), "the down's post");
+        assert_eq!(outbox.forum_post("forum", &node("eu", "fi-4")).await.unwrap(), None);
+    }
 }

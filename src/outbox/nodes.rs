@@ -49,8 +49,15 @@ impl Outbox {
     /// Moves the watch state stored for the panel at `url` under another label (`PANEL_NAME`, or
     /// the panel's label in the routes file, was changed) to `panel`, with its outages, when
     /// `panel` has none: the renamed panel's open outages go on instead of staying open forever
-    /// under a label nothing watches. Returns the label it was stored under.
-    pub async fn adopt_watch(&self, panel: Option<String>, url: String) -> Result<Option<String>, OutboxError> {
+    /// under a label nothing watches. Its nodes' forum posts (kept where `node_posts` of a label
+    /// says) go with them, so a recovery goes into its down's post. Returns the label it was
+    /// stored under.
+    pub async fn adopt_watch(
+        &self,
+        panel: Option<String>,
+        url: String,
+        node_posts: fn(&str) -> String,
+    ) -> Result<Option<String>, OutboxError> {
         self.writer
             .call(move |conn| -> Result<Option<String>, OutboxError> {
                 let panel = panel.unwrap_or_default();
@@ -70,6 +77,10 @@ impl Outbox {
                 let Some(old) = old else { return Ok(None) };
                 conn.execute("UPDATE node_watch SET panel = ?1 WHERE panel = ?2", params![panel, old])?;
                 conn.execute("UPDATE OR REPLACE node_outages SET panel = ?1 WHERE panel = ?2", params![panel, old])?;
+                conn.execute(
+                    "UPDATE OR IGNORE forum_posts SET panel = ?1 WHERE kind = 'user' AND panel = ?2",
+                    params![node_posts(&panel), node_posts(&old)],
+                )?;
                 Ok(Some(old))
             })
             .await
