@@ -84,9 +84,28 @@ pub(super) fn panel_apis(
                 format!("panels.{label}.api_url: PANEL_API_URL already serves panel {label:?} (PANEL_NAME); set one"),
             ));
         }
-        apis.push(from_routes(label, spec)?);
+        let api = from_routes(label, spec)?;
+        // One panel under two labels would be watched twice (every node event sent twice), and
+        // each label would take the other's stored state over by its URL (`Outbox::adopt_watch`).
+        let same = |other: &PanelApiSettings| same_api(&other.url, &api.url);
+        if let Some(other) = default.filter(|api| same(api)).map(|_| "PANEL_API_URL".to_owned()).or_else(|| {
+            apis.iter()
+                .find(|other| same(other))
+                .map(|other| format!("panel {:?}", other.label.as_deref().unwrap_or("")))
+        }) {
+            return Err(invalid(
+                "ROUTES_FILE",
+                format!("panels.{label}.api_url: {other} already watches this API; one panel has one label"),
+            ));
+        }
+        apis.push(api);
     }
     Ok(apis)
+}
+
+/// Whether two API URLs are one panel's, as the client calls it (without the trailing `/`).
+fn same_api(a: &url::Url, b: &url::Url) -> bool {
+    a.as_str().trim_end_matches('/') == b.as_str().trim_end_matches('/')
 }
 
 /// The settings of the routes file's `[panels.<label>]` `api_*` keys.
@@ -182,5 +201,22 @@ mod tests {
         let twice = [("PANEL_API_URL", "http://127.0.0.1:1"), ("PANEL_API_KEY", "k"), ("PANEL_NAME", "us")];
         let both = problem("[panels.us]\napi_url = \"https://u.example\"\napi_key = \"k\"\n", &twice);
         assert!(both.contains("PANEL_API_URL already serves panel \"us\""), "{both}");
+    }
+
+    #[test]
+    fn one_panel_api_under_two_labels_is_refused() {
+        // Two watchers of one panel would send every node event twice, and each would take the
+        // other's stored state over by its URL at start.
+        let twice = "[panels.us]\napi_url = \"https://panel.example.com/api-root/\"\napi_key = \"k\"\n\
+                     [panels.eu]\napi_url = \"https://PANEL.example.com/api-root\"\napi_key = \"k\"\n";
+        let err = with_routes(twice, &[]).unwrap_err();
+        assert!(err.starts_with("ROUTES_FILE") && err.contains("panels.us.api_url") && err.contains("eu"), "{err}");
+        let env = [("PANEL_API_URL", "https://panel.example.com/api-root"), ("PANEL_API_KEY", "k")];
+        let err = with_routes("[panels.us]\napi_url = \"https://panel.example.com/api-root\"\napi_key = \"k\"\n", &env)
+            .unwrap_err();
+        assert!(err.contains("panels.us.api_url") && err.contains("PANEL_API_URL"), "{err}");
+        let apart = "[panels.us]\napi_url = \"https://panel.example.com/a\"\napi_key = \"k\"\n\
+                     [panels.eu]\napi_url = \"https://panel.example.com/b\"\napi_key = \"k\"\n";
+        assert_eq!(with_routes(apart, &env).unwrap().all_panel_apis().count(), 3);
     }
 }

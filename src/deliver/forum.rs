@@ -123,7 +123,13 @@ fn user_post(row: &RowMeta) -> PostKey {
 /// The post of the node named `name` on `panel`. Node watch moves it to the new name when a node
 /// is renamed, so that a node keeps its post as long as its id.
 pub fn node_post(panel: Option<&str>, name: &str) -> PostKey {
-    PostKey::User { panel: Some(format!("{NODE_POSTS}{}", panel.unwrap_or_default())), username: name.to_owned() }
+    PostKey::User { panel: Some(node_posts(panel.unwrap_or_default())), username: name.to_owned() }
+}
+
+/// Where the node posts of the panel labelled `label` (`""`: without a label) are kept in the map
+/// of posts: a panel whose label changed takes them over with its node watch.
+pub fn node_posts(label: &str) -> String {
+    format!("{NODE_POSTS}{label}")
 }
 
 /// What node posts' place in the map of posts begins with, before the panel's label.

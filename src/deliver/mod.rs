@@ -38,7 +38,7 @@ use std::time::Duration;
 pub use app_webhook::{AppWebhookSettings, AppWebhooks};
 pub use digest::DIGEST_LOOKAHEAD;
 pub use dispatch::{Delivery, Dispatch, Retention};
-pub use forum::{new_post, node_post};
+pub use forum::{new_post, node_post, node_posts};
 pub use menu::{menu_panel_key, user_menus, MENU_PREFIX};
 pub use pack::{
     build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,

@@ -18,7 +18,7 @@ use super::events::event;
 use super::metrics::NodeMetrics;
 use super::track::{Change, Kind, WatchState};
 use super::NodeWatchSettings;
-use crate::deliver::{node_post, Dispatch};
+use crate::deliver::{node_post, node_posts, Dispatch};
 use crate::destination::Destination;
 use crate::event::Family;
 use crate::metrics::Health;
@@ -73,7 +73,7 @@ impl Watcher {
     /// poll only learns the nodes again).
     pub async fn load(&self) -> Result<WatchState, OutboxError> {
         let url = self.client.base_url().to_owned();
-        if let Some(old) = self.outbox.adopt_watch(self.panel.clone(), url).await? {
+        if let Some(old) = self.outbox.adopt_watch(self.panel.clone(), url, node_posts).await? {
             let label = self.panel.as_deref().unwrap_or("-");
             log::info!("node watch: the panel's label changed from {old:?} to {label:?}: its nodes and outages go on");
         }

@@ -85,14 +85,31 @@ impl Outbox {
     }
 }
 
-/// Moves the posts of `from` (at every destination) to `to`, unless `to` has one already: a node
-/// renamed keeps its post.
-pub(super) fn rename_posts(conn: &Connection, from: &PostKey, to: &PostKey) -> rusqlite::Result<()> {
-    let ((kind, panel, old), (_, new_panel, new)) = (from.columns(), to.columns());
-    conn.prepare_cached(
-        "UPDATE OR IGNORE forum_posts SET panel = ?4, name = ?5 WHERE kind = ?1 AND panel = ?2 AND name = ?3",
-    )?
-    .execute(params![kind, panel, old, new_panel, new])?;
+/// Moves the posts of each `from` (at every destination) to its `to`, unless `to` has one already
+/// (a deleted node's): a node renamed keeps its post. All are set aside first, so two nodes that
+/// swapped names in one round swap posts instead of each finding the other's in its way.
+pub(super) fn rename_posts(conn: &Connection, renamed: &[(PostKey, PostKey)]) -> rusqlite::Result<()> {
+    // A panel column no label makes (labels are letters, digits, `_` and `-`).
+    let aside = |i: usize| format!("\u{1}moving:{i}");
+    for (i, (from, _)) in renamed.iter().enumerate() {
+        let (kind, panel, old) = from.columns();
+        conn.prepare_cached(
+            "UPDATE OR IGNORE forum_posts SET panel = ?4 WHERE kind = ?1 AND panel = ?2 AND name = ?3",
+        )?
+        .execute(params![kind, panel, old, aside(i)])?;
+    }
+    for (i, (from, to)) in renamed.iter().enumerate() {
+        let ((kind, panel, old), (_, new_panel, new)) = (from.columns(), to.columns());
+        let mut put = conn
+            .prepare_cached("UPDATE OR IGNORE forum_posts SET panel = ?3, name = ?4 WHERE kind = ?1 AND panel = ?2")?;
+        put.execute(params![kind, aside(i), new_panel, new])?;
+        // Where `to` had a post already, the old one goes back (or, taken too, is forgotten).
+        put.execute(params![kind, aside(i), panel, old])?;
+    }
+    // One pass for what is left aside (the table has no index by panel alone).
+    if !renamed.is_empty() {
+        conn.prepare_cached("DELETE FROM forum_posts WHERE substr(panel, 1, 1) = char(1)")?.execute([])?;
+    }
     Ok(())
 }
 
@@ -206,5 +223,44 @@ mod tests {
         let eu = alice(Some("eu"));
         outbox.delivered_in_post(Vec::new(), "forum", &eu, None, vec![eu.clone()]).await.unwrap();
         assert_eq!(outbox.forum_post_count().await.unwrap(), 0);
+    }
+
+    fn node(panel: &str, name: &str) -> PostKey {
+        PostKey::User { panel: Some(format!(":nodes:{panel}")), username: name.into() }
+    }
+
+    #[tokio::test]
+    async fn two_nodes_that_swap_names_in_one_round_swap_posts() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        outbox.delivered_in_post(Vec::new(), "forum", &node("eu", "a"), Some(111), Vec::new()).await.unwrap();
+        outbox.delivered_in_post(Vec::new(), "forum", &node("eu", "b"), Some(222), Vec::new()).await.unwrap();
+        outbox.delivered_in_post(Vec::new(), "forum", &node("eu", "c"), Some(333), Vec::new()).await.unwrap();
+        // Node 1 "a" is now "b", node 2 "b" is now "a"; node 3 "d" is renamed to "c", whose post
+        // (a deleted node's) stays.
+        let renamed = vec![
+            (node("eu", "a"), node("eu", "b")),
+            (node("eu", "b"), node("eu", "a")),
+            (node("eu", "d"), node("eu", "c")),
+        ];
+        outbox.store_watch(Some("eu".into()), "{}".into(), Vec::new(), Vec::new(), renamed).await.unwrap();
+        assert_eq!(outbox.forum_post("forum", &node("eu", "b")).await.unwrap(), Some(111), "node 1 keeps its post");
+        assert_eq!(outbox.forum_post("forum", &node("eu", "a")).await.unwrap(), Some(222), "node 2 keeps its post");
+        assert_eq!(outbox.forum_post("forum", &node("eu", "c")).await.unwrap(), Some(333));
+        assert_eq!(outbox.forum_post_count().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_panel_whose_label_changed_takes_its_node_posts_over_with_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let state = r#"{"url":"http://127.0.0.1:8000"}"#.to_owned();
+        outbox.store_watch(Some("eu".into()), state, Vec::new(), Vec::new(), Vec::new()).await.unwrap();
+        outbox.delivered_in_post(Vec::new(), "forum", &node("eu", "fi-4"), Some(444), Vec::new()).await.unwrap();
+        let moved = outbox
+            .adopt_watch(Some("eu-west".into()), "http://127.0.0.1:8000".into(), |label| format!(":nodes:{label}"));
+        assert_eq!(moved.await.unwrap().as_deref(), Some("eu"));
+        assert_eq!(outbox.forum_post("forum", &node("eu-west", "fi-4")).await.unwrap(), Some(444), "the down's post");
+        assert_eq!(outbox.forum_post("forum", &node("eu", "fi-4")).await.unwrap(), None);
     }
 }

@@ -14,6 +14,11 @@ const OUTAGES_KEEP_MS: i64 = 35 * 86_400_000;
 /// grow the file without bound. The oldest ended ones go first.
 const OUTAGES_PER_NODE: i64 = 500;
 
+/// The most outages kept in all: a panel that gives its nodes new ids round after round would
+/// otherwise grow the history (and what a report reads into memory) by 500 per id. The oldest
+/// ended ones go first. (Tests fill a smaller one.)
+const OUTAGES_MAX: i64 = if cfg!(test) { 1_000 } else { 100_000 };
+
 /// A node outage to record: opened when its `node_down` is stored, closed when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutageRecord {
@@ -49,8 +54,15 @@ impl Outbox {
     /// Moves the watch state stored for the panel at `url` under another label (`PANEL_NAME`, or
     /// the panel's label in the routes file, was changed) to `panel`, with its outages, when
     /// `panel` has none: the renamed panel's open outages go on instead of staying open forever
-    /// under a label nothing watches. Returns the label it was stored under.
-    pub async fn adopt_watch(&self, panel: Option<String>, url: String) -> Result<Option<String>, OutboxError> {
+    /// under a label nothing watches. Its nodes' forum posts (kept where `node_posts` of a label
+    /// says) go with them, so a recovery goes into its down's post. Returns the label it was
+    /// stored under.
+    pub async fn adopt_watch(
+        &self,
+        panel: Option<String>,
+        url: String,
+        node_posts: fn(&str) -> String,
+    ) -> Result<Option<String>, OutboxError> {
         self.writer
             .call(move |conn| -> Result<Option<String>, OutboxError> {
                 let panel = panel.unwrap_or_default();
@@ -70,6 +82,10 @@ impl Outbox {
                 let Some(old) = old else { return Ok(None) };
                 conn.execute("UPDATE node_watch SET panel = ?1 WHERE panel = ?2", params![panel, old])?;
                 conn.execute("UPDATE OR REPLACE node_outages SET panel = ?1 WHERE panel = ?2", params![panel, old])?;
+                conn.execute(
+                    "UPDATE OR IGNORE forum_posts SET panel = ?1 WHERE kind = 'user' AND panel = ?2",
+                    params![node_posts(&panel), node_posts(&old)],
+                )?;
                 Ok(Some(old))
             })
             .await
@@ -101,9 +117,7 @@ impl Outbox {
                     params![panel, state, now],
                 )?;
                 record_outages(conn, &panel, &outages, now)?;
-                for (from, to) in &renamed {
-                    super::forum::rename_posts(conn, from, to)?;
-                }
+                super::forum::rename_posts(conn, &renamed)?;
                 queries::store(conn, &rows, &[], None)?;
                 Ok(())
             })
@@ -152,6 +166,40 @@ fn record_outages(conn: &Connection, panel: &str, outages: &[OutageRecord], now:
             "DELETE FROM node_outages WHERE ended_at IS NOT NULL AND ended_at < ?1",
             [now.saturating_sub(OUTAGES_KEEP_MS)],
         )?;
+        conn.execute(
+            "DELETE FROM node_outages WHERE ended_at IS NOT NULL AND (panel, node_id, started_at) IN
+                 (SELECT panel, node_id, started_at FROM node_outages WHERE ended_at IS NOT NULL
+                  ORDER BY ended_at, started_at LIMIT max(0, (SELECT COUNT(*) FROM node_outages) - ?1))",
+            [OUTAGES_MAX],
+        )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outages_are_bounded_in_all_however_many_node_ids_a_panel_goes_through() {
+        // A panel that gives its nodes new ids all the time (500 outages each at most) must not
+        // grow the history, nor what a report reads, without bound.
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let now = now_ms();
+        let outage = |i: i64| OutageRecord {
+            node_id: i,
+            name: format!("n{i}"),
+            started_ms: now - 1000 + i,
+            ended_ms: Some(now),
+        };
+        let many: Vec<OutageRecord> = (0..OUTAGES_MAX + 10).map(outage).collect();
+        outbox.store_watch(Some("eu".into()), "{}".into(), Vec::new(), many, Vec::new()).await.unwrap();
+        let open = OutageRecord { ended_ms: None, ..outage(-1) };
+        outbox.store_watch(Some("eu".into()), "{}".into(), Vec::new(), vec![open], Vec::new()).await.unwrap();
+        let kept = outbox.outages(0, i64::MAX).await.unwrap();
+        assert!(kept.len() as i64 <= OUTAGES_MAX, "{} kept", kept.len());
+        assert!(kept.iter().any(|o| o.node_id == -1 && o.ended_ms.is_none()), "an open outage is kept");
+        assert!(kept.iter().any(|o| o.node_id == OUTAGES_MAX + 9), "the newest ended ones are kept");
+    }
 }

@@ -361,3 +361,40 @@ async fn a_renamed_node_keeps_its_forum_post() {
     assert_eq!(threads[0].messages.len(), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_panel_whose_label_changed_posts_the_recovery_into_the_downs_forum_post() {
+    let (discord, panel) = (FakeDiscord::start().await, FakePanel::start(Shape::Marzban).await);
+    discord.forum_webhook_url(crate::fake_discord::WEBHOOK_ID);
+    panel.set_node(4, "fi-4", "connected", None);
+    let dir = tempfile::tempdir().unwrap();
+    let start = |label: &str| {
+        let options = Options::delivering_to(&discord)
+            .var("DISCORD_FORUM", "true")
+            .var("PANEL_API_URL", &panel.url())
+            .var("PANEL_NAME", label)
+            .var("PANEL_API_USERNAME", "admin")
+            .var("PANEL_API_PASSWORD", "s3cret-pw")
+            .tweak(|config| {
+                config.node_watch.poll_interval = Duration::from_millis(50);
+                config.node_watch.down_after = Duration::from_millis(300);
+            });
+        spawn_app_in(dir.path(), options)
+    };
+    let app = start("eu").await;
+    quiet_for(Duration::from_millis(300)).await;
+    panel.set_node(4, "fi-4", "error", Some(REFUSED));
+    discord.wait_for_embeds(1, SETTLE).await;
+    app.stop().await;
+
+    // PANEL_NAME changed while the node is down; it comes back under the new label.
+    let app = start("eu-west").await;
+    quiet_for(Duration::from_millis(400)).await;
+    panel.set_node(4, "fi-4", "connected", None);
+    let embeds = discord.wait_for_embeds(2, SETTLE).await;
+    assert_eq!(title(&embeds[1]), "🟢 Node back up: fi-4");
+    let threads = discord.threads();
+    assert_eq!(threads.len(), 1, "one post for the node: {:?}", threads.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert_eq!(threads[0].messages.len(), 2);
+    app.stop().await;
+}
