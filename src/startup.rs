@@ -24,8 +24,8 @@ use crate::outbox::Outbox;
 use crate::panel::{PanelApiSettings, PanelClient};
 use crate::render::Templates;
 use crate::routing::Router;
-pub use producers::{panel_clients, PanelClients};
 use producers::{audit_sink, start_bot, start_gateway, start_reports, start_watchers, Producing};
+pub use producers::{panel_clients, PanelClients};
 
 /// Connections each HTTP worker serves at once; more wait in the kernel's backlog. Panels hold one
 /// or two; this bounds what a flood of idle connections can make the relay hold: actix buffers up

@@ -41,8 +41,8 @@ pub struct Guard {
 struct State {
     /// Per clicker, the times of their interactions in the window.
     clicks: HashMap<u64, Vec<Instant>>,
-    /// Per (action, username), when it was last done.
-    recent: HashMap<(String, String), Instant>,
+    /// Per (action, panel, username), when it was last done.
+    recent: HashMap<(String, String, String), Instant>,
     /// Per interaction id, when it was first answered.
     seen: HashMap<u64, Instant>,
 }
@@ -111,11 +111,12 @@ impl Guard {
         Ok(())
     }
 
-    /// Claims `action` on `username` at `now`; `Err` when it was done within [`ONCE_WITHIN`].
-    pub fn once(&self, action: &str, username: &str, now: Instant) -> Result<(), Refusal> {
+    /// Claims `action` on `username` of `panel` at `now`; `Err` when it was done within
+    /// [`ONCE_WITHIN`].
+    pub fn once(&self, action: &str, panel: &str, username: &str, now: Instant) -> Result<(), Refusal> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = |at: &Instant| now.saturating_duration_since(*at) < ONCE_WITHIN;
-        let key = (action.to_owned(), username.to_owned());
+        let key = (action.to_owned(), panel.to_owned(), username.to_owned());
         if state.recent.get(&key).is_some_and(fresh) {
             return Err(Refusal::AlreadyDone);
         }
@@ -149,10 +150,11 @@ mod tests {
         assert_eq!(guard.click(8, start), Ok(()), "another clicker has a rate of their own");
         assert_eq!(guard.click(7, start + RATE_WINDOW), Ok(()));
 
-        assert_eq!(guard.once("reset", "alice", start), Ok(()));
-        assert_eq!(guard.once("reset", "alice", start + Duration::from_secs(1)), Err(Refusal::AlreadyDone));
-        assert_eq!(guard.once("revoke", "alice", start), Ok(()));
-        assert_eq!(guard.once("reset", "alice", start + ONCE_WITHIN), Ok(()));
+        assert_eq!(guard.once("reset", "eu1", "alice", start), Ok(()));
+        assert_eq!(guard.once("reset", "eu1", "alice", start + Duration::from_secs(1)), Err(Refusal::AlreadyDone));
+        assert_eq!(guard.once("revoke", "eu1", "alice", start), Ok(()));
+        assert_eq!(guard.once("reset", "de2", "alice", start), Ok(()), "a namesake on another panel");
+        assert_eq!(guard.once("reset", "eu1", "alice", start + ONCE_WITHIN), Ok(()));
     }
 
     #[test]

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::client::{unreadable, PanelClient};
-use super::users::{clean, is_username, unix_seconds, Change, PanelUser, NOTE_MAX_CHARS, USERNAME_MAX_CHARS, USER_ANSWER_MAX_BYTES};
+use super::users::{
+    clean, is_username, unix_seconds, Change, PanelUser, NOTE_MAX_CHARS, USERNAME_MAX_CHARS, USER_ANSWER_MAX_BYTES,
+};
 use super::PanelError;
 
 /// The latest expiry written (Marzneshin's dates stop at year 9999).

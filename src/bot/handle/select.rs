@@ -8,8 +8,8 @@ use serenity::model::application::{ComponentInteraction, ComponentInteractionDat
 
 use super::{describe, no_panel, refusal, unix_now};
 use crate::bot::card::Reply;
-use crate::bot::panels::Chosen;
 use crate::bot::guard::Refusal;
+use crate::bot::panels::Chosen;
 use crate::bot::{Answer, Bot};
 use crate::deliver::MENU_PREFIX;
 use crate::panel::is_username;
