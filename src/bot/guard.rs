@@ -16,6 +16,10 @@ use super::verify::MAX_SKEW;
 pub const RATE_PER_WINDOW: usize = 20;
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
+/// A member's autocompletes (one per keystroke) per [`RATE_WINDOW`]: a rate of their own, so
+/// typing a long username does not use up the rate of the command being typed.
+pub const KEYSTROKES_PER_WINDOW: usize = 60;
+
 /// The same action on the same user within this long acts once.
 pub const ONCE_WITHIN: Duration = Duration::from_secs(5);
 
@@ -41,6 +45,8 @@ pub struct Guard {
 struct State {
     /// Per clicker, the times of their interactions in the window.
     clicks: HashMap<u64, Vec<Instant>>,
+    /// Per member, the times of their autocompletes in the window.
+    keystrokes: HashMap<u64, Vec<Instant>>,
     /// Per (action, panel, username), when it was last done.
     recent: HashMap<(String, String, String), Instant>,
     /// Per interaction id, when it was first answered.
@@ -77,20 +83,13 @@ impl Guard {
     /// Counts one interaction of `clicker` at `now`; `Err` past the rate.
     pub fn click(&self, clicker: u64, now: Instant) -> Result<(), Refusal> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = |at: &Instant| now.saturating_duration_since(*at) < RATE_WINDOW;
-        if state.clicks.len() >= MAX_REMEMBERED && !state.clicks.contains_key(&clicker) {
-            state.clicks.retain(|_, times| times.iter().any(fresh));
-            if state.clicks.len() >= MAX_REMEMBERED {
-                return Err(Refusal::TooFast);
-            }
-        }
-        let times = state.clicks.entry(clicker).or_default();
-        times.retain(fresh);
-        if times.len() >= RATE_PER_WINDOW {
-            return Err(Refusal::TooFast);
-        }
-        times.push(now);
-        Ok(())
+        count(&mut state.clicks, clicker, now, RATE_PER_WINDOW)
+    }
+
+    /// Counts one autocomplete of `member` at `now`; `Err` past [`KEYSTROKES_PER_WINDOW`].
+    pub fn keystroke(&self, member: u64, now: Instant) -> Result<(), Refusal> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        count(&mut state.keystrokes, member, now, KEYSTROKES_PER_WINDOW)
     }
 
     /// Claims the interaction `id` at `now`; `Err` when it was answered already (Discord sends an
@@ -129,6 +128,25 @@ impl Guard {
         state.recent.insert(key, now);
         Ok(())
     }
+}
+
+/// Counts one of `who`'s interactions at `now` in `times`, at most `per_window` per
+/// [`RATE_WINDOW`]; at most [`MAX_REMEMBERED`] members are remembered.
+fn count(times: &mut HashMap<u64, Vec<Instant>>, who: u64, now: Instant, per_window: usize) -> Result<(), Refusal> {
+    let fresh = |at: &Instant| now.saturating_duration_since(*at) < RATE_WINDOW;
+    if times.len() >= MAX_REMEMBERED && !times.contains_key(&who) {
+        times.retain(|_, times| times.iter().any(fresh));
+        if times.len() >= MAX_REMEMBERED {
+            return Err(Refusal::TooFast);
+        }
+    }
+    let recent = times.entry(who).or_default();
+    recent.retain(fresh);
+    if recent.len() >= per_window {
+        return Err(Refusal::TooFast);
+    }
+    recent.push(now);
+    Ok(())
 }
 
 #[cfg(test)]

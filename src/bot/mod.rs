@@ -48,6 +48,7 @@ use rest::Rest;
 
 pub use autocomplete::AUTOCOMPLETE_WITHIN;
 pub use gateway::{Gateway, GatewayMetrics, GATEWAY_TASK};
+pub use guard::{KEYSTROKES_PER_WINDOW, RATE_PER_WINDOW};
 pub use http::routes;
 pub use panels::{LABEL_MAX_CHARS, MAX_PANELS};
 pub use report::ReportSource;
