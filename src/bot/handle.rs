@@ -15,7 +15,7 @@ use super::act::Acting;
 use super::audit::Actor;
 use super::card::{confirmation, parse_click, Drawing, Reply, Verb};
 use super::drawn::is_drawn_on;
-use super::guard::Refusal;
+use super::guard::{Claim, Guard, Refusal};
 use super::panels::{option, CardPanel, Chosen, DEFAULT_LABEL};
 use super::{unix_now, Answer, Bot};
 use crate::panel::{is_username, PanelError};
@@ -122,6 +122,7 @@ impl Bot {
             CardPanel::None => return no_panel(),
             CardPanel::Gone(label) => return gone_panel(&label),
         };
+        let mut claim = None;
         if click.verb != Verb::Refresh {
             // The card's age is the older of the custom_id's time (a confirmation keeps the card's)
             // and the message's last edit as Discord states it (a custom_id can be forged).
@@ -136,8 +137,9 @@ impl Bot {
             }
             // Per panel: a user of the same name on another panel is another user.
             let verb = format!("{:?}", click.verb);
-            if let Err(refused) = self.guard.once(&verb, &panel.label, &click.username, Instant::now()) {
-                return refusal(refused);
+            match Guard::once(&self.guard, &verb, &panel.label, &click.username, Instant::now()) {
+                Ok(claimed) => claim = Some(claimed),
+                Err(refused) => return refusal(refused),
             }
         }
         let (label, labelled) = (panel.label.clone(), self.labeller());
@@ -151,6 +153,8 @@ impl Bot {
         };
         let username = click.username.clone();
         let work = async move {
+            // Held until the panel answered: the same click meanwhile is refused, however slow it is.
+            let _claim = claim.map(Claim::started);
             acting
                 .run(click)
                 .await

@@ -76,7 +76,7 @@ pub struct Bot {
     /// What `/report` reads; none: `/report` says how to turn reports on.
     reports: Option<ReportSource>,
     rest: Arc<Rest>,
-    guard: Guard,
+    guard: Arc<Guard>,
     in_flight: Arc<Semaphore>,
     defer_after: Duration,
     /// What bodies not yet verified may hold together ([`http::UNVERIFIED_BYTES`]).
@@ -104,7 +104,7 @@ impl Bot {
     ) -> Result<Self, String> {
         let rest = Rest::new(&settings)?;
         Ok(Self {
-            guard: Guard::new(&settings),
+            guard: Arc::new(Guard::new(&settings)),
             settings,
             panels: panels::panel_list(panel.map(|client| (panel_label, client)), Vec::new()),
             reports: None,
