@@ -1,12 +1,16 @@
 //! What remembering users' states costs ingest: the release binary side by side with
 //! `USER_STATE_RETENTION=0` (no states) and with the default (90 days), each first filled with
 //! 100,000 users, then fed the real Marzban events of those same users with a new usage each time
-//! (so every event reads a kept state and writes a changed one), over loopback, into a dry relay
-//! (no Discord: only ingest is measured).
+//! (so every event reads a kept state; with `STATES_EDITS=1` every event also writes one), over
+//! loopback, into a dry relay (no Discord: only ingest is measured).
 //!
-//! Run: `cargo bench --bench states` (about two minutes). Prints requests/s, events/s and p50/p99
-//! acknowledgement latency per load and mode, and the outbox's size once filled.
-//! `INGEST_SECONDS=30` runs each load longer.
+//! Both relays run at once; each load alternates between them, round after round (the first mode
+//! alternating too), so that both see the same machine, and the medians are compared.
+//!
+//! Run: `cargo bench --bench states` (about four minutes). Prints each round's events/s and p50/p99
+//! acknowledgement latency, then the medians and the cost (the median of each round's ratio).
+//! `INGEST_SECONDS` sets a round's length per load (default 6), `STATES_ROUNDS` the rounds (5),
+//! `STATES_EDITS=1` gives every request a new data limit too, so every state is written.
 
 mod common;
 #[path = "common/relay.rs"]
@@ -37,6 +41,13 @@ struct Bodies {
 const PLACEHOLDER: &str = "000000";
 const USAGE_PLACEHOLDER: i64 = 4_242_424_242;
 
+/// With `STATES_EDITS=1`, each request also sets a new data limit (as an admin's edit does), so
+/// that every event changes what a card shows and its state is written; by default only the usage
+/// grows, which the outbox stores at most daily (the cache of recent states has it at once).
+fn edits() -> bool {
+    std::env::var("STATES_EDITS").is_ok_and(|v| v == "1")
+}
+
 impl Bodies {
     fn new(events: &[Value], size: usize) -> Self {
         let batch: Vec<Value> = (0..size)
@@ -45,6 +56,9 @@ impl Bodies {
                 common::rename(&mut event, &format!("bench_{PLACEHOLDER}"));
                 if event["user"].is_object() {
                     event["user"]["used_traffic"] = USAGE_PLACEHOLDER.into();
+                    if edits() {
+                        event["user"]["data_limit"] = USAGE_PLACEHOLDER.into();
+                    }
                 }
                 event
             })
@@ -109,38 +123,106 @@ async fn load(
     relay::load(relay, Arc::new(move |request| bodies.body(request)), connections, duration, requests).await
 }
 
+/// The loads measured: (events per request, connections).
+const LOADS: [(usize, usize); 3] = [(1, 4), (50, 4), (50, 16)];
+
+/// One load's figures in one round.
+struct Round {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// The relay process's CPU time (user and system) per event, in µs: what the load cost the
+    /// relay itself, which other processes on the machine disturb much less than the rate.
+    cpu_us: f64,
+}
+
+/// The CPU time `pid` has used so far (user and system), from `/proc` (Linux; 0 elsewhere).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (in brackets, which may hold spaces): utime and stime are
+    // the 12th and 13th, in clock ticks of 1/100 s.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
+    Duration::from_millis(fields.iter().sum::<u64>() * 10)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn main() {
-    let seconds: u64 = std::env::var("INGEST_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("INGEST_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let rounds: usize = std::env::var("STATES_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // Every Marzban capture but the deletion, which would forget the user it is about.
     let events: Vec<Value> =
         common::real_events(&["marzban-0.8.4"]).into_iter().filter(|event| event["action"] != "user_deleted").collect();
     runtime.block_on(async {
         println!("binary: {BINARY}");
-        println!(
-            "{:<16} {:<22} {:>6} {:>10} {:>10} {:>8} {:>8}",
-            "states", "load", "conns", "requests/s", "events/s", "p50 ms", "p99 ms"
-        );
-        for (mode, retention) in [("without (0)", "0"), ("with (90d)", "90d")] {
-            let relay = start(retention);
+        // Both relays run from the start, and each load alternates between them round after round,
+        // so that both see the same machine (other processes' load comes and goes).
+        let modes = [("without (0)", start("0")), ("with (90d)", start("90d"))];
+        for (mode, relay) in &modes {
             relay.ready(&reqwest::Client::new()).await;
-            load(&relay, &events, 50, 16, Duration::from_secs(3600), USERS / 50).await;
-            let filled = outbox_mib(&relay);
-            for (size, connections) in [(1, 4), (50, 4), (50, 16)] {
-                let result = load(&relay, &events, size, connections, Duration::from_secs(seconds), usize::MAX).await;
-                let rate = result.per_second();
-                println!(
-                    "{:<16} {:<22} {:>6} {:>10.0} {:>10.0} {:>8.2} {:>8.2}",
-                    mode,
-                    format!("{size}-event batches"),
-                    connections,
-                    rate,
-                    rate * size as f64,
-                    result.percentile_ms(0.5),
-                    result.percentile_ms(0.99)
-                );
+            load(relay, &events, 50, 16, Duration::from_secs(3600), USERS / 50).await;
+            println!("{mode:<12} pid {}, outbox after filling {USERS} users: {:.1} MiB", relay.pid(), outbox_mib(relay));
+        }
+        // results[load][mode]: each round's figures.
+        let mut results: Vec<[Vec<Round>; 2]> = LOADS.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+        for round in 0..rounds {
+            for (at, &(size, connections)) in LOADS.iter().enumerate() {
+                // Which mode goes first alternates too.
+                for m in [round % 2, 1 - round % 2] {
+                    let (mode, relay) = &modes[m];
+                    let cpu_before = cpu_time(relay.pid());
+                    let run = load(relay, &events, size, connections, Duration::from_secs(seconds), usize::MAX).await;
+                    let cpu = cpu_time(relay.pid()).saturating_sub(cpu_before);
+                    let figures = Round {
+                        per_second: run.per_second() * size as f64,
+                        p50_ms: run.percentile_ms(0.5),
+                        p99_ms: run.percentile_ms(0.99),
+                        cpu_us: cpu.as_secs_f64() * 1e6 / (run.requests * size).max(1) as f64,
+                    };
+                    println!(
+                        "round {} {mode:<12} {size:>2}-event batches x{connections:<2} {:>8.0} events/s p50 {:.2} ms p99 {:.2} ms, relay CPU {:.0} µs/event",
+                        round + 1,
+                        figures.per_second,
+                        figures.p50_ms,
+                        figures.p99_ms,
+                        figures.cpu_us
+                    );
+                    results[at][m].push(figures);
+                }
             }
-            println!("{mode:<16} outbox after filling {USERS} users: {filled:.1} MiB");
+        }
+        println!(
+            "\nmedians of {rounds} rounds of {seconds} s\n{:<18} {:>6} {:>14} {:>14} {:>6} {:>16} {:>16} {:>22}",
+            "load", "conns", "without ev/s", "with ev/s", "cost", "p50 without/with", "p99 without/with",
+            "CPU µs/event without/with"
+        );
+        for (at, &(size, connections)) in LOADS.iter().enumerate() {
+            let [without, with] = &results[at];
+            let rate = |runs: &[Round]| median(runs.iter().map(|r| r.per_second).collect());
+            let p50 = |runs: &[Round]| median(runs.iter().map(|r| r.p50_ms).collect());
+            let p99 = |runs: &[Round]| median(runs.iter().map(|r| r.p99_ms).collect());
+            // The cost: the median of each round's own ratio, so a round's noise hits both modes.
+            let ratios = without.iter().zip(with).map(|(a, b)| 1.0 - b.per_second / a.per_second).collect();
+            let cpu = |runs: &[Round]| median(runs.iter().map(|r| r.cpu_us).collect());
+            println!(
+                "{:<18} {connections:>6} {:>14.0} {:>14.0} {:>5.1}% {:>7.2} / {:<7.2} {:>7.2} / {:<7.2} {:>6.0} / {:<6.0} (+{:.1}%)",
+                format!("{size}-event batches"),
+                rate(without),
+                rate(with),
+                median(ratios) * 100.0,
+                p50(without),
+                p50(with),
+                p99(without),
+                p99(with),
+                cpu(without),
+                cpu(with),
+                (cpu(with) / cpu(without) - 1.0) * 100.0
+            );
         }
     });
 }

@@ -9,6 +9,12 @@ Output: an HTML page on standard output. To look at it:
     chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=900,1400 \
         --screenshot=/tmp/p.png file:///tmp/p.html
 
+`--width 390` lays the page out as Discord's phone client does on a screen that wide: the message
+column starts after the avatar (64 px), embeds take the rest of the width less the margin, and
+every line wraps at the embed's edge (long words and links break anywhere, as on the phone); give
+chromium the same `--window-size` width. The default, 860, is a desktop window: embeds at most
+516 px wide. `scripts/discord-preview-all.sh` draws every capture of `tests/fixtures/` this way.
+
 Discord renders markdown in the content, the title, the description and field values, but not in
 the author name, field names' emphasis aside, or the footer; the page does the same. Times
 (`<t:UNIX:STYLE>`) are shown as Discord would in UTC, mentions as pills. Layout is left to right,
@@ -54,13 +60,32 @@ def preview_now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def relative(seconds):
+    """How Discord's English client words a span in `<t:…:R>` (moment.js's thresholds)."""
+    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
+    steps = [
+        (seconds < 45, "a few seconds"),
+        (seconds < 90, "a minute"),
+        (minutes < 45, f"{round(minutes)} minutes"),
+        (minutes < 90, "an hour"),
+        (hours < 22, f"{round(hours)} hours"),
+        (hours < 36, "a day"),
+        (days < 26, f"{round(days)} days"),
+        (days < 45, "a month"),
+        (days < 320, f"{round(days / 30.4)} months"),
+        (days < 548, "a year"),
+    ]
+    return next((words for matches, words in steps if matches), f"{round(days / 365)} years")
+
+
 def timestamp(match):
     at = datetime.datetime.fromtimestamp(int(match.group(1)), datetime.timezone.utc)
     style = match.group(2) or "f"
     now = preview_now()
     if style == "R":
-        days = (at - now).total_seconds() / 86400
-        shown = f"in {round(days)} days" if days >= 0 else f"{round(-days)} days ago"
+        seconds = (at - now).total_seconds()
+        span = relative(abs(seconds))
+        shown = f"in {span}" if seconds >= 0 else f"{span} ago"
     elif style == "D":
         shown = at.strftime("%B %-d, %Y")
     elif style == "d":
@@ -182,19 +207,23 @@ def row_html(row):
 
 STYLE = """
 body { background:#313338; color:#dbdee1; font-family:"gg sans","Noto Sans","Noto Sans Arabic",
-  "Noto Color Emoji","Noto Sans CJK SC",sans-serif; font-size:16px; margin:16px; width:860px; }
-.message { margin-bottom:22px; }
+  "Noto Color Emoji","Noto Sans CJK SC",sans-serif; font-size:16px; margin:16px 0; width:WIDTHpx;
+  overflow-wrap:anywhere; word-break:normal; }
+.message { margin-bottom:22px; padding:0 GUTTERpx 0 COLUMNpx; position:relative; box-sizing:border-box;
+  width:100%; }
+.message::before { content:""; position:absolute; left:AVATARpx; top:16px; width:40px; height:40px;
+  border-radius:50%; background:#5865f2; }
 .dest { color:#80848e; font-size:12px; }
 .who { color:#f2f3f5; font-weight:600; margin:2px 0 4px; }
 .bot { background:#5865f2; color:#fff; font-size:10px; padding:1px 4px; border-radius:3px; }
 .thread { color:#00a8fc; font-size:14px; }
 .content { margin-bottom:4px; }
 .embed { background:#2b2d31; border-left:4px solid; border-radius:4px; padding:8px 16px 16px 12px;
-  max-width:516px; margin-top:4px; }
+  max-width:EMBEDpx; margin-top:4px; box-sizing:border-box; }
 .author { font-size:14px; font-weight:600; margin-top:8px; color:#f2f3f5; }
 .title { font-weight:600; margin-top:8px; color:#f2f3f5; }
 .description { font-size:14px; margin-top:8px; white-space:normal; }
-.fields { display:grid; grid-template-columns:repeat(3, 1fr); gap:8px; margin-top:8px; }
+.fields { display:grid; grid-template-columns:repeat(3, minmax(0, 1fr)); gap:8px; margin-top:8px; }
 .field { font-size:14px; min-width:0; }
 .field.block { grid-column:1 / -1; }
 .fname { font-weight:600; color:#f2f3f5; margin-bottom:2px; }
@@ -212,14 +241,35 @@ a { color:#00a8fc; text-decoration:none; }
   margin-right:8px; font-size:14px; }
 """
 
+# Discord's phone client below this width: a narrower gutter, and embeds as wide as the screen lets.
+PHONE_MAX_WIDTH = 600
+
+
+def style(width):
+    """The page's style for a window `width` px wide: desktop (avatar column 72 px, embeds at most
+    516 px) or phone (avatar column 64 px, 12 px right margin, embeds the rest of the width)."""
+    phone = width <= PHONE_MAX_WIDTH
+    column, gutter, avatar = (64, 12, 12) if phone else (72, 16, 16)
+    embed = width - column - gutter if phone else 516
+    values = {"WIDTH": width, "COLUMN": column, "GUTTER": gutter, "AVATAR": avatar, "EMBED": embed}
+    css = STYLE
+    for key, value in values.items():
+        css = css.replace(f"{key}px", f"{value}px")
+    return css
+
 
 def main():
-    sources = sys.argv[1:] or ["-"]
+    args = sys.argv[1:]
+    width = 860
+    if args[:1] == ["--width"] and len(args) >= 2:
+        width = max(200, min(int(args[1]), 4000))
+        args = args[2:]
+    sources = args or ["-"]
     bodies = []
     for source in sources:
         text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()
         bodies.extend(parse_input(text))
-    page = [f"<!doctype html><meta charset='utf-8'><style>{STYLE}</style><body>"]
+    page = [f"<!doctype html><meta charset='utf-8'><style>{style(width)}</style><body>"]
     page.extend(message_html(destination, body) for destination, body in bodies)
     print("".join(page))
 

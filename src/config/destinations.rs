@@ -18,7 +18,7 @@ pub(super) fn default_target(env: &Env) -> Result<Option<Target>, ConfigError> {
         .map_err(|e| invalid("DISCORD_WEBHOOK_URL", format!("is not a usable webhook URL: {e}")))?;
     let channel = env
         .get("DISCORD_CHANNEL_ID")
-        .map(|id| parse_id(&id))
+        .map(|id| parse_channel(&id))
         .transpose()
         .map_err(|m| invalid("DISCORD_CHANNEL_ID", m))?;
     match (url, channel) {
@@ -30,6 +30,14 @@ pub(super) fn default_target(env: &Env) -> Result<Option<Target>, ConfigError> {
         (Some(url), None) => Ok(Some(Target::Webhook(url))),
         (None, channel) => Ok(channel.map(Target::Channel)),
     }
+}
+
+/// A channel id: a Discord id below 2^63, as every snowflake is (and as the routes file's
+/// `channel_id`); the outbox keys the channel's webhook by it as a signed integer, where a larger
+/// one would share a row with another channel.
+fn parse_channel(value: &str) -> Result<u64, String> {
+    let id = parse_id(value)?;
+    i64::try_from(id).map(|_| id).map_err(|_| format!("must be a Discord id, below 2^63, not {id}"))
 }
 
 /// What the relay's own webhooks need, when any destination is a channel; an error naming the
@@ -142,6 +150,10 @@ mod tests {
         let no_bot = config(&[("DISCORD_CHANNEL_ID", CHANNEL)]).unwrap_err();
         assert!(no_bot.starts_with("DISCORD_BOT_TOKEN must be set: DISCORD_CHANNEL_ID is a channel"), "{no_bot}");
         assert!(config(&[("DISCORD_CHANNEL_ID", "general")]).unwrap_err().starts_with("DISCORD_CHANNEL_ID must be"));
+        for id in ["0", "9223372036854775808", "18446744073709551615", "184467440737095516150"] {
+            let refused = with_bot(&[("DISCORD_CHANNEL_ID", id)]).unwrap_err();
+            assert!(refused.starts_with("DISCORD_CHANNEL_ID must be"), "{id}: {refused}");
+        }
         let proxy = with_bot(&[("DISCORD_CHANNEL_ID", CHANNEL), ("DISCORD_API_BASE", "https://proxy.example/discord")]);
         assert!(proxy.unwrap_err().starts_with("DISCORD_API_BASE must end in /api"));
         assert!(with_bot(&[url]).unwrap().app_webhooks.is_none(), "a URL needs no webhook of the relay's own");

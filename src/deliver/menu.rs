@@ -2,8 +2,9 @@
 //! webhook: the message's users (a digest's too), each opening the user's live card in Discord.
 //! Pure, tested on its own.
 //!
-//! The menu's `custom_id` is `act:<panel>` (the panel label, empty for none; the bot asks that
-//! panel; `act:<panel>:<n>` for a digest's further menus), each option's value a username. Node events and reports get no menu: they name no user.
+//! The menu's `custom_id` is `act:<panel>` (the panel's key, [`menu_panel_key`]: empty for none;
+//! the bot asks that panel; `act:<panel>:<n>` for a digest's further menus), each option's value a
+//! username. Node events and reports get no menu: they name no user.
 
 use serenity::builder::{CreateActionRow, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption};
 
@@ -23,6 +24,21 @@ const OPTIONS_MAX: usize = 25;
 const OPTION_CHARS: usize = 100;
 /// Action rows a message may have; one menu each.
 const ROWS_MAX: usize = 5;
+/// Characters of a panel's key in a `custom_id`: with `act:` and `:<n>` within Discord's 100.
+const PANEL_KEY_CHARS: usize = 80;
+
+/// How a menu's `custom_id` names `panel`, and how the bot names its own to compare. A label is
+/// itself; `PANEL_NAME` is free text, so its `:` and `%` are percent-encoded (the `:<n>` of a
+/// further menu stays apart, and no two names share a key) and it is cut to [`PANEL_KEY_CHARS`]
+/// (a longer name is `PANEL_NAME`, the only one that long: labels have at most 32 characters).
+pub fn menu_panel_key(panel: &str) -> String {
+    let encoded = panel.chars().flat_map(|c| match c {
+        ':' => "%3A".chars().collect::<Vec<_>>(),
+        '%' => "%25".chars().collect(),
+        other => vec![other],
+    });
+    encoded.take(PANEL_KEY_CHARS).collect()
+}
 
 /// The menus for a message of `rows`: its users once each, grouped by panel (in the order they
 /// first appear), 25 to a menu, at most five menus (125 users; a longer digest's first ones).
@@ -62,7 +78,7 @@ fn names_a_user(row: &RowMeta) -> bool {
 fn menu(panel: &str, page: usize, users: &[&str], several: bool) -> CreateActionRow {
     let options = users.iter().map(|user| CreateSelectMenuOption::new(cut(user), cut(user))).collect();
     let mut placeholder = if several { format!("Act on a user of {panel}…") } else { PLACEHOLDER.to_owned() };
-    let mut custom_id = format!("{MENU_PREFIX}{panel}");
+    let mut custom_id = format!("{MENU_PREFIX}{}", menu_panel_key(panel));
     if page > 0 {
         let first = page * OPTIONS_MAX + 1;
         placeholder.push_str(&format!(" ({first}–{})", first + users.len() - 1));
@@ -119,6 +135,20 @@ mod tests {
         let rows = [row(REPORT_ACTION, "daily report", None), row("node_down", "node-1", Some("eu1"))];
         assert!(user_menus(&rows).is_empty());
         assert!(user_menus(&[row("user_created", "not a name", None)]).is_empty());
+    }
+
+    #[test]
+    fn a_panel_name_of_any_kind_keeps_custom_ids_short_and_apart() {
+        let long = format!("EU: Frankfurt 100% {}", "x".repeat(200));
+        let mut rows: Vec<RowMeta> = (0..60).map(|i| row("user_expired", &format!("u{i}"), Some(&long))).collect();
+        rows.push(row("user_expired", "alice", Some("EU")));
+        let menus = json_of(&rows);
+        let ids: Vec<&str> = (0..4).map(|i| menus[i]["components"][0]["custom_id"].as_str().unwrap()).collect();
+        assert!(ids.iter().all(|id| id.chars().count() <= 100 && id.starts_with(MENU_PREFIX)), "{ids:?}");
+        assert!(ids[0].starts_with("act:EU%3A Frankfurt 100%25 x"), "{ids:?}");
+        assert_eq!((ids[1].rsplit(':').next(), ids[3]), (Some("2"), "act:EU"), "{ids:?}");
+        assert_eq!(ids[0], &format!("{MENU_PREFIX}{}", menu_panel_key(&long)), "the bot compares the same key");
+        assert_ne!(menu_panel_key("EU:2"), menu_panel_key("EU%3A2"));
     }
 
     #[test]

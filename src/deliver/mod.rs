@@ -39,7 +39,7 @@ pub use app_webhook::{AppWebhookSettings, AppWebhooks};
 pub use digest::DIGEST_LOOKAHEAD;
 pub use dispatch::{Delivery, Dispatch, Retention};
 pub use forum::{new_post, node_post};
-pub use menu::{user_menus, MENU_PREFIX};
+pub use menu::{menu_panel_key, user_menus, MENU_PREFIX};
 pub use pack::{
     build_message, digest_chunks, digest_members, fitting_parts, mention_chars, next_message, DIGEST_EMBED_BUDGET,
 };

@@ -277,8 +277,13 @@ async fn receive(
                 IngestError::Unavailable
             })??;
 
-    let batch =
-        Batch { rows: prepared.rows, destinations: prepared.remember, tally: prepared.tally, states: prepared.states };
+    let batch = Batch {
+        rows: prepared.rows,
+        destinations: prepared.remember,
+        tally: prepared.tally,
+        states: prepared.states,
+        held: prepared.held,
+    };
     let stored = state.outbox.enqueue_batch(batch, state.dedup_window).await;
     let enqueued = stored.map_err(|err| {
         log::error!("could not store {} events, answering 503 so the panel retries: {err}", prepared.accepted);

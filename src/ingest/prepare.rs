@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::IngestError;
 use crate::destination::{Destination, Origin, Target};
 use crate::event::{parse_batch, Event, Rejection, UserState};
-use crate::outbox::{NewRow, Outbox, SeenState, StoredDestination, Tallied, UserKey};
+use crate::outbox::{NewRow, Outbox, SeenState, StatesHeld, StoredDestination, Tallied, UserKey};
 use crate::render::Renderer;
 use crate::routing::Router;
 
@@ -37,6 +37,9 @@ pub struct Prepared {
     pub tally: Vec<Tallied>,
     /// The last state of each user the events showed (or that the user is gone), to remember.
     pub states: Vec<SeenState>,
+    /// The users whose states were read, held until `states` are stored (so another request
+    /// about them reads what this one stores, not what both would have read).
+    pub held: Option<StatesHeld>,
 }
 
 /// Parses, routes and renders a body: CPU work, run off the async workers. With `states`, each
@@ -50,17 +53,18 @@ pub fn prepare(
     states: Option<&Outbox>,
 ) -> Result<Prepared, IngestError> {
     let batch = parse_batch(body, received_at, panel)?;
-    let stored = match states {
+    let (stored, mut held) = match states {
         Some(outbox) => {
             let mut users: Vec<UserKey> = batch.events.iter().map(user_key).collect();
             users.sort_unstable();
             users.dedup();
-            outbox.user_states_blocking(&users).map_err(|err| {
+            let (stored, held) = outbox.user_states_for_update(&users).map_err(|err| {
                 log::error!("could not read the users' last states: {err}");
                 IngestError::Unavailable
-            })?
+            })?;
+            (stored, Some(held))
         }
-        None => HashMap::new(),
+        None => (HashMap::new(), None),
     };
     let known: HashMap<UserKey, UserState> =
         stored.iter().map(|(key, (state, _))| (key.clone(), state.clone())).collect();
@@ -68,9 +72,16 @@ pub fn prepare(
     if states.is_none() {
         prepared.states.clear();
     }
+    // What the cache of states should hold once stored: every state seen, those not written with
+    // the time the outbox has (so that it is written again within a day).
+    let latest = prepared.states.iter().map(|seen| cached_after(seen, &stored)).collect();
+    if let Some(held) = &mut held {
+        held.remember(latest);
+    }
     prepared.states.retain(|seen| !unchanged_and_recent(seen, &stored));
     prepared.rejected = batch.rejected;
     prepared.rejected_total = batch.rejected_total;
+    prepared.held = held;
     Ok(prepared)
 }
 
@@ -109,6 +120,7 @@ pub fn prepare_events(
             })
             .collect(),
         states: Vec::new(),
+        held: None,
     };
     for (index, event) in events.iter().enumerate() {
         if folded.contains(&index) {
@@ -161,16 +173,37 @@ pub fn prepare_events(
 }
 
 /// How long a kept state that did not change may go without being written again: its `seen_at`
-/// only has to be right to the day for `USER_STATE_RETENTION`.
+/// only has to be right to the day for `USER_STATE_RETENTION`, and its usage is only shown when a
+/// reset clears it.
 const SEEN_AT_SLACK_MS: i64 = 86_400_000;
 
-/// Whether `seen` is the state stored already, written less than a day ago: writing it again
-/// would cost a page write in the outbox for nothing.
+/// Whether `seen` differs from the state stored, written less than a day ago, at most by more
+/// usage: writing it would cost a page write in the outbox for what no card shows (usage is
+/// shown as a change only when a reset lowers it). The cache of states keeps the new usage
+/// ([`cached_after`]); the outbox has it within a day.
 fn unchanged_and_recent(seen: &SeenState, stored: &HashMap<UserKey, (UserState, i64)>) -> bool {
     let key = (seen.panel.clone(), seen.username.clone());
-    stored.get(&key).is_some_and(|(state, seen_at)| {
-        seen.state.as_ref() == Some(state) && seen.seen_at_ms.saturating_sub(*seen_at) < SEEN_AT_SLACK_MS
+    stored.get(&key).is_some_and(|(kept, seen_at)| {
+        seen.state.as_ref().is_some_and(|now| only_more_usage(now, kept))
+            && seen.seen_at_ms.saturating_sub(*seen_at) < SEEN_AT_SLACK_MS
     })
+}
+
+/// Whether `now` is `kept` with the same or more usage.
+fn only_more_usage(now: &UserState, kept: &UserState) -> bool {
+    now.used_traffic.unwrap_or(0) >= kept.used_traffic.unwrap_or(0)
+        && UserState { used_traffic: kept.used_traffic, ..now.clone() } == *kept
+}
+
+/// What the cache of states holds for `seen` once the request is stored: the new state, with the
+/// time the outbox has for it (the old one when the new state is not written).
+fn cached_after(seen: &SeenState, stored: &HashMap<UserKey, (UserState, i64)>) -> SeenState {
+    let key = (seen.panel.clone(), seen.username.clone());
+    let seen_at_ms = match stored.get(&key) {
+        Some((_, seen_at)) if unchanged_and_recent(seen, stored) => *seen_at,
+        _ => seen.seen_at_ms,
+    };
+    SeenState { seen_at_ms, ..seen.clone() }
 }
 
 /// The state each user of `events` is left in, after those in `known`: what the relay would
@@ -304,6 +337,30 @@ mod tests {
             .collect();
         let body = serde_json::to_vec(&body).unwrap();
         parse_batch(&body, OffsetDateTime::now_utc(), None).unwrap().events
+    }
+
+    #[test]
+    fn a_state_with_only_more_usage_is_written_daily_and_an_edit_or_a_reset_at_once() {
+        let kept = UserState { data_limit: Some(10), used_traffic: Some(5), ..UserState::default() };
+        let key = (String::new(), "a".to_owned());
+        let stored = HashMap::from([(key, (kept.clone(), 1_000))]);
+        let seen = |state: UserState, at: i64| SeenState {
+            panel: String::new(),
+            username: "a".into(),
+            state: Some(state),
+            seen_at_ms: at,
+        };
+        let more_usage = seen(UserState { used_traffic: Some(9), ..kept.clone() }, 2_000);
+        assert!(unchanged_and_recent(&more_usage, &stored), "more usage, within a day: not written");
+        assert_eq!(cached_after(&more_usage, &stored).seen_at_ms, 1_000, "cached with the time the outbox has");
+        assert_eq!(cached_after(&more_usage, &stored).state.unwrap().used_traffic, Some(9), "and the new usage");
+        let a_day_later = seen(UserState { used_traffic: Some(9), ..kept.clone() }, 1_000 + SEEN_AT_SLACK_MS);
+        assert!(!unchanged_and_recent(&a_day_later, &stored), "a day later it is written");
+        let reset = seen(UserState { used_traffic: Some(0), ..kept.clone() }, 2_000);
+        assert!(!unchanged_and_recent(&reset, &stored), "a reset is written at once");
+        let edit = seen(UserState { data_limit: Some(20), ..kept }, 2_000);
+        assert!(!unchanged_and_recent(&edit, &stored), "an edit is written at once");
+        assert_eq!(cached_after(&edit, &stored).seen_at_ms, 2_000);
     }
 
     #[test]

@@ -17,7 +17,9 @@ mod nodes;
 mod queries;
 mod reader;
 mod room;
+mod rows;
 mod schema;
+mod state_cache;
 mod states;
 mod tally;
 #[cfg(test)]
@@ -30,11 +32,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use crate::destination::DestinationStats;
-use crate::destination::Mentions;
 pub use app_webhooks::AppWebhook;
 pub use forum::PostKey;
 pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
+pub use rows::{Batch, DeadRow, Enqueued, NewRow, Retry, Row, RowMeta, StoredDestination};
+pub use state_cache::{StatesHeld, CACHED_USERS};
 pub use states::{SeenState, UserKey, STATES_MAX};
 pub use tally::{
     HealthKind, PeriodTally, ReportRecord, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION,
@@ -85,97 +88,6 @@ impl From<rusqlite::Error> for OutboxError {
     }
 }
 
-/// A message part to store for one destination.
-#[derive(Debug, Clone)]
-pub struct NewRow {
-    pub destination: String,
-    pub received_at_ms: i64,
-    pub action: String,
-    pub username: String,
-    pub panel: Option<String>,
-    /// The rendered part as JSON (see `render::Part`).
-    pub part: String,
-    /// Identifies re-sends of the same notification, for de-duplication.
-    pub fingerprint: Option<String>,
-    /// Whether to look for an earlier row with the same fingerprint (a first attempt is stored
-    /// with its fingerprint, so that its re-sends are recognised, but is never itself dropped).
-    pub may_be_resend: bool,
-    /// Whom the message may ping.
-    pub mentions: Mentions,
-}
-
-/// A destination that is not in the configuration (an owner admin's webhook): remembered so its
-/// pending rows can be delivered after a restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredDestination {
-    pub name: String,
-    /// The full webhook URL, token included.
-    pub url: String,
-    pub thread_id: Option<u64>,
-}
-
-/// A stored row waiting for delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// What the row is about: all a delivery needs besides the part.
-    pub meta: RowMeta,
-    pub destination: String,
-    /// The rendered part as JSON (see `render::Part`).
-    pub part: String,
-    pub attempts: u32,
-}
-
-/// A pending row without its message part: enough to plan digests and to settle a delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowMeta {
-    pub id: i64,
-    pub action: String,
-    pub username: String,
-    pub panel: Option<String>,
-    pub received_at_ms: i64,
-    pub mentions: Mentions,
-}
-
-/// A dead letter, for listing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeadRow {
-    pub id: i64,
-    pub destination: String,
-    pub action: String,
-    pub username: String,
-    pub received_at_ms: i64,
-    pub attempts: u32,
-    pub reason: Option<String>,
-}
-
-/// Which dead letters to send again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Retry {
-    One(i64),
-    All,
-}
-
-/// What one request stores, in one transaction.
-#[derive(Debug, Clone, Default)]
-pub struct Batch {
-    pub rows: Vec<NewRow>,
-    /// Owner admins' webhooks to remember with the rows.
-    pub destinations: Vec<StoredDestination>,
-    /// Every accepted event, for scheduled reports.
-    pub tally: Vec<Tallied>,
-    /// The users' states the request showed.
-    pub states: Vec<SeenState>,
-}
-
-/// What `enqueue` stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Enqueued {
-    pub stored: usize,
-    /// Events whose rows were skipped because the same notification was stored for the same
-    /// destination within the de-duplication window.
-    pub duplicates: usize,
-}
-
 /// A handle to the outbox. Cheap to clone; the writer thread stops when the last handle is dropped.
 #[derive(Clone)]
 pub struct Outbox {
@@ -186,6 +98,8 @@ pub struct Outbox {
     max_bytes: Option<u64>,
     /// Users' forum posts forgotten to make room, since opened (see [`room`]).
     forgotten_posts: Arc<AtomicU64>,
+    /// Users' states being updated, and the most recent ones as committed (see [`state_cache`]).
+    states: Arc<state_cache::StateCache>,
 }
 
 impl Outbox {
@@ -212,7 +126,7 @@ impl Outbox {
         // The writer's connection upgrades the schema before the reader's opens.
         let writer = Writer::start(schema::open_writer(&path)?)?;
         let reader = Reader::new(schema::open_reader(&path)?);
-        Ok(Self { writer, reader, path, max_bytes, forgotten_posts: Arc::default() })
+        Ok(Self { writer, reader, path, max_bytes, forgotten_posts: Arc::default(), states: Arc::default() })
     }
 
     /// The SQLite file.
@@ -240,24 +154,26 @@ impl Outbox {
     /// Stores a request's rows, with the owner webhooks, tally and user states that go with them,
     /// in one transaction.
     pub async fn enqueue_batch(&self, batch: Batch, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
-        let Batch { rows, destinations, tally, states } = batch;
+        let Batch { rows, destinations, tally, states, held } = batch;
+        let texts = Arc::new(states::serialise(&states));
         let (rows, destinations, tally, states) =
             (Arc::new(rows), Arc::new(destinations), Arc::new(tally), Arc::new(states));
         let max_bytes = self.max_bytes;
         let attempt = || {
-            let (rows, destinations, tally, states) =
-                (rows.clone(), destinations.clone(), tally.clone(), states.clone());
+            let (rows, destinations, tally, states, texts) =
+                (rows.clone(), destinations.clone(), tally.clone(), states.clone(), texts.clone());
+            let cache = self.states.clone();
             self.writer.call(move |conn| {
                 if !queries::room_for(conn, &rows, max_bytes)? {
                     return Err(OutboxError::Full);
                 }
                 // Before the rows: a re-sent event is recognised by the rows stored earlier.
                 tally::record(conn, &tally, dedup_window)?;
-                states::record(conn, &states)?;
+                states::record_serialised(conn, &states, &texts, STATES_MAX, &cache)?;
                 Ok(queries::store(conn, &rows, &destinations, dedup_window)?)
             })
         };
-        match attempt().await {
+        let stored = match attempt().await {
             Err(OutboxError::Full) => {
                 // Make room (what Discord already has, then forum posts long unused), and try once more.
                 if self.make_room(rows.clone(), "").await? == room::Freed::default() {
@@ -266,7 +182,11 @@ impl Outbox {
                 attempt().await
             }
             stored => stored,
+        }?;
+        if let Some(held) = held {
+            held.stored();
         }
+        Ok(stored)
     }
 
     /// Remembered destinations that still have pending rows.

@@ -56,6 +56,7 @@ impl Outbox {
             .await?;
         self.forgotten_posts.fetch_add(freed.posts as u64, Ordering::Relaxed);
         if freed.states > 0 {
+            self.states.clear();
             log::warn!(
                 "the outbox is full (OUTBOX_MAX_BYTES); forgot the last state of the {} users least recently seen, \
                  to make room{what}: their next edits show no change list",

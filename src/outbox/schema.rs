@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_REPORT_HIGHEST_END,
     SCHEMA_USER_STATES,
     SCHEMA_APP_WEBHOOKS,
+    SCHEMA_USER_STATES_COUNT,
 ];
 
 /// The relay's own (application-owned) webhook of each channel it was given as a destination
@@ -32,6 +33,18 @@ CREATE TABLE app_webhooks (
     token           TEXT    NOT NULL,
     created_at      INTEGER NOT NULL
 ) WITHOUT ROWID;
+";
+
+/// How many users' states are kept, counted by triggers as states are added and forgotten, so that
+/// every write can hold them to `STATES_MAX` without counting 200,000 rows (an upsert that updates
+/// a state fires no insert trigger).
+pub const SCHEMA_USER_STATES_COUNT: &str = "
+CREATE TABLE user_states_count (n INTEGER NOT NULL);
+INSERT INTO user_states_count SELECT COUNT(*) FROM user_states;
+CREATE TRIGGER user_states_added AFTER INSERT ON user_states
+    BEGIN UPDATE user_states_count SET n = n + 1; END;
+CREATE TRIGGER user_states_forgotten AFTER DELETE ON user_states
+    BEGIN UPDATE user_states_count SET n = n - 1; END;
 ";
 
 /// Node watch: per panel ('' for none) the watcher's state as JSON (nodes, open outages), and

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use super::state_cache::{SeenState, UserKey};
+use super::state_cache::{StateCache, StatesHeld};
 use super::{Outbox, OutboxError};
 use crate::event::UserState;
 
@@ -15,19 +17,8 @@ use crate::event::UserState;
 /// with its keys and index).
 pub const STATES_MAX: u64 = 200_000;
 
-/// A user, by panel label (`""` for none) and username.
-pub type UserKey = (String, String);
-
-/// What a request tells about a user's state: the state it showed last, or that the user is gone.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeenState {
-    pub panel: String,
-    pub username: String,
-    /// `None`: the user was deleted; their state is forgotten.
-    pub state: Option<UserState>,
-    /// When it was seen, unix ms.
-    pub seen_at_ms: i64,
-}
+/// Users' states as kept, each with when it was written (unix ms).
+pub type KeptStates = HashMap<UserKey, (UserState, i64)>;
 
 impl Outbox {
     /// The states last seen of `users`, each with when it was written (unix ms), from the read
@@ -37,10 +28,31 @@ impl Outbox {
         self.reader.read_blocking(|conn| read(conn, users))
     }
 
+    /// The states last seen of `users`, like [`Outbox::user_states_blocking`], for a request that
+    /// will store their new states: it waits for any other request about one of them to be stored
+    /// first, and holds them until the returned [`StatesHeld`] is dropped, which the caller does
+    /// once its [`Outbox::enqueue_batch`] answered. Blocking: for ingest's CPU work.
+    pub fn user_states_for_update(&self, users: &[UserKey]) -> Result<(KeptStates, StatesHeld), OutboxError> {
+        let (held, mut found, missing) = self
+            .states
+            .take_turn(users)
+            .ok_or_else(|| OutboxError::Storage("a request about the same users was not stored within 5 s".into()))?;
+        if !missing.is_empty() {
+            let stored = self.reader.read_blocking(|conn| read(conn, &missing))?;
+            self.states.read(&stored);
+            found.extend(stored);
+        }
+        Ok((found, held))
+    }
+
     /// Forgets the states of users not seen since `before_ms`, then the least recently seen beyond
     /// `STATES_MAX`. Returns how many.
     pub async fn prune_user_states(&self, before_ms: i64) -> Result<usize, OutboxError> {
-        self.writer.call(move |conn| prune(conn, before_ms, STATES_MAX)).await
+        let forgotten = self.writer.call(move |conn| prune(conn, before_ms, STATES_MAX)).await?;
+        if forgotten > 0 {
+            self.states.clear();
+        }
+        Ok(forgotten)
     }
 
     /// How many users' states are kept.
@@ -51,6 +63,19 @@ impl Outbox {
 }
 
 fn read(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKey, (UserState, i64)>> {
+    // One read transaction for all: each query on its own would be a transaction of its own, and
+    // SQLite drops its cache of pages at each one that begins after a write committed (there is
+    // one every few milliseconds under load), reading the same pages again.
+    if users.len() < 2 {
+        return read_each(conn, users);
+    }
+    let snapshot = conn.unchecked_transaction()?;
+    let found = read_each(&snapshot, users)?;
+    snapshot.finish()?;
+    Ok(found)
+}
+
+fn read_each(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKey, (UserState, i64)>> {
     let mut stmt = conn.prepare_cached("SELECT state, seen_at FROM user_states WHERE panel = ?1 AND username = ?2")?;
     let mut found = HashMap::new();
     for (panel, username) in users {
@@ -66,24 +91,75 @@ fn read(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKe
     Ok(found)
 }
 
-/// Writes what `seen` tells, in order (the last word on a user wins).
-pub(super) fn record(conn: &Connection, seen: &[SeenState]) -> rusqlite::Result<()> {
+/// Writes what `seen` tells, in order (the last word on a user wins), then forgets the least
+/// recently seen users beyond `max` (see [`forget_beyond`]); the cache forgets everything if any
+/// was.
+#[cfg(test)]
+pub(super) fn record(conn: &Connection, seen: &[SeenState], max: u64, cache: &StateCache) -> rusqlite::Result<()> {
+    record_serialised(conn, seen, &serialise(seen), max, cache)
+}
+
+/// Each state of `seen` as it is stored (`None` for a deleted user): done before the writer
+/// thread, which every request waits for, gets them.
+pub(super) fn serialise(seen: &[SeenState]) -> Vec<Option<String>> {
+    seen.iter().map(|seen| seen.state.as_ref().map(UserState::to_json)).collect()
+}
+
+/// [`record`], with the states serialised already (`texts`, from [`serialise`]).
+pub(super) fn record_serialised(
+    conn: &Connection,
+    seen: &[SeenState],
+    texts: &[Option<String>],
+    max: u64,
+    cache: &StateCache,
+) -> rusqlite::Result<()> {
+    if seen.is_empty() {
+        return Ok(());
+    }
     let mut put = conn.prepare_cached(
         "INSERT INTO user_states (panel, username, state, seen_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (panel, username) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
     )?;
     let mut forget = conn.prepare_cached("DELETE FROM user_states WHERE panel = ?1 AND username = ?2")?;
-    for seen in seen {
-        match &seen.state {
-            Some(state) => {
-                put.execute(params![seen.panel, seen.username, state.to_json(), seen.seen_at_ms])?;
+    for (seen, text) in seen.iter().zip(texts) {
+        match text {
+            Some(text) => {
+                put.execute(params![seen.panel, seen.username, text, seen.seen_at_ms])?;
             }
             None => {
                 forget.execute(params![seen.panel, seen.username])?;
             }
         }
     }
+    if forget_beyond(conn, max)? > 0 {
+        cache.clear();
+    }
     Ok(())
+}
+
+/// How many states are kept, as the outbox counts them (triggers keep the count with every
+/// insertion and deletion, so reading it costs one row).
+fn kept(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT n FROM user_states_count")?.query_row([], |r| r.get(0))
+}
+
+/// Forgets the least recently seen users while more than `max` are kept, so the bound holds after
+/// every write. Finding them reads every state (there is no index on `seen_at`, which would cost
+/// every write), so each time it forgets a hundredth of `max` more than needed: a run of new users
+/// at the bound pays that read once per so many users. Returns how many.
+fn forget_beyond(conn: &Connection, max: u64) -> rusqlite::Result<usize> {
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let over = kept(conn)?.saturating_sub(max);
+    if over <= 0 {
+        return Ok(0);
+    }
+    let forgotten = conn.execute(
+        "DELETE FROM user_states WHERE (panel, username) IN
+             (SELECT panel, username FROM user_states ORDER BY seen_at LIMIT ?1)",
+        params![over.saturating_add(max / 100)],
+    )?;
+    log::info!("forgot the last state of the {forgotten} users least recently seen, to keep at most {max}");
+    Ok(forgotten)
 }
 
 /// How many states one step of making room forgets: deleting rows frees whole pages only.
@@ -142,7 +218,7 @@ mod tests {
     async fn keeps_the_last_state_across_a_restart_and_forgets_a_deleted_user() {
         let (dir, outbox) = open();
         let states = vec![seen("a", Some(1), 10), seen("a", Some(2), 11), seen("b", Some(3), 12), seen("b", None, 13)];
-        outbox.writer.call(move |conn| record(conn, &states)).await.unwrap();
+        outbox.writer.call(move |conn| record(conn, &states, STATES_MAX, &StateCache::default())).await.unwrap();
         drop(outbox);
         let outbox = Outbox::open(dir.path()).unwrap();
         let keys = vec![(String::new(), "a".to_owned()), (String::new(), "b".to_owned())];
@@ -152,10 +228,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn never_keeps_more_states_than_the_bound_after_a_write() {
+        let (_dir, outbox) = open();
+        let max = 300;
+        for round in 0..4_i64 {
+            // 100 users new to the outbox, and 20 already kept whose state changes.
+            let states: Vec<SeenState> = (round * 100..round * 100 + 100)
+                .chain(round * 100 - 20..round * 100)
+                .filter(|&i| i >= 0)
+                .map(|i| seen(&format!("u{i}"), Some(round), round * 1_000 + i))
+                .collect();
+            outbox.writer.call(move |conn| record(conn, &states, max, &StateCache::default())).await.unwrap();
+            let rows = outbox.user_states_kept().await.unwrap();
+            let counted = outbox.writer.call(kept).await.unwrap();
+            assert_eq!(counted, rows as i64, "the count the triggers keep is the rows'");
+            let expected = if round < 3 { (round as u64 + 1) * 100 } else { 300 - 3 };
+            assert_eq!(rows, expected, "round {round}: at most {max}, a hundredth of it more forgotten at once");
+        }
+        let keys: Vec<UserKey> = (0..400).map(|i| (String::new(), format!("u{i}"))).collect();
+        let kept = outbox.user_states_blocking(&keys).unwrap();
+        assert!(kept.contains_key(&keys[399]) && kept.contains_key(&keys[280]), "the most recently seen stay");
+        assert!(!kept.contains_key(&keys[0]) && !kept.contains_key(&keys[102]), "the least recently seen go first");
+    }
+
+    #[tokio::test]
     async fn forgets_states_after_the_retention_and_beyond_the_most_kept() {
         let (_dir, outbox) = open();
         let states: Vec<SeenState> = (0..10).map(|i| seen(&format!("u{i}"), Some(i), i)).collect();
-        outbox.writer.call(move |conn| record(conn, &states)).await.unwrap();
+        outbox.writer.call(move |conn| record(conn, &states, STATES_MAX, &StateCache::default())).await.unwrap();
         assert_eq!(outbox.prune_user_states(2).await.unwrap(), 2, "u0 and u1 are older than 2");
         assert_eq!(outbox.writer.call(|conn| prune(conn, 0, 5)).await.unwrap(), 3, "u2 to u4 are the least recent");
         let keys: Vec<UserKey> = (0..10).map(|i| (String::new(), format!("u{i}"))).collect();

@@ -119,7 +119,7 @@ impl Outbox {
         tally: Vec<Tallied>,
         dedup_window: Option<Duration>,
     ) -> Result<super::Enqueued, OutboxError> {
-        self.enqueue_batch(super::Batch { rows, destinations, tally, states: Vec::new() }, dedup_window).await
+        self.enqueue_batch(super::Batch { rows, destinations, tally, ..super::Batch::default() }, dedup_window).await
     }
 
     /// Counts `count` of `kind` in the relay's health now.

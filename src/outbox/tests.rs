@@ -7,6 +7,7 @@ use rusqlite::Connection;
 
 use super::schema::{SCHEMA_V1, SCHEMA_V2};
 use super::*;
+use crate::destination::Mentions;
 
 fn row(destination: &str, username: &str, fingerprint: Option<&str>) -> NewRow {
     NewRow {

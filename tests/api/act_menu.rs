@@ -5,9 +5,10 @@
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
+use crate::app_webhooks::{accepted, limited, menu_of};
 use crate::fake_bot_peers::{FakePanel, PANEL_PASSWORD, PANEL_USER};
 use crate::fake_discord::{FakeDiscord, APPLICATION_ID};
-use crate::helpers::{spawn_app_in, Options, TestApp};
+use crate::helpers::{spawn_app_in, Options, TestApp, SECRET};
 
 const SIGNING_KEY: [u8; 32] = [7; 32];
 const MODERATOR_ROLE: &str = "1400000000000000001";
@@ -47,7 +48,7 @@ async fn interact(app: &TestApp, interaction: &Value) -> Value {
     response.json().await.unwrap()
 }
 
-async fn start(panel: &FakePanel, discord: &FakeDiscord, dir: &std::path::Path) -> TestApp {
+fn options(panel: &FakePanel, discord: &FakeDiscord, panel_name: Option<&str>) -> Options {
     let key = hex(SigningKey::from_bytes(&SIGNING_KEY).verifying_key().as_bytes());
     let options = Options::new()
         .var("DISCORD_PUBLIC_KEY", &key)
@@ -58,9 +59,15 @@ async fn start(panel: &FakePanel, discord: &FakeDiscord, dir: &std::path::Path) 
         .var("PANEL_API_URL", &panel.url())
         .var("PANEL_API_USERNAME", PANEL_USER)
         .var("PANEL_API_PASSWORD", PANEL_PASSWORD)
-        .var("PANEL_API_FAMILY", "marzban")
-        .var("PANEL_NAME", "eu1");
-    spawn_app_in(dir, options).await
+        .var("PANEL_API_FAMILY", "marzban");
+    match panel_name {
+        Some(name) => options.var("PANEL_NAME", name),
+        None => options,
+    }
+}
+
+async fn start(panel: &FakePanel, discord: &FakeDiscord, dir: &std::path::Path) -> TestApp {
+    spawn_app_in(dir, options(panel, discord, Some("eu1"))).await
 }
 
 #[tokio::test]
@@ -98,5 +105,48 @@ async fn the_menu_refuses_who_may_not_act_and_another_panels_message() {
         assert_eq!(refused["data"]["flags"].as_u64(), Some(64), "{refused}");
     }
     assert!(panel.calls().is_empty(), "nothing refused reached the panel");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_panel_name_of_any_length_and_with_colons_keeps_the_menu_and_its_card() {
+    // Arrange: PANEL_NAME is free text; this one is longer than a custom_id and holds colons.
+    let (panel, discord, dir) = (FakePanel::start().await, FakeDiscord::start().await, tempfile::tempdir().unwrap());
+    let name = format!("Frankfurt: production cluster {}", "x".repeat(90));
+    let options = options(&panel, &discord, Some(&name))
+        .var("WEBHOOK_SECRET", SECRET)
+        .var("DISCORD_CHANNEL_ID", "1100000000000000002")
+        .var("DISCORD_BOT_TOKEN", "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GfAkE.bot-token-never-shown");
+    let app = spawn_app_in(dir.path(), options).await;
+
+    // Act: alice's event reaches Discord with its menu, and a moderator chooses her in it.
+    assert_eq!(app.post(limited("alice")).await.status(), 200);
+    app.wait_until_settled().await;
+    let sent = accepted(&discord);
+    assert_eq!(sent.len(), 1, "Discord took the message with its menu (not a dead letter)");
+    let (custom_id, users) = menu_of(&sent[0].1);
+    let card = interact(&app, &choice(&custom_id, "alice", &[MODERATOR_ROLE])).await;
+
+    // Assert
+    assert_eq!(users, vec!["alice".to_owned()]);
+    assert!(custom_id.chars().count() <= 100, "{custom_id}");
+    assert_eq!(card["data"]["embeds"][0]["title"], "alice", "the bot's own panel: {card}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bot_without_panel_name_refuses_a_labelled_panels_menu() {
+    // Arrange: two panels post to their own paths; the bot's API is the one without a name.
+    let (panel, discord, dir) = (FakePanel::start().await, FakeDiscord::start().await, tempfile::tempdir().unwrap());
+    let options = options(&panel, &discord, None).var("PANELS", "eu1:secret-of-eu1,us2:secret-of-us2");
+    let app = spawn_app_in(dir.path(), options).await;
+
+    // Act: a choice in a message of eu1's, where a namesake of eu1's alice may live on the bot's panel.
+    let other_panel = interact(&app, &choice("act:eu1", "alice", &[MODERATOR_ROLE])).await;
+
+    // Assert: refused, and the panel never asked.
+    assert!(other_panel.to_string().contains("PANEL_NAME"), "{other_panel}");
+    assert_eq!(other_panel["data"]["flags"].as_u64(), Some(64), "{other_panel}");
+    assert!(panel.calls().is_empty(), "the namesake's card was not shown: {:?}", panel.calls());
     app.stop().await;
 }

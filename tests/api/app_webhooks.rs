@@ -31,7 +31,7 @@ fn channel_options(discord: &FakeDiscord) -> Options {
 }
 
 /// The real `user_limited` event of Marzban 0.8.4, about `username`.
-fn limited(username: &str) -> String {
+pub fn limited(username: &str) -> String {
     let username = Value::from(username);
     batch_of("user_limited", 1, "", move |_, event| {
         event["username"] = username.clone();
@@ -44,7 +44,7 @@ async fn post_ok(app: &TestApp, body: String) {
 }
 
 /// The executions the fake accepted, as sent (components included when Discord would drop them).
-fn accepted(discord: &FakeDiscord) -> Vec<(Request, Value)> {
+pub fn accepted(discord: &FakeDiscord) -> Vec<(Request, Value)> {
     let requests = discord.requests().into_iter().filter(|r| r.path.contains("/webhooks/") && r.status == 200);
     requests.map(|r| (r.clone(), serde_json::from_str(&r.body).unwrap())).collect()
 }
@@ -58,7 +58,7 @@ async fn accepted_count(discord: &FakeDiscord, count: usize) -> Vec<(Request, Va
 }
 
 /// The usernames a message's menu lists, and its `custom_id`.
-fn menu_of(message: &Value) -> (String, Vec<String>) {
+pub fn menu_of(message: &Value) -> (String, Vec<String>) {
     let select = &message["components"][0]["components"][0];
     let options = select["options"].as_array().cloned().unwrap_or_default();
     let users = options.iter().map(|o| o["value"].as_str().unwrap().to_owned()).collect();
@@ -266,5 +266,99 @@ async fn a_routes_file_destination_given_as_a_channel_gets_its_own_webhook_and_t
         sent.iter().filter(|(request, _)| request.path.contains(&audit)).map(|(_, b)| b).collect();
     assert_eq!(to_audit.len(), 1, "as sent, not as Discord kept it");
     assert!(to_audit[0].get("components").is_none(), "{}", to_audit[0]);
+    app.stop().await;
+}
+
+/// A routes file with two destinations in one channel, each in a thread of its own.
+fn two_threads_of_one_channel(discord: &FakeDiscord, dir: &std::path::Path) -> Options {
+    let routes = dir.join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[destinations.alerts]\nchannel_id = \"{CHANNEL}\"\nthread_id = \"1100000000000000011\"\n\n\
+             [destinations.audit]\nchannel_id = \"{CHANNEL}\"\nthread_id = \"1100000000000000012\"\n\n\
+             [[rules]]\nto = [\"alerts\", \"audit\"]\n"
+        ),
+    )
+    .unwrap();
+    bot_vars(Options::new().var("WEBHOOK_SECRET", SECRET), discord).var("ROUTES_FILE", routes.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn two_destinations_in_one_channel_share_one_webhook_made_once_and_replaced_once() {
+    // Arrange: two threads of one channel, both delivered at once from the first start.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), two_threads_of_one_channel(&discord, dir.path())).await;
+    post_ok(&app, limited("alice")).await;
+    accepted_count(&discord, 2).await;
+    let made_at_start = discord.app_hooks();
+
+    // Act: a server admin deletes the webhook; the next event meets it deleted in both threads.
+    discord.delete_app_hook(made_at_start[0].id);
+    post_ok(&app, limited("bob")).await;
+    accepted_count(&discord, 4).await;
+    app.wait_until_settled().await;
+
+    // Assert: one webhook at start, one in place of the deleted one; every message once.
+    assert_eq!(made_at_start.len(), 1, "the two tasks made a webhook each: {made_at_start:?}");
+    let hooks = discord.app_hooks();
+    assert_eq!(hooks.len(), 2, "one new webhook, not one per destination: {hooks:?}");
+    let bobs = discord.messages().into_iter().filter(|m| menu_of(m).1 == ["bob"]).count();
+    assert_eq!(bobs, 2, "bob's event once in each thread");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn busy_or_failing_discord_while_making_the_webhook_delays_the_event_and_makes_one_webhook() {
+    // Arrange: the list fails once (503), the making is rate limited once (429, 0.3 s), then made
+    // by Discord but answered 500 (the answer lost), then the list shows the webhook made.
+    let discord = FakeDiscord::start().await;
+    let scripted = |method, status, made| crate::fake_discord::Scripted { method, status, made };
+    discord.script_channel_calls([
+        scripted("GET", 503, false),
+        scripted("POST", 429, false),
+        scripted("POST", 500, true),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), channel_options(&discord)).await;
+
+    // Act
+    post_ok(&app, limited("alice")).await;
+    let sent = accepted_count(&discord, 1).await;
+    app.wait_until_settled().await;
+
+    // Assert: one webhook (the one whose answer was lost, found in the list), the event once.
+    let hooks = discord.app_hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!((sent.len(), discord.messages_to(hooks[0].id).len()), (1, 1));
+    let posts = discord.channel_calls().iter().filter(|(method, _)| method == "POST").count();
+    assert_eq!(posts, 2, "made again only after the 429, never after the lost answer");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rate_limited_replacement_waits_discords_delay_instead_of_counting_a_failed_delivery() {
+    // Arrange: the relay's webhook delivered one message, then was deleted; Discord then answers
+    // the making of the next one 429 once.
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), channel_options(&discord)).await;
+    post_ok(&app, limited("alice")).await;
+    accepted_count(&discord, 1).await;
+    discord.delete_app_hook(discord.app_hooks()[0].id);
+    discord.script_channel_calls([crate::fake_discord::Scripted { method: "POST", status: 429, made: false }]);
+
+    // Act
+    post_ok(&app, limited("bob")).await;
+    accepted_count(&discord, 2).await;
+    app.wait_until_settled().await;
+
+    // Assert: a 429 waited out, no failed attempt counted; bob's message once, through one new webhook.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"relay_rate_limited_total{destination="default",scope="user"} 1"#), "{metrics}");
+    assert!(!metrics.contains(r#"relay_retries_total{destination="default"} 1"#), "{metrics}");
+    assert_eq!(discord.app_hooks().len(), 2);
+    assert_eq!(discord.messages().into_iter().filter(|m| menu_of(m).1 == ["bob"]).count(), 1);
     app.stop().await;
 }

@@ -206,6 +206,15 @@ async fn marzneshin_user_calls_hit_its_paths_and_show_the_card() {
     let in_30_days = time::OffsetDateTime::from_unix_timestamp(now() as i64 + 30 * 86_400).unwrap().date();
     assert!(user["expire_date"].as_str().unwrap().starts_with(&in_30_days.to_string()), "{user}");
     assert!(extended.to_string().contains("days left"), "{extended}");
+
+    // Add traffic and Delete the Marzneshin way: `PUT` with the username beside the new limit,
+    // then `DELETE /api/users/{username}` once confirmed.
+    let raised = interact(&bot.app, &click(&format!("card:traffic10:{issued}:u_full"))).await;
+    assert_eq!(paths(&bot.panel).last().map(String::as_str), Some("PUT /api/users/u_full"), "{raised}");
+    assert_eq!(bot.panel.user("u_full")["data_limit"], json!(20u64 * (1 << 30)), "10 GiB on top of 10 GiB");
+    interact(&bot.app, &click(&format!("card:delete!:{issued}:u_full"))).await;
+    assert_eq!(paths(&bot.panel).last().map(String::as_str), Some("DELETE /api/users/u_full"));
+    assert_eq!(bot.panel.find("u_full"), None, "deleted at the panel");
 }
 
 #[tokio::test]

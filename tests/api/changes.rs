@@ -90,3 +90,53 @@ async fn a_usage_reset_shows_the_usage_it_cleared_and_a_deleted_user_starts_afre
     assert_eq!(description(enabled), "", "the user was deleted in between: {enabled:#}");
     app.stop().await;
 }
+
+/// The captured `user_created` and `user_updated` of Marzban, for user `name`, the update with a
+/// data limit of `gib` GiB.
+fn created_and_updated(name: &str, gib: i64) -> (String, String) {
+    let rename = |file: &str, edit: &dyn Fn(&mut Value)| {
+        let mut body: Value = serde_json::from_str(&fixture(file)).unwrap();
+        body[0]["username"] = name.into();
+        body[0]["user"]["username"] = name.into();
+        edit(&mut body[0]["user"]);
+        body.to_string()
+    };
+    let created = rename("marzban-0.8.4/user_created.json", &|_| {});
+    let updated = rename("marzban-0.8.4/user_updated.json", &|user| {
+        user["data_limit"] = (gib << 30).into();
+        user["note"] = "harness main user".into();
+    });
+    (created, updated)
+}
+
+#[tokio::test]
+async fn two_simultaneous_edits_of_one_user_each_show_the_change_since_the_other() {
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let users: Vec<String> = (0..8).map(|i| format!("both{i}")).collect();
+    for user in &users {
+        assert_eq!(app.post(created_and_updated(user, 0).0).await.status(), 200);
+    }
+    discord.wait_for_embeds(users.len(), WAIT).await;
+    // Each user's two edits (10 GiB → 20 GiB, and → 30 GiB) at once, all users together.
+    let edits = users.iter().flat_map(|user| [created_and_updated(user, 20).1, created_and_updated(user, 30).1]);
+    let answers = futures_util::future::join_all(edits.map(|body| app.post(body))).await;
+    assert!(answers.iter().all(|answer| answer.status() == 200));
+    let embeds = discord.wait_for_embeds(users.len() * 3, WAIT).await;
+    for user in &users {
+        // The first line of each edit's description: the change (the note, unchanged, follows).
+        let mut changes: Vec<&str> = embeds
+            .iter()
+            .filter(|embed| embed.to_string().contains(user.as_str()))
+            .filter_map(|embed| description(embed).lines().next())
+            .filter(|change| change.contains("→"))
+            .collect();
+        changes.sort();
+        let one_after_the_other = [
+            ["**Data limit** 10 GiB → 20 GiB", "**Data limit** 20 GiB → 30 GiB"],
+            ["**Data limit** 10 GiB → 30 GiB", "**Data limit** 30 GiB → 20 GiB"],
+        ];
+        assert!(one_after_the_other.iter().any(|pair| pair == changes.as_slice()), "{user}: {changes:?}");
+    }
+    app.stop().await;
+}

@@ -20,6 +20,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/users", web::get().to(list))
         .route("/api/users/{username}", web::get().to(marzneshin_user))
         .route("/api/users/{username}", web::put().to(marzneshin_user))
+        .route("/api/users/{username}", web::delete().to(marzneshin_user))
         .route("/api/users/{username}/{action}", web::post().to(marzneshin_user))
         .route("/api/system", web::get().to(system))
         .route("/api/system/stats/{what}", web::get().to(marzneshin_stats));
@@ -124,7 +125,7 @@ async fn marzneshin_stats(request: HttpRequest, state: State) -> HttpResponse {
 }
 
 /// Marzneshin's `/api/users/{username}` with `/reset`, `/enable`, `/disable`, `/revoke_sub`, and
-/// its `PUT` (the expiry only).
+/// its `PUT` (the expiry or the data limit) and `DELETE`.
 async fn marzneshin_user(request: HttpRequest, state: State, body: String) -> HttpResponse {
     if state.lock().unwrap().shape != Some(Shape::Marzneshin) {
         return HttpResponse::NotFound().finish();
@@ -156,12 +157,18 @@ async fn marzneshin_user(request: HttpRequest, state: State, body: String) -> Ht
             {
                 return HttpResponse::UnprocessableEntity().json(json!({"detail": "invalid modification"}));
             }
-            for key in ["expire_strategy", "expire_date"] {
+            for key in ["expire_strategy", "expire_date", "data_limit"] {
                 if let Some(value) = change.get(key) {
                     user[key] = value.clone();
                 }
             }
-            user["expired"] = json!(false);
+            if change.get("expire_date").is_some() {
+                user["expired"] = json!(false);
+            }
+        }
+        ("DELETE", None) => {
+            state.users.retain(|u| u["username"] != name.as_str());
+            return HttpResponse::Ok().json(json!({}));
         }
         _ => return HttpResponse::NotFound().finish(),
     }

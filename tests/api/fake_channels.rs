@@ -38,6 +38,26 @@ pub struct Channels {
     pub forums: Vec<u64>,
     /// Every call to the channel endpoints: (method, path).
     pub calls: Vec<(String, String)>,
+    /// Answers for the next calls of a method, in order, instead of the normal ones.
+    pub scripted: Vec<Scripted>,
+}
+
+/// A scripted answer to the next call of `method` (`GET` or `POST`): `status` with Discord's body
+/// for it; a `POST` with `made` makes the webhook all the same (the answer was lost on the way).
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub method: &'static str,
+    pub status: u16,
+    pub made: bool,
+}
+
+impl Scripted {
+    fn body(&self) -> Value {
+        match self.status {
+            429 => json!({"message": "You are being rate limited.", "retry_after": 0.3, "global": false}),
+            status => json!({"message": format!("{status}: Server Error"), "code": 0}),
+        }
+    }
 }
 
 impl Channels {
@@ -56,6 +76,7 @@ impl Channels {
         if let Some(refused) = self.refusal(authorization) {
             return (refused.0, refused.1, None);
         }
+        let scripted = self.next_scripted("POST");
         let name = serde_json::from_str::<Value>(body).ok().and_then(|b| b["name"].as_str().map(str::to_owned));
         let Some(name) = name.filter(|n| (1..=80).contains(&n.chars().count())) else {
             return (400, json!({"code": 50035, "message": "Invalid Form Body"}), None);
@@ -66,7 +87,19 @@ impl Channels {
         let id = FIRST_HOOK_ID + self.hooks.len() as u64;
         let hook = AppHook { id, channel, token: format!("app-token_{id}_{}", "Xy0".repeat(16)), deleted: false };
         self.hooks.push(hook.clone());
-        (200, describe(&hook, &name), Some(hook))
+        match scripted {
+            Some(scripted) if scripted.made => (scripted.status, scripted.body(), Some(hook)),
+            Some(scripted) => {
+                self.hooks.pop();
+                (scripted.status, scripted.body(), None)
+            }
+            None => (200, describe(&hook, &name), Some(hook)),
+        }
+    }
+
+    fn next_scripted(&mut self, method: &str) -> Option<Scripted> {
+        let at = self.scripted.iter().position(|scripted| scripted.method == method)?;
+        Some(self.scripted.remove(at))
     }
 
     /// `GET /channels/{channel}/webhooks`.
@@ -74,6 +107,9 @@ impl Channels {
         self.calls.push(("GET".into(), format!("/channels/{channel}/webhooks")));
         if let Some(refused) = self.refusal(authorization) {
             return refused;
+        }
+        if let Some(scripted) = self.next_scripted("GET") {
+            return (scripted.status, scripted.body());
         }
         let (id, token) = person_made;
         let mut listed = vec![json!({

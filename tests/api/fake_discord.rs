@@ -20,7 +20,7 @@ mod channels;
 #[path = "fake_forum.rs"]
 mod forum;
 #[allow(unused_imports)]
-pub use channels::{AppHook, APPLICATION_ID};
+pub use channels::{AppHook, Scripted, APPLICATION_ID};
 pub use forum::Thread;
 
 pub const WEBHOOK_ID: u64 = 112233445566778899;
@@ -211,6 +211,11 @@ impl FakeDiscord {
         let mut inner = self.inner.lock().unwrap();
         inner.channels.hooks.iter_mut().filter(|hook| hook.id == id).for_each(|hook| hook.deleted = true);
         inner.webhooks.retain(|known| *known != id);
+    }
+
+    /// Answers the next channel calls of each method as scripted, in order.
+    pub fn script_channel_calls(&self, scripted: impl IntoIterator<Item = Scripted>) {
+        self.inner.lock().unwrap().channels.scripted.extend(scripted);
     }
 
     /// While set, the bot lacks Manage Webhooks: the channel endpoints answer 403.

@@ -59,7 +59,7 @@ async fn russian_numbers_use_a_decimal_comma_and_russian_units() {
 
     assert_eq!(field(&ru[0], "Лимит трафика"), Some("10 ГиБ"));
     assert_eq!(ru[1]["description"], "Израсходовано **87,9 %** лимита трафика.");
-    assert_eq!(field(&ru[1], "Израсходовано"), Some("900 КиБ / 1 МиБ"));
+    assert_eq!(field(&ru[1], "Трафик"), Some("900 КиБ / 1 МиБ"));
     assert_eq!(en[1]["description"], "Used **87.9%** of the data limit.");
     assert_eq!(field(&en[1], "Used"), Some("900 KiB / 1 MiB"));
 

@@ -252,10 +252,13 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     assert_eq!(app.post(serde_json::to_string(&body).unwrap()).await.status(), 200);
     assert_eq!(app.post(fixture("marzban-0.8.4/user_limited.json")).await.status(), 200);
     assert_eq!(app.post_to("/", "[]", Some("wrong")).await.status(), 401);
-    // The last thing counted for a delivery is its latency.
-    let latency = r#"relay_delivery_latency_seconds_count{destination="default"} 4"#;
-    poll_until("4 deliveries counted", || async {
-        app.get("/metrics").await.text().await.ok()?.contains(latency).then_some(())
+    // A delivery's latency is counted once Discord has the message, and its rows are recorded as
+    // delivered just after: wait for both.
+    poll_until("4 deliveries counted and recorded", || async {
+        let samples = parse_metrics(&app.get("/metrics").await.text().await.ok()?);
+        let latencies = samples.get(r#"relay_delivery_latency_seconds_count{destination="default"}"#)?;
+        let pending = samples.get(r#"relay_pending_rows{destination="default"}"#)?;
+        (*latencies == 4.0 && *pending == 0.0).then_some(())
     })
     .await;
 

@@ -237,3 +237,59 @@ fn render_report_shows_the_report_as_the_destination_that_gets_it() {
     assert!(stderr.contains("# board: this message creates the forum post"), "{stderr}");
     assert!(messages[0].1["thread_name"].is_string(), "{messages:?}");
 }
+
+/// The widest word an inline field's name may have, in px: on a 390 px phone, Discord's embed is
+/// about 306 px wide, so an inline field's column is about 87 px; a wider word is broken in the
+/// middle ("Израсходов" / "ано").
+const PHONE_COLUMN_PX: f64 = 87.0;
+
+/// About how wide the widest part of `name` that cannot be broken across lines is, in bold 14 px
+/// Noto Sans (measured on the previews: ten Cyrillic letters fill a column): lines break at spaces
+/// and between CJK characters; Arabic letters and punctuation are narrow; isolates and joiners
+/// take no room.
+fn widest_unbreakable_px(name: &str) -> f64 {
+    let (mut widest, mut run) = (0.0_f64, 0.0);
+    for c in name.chars() {
+        match c {
+            c if c.is_whitespace() => run = 0.0,
+            '\u{3000}'..='\u{9fff}' | '\u{ff00}'..='\u{ffef}' => run = 0.0,
+            '\u{200b}'..='\u{200f}' | '\u{2066}'..='\u{2069}' => {}
+            '\u{0600}'..='\u{06ff}' => run += 7.0,
+            c if c.is_ascii_punctuation() => run += 4.5,
+            c if c.is_uppercase() => run += 9.5,
+            _ => run += 8.0,
+        }
+        widest = widest.max(run);
+    }
+    widest
+}
+
+#[test]
+fn every_inline_field_name_of_every_capture_and_report_fits_a_phones_column_in_every_language() {
+    let mut files = Vec::new();
+    for panel in ["marzban-0.8.4", "pasarguard-5.2.1", "marzneshin-0.7.4"] {
+        for (name, _) in crate::helpers::fixtures_in(panel) {
+            files.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(panel).join(name));
+        }
+    }
+    let mut too_long = Vec::new();
+    for lang in ["en", "ru", "fa", "zh"] {
+        let captures = files.iter().map(|file| vec!["render", file.to_str().unwrap()]);
+        // A report counts such events; its sample is as a day of them would be.
+        for args in captures.chain([vec!["render", "--report", "daily"]]) {
+            let output = relay(&args, &[("TEMPLATE_LANG", lang)]);
+            for (_, body) in rendered(&output.stdout) {
+                let fields = body["embeds"].as_array().unwrap().iter().flat_map(|e| e["fields"].as_array().cloned());
+                for field in fields.flatten().filter(|field| field["inline"] == true) {
+                    let name = field["name"].as_str().unwrap();
+                    if widest_unbreakable_px(name) > PHONE_COLUMN_PX {
+                        too_long.push(format!("{lang}: {name:?}"));
+                    }
+                }
+            }
+        }
+    }
+    too_long.sort();
+    too_long.dedup();
+    assert!(too_long.is_empty(), "{too_long:?}");
+}

@@ -9,9 +9,9 @@ use serenity::model::application::{ComponentInteraction, ComponentInteractionDat
 use super::{describe, no_panel, refusal, unix_now};
 use crate::bot::card::Reply;
 use crate::bot::guard::Refusal;
-use crate::bot::panels::Chosen;
+use crate::bot::panels::DEFAULT_LABEL;
 use crate::bot::{Answer, Bot};
-use crate::deliver::MENU_PREFIX;
+use crate::deliver::{menu_panel_key, MENU_PREFIX};
 use crate::panel::is_username;
 use crate::render::filters::escape_markdown;
 
@@ -36,21 +36,32 @@ impl Bot {
         let Some(username) = values.first().map(|value| value.trim()).filter(|value| is_username(value)) else {
             return Answer::text("That is not a username: letters, digits, `_`, `-`, `.` and `@`, at most 64.");
         };
-        // `act:<panel>`, or `act:<panel>:<n>` for a digest's further menus.
+        // `act:<panel>`, or `act:<panel>:<n>` for a digest's further menus (a panel's key has no `:`).
         let menu = component.data.custom_id.get(MENU_PREFIX.len()..).unwrap_or_default();
         let panel = menu.split(':').next().unwrap_or_default();
         if let Err(refused) = self.guard.click(component.user.id.get(), Instant::now()) {
             return refusal(refused);
         }
-        // The message's panel: a user of the same name on another panel may be someone else, so a
-        // panel the bot does not ask is refused rather than answered from the default one.
-        let chosen = self.choose((!panel.is_empty()).then_some(panel));
-        let panel = match chosen {
-            Chosen::One(panel) => panel,
-            Chosen::None => return no_panel(),
-            Chosen::Unknown => {
+        // The message's panel (its key): a user of the same name on another panel may be someone
+        // else, and the card's buttons would act on them. A message without a panel name is the
+        // panel without one (PANEL_API_URL without PANEL_NAME); any other is refused.
+        let found = self.panels.iter().find(|known| match panel {
+            "" => known.label == DEFAULT_LABEL,
+            key => menu_panel_key(&known.label) == key,
+        });
+        let panel = match found {
+            Some(panel) => panel,
+            None if self.panels.is_empty() => return no_panel(),
+            None if panel.is_empty() => {
+                return Answer::text(
+                    "This message is about a panel without a name, and the relay's bot asks only named panels: \
+                     look the user up with /user.",
+                )
+            }
+            None => {
                 return Answer::text(format!(
-                    "This message is about panel {}, whose API the relay's bot does not ask: look the user up there.",
+                    "This message is about panel {}, whose API the relay's bot does not ask (if it is the panel \
+                     of PANEL_API_URL, set PANEL_NAME to its name): look the user up there.",
                     escape_markdown(panel)
                 ))
             }

@@ -6,7 +6,7 @@ use serenity::builder::ExecuteWebhook;
 use super::Worker;
 use crate::deliver::Step;
 use crate::destination::Target;
-use crate::discord::{ChannelError, Outcome, RateLimit, Reply};
+use crate::discord::{ChannelError, Outcome, RateLimit, Reply, Scope};
 
 impl Worker {
     /// For a channel destination whose webhook is not known yet: finds or makes it. `Some` step
@@ -81,6 +81,11 @@ impl Worker {
                 self.app_url = Some(new.clone());
                 self.client.execute(&new, thread_id, message).await
             }
+            // Discord's wait is kept: the message waits it out, not counted as a failed attempt.
+            Err(ChannelError::RateLimited(wait)) => Reply {
+                outcome: Outcome::RateLimited { retry_after: Some(wait), scope: Scope::User },
+                ..transient(String::new())
+            },
             Err(err) => transient(format!("the relay's webhook in channel {channel} was deleted: {err}")),
         }
     }
