@@ -3,8 +3,9 @@
 //! An autocomplete cannot be deferred: it is answered within [`AUTOCOMPLETE_WITHIN`] (or the
 //! bot's deferral time, when shorter) with the panel's matches, or with no choice at all when the
 //! panel is slower, down, or refuses. Only actors get choices (anyone else gets none, and the
-//! panel is not asked), and each keystroke Discord sends counts against the member's rate like a
-//! command.
+//! panel is not asked), and each keystroke Discord sends counts against the member's own rate of
+//! keystrokes (`guard::KEYSTROKES_PER_WINDOW`), apart from the rate of commands and clicks: typing a
+//! long username does not leave the member refused the command they are typing.
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ impl Bot {
             return None;
         }
         self.guard.first_time(command.id.get(), now).ok()?;
-        self.guard.click(command.user.id.get(), now).ok()?;
+        self.guard.keystroke(command.user.id.get(), now).ok()?;
         let Chosen::One(panel) = self.choose(option(command, "panel")) else {
             return None;
         };

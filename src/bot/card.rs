@@ -20,6 +20,9 @@ use super::settings::Action;
 use crate::panel::{is_username, PanelUser};
 use crate::render::filters::escape_markdown;
 
+/// The footer of a card when the bot asks one panel (with several, it names the card's panel).
+pub const ONE_PANEL_FOOTER: &str = "Live from the panel";
+
 /// A click on a card's button.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Click {
@@ -203,7 +206,7 @@ pub fn user_card(
         .field("Usage", format!("{} / {limit}", bytes(user.used_traffic)), true)
         .field("Expires", expiry(user, now), true)
         .field("Online", online(user.online_at, now), true)
-        .footer(CreateEmbedFooter::new("Live from the panel"));
+        .footer(CreateEmbedFooter::new(ONE_PANEL_FOOTER));
     if let Some(owner) = &user.owner {
         embed = embed.field("Owner", escape_markdown(owner), true);
     }

@@ -3,7 +3,7 @@
 //! within [`ONCE_WITHIN`] (double clicks, Discord's retries).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serenity::model::guild::Member;
@@ -15,6 +15,10 @@ use super::verify::MAX_SKEW;
 /// A clicker may make this many interactions per [`RATE_WINDOW`].
 pub const RATE_PER_WINDOW: usize = 20;
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// A member's autocompletes (one per keystroke) per [`RATE_WINDOW`]: a rate of their own, so
+/// typing a long username does not use up the rate of the command being typed.
+pub const KEYSTROKES_PER_WINDOW: usize = 60;
 
 /// The same action on the same user within this long acts once.
 pub const ONCE_WITHIN: Duration = Duration::from_secs(5);
@@ -41,10 +45,52 @@ pub struct Guard {
 struct State {
     /// Per clicker, the times of their interactions in the window.
     clicks: HashMap<u64, Vec<Instant>>,
-    /// Per (action, username), when it was last done.
-    recent: HashMap<(String, String), Instant>,
+    /// Per member, the times of their autocompletes in the window.
+    keystrokes: HashMap<u64, Vec<Instant>>,
+    /// Per (action, panel, username), when it was last claimed or done.
+    recent: HashMap<Key, Stamp>,
     /// Per interaction id, when it was first answered.
     seen: HashMap<u64, Instant>,
+}
+
+/// An action on a user of a panel.
+type Key = (String, String, String);
+
+/// When an action was claimed, and whether it is still being carried out.
+#[derive(Clone, Copy)]
+struct Stamp {
+    at: Instant,
+    under_way: bool,
+}
+
+/// An action claimed by [`Guard::once`]: while it is held the same action is refused, and once
+/// it is dropped (the panel answered, or gave up) for [`ONCE_WITHIN`] more.
+/// A claim never [`Claim::started`] (the relay was too busy to ask the panel) is let go: nothing
+/// was done, so the member may try again at once.
+pub struct Claim {
+    guard: Arc<Guard>,
+    key: Key,
+    started: bool,
+}
+
+impl Claim {
+    /// The panel is being asked.
+    pub fn started(mut self) -> Self {
+        self.started = true;
+        self
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut state = self.guard.state.lock().unwrap_or_else(|e| e.into_inner());
+        let key = std::mem::take(&mut self.key);
+        if self.started {
+            state.recent.insert(key, Stamp { at: Instant::now(), under_way: false });
+        } else {
+            state.recent.remove(&key);
+        }
+    }
 }
 
 /// Why an interaction is not carried out.
@@ -77,20 +123,13 @@ impl Guard {
     /// Counts one interaction of `clicker` at `now`; `Err` past the rate.
     pub fn click(&self, clicker: u64, now: Instant) -> Result<(), Refusal> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = |at: &Instant| now.saturating_duration_since(*at) < RATE_WINDOW;
-        if state.clicks.len() >= MAX_REMEMBERED && !state.clicks.contains_key(&clicker) {
-            state.clicks.retain(|_, times| times.iter().any(fresh));
-            if state.clicks.len() >= MAX_REMEMBERED {
-                return Err(Refusal::TooFast);
-            }
-        }
-        let times = state.clicks.entry(clicker).or_default();
-        times.retain(fresh);
-        if times.len() >= RATE_PER_WINDOW {
-            return Err(Refusal::TooFast);
-        }
-        times.push(now);
-        Ok(())
+        count(&mut state.clicks, clicker, now, RATE_PER_WINDOW)
+    }
+
+    /// Counts one autocomplete of `member` at `now`; `Err` past [`KEYSTROKES_PER_WINDOW`].
+    pub fn keystroke(&self, member: u64, now: Instant) -> Result<(), Refusal> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        count(&mut state.keystrokes, member, now, KEYSTROKES_PER_WINDOW)
     }
 
     /// Claims the interaction `id` at `now`; `Err` when it was answered already (Discord sends an
@@ -111,23 +150,43 @@ impl Guard {
         Ok(())
     }
 
-    /// Claims `action` on `username` at `now`; `Err` when it was done within [`ONCE_WITHIN`].
-    pub fn once(&self, action: &str, username: &str, now: Instant) -> Result<(), Refusal> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = |at: &Instant| now.saturating_duration_since(*at) < ONCE_WITHIN;
-        let key = (action.to_owned(), username.to_owned());
+    /// Claims `action` on `username` of `panel` at `now`; `Err` while the same is under way (a
+    /// slow panel), and within [`ONCE_WITHIN`] of its end.
+    pub fn once(guard: &Arc<Self>, action: &str, panel: &str, username: &str, now: Instant) -> Result<Claim, Refusal> {
+        let mut state = guard.state.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = |stamp: &Stamp| stamp.under_way || now.saturating_duration_since(stamp.at) < ONCE_WITHIN;
+        let key = (action.to_owned(), panel.to_owned(), username.to_owned());
         if state.recent.get(&key).is_some_and(fresh) {
             return Err(Refusal::AlreadyDone);
         }
         if state.recent.len() >= MAX_REMEMBERED {
-            state.recent.retain(|_, at| fresh(at));
+            state.recent.retain(|_, stamp| fresh(stamp));
             if state.recent.len() >= MAX_REMEMBERED {
                 return Err(Refusal::TooFast);
             }
         }
-        state.recent.insert(key, now);
-        Ok(())
+        state.recent.insert(key.clone(), Stamp { at: now, under_way: true });
+        Ok(Claim { guard: Arc::clone(guard), key, started: false })
     }
+}
+
+/// Counts one of `who`'s interactions at `now` in `times`, at most `per_window` per
+/// [`RATE_WINDOW`]; at most [`MAX_REMEMBERED`] members are remembered.
+fn count(times: &mut HashMap<u64, Vec<Instant>>, who: u64, now: Instant, per_window: usize) -> Result<(), Refusal> {
+    let fresh = |at: &Instant| now.saturating_duration_since(*at) < RATE_WINDOW;
+    if times.len() >= MAX_REMEMBERED && !times.contains_key(&who) {
+        times.retain(|_, times| times.iter().any(fresh));
+        if times.len() >= MAX_REMEMBERED {
+            return Err(Refusal::TooFast);
+        }
+    }
+    let recent = times.entry(who).or_default();
+    recent.retain(fresh);
+    if recent.len() >= per_window {
+        return Err(Refusal::TooFast);
+    }
+    recent.push(now);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -149,10 +208,20 @@ mod tests {
         assert_eq!(guard.click(8, start), Ok(()), "another clicker has a rate of their own");
         assert_eq!(guard.click(7, start + RATE_WINDOW), Ok(()));
 
-        assert_eq!(guard.once("reset", "alice", start), Ok(()));
-        assert_eq!(guard.once("reset", "alice", start + Duration::from_secs(1)), Err(Refusal::AlreadyDone));
-        assert_eq!(guard.once("revoke", "alice", start), Ok(()));
-        assert_eq!(guard.once("reset", "alice", start + ONCE_WITHIN), Ok(()));
+        let guard = Arc::new(guard);
+        let once = |action: &str, panel: &str, at: Instant| {
+            Guard::once(&guard, action, panel, "alice", at).map(|claim| drop(claim.started()))
+        };
+        let unused = Guard::once(&guard, "reset", "eu1", "alice", start).unwrap();
+        drop(unused);
+        let claim = Guard::once(&guard, "reset", "eu1", "alice", start).unwrap().started();
+        assert_eq!(once("reset", "eu1", start + ONCE_WITHIN * 3), Err(Refusal::AlreadyDone), "still under way");
+        drop(claim);
+        let done = Instant::now();
+        assert_eq!(once("reset", "eu1", done + Duration::from_secs(1)), Err(Refusal::AlreadyDone));
+        assert_eq!(once("revoke", "eu1", start), Ok(()));
+        assert_eq!(once("reset", "de2", start), Ok(()), "a namesake on another panel");
+        assert_eq!(once("reset", "eu1", done + ONCE_WITHIN), Ok(()));
     }
 
     #[test]

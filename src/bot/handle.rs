@@ -15,8 +15,8 @@ use super::act::Acting;
 use super::audit::Actor;
 use super::card::{confirmation, parse_click, Drawing, Reply, Verb};
 use super::drawn::is_drawn_on;
-use super::guard::Refusal;
-use super::panels::{option, Chosen, DEFAULT_LABEL};
+use super::guard::{Claim, Guard, Refusal};
+use super::panels::{option, CardPanel, Chosen, DEFAULT_LABEL};
 use super::{unix_now, Answer, Bot};
 use crate::panel::{is_username, PanelError};
 use crate::render::filters::escape_markdown;
@@ -117,6 +117,12 @@ impl Bot {
         if let Err(refused) = self.guard.click(component.user.id.get(), Instant::now()) {
             return refusal(refused);
         }
+        let panel = match self.panel_of_card(&component.message) {
+            CardPanel::One(panel) => panel,
+            CardPanel::None => return no_panel(),
+            CardPanel::Gone(label) => return gone_panel(&label),
+        };
+        let mut claim = None;
         if click.verb != Verb::Refresh {
             // The card's age is the older of the custom_id's time (a confirmation keeps the card's)
             // and the message's last edit as Discord states it (a custom_id can be forged).
@@ -129,13 +135,13 @@ impl Bot {
             if click.verb.needs_confirmation() && !click.confirmed {
                 return Answer::now(CreateInteractionResponse::UpdateMessage(confirmation(&click).update()));
             }
-            if let Err(refused) = self.guard.once(&format!("{:?}", click.verb), &click.username, Instant::now()) {
-                return refusal(refused);
+            // Per panel: a user of the same name on another panel is another user.
+            let verb = format!("{:?}", click.verb);
+            match Guard::once(&self.guard, &verb, &panel.label, &click.username, Instant::now()) {
+                Ok(claimed) => claim = Some(claimed),
+                Err(refused) => return refusal(refused),
             }
         }
-        let Some(panel) = self.panel_of_card(&component.message) else {
-            return no_panel();
-        };
         let (label, labelled) = (panel.label.clone(), self.labeller());
         let acting = Acting {
             panel: panel.client.clone(),
@@ -147,6 +153,8 @@ impl Bot {
         };
         let username = click.username.clone();
         let work = async move {
+            // Held until the panel answered: the same click meanwhile is refused, however slow it is.
+            let _claim = claim.map(Claim::started);
             acting
                 .run(click)
                 .await
@@ -223,6 +231,14 @@ pub(super) fn refusal(refused: Refusal) -> Answer {
 
 pub(super) fn no_panel() -> Answer {
     Answer::text("The relay has no panel API configured (PANEL_API_URL), so it cannot look users up.")
+}
+
+/// A card drawn from a panel the bot does not ask (any more): nothing is done on another panel.
+fn gone_panel(label: &str) -> Answer {
+    Answer::text(format!(
+        "This card is from panel {}, whose API the relay's bot no longer asks; nothing was changed. Run /user again.",
+        escape_markdown(label)
+    ))
 }
 
 /// What the admin reads when the panel did not do it; never a secret (the error holds none).

@@ -48,6 +48,7 @@ use rest::Rest;
 
 pub use autocomplete::AUTOCOMPLETE_WITHIN;
 pub use gateway::{Gateway, GatewayMetrics, GATEWAY_TASK};
+pub use guard::{KEYSTROKES_PER_WINDOW, RATE_PER_WINDOW};
 pub use http::routes;
 pub use panels::{LABEL_MAX_CHARS, MAX_PANELS};
 pub use report::ReportSource;
@@ -75,7 +76,7 @@ pub struct Bot {
     /// What `/report` reads; none: `/report` says how to turn reports on.
     reports: Option<ReportSource>,
     rest: Arc<Rest>,
-    guard: Guard,
+    guard: Arc<Guard>,
     in_flight: Arc<Semaphore>,
     defer_after: Duration,
     /// What bodies not yet verified may hold together ([`http::UNVERIFIED_BYTES`]).
@@ -103,7 +104,7 @@ impl Bot {
     ) -> Result<Self, String> {
         let rest = Rest::new(&settings)?;
         Ok(Self {
-            guard: Guard::new(&settings),
+            guard: Arc::new(Guard::new(&settings)),
             settings,
             panels: panels::panel_list(panel.map(|client| (panel_label, client)), Vec::new()),
             reports: None,

@@ -13,7 +13,7 @@ use serenity::builder::CreateEmbedFooter;
 use serenity::model::application::CommandInteraction;
 use serenity::model::channel::Message;
 
-use super::card::Reply;
+use super::card::{Reply, ONE_PANEL_FOOTER};
 use super::Bot;
 use crate::panel::PanelClient;
 
@@ -27,6 +27,16 @@ pub const LABEL_MAX_CHARS: usize = 100;
 pub const DEFAULT_LABEL: &str = "panel";
 
 const FOOTER_PREFIX: &str = "Live from ";
+
+/// The panel a card's button acts on.
+pub(super) enum CardPanel<'a> {
+    One(&'a BotPanel),
+    /// No panel API is configured.
+    None,
+    /// The card's footer names a panel the bot does not ask (any more): its user of that name may
+    /// be someone else than the default panel's, so nothing is done. The label, as the footer has it.
+    Gone(String),
+}
 
 /// One panel the bot may ask.
 pub struct BotPanel {
@@ -100,11 +110,22 @@ impl Bot {
         }
     }
 
-    /// The panel a card on `message` was drawn from: the one its footer names, else the default.
-    pub(super) fn panel_of_card(&self, message: &Message) -> Option<&BotPanel> {
+    /// The panel a card on `message` was drawn from: the one its footer names; the default one
+    /// for a card that names none (or was drawn when the relay asked one panel); none for a card
+    /// naming a panel the bot does not ask.
+    pub(super) fn panel_of_card(&self, message: &Message) -> CardPanel<'_> {
+        let Some(default) = self.panels.first() else {
+            return CardPanel::None;
+        };
         let footer = message.embeds.first().and_then(|embed| embed.footer.as_ref()).map(|f| f.text.as_str());
-        let named = footer.and_then(|text| text.strip_prefix(FOOTER_PREFIX));
-        named.and_then(|label| self.panels.iter().find(|p| p.label == label)).or(self.panels.first())
+        let Some(named) = footer.and_then(|text| text.strip_prefix(FOOTER_PREFIX)) else {
+            return CardPanel::One(default);
+        };
+        match self.panels.iter().find(|p| p.label == named) {
+            Some(panel) => CardPanel::One(panel),
+            None if footer == Some(ONE_PANEL_FOOTER) => CardPanel::One(default),
+            None => CardPanel::Gone(named.chars().take(LABEL_MAX_CHARS).collect()),
+        }
     }
 
     /// What names the panel in a card's footer when there are several panels (with one, the

@@ -49,21 +49,55 @@ impl Bot {
     }
 }
 
-/// The embed of `/stats`: a field per panel.
+/// What Discord lets an embed hold in all, and a field's name.
+const EMBED_CHARS: usize = 6000;
+const FIELD_NAME_CHARS: usize = 256;
+const FIELD_VALUE_CHARS: usize = 1024;
+
+/// The embed of `/stats`: a field per panel, as many as Discord lets one embed hold (the rest are
+/// counted in its description: `/stats panel:…` shows any one of them).
 pub fn stats_reply(answers: &[(String, Result<PanelStats, PanelError>)], now: i64) -> Reply {
-    let mut embed =
-        CreateEmbed::new().title("Panel stats").colour(0x5865F2).footer(CreateEmbedFooter::new("Live from the panels"));
+    const TITLE: &str = "Panel stats";
+    const FOOTER: &str = "Live from the panels";
+    let mut embed = CreateEmbed::new().title(TITLE).colour(0x5865F2).footer(CreateEmbedFooter::new(FOOTER));
+    // Room kept for the description saying how many are left out.
+    let mut room = EMBED_CHARS - TITLE.len() - FOOTER.len() - 120;
+    let mut shown = 0;
     for (label, answer) in answers {
         let (name, value) = match answer {
             Ok(stats) => (heading(label, stats), counts(stats)),
             Err(err) => (escape_markdown(label), format!("⚠️ {}", escape_markdown(&err.to_string()))),
         };
+        let (name, value) = (cut(name, FIELD_NAME_CHARS), cut(value, FIELD_VALUE_CHARS));
+        let size = name.chars().count() + value.chars().count();
+        if size > room {
+            break;
+        }
+        room -= size;
+        shown += 1;
         embed = embed.field(name, value, false);
+    }
+    if shown < answers.len() {
+        let left = answers.len() - shown;
+        embed = embed.description(format!(
+            "{left} more panels are left out: a message holds only so much. Choose one with the `panel` option."
+        ));
     }
     if let Ok(at) = Timestamp::from_unix_timestamp(now) {
         embed = embed.timestamp(at);
     }
     Reply { embed: Some(embed), ..Reply::default() }
+}
+
+/// `text` cut to `max` characters, its end marked (a half escape left before it only escapes the
+/// `…`).
+fn cut(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// "eu1 · Marzban 0.8.4".
@@ -102,6 +136,45 @@ fn counts(stats: &PanelStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bot::panels::MAX_PANELS;
+    use crate::panel::MAX_COUNT;
+
+    /// What Discord counts of an embed against its 6,000 characters, and its longest field name.
+    fn sizes(reply: &Reply) -> (usize, usize) {
+        let embed = serde_json::to_value(reply.message()).unwrap()["embeds"][0].clone();
+        let chars = |v: &serde_json::Value| v.as_str().map_or(0, |s| s.chars().count());
+        let fields = embed["fields"].as_array().cloned().unwrap_or_default();
+        let names = fields.iter().map(|f| chars(&f["name"]));
+        let total = chars(&embed["title"])
+            + chars(&embed["description"])
+            + chars(&embed["footer"]["text"])
+            + fields.iter().map(|f| chars(&f["name"]) + chars(&f["value"])).sum::<usize>();
+        (total, names.max().unwrap_or(0))
+    }
+
+    #[test]
+    fn twenty_five_panels_with_long_labels_stay_within_discords_embed_limits() {
+        let stats = PanelStats {
+            family: Some(Family::PasarGuard),
+            version: Some("_".repeat(32)),
+            total: Some(MAX_COUNT),
+            active: Some(MAX_COUNT),
+            limited: Some(MAX_COUNT),
+            expired: Some(MAX_COUNT),
+            disabled: Some(MAX_COUNT),
+            on_hold: Some(MAX_COUNT),
+            online: Some(MAX_COUNT),
+            traffic: Some(crate::panel::MAX_BYTES),
+        };
+        let answers: Vec<_> =
+            (0..MAX_PANELS).map(|i| (format!("{i:02}{}", "_".repeat(98)), Ok(stats.clone()))).collect();
+        let reply = stats_reply(&answers, 0);
+        let (total, longest_name) = sizes(&reply);
+        assert!(total <= EMBED_CHARS, "{total} characters: Discord refuses the whole message");
+        assert!(longest_name <= FIELD_NAME_CHARS, "a field name of {longest_name} characters");
+        let shown = serde_json::to_string(&reply.message()).unwrap();
+        assert!(shown.contains("more panels are left out"), "{shown}");
+    }
 
     #[test]
     fn a_field_per_panel_with_its_counts_or_what_went_wrong() {

@@ -198,3 +198,24 @@ async fn in_forum_mode_the_audit_line_goes_into_the_users_post() {
     assert_eq!(discord.threads().len(), 1, "no post of its own");
     assert_eq!(post.messages[1]["content"], "<@1500000000000000001> reset alice's usage", "{:?}", post.messages);
 }
+
+#[tokio::test]
+async fn a_second_click_while_a_slow_panel_is_still_acting_is_not_done_twice() {
+    // Add traffic asks the panel twice (read, then write), 3 s each: the first click is still
+    // being carried out when the member, seeing nothing change, clicks again after 5.5 s, past
+    // the 5 s in which the same action acts once. It must not add the traffic a second time.
+    let bot = start(&[("DISCORD_TRAFFIC_GIB", "10")]).await;
+    let (_, rows) = card(&bot).await;
+    bot.panel.state.lock().unwrap().delay = Duration::from_millis(3000);
+    let traffic = button(&rows, "card:traffic10:");
+    let first = interact(&bot.app, &click_on(&traffic, &rows, &[MODERATOR_ROLE])).await;
+    assert_eq!(first["type"], 6, "deferred: {first}");
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let second = interact(&bot.app, &click_on(&traffic, &rows, &[MODERATOR_ROLE])).await;
+    assert!(second.to_string().contains("not done twice"), "refused while the first is under way: {second}");
+    poll_until("the first click's card edited in", || async {
+        bot.rest.calls().into_iter().find(|call| call.method == "PATCH")
+    })
+    .await;
+    assert_eq!(bot.panel.count("PUT", "/api/user/alice"), 1);
+}

@@ -293,3 +293,23 @@ async fn a_user_call_to_a_panel_of_unknown_family_is_asked_again_the_marzneshin_
     assert_eq!((user.username.as_str(), user.status.as_str(), user.used_traffic), ("u_full", "expired", 0));
     assert_eq!(paths(&panel), ["POST /api/user/u_full/reset", "POST /api/users/u_full/reset"]);
 }
+
+#[tokio::test]
+async fn typing_a_long_username_does_not_use_up_the_members_rate_for_the_command() {
+    // Discord sends an autocomplete per keystroke: typing a 20-letter name must not leave the
+    // member refused "too many requests" for the /user they are typing.
+    let bot = start(Shape::Marzban, Options::new(), &[]).await;
+    let name = "alice_in_wonderland1";
+    for typed in 1..=name.len() {
+        interact(&bot.app, &autocomplete(&name[..typed], &[MODERATOR_ROLE])).await;
+    }
+    let card = interact(&bot.app, &command("alice", &[MODERATOR_ROLE])).await;
+    assert!(card.to_string().contains("\"title\":\"alice\""), "the card, not a refusal: {card}");
+
+    // Keystrokes have a rate of their own: a flood of them stops reaching the panel.
+    for _ in 0..3 * marzban_discord_relay::bot::RATE_PER_WINDOW {
+        interact(&bot.app, &autocomplete("ali", &[MODERATOR_ROLE])).await;
+    }
+    let searches = paths(&bot.panel).iter().filter(|path| path.starts_with("GET /api/users?")).count();
+    assert!(searches <= marzban_discord_relay::bot::KEYSTROKES_PER_WINDOW, "{searches} searches");
+}

@@ -128,3 +128,45 @@ fn several_panels_give_user_and_stats_a_panel_option_with_the_labels() {
     }
     assert_eq!(commands[2]["options"], json!([]), "/report is the relay's own, of no panel");
 }
+
+/// A click with `verb` on a card of alice whose footer is `footer` (`None`: no footer).
+fn card_click(verb: &str, footer: Option<&str>) -> Value {
+    let mut click = fixture("component_button.json");
+    click["id"] = json!(fresh_id());
+    let drawn = time::OffsetDateTime::from_unix_timestamp(now() as i64).unwrap();
+    click["message"]["timestamp"] = json!(drawn.format(&time::format_description::well_known::Rfc3339).unwrap());
+    click["message"]["embeds"][0]["footer"] = footer.map_or(Value::Null, |text| json!({"text": text}));
+    let custom_id = format!("card:{verb}:{}:alice", now());
+    click["message"]["components"] =
+        json!([{"type": 1, "components": [{"type": 2, "custom_id": custom_id, "label": "x", "style": 1}]}]);
+    click["data"]["custom_id"] = json!(custom_id);
+    click
+}
+
+#[tokio::test]
+async fn a_card_naming_a_panel_the_bot_no_longer_asks_acts_on_no_panel() {
+    // The card was drawn from `fr3`, which has since left PANELS: its alice is not the default
+    // panel's alice, so the click must not fall through to the default panel.
+    let (bot, eu1, de2, _rest) = two_panels().await;
+    let reset = answer(&bot, card_click("reset", Some("Live from fr3"))).await;
+    assert!(reset.to_string().contains("fr3"), "the answer names the card's panel: {reset}");
+    assert!(eu1.calls().is_empty(), "the default panel was not touched: {:?}", eu1.calls());
+    assert!(de2.calls().is_empty(), "{:?}", de2.calls());
+    // A card of the one-panel relay ("Live from the panel") is the default panel's.
+    answer(&bot, card_click("refresh", Some("Live from the panel"))).await;
+    assert_eq!(eu1.calls(), vec![("GET".to_owned(), "/api/user/alice".to_owned())]);
+}
+
+#[tokio::test]
+async fn the_same_action_on_a_namesake_on_another_panel_is_not_refused_as_done() {
+    let (bot, eu1, de2, _rest) = two_panels().await;
+    let on_de2 = answer(&bot, card_click("reset", Some("Live from de2"))).await;
+    assert!(on_de2.to_string().contains("reset alice's usage · de2"), "{on_de2}");
+    let on_eu1 = answer(&bot, card_click("reset", Some("Live from eu1"))).await;
+    assert!(on_eu1.to_string().contains("reset alice's usage · eu1"), "{on_eu1}");
+    assert_eq!(eu1.calls().last().map(|c| c.1.as_str()), Some("/api/user/alice/reset"));
+    assert_eq!(de2.calls().last().map(|c| c.1.as_str()), Some("/api/user/alice/reset"));
+    // The same panel again within the guard's time: done once.
+    let again = answer(&bot, card_click("reset", Some("Live from eu1"))).await;
+    assert!(again.to_string().contains("not done twice"), "{again}");
+}
