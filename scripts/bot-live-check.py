@@ -9,8 +9,9 @@ public half is the relay's DISCORD_PUBLIC_KEY):
 
 1. a member without the moderator role: `/user alice` and a Reset click are refused, alice is
    unchanged at the panel;
-2. the moderator: `/user alice` (the card), then Reset on that card (the click carries the card's
-   buttons as Discord does): her used_traffic is 0 at the panel's API, the panel's
+2. the moderator: chooses alice in the "Act on a user..." menu under the `user_limited` message
+   (click 1: her card, as `/user alice` gives it), then Reset on that card (click 2; the click
+   carries the card's buttons as Discord does): her used_traffic is 0 at the panel's API, the panel's
    `data_usage_reset` reaches the relay and is rendered, and the audit line is posted;
 3. then +10 GiB (her data_limit is exactly 10 GiB more at the API) and Delete, confirmed (the
    panel no longer has her; its `user_updated` and `user_deleted` are rendered), each audited.
@@ -116,6 +117,15 @@ def command(roles):
     return value
 
 
+def choose(panel, username, roles):
+    """Choosing `username` in the "Act on a user..." menu under a message of `panel`."""
+    value = interaction("component_select.json", roles)
+    value["data"]["custom_id"] = f"act:{panel}"
+    value["data"]["values"] = [username]
+    value["message"]["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    return value
+
+
 def click(custom_id, components, roles):
     value = interaction("component_button.json", roles)
     value["data"]["custom_id"] = custom_id
@@ -203,10 +213,12 @@ def main():
         assert after["used_traffic"] == limited["used_traffic"], after
         say(f"alice unchanged: used_traffic {after['used_traffic']}, status {after['status']}")
 
-        card = sign_and_post(command([MODERATOR_ROLE]))
+        card = sign_and_post(choose("marzban-live", "alice", [MODERATOR_ROLE]))
         embed = card["data"]["embeds"][0]
         usage = next(f["value"] for f in embed["fields"] if f["name"] == "Usage")
-        say(f"click 1, /user alice -> card type {card['type']}: {embed['title']}, {usage}, buttons {buttons(card)}")
+        say(f"click 1, alice in the user_limited message's menu -> card type {card['type']}: {embed['title']}, {usage}, buttons {buttons(card)}")
+        looked_up = sign_and_post(command([MODERATOR_ROLE]))
+        say(f"(/user alice gives the same card: {looked_up['data']['embeds'][0]['title']})")
         reset = next(b for b in buttons(card) if b.startswith("card:reset:"))
         done = sign_and_post(click(reset, card["data"]["components"], [MODERATOR_ROLE]))
         usage = next(f["value"] for f in done["data"]["embeds"][0]["fields"] if f["name"] == "Usage")
