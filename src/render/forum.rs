@@ -139,7 +139,7 @@ impl Renderer {
                     }
                 }
                 self.titles.origin = origin.clone();
-                self.overrides.insert(TITLES_NAME.to_owned(), super::hash(&text));
+                self.overrides.insert(TITLES_NAME.to_owned(), super::load::hash(&text));
                 overrides.push(origin);
             }
             Err(mut errors) => problems.append(&mut errors),
@@ -155,7 +155,7 @@ impl Renderer {
         for (i, source) in [spec.post, spec.digest, spec.report].into_iter().enumerate() {
             let Some(source) = source else { continue };
             let name = format!("{origin}#{}#thread_name", KINDS[i]);
-            match self.env.add_template_owned(name.clone(), source) {
+            match self.leaves.add(&mut self.env, name.clone(), source) {
                 Ok(()) => names[i] = Some(name),
                 Err(err) => errors.extend(problem(format!("{}: {}", KINDS[i], super::jinja_reason(&err)))),
             }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::problem::edit_distance;
 use super::template::{self, Format};
-use super::{hash, Lang, Loaded, Problem, Renderer, DEFAULT_TEMPLATE, DIGEST_PREFIX, REPORT_TEMPLATE};
+use super::{Lang, Loaded, Problem, Renderer, DEFAULT_TEMPLATE, DIGEST_PREFIX, REPORT_TEMPLATE};
 use crate::event::Action;
 
 impl Renderer {
@@ -81,6 +81,14 @@ struct TemplateFile {
 
 /// The `.toml` and `.json` files directly in `dir`, sorted, named with `prefix`; none if `dir` does
 /// not exist.
+/// A hash of an admin's template file, to tell what a reload changed.
+pub(super) fn hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
 fn template_files(dir: &Path, prefix: &str, problems: &mut Vec<Problem>) -> Vec<TemplateFile> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

@@ -28,6 +28,7 @@ pub mod edges;
 mod fallback;
 pub mod filters;
 mod forum;
+mod leaves;
 pub mod limits;
 mod live;
 mod load;
@@ -49,6 +50,7 @@ pub use digest::{Digest, DigestEntry};
 pub use draft::{Draft, Part};
 use fallback::{minimal_part, Failures};
 pub use forum::{PostTitle, THREAD_NAME, TITLES_FILE};
+use leaves::Leaves;
 pub use live::Templates;
 pub use load::Source;
 pub(crate) use problem::edit_distance;
@@ -100,6 +102,8 @@ struct Compiled {
 /// The loaded template set. Cheap to share (`Arc`); replaced as a whole on reload.
 pub struct Renderer {
     env: Environment<'static>,
+    /// The leaves' sources, compiled into `env` when first rendered.
+    leaves: Leaves,
     lang: Lang,
     /// Action name → the template in use (the admin's, or the built-in one).
     active: HashMap<String, Arc<Compiled>>,
@@ -145,6 +149,7 @@ impl Renderer {
 
     fn empty(lang: Lang) -> Self {
         let mut env = Environment::new();
+        let leaves = Leaves::lazy(&mut env);
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_keep_trailing_newline(false);
         env.set_auto_escape_callback(|name| {
@@ -202,6 +207,7 @@ impl Renderer {
         env.add_filter("reset_text", move |value: Value| filters::reset_text(&value, &labels));
         Self {
             env,
+            leaves,
             lang,
             active: HashMap::new(),
             builtin: HashMap::new(),
@@ -344,7 +350,7 @@ impl Renderer {
         let mut errors = Vec::new();
         let mut add = |path: String, leaf: &Leaf| -> Result<LeafRef, Problem> {
             let name = format!("{origin}#{path}");
-            if let Err(err) = self.env.add_template_owned(name.clone(), leaf.source.clone()) {
+            if let Err(err) = self.leaves.add(&mut self.env, name.clone(), leaf.source.clone()) {
                 errors.push(Problem {
                     origin: origin.to_owned(),
                     line: leaf_line(leaf.line, err.line()),
@@ -390,11 +396,4 @@ fn lookup<'a>(set: &'a HashMap<String, Arc<Compiled>>, prefix: &str, action: &st
     set.get(&format!("{prefix}{action}"))
         .or_else(|| set.get(&format!("{prefix}{DEFAULT_TEMPLATE}")))
         .expect("the built-in set always has default templates")
-}
-
-fn hash(text: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut hasher);
-    hasher.finish()
 }
