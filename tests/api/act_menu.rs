@@ -6,8 +6,9 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
 use crate::app_webhooks::{accepted, limited, menu_of};
-use crate::fake_bot_peers::{FakePanel, PANEL_PASSWORD, PANEL_USER};
-use crate::fake_discord::{FakeDiscord, APPLICATION_ID};
+use crate::bot::{http_bot, panel_api};
+use crate::fake_bot_peers::FakePanel;
+use crate::fake_discord::FakeDiscord;
 use crate::helpers::{spawn_app_in, Options, TestApp, SECRET};
 
 const SIGNING_KEY: [u8; 32] = [7; 32];
@@ -49,17 +50,7 @@ async fn interact(app: &TestApp, interaction: &Value) -> Value {
 }
 
 fn options(panel: &FakePanel, discord: &FakeDiscord, panel_name: Option<&str>) -> Options {
-    let key = hex(SigningKey::from_bytes(&SIGNING_KEY).verifying_key().as_bytes());
-    let options = Options::new()
-        .var("DISCORD_PUBLIC_KEY", &key)
-        .var("DISCORD_APPLICATION_ID", APPLICATION_ID)
-        .var("DISCORD_API_BASE", &discord.api_base())
-        .var("DISCORD_ACTORS", &format!("role:{MODERATOR_ROLE}"))
-        .var("DISCORD_ACTIONS", "all")
-        .var("PANEL_API_URL", &panel.url())
-        .var("PANEL_API_USERNAME", PANEL_USER)
-        .var("PANEL_API_PASSWORD", PANEL_PASSWORD)
-        .var("PANEL_API_FAMILY", "marzban");
+    let options = panel_api(http_bot(Options::new(), &discord.api_base()), &panel.url(), "marzban");
     match panel_name {
         Some(name) => options.var("PANEL_NAME", name),
         None => options,

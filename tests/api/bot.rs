@@ -69,20 +69,31 @@ pub(crate) struct Bot {
     _dir: tempfile::TempDir,
 }
 
-pub(crate) async fn start(extra: &[(&str, &str)]) -> Bot {
-    let (panel, rest) = (FakePanel::start().await, FakeRest::start().await);
+/// `options` with the bot answering `POST /interactions` (signed with the test key), its REST calls
+/// to `api_base`, and the moderator role allowed every action.
+pub(crate) fn http_bot(options: Options, api_base: &str) -> Options {
     let key = hex(SigningKey::from_bytes(&SIGNING_KEY).verifying_key().as_bytes());
-    let mut options = Options::new()
+    options
         .var("DISCORD_PUBLIC_KEY", &key)
         .var("DISCORD_APPLICATION_ID", APPLICATION_ID)
-        .var("DISCORD_API_BASE", &rest.base())
-        .var("DISCORD_GUILD_IDS", GUILD)
+        .var("DISCORD_API_BASE", api_base)
         .var("DISCORD_ACTORS", &format!("role:{MODERATOR_ROLE}"))
         .var("DISCORD_ACTIONS", "all")
-        .var("PANEL_API_URL", &panel.url())
+}
+
+/// `options` with the panel API at `url`, of `family`, logged in as the fake panel's admin.
+pub(crate) fn panel_api(options: Options, url: &str, family: &str) -> Options {
+    options
+        .var("PANEL_API_URL", url)
         .var("PANEL_API_USERNAME", PANEL_USER)
         .var("PANEL_API_PASSWORD", PANEL_PASSWORD)
-        .var("PANEL_API_FAMILY", "marzban");
+        .var("PANEL_API_FAMILY", family)
+}
+
+pub(crate) async fn start(extra: &[(&str, &str)]) -> Bot {
+    let (panel, rest) = (FakePanel::start().await, FakeRest::start().await);
+    let options = http_bot(Options::new(), &rest.base()).var("DISCORD_GUILD_IDS", GUILD);
+    let mut options = panel_api(options, &panel.url(), "marzban");
     for (name, value) in extra {
         options = options.var(name, value);
     }

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 
-use crate::bot::{command, fixture, hex, interact, now, APPLICATION_ID, GUILD, MODERATOR_ROLE, SIGNING_KEY};
+use crate::bot::{command, fixture, http_bot, interact, now, panel_api, APPLICATION_ID, GUILD, MODERATOR_ROLE};
 use crate::fake_bot_peers::{FakePanel, FakeRest, Shape, PANEL_PASSWORD, PANEL_USER};
 use crate::fake_discord::FakeDiscord;
 use crate::helpers::{fixture as body, poll_until, spawn_app_in, Options, TestApp};
@@ -29,18 +28,8 @@ fn family(shape: Shape) -> &'static str {
 /// The relay with the bot, asking a fake panel of `shape`, from `base` options plus `extra`.
 async fn start(shape: Shape, base: Options, extra: &[(&str, &str)]) -> Bot {
     let (panel, rest) = (FakePanel::start_as(shape).await, FakeRest::start().await);
-    let key = hex(SigningKey::from_bytes(&SIGNING_KEY).verifying_key().as_bytes());
-    let mut options = base
-        .var("DISCORD_PUBLIC_KEY", &key)
-        .var("DISCORD_APPLICATION_ID", APPLICATION_ID)
-        .var("DISCORD_API_BASE", &rest.base())
-        .var("DISCORD_GUILD_IDS", GUILD)
-        .var("DISCORD_ACTORS", &format!("role:{MODERATOR_ROLE}"))
-        .var("DISCORD_ACTIONS", "all")
-        .var("PANEL_API_URL", &panel.url())
-        .var("PANEL_API_USERNAME", PANEL_USER)
-        .var("PANEL_API_PASSWORD", PANEL_PASSWORD)
-        .var("PANEL_API_FAMILY", family(shape));
+    let options = http_bot(base, &rest.base()).var("DISCORD_GUILD_IDS", GUILD);
+    let mut options = panel_api(options, &panel.url(), family(shape));
     for (name, value) in extra {
         options = options.var(name, value);
     }

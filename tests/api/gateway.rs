@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::fake_bot_peers::{
-    FakeGateway, FakePanel, FakeRest, GatewayCommand, GATEWAY_TOKEN, PANEL_PASSWORD, PANEL_USER,
-};
+use crate::bot::panel_api;
+use crate::fake_bot_peers::{FakeGateway, FakePanel, FakeRest, GatewayCommand, GATEWAY_TOKEN};
 use crate::fake_discord::FakeDiscord;
 use crate::helpers::{fixture, logs, poll_until, spawn_app_in, Options, TestApp};
 
@@ -37,11 +36,8 @@ async fn start(token: &str) -> Relay {
         .var("DISCORD_API_BASE", &rest.base())
         .var("DISCORD_GUILD_IDS", GUILD)
         .var("DISCORD_ACTORS", &format!("role:{MODERATOR_ROLE}"))
-        .var("DISCORD_GATEWAY_GRACE", "1s")
-        .var("PANEL_API_URL", &panel.url())
-        .var("PANEL_API_USERNAME", PANEL_USER)
-        .var("PANEL_API_PASSWORD", PANEL_PASSWORD)
-        .var("PANEL_API_FAMILY", "marzban");
+        .var("DISCORD_GATEWAY_GRACE", "1s");
+    let options = panel_api(options, &panel.url(), "marzban");
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_in(dir.path(), options).await;
     Relay { app, gateway, rest, discord, panel, _dir: dir }
