@@ -115,7 +115,9 @@ impl Gateway {
         shutdown: &CancellationToken,
     ) -> Ended {
         // The first heartbeat at a random point of the first interval, as Discord asks.
-        let mut beat = Instant::now() + interval.mul_f64(fastrand::f64());
+        // `interval` is HELLO's, clamped to at most HEARTBEAT_MAX; checked all the same.
+        let after = |wait: Duration| Instant::now().checked_add(wait).unwrap_or_else(Instant::now);
+        let mut beat = after(interval.mul_f64(fastrand::f64()));
         let (mut acked, mut live) = (true, false);
         loop {
             let message = tokio::select! {
@@ -130,7 +132,7 @@ impl Gateway {
                     if let Err(ended) = heartbeat(socket, session, live).await {
                         return ended;
                     }
-                    (acked, beat) = (false, Instant::now() + interval);
+                    (acked, beat) = (false, after(interval));
                     continue;
                 }
                 message = socket.next() => message,
