@@ -266,20 +266,9 @@ fn migrate(conn: &Connection) -> Result<(), OutboxError> {
 /// Opens a connection that only reads, for queries that must not wait for the writer's group
 /// commit. In WAL mode each of its statements reads the database as last committed when the
 /// statement began, so it sees every write whose caller has been answered.
-///
-/// The database file is mapped into memory (up to [`READER_MMAP_BYTES`]): SQLite drops this
-/// connection's cache of pages at each read transaction that begins after a commit (under load,
-/// every few milliseconds), and a page read again is then a memory access rather than a `pread`
-/// and a copy. Only the pages read are ever touched, so an idle relay's memory does not grow;
-/// pages read count in its RSS as file-backed pages the kernel can drop at any time.
 pub fn open_reader(path: &Path) -> Result<Connection, OutboxError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|err| cannot_open(path, &err))?;
-    conn.execute_batch(&format!("PRAGMA busy_timeout = 5000; PRAGMA mmap_size = {READER_MMAP_BYTES};"))
-        .map_err(|err| cannot_open(path, &err))?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(|err| cannot_open(path, &err))?;
     Ok(conn)
 }
-
-/// How much of the database file the read connection maps: 256 MiB, more than the outbox's
-/// bounded size usually reaches (beyond it, pages are read with `pread` as before).
-pub const READER_MMAP_BYTES: u64 = 256 * 1024 * 1024;

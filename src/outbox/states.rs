@@ -264,20 +264,4 @@ mod tests {
         assert_eq!(kept, ["u5", "u6", "u7", "u8", "u9"]);
         assert_eq!(outbox.user_states_kept().await.unwrap(), 5);
     }
-
-    #[tokio::test]
-    async fn reads_states_from_the_mapped_file_and_sees_every_later_write() {
-        let (_dir, outbox) = open();
-        let mapped = outbox.reader.read_blocking(|conn| conn.query_row("PRAGMA mmap_size", [], |r| r.get::<_, i64>(0)));
-        assert_eq!(mapped.unwrap(), super::super::schema::READER_MMAP_BYTES as i64, "SQLite maps the file for reads");
-        let key = vec![(String::new(), "a".to_owned())];
-        for limit in 1..=3 {
-            let states = vec![seen("a", Some(limit), limit)];
-            outbox.writer.call(move |conn| record(conn, &states, STATES_MAX, &StateCache::default())).await.unwrap();
-            // A checkpoint moves the page from the log into the mapped file, as under load.
-            outbox.writer.call(|conn| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))).await.unwrap();
-            let found = outbox.user_states_blocking(&key).unwrap();
-            assert_eq!(found[&key[0]].0.data_limit, Some(limit), "the state last committed, not an older page");
-        }
-    }
 }
