@@ -10,7 +10,8 @@
 //! Run: `cargo bench --bench states` (about four minutes). Prints each round's events/s and p50/p99
 //! acknowledgement latency, then the medians and the cost (the median of each round's ratio).
 //! `INGEST_SECONDS` sets a round's length per load (default 6), `STATES_ROUNDS` the rounds (5),
-//! `STATES_EDITS=1` gives every request a new data limit too, so every state is written.
+//! `STATES_EDITS=1` gives every request a new data limit too, so every state is written;
+//! `STATES_BINARY=<path>` measures another build of the relay (copied aside before rebuilding).
 
 mod common;
 #[path = "common/relay.rs"]
@@ -98,9 +99,14 @@ impl Bodies {
     }
 }
 
+/// The relay binary measured: `STATES_BINARY` if set (another build, copied aside), else this one.
+fn binary() -> String {
+    std::env::var("STATES_BINARY").unwrap_or_else(|_| BINARY.to_owned())
+}
+
 /// A dry relay keeping users' states for `retention` (`0`: none).
 fn start(retention: &str) -> Relay {
-    Relay::start(BINARY, &[("USER_STATE_RETENTION", retention), ("RUST_LOG", "error")])
+    Relay::start(&binary(), &[("USER_STATE_RETENTION", retention), ("RUST_LOG", "error")])
 }
 
 /// The outbox's size on disk, with its write-ahead log.
@@ -159,7 +165,7 @@ fn main() {
     let events: Vec<Value> =
         common::real_events(&["marzban-0.8.4"]).into_iter().filter(|event| event["action"] != "user_deleted").collect();
     runtime.block_on(async {
-        println!("binary: {BINARY}");
+        println!("binary: {}", binary());
         // Both relays run from the start, and each load alternates between them round after round,
         // so that both see the same machine (other processes' load comes and goes).
         let modes = [("without (0)", start("0")), ("with (90d)", start("90d"))];
