@@ -200,7 +200,9 @@ def row_html(row):
                 f'<span class="chevron">⌄</span></div><div class="options">{options}</div>'
             )
         elif item.get("type") == 2:
-            parts.append(f'<span class="button">{plain(item.get("label"))}</span>')
+            # Discord's button styles: 1 primary, 2 secondary, 3 success, 4 danger, 5 link.
+            style = {1: "primary", 3: "success", 4: "danger"}.get(item.get("style"), "secondary")
+            parts.append(f'<span class="button {style}">{plain(item.get("label"))}</span>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -239,6 +241,9 @@ a { color:#00a8fc; text-decoration:none; }
 .options { font-size:12px; color:#80848e; margin-top:4px; }
 .button { display:inline-block; background:#4e5058; color:#fff; border-radius:3px; padding:4px 14px;
   margin-right:8px; font-size:14px; }
+.button.primary { background:#5865f2; }
+.button.success { background:#248046; }
+.button.danger { background:#da373c; }
 """
 
 # Discord's phone client below this width: a narrower gutter, and embeds as wide as the screen lets.
