@@ -96,17 +96,14 @@ pub struct Answer {
 }
 
 impl Bot {
-    /// The bot for `settings`, asking `panel` (none: every command says the panel API is not set).
-    pub fn new(
-        settings: BotSettings,
-        panel: Option<Arc<PanelClient>>,
-        panel_label: Option<String>,
-    ) -> Result<Self, String> {
+    /// The bot for `settings`, asking `panels` (label and client; the default first, its label
+    /// `PANEL_NAME`'s or none; none at all: every command says the panel API is not set).
+    pub fn new(settings: BotSettings, panels: Vec<(Option<String>, Arc<PanelClient>)>) -> Result<Self, String> {
         let rest = Rest::new(&settings)?;
         Ok(Self {
             guard: Arc::new(Guard::new(&settings)),
             settings,
-            panels: panels::panel_list(panel.map(|client| (panel_label, client)), Vec::new()),
+            panels: panels::panel_list(panels),
             reports: None,
             rest: Arc::new(rest),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),

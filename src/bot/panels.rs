@@ -63,39 +63,28 @@ pub fn clean_label(label: &str) -> String {
     }
 }
 
-/// The list of panels: `default` first, then `more`, without a second panel of the same label,
-/// at most [`MAX_PANELS`].
-pub(super) fn panel_list(
-    default: Option<(Option<String>, Arc<PanelClient>)>,
-    more: Vec<(String, Arc<PanelClient>)>,
-) -> Vec<BotPanel> {
-    let default = default.map(|(label, client)| (label.unwrap_or_else(|| DEFAULT_LABEL.to_owned()), client));
+/// The list of panels from `given` (the default first): an unnamed panel is the default's
+/// [`DEFAULT_LABEL`] when it comes first and left out after; a label is there once; at most
+/// [`MAX_PANELS`]. What is left out is logged.
+pub(super) fn panel_list(given: Vec<(Option<String>, Arc<PanelClient>)>) -> Vec<BotPanel> {
+    let asked = given.len();
     let mut panels: Vec<BotPanel> = Vec::new();
-    for (label, client) in default.into_iter().chain(more) {
+    for (at, (label, client)) in given.into_iter().enumerate() {
+        let Some(label) = label.or_else(|| (at == 0).then(|| DEFAULT_LABEL.to_owned())) else {
+            continue;
+        };
         let label = clean_label(&label);
         if panels.len() < MAX_PANELS && !panels.iter().any(|panel| panel.label == label) {
             panels.push(BotPanel { label, client });
         }
     }
+    if panels.len() < asked {
+        log::warn!("bot: {} panels left out (a label twice, or more than {MAX_PANELS})", asked - panels.len());
+    }
     panels
 }
 
 impl Bot {
-    /// The bot asking these panels too, after the default one (`label`, client): each panel of
-    /// `PANELS` / the routes file that has an API. Duplicated labels and panels past
-    /// [`MAX_PANELS`] are left out (logged).
-    pub fn with_panels(mut self, more: Vec<(String, Arc<PanelClient>)>) -> Self {
-        let asked = more.len() + self.panels.len();
-        let default = (!self.panels.is_empty()).then(|| self.panels.remove(0));
-        let default = default.map(|panel| (Some(panel.label), panel.client));
-        let others = self.panels.drain(..).map(|panel| (panel.label, panel.client)).chain(more).collect();
-        self.panels = panel_list(default, others);
-        if self.panels.len() < asked {
-            log::warn!("bot: {} panels left out (a label twice, or more than {MAX_PANELS})", asked - self.panels.len());
-        }
-        self
-    }
-
     /// The panels' labels, the default first: the `panel` option's choices.
     pub fn panel_labels(&self) -> Vec<String> {
         self.panels.iter().map(|panel| panel.label.clone()).collect()
@@ -166,12 +155,12 @@ mod tests {
 
     #[test]
     fn the_default_panel_comes_first_and_a_label_is_there_once() {
-        let more = vec![("eu1".to_owned(), client()), ("eu1".to_owned(), client()), ("\u{7}de".to_owned(), client())];
-        let panels = panel_list(Some((None, client())), more);
+        let named = |label: &str| (Some(label.to_owned()), client());
+        let panels = panel_list(vec![(None, client()), named("eu1"), named("eu1"), named("\u{7}de")]);
         let labels: Vec<&str> = panels.iter().map(|p| p.label.as_str()).collect();
         assert_eq!(labels, ["panel", "eu1", "de"]);
-        let many = (0..40).map(|i| (format!("p{i}"), client())).collect();
-        assert_eq!(panel_list(None, many).len(), MAX_PANELS);
+        let many = (0..40).map(|i| (Some(format!("p{i}")), client())).collect();
+        assert_eq!(panel_list(many).len(), MAX_PANELS);
         assert_eq!(clean_label(&"x".repeat(300)).len(), LABEL_MAX_CHARS);
     }
 }

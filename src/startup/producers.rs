@@ -136,16 +136,7 @@ pub(super) fn start_bot(
     );
     // The default panel first (its label PANEL_NAME's, or none), then each routes file panel with
     // an API of its own.
-    let (default, more) = match panels.split_first() {
-        Some(((label, client), more)) => (Some((label.clone(), client.clone())), more),
-        None => (None, &[][..]),
-    };
-    let more = more.iter().filter_map(|(label, client)| Some((label.clone()?, client.clone()))).collect();
-    let (default_label, default_client) = default.unzip();
-    let mut bot = Bot::new(settings.clone(), default_client, default_label.flatten())
-        .map_err(anyhow::Error::msg)?
-        .with_panels(more)
-        .with_reports(reports);
+    let mut bot = Bot::new(settings.clone(), panels.clone()).map_err(anyhow::Error::msg)?.with_reports(reports);
     if settings.bot_token.is_some() {
         tokio::spawn(bot::register_commands_for(settings.clone(), bot.panel_labels()));
     }

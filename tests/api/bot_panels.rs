@@ -42,9 +42,12 @@ async fn two_panels() -> (Bot, FakePanel, FakePanel, FakeRest) {
     other.url = url::Url::parse(&de2.url()).unwrap();
     other.family = None;
     let client = |settings| Arc::new(PanelClient::new(settings).unwrap());
-    let bot = Bot::new(config.bot.clone().unwrap(), Some(client(&default)), Some("eu1".into()))
-        .unwrap()
-        .with_panels(vec![("de2".into(), client(&other)), ("eu1".into(), client(&other))]);
+    let panels = vec![
+        (Some("eu1".into()), client(&default)),
+        (Some("de2".into()), client(&other)),
+        (Some("eu1".into()), client(&other)),
+    ];
+    let bot = Bot::new(config.bot.clone().unwrap(), panels).unwrap();
     (bot, eu1, de2, rest)
 }
 
