@@ -61,13 +61,8 @@ impl Bodies {
             })
             .collect();
         let template = serde_json::to_vec(&batch).unwrap();
-        let needle = format!("bench_{PLACEHOLDER}_");
-        let offsets = template
-            .windows(needle.len())
-            .enumerate()
-            .filter(|(_, window)| *window == needle.as_bytes())
-            .map(|(at, _)| at + "bench_".len())
-            .collect();
+        let offsets = common::offsets(&template, &format!("bench_{PLACEHOLDER}_"));
+        let offsets = offsets.into_iter().map(|at| at + "bench_".len()).collect();
         Self { template, offsets }
     }
 

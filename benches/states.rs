@@ -65,20 +65,9 @@ impl Bodies {
             })
             .collect();
         let template = serde_json::to_vec(&batch).unwrap();
-        let needle = format!("bench_{PLACEHOLDER}");
-        let offsets = template
-            .windows(needle.len())
-            .enumerate()
-            .filter(|(_, window)| *window == needle.as_bytes())
-            .map(|(at, _)| at + "bench_".len())
-            .collect();
-        let usage_needle = USAGE_PLACEHOLDER.to_string();
-        let usage = template
-            .windows(usage_needle.len())
-            .enumerate()
-            .filter(|(_, window)| *window == usage_needle.as_bytes())
-            .map(|(at, _)| at)
-            .collect();
+        let offsets = common::offsets(&template, &format!("bench_{PLACEHOLDER}"));
+        let offsets = offsets.into_iter().map(|at| at + "bench_".len()).collect();
+        let usage = common::offsets(&template, &USAGE_PLACEHOLDER.to_string());
         Self { template, offsets, usage, size }
     }
 
