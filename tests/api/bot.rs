@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
-use crate::fake_bot_peers::{FakePanel, FakeRest, JWT_PREFIX, PANEL_PASSWORD, PANEL_USER};
+use crate::fake_bot_peers::{FakePanel, FakeRest, RestCall, JWT_PREFIX, PANEL_PASSWORD, PANEL_USER};
 use crate::helpers::{logs, poll_until, spawn_app_in, Options, TestApp};
 
 pub(crate) const SIGNING_KEY: [u8; 32] = [7; 32];
@@ -88,6 +88,21 @@ pub(crate) fn panel_api(options: Options, url: &str, family: &str) -> Options {
         .var("PANEL_API_USERNAME", PANEL_USER)
         .var("PANEL_API_PASSWORD", PANEL_PASSWORD)
         .var("PANEL_API_FAMILY", family)
+}
+
+/// Sends the command `interaction` to a relay whose panel is slow: checks that it is deferred
+/// (type 5, seen by the member only) and returns the edit of the deferred response, made with the
+/// interaction's token.
+pub(crate) async fn deferred_then_edited(app: &TestApp, rest: &FakeRest, interaction: &Value) -> RestCall {
+    let deferred = interact(app, interaction).await;
+    assert_eq!((deferred["type"].as_u64(), deferred["data"]["flags"].as_u64()), (Some(5), Some(64)), "{deferred}");
+    let edit = poll_until("the deferred response edited", || async {
+        rest.calls().into_iter().find(|call| call.method == "PATCH")
+    })
+    .await;
+    let token = interaction["token"].as_str().unwrap();
+    assert_eq!(edit.path, format!("/api/v10/webhooks/{APPLICATION_ID}/{token}/messages/@original"));
+    edit
 }
 
 pub(crate) async fn start(extra: &[(&str, &str)]) -> Bot {
@@ -206,14 +221,7 @@ async fn user_shows_the_live_card_without_a_secret() {
 async fn a_slow_panel_is_deferred_then_the_card_is_edited_in() {
     let bot = start(&[]).await;
     bot.panel.state.lock().unwrap().delay = Duration::from_millis(3500);
-    let deferred = interact(&bot.app, &command("alice", &[MODERATOR_ROLE])).await;
-    assert_eq!((deferred["type"].as_u64(), deferred["data"]["flags"].as_u64()), (Some(5), Some(64)), "{deferred}");
-    let edit = poll_until("the deferred response edited", || async {
-        bot.rest.calls().into_iter().find(|call| call.method == "PATCH")
-    })
-    .await;
-    let token = fixture("command_user.json")["token"].as_str().unwrap().to_owned();
-    assert_eq!(edit.path, format!("/api/v10/webhooks/{APPLICATION_ID}/{token}/messages/@original"));
+    let edit = deferred_then_edited(&bot.app, &bot.rest, &command("alice", &[MODERATOR_ROLE])).await;
     assert_eq!(edit.body["embeds"][0]["title"], "alice", "{:?}", edit.body);
     assert_eq!(edit.authorization, None, "the interaction's token authorises the edit, not the bot token");
 }

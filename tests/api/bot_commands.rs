@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::bot::{command, fixture, http_bot, interact, now, panel_api, APPLICATION_ID, GUILD, MODERATOR_ROLE};
+use crate::bot::{command, deferred_then_edited, http_bot, interact, now, panel_api, GUILD, MODERATOR_ROLE};
 use crate::fake_bot_peers::{FakePanel, FakeRest, Shape, PANEL_PASSWORD, PANEL_USER};
 use crate::fake_discord::FakeDiscord;
 use crate::helpers::{fixture as body, poll_until, spawn_app_in, Options, TestApp};
@@ -104,14 +104,7 @@ async fn stats_shows_the_counts_each_family_answered() {
 async fn a_slow_panel_defers_stats_then_edits_them_in() {
     let bot = start(Shape::Marzban, Options::new(), &[]).await;
     bot.panel.state.lock().unwrap().delay = Duration::from_millis(3500);
-    let deferred = interact(&bot.app, &slash("stats")).await;
-    assert_eq!((deferred["type"].as_u64(), deferred["data"]["flags"].as_u64()), (Some(5), Some(64)), "{deferred}");
-    let edit = poll_until("the deferred response edited", || async {
-        bot.rest.calls().into_iter().find(|call| call.method == "PATCH")
-    })
-    .await;
-    let token = fixture("command_user.json")["token"].as_str().unwrap().to_owned();
-    assert_eq!(edit.path, format!("/api/v10/webhooks/{APPLICATION_ID}/{token}/messages/@original"));
+    let edit = deferred_then_edited(&bot.app, &bot.rest, &slash("stats")).await;
     let value = edit.body["embeds"][0]["fields"][0]["value"].as_str().unwrap_or_default();
     assert!(value.contains("Active **7**"), "{:?}", edit.body);
 }
