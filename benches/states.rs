@@ -17,6 +17,7 @@ mod common;
 #[path = "common/relay.rs"]
 mod relay;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,18 +29,33 @@ const BINARY: &str = env!("CARGO_BIN_EXE_marzban-discord-relay");
 /// The users the relay knows once filled, and the ones every load's events are about.
 const USERS: usize = 100_000;
 
+/// Every user gets the same kind of event in every load: user `n` the `n % KINDS`-th of the
+/// captures (modulo their number), so that between two loads only its usage changes (a 1-event
+/// load sending every user the first capture would change the status kept of most users filled
+/// by 50-event requests, which is an edit: written and shown, not what this bench measures).
+const KINDS: usize = 50;
+
 /// Bodies of `size` real events for users `bench_<n>` (n below [`USERS`]), the usernames
-/// written into a fixed-width placeholder per request.
+/// written into a fixed-width placeholder per request: one template per [`KINDS`] / `size` of a
+/// cycle of users, so each user always gets the same kind of event.
 struct Bodies {
-    template: Vec<u8>,
+    templates: Vec<Template>,
+    size: usize,
+}
+
+/// One request's body with placeholders.
+struct Template {
+    body: Vec<u8>,
     offsets: Vec<usize>,
     /// Where each event's `used_traffic` is: a new value per request, so every event changes the
     /// state kept of its user (as a user's usage does between two events).
     usage: Vec<usize>,
-    size: usize,
 }
 
 const PLACEHOLDER: &str = "000000";
+
+/// Bodies made so far in this run, by every load: each body's usage is higher than the last's.
+static BODIES_MADE: AtomicU64 = AtomicU64::new(0);
 const USAGE_PLACEHOLDER: i64 = 4_242_424_242;
 
 /// With `STATES_EDITS=1`, each request also sets a new data limit (as an admin's edit does), so
@@ -51,9 +67,38 @@ fn edits() -> bool {
 
 impl Bodies {
     fn new(events: &[Value], size: usize) -> Self {
-        let batch: Vec<Value> = (0..size)
-            .map(|i| {
-                let mut event = events[i % events.len()].clone();
+        assert!(KINDS % size == 0 && USERS % KINDS == 0, "a request's users are one run of kinds");
+        let templates = (0..KINDS / size).map(|variant| Template::new(events, variant * size, size)).collect();
+        Self { templates, size }
+    }
+
+    /// Request `request`'s body: its events are about users `request * size + i`, modulo [`USERS`].
+    fn body(&self, request: usize) -> Vec<u8> {
+        let template = &self.templates[request % self.templates.len()];
+        let mut body = template.body.clone();
+        // Each event's username is written twice (top level and in `user`): two offsets an event.
+        let per_event = template.offsets.len() / self.size;
+        for (n, &at) in template.offsets.iter().enumerate() {
+            let user = (request * self.size + n / per_event.max(1)) % USERS;
+            body[at..at + PLACEHOLDER.len()].copy_from_slice(format!("{user:06}").as_bytes());
+        }
+        // Higher with every body of the run, across loads: a load's requests count from 0 again,
+        // so a usage taken from `request` went down at each new load, which reads as a usage
+        // reset (a change written and shown) for every user the previous load reached further.
+        let usage = format!("{}", 1_000_000_000 + BODIES_MADE.fetch_add(1, Ordering::Relaxed) % 1_000_000_000);
+        for &at in &template.usage {
+            body[at..at + usage.len()].copy_from_slice(usage.as_bytes());
+        }
+        body
+    }
+}
+
+impl Template {
+    /// `size` events: the captures of kinds `first` to `first + size - 1`.
+    fn new(events: &[Value], first: usize, size: usize) -> Self {
+        let batch: Vec<Value> = (first..first + size)
+            .map(|kind| {
+                let mut event = events[kind % events.len()].clone();
                 common::rename(&mut event, &format!("bench_{PLACEHOLDER}"));
                 if event["user"].is_object() {
                     event["user"]["used_traffic"] = USAGE_PLACEHOLDER.into();
@@ -64,27 +109,11 @@ impl Bodies {
                 event
             })
             .collect();
-        let template = serde_json::to_vec(&batch).unwrap();
-        let offsets = common::offsets(&template, &format!("bench_{PLACEHOLDER}"));
+        let body = serde_json::to_vec(&batch).unwrap();
+        let offsets = common::offsets(&body, &format!("bench_{PLACEHOLDER}"));
         let offsets = offsets.into_iter().map(|at| at + "bench_".len()).collect();
-        let usage = common::offsets(&template, &USAGE_PLACEHOLDER.to_string());
-        Self { template, offsets, usage, size }
-    }
-
-    /// Request `request`'s body: its events are about users `request * size + i`, modulo [`USERS`].
-    fn body(&self, request: usize) -> Vec<u8> {
-        let mut body = self.template.clone();
-        // Each event's username is written twice (top level and in `user`): two offsets an event.
-        let per_event = self.offsets.len() / self.size;
-        for (n, &at) in self.offsets.iter().enumerate() {
-            let user = (request * self.size + n / per_event.max(1)) % USERS;
-            body[at..at + PLACEHOLDER.len()].copy_from_slice(format!("{user:06}").as_bytes());
-        }
-        let usage = format!("{}", 1_000_000_000 + request % 1_000_000_000);
-        for &at in &self.usage {
-            body[at..at + usage.len()].copy_from_slice(usage.as_bytes());
-        }
-        body
+        let usage = common::offsets(&body, &USAGE_PLACEHOLDER.to_string());
+        Self { body, offsets, usage }
     }
 }
 
