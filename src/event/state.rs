@@ -104,12 +104,46 @@ impl UserState {
             note: user.note.as_deref().filter(|note| !note.is_empty()).map(|note| cut(note, NOTE_KEPT_BYTES)),
             owner: event.admin.as_ref().and_then(|a| a.username.as_deref()).map(|s| cut(s, NAME_KEPT_BYTES)),
         };
-        Some(state)
+        Some(state.fitted())
+    }
+
+    /// `self` as [`UserState::to_json`] keeps it. The state an event shows is compared with one
+    /// kept (read back from its JSON): were one cut and the other not, every later event would
+    /// claim the dropped names and note as added.
+    fn fitted(mut self) -> Self {
+        if self.json_len_bound() <= STATE_MAX_BYTES {
+            return self;
+        }
+        while json_len(&self) > STATE_MAX_BYTES {
+            self.drop_last_part();
+        }
+        self
+    }
+
+    /// At least as long as the state's JSON, in bytes, counted without serialising it: every
+    /// key, number and bracket fit in [`JSON_FIXED_BYTES`], and a string's byte takes at most
+    /// six once escaped. An ordinary state is far under [`STATE_MAX_BYTES`] by this bound.
+    fn json_len_bound(&self) -> usize {
+        let strings = [&self.status, &self.reset_strategy, &self.note, &self.owner].into_iter().flatten();
+        let strings = strings.chain(&self.protocols).chain(&self.groups);
+        strings
+            .fold(JSON_FIXED_BYTES, |bound, text| bound.saturating_add(text.len().saturating_mul(6)).saturating_add(3))
+    }
+
+    /// Drops the last protocol or group, else the note, else the names: what a state too large to
+    /// keep loses first.
+    fn drop_last_part(&mut self) {
+        let dropped_a_name = self.groups.pop().is_some() || self.protocols.pop().is_some();
+        if !dropped_a_name && self.note.take().is_none() {
+            self.owner = None;
+            self.status = None;
+            self.reset_strategy = None;
+        }
     }
 
     /// The state as JSON of at most [`STATE_MAX_BYTES`]: names escaped in JSON can take six
     /// times their bytes, so a state too large drops the last protocols and groups, then the
-    /// note, until it fits. A change there is then missed once; nothing else is.
+    /// note, until it fits ([`UserState::of`] cuts the same way). A change there is not seen; nothing else is.
     pub fn to_json(&self) -> String {
         let mut state = std::borrow::Cow::Borrowed(self);
         loop {
@@ -117,13 +151,7 @@ impl UserState {
             if text.len() <= STATE_MAX_BYTES {
                 return text;
             }
-            let state = state.to_mut();
-            let dropped_a_name = state.groups.pop().is_some() || state.protocols.pop().is_some();
-            if !dropped_a_name && state.note.take().is_none() {
-                state.owner = None;
-                state.status = None;
-                state.reset_strategy = None;
-            }
+            state.to_mut().drop_last_part();
         }
     }
 
@@ -131,40 +159,106 @@ impl UserState {
     /// when it went down (a reset): it grows between any two events of an active user.
     pub fn changes_since(&self, before: &UserState) -> Vec<Change> {
         let mut changes = Vec::new();
-        let mut scalar = |field: &'static str, old: Value, new: Value| {
+        // Values are built only for the fields that differ: most events change nothing but usage.
+        fn scalar<T: PartialEq + Clone + Into<Value>>(
+            changes: &mut Vec<Change>,
+            field: &'static str,
+            old: &T,
+            new: &T,
+        ) {
             if old != new {
-                changes.push(Change { field, before: old, after: new, added: Vec::new(), removed: Vec::new() });
+                let (before, after) = (old.clone().into(), new.clone().into());
+                changes.push(Change { field, before, after, added: Vec::new(), removed: Vec::new() });
             }
-        };
-        scalar("status", before.status.clone().into(), self.status.clone().into());
-        scalar("data_limit", before.data_limit.into(), self.data_limit.into());
-        if self.used_traffic.unwrap_or(0) < before.used_traffic.unwrap_or(0) {
-            scalar("used_traffic", before.used_traffic.into(), self.used_traffic.into());
         }
-        scalar("expire", before.expire.into(), self.expire.into());
-        scalar("on_hold_expire_duration", before.on_hold_expire_duration.into(), self.on_hold_expire_duration.into());
-        scalar("on_hold_timeout", before.on_hold_timeout.into(), self.on_hold_timeout.into());
-        scalar("reset_strategy", before.reset_strategy.clone().into(), self.reset_strategy.clone().into());
+        scalar(&mut changes, "status", &before.status, &self.status);
+        scalar(&mut changes, "data_limit", &before.data_limit, &self.data_limit);
+        if self.used_traffic.unwrap_or(0) < before.used_traffic.unwrap_or(0) {
+            scalar(&mut changes, "used_traffic", &before.used_traffic, &self.used_traffic);
+        }
+        scalar(&mut changes, "expire", &before.expire, &self.expire);
+        scalar(&mut changes, "on_hold_expire_duration", &before.on_hold_expire_duration, &self.on_hold_expire_duration);
+        scalar(&mut changes, "on_hold_timeout", &before.on_hold_timeout, &self.on_hold_timeout);
+        scalar(&mut changes, "reset_strategy", &before.reset_strategy, &self.reset_strategy);
         for (field, old, new) in
             [("protocols", &before.protocols, &self.protocols), ("groups", &before.groups, &self.groups)]
         {
+            if old == new {
+                continue;
+            }
             let added: Vec<String> = new.iter().filter(|name| !old.contains(name)).cloned().collect();
             let removed: Vec<String> = old.iter().filter(|name| !new.contains(name)).cloned().collect();
             if !added.is_empty() || !removed.is_empty() {
                 changes.push(Change { field, before: old.clone().into(), after: new.clone().into(), added, removed });
             }
         }
-        let plan = |plan: &Option<PlanState>| serde_json::to_value(plan).unwrap_or(Value::Null);
-        let mut scalar = |field: &'static str, old: Value, new: Value| {
-            if old != new {
-                changes.push(Change { field, before: old, after: new, added: Vec::new(), removed: Vec::new() });
-            }
-        };
-        scalar("next_plan", plan(&before.next_plan), plan(&self.next_plan));
-        scalar("note", before.note.clone().into(), self.note.clone().into());
-        scalar("owner", before.owner.clone().into(), self.owner.clone().into());
+        if before.next_plan != self.next_plan {
+            let plan = |plan: &Option<PlanState>| serde_json::to_value(plan).unwrap_or(Value::Null);
+            let (old, new) = (plan(&before.next_plan), plan(&self.next_plan));
+            changes.push(Change {
+                field: "next_plan",
+                before: old,
+                after: new,
+                added: Vec::new(),
+                removed: Vec::new(),
+            });
+        }
+        scalar(&mut changes, "note", &before.note, &self.note);
+        scalar(&mut changes, "owner", &before.owner, &self.owner);
         changes
     }
+
+    /// Whether `self` is `kept` with the same or more usage, and nothing else changed.
+    pub fn only_more_usage_than(&self, kept: &UserState) -> bool {
+        // Every field named, so that a field added later is not forgotten here.
+        let UserState {
+            status,
+            data_limit,
+            used_traffic,
+            expire,
+            on_hold_expire_duration,
+            on_hold_timeout,
+            reset_strategy,
+            protocols,
+            groups,
+            next_plan,
+            note,
+            owner,
+        } = self;
+        used_traffic.unwrap_or(0) >= kept.used_traffic.unwrap_or(0)
+            && *status == kept.status
+            && *data_limit == kept.data_limit
+            && *expire == kept.expire
+            && *on_hold_expire_duration == kept.on_hold_expire_duration
+            && *on_hold_timeout == kept.on_hold_timeout
+            && *reset_strategy == kept.reset_strategy
+            && *protocols == kept.protocols
+            && *groups == kept.groups
+            && *next_plan == kept.next_plan
+            && *note == kept.note
+            && *owner == kept.owner
+    }
+}
+
+/// More than a state's JSON takes besides its strings: the keys (about 200 bytes), eight numbers
+/// of at most 20 characters, a boolean, and the brackets, colons and commas.
+const JSON_FIXED_BYTES: usize = 512;
+
+/// How long `state` is as JSON, in bytes, without writing it anywhere.
+fn json_len(state: &UserState) -> usize {
+    struct Counted(usize);
+    impl std::io::Write for Counted {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counted = Counted(0);
+    serde_json::to_writer(&mut counted, state).expect("a user state always serialises");
+    counted.0
 }
 
 /// At most [`NAMES_KEPT`] names, each cut to [`NAME_KEPT_BYTES`].
@@ -184,6 +278,41 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_is_kept_as_it_reads_back_and_its_bound_is_never_short() {
+        let hidden = "\u{1}".repeat(1000);
+        let numbers = UserState {
+            status: Some(String::new()),
+            data_limit: Some(i64::MIN),
+            used_traffic: Some(i64::MIN),
+            expire: Some(i64::MIN),
+            on_hold_expire_duration: Some(i64::MIN),
+            on_hold_timeout: Some(i64::MIN),
+            reset_strategy: Some(String::new()),
+            next_plan: Some(PlanState {
+                data_limit: Some(i64::MIN),
+                expire_duration: Some(i64::MIN),
+                expire_date: Some(i64::MIN),
+                add_remaining_traffic: false,
+            }),
+            note: Some(String::new()),
+            owner: Some(String::new()),
+            ..UserState::default()
+        };
+        let too_large = UserState {
+            note: Some(cut(&hidden, NOTE_KEPT_BYTES)),
+            protocols: names(&vec![hidden.clone(); 100]),
+            groups: names(&vec!["\"".repeat(32); 100]),
+            ..numbers.clone()
+        };
+        for state in [UserState::default(), numbers, too_large.clone()] {
+            assert!(state.json_len_bound() >= json_len(&state), "the bound is at least the length: {state:?}");
+        }
+        let kept: UserState = serde_json::from_str(&too_large.to_json()).unwrap();
+        assert_ne!(kept, too_large, "a state too large loses its last names");
+        assert_eq!(too_large.fitted(), kept, "the state of an event is cut as the kept one reads back");
+    }
 
     #[test]
     fn the_largest_state_stays_under_its_bound() {

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::IngestError;
 use crate::destination::{Destination, Origin, Target};
 use crate::event::{parse_batch, Event, Rejection, UserState};
-use crate::outbox::{NewRow, Outbox, SeenState, StatesHeld, StoredDestination, Tallied, UserKey};
+use crate::outbox::{KeptStates, NewRow, Outbox, SeenState, StatesHeld, StoredDestination, Tallied, UserKey};
 use crate::render::Renderer;
 use crate::routing::Router;
 
@@ -35,7 +35,8 @@ pub struct Prepared {
     pub remember: Vec<StoredDestination>,
     /// Every accepted event (folded, muted and unrouted ones too), for scheduled reports.
     pub tally: Vec<Tallied>,
-    /// The last state of each user the events showed (or that the user is gone), to remember.
+    /// The last state of each user the events showed (or that the user is gone) that the outbox
+    /// is to write (see [`split_written`]); empty without states.
     pub states: Vec<SeenState>,
     /// The users whose states were read, held until `states` are stored (so another request
     /// about them reads what this one stores, not what both would have read).
@@ -66,19 +67,13 @@ pub fn prepare(
         }
         None => (HashMap::new(), None),
     };
-    let known: HashMap<UserKey, UserState> =
-        stored.iter().map(|(key, (state, _))| (key.clone(), state.clone())).collect();
-    let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates, &known);
-    if states.is_none() {
-        prepared.states.clear();
-    }
-    // What the cache of states should hold once stored: every state seen, those not written with
-    // the time the outbox has (so that it is written again within a day).
-    let latest = prepared.states.iter().map(|seen| cached_after(seen, &stored)).collect();
+    let known: Known = stored.iter().map(|(key, (state, _))| (key.clone(), state.clone())).collect();
+    let (mut prepared, latest) = prepare_seen(&batch.events, received_at, renderer, router, fold_updates, &known);
     if let Some(held) = &mut held {
-        held.remember(latest);
+        let (written, cached) = split_written(latest, unix_ms(received_at), &stored);
+        held.remember(cached);
+        prepared.states = written;
     }
-    prepared.states.retain(|seen| !unchanged_and_recent(seen, &stored));
     prepared.rejected = batch.rejected;
     prepared.rejected_total = batch.rejected_total;
     prepared.held = held;
@@ -94,9 +89,22 @@ pub fn prepare_events(
     renderer: &Renderer,
     router: &Router,
     fold_updates: bool,
-    known: &HashMap<UserKey, UserState>,
+    known: &Known,
 ) -> Prepared {
-    let mut seen = Seen::new(known, received_at);
+    prepare_seen(events, received_at, renderer, router, fold_updates, known).0
+}
+
+/// [`prepare_events`], with the state each user is left in (`prepared.states` stays empty: which
+/// are written is [`split_written`]'s to say).
+fn prepare_seen(
+    events: &[Event],
+    received_at: OffsetDateTime,
+    renderer: &Renderer,
+    router: &Router,
+    fold_updates: bool,
+    known: &Known,
+) -> (Prepared, Vec<Latest>) {
+    let mut seen = Seen::new(known);
     let pairs = if fold_updates { folded_updates(events) } else { Vec::new() };
     let folded: Vec<usize> = pairs.iter().map(|(update, _)| *update).collect();
     let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -138,9 +146,9 @@ pub fn prepare_events(
             // The edit's admin, where the status event names none.
             Some((update, _)) if event.by.is_none() => {
                 let by = events[*update].by.clone();
-                renderer.render_after(&Event { by, ..event.clone() }, previous.as_ref())
+                renderer.render_after(&Event { by, ..event.clone() }, previous.as_deref())
             }
-            _ => renderer.render_after(event, previous.as_ref()),
+            _ => renderer.render_after(event, previous.as_deref()),
         };
         let part = serde_json::to_string(&part).expect("a rendered part always serialises");
         for route in routes {
@@ -168,8 +176,7 @@ pub fn prepare_events(
             prepared.destinations.entry(destination.name.clone()).or_insert(destination);
         }
     }
-    prepared.states = seen.into_states();
-    prepared
+    (prepared, seen.into_latest())
 }
 
 /// How long a kept state that did not change may go without being written again: its `seen_at`
@@ -177,39 +184,43 @@ pub fn prepare_events(
 /// reset clears it.
 const SEEN_AT_SLACK_MS: i64 = 86_400_000;
 
-/// Whether `seen` differs from the state stored, written less than a day ago, at most by more
-/// usage: writing it would cost a page write in the outbox for what no card shows (usage is
-/// shown as a change only when a reset lowers it). The cache of states keeps the new usage
-/// ([`cached_after`]); the outbox has it within a day.
-fn unchanged_and_recent(seen: &SeenState, stored: &HashMap<UserKey, (UserState, i64)>) -> bool {
-    let key = (seen.panel.clone(), seen.username.clone());
-    stored.get(&key).is_some_and(|(kept, seen_at)| {
-        seen.state.as_ref().is_some_and(|now| only_more_usage(now, kept))
-            && seen.seen_at_ms.saturating_sub(*seen_at) < SEEN_AT_SLACK_MS
-    })
+/// A user and the state a request leaves them in (`None`: deleted).
+type Latest = (UserKey, Option<Arc<UserState>>);
+
+/// The states a request seen at `seen_at_ms` leaves its users in, as stored: those to write, and
+/// what the cache of states is to hold once they are. A state that differs from the one stored,
+/// written less than a day ago, at most by more usage is not written: that would cost a page
+/// write in the outbox for what no card shows (usage is shown as a change only when a reset
+/// lowers it). The cache holds it, with the time the outbox has for it, so that it is written
+/// within a day; each state is serialised once, for both.
+fn split_written(latest: Vec<Latest>, seen_at_ms: i64, stored: &KeptStates) -> (Vec<SeenState>, Vec<SeenState>) {
+    let mut written = Vec::with_capacity(latest.len());
+    let mut cached = Vec::with_capacity(latest.len());
+    for (key, state) in latest {
+        let kept_since = stored.get(&key).and_then(|(kept, at)| {
+            let recent = seen_at_ms.saturating_sub(*at) < SEEN_AT_SLACK_MS;
+            (recent && state.as_ref().is_some_and(|now| now.only_more_usage_than(kept))).then_some(*at)
+        });
+        let (panel, username) = key;
+        let state = state.map(|state| Arc::from(state.to_json()));
+        let seen = SeenState { panel, username, state, seen_at_ms: kept_since.unwrap_or(seen_at_ms) };
+        if kept_since.is_none() {
+            written.push(seen.clone());
+        }
+        cached.push(seen);
+    }
+    (written, cached)
 }
 
-/// Whether `now` is `kept` with the same or more usage.
-fn only_more_usage(now: &UserState, kept: &UserState) -> bool {
-    now.used_traffic.unwrap_or(0) >= kept.used_traffic.unwrap_or(0)
-        && UserState { used_traffic: kept.used_traffic, ..now.clone() } == *kept
-}
-
-/// What the cache of states holds for `seen` once the request is stored: the new state, with the
-/// time the outbox has for it (the old one when the new state is not written).
-fn cached_after(seen: &SeenState, stored: &HashMap<UserKey, (UserState, i64)>) -> SeenState {
-    let key = (seen.panel.clone(), seen.username.clone());
-    let seen_at_ms = match stored.get(&key) {
-        Some((_, seen_at)) if unchanged_and_recent(seen, stored) => *seen_at,
-        _ => seen.seen_at_ms,
-    };
-    SeenState { seen_at_ms, ..seen.clone() }
+/// `at` in unix milliseconds.
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 /// The state each user of `events` is left in, after those in `known`: what the relay would
 /// remember once it received `events`. Deleted users are absent.
-pub fn states_after(events: &[Event], known: &HashMap<UserKey, UserState>) -> HashMap<UserKey, UserState> {
-    let mut seen = Seen::new(known, OffsetDateTime::UNIX_EPOCH);
+pub fn states_after(events: &[Event], known: &Known) -> Known {
+    let mut seen = Seen::new(known);
     for event in events {
         seen.replace(event);
     }
@@ -223,6 +234,9 @@ pub fn states_after(events: &[Event], known: &HashMap<UserKey, UserState>) -> Ha
     states
 }
 
+/// Users' states as the relay knows them before a request: shared with the cache of states.
+pub type Known = HashMap<UserKey, Arc<UserState>>;
+
 /// The longest username whose state is remembered, in bytes.
 const USERNAME_KEPT_BYTES: usize = 128;
 
@@ -233,23 +247,25 @@ fn user_key(event: &Event) -> UserKey {
 
 /// The users' states as a batch goes: what the outbox remembered, then what each event showed.
 struct Seen<'a> {
-    known: &'a HashMap<UserKey, UserState>,
+    known: &'a Known,
     /// Users met in this batch, in order, with the state they were last seen in (`None`: deleted).
-    latest: Vec<(UserKey, Option<UserState>)>,
-    seen_at_ms: i64,
+    latest: Vec<Latest>,
 }
 
 impl<'a> Seen<'a> {
-    fn new(known: &'a HashMap<UserKey, UserState>, received_at: OffsetDateTime) -> Self {
-        let seen_at_ms = i64::try_from(received_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-        Self { known, latest: Vec::new(), seen_at_ms }
+    fn new(known: &'a Known) -> Self {
+        Self { known, latest: Vec::new() }
     }
 
     /// The state `event`'s user was in before it, and records the state it shows. A deletion
     /// forgets the user; an event without a user changes nothing else.
-    fn replace(&mut self, event: &Event) -> Option<UserState> {
+    fn replace(&mut self, event: &Event) -> Option<Arc<UserState>> {
         let key = user_key(event);
-        let now = if event.action.as_str() == "user_deleted" { Some(None) } else { UserState::of(event).map(Some) };
+        let now = if event.action.as_str() == "user_deleted" {
+            Some(None)
+        } else {
+            UserState::of(event).map(|state| Some(Arc::new(state)))
+        };
         let at = self.latest.iter().position(|(k, _)| *k == key);
         let before = match at {
             Some(i) => self.latest[i].1.clone(),
@@ -264,15 +280,13 @@ impl<'a> Seen<'a> {
         before
     }
 
-    fn into_states(self) -> Vec<SeenState> {
-        let seen_at_ms = self.seen_at_ms;
+    /// The state each user met is left in, but users whose names are too long to remember.
+    fn into_latest(self) -> Vec<Latest> {
         // Panels' usernames are at most 32 characters; a longer one is not remembered, so a key
         // takes at most this much room.
-        self.latest
-            .into_iter()
-            .filter(|((_, username), _)| username.len() <= USERNAME_KEPT_BYTES)
-            .map(|((panel, username), state)| SeenState { panel, username, state, seen_at_ms })
-            .collect()
+        let mut latest = self.latest;
+        latest.retain(|((_, username), _)| username.len() <= USERNAME_KEPT_BYTES);
+        latest
     }
 }
 
@@ -339,28 +353,51 @@ mod tests {
         parse_batch(&body, OffsetDateTime::now_utc(), None).unwrap().events
     }
 
+    /// `kept` with one field changed, for every field a card shows but usage.
+    fn edits_of_each_field(kept: &UserState) -> Vec<(&'static str, UserState)> {
+        let plan = crate::event::PlanState { data_limit: Some(1), ..Default::default() };
+        let word = Some("other".to_owned());
+        vec![
+            ("status", UserState { status: word.clone(), ..kept.clone() }),
+            ("data_limit", UserState { data_limit: Some(20), ..kept.clone() }),
+            ("expire", UserState { expire: Some(1), ..kept.clone() }),
+            ("on_hold_expire_duration", UserState { on_hold_expire_duration: Some(1), ..kept.clone() }),
+            ("on_hold_timeout", UserState { on_hold_timeout: Some(1), ..kept.clone() }),
+            ("reset_strategy", UserState { reset_strategy: word.clone(), ..kept.clone() }),
+            ("protocols", UserState { protocols: vec!["trojan".into()], ..kept.clone() }),
+            ("groups", UserState { groups: vec!["vip".into()], ..kept.clone() }),
+            ("next_plan", UserState { next_plan: Some(plan), ..kept.clone() }),
+            ("note", UserState { note: word.clone(), ..kept.clone() }),
+            ("owner", UserState { owner: word, ..kept.clone() }),
+        ]
+    }
+
     #[test]
     fn a_state_with_only_more_usage_is_written_daily_and_an_edit_or_a_reset_at_once() {
         let kept = UserState { data_limit: Some(10), used_traffic: Some(5), ..UserState::default() };
         let key = (String::new(), "a".to_owned());
-        let stored = HashMap::from([(key, (kept.clone(), 1_000))]);
-        let seen = |state: UserState, at: i64| SeenState {
-            panel: String::new(),
-            username: "a".into(),
-            state: Some(state),
-            seen_at_ms: at,
+        let stored = HashMap::from([(key.clone(), (Arc::new(kept.clone()), 1_000))]);
+        // What is written, and what is cached, of the state `now` seen at `at`.
+        let split = |now: Option<UserState>, at: i64| {
+            let (written, mut cached) = split_written(vec![(key.clone(), now.map(Arc::new))], at, &stored);
+            assert_eq!(cached.len(), 1, "the cache always learns the state");
+            (written, cached.remove(0))
         };
-        let more_usage = seen(UserState { used_traffic: Some(9), ..kept.clone() }, 2_000);
-        assert!(unchanged_and_recent(&more_usage, &stored), "more usage, within a day: not written");
-        assert_eq!(cached_after(&more_usage, &stored).seen_at_ms, 1_000, "cached with the time the outbox has");
-        assert_eq!(cached_after(&more_usage, &stored).state.unwrap().used_traffic, Some(9), "and the new usage");
-        let a_day_later = seen(UserState { used_traffic: Some(9), ..kept.clone() }, 1_000 + SEEN_AT_SLACK_MS);
-        assert!(!unchanged_and_recent(&a_day_later, &stored), "a day later it is written");
-        let reset = seen(UserState { used_traffic: Some(0), ..kept.clone() }, 2_000);
-        assert!(!unchanged_and_recent(&reset, &stored), "a reset is written at once");
-        let edit = seen(UserState { data_limit: Some(20), ..kept }, 2_000);
-        assert!(!unchanged_and_recent(&edit, &stored), "an edit is written at once");
-        assert_eq!(cached_after(&edit, &stored).seen_at_ms, 2_000);
+        let more_usage = UserState { used_traffic: Some(9), ..kept.clone() };
+        let (written, cached) = split(Some(more_usage.clone()), 2_000);
+        assert!(written.is_empty(), "more usage, within a day: not written");
+        assert_eq!(cached.seen_at_ms, 1_000, "cached with the time the outbox has");
+        assert_eq!(cached.state.as_deref(), Some(more_usage.to_json().as_str()), "and the new usage");
+        let (written, _) = split(Some(more_usage), 1_000 + SEEN_AT_SLACK_MS);
+        assert_eq!(written.len(), 1, "a day later it is written");
+        let (written, cached) = split(Some(UserState { used_traffic: Some(0), ..kept.clone() }), 2_000);
+        assert_eq!((written.len(), cached.seen_at_ms), (1, 2_000), "a reset is written at once");
+        assert_eq!(written[0], cached, "as the cache holds it");
+        for (field, edited) in edits_of_each_field(&kept) {
+            assert_eq!(split(Some(edited), 2_000).0.len(), 1, "an edit of {field} is written at once");
+        }
+        let (written, cached) = split(None, 2_000);
+        assert_eq!((written.len(), cached.state), (1, None), "a deletion is written, and the cache forgets the user");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub use nodes::{OutageRecord, PastOutage};
 use reader::Reader;
 pub use rows::{Batch, DeadRow, Enqueued, NewRow, Retry, Row, RowMeta, StoredDestination};
 pub use state_cache::{StatesHeld, CACHED_USERS};
-pub use states::{SeenState, UserKey, STATES_MAX};
+pub use states::{KeptStates, SeenState, UserKey, STATES_MAX};
 pub use tally::{
     HealthKind, PeriodTally, ReportRecord, Tallied, LISTED_ACTIONS, NAMES_PER_SLOT, NAME_KEPT_CHARS, OTHER_ACTION,
     SLOT_SECONDS, TALLY_KEEP_DAYS,
@@ -100,6 +100,11 @@ pub struct Outbox {
     forgotten_posts: Arc<AtomicU64>,
     /// Users' states being updated, and the most recent ones as committed (see [`state_cache`]).
     states: Arc<state_cache::StateCache>,
+    /// A read connection for users' states alone, which ingest reads for every request: on the
+    /// shared one a request waited for any delivery query under way, and each of its reads began
+    /// after a commit, so SQLite dropped (freed) every page that connection held for deliveries,
+    /// to allocate them again for the next delivery query.
+    states_reader: Reader,
 }
 
 impl Outbox {
@@ -126,7 +131,9 @@ impl Outbox {
         // The writer's connection upgrades the schema before the reader's opens.
         let writer = Writer::start(schema::open_writer(&path)?)?;
         let reader = Reader::new(schema::open_reader(&path)?);
-        Ok(Self { writer, reader, path, max_bytes, forgotten_posts: Arc::default(), states: Arc::default() })
+        let states_reader = Reader::new(schema::open_states_reader(&path)?);
+        let (forgotten_posts, states) = (Arc::default(), Arc::default());
+        Ok(Self { writer, reader, states_reader, path, max_bytes, forgotten_posts, states })
     }
 
     /// The SQLite file.
@@ -155,13 +162,12 @@ impl Outbox {
     /// in one transaction.
     pub async fn enqueue_batch(&self, batch: Batch, dedup_window: Option<Duration>) -> Result<Enqueued, OutboxError> {
         let Batch { rows, destinations, tally, states, held } = batch;
-        let texts = Arc::new(states::serialise(&states));
         let (rows, destinations, tally, states) =
             (Arc::new(rows), Arc::new(destinations), Arc::new(tally), Arc::new(states));
         let max_bytes = self.max_bytes;
         let attempt = || {
-            let (rows, destinations, tally, states, texts) =
-                (rows.clone(), destinations.clone(), tally.clone(), states.clone(), texts.clone());
+            let (rows, destinations, tally, states) =
+                (rows.clone(), destinations.clone(), tally.clone(), states.clone());
             let cache = self.states.clone();
             self.writer.call(move |conn| {
                 if !queries::room_for(conn, &rows, max_bytes)? {
@@ -169,7 +175,7 @@ impl Outbox {
                 }
                 // Before the rows: a re-sent event is recognised by the rows stored earlier.
                 tally::record(conn, &tally, dedup_window)?;
-                states::record_serialised(conn, &states, &texts, STATES_MAX, &cache)?;
+                states::record(conn, &states, STATES_MAX, &cache)?;
                 Ok(queries::store(conn, &rows, &destinations, dedup_window)?)
             })
         };

@@ -272,3 +272,12 @@ pub fn open_reader(path: &Path) -> Result<Connection, OutboxError> {
     conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(|err| cannot_open(path, &err))?;
     Ok(conn)
 }
+
+/// [`open_reader`], for users' states alone: a request reads a few pages of them (the B-tree's
+/// top and the leaves of its users), which SQLite drops at the next read after a commit anyway,
+/// so a cache of 256 KiB is plenty; SQLite reuses the first pages it allocated for them.
+pub fn open_states_reader(path: &Path) -> Result<Connection, OutboxError> {
+    let conn = open_reader(path)?;
+    conn.execute_batch("PRAGMA cache_size = -256;").map_err(|err| cannot_open(path, &err))?;
+    Ok(conn)
+}

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+#[cfg(doc)]
 use crate::event::UserState;
 
 /// A user, by panel label (`""` for none) and username.
@@ -17,8 +18,9 @@ pub type UserKey = (String, String);
 pub struct SeenState {
     pub panel: String,
     pub username: String,
-    /// `None`: the user was deleted; their state is forgotten.
-    pub state: Option<UserState>,
+    /// The state as stored ([`UserState::to_json`]); `None`: the user was deleted, their state
+    /// is forgotten. Shared: the cache and the write hold the same text.
+    pub state: Option<Arc<str>>,
     /// When it was seen, unix ms.
     pub seen_at_ms: i64,
 }
@@ -32,8 +34,11 @@ pub const CACHED_USERS: usize = 20_000;
 /// answered 503 (and the panel sends it again): as long as SQLite waits for its write lock.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A state and when it was written (unix ms).
-pub type Stored = (UserState, i64);
+/// A state as stored ([`UserState::to_json`]) and when it was written (unix ms). Kept as its text:
+/// one allocation a user, where a parsed state takes a dozen. With 20,000 parsed states in the
+/// cache, half of them dropped at once every 10,000 users, every allocation of ingest got slower
+/// (docs/BENCHMARKS.md, "Users' states").
+pub type Stored = (Arc<str>, i64);
 
 #[derive(Default)]
 pub struct StateCache {
@@ -144,14 +149,6 @@ impl StateCache {
             }
         }
         Some((StatesHeld { cache: self.clone(), users: users.to_vec(), latest: Vec::new() }, found, missing))
-    }
-
-    /// Remembers states read from the outbox (by a request holding their users).
-    pub fn read(&self, states: &HashMap<UserKey, Stored>) {
-        let mut inner = self.lock();
-        for (user, stored) in states {
-            inner.put(user.clone(), stored.clone());
-        }
     }
 
     /// Forgets every cached state: the outbox forgot some (retention, its bound, room).

@@ -4,6 +4,7 @@
 //! least recently seen first).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -18,14 +19,14 @@ use crate::event::UserState;
 pub const STATES_MAX: u64 = 200_000;
 
 /// Users' states as kept, each with when it was written (unix ms).
-pub type KeptStates = HashMap<UserKey, (UserState, i64)>;
+pub type KeptStates = HashMap<UserKey, (Arc<UserState>, i64)>;
 
 impl Outbox {
     /// The states last seen of `users`, each with when it was written (unix ms), from the read
     /// connection, blocking: for ingest's CPU work, which runs off the async workers already.
     /// Users never seen (or whose state is unreadable) are absent.
-    pub fn user_states_blocking(&self, users: &[UserKey]) -> Result<HashMap<UserKey, (UserState, i64)>, OutboxError> {
-        self.reader.read_blocking(|conn| read(conn, users))
+    pub fn user_states_blocking(&self, users: &[UserKey]) -> Result<KeptStates, OutboxError> {
+        self.states_reader.read_blocking(|conn| read(conn, users))
     }
 
     /// The states last seen of `users`, like [`Outbox::user_states_blocking`], for a request that
@@ -33,15 +34,17 @@ impl Outbox {
     /// first, and holds them until the returned [`StatesHeld`] is dropped, which the caller does
     /// once its [`Outbox::enqueue_batch`] answered. Blocking: for ingest's CPU work.
     pub fn user_states_for_update(&self, users: &[UserKey]) -> Result<(KeptStates, StatesHeld), OutboxError> {
-        let (held, mut found, missing) = self
+        let (held, cached, missing) = self
             .states
             .take_turn(users)
             .ok_or_else(|| OutboxError::Storage("a request about the same users was not stored within 5 s".into()))?;
-        if !missing.is_empty() {
-            let stored = self.reader.read_blocking(|conn| read(conn, &missing))?;
-            self.states.read(&stored);
-            found.extend(stored);
-        }
+        let mut found = if missing.is_empty() {
+            KeptStates::new()
+        } else {
+            // Not cached: the request's end caches what it leaves them in, not what was read.
+            self.states_reader.read_blocking(|conn| read(conn, &missing))?
+        };
+        found.extend(cached.into_iter().filter_map(|(user, (text, seen_at))| Some((user, (parse(&text)?, seen_at)))));
         Ok((found, held))
     }
 
@@ -62,7 +65,7 @@ impl Outbox {
     }
 }
 
-fn read(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKey, (UserState, i64)>> {
+fn read(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<KeptStates> {
     // One read transaction for all: each query on its own would be a transaction of its own, and
     // SQLite drops its cache of pages at each one that begins after a write committed (there is
     // one every few milliseconds under load), reading the same pages again.
@@ -75,7 +78,7 @@ fn read(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKe
     Ok(found)
 }
 
-fn read_each(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<UserKey, (UserState, i64)>> {
+fn read_each(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<KeptStates> {
     let mut stmt = conn.prepare_cached("SELECT state, seen_at FROM user_states WHERE panel = ?1 AND username = ?2")?;
     let mut found = HashMap::new();
     for (panel, username) in users {
@@ -83,36 +86,22 @@ fn read_each(conn: &Connection, users: &[UserKey]) -> rusqlite::Result<HashMap<U
         let Some((text, seen_at)) = row.optional()? else {
             continue;
         };
-        // A state this version cannot read is as good as none: the next event replaces it.
-        if let Ok(state) = serde_json::from_str(&text) {
+        if let Some(state) = parse(&text) {
             found.insert((panel.clone(), username.clone()), (state, seen_at));
         }
     }
     Ok(found)
 }
 
+/// A state as stored. One this version cannot read is as good as none: the next event replaces it.
+fn parse(text: &str) -> Option<Arc<UserState>> {
+    serde_json::from_str::<UserState>(text).ok().map(Arc::new)
+}
+
 /// Writes what `seen` tells, in order (the last word on a user wins), then forgets the least
 /// recently seen users beyond `max` (see [`forget_beyond`]); the cache forgets everything if any
 /// was.
-#[cfg(test)]
 pub(super) fn record(conn: &Connection, seen: &[SeenState], max: u64, cache: &StateCache) -> rusqlite::Result<()> {
-    record_serialised(conn, seen, &serialise(seen), max, cache)
-}
-
-/// Each state of `seen` as it is stored (`None` for a deleted user): done before the writer
-/// thread, which every request waits for, gets them.
-pub(super) fn serialise(seen: &[SeenState]) -> Vec<Option<String>> {
-    seen.iter().map(|seen| seen.state.as_ref().map(UserState::to_json)).collect()
-}
-
-/// [`record`], with the states serialised already (`texts`, from [`serialise`]).
-pub(super) fn record_serialised(
-    conn: &Connection,
-    seen: &[SeenState],
-    texts: &[Option<String>],
-    max: u64,
-    cache: &StateCache,
-) -> rusqlite::Result<()> {
     if seen.is_empty() {
         return Ok(());
     }
@@ -121,10 +110,10 @@ pub(super) fn record_serialised(
          ON CONFLICT (panel, username) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
     )?;
     let mut forget = conn.prepare_cached("DELETE FROM user_states WHERE panel = ?1 AND username = ?2")?;
-    for (seen, text) in seen.iter().zip(texts) {
-        match text {
+    for seen in seen {
+        match &seen.state {
             Some(text) => {
-                put.execute(params![seen.panel, seen.username, text, seen.seen_at_ms])?;
+                put.execute(params![seen.panel, seen.username, &**text, seen.seen_at_ms])?;
             }
             None => {
                 forget.execute(params![seen.panel, seen.username])?;
@@ -204,7 +193,7 @@ mod tests {
     use super::*;
 
     fn seen(username: &str, limit: Option<i64>, at: i64) -> SeenState {
-        let state = limit.map(|limit| UserState { data_limit: Some(limit), ..UserState::default() });
+        let state = limit.map(|limit| UserState { data_limit: Some(limit), ..UserState::default() }.to_json().into());
         SeenState { panel: String::new(), username: username.into(), state, seen_at_ms: at }
     }
 

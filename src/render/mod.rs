@@ -256,10 +256,9 @@ impl Renderer {
 
     /// The template context of `event`: the event itself, and `changes` since `previous`.
     pub(crate) fn context(&self, event: &Event, previous: Option<&UserState>) -> Value {
-        let changes = match (previous, UserState::of(event)) {
-            (Some(before), Some(after)) => changes::describe(&after.changes_since(before), self.lang),
-            _ => Vec::new(),
-        };
+        let changes = previous
+            .and_then(|before| Some(changes::describe(&UserState::of(event)?.changes_since(before), self.lang)))
+            .unwrap_or_default();
         let changes: Vec<Value> = changes.iter().map(changes::ChangeView::to_value).collect();
         minijinja::context! { changes => changes, ..Value::from_serialize(event) }
     }

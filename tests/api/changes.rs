@@ -140,3 +140,24 @@ async fn two_simultaneous_edits_of_one_user_each_show_the_change_since_the_other
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_state_too_large_to_keep_whole_claims_no_change_at_the_next_edit() {
+    // A note of control characters: each takes six bytes once escaped in JSON, so the state as
+    // kept (UserState::to_json) drops the protocols, then the note. The next edit, which only
+    // adds usage, changed nothing a card shows: it must not claim them added.
+    let discord = FakeDiscord::start().await;
+    let (app, _dir) = spawn_app(&discord).await;
+    let with_usage = |used: i64| {
+        edited(|user| {
+            user["note"] = "\u{1}".repeat(256).into();
+            user["used_traffic"] = used.into();
+        })
+    };
+    assert_eq!(app.post(with_usage(1 << 20)).await.status(), 200);
+    discord.wait_for_embeds(1, WAIT).await;
+    assert_eq!(app.post(with_usage(2 << 20)).await.status(), 200);
+    let second = discord.wait_for_embeds(2, WAIT).await[1].clone();
+    assert!(!description(&second).contains("→"), "no change since the edit before: {second:#}");
+    app.stop().await;
+}
