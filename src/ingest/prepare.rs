@@ -41,6 +41,8 @@ pub struct Prepared {
     /// The users whose states were read, held until `states` are stored (so another request
     /// about them reads what this one stores, not what both would have read).
     pub held: Option<StatesHeld>,
+    /// The state each user is left in, for [`split_written`] to say which are written.
+    latest: Vec<Latest>,
 }
 
 /// Parses, routes and renders a body: CPU work, run off the async workers. With `states`, each
@@ -68,7 +70,8 @@ pub fn prepare(
         None => (HashMap::new(), None),
     };
     let known: Known = stored.iter().map(|(key, (state, _))| (key.clone(), state.clone())).collect();
-    let (mut prepared, latest) = prepare_seen(&batch.events, received_at, renderer, router, fold_updates, &known);
+    let mut prepared = prepare_events(&batch.events, received_at, renderer, router, fold_updates, &known);
+    let latest = std::mem::take(&mut prepared.latest);
     if let Some(held) = &mut held {
         let (written, cached) = split_written(latest, unix_ms(received_at), &stored);
         held.remember(cached);
@@ -91,23 +94,10 @@ pub fn prepare_events(
     fold_updates: bool,
     known: &Known,
 ) -> Prepared {
-    prepare_seen(events, received_at, renderer, router, fold_updates, known).0
-}
-
-/// [`prepare_events`], with the state each user is left in (`prepared.states` stays empty: which
-/// are written is [`split_written`]'s to say).
-fn prepare_seen(
-    events: &[Event],
-    received_at: OffsetDateTime,
-    renderer: &Renderer,
-    router: &Router,
-    fold_updates: bool,
-    known: &Known,
-) -> (Prepared, Vec<Latest>) {
     let mut seen = Seen::new(known);
     let pairs = if fold_updates { folded_updates(events) } else { Vec::new() };
     let folded: Vec<usize> = pairs.iter().map(|(update, _)| *update).collect();
-    let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let received_at_ms = unix_ms(received_at);
     let mut prepared = Prepared {
         accepted: events.len(),
         actions: events.iter().map(|e| e.action.to_string()).collect(),
@@ -129,6 +119,7 @@ fn prepare_seen(
             .collect(),
         states: Vec::new(),
         held: None,
+        latest: Vec::new(),
     };
     for (index, event) in events.iter().enumerate() {
         if folded.contains(&index) {
@@ -176,7 +167,8 @@ fn prepare_seen(
             prepared.destinations.entry(destination.name.clone()).or_insert(destination);
         }
     }
-    (prepared, seen.into_latest())
+    prepared.latest = seen.into_latest();
+    prepared
 }
 
 /// How long a kept state that did not change may go without being written again: its `seen_at`
