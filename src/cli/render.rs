@@ -15,7 +15,7 @@ use crate::deliver::preview;
 use crate::destination::{Destination, Target, DEFAULT_DESTINATION};
 use crate::event::{parse_batch, parse_datetime, Event};
 use crate::ingest::{prepare_events, states_after};
-use crate::outbox::{NewRow, RowMeta};
+use crate::outbox::{unix_ms, NewRow, RowMeta};
 use crate::render::{report, samples, Loaded, Part, Renderer};
 use crate::reports::{Report, ReportKind};
 use crate::startup;
@@ -91,7 +91,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .or_else(|| router.destinations().first().cloned())
             .unwrap_or_else(|| Arc::new(Destination::new(DEFAULT_DESTINATION, Target::DryRun)));
         let sample = Report { parts: report::samples(kind.name(), now.unix_timestamp()).swap_remove(0) };
-        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = unix_ms(now);
         let rows = sample.rows(&destination.name, &loaded.renderer, now_ms);
         let destinations = BTreeMap::from([(destination.name.clone(), destination)]);
         print_rows(rows, &destinations, &config, &loaded.renderer)?;

@@ -114,8 +114,14 @@ impl UserState {
         if self.json_len_bound() <= STATE_MAX_BYTES {
             return self;
         }
-        while json_len(&self) > STATE_MAX_BYTES {
-            self.drop_last_part();
+        // Too large: drop the last protocol or group, else the note, else the names, until it fits.
+        while serialised(&self).len() > STATE_MAX_BYTES {
+            let dropped_a_name = self.groups.pop().is_some() || self.protocols.pop().is_some();
+            if !dropped_a_name && self.note.take().is_none() {
+                self.owner = None;
+                self.status = None;
+                self.reset_strategy = None;
+            }
         }
         self
     }
@@ -130,29 +136,16 @@ impl UserState {
             .fold(JSON_FIXED_BYTES, |bound, text| bound.saturating_add(text.len().saturating_mul(6)).saturating_add(3))
     }
 
-    /// Drops the last protocol or group, else the note, else the names: what a state too large to
-    /// keep loses first.
-    fn drop_last_part(&mut self) {
-        let dropped_a_name = self.groups.pop().is_some() || self.protocols.pop().is_some();
-        if !dropped_a_name && self.note.take().is_none() {
-            self.owner = None;
-            self.status = None;
-            self.reset_strategy = None;
-        }
-    }
-
     /// The state as JSON of at most [`STATE_MAX_BYTES`]: names escaped in JSON can take six
     /// times their bytes, so a state too large drops the last protocols and groups, then the
-    /// note, until it fits ([`UserState::of`] cuts the same way). A change there is not seen; nothing else is.
+    /// note, until it fits ([`UserState::of`] cuts the same way). A change there is not seen;
+    /// nothing else is.
     pub fn to_json(&self) -> String {
-        let mut state = std::borrow::Cow::Borrowed(self);
-        loop {
-            let text = serde_json::to_string(&*state).expect("a user state always serialises");
-            if text.len() <= STATE_MAX_BYTES {
-                return text;
-            }
-            state.to_mut().drop_last_part();
+        let text = serialised(self);
+        if text.len() <= STATE_MAX_BYTES {
+            return text;
         }
+        serialised(&self.clone().fitted())
     }
 
     /// What differs from `before` to `self`, in the order a card lists it. Used traffic counts only
@@ -244,21 +237,9 @@ impl UserState {
 /// of at most 20 characters, a boolean, and the brackets, colons and commas.
 const JSON_FIXED_BYTES: usize = 512;
 
-/// How long `state` is as JSON, in bytes, without writing it anywhere.
-fn json_len(state: &UserState) -> usize {
-    struct Counted(usize);
-    impl std::io::Write for Counted {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counted = Counted(0);
-    serde_json::to_writer(&mut counted, state).expect("a user state always serialises");
-    counted.0
+/// `state` as JSON, whatever its size.
+fn serialised(state: &UserState) -> String {
+    serde_json::to_string(state).expect("a user state always serialises")
 }
 
 /// At most [`NAMES_KEPT`] names, each cut to [`NAME_KEPT_BYTES`].
@@ -307,7 +288,7 @@ mod tests {
             ..numbers.clone()
         };
         for state in [UserState::default(), numbers, too_large.clone()] {
-            assert!(state.json_len_bound() >= json_len(&state), "the bound is at least the length: {state:?}");
+            assert!(state.json_len_bound() >= serialised(&state).len(), "the bound is at least the length: {state:?}");
         }
         let kept: UserState = serde_json::from_str(&too_large.to_json()).unwrap();
         assert_ne!(kept, too_large, "a state too large loses its last names");

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::IngestError;
 use crate::destination::{Destination, Origin, Target};
 use crate::event::{parse_batch, Event, Rejection, UserState};
-use crate::outbox::{KeptStates, NewRow, Outbox, SeenState, StatesHeld, StoredDestination, Tallied, UserKey};
+use crate::outbox::{unix_ms, KeptStates, NewRow, Outbox, SeenState, StatesHeld, StoredDestination, Tallied, UserKey};
 use crate::render::Renderer;
 use crate::routing::Router;
 
@@ -202,11 +202,6 @@ fn split_written(latest: Vec<Latest>, seen_at_ms: i64, stored: &KeptStates) -> (
         cached.push(seen);
     }
     (written, cached)
-}
-
-/// `at` in unix milliseconds.
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 /// The state each user of `events` is left in, after those in `known`: what the relay would

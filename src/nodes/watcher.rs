@@ -22,7 +22,7 @@ use crate::deliver::{node_post, node_posts, Dispatch};
 use crate::destination::Destination;
 use crate::event::Family;
 use crate::metrics::Health;
-use crate::outbox::{NewRow, OutageRecord, Outbox, OutboxError, PostKey};
+use crate::outbox::{unix_ms, NewRow, OutageRecord, Outbox, OutboxError, PostKey};
 use crate::panel::{CoreStatus, Node, PanelClient, PanelError};
 use crate::render::Templates;
 use crate::routing::Router;
@@ -94,7 +94,7 @@ impl Watcher {
             Ok(answer) => answer,
             Err(_) => Err(PanelError::Unreachable(format!("no answer within {:?}", self.round_budget()))),
         };
-        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = unix_ms(now);
         let timing = self.settings.timing();
         let mut next = state.clone();
         next.url = Some(self.client.base_url().to_owned());

@@ -309,6 +309,11 @@ impl Outbox {
     }
 }
 
+/// `at` in milliseconds since the unix epoch (0 for a time too far from it to count in an `i64`).
+pub fn unix_ms(at: time::OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
 /// Milliseconds since the unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
